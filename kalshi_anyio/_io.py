@@ -1,0 +1,150 @@
+"""The I/O primitives of `kalshi_anyio`: TCP/TLS streams, clocks, sleep, a connection limit.
+
+Everything else in this package is written against these few calls, and ``scripts/unasync.py``
+turns it into `kalshi_sync` by swapping this module for ``kalshi_sync/_io.py``. anyio runs the
+same code on asyncio and trio. Third-party exceptions are translated here, once, into the
+`kalshi_proto.errors.TransportError` tree.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import select
+import ssl
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+
+import anyio
+import anyio.abc
+from anyio.streams.tls import TLSStream
+
+from kalshi_proto.errors import ConnectError, ConnectTimeout, ReadError, ReadTimeout, WriteError
+
+__all__ = [
+    "Limiter",
+    "Stream",
+    "clocks",
+    "connect",
+    "default_ssl_context",
+    "monotonic",
+    "random_source",
+    "sleep",
+]
+
+_READ_SIZE = 256 * 1024
+
+
+def monotonic() -> float:
+    """The event loop's clock, in seconds; the ``now`` every core call receives."""
+    return anyio.current_time()
+
+
+def clocks() -> tuple[float, int]:
+    """(loop clock seconds, Unix milliseconds), read together."""
+    return anyio.current_time(), time.time_ns() // 1_000_000
+
+
+async def sleep(seconds: float) -> None:
+    """Sleep without blocking the event loop."""
+    await anyio.sleep(seconds)
+
+
+def random_source() -> Callable[[], float]:
+    """A jitter source for retries, seeded from the OS."""
+    return random.Random().random
+
+
+def default_ssl_context(context: ssl.SSLContext | None) -> ssl.SSLContext:
+    """The caller's context, or a verifying default that offers HTTP/1.1 by ALPN."""
+    if context is not None:
+        return context
+    context = ssl.create_default_context()
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+@contextmanager
+def _deadline(deadline: float, timeout_error: type[Exception], what: str) -> Iterator[None]:
+    try:
+        with anyio.fail_after(max(0.0, deadline - anyio.current_time())):
+            yield
+    except TimeoutError:
+        raise timeout_error(f"{what} timed out") from None
+
+
+class Stream:
+    """One TCP connection, TLS or not."""
+
+    def __init__(self, stream: anyio.abc.ByteStream, raw: object) -> None:
+        self._stream = stream
+        self._raw = raw
+
+    async def send(self, data: bytes, deadline: float) -> None:
+        """Write all of ``data`` before ``deadline``."""
+        with _deadline(deadline, WriteError, "writing the request"):
+            try:
+                await self._stream.send(data)
+            except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError, ssl.SSLError) as exc:
+                raise WriteError(f"writing the request failed: {exc!r}") from exc
+
+    async def receive(self, deadline: float) -> bytes:
+        """Read some bytes before ``deadline``; ``b""`` when the peer closed the connection."""
+        with _deadline(deadline, ReadTimeout, "reading the response"):
+            try:
+                return await self._stream.receive(_READ_SIZE)
+            except (anyio.EndOfStream, anyio.IncompleteRead):
+                return b""
+            except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError, ssl.SSLError) as exc:
+                raise ReadError(f"reading the response failed: {exc!r}") from exc
+
+    def is_readable(self) -> bool:
+        """True when the idle connection has bytes or EOF waiting: the server dropped it."""
+        fileno = getattr(self._raw, "fileno", None)
+        if fileno is None:
+            return False
+        try:
+            readable, _, _ = select.select([fileno()], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
+
+    async def aclose(self) -> None:
+        """Close the connection at once, without waiting for the peer."""
+        await anyio.aclose_forcefully(self._stream)
+
+
+async def connect(
+    host: str, port: int, ssl_context: ssl.SSLContext | None, deadline: float
+) -> Stream:
+    """Open a TCP connection (and a TLS session when ``ssl_context`` is given) before ``deadline``."""
+    with _deadline(deadline, ConnectTimeout, f"connecting to {host}:{port}"):
+        try:
+            tcp = await anyio.connect_tcp(host, port)
+        except OSError as exc:
+            raise ConnectError(f"cannot connect to {host}:{port}: {exc}") from exc
+        raw = tcp.extra(anyio.abc.SocketAttribute.raw_socket)
+        if ssl_context is None:
+            return Stream(tcp, raw)
+        try:
+            tls = await TLSStream.wrap(
+                tcp, hostname=host, ssl_context=ssl_context, standard_compatible=False
+            )
+        except (OSError, ssl.SSLError, anyio.BrokenResourceError, anyio.EndOfStream) as exc:
+            await anyio.aclose_forcefully(tcp)
+            raise ConnectError(f"TLS handshake with {host}:{port} failed: {exc}") from exc
+        return Stream(tls, raw)
+
+
+class Limiter:
+    """At most ``total`` connections in use at once."""
+
+    def __init__(self, total: int) -> None:
+        self._limiter = anyio.CapacityLimiter(total if total > 0 else math.inf)
+
+    @asynccontextmanager
+    async def hold(self) -> AsyncIterator[None]:
+        """Hold one slot for the duration of the ``async with`` block."""
+        async with self._limiter:
+            yield

@@ -1,0 +1,122 @@
+"""`AsyncKalshiClient`: the REST client over raw TCP/TLS streams, driving the core's HTTP/1.1.
+
+Connections are kept alive and reused; an idle connection the server has dropped is noticed
+before reuse and replaced. At most ``max_connections`` requests are in flight at once; more wait
+for a free slot. Every decision (signing, retries, pages, errors) is made by the core; this file
+only moves bytes.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+from kalshi_anyio import _io
+from kalshi_proto.errors import LocalProtocolError, ReadError, RemoteProtocolError
+from kalshi_proto.rest._async_base import AsyncClientBase
+from kalshi_proto.rest.call import HttpRequest, HttpResponse
+from kalshi_proto.rest.events import ConnectionClosed, ResponseReceived
+from kalshi_proto.rest.http11 import Http11Connection
+
+__all__ = ["AsyncKalshiClient"]
+
+
+class _Connection:
+    __slots__ = ("http", "stream")
+
+    def __init__(self, stream: _io.Stream, host: str) -> None:
+        self.stream = stream
+        self.http = Http11Connection(host)
+
+
+class AsyncKalshiClient(AsyncClientBase):
+    """The Kalshi REST API over keep-alive HTTP/1.1 connections.
+
+    Takes every argument of `kalshi_proto.rest._async_base.AsyncClientBase` (``key_id``,
+    ``private_key``, ``demo``, ``base_url``, ``retry``, ...) and:
+
+    Args:
+        ssl_context: the TLS context (a verifying default otherwise).
+        max_connections: the most connections open at once (0 for no limit).
+    """
+
+    def __init__(
+        self,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        max_connections: int = 10,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        base = self.config.base_url
+        self._ssl = _io.default_ssl_context(ssl_context) if base.scheme == "https" else None
+        self._host = base.host
+        self._port = base.port
+        self._host_header = base.host_header
+        self._idle: list[_Connection] = []
+        self._limiter = _io.Limiter(max_connections)
+        self._closed = False
+
+    async def aclose(self) -> None:
+        """Close every idle connection; the client cannot be used afterwards."""
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            await connection.stream.aclose()
+
+    async def _send(self, request: HttpRequest, timeout: float) -> HttpResponse:
+        if self._closed:
+            raise LocalProtocolError("the client is closed")
+        deadline = _io.monotonic() + timeout
+        async with self._limiter.hold():
+            connection = await self._checkout(deadline)
+            try:
+                response = await self._exchange(connection, request, deadline)
+            except BaseException:
+                await connection.stream.aclose()
+                raise
+            if connection.http.reusable and not self._closed:
+                self._idle.append(connection)
+            else:
+                await connection.stream.aclose()
+            return response
+
+    async def _checkout(self, deadline: float) -> _Connection:
+        while self._idle:
+            connection = self._idle.pop()
+            if not connection.stream.is_readable():
+                return connection
+            await connection.stream.aclose()
+        stream = await _io.connect(self._host, self._port, self._ssl, deadline)
+        return _Connection(stream, self._host_header)
+
+    async def _exchange(
+        self, connection: _Connection, request: HttpRequest, deadline: float
+    ) -> HttpResponse:
+        http = connection.http
+        http.send_request(request)
+        await connection.stream.send(http.data_to_send(), deadline)
+        while True:
+            event = http.next_event()
+            if isinstance(event, ResponseReceived):
+                return event.response
+            if isinstance(event, ConnectionClosed):
+                raise ReadError("the server closed the connection before answering")
+            data = await connection.stream.receive(deadline)
+            try:
+                if data:
+                    http.receive_data(data, _io.monotonic())
+                else:
+                    http.receive_eof(_io.monotonic())
+            except RemoteProtocolError as exc:
+                raise ReadError(f"bad response from the server: {exc}") from exc
+
+    async def _sleep(self, seconds: float) -> None:
+        await _io.sleep(seconds)
+
+    def _clocks(self) -> tuple[float, int]:
+        return _io.clocks()
+
+    def _default_rng(self) -> Callable[[], float]:
+        return _io.random_source()

@@ -1,0 +1,248 @@
+"""Every exception the SDK raises, shared by the core and all adapters.
+
+```
+KalshiError
+  ConfigurationError        bad configuration: base URL, host policy, options
+    CredentialsError        a key could not be loaded (bad PEM, wrong type, missing file)
+  AuthRequiredError         a private operation was called without credentials (before any I/O)
+  ProtocolError
+    LocalProtocolError      you asked for something the current state forbids
+    RemoteProtocolError     the peer's bytes break the protocol; carries a hint
+  ApiError                  REST non-2xx: .status, .code, .message, .details, .request_id
+    ValidationError 400, AuthenticationError 401, PermissionDeniedError 403,
+    NotFoundError 404, ConflictError 409, RateLimitError 429 (.retry_after), ServerError 5xx
+  TransportError            ConnectError, ReadError, WriteError, ConnectTimeout, ReadTimeout,
+                            CallTimeout (the three timeouts also subclass TimeoutError)
+  SequenceGapError, BackpressureError, SubscriptionError, FixRejectError, FixLogoutError
+```
+
+No message or ``repr`` here ever carries a key, a signature or a passphrase.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ApiError",
+    "AuthRequiredError",
+    "AuthenticationError",
+    "BackpressureError",
+    "CallTimeout",
+    "ConfigurationError",
+    "ConflictError",
+    "ConnectError",
+    "ConnectTimeout",
+    "CredentialsError",
+    "FixLogoutError",
+    "FixRejectError",
+    "KalshiError",
+    "LocalProtocolError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "ProtocolError",
+    "RateLimitError",
+    "ReadError",
+    "ReadTimeout",
+    "RemoteProtocolError",
+    "SequenceGapError",
+    "ServerError",
+    "SubscriptionError",
+    "TransportError",
+    "ValidationError",
+    "WriteError",
+    "api_error_for_status",
+]
+
+
+class KalshiError(Exception):
+    """Base class of every error this SDK raises."""
+
+
+class ConfigurationError(KalshiError, ValueError):
+    """A client was configured with values that cannot work (bad URL, refused host, bad option)."""
+
+
+class CredentialsError(ConfigurationError):
+    """A private key or key id could not be loaded; the message says what was wrong."""
+
+
+class AuthRequiredError(KalshiError):
+    """A private operation was called on a client that has no credentials; nothing was sent."""
+
+
+class ProtocolError(KalshiError):
+    """A protocol rule was broken, by us (`LocalProtocolError`) or the peer (`RemoteProtocolError`)."""
+
+
+class LocalProtocolError(ProtocolError):
+    """You asked for something the current state of a core object forbids."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent bytes that break the protocol.
+
+    ``hint`` carries a wire code for the reply where one exists (a WebSocket close code, a FIX
+    SessionRejectReason(373)); it is ``None`` otherwise.
+    """
+
+    def __init__(self, message: str, *, hint: int | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+class ApiError(KalshiError):
+    """The REST API answered with a non-2xx status.
+
+    Attributes:
+        status: the HTTP status code.
+        code: the ``code`` of the spec's ``ErrorResponse`` body, if any.
+        message: the ``message`` of the body, or a short description of the status.
+        details: the ``details`` of the body, if any.
+        request_id: the request id the server sent back in a response header, if any.
+        operation_id: the OpenAPI ``operationId`` of the call, if known.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        details: str | None = None,
+        request_id: str | None = None,
+        operation_id: str | None = None,
+    ) -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+        self.request_id = request_id
+        self.operation_id = operation_id
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        parts = [f"HTTP {self.status}"]
+        if self.operation_id:
+            parts.append(f"from {self.operation_id}")
+        text = " ".join(parts) + ": "
+        if self.code:
+            text += f"[{self.code}] "
+        text += self.message
+        if self.details:
+            text += f" ({self.details})"
+        if self.request_id:
+            text += f" [request id {self.request_id}]"
+        return text
+
+
+class ValidationError(ApiError):
+    """HTTP 400: the server rejected the request; ``details`` has its explanation."""
+
+
+class AuthenticationError(ApiError):
+    """HTTP 401: the signature, key id or timestamp was not accepted."""
+
+
+class PermissionDeniedError(ApiError):
+    """HTTP 403: the key is valid but lacks the scope or access for this operation."""
+
+
+class NotFoundError(ApiError):
+    """HTTP 404: the ticker, order or other resource does not exist."""
+
+
+class ConflictError(ApiError):
+    """HTTP 409: the request conflicts with current state (a duplicate client order id, say)."""
+
+
+class RateLimitError(ApiError):
+    """HTTP 429: too many requests. ``retry_after`` is the server's hint in seconds, if it sent one."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        code: str | None = None,
+        details: str | None = None,
+        request_id: str | None = None,
+        operation_id: str | None = None,
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(
+            status,
+            message,
+            code=code,
+            details=details,
+            request_id=request_id,
+            operation_id=operation_id,
+        )
+
+
+class ServerError(ApiError):
+    """HTTP 5xx: the server failed; idempotent calls are retried before this is raised."""
+
+
+_STATUS_CLASSES: dict[int, type[ApiError]] = {
+    400: ValidationError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    429: RateLimitError,
+}
+
+
+def api_error_for_status(status: int) -> type[ApiError]:
+    """The `ApiError` subclass for an HTTP status (5xx -> `ServerError`, others -> `ApiError`)."""
+    if status >= 500:
+        return ServerError
+    return _STATUS_CLASSES.get(status, ApiError)
+
+
+class TransportError(KalshiError):
+    """The connection failed; no HTTP response (or no complete one) was received."""
+
+
+class ConnectError(TransportError):
+    """The connection could not be opened (refused, DNS failure, TLS handshake failure)."""
+
+
+class ReadError(TransportError):
+    """Reading from an open connection failed, or the peer closed it mid-response."""
+
+
+class WriteError(TransportError):
+    """Writing to an open connection failed."""
+
+
+class ConnectTimeout(ConnectError, TimeoutError):
+    """The connection was not open before the connect timeout."""
+
+
+class ReadTimeout(ReadError, TimeoutError):
+    """No bytes arrived before the read timeout."""
+
+
+class CallTimeout(TransportError, TimeoutError):
+    """The whole call, retries included, did not finish before ``total_timeout``."""
+
+
+class SequenceGapError(KalshiError):
+    """A feed skipped sequence numbers and automatic recovery is turned off."""
+
+
+class BackpressureError(KalshiError):
+    """A bounded queue overflowed and the overflow policy is to raise."""
+
+
+class SubscriptionError(KalshiError):
+    """The server refused a WebSocket subscription command."""
+
+
+class FixRejectError(KalshiError):
+    """A FIX message was rejected by the counterparty (Reject(3) or BusinessMessageReject(j))."""
+
+
+class FixLogoutError(KalshiError):
+    """The FIX session ended with a Logout(5) from the counterparty."""

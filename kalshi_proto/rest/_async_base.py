@@ -1,0 +1,211 @@
+"""The part of every async REST client that is not I/O: construction, the facade, the run loop.
+
+An adapter subclasses `AsyncClientBase` and supplies four small methods: ``_send`` (one HTTP
+exchange, raising `TransportError` subclasses), ``_sleep``, ``_clocks`` (monotonic seconds and
+Unix milliseconds, read at one moment) and ``aclose``. Everything else, from building the
+signed request to retrying and paging, is here or deeper in the core, so no adapter repeats it.
+
+``scripts/unasync.py`` writes the blocking twin, ``_sync_base.py``, from this file.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+from collections.abc import AsyncIterator, Callable
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from kalshi_proto.auth import Credentials, Passphrase
+from kalshi_proto.environ import credentials_from_env
+from kalshi_proto.errors import TransportError
+from kalshi_proto.rest.call import Call, HttpRequest, HttpResponse, Page
+from kalshi_proto.rest.client import Finished, RestConfig, RestCore, SendRequest, Sleep
+from kalshi_proto.rest.generated.async_facade import AsyncResources
+from kalshi_proto.rest.pagination import aiterate_pages
+from kalshi_proto.rest.ratelimit import RateLimiter
+from kalshi_proto.rest.retry import RetryPolicy
+from kalshi_proto.rest.settings import (
+    KeyInput,
+    RateLimitSetting,
+    build_rest_config,
+    rate_limiter_for,
+)
+
+__all__ = ["AsyncClientBase"]
+
+T = TypeVar("T")
+
+
+class AsyncClientBase(AsyncResources, abc.ABC):
+    """The shared body of the async clients; see the module docstring.
+
+    Args:
+        key_id: the API key id (with ``private_key`` or ``private_key_path``).
+        private_key: the private key: PEM text or bytes, or a loaded RSA or Ed25519 key.
+        private_key_path: the path of a PEM key file (``~`` is expanded).
+        passphrase: the passphrase of an encrypted PEM, as str, bytes or a callable.
+        credentials: ready-made credentials instead of the three arguments above.
+        demo: talk to the demo environment instead of production.
+        base_url: an explicit base URL (the local exchange, a proxy); see ``allow_any_host``.
+        allow_any_host: accept a base URL outside Kalshi's domains (loopback is always accepted).
+        retry: the retry policy; ``RetryPolicy.disabled()`` turns retries off.
+        timeout: seconds one attempt may take.
+        rate_limit: client-side token buckets: a tier name (``"basic"``, ...), a `RateLimiter`,
+            or None (the default) to send without waiting. See `configure_rate_limit`.
+        user_agent: the ``User-Agent`` header.
+        rng: a source of floats in [0, 1) for retry jitter; the adapter's default otherwise.
+    """
+
+    def __init__(
+        self,
+        *,
+        key_id: str | None = None,
+        private_key: KeyInput | None = None,
+        private_key_path: str | os.PathLike[str] | None = None,
+        passphrase: Passphrase | None = None,
+        credentials: Credentials | None = None,
+        demo: bool = False,
+        base_url: str | None = None,
+        allow_any_host: bool = False,
+        retry: RetryPolicy | None = None,
+        timeout: float = 30.0,
+        rate_limit: RateLimitSetting = None,
+        user_agent: str | None = None,
+        rng: Callable[[], float] | None = None,
+    ) -> None:
+        config = build_rest_config(
+            key_id=key_id,
+            private_key=private_key,
+            private_key_path=private_key_path,
+            passphrase=passphrase,
+            credentials=credentials,
+            demo=demo,
+            base_url=base_url,
+            allow_any_host=allow_any_host,
+            retry=retry,
+            timeout=timeout,
+            user_agent=user_agent,
+        )
+        self._core = RestCore(
+            config, rng=rng or self._default_rng(), rate_limiter=rate_limiter_for(rate_limit)
+        )
+        self._bind_resources(self)
+
+    @classmethod
+    def from_env(cls, **kwargs: Any) -> Self:
+        """A client whose key comes from ``KALSHI_KEY_ID`` and ``KALSHI_PRIVATE_KEY`` (or
+        ``KALSHI_PRIVATE_KEY_PATH``, with ``KALSHI_PRIVATE_KEY_PASSPHRASE``).
+
+        Other keyword arguments are passed to the constructor. With none of the variables set
+        the client is unauthenticated.
+        """
+        return cls(credentials=credentials_from_env(), **kwargs)
+
+    @property
+    def config(self) -> RestConfig:
+        """The client's configuration."""
+        return self._core.config
+
+    @property
+    def is_authenticated(self) -> bool:
+        """True when the client can sign private calls."""
+        return self._core.is_authenticated
+
+    @property
+    def rate_limiter(self) -> RateLimiter | None:
+        """The client-side rate limiter, or None when it is off."""
+        return self._core.rate_limiter
+
+    async def configure_rate_limit(self) -> RateLimiter:
+        """Size the client-side token buckets from ``GET /account/limits`` and turn them on.
+
+        Returns:
+            The limiter now in use.
+        """
+        limits = await self.account.limits()
+        limiter = RateLimiter.from_limits(
+            limits.read.refill_rate,
+            limits.read.bucket_capacity,
+            limits.write.refill_rate,
+            limits.write.bucket_capacity,
+        )
+        self._core.rate_limiter = limiter
+        return limiter
+
+    async def execute(self, call: Call[T]) -> T:
+        """Send a call built by `kalshi_proto.rest.generated.calls` and return its result.
+
+        Retries, rate-limit waits and the total timeout follow the client's configuration.
+
+        Raises:
+            AuthRequiredError: the call needs credentials the client does not have.
+            ApiError: the API answered with an error status (after any retries).
+            TransportError: the connection failed (after any retries).
+        """
+        now, wall_ms = self._clocks()
+        run = self._core.start(call, now)
+        while True:
+            step = run.next_step(now, wall_ms)
+            if isinstance(step, SendRequest):
+                try:
+                    response = await self._send(step.request, step.timeout)
+                except TransportError as exc:
+                    now, wall_ms = self._clocks()
+                    run.receive_failure(exc, now)
+                else:
+                    now, wall_ms = self._clocks()
+                    run.receive_response(response, now, wall_ms)
+            elif isinstance(step, Sleep):
+                await self._sleep(step.seconds)
+                now, wall_ms = self._clocks()
+            else:
+                assert isinstance(step, Finished)
+                return run.result()
+
+    def iterate(self, call: Call[Page[T]], max_pages: int | None = None) -> AsyncIterator[T]:
+        """Yield every item of every page of a list call, fetching pages lazily.
+
+        Raises:
+            ValueError: ``max_pages`` is less than 1.
+        """
+        return aiterate_pages(self.execute, call, max_pages)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        credentials = self._core.config.credentials
+        who = f"key_id={credentials.key_id!r}" if credentials else "unauthenticated"
+        return f"{type(self).__name__}({self._core.config.base_url.url!r}, {who})"
+
+    # ---- supplied by each adapter ----------------------------------------------------------
+
+    @abc.abstractmethod
+    async def aclose(self) -> None:
+        """Close every connection; the client cannot be used afterwards."""
+
+    @abc.abstractmethod
+    async def _send(self, request: HttpRequest, timeout: float) -> HttpResponse:
+        """One HTTP exchange within ``timeout`` seconds; raise `TransportError` on failure."""
+
+    @abc.abstractmethod
+    async def _sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` in the adapter's event loop or thread."""
+
+    @abc.abstractmethod
+    def _clocks(self) -> tuple[float, int]:
+        """(monotonic seconds, Unix milliseconds), read at one moment."""
+
+    @abc.abstractmethod
+    def _default_rng(self) -> Callable[[], float]:
+        """The jitter source used when the caller gives none."""
+

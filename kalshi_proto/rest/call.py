@@ -1,0 +1,376 @@
+"""`Call[T]`: a frozen description of one REST exchange, and the parser of its answer.
+
+A builder such as ``calls.get_markets(status="open", limit=100)`` returns a
+``Call[Page[Market]]``: the operation, the filled-in path, the encoded query, the JSON body bytes.
+Nothing is sent and nothing is signed yet; an adapter hands the call to
+`kalshi_proto.rest.client.RestCore`, which turns it into an `HttpRequest` (with the signature
+headers for the moment it is sent) and turns the `HttpResponse` back into ``T`` with
+`Call.parse`, or raises the mapped `kalshi_proto.errors.ApiError`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Generic, TypeVar, cast, overload
+from urllib.parse import quote
+
+from pydantic import BaseModel
+
+from kalshi_proto.errors import ApiError, RateLimitError, api_error_for_status
+from kalshi_proto.rest.operations import Operation, Param, ParamKind, ParamLocation
+from kalshi_proto.rest.retry import parse_retry_after
+from kalshi_proto.types import decimal_to_wire
+
+__all__ = [
+    "REQUEST_ID_HEADERS",
+    "Call",
+    "HttpRequest",
+    "HttpResponse",
+    "Page",
+    "build_call",
+    "error_from_response",
+]
+
+T = TypeVar("T")
+ItemT = TypeVar("ItemT")
+
+#: Response headers read as the request id of an `ApiError`. Kalshi's docs name none; these are
+#: the conventional names, read when present.
+REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid")
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """One HTTP request, ready for any transport.
+
+    ``target`` is the request-target (path and query); ``headers`` excludes ``Host``, which the
+    transport adds. Header names are as sent; values are ``str``.
+    """
+
+    method: str
+    target: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    """One HTTP response with its body already decoded from any content encoding.
+
+    Header names are lower-case.
+    """
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        """The first value of a header (name matched case-insensitively), or None."""
+        wanted = name.lower()
+        for key, value in self.headers:
+            if key == wanted:
+                return value
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[ItemT]):
+    """One page of a cursor-paginated list.
+
+    Iterating a page yields its items. ``cursor`` is the server's cursor for the next page, or
+    None on the last page; ``response`` is the whole response model (other lists, such as
+    ``event_positions`` beside ``market_positions``, are there).
+    """
+
+    items: list[ItemT]
+    cursor: str | None
+    response: BaseModel
+
+    @property
+    def has_next(self) -> bool:
+        """True when the server returned a cursor for another page."""
+        return self.cursor is not None
+
+    def __iter__(self) -> Iterator[ItemT]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @overload
+    def __getitem__(self, index: int) -> ItemT: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[ItemT]: ...
+
+    def __getitem__(self, index: int | slice) -> ItemT | list[ItemT]:
+        return self.items[index]
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Generic[T]):
+    """One REST exchange to make: the operation, the path, the query and the body.
+
+    ``path`` is relative to the base URL (``/markets/KXBTC-25``); ``query`` holds encoded
+    ``(name, value)`` pairs in order; ``body`` is the JSON request body or ``b""``. ``items`` is
+    the number of orders in a batch, which the client-side rate limiter charges per item.
+    """
+
+    operation: Operation
+    path: str
+    query: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    items: int = 1
+
+    @property
+    def method(self) -> str:
+        """The HTTP method."""
+        return self.operation.method
+
+    @property
+    def requires_auth(self) -> bool:
+        """True when the operation needs signed headers."""
+        return self.operation.requires_auth
+
+    @property
+    def idempotent(self) -> bool:
+        """True when the SDK may resend the request on its own."""
+        return self.operation.idempotent
+
+    def target(self, prefix: str = "") -> str:
+        """The request-target: ``prefix + path`` plus the encoded query string."""
+        if not self.query:
+            return prefix + self.path
+        encoded = "&".join(f"{_quote_query(k)}={_quote_query(v)}" for k, v in self.query)
+        return f"{prefix}{self.path}?{encoded}"
+
+    def with_query(self, name: str, value: str | None) -> Call[T]:
+        """A copy with the query parameter ``name`` set to ``value`` (removed when None)."""
+        kept = tuple((k, v) for k, v in self.query if k != name)
+        if value is not None:
+            kept += ((name, value),)
+        return replace(self, query=kept)
+
+    def query_value(self, name: str) -> str | None:
+        """The encoded value of a query parameter, or None when absent."""
+        for key, value in self.query:
+            if key == name:
+                return value
+        return None
+
+    def parse(self, response: HttpResponse, *, wall_ms: int | None = None) -> T:
+        """Turn a response into ``T``, or raise the `ApiError` its status maps to.
+
+        ``wall_ms`` (Unix milliseconds now) lets an HTTP-date ``Retry-After`` be read.
+
+        Raises:
+            ApiError: a subclass chosen by status (400 `ValidationError`, 404 `NotFoundError`,
+                429 `RateLimitError`, 5xx `ServerError`, ...).
+            RemoteProtocolError: a 2xx body does not match the response schema.
+        """
+        if not 200 <= response.status < 300:
+            raise error_from_response(response, self.operation.operation_id, wall_ms=wall_ms)
+        op = self.operation
+        model = op.response_model
+        if model is None:
+            return cast(T, None)
+        try:
+            parsed = model.model_validate_json(response.body or b"{}")
+        except ValueError as exc:
+            from kalshi_proto.errors import RemoteProtocolError
+
+            raise RemoteProtocolError(
+                f"{op.operation_id}: HTTP {response.status} body does not match "
+                f"{model.__name__}: {_first_lines(str(exc))}"
+            ) from None
+        pagination = op.pagination
+        if pagination is None:
+            return cast(T, parsed)
+        items = getattr(parsed, pagination.items_field)
+        cursor = getattr(parsed, pagination.cursor_field, None) or None
+        return cast(T, Page(items=items, cursor=cursor, response=parsed))
+
+
+def _first_lines(text: str, count: int = 4) -> str:
+    return " / ".join(line.strip() for line in text.splitlines()[:count])
+
+
+def _quote_query(text: str) -> str:
+    return quote(text, safe="-_.~:,")
+
+
+def error_from_response(
+    response: HttpResponse, operation_id: str | None = None, *, wall_ms: int | None = None
+) -> ApiError:
+    """Build the `ApiError` for a non-2xx response.
+
+    Reads the spec's ``ErrorResponse`` body (``code``, ``message``, ``details``) and the
+    ``{"error": "..."}`` body that 429 answers may carry instead; any other body becomes the
+    message, cut to 200 characters. ``Retry-After`` fills `RateLimitError.retry_after`
+    (delta-seconds always; an HTTP-date only when ``wall_ms`` is given).
+    """
+    code: str | None = None
+    message: str | None = None
+    details: str | None = None
+    try:
+        body = json.loads(response.body) if response.body else None
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        inner = body.get("error")
+        if isinstance(inner, dict):
+            body = inner
+        raw_code, raw_message, raw_details = body.get("code"), body.get("message"), body.get("details")
+        code = raw_code if isinstance(raw_code, str) and raw_code else None
+        message = raw_message if isinstance(raw_message, str) and raw_message else None
+        details = raw_details if isinstance(raw_details, str) and raw_details else None
+        if message is None and isinstance(inner, str) and inner:
+            message = inner
+    elif response.body:
+        message = response.body[:200].decode("utf-8", "replace").strip() or None
+    if message is None:
+        message = _REASONS.get(response.status, "request failed")
+    request_id = next(
+        (v for name in REQUEST_ID_HEADERS if (v := response.header(name)) is not None), None
+    )
+    cls = api_error_for_status(response.status)
+    if cls is RateLimitError:
+        return RateLimitError(
+            response.status,
+            message,
+            retry_after=_retry_after(response.header("retry-after"), wall_ms),
+            code=code,
+            details=details,
+            request_id=request_id,
+            operation_id=operation_id,
+        )
+    return cls(
+        response.status,
+        message,
+        code=code,
+        details=details,
+        request_id=request_id,
+        operation_id=operation_id,
+    )
+
+
+def _retry_after(value: str | None, wall_ms: int | None) -> float | None:
+    if value is None or (wall_ms is None and not value.strip()[:1].isdigit()):
+        return None
+    return parse_retry_after(value, wall_ms=wall_ms or 0)
+
+
+_REASONS = {
+    400: "bad request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not found",
+    409: "conflict",
+    429: "too many requests",
+    500: "internal server error",
+    502: "bad gateway",
+    503: "service unavailable",
+    504: "gateway timeout",
+}
+
+
+def _encode_scalar(param: Param, value: object) -> str:
+    kind = param.kind
+    if kind is ParamKind.STRING:
+        if not isinstance(value, str):
+            raise TypeError(f"{param.python_name} must be str, not {type(value).__name__}")
+        return value
+    if kind in (ParamKind.INTEGER, ParamKind.INTEGER_ARRAY):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{param.python_name} must be int, not {type(value).__name__}")
+        return str(value)
+    if kind is ParamKind.BOOLEAN:
+        if not isinstance(value, bool):
+            raise TypeError(f"{param.python_name} must be bool, not {type(value).__name__}")
+        return "true" if value else "false"
+    if kind is ParamKind.NUMBER:
+        if isinstance(value, bool) or not isinstance(value, int | Decimal):
+            raise TypeError(
+                f"{param.python_name} must be Decimal or int, not {type(value).__name__}"
+            )
+        return decimal_to_wire(Decimal(value))
+    if kind is ParamKind.DATETIME:
+        if not isinstance(value, datetime) or value.tzinfo is None:
+            raise TypeError(f"{param.python_name} must be a timezone-aware datetime")
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    # STRING_ARRAY items
+    if not isinstance(value, str):
+        raise TypeError(f"{param.python_name} items must be str, not {type(value).__name__}")
+    return value
+
+
+def _check_enum(param: Param, value: object) -> None:
+    if param.enum is not None and value not in param.enum:
+        allowed = ", ".join(repr(v) for v in param.enum)
+        raise ValueError(f"{param.python_name} must be one of {allowed}; got {value!r}")
+
+
+def build_call(
+    operation: Operation,
+    arguments: Mapping[str, Any],
+    body: BaseModel | None = None,
+    *,
+    items: int = 1,
+) -> Call[Any]:
+    """Check the arguments of an operation and encode them into a `Call`.
+
+    Generated builders call this; so can you, with an `Operation` from the table.
+
+    Args:
+        operation: the operation.
+        arguments: keyword arguments by Python name; None means "not sent".
+        body: the request model, for operations that take a body.
+        items: the number of orders in a batch (for client-side rate limiting).
+
+    Raises:
+        TypeError: an argument has the wrong type, an argument is unknown, or the body model is
+            not the one the operation takes.
+        ValueError: a required argument is missing or empty, or a value is not in the spec's enum.
+    """
+    path = operation.path
+    query: list[tuple[str, str]] = []
+    for name in arguments:
+        if name not in operation._by_python_name:
+            raise TypeError(f"{operation.operation_id} takes no argument {name!r}")
+    for param in operation.params:
+        value = arguments.get(param.python_name)
+        if value is None:
+            if param.required:
+                raise ValueError(f"{operation.operation_id} needs {param.python_name}")
+            continue
+        if param.location is ParamLocation.PATH:
+            text = _encode_scalar(param, value)
+            if not text:
+                raise ValueError(f"{param.python_name} must not be empty")
+            path = path.replace("{" + param.name + "}", quote(text, safe=""))
+        elif param.kind in (ParamKind.STRING_ARRAY, ParamKind.INTEGER_ARRAY):
+            if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+                raise TypeError(f"{param.python_name} must be a list, not {type(value).__name__}")
+            for item in value:
+                _check_enum(param, item)
+                query.append((param.name, _encode_scalar(param, item)))
+        else:
+            _check_enum(param, value)
+            query.append((param.name, _encode_scalar(param, value)))
+    payload = b""
+    if operation.request_model is not None:
+        if body is None:
+            body = operation.request_model()
+        if not isinstance(body, operation.request_model):
+            raise TypeError(
+                f"{operation.operation_id} takes a {operation.request_model.__name__}, "
+                f"not {type(body).__name__}"
+            )
+        payload = body.model_dump_json(exclude_none=True, by_alias=True).encode()
+    elif body is not None:
+        raise TypeError(f"{operation.operation_id} takes no request body")
+    return Call(operation=operation, path=path, query=tuple(query), body=payload, items=items)

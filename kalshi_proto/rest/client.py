@@ -1,0 +1,312 @@
+"""The pure side of a REST client: from a `Call` to signed requests, waits and a result.
+
+`RestCore` holds what a client is configured with (base URL, credentials, retry policy, the
+optional rate limiter, the random source for jitter). For each call it starts a `CallRun`, a
+small state machine the adapter drives with the same loop whatever its I/O:
+
+```
+run = core.start(call, now)                    # AuthRequiredError here, before any I/O
+while True:
+    step = run.next_step(now, wall_ms)
+    match step:
+        case SendRequest():  send step.request (timeout step.timeout), then
+                             run.receive_response(response, now, wall_ms)
+                             or run.receive_failure(TransportError, now)
+        case Sleep():        sleep step.seconds
+        case Finished():     return run.result()   # the parsed value, or raises the error
+```
+
+The states of a run:
+
+* READY    -- the next attempt may go out: reserve rate-limit tokens (which may mean a
+              `Sleep`), then sign with the current ``wall_ms`` and emit `SendRequest`.
+* WAITING  -- backing off (retry or rate limit) until a known time; `next_step` says `Sleep`.
+* SENT     -- a request is out; only `receive_response` / `receive_failure` are accepted.
+* DONE     -- `result()` returns the value or raises the final error.
+
+Retries follow `kalshi_proto.rest.retry.RetryPolicy`: GET/HEAD/OPTIONS only, never POST, PUT or
+DELETE; ``total_timeout`` bounds the whole run, waits included (`CallTimeout`).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from kalshi_proto import __version__
+from kalshi_proto.auth import Credentials
+from kalshi_proto.environments import BaseUrl
+from kalshi_proto.errors import (
+    ApiError,
+    AuthRequiredError,
+    CallTimeout,
+    ConfigurationError,
+    KalshiError,
+    LocalProtocolError,
+    TransportError,
+)
+from kalshi_proto.rest.call import Call, HttpRequest, HttpResponse
+from kalshi_proto.rest.ratelimit import RateLimiter
+from kalshi_proto.rest.retry import RetryPolicy, parse_retry_after
+
+__all__ = [
+    "USER_AGENT",
+    "CallRun",
+    "Finished",
+    "RestConfig",
+    "RestCore",
+    "SendRequest",
+    "Sleep",
+    "Step",
+]
+
+T = TypeVar("T")
+
+#: The ``User-Agent`` every adapter sends unless configured otherwise.
+USER_AGENT = f"kalshi-sansio/{__version__}"
+
+
+@dataclass(frozen=True, slots=True)
+class RestConfig:
+    """How a REST client talks to the API; shared by every adapter.
+
+    Args:
+        base_url: where to send requests (see `kalshi_proto.environments.resolve_base_url`).
+        credentials: the key that signs private calls, or None for public calls only.
+        retry: the retry policy (``RetryPolicy.disabled()`` turns retries off).
+        timeout: seconds one attempt may take (connect, send and read), capped by what is left
+            of ``retry.total_timeout``.
+        user_agent: the ``User-Agent`` header.
+    """
+
+    base_url: BaseUrl
+    credentials: Credentials | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeout: float = 30.0
+    user_agent: str = USER_AGENT
+
+    def __post_init__(self) -> None:
+        if not self.timeout > 0:
+            raise ConfigurationError(f"timeout must be positive, got {self.timeout}")
+        if not self.user_agent or "\r" in self.user_agent or "\n" in self.user_agent:
+            raise ConfigurationError("user_agent must be a non-empty single line")
+
+
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    """Send ``request`` and report the outcome; give up on it after ``timeout`` seconds."""
+
+    request: HttpRequest
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """Wait ``seconds``, then ask for the next step again."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """The run is over; `CallRun.result` returns the value or raises the error."""
+
+
+Step = SendRequest | Sleep | Finished
+
+
+class _State(enum.Enum):
+    READY = "ready"  #: the next attempt may be sent (after any rate-limit wait)
+    WAITING = "waiting"  #: backing off until ``_wake_at``
+    SENT = "sent"  #: a request is out; a response or a failure is expected
+    DONE = "done"  #: the result or the error is final
+
+
+class RestCore:
+    """Turns calls into runs for one client; holds the client's configuration.
+
+    Args:
+        config: the client's configuration.
+        rng: a source of floats in [0, 1) for retry jitter (``random.Random().random``).
+        rate_limiter: client-side token buckets, or None to send without waiting.
+    """
+
+    def __init__(
+        self,
+        config: RestConfig,
+        *,
+        rng: Callable[[], float],
+        rate_limiter: RateLimiter | None = None,
+    ) -> None:
+        self.config = config
+        self.rate_limiter = rate_limiter
+        self._rng = rng
+        self._prefix = config.base_url.prefix
+        base = [("Accept", "application/json"), ("User-Agent", config.user_agent)]
+        self._headers = tuple(base)
+        self._json_headers = (*base, ("Content-Type", "application/json"))
+
+    @property
+    def is_authenticated(self) -> bool:
+        """True when the client has credentials to sign private calls."""
+        return self.config.credentials is not None
+
+    def start(self, call: Call[T], now: float) -> CallRun[T]:
+        """Begin one call; then drive the returned run with `CallRun.next_step`.
+
+        Raises:
+            AuthRequiredError: the operation needs credentials and the client has none; nothing
+                has been sent.
+        """
+        if call.requires_auth and self.config.credentials is None:
+            raise AuthRequiredError(
+                f"{call.operation.operation_id} ({call.method} {call.operation.path}) needs "
+                "credentials: pass key_id and private_key (or private_key_path), or use from_env()"
+            )
+        return CallRun(self, call, now)
+
+    def build_request(self, call: Call[T], wall_ms: int) -> HttpRequest:
+        """The `HttpRequest` for one attempt of ``call``, signed with ``wall_ms`` if needed."""
+        path = self._prefix + call.path
+        headers = self._json_headers if call.body else self._headers
+        credentials = self.config.credentials
+        if call.requires_auth and credentials is not None:
+            headers = headers + credentials.headers(call.method, path, wall_ms)
+        return HttpRequest(
+            method=call.method, target=call.target(self._prefix), headers=headers, body=call.body
+        )
+
+    def _decide_wait(self, run: CallRun[T], now: float) -> float:
+        limiter = self.rate_limiter
+        if limiter is None:
+            return 0.0
+        return limiter.reserve(run.call.operation.operation_id, now, run.call.items)
+
+
+class CallRun(Generic[T]):
+    """One call in progress: attempts, waits, and the final value or error."""
+
+    def __init__(self, core: RestCore, call: Call[T], now: float) -> None:
+        self._core = core
+        self.call = call
+        self.started_at = now
+        self.attempts = 0
+        self._state = _State.READY
+        self._reserved = False
+        self._wake_at = now
+        self._value: T | None = None
+        self._error: KalshiError | None = None
+        self._deadline = core.config.retry.deadline(now)
+
+    @property
+    def done(self) -> bool:
+        """True once `result` is final."""
+        return self._state is _State.DONE
+
+    def next_step(self, now: float, wall_ms: int) -> Step:
+        """What the adapter should do next.
+
+        Raises:
+            LocalProtocolError: a request is out and its outcome has not been reported.
+        """
+        state = self._state
+        if state is _State.DONE:
+            return Finished()
+        if state is _State.SENT:
+            raise LocalProtocolError("a request is in flight; report its response or failure first")
+        if self._deadline is not None and now >= self._deadline:
+            return self._fail_timeout(now)
+        if state is _State.WAITING:
+            if now < self._wake_at:
+                return Sleep(self._wake_at - now)
+            self._state = _State.READY
+        if not self._reserved:
+            self._reserved = True
+            wait = self._core._decide_wait(self, now)
+            if wait > 0:
+                if self._deadline is not None and now + wait > self._deadline:
+                    return self._fail_timeout(now, f"the rate limiter asks for a {wait:.2f}s wait")
+                self._state = _State.WAITING
+                self._wake_at = now + wait
+                return Sleep(wait)
+        self.attempts += 1
+        self._state = _State.SENT
+        timeout = self._core.config.timeout
+        if self._deadline is not None:
+            timeout = min(timeout, self._deadline - now)
+        return SendRequest(self._core.build_request(self.call, wall_ms), timeout)
+
+    def receive_response(self, response: HttpResponse, now: float, wall_ms: int) -> None:
+        """Report the response to the request of the last `SendRequest`."""
+        self._expect_sent()
+        try:
+            self._value = self.call.parse(response, wall_ms=wall_ms)
+        except ApiError as exc:
+            retry_after = parse_retry_after(response.header("retry-after"), wall_ms=wall_ms)
+            self._after_failure(exc, response.status, retry_after, now)
+        except KalshiError as exc:
+            self._finish(exc)
+        else:
+            self._state = _State.DONE
+
+    def receive_failure(self, error: TransportError, now: float) -> None:
+        """Report that the last request failed without a complete response."""
+        self._expect_sent()
+        self._after_failure(error, None, None, now)
+
+    def result(self) -> T:
+        """The parsed value of the call.
+
+        Raises:
+            LocalProtocolError: the run is not finished.
+            KalshiError: the final error of the run (an `ApiError`, a `TransportError`,
+                `CallTimeout`, ...).
+        """
+        if self._state is not _State.DONE:
+            raise LocalProtocolError("the call is not finished; keep calling next_step()")
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]
+
+    def _expect_sent(self) -> None:
+        if self._state is not _State.SENT:
+            raise LocalProtocolError("no request is in flight; call next_step() first")
+
+    def _after_failure(
+        self, error: KalshiError, status: int | None, retry_after: float | None, now: float
+    ) -> None:
+        decision = self._core.config.retry.decide(
+            method=self.call.method,
+            attempt=self.attempts,
+            status=status,
+            retry_after=retry_after,
+            started_at=self.started_at,
+            now=now,
+            rng=self._core._rng,
+        )
+        if not decision.retry:
+            self._finish(error)
+            return
+        self._state = _State.WAITING
+        self._wake_at = now + decision.delay
+        self._reserved = False
+        self._error = error  # kept as the cause if the total timeout ends the run
+
+    def _finish(self, error: KalshiError) -> None:
+        self._error = error
+        self._state = _State.DONE
+
+    def _fail_timeout(self, now: float, why: str | None = None) -> Finished:
+        total = self._core.config.retry.total_timeout
+        text = f"{self.call.operation.operation_id}: total_timeout of {total:g}s reached"
+        text += f" after {self.attempts} attempt(s)"
+        if why:
+            text += f"; {why}"
+        if self._error is not None:
+            text += f"; last error: {self._error}"
+        error = CallTimeout(text)
+        error.__cause__ = self._error
+        self._finish(error)
+        return Finished()

@@ -1,0 +1,132 @@
+"""The REST operation table: one `Operation` per (method, path) in the Kalshi OpenAPI files.
+
+The table itself is generated (`kalshi_proto/rest/generated/table.py`, written by
+``scripts/generate.py`` from ``openapi.yaml`` plus ``openapi-3.34-overlay.yaml``); this module
+defines its row types and the public accessors. Other SDK authors and our own checks read it:
+
+>>> from kalshi_proto.rest import operations
+>>> op = next(o for o in operations() if o.operation_id == "GetMarkets")
+>>> (op.method, op.path, op.facade, op.requires_auth, op.idempotent)
+('GET', '/markets', 'markets.list', False, True)
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel
+
+__all__ = [
+    "Operation",
+    "Pagination",
+    "Param",
+    "ParamKind",
+    "ParamLocation",
+    "operation",
+    "operations",
+]
+
+
+class ParamLocation(enum.Enum):
+    """Where a parameter goes in the request."""
+
+    PATH = "path"  #: substituted into the path template, percent-encoded
+    QUERY = "query"  #: appended to the query string
+
+
+class ParamKind(enum.Enum):
+    """How a parameter value is checked and written on the wire."""
+
+    STRING = "string"  #: a str, sent as is
+    INTEGER = "integer"  #: an int (not bool), sent in decimal
+    BOOLEAN = "boolean"  #: a bool, sent as ``true`` / ``false``
+    NUMBER = "number"  #: a Decimal or int, sent in fixed-point form
+    DATETIME = "datetime"  #: an aware datetime, sent in RFC 3339 form
+    STRING_ARRAY = "string_array"  #: a sequence of str, one ``name=value`` pair per item
+    INTEGER_ARRAY = "integer_array"  #: a sequence of int, one ``name=value`` pair per item
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """One path or query parameter of an operation, as the spec declares it."""
+
+    name: str  #: the wire name (``from``, ``series_ticker``)
+    python_name: str  #: the keyword argument name (``from_``, ``series_ticker``)
+    location: ParamLocation
+    kind: ParamKind
+    required: bool
+    enum: tuple[str | int, ...] | None = None  #: the allowed values, if the spec lists them
+
+
+@dataclass(frozen=True, slots=True)
+class Pagination:
+    """How a cursor-paginated operation pages: which fields carry the items and the cursor."""
+
+    items_field: str  #: the response list that ``*_all`` walks
+    cursor_field: str  #: the response field with the next cursor (empty or null on the last page)
+    cursor_param: str  #: the query parameter that takes it
+    limit_param: str | None  #: the page-size query parameter, if any
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One REST operation of a Kalshi API.
+
+    ``facade`` is the dotted attribute path on every client (``"markets.list"``);
+    ``idempotent`` is True when the SDK may resend the request on its own (GET, HEAD, OPTIONS);
+    POST, PUT and DELETE are never resent.
+    """
+
+    operation_id: str
+    method: str
+    path: str  #: the spec's path template, relative to the base URL (``/markets/{ticker}``)
+    facade: str
+    tag: str
+    summary: str
+    requires_auth: bool
+    idempotent: bool
+    deprecated: bool
+    params: tuple[Param, ...]
+    request_model: type[BaseModel] | None
+    response_model: type[BaseModel] | None
+    success_status: int
+    pagination: Pagination | None
+    api: str = "trade"  #: which spec file the operation comes from
+    _by_python_name: dict[str, Param] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_python_name", {p.python_name: p for p in self.params})
+
+    @property
+    def path_params(self) -> tuple[Param, ...]:
+        """The parameters substituted into the path, in template order."""
+        return tuple(p for p in self.params if p.location is ParamLocation.PATH)
+
+    @property
+    def query_params(self) -> tuple[Param, ...]:
+        """The query-string parameters."""
+        return tuple(p for p in self.params if p.location is ParamLocation.QUERY)
+
+    def param(self, python_name: str) -> Param:
+        """The parameter with this keyword name; `KeyError` if there is none."""
+        return self._by_python_name[python_name]
+
+
+def operations() -> Iterator[Operation]:
+    """Yield every operation of the trade API, in spec order."""
+    from kalshi_proto.rest.generated.table import OPERATIONS
+
+    return iter(OPERATIONS)
+
+
+def operation(operation_id: str) -> Operation:
+    """The operation with this ``operationId``.
+
+    Raises:
+        KeyError: no operation has that id.
+    """
+    from kalshi_proto.rest.generated.table import BY_ID
+
+    return BY_ID[operation_id]

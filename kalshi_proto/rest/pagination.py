@@ -1,0 +1,122 @@
+"""Cursor pagination as a small state machine, and the page walkers the facades use.
+
+`CursorPager` hands out the next page's `Call` (``next_call()``) and learns from each page
+(``feed(page)``). It stops on an empty or missing cursor, after ``max_pages`` pages, and refuses
+a cursor it has already seen (a server loop would otherwise never end; that is a
+`RemoteProtocolError`). The cursor travels in the ``cursor`` query parameter; the response field
+that carries it is ``cursor`` except where `kalshi_proto.rest.naming.CURSOR_FIELDS` says
+otherwise (``GetIncentivePrograms`` answers ``next_cursor``).
+
+`iterate_pages` / `aiterate_pages` drive a pager with a client's ``execute`` and yield items;
+they do no I/O themselves, so every adapter shares them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Generic, TypeVar
+
+from kalshi_proto.errors import RemoteProtocolError
+from kalshi_proto.rest.call import Call, Page
+
+__all__ = ["CursorPager", "aiterate_pages", "iterate_pages"]
+
+T = TypeVar("T")
+
+
+class CursorPager(Generic[T]):
+    """Walks the pages of one list call.
+
+    Args:
+        first: the call for the first page (it may already carry a ``cursor`` to resume from).
+        max_pages: stop after this many pages; None walks to the end.
+
+    Raises:
+        ValueError: ``max_pages`` is less than 1.
+        TypeError: the operation is not cursor-paginated.
+    """
+
+    def __init__(self, first: Call[Page[T]], *, max_pages: int | None = None) -> None:
+        if max_pages is not None and (isinstance(max_pages, bool) or max_pages < 1):
+            raise ValueError(f"max_pages must be at least 1, or None for no limit; got {max_pages}")
+        pagination = first.operation.pagination
+        if pagination is None:
+            raise TypeError(f"{first.operation.operation_id} is not a paginated operation")
+        self._param = pagination.cursor_param
+        self._next: Call[Page[T]] | None = first
+        self._max_pages = max_pages
+        self._pages = 0
+        start = first.query_value(self._param)
+        self._seen: set[str] = {start} if start else set()
+
+    @property
+    def pages(self) -> int:
+        """How many pages have been fed so far."""
+        return self._pages
+
+    def next_call(self) -> Call[Page[T]] | None:
+        """The call for the next page, or None when the walk is over."""
+        return self._next
+
+    def feed(self, page: Page[T]) -> None:
+        """Record a page; then call `next_call` again.
+
+        Raises:
+            LocalProtocolError: the walk is already over.
+            RemoteProtocolError: the server sent a cursor it had sent before.
+        """
+        current = self._next
+        if current is None:
+            from kalshi_proto.errors import LocalProtocolError
+
+            raise LocalProtocolError("the pager is finished; there is no page to feed")
+        self._pages += 1
+        cursor = page.cursor
+        if not cursor or (self._max_pages is not None and self._pages >= self._max_pages):
+            self._next = None
+            return
+        if cursor in self._seen:
+            self._next = None
+            raise RemoteProtocolError(
+                f"{current.operation.operation_id}: the server returned cursor {cursor!r} again "
+                f"after {self._pages} pages; stopping instead of looping"
+            )
+        self._seen.add(cursor)
+        self._next = current.with_query(self._param, cursor)
+
+
+def iterate_pages(
+    execute: Callable[[Call[Page[T]]], Page[T]],
+    first: Call[Page[T]],
+    max_pages: int | None = None,
+) -> Iterator[T]:
+    """Yield every item of every page, calling ``execute`` once per page, lazily."""
+    pager = CursorPager(first, max_pages=max_pages)
+    return _walk(execute, pager)
+
+
+def _walk(execute: Callable[[Call[Page[T]]], Page[T]], pager: CursorPager[T]) -> Iterator[T]:
+    while (call := pager.next_call()) is not None:
+        page = execute(call)
+        pager.feed(page)
+        yield from page.items
+
+
+def aiterate_pages(
+    execute: Callable[[Call[Page[T]]], Awaitable[Page[T]]],
+    first: Call[Page[T]],
+    max_pages: int | None = None,
+) -> AsyncIterator[T]:
+    """The async twin of `iterate_pages`: an async iterator over every item, fetched lazily."""
+    pager = CursorPager(first, max_pages=max_pages)
+    return _awalk(execute, pager)
+
+
+async def _awalk(
+    execute: Callable[[Call[Page[T]]], Awaitable[Page[T]]], pager: CursorPager[T]
+) -> AsyncIterator[T]:
+    while (call := pager.next_call()) is not None:
+        page = await execute(call)
+        pager.feed(page)
+        for item in page.items:
+            yield item

@@ -1,0 +1,382 @@
+"""Client-side token buckets that mirror Kalshi's rate limits, so a busy loop waits instead of
+collecting HTTP 429 answers. Using them is opt-in.
+
+How Kalshi limits the Trade API (REST-NOTES.md section 3, from the Kalshi docs page
+getting_started/rate_limits, the ``GetAccountApiLimits`` and ``GetAccountEndpointCosts``
+operations and the ``BucketLimit`` schema in openapi.yaml):
+
+* Each account has two independent token buckets. The Write bucket pays for order placement,
+  amends, decreases, cancels, order groups and the RFQ quote flow (`WRITE_OPERATIONS`); the Read
+  bucket pays for everything else.
+* Each request spends its endpoint's cost in tokens: 10 by default (`DEFAULT_COST`), less or more
+  for the endpoints in `ENDPOINT_COSTS`. Batch endpoints are billed per item (`PER_ITEM_COSTS`),
+  so a batch saves no tokens.
+* A bucket refills at ``refill_rate`` tokens per second up to ``bucket_capacity``. The per-second
+  budgets per usage tier are in `TIERS`. A Read bucket holds one second of budget. The
+  ``BucketLimit`` schema says Write buckets "at non-Basic tiers hold two seconds of budget", so
+  the Basic Write bucket holds one second and the others two. The rate-limits page says only that
+  the Write bucket holds two seconds; when in doubt, build the limiter with
+  `RateLimiter.from_limits` from what ``GET /account/limits`` returns for your account.
+* The Expert and Prestige tiers are named by the API but have no published budgets, so `TIERS`
+  has no entry for them; use `RateLimiter.from_limits`.
+
+The client's buckets use reservation semantics. `TokenBucket.reserve` deducts the cost at once,
+letting the balance go negative, and returns how long the caller must wait before sending; the
+next caller then waits for the debt as well as for its own cost. A request costing more than the
+whole capacity is allowed; it waits until the balance it leaves behind would have refilled to
+zero. Callers honouring every wait send no more than ``capacity + refill_rate * T`` tokens' worth
+in any window of ``T`` seconds (for requests no larger than the capacity).
+
+A bucket starts full at the time of its first use, because the adapter's clock origin is unknown
+when the bucket is built. If the clock goes backwards, no tokens are added. There are no locks:
+an adapter that shares a limiter between tasks or threads serialises access itself.
+
+These tables cover the Trade API (openapi.yaml). The perps API has its own limits
+(``GET /account/limits/perps``); an operation id this module does not know costs
+`DEFAULT_COST` from the Read bucket.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from kalshi_proto.errors import ConfigurationError, LocalProtocolError
+
+__all__ = [
+    "DEFAULT_COST",
+    "ENDPOINT_COSTS",
+    "PER_ITEM_COSTS",
+    "TIERS",
+    "WRITE_OPERATIONS",
+    "Bucket",
+    "BucketLimit",
+    "RateLimiter",
+    "TokenBucket",
+]
+
+
+class Bucket(enum.Enum):
+    """The two rate-limit buckets of a Kalshi account."""
+
+    #: GETs and every operation not in `WRITE_OPERATIONS`.
+    READ = "read"
+    #: Order entry, cancels, order groups and the RFQ quote flow.
+    WRITE = "write"
+
+
+@dataclass(frozen=True, slots=True)
+class BucketLimit:
+    """The budget of one bucket, as in the ``BucketLimit`` schema of ``GET /account/limits``.
+
+    Attributes:
+        refill_rate: tokens added per second; must be finite and > 0.
+        capacity: the most tokens the bucket holds (``bucket_capacity``); must be finite and > 0.
+    """
+
+    refill_rate: float
+    capacity: float
+
+    def __post_init__(self) -> None:
+        # The chained comparisons also reject NaN.
+        if not 0 < self.refill_rate < math.inf:
+            raise ConfigurationError(
+                f"refill_rate must be a finite number of tokens per second > 0, "
+                f"got {self.refill_rate!r}"
+            )
+        if not 0 < self.capacity < math.inf:
+            raise ConfigurationError(
+                f"capacity must be a finite number of tokens > 0, got {self.capacity!r}"
+            )
+
+
+def _tier(per_second: float, *, write_seconds: float) -> tuple[BucketLimit, BucketLimit]:
+    return (
+        BucketLimit(refill_rate=per_second, capacity=per_second),
+        BucketLimit(refill_rate=per_second, capacity=per_second * write_seconds),
+    )
+
+
+#: (read, write) bucket limits per usage tier, keyed by lower-case tier name.
+TIERS: Mapping[str, tuple[BucketLimit, BucketLimit]] = MappingProxyType(
+    {
+        "basic": (
+            BucketLimit(refill_rate=200, capacity=200),
+            BucketLimit(refill_rate=100, capacity=100),
+        ),
+        "advanced": _tier(300, write_seconds=2),
+        "premier": _tier(1000, write_seconds=2),
+        "paragon": _tier(2000, write_seconds=2),
+        "prime": _tier(4000, write_seconds=2),
+    }
+)
+
+#: Tokens an operation costs when `ENDPOINT_COSTS` and `PER_ITEM_COSTS` do not list it
+#: (``default_cost`` of ``GetAccountEndpointCosts``, "currently 10").
+DEFAULT_COST = 10
+
+#: Operations whose cost per request differs from `DEFAULT_COST`, by OpenAPI operationId.
+#: The figures come from the "Rate limit:" lines of the operations' descriptions in openapi.yaml.
+ENDPOINT_COSTS: Mapping[str, int] = MappingProxyType(
+    {
+        "GetOrder": 2,
+        "CancelOrderV2": 2,
+        "CancelAllOrders": 2,
+        "CreateQuote": 2,
+        "GetQuote": 2,
+        "DeleteQuote": 2,
+        "GetRFQQuote": 2,
+        "DeleteRFQQuote": 2,
+        "UpgradeAccountApiUsageLevel": 30,
+    }
+)
+
+#: Batch operations, billed per item in the batch, by OpenAPI operationId.
+PER_ITEM_COSTS: Mapping[str, int] = MappingProxyType(
+    {
+        "BatchCreateOrdersV2": 10,
+        "BatchCancelOrdersV2": 2,
+    }
+)
+
+#: Operations that spend from the Write bucket, by OpenAPI operationId; all others use Read.
+WRITE_OPERATIONS: frozenset[str] = frozenset(
+    {
+        # Order entry, amends, decreases and cancels.
+        "CreateOrderV2",
+        "BatchCreateOrdersV2",
+        "AmendOrderV2",
+        "DecreaseOrderV2",
+        "CancelOrderV2",
+        "BatchCancelOrdersV2",
+        "CancelAllOrders",
+        # Order groups.
+        "CreateOrderGroup",
+        "DeleteOrderGroup",
+        "ResetOrderGroup",
+        "TriggerOrderGroup",
+        "UpdateOrderGroupLimit",
+        # The RFQ quote flow.
+        "CreateRFQ",
+        "DeleteRFQ",
+        "CreateQuote",
+        "DeleteQuote",
+        "AcceptQuote",
+        "ConfirmQuote",
+        "AcceptRFQQuote",
+        "ConfirmRFQQuote",
+        "DeleteRFQQuote",
+        # "This endpoint costs 30 tokens and uses the Predictions Write bucket."
+        "UpgradeAccountApiUsageLevel",
+    }
+)
+
+
+class TokenBucket:
+    """One token bucket with reservation semantics.
+
+    The bucket starts full at the time of its first `reserve` or `available` call.
+    """
+
+    __slots__ = ("_last", "_limit", "_tokens")
+
+    def __init__(self, limit: BucketLimit) -> None:
+        """Build a bucket; it fills to capacity at its first use.
+
+        Args:
+            limit: the refill rate and capacity.
+        """
+        self._limit = limit
+        self._tokens = limit.capacity
+        # The latest clock reading seen; None until the first call.
+        self._last: float | None = None
+
+    @property
+    def limit(self) -> BucketLimit:
+        """The refill rate and capacity of this bucket."""
+        return self._limit
+
+    def reserve(self, cost: float, now: float) -> float:
+        """Spend ``cost`` tokens and say how long to wait before sending the request.
+
+        The cost is deducted at once, even when that leaves the balance negative; wait the
+        returned number of seconds, then send. A cost above the capacity is allowed.
+
+        Args:
+            cost: tokens the request costs; ``0`` or more.
+            now: the adapter's monotonic clock.
+
+        Returns:
+            Seconds to wait before sending; ``0.0`` when the balance stayed at or above zero.
+
+        Raises:
+            LocalProtocolError: ``cost`` is negative or not a number.
+        """
+        if not 0 <= cost < math.inf:
+            raise LocalProtocolError(f"cost must be a finite number of tokens >= 0, got {cost!r}")
+        last = self._refill(now)
+        self._tokens -= cost
+        if self._tokens >= 0:
+            return 0.0
+        # The debt is paid off refill_rate tokens per second, counted from the latest clock
+        # reading; when the clock went backwards that reading is later than now.
+        return (last - now) + (-self._tokens) / self._limit.refill_rate
+
+    def available(self, now: float) -> float:
+        """The balance at ``now``, without changing the bucket.
+
+        Args:
+            now: the adapter's monotonic clock.
+
+        Returns:
+            Tokens in the bucket; negative while reserved requests are still waiting.
+        """
+        if self._last is None:
+            return self._limit.capacity
+        return self._balance_at(now, self._last)
+
+    def _refill(self, now: float) -> float:
+        if self._last is None:
+            self._last = now
+        else:
+            self._tokens = self._balance_at(now, self._last)
+            # Keep the latest reading so that a clock that steps back and then forward again
+            # does not credit the same interval twice.
+            self._last = max(self._last, now)
+        return self._last
+
+    def _balance_at(self, now: float, last: float) -> float:
+        # A clock reading earlier than the last one adds nothing.
+        elapsed = max(0.0, now - last)
+        return min(self._limit.capacity, self._tokens + elapsed * self._limit.refill_rate)
+
+
+class RateLimiter:
+    """The Read and Write buckets of one account, and the cost table that routes to them."""
+
+    __slots__ = ("_buckets",)
+
+    def __init__(self, read: BucketLimit, write: BucketLimit) -> None:
+        """Build a limiter from the limits of its two buckets.
+
+        Args:
+            read: the Read bucket's limit.
+            write: the Write bucket's limit.
+        """
+        self._buckets = {Bucket.READ: TokenBucket(read), Bucket.WRITE: TokenBucket(write)}
+
+    @classmethod
+    def for_tier(cls, name: str) -> RateLimiter:
+        """Build a limiter for a published usage tier (`TIERS`).
+
+        Args:
+            name: the tier name, e.g. ``"basic"`` or ``"Premier"``; case does not matter.
+
+        Returns:
+            A limiter with both buckets full.
+
+        Raises:
+            ConfigurationError: the tier has no published budget.
+        """
+        limits = TIERS.get(name.strip().lower())
+        if limits is None:
+            known = ", ".join(TIERS)
+            raise ConfigurationError(
+                f"no published rate limits for tier {name!r}; known tiers: {known}. "
+                "For other tiers use RateLimiter.from_limits with the figures from "
+                "GET /account/limits"
+            )
+        return cls(*limits)
+
+    @classmethod
+    def from_limits(
+        cls,
+        read_refill_rate: float,
+        read_capacity: float,
+        write_refill_rate: float,
+        write_capacity: float,
+    ) -> RateLimiter:
+        """Build a limiter from the ``read`` and ``write`` limits of ``GET /account/limits``.
+
+        Args:
+            read_refill_rate: ``read.refill_rate``, tokens per second.
+            read_capacity: ``read.bucket_capacity``, tokens.
+            write_refill_rate: ``write.refill_rate``, tokens per second.
+            write_capacity: ``write.bucket_capacity``, tokens.
+
+        Returns:
+            A limiter with both buckets full.
+
+        Raises:
+            ConfigurationError: a rate or capacity is not a finite number > 0.
+        """
+        return cls(
+            BucketLimit(refill_rate=read_refill_rate, capacity=read_capacity),
+            BucketLimit(refill_rate=write_refill_rate, capacity=write_capacity),
+        )
+
+    def bucket(self, which: Bucket) -> TokenBucket:
+        """The bucket itself, e.g. to peek at `TokenBucket.available`.
+
+        Args:
+            which: `Bucket.READ` or `Bucket.WRITE`.
+
+        Returns:
+            The bucket.
+        """
+        return self._buckets[which]
+
+    def cost_of(self, operation_id: str, items: int = 1) -> int:
+        """The tokens one call of an operation costs.
+
+        Args:
+            operation_id: the OpenAPI operationId, e.g. ``"CreateOrderV2"``.
+            items: the number of orders in a batch; only batch operations (`PER_ITEM_COSTS`)
+                use it.
+
+        Returns:
+            The cost in tokens.
+
+        Raises:
+            LocalProtocolError: ``items`` is below 1.
+        """
+        if items < 1:
+            raise LocalProtocolError(f"items must be at least 1, got {items}")
+        per_item = PER_ITEM_COSTS.get(operation_id)
+        if per_item is not None:
+            return per_item * items
+        return ENDPOINT_COSTS.get(operation_id, DEFAULT_COST)
+
+    def bucket_of(self, operation_id: str) -> Bucket:
+        """The bucket an operation spends from.
+
+        Args:
+            operation_id: the OpenAPI operationId.
+
+        Returns:
+            `Bucket.WRITE` for the operations in `WRITE_OPERATIONS`, `Bucket.READ` otherwise.
+        """
+        return Bucket.WRITE if operation_id in WRITE_OPERATIONS else Bucket.READ
+
+    def reserve(self, operation_id: str, now: float, items: int = 1) -> float:
+        """Spend the tokens of one call and say how long to wait before sending it.
+
+        Call this right before each attempt (retries spend tokens too), sleep the returned
+        seconds, then send.
+
+        Args:
+            operation_id: the OpenAPI operationId.
+            now: the adapter's monotonic clock.
+            items: the number of orders in a batch (see `cost_of`).
+
+        Returns:
+            Seconds to wait before sending; ``0.0`` when the bucket covered the cost.
+
+        Raises:
+            LocalProtocolError: ``items`` is below 1.
+        """
+        cost = self.cost_of(operation_id, items)
+        return self._buckets[self.bucket_of(operation_id)].reserve(cost, now)

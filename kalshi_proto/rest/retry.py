@@ -1,0 +1,255 @@
+"""When to retry a failed REST attempt, and how long to wait first.
+
+The decision is a pure function: the adapter reports what happened to one attempt, the policy
+answers with a `RetryDecision`, and the adapter sleeps for ``decision.delay`` before it sends the
+same request again. Nothing here reads a clock or a random source; ``now`` is the adapter's
+monotonic clock and ``rng`` is an injected callable returning floats in ``[0, 1)``.
+
+The rules, checked in this order:
+
+1. Only the methods in ``retry_methods`` (``GET``, ``HEAD`` and ``OPTIONS`` by default) are
+   retried. ``POST``, ``PUT``, ``DELETE`` and ``PATCH`` are never retried, not even after a
+   connection error: the first request may have reached the exchange, and sending an order or a
+   cancel twice is worse than reporting the failure (DESIGN.md, "Retries").
+2. A response whose status is not in ``retry_statuses`` (408, 425, 429, 500, 502, 503 and 504 by
+   default) is final. A connection or transport error, reported as ``status=None``, is
+   retryable.
+3. ``max_attempts`` counts every attempt, the first included; when the attempt that just failed
+   is the last one, there is no retry.
+4. The back-off before attempt ``n + 1`` is ``min(retry_max_delay, base_delay * 2**(n - 1))``
+   multiplied by ``0.5 + 0.5 * rng()`` ("equal jitter": at least half the exponential delay, at
+   most all of it). Kalshi answers throttled requests with HTTP 429 and sends neither
+   ``Retry-After`` nor ``X-RateLimit-*`` headers, so the client backs off exponentially
+   (REST-NOTES.md section 3, from the Kalshi docs page getting_started/rate_limits). When a
+   ``Retry-After`` value does arrive it is honoured, capped at ``retry_after_cap``: the delay is
+   the larger of the back-off and the capped ``Retry-After``.
+5. With ``total_timeout`` set, the whole call (attempts and waits) ends by
+   ``started_at + total_timeout``. A retry whose wait would end after that deadline is not made.
+
+`parse_retry_after` turns a ``Retry-After`` header (RFC 9110 section 10.2.3: delta-seconds or an
+HTTP-date) into seconds, given the current wall-clock time in milliseconds.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+
+from kalshi_proto.errors import ConfigurationError, LocalProtocolError
+
+__all__ = ["RetryDecision", "RetryPolicy", "parse_retry_after"]
+
+_DEFAULT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+_DEFAULT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+# 2.0 ** 1023 is the largest power of two a float holds; beyond it the product would overflow.
+# Any exponent that large already exceeds every finite retry_max_delay.
+_MAX_EXPONENT = 1023
+
+# RFC 9110 delta-seconds is 1*DIGIT; a decimal fraction is accepted as well. ASCII digits only
+# (str.isdigit would also accept other scripts' digits).
+_DELTA_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryDecision:
+    """What to do after a failed attempt.
+
+    Attributes:
+        retry: whether to send the request again.
+        delay: seconds to wait before the next attempt; ``0.0`` when ``retry`` is false.
+        reason: a one-line explanation, for logs and for the error raised when giving up.
+    """
+
+    retry: bool
+    delay: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Which failed REST attempts to retry, and the back-off between attempts.
+
+    Attributes:
+        max_attempts: total attempts, the first included; ``1`` turns retries off.
+        base_delay: seconds of back-off after the first failed attempt, before jitter.
+        retry_max_delay: cap on any back-off delay, in seconds.
+        retry_after_cap: cap on an honoured ``Retry-After``, in seconds.
+        total_timeout: seconds the whole call may take, retries and waits included, or ``None``
+            for no bound.
+        retry_statuses: HTTP statuses that may be retried.
+        retry_methods: upper-case HTTP methods that may be retried.
+
+    Raises:
+        ConfigurationError: on construction, when a field is out of range (``max_attempts``
+            below 1, a negative, infinite or NaN delay or cap, ``total_timeout`` not above 0,
+            a status outside 100-599, a method that is empty or not upper-case).
+    """
+
+    max_attempts: int = 4
+    base_delay: float = 0.25
+    retry_max_delay: float = 8.0
+    retry_after_cap: float = 30.0
+    total_timeout: float | None = 60.0
+    retry_statuses: frozenset[int] = _DEFAULT_STATUSES
+    retry_methods: frozenset[str] = _DEFAULT_METHODS
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ConfigurationError(
+                f"max_attempts must be at least 1 (1 disables retries), got {self.max_attempts}"
+            )
+        for name, value in (
+            ("base_delay", self.base_delay),
+            ("retry_max_delay", self.retry_max_delay),
+            ("retry_after_cap", self.retry_after_cap),
+        ):
+            # The chained comparison also rejects NaN; an infinite delay would never end.
+            if not 0 <= value < math.inf:
+                raise ConfigurationError(f"{name} must be a finite number >= 0, got {value!r}")
+        if self.total_timeout is not None and not self.total_timeout > 0:
+            raise ConfigurationError(
+                f"total_timeout must be None or > 0 seconds, got {self.total_timeout!r}"
+            )
+        bad_statuses = sorted(s for s in self.retry_statuses if not 100 <= s <= 599)
+        if bad_statuses:
+            raise ConfigurationError(
+                f"retry_statuses must be HTTP statuses from 100 to 599, got {bad_statuses}"
+            )
+        bad_methods = sorted(m for m in self.retry_methods if m != m.upper() or not m)
+        if bad_methods:
+            raise ConfigurationError(
+                f"retry_methods must be non-empty upper-case method names, got {bad_methods}"
+            )
+
+    @classmethod
+    def disabled(cls) -> RetryPolicy:
+        """A policy that never retries (``max_attempts=1``); other fields keep their defaults.
+
+        Returns:
+            The policy.
+        """
+        return cls(max_attempts=1)
+
+    def deadline(self, started_at: float) -> float | None:
+        """The clock time by which the whole call must end.
+
+        Args:
+            started_at: the adapter's clock when the first attempt started.
+
+        Returns:
+            ``started_at + total_timeout``, or ``None`` when ``total_timeout`` is ``None``.
+        """
+        if self.total_timeout is None:
+            return None
+        return started_at + self.total_timeout
+
+    def decide(
+        self,
+        *,
+        method: str,
+        attempt: int,
+        status: int | None,
+        retry_after: float | None,
+        started_at: float,
+        now: float,
+        rng: Callable[[], float],
+    ) -> RetryDecision:
+        """Decide whether to retry after an attempt failed, and how long to wait first.
+
+        If the answer is to retry, sleep ``delay`` seconds, then send attempt ``attempt + 1``.
+        Otherwise raise the error of the last attempt, adding ``reason`` if you like. ``rng`` is
+        called exactly once when the decision reaches the back-off step (rules 4 and 5 of the
+        module docstring) and not at all otherwise, so a seeded generator gives repeatable runs.
+
+        Args:
+            method: the HTTP method of the request (case does not matter).
+            attempt: the 1-based number of the attempt that just failed.
+            status: the HTTP status of the response, or ``None`` when the attempt ended in a
+                connection or transport error without a response.
+            retry_after: the server's ``Retry-After`` in seconds (see `parse_retry_after`), or
+                ``None``. Values that are not positive are ignored.
+            started_at: the adapter's clock when the first attempt started.
+            now: the adapter's clock now.
+            rng: returns a float in ``[0, 1)``, e.g. ``random.Random(seed).random``.
+
+        Returns:
+            The decision.
+
+        Raises:
+            LocalProtocolError: ``attempt`` is below 1, or ``rng`` returned a value outside
+                ``[0, 1]``.
+        """
+        if attempt < 1:
+            raise LocalProtocolError(f"attempt numbers start at 1, got {attempt}")
+        verb = method.upper()
+        if verb not in self.retry_methods:
+            return RetryDecision(False, 0.0, f"{verb} is never retried")
+        failure = "connection error" if status is None else f"HTTP {status}"
+        if status is not None and status not in self.retry_statuses:
+            return RetryDecision(False, 0.0, f"{failure} on {verb} is not retried")
+        where = f"{failure} on {verb}, attempt {attempt} of {self.max_attempts}"
+        if attempt >= self.max_attempts:
+            return RetryDecision(False, 0.0, f"{where}, no attempts left")
+
+        jitter = rng()
+        if not 0.0 <= jitter <= 1.0:
+            raise LocalProtocolError(f"rng must return a float in [0, 1), got {jitter!r}")
+        exponential = self.base_delay * 2.0 ** min(attempt - 1, _MAX_EXPONENT)
+        delay = min(self.retry_max_delay, exponential) * (0.5 + 0.5 * jitter)
+        note = ""
+        if retry_after is not None and retry_after > 0:
+            honoured = min(retry_after, self.retry_after_cap)
+            delay = max(delay, honoured)
+            note = f" (Retry-After {retry_after:g}s"
+            note += f", capped at {self.retry_after_cap:g}s)" if honoured < retry_after else ")"
+
+        deadline = self.deadline(started_at)
+        if deadline is not None and now + delay > deadline:
+            return RetryDecision(
+                False,
+                0.0,
+                f"{where}, a {delay:.2f}s back-off{note} would pass the total timeout of "
+                f"{self.total_timeout:g}s",
+            )
+        return RetryDecision(True, delay, f"{where}, backing off {delay:.2f}s{note}")
+
+
+def parse_retry_after(value: str | None, *, wall_ms: int) -> float | None:
+    """Turn a ``Retry-After`` header value into seconds to wait.
+
+    Accepts delta-seconds (``"120"``, and decimals such as ``"1.5"``) and an HTTP-date
+    (``"Wed, 21 Oct 2015 07:28:00 GMT"``, RFC 9110 section 10.2.3). A date without a time zone
+    is read as UTC, as HTTP-dates always are. A date in the past gives ``0.0``.
+
+    Args:
+        value: the header value, or ``None`` when the header is absent.
+        wall_ms: the current Unix time in milliseconds, used to turn a date into a delay.
+
+    Returns:
+        Non-negative seconds, or ``None`` when the header is absent or cannot be read (this
+        function never raises).
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if _DELTA_SECONDS.fullmatch(text):
+        seconds = float(text)
+        # A long enough digit string parses as infinity; treat it as unreadable.
+        return seconds if math.isfinite(seconds) else None
+    try:
+        when = parsedate_to_datetime(text)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    # Whole milliseconds keep the arithmetic exact; HTTP-dates have whole seconds anyway.
+    target_ms = (when - _EPOCH) // _ONE_MS
+    return max(0, target_ms - wall_ms) / 1000

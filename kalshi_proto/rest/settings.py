@@ -1,0 +1,85 @@
+"""Build a `RestConfig` from the keyword arguments every client constructor takes.
+
+This module may read a key file (through `kalshi_proto.environ`, the one core module allowed to);
+the protocol machinery never imports it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TypeAlias
+
+from kalshi_proto.auth import Credentials, Passphrase, PrivateKey, Signer
+from kalshi_proto.environ import credentials_from_arguments, credentials_from_env
+from kalshi_proto.environments import resolve_base_url
+from kalshi_proto.errors import ConfigurationError
+from kalshi_proto.rest.client import USER_AGENT, RestConfig
+from kalshi_proto.rest.ratelimit import RateLimiter
+from kalshi_proto.rest.retry import RetryPolicy
+
+__all__ = ["KeyInput", "RateLimitSetting", "build_rest_config", "rate_limiter_for", "rest_config_from_env"]
+
+#: What ``private_key=`` accepts: PEM text or bytes, a `Signer`, or a loaded cryptography key.
+KeyInput: TypeAlias = str | bytes | Signer | PrivateKey
+#: What ``rate_limit=`` accepts: a tier name (``"basic"``), a `RateLimiter`, or None (off).
+RateLimitSetting: TypeAlias = str | RateLimiter | None
+
+
+def build_rest_config(
+    *,
+    key_id: str | None = None,
+    private_key: KeyInput | None = None,
+    private_key_path: str | os.PathLike[str] | None = None,
+    passphrase: Passphrase | None = None,
+    credentials: Credentials | None = None,
+    demo: bool = False,
+    base_url: str | None = None,
+    allow_any_host: bool = False,
+    retry: RetryPolicy | None = None,
+    timeout: float = 30.0,
+    user_agent: str | None = None,
+) -> RestConfig:
+    """Check the constructor arguments of a client and build its `RestConfig`.
+
+    Raises:
+        CredentialsError: the key arguments are incomplete, contradictory or unusable.
+        ConfigurationError: the base URL is refused, or another option is out of range.
+    """
+    loaded = credentials_from_arguments(key_id, private_key, private_key_path, passphrase)
+    if credentials is not None and loaded is not None:
+        raise ConfigurationError("give credentials= or key_id/private_key, not both")
+    return RestConfig(
+        base_url=resolve_base_url(demo=demo, base_url=base_url, allow_any_host=allow_any_host),
+        credentials=credentials or loaded,
+        retry=retry if retry is not None else RetryPolicy(),
+        timeout=timeout,
+        user_agent=user_agent or USER_AGENT,
+    )
+
+
+def rest_config_from_env(
+    *,
+    demo: bool = False,
+    base_url: str | None = None,
+    allow_any_host: bool = False,
+    retry: RetryPolicy | None = None,
+    timeout: float = 30.0,
+    user_agent: str | None = None,
+) -> RestConfig:
+    """Build a `RestConfig` whose credentials come from the ``KALSHI_*`` environment variables."""
+    return build_rest_config(
+        credentials=credentials_from_env(),
+        demo=demo,
+        base_url=base_url,
+        allow_any_host=allow_any_host,
+        retry=retry,
+        timeout=timeout,
+        user_agent=user_agent,
+    )
+
+
+def rate_limiter_for(setting: RateLimitSetting) -> RateLimiter | None:
+    """The limiter a ``rate_limit=`` argument asks for (a tier name, a limiter, or None)."""
+    if setting is None or isinstance(setting, RateLimiter):
+        return setting
+    return RateLimiter.for_tier(setting)

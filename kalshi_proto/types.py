@@ -1,0 +1,132 @@
+"""Money and count types shared by every generated model.
+
+Kalshi sends prices as fixed-point dollar strings (``FixedPointDollars``, fields ending
+``_dollars``; up to 6 decimals in responses, 2-4 in requests) and contract counts as fixed-point
+strings (``FixedPointCount``, fields ending ``_fp``; always 2 decimals in responses, 0-2 in
+requests). See REST-NOTES section 6 and the ``FixedPointDollars`` / ``FixedPointCount`` schemas in
+``openapi.yaml``.
+
+Both are `decimal.Decimal` here, never ``float``:
+
+* Response fields (`Dollars`, `Count`, `Number`) validate from JSON strings or numbers and keep
+  every digit the server sent: ``Decimal("0.5600")`` serialises back to ``"0.5600"``.
+* Request fields (`DollarsIn`, `CountIn`, `NumberIn`) accept `Decimal`, `int` or `str` and refuse
+  ``float`` and ``bool`` (a float cannot say ``0.1`` exactly); they also refuse NaN and infinities
+  and more decimal places than the API accepts.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, PlainSerializer
+
+__all__ = [
+    "Count",
+    "CountIn",
+    "Dollars",
+    "DollarsIn",
+    "Number",
+    "NumberIn",
+    "decimal_to_wire",
+    "dollars_to_wire",
+    "none_as_empty",
+    "parse_decimal",
+]
+
+
+def decimal_to_wire(value: Decimal) -> str:
+    """Format a `Decimal` as a plain fixed-point string, never in exponent form."""
+    return format(value, "f")
+
+
+def dollars_to_wire(value: Decimal) -> str:
+    """Format a dollar amount with at least two decimals (``0.5`` -> ``"0.50"``)."""
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent > -2:
+        value = value.quantize(Decimal("0.01"))
+    return format(value, "f")
+
+
+def parse_decimal(value: object, *, what: str = "value", max_places: int | None = None) -> Decimal:
+    """Turn user input into a finite `Decimal`, refusing floats, bools and excess precision.
+
+    Args:
+        value: a `Decimal`, `int` or numeric `str`.
+        what: a name for the value in error messages.
+        max_places: the most decimal places allowed, or None for no limit.
+
+    Returns:
+        The value as a `Decimal`, with the digits given.
+
+    Raises:
+        TypeError: for ``float``, ``bool`` and other types.
+        ValueError: for text that is not a number, NaN, infinity, or too many decimal places.
+    """
+    if isinstance(value, bool) or isinstance(value, float):
+        raise TypeError(
+            f"{what} must be a Decimal, int or str, not {type(value).__name__} "
+            "(floats cannot represent money exactly)"
+        )
+    if isinstance(value, Decimal):
+        result = value
+    elif isinstance(value, int):
+        result = Decimal(value)
+    elif isinstance(value, str):
+        try:
+            result = Decimal(value.strip())
+        except InvalidOperation:
+            raise ValueError(f"{what} must be a decimal number, got {value!r}") from None
+    else:
+        raise TypeError(f"{what} must be a Decimal, int or str, not {type(value).__name__}")
+    if not result.is_finite():
+        raise ValueError(f"{what} must be finite, got {result}")
+    if max_places is not None:
+        exponent = result.as_tuple().exponent
+        assert isinstance(exponent, int)  # finite decimals have an int exponent
+        if -exponent > max_places:
+            raise ValueError(f"{what} takes at most {max_places} decimal places, got {result}")
+    return result
+
+
+def _model_input(value: Any, what: str, max_places: int | None) -> Decimal:
+    # pydantic turns ValueError into a ValidationError but lets TypeError escape; keep one type.
+    try:
+        return parse_decimal(value, what=what, max_places=max_places)
+    except TypeError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _dollars_in(value: Any) -> Decimal:
+    return _model_input(value, "a FixedPointDollars amount", 6)
+
+
+def _count_in(value: Any) -> Decimal:
+    return _model_input(value, "a FixedPointCount", 2)
+
+
+def _number_in(value: Any) -> Decimal:
+    return _model_input(value, "a number", None)
+
+
+def none_as_empty(value: Any) -> Any:
+    """Read a JSON ``null`` list as an empty list (Kalshi sends ``null`` for empty arrays)."""
+    return [] if value is None else value
+
+
+_wire = PlainSerializer(decimal_to_wire, return_type=str, when_used="json")
+_dollars_wire = PlainSerializer(dollars_to_wire, return_type=str, when_used="json")
+
+#: A dollar amount in a response (``FixedPointDollars``), exact.
+Dollars = Annotated[Decimal, _wire]
+#: A contract count in a response (``FixedPointCount``), exact.
+Count = Annotated[Decimal, _wire]
+#: Any other JSON number in a response (fee multipliers, strikes), exact.
+Number = Annotated[Decimal, _wire]
+#: A dollar amount in a request; refuses float and bool, at most 6 decimal places.
+DollarsIn = Annotated[Decimal, BeforeValidator(_dollars_in), _dollars_wire]
+#: A contract count in a request; refuses float and bool, at most 2 decimal places.
+CountIn = Annotated[Decimal, BeforeValidator(_count_in), _wire]
+#: Any other number in a request; refuses float and bool.
+NumberIn = Annotated[Decimal, BeforeValidator(_number_in), _wire]

@@ -1,0 +1,149 @@
+"""The I/O primitives of `kalshi_sync`: blocking sockets with deadlines, clocks, sleep, a limit.
+
+The rest of this package is generated from `kalshi_anyio` by ``scripts/unasync.py``; only this
+module is written by hand. Third-party exceptions are translated here, once, into the
+`kalshi_proto.errors.TransportError` tree.
+"""
+
+from __future__ import annotations
+
+import random
+import select
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+
+from kalshi_proto.errors import ConnectError, ConnectTimeout, ReadError, ReadTimeout, WriteError
+
+__all__ = [
+    "Limiter",
+    "Stream",
+    "clocks",
+    "connect",
+    "default_ssl_context",
+    "monotonic",
+    "random_source",
+    "sleep",
+]
+
+_READ_SIZE = 256 * 1024
+
+
+def monotonic() -> float:
+    """The monotonic clock, in seconds; the ``now`` every core call receives."""
+    return time.monotonic()
+
+
+def clocks() -> tuple[float, int]:
+    """(monotonic seconds, Unix milliseconds), read together."""
+    return time.monotonic(), time.time_ns() // 1_000_000
+
+
+def sleep(seconds: float) -> None:
+    """Block the calling thread for ``seconds``."""
+    time.sleep(seconds)
+
+
+def random_source() -> Callable[[], float]:
+    """A jitter source for retries, seeded from the OS."""
+    return random.Random().random
+
+
+def default_ssl_context(context: ssl.SSLContext | None) -> ssl.SSLContext:
+    """The caller's context, or a verifying default that offers HTTP/1.1 by ALPN."""
+    if context is not None:
+        return context
+    context = ssl.create_default_context()
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+def _remaining(deadline: float, error: type[Exception], what: str) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise error(f"{what} timed out")
+    return left
+
+
+class Stream:
+    """One TCP connection, TLS or not."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def send(self, data: bytes, deadline: float) -> None:
+        """Write all of ``data`` before ``deadline``."""
+        view = memoryview(data)
+        while view:
+            self._sock.settimeout(_remaining(deadline, WriteError, "writing the request"))
+            try:
+                sent = self._sock.send(view)
+            except TimeoutError:
+                raise WriteError("writing the request timed out") from None
+            except OSError as exc:
+                raise WriteError(f"writing the request failed: {exc!r}") from exc
+            view = view[sent:]
+
+    def receive(self, deadline: float) -> bytes:
+        """Read some bytes before ``deadline``; ``b""`` when the peer closed the connection."""
+        self._sock.settimeout(_remaining(deadline, ReadTimeout, "reading the response"))
+        try:
+            return self._sock.recv(_READ_SIZE)
+        except TimeoutError:
+            raise ReadTimeout("reading the response timed out") from None
+        except ssl.SSLZeroReturnError:
+            return b""
+        except OSError as exc:
+            raise ReadError(f"reading the response failed: {exc!r}") from exc
+
+    def is_readable(self) -> bool:
+        """True when the idle connection has bytes or EOF waiting: the server dropped it."""
+        try:
+            readable, _, _ = select.select([self._sock], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
+
+    def close(self) -> None:
+        """Close the connection at once."""
+        self._sock.close()
+
+
+def connect(host: str, port: int, ssl_context: ssl.SSLContext | None, deadline: float) -> Stream:
+    """Open a TCP connection (and a TLS session when ``ssl_context`` is given) before ``deadline``."""
+    what = f"connecting to {host}:{port}"
+    try:
+        sock = socket.create_connection((host, port), _remaining(deadline, ConnectTimeout, what))
+    except TimeoutError:
+        raise ConnectTimeout(f"{what} timed out") from None
+    except OSError as exc:
+        raise ConnectError(f"cannot connect to {host}:{port}: {exc}") from exc
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if ssl_context is None:
+        return Stream(sock)
+    try:
+        sock.settimeout(_remaining(deadline, ConnectTimeout, what))
+        tls = ssl_context.wrap_socket(sock, server_hostname=host)
+    except TimeoutError:
+        sock.close()
+        raise ConnectTimeout(f"the TLS handshake with {host}:{port} timed out") from None
+    except (OSError, ssl.SSLError) as exc:
+        sock.close()
+        raise ConnectError(f"TLS handshake with {host}:{port} failed: {exc}") from exc
+    return Stream(tls)
+
+
+class Limiter:
+    """At most ``total`` connections in use at once, across threads."""
+
+    def __init__(self, total: int) -> None:
+        self._semaphore = threading.BoundedSemaphore(total) if total > 0 else None
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """Hold one slot for the duration of the ``with`` block."""
+        with self._semaphore if self._semaphore is not None else nullcontext():
+            yield

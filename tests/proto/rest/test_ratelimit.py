@@ -1,0 +1,413 @@
+"""Tests for kalshi_proto.rest.ratelimit: tiers, endpoint costs and token buckets."""
+
+from __future__ import annotations
+
+import math
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kalshi_proto.errors import ConfigurationError, LocalProtocolError
+from kalshi_proto.rest.ratelimit import (
+    DEFAULT_COST,
+    ENDPOINT_COSTS,
+    PER_ITEM_COSTS,
+    TIERS,
+    WRITE_OPERATIONS,
+    Bucket,
+    BucketLimit,
+    RateLimiter,
+    TokenBucket,
+)
+
+SPEC = Path(__file__).resolve().parents[3] / ".." / "shared" / "specs" / "openapi.yaml"
+HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+
+
+@cache
+def spec_operations() -> dict[str, tuple[str, str]]:
+    """operationId -> (upper-case method, notes) for every operation in openapi.yaml.
+
+    The notes are the ``description`` and the ``x-mint`` ``content``, where the spec puts its
+    "**Rate limit:**" lines.
+    """
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    with SPEC.open(encoding="utf-8") as handle:
+        spec: dict[str, Any] = yaml.load(handle, Loader=loader)
+    operations: dict[str, tuple[str, str]] = {}
+    for item in spec["paths"].values():
+        for method, operation in item.items():
+            if method in HTTP_METHODS:
+                notes = (operation.get("description") or "") + "\n"
+                notes += (operation.get("x-mint") or {}).get("content") or ""
+                operations[operation["operationId"]] = (method.upper(), notes)
+    return operations
+
+
+# --- tables ---------------------------------------------------------------------------------------
+
+
+def test_bucket_values() -> None:
+    assert Bucket.READ.value == "read"
+    assert Bucket.WRITE.value == "write"
+    assert Bucket("write") is Bucket.WRITE
+
+
+def test_tier_table() -> None:
+    assert dict(TIERS) == {
+        "basic": (BucketLimit(200, 200), BucketLimit(100, 100)),
+        "advanced": (BucketLimit(300, 300), BucketLimit(300, 600)),
+        "premier": (BucketLimit(1000, 1000), BucketLimit(1000, 2000)),
+        "paragon": (BucketLimit(2000, 2000), BucketLimit(2000, 4000)),
+        "prime": (BucketLimit(4000, 4000), BucketLimit(4000, 8000)),
+    }
+    assert "expert" not in TIERS
+    assert "prestige" not in TIERS
+
+
+def test_tables_are_read_only() -> None:
+    with pytest.raises(TypeError):
+        TIERS["expert"] = TIERS["basic"]  # type: ignore[index]
+    with pytest.raises(TypeError):
+        ENDPOINT_COSTS["GetMarkets"] = 1  # type: ignore[index]
+    with pytest.raises(TypeError):
+        PER_ITEM_COSTS["BatchCreateOrdersV2"] = 1  # type: ignore[index]
+
+
+def test_cost_tables() -> None:
+    assert DEFAULT_COST == 10
+    assert dict(ENDPOINT_COSTS) == {
+        "GetOrder": 2,
+        "CancelOrderV2": 2,
+        "CancelAllOrders": 2,
+        "CreateQuote": 2,
+        "GetQuote": 2,
+        "DeleteQuote": 2,
+        "GetRFQQuote": 2,
+        "DeleteRFQQuote": 2,
+        "UpgradeAccountApiUsageLevel": 30,
+    }
+    assert dict(PER_ITEM_COSTS) == {"BatchCreateOrdersV2": 10, "BatchCancelOrdersV2": 2}
+    assert not set(ENDPOINT_COSTS) & set(PER_ITEM_COSTS)
+
+
+def test_write_operations() -> None:
+    assert WRITE_OPERATIONS == frozenset(
+        {
+            "CreateOrderV2",
+            "CancelAllOrders",
+            "BatchCreateOrdersV2",
+            "BatchCancelOrdersV2",
+            "CancelOrderV2",
+            "AmendOrderV2",
+            "DecreaseOrderV2",
+            "CreateOrderGroup",
+            "DeleteOrderGroup",
+            "ResetOrderGroup",
+            "TriggerOrderGroup",
+            "UpdateOrderGroupLimit",
+            "CreateQuote",
+            "DeleteQuote",
+            "AcceptQuote",
+            "ConfirmQuote",
+            "AcceptRFQQuote",
+            "ConfirmRFQQuote",
+            "DeleteRFQQuote",
+            "CreateRFQ",
+            "DeleteRFQ",
+            "UpgradeAccountApiUsageLevel",
+        }
+    )
+
+
+# --- tables against openapi.yaml ------------------------------------------------------------------
+
+
+def test_every_table_name_is_an_operation_in_the_spec() -> None:
+    known = spec_operations()
+    names = set(ENDPOINT_COSTS) | set(PER_ITEM_COSTS) | WRITE_OPERATIONS
+    assert sorted(names - set(known)) == []
+
+
+def test_write_operations_are_not_reads_in_the_spec() -> None:
+    known = spec_operations()
+    assert sorted(op for op in WRITE_OPERATIONS if known[op][0] == "GET") == []
+
+
+def test_costs_match_the_spec_descriptions() -> None:
+    """Each "**Rate limit:** N tokens per ..." note in the spec matches the tables, both ways."""
+    pattern = re.compile(r"\*\*Rate limit:\*\* (\d+) tokens (per request|per order)")
+    found: dict[str, tuple[int, str]] = {}
+    for operation_id, (_, notes) in spec_operations().items():
+        match = pattern.search(notes)
+        if match is not None:
+            found[operation_id] = (int(match.group(1)), match.group(2))
+    expected = {op: (cost, "per request") for op, cost in ENDPOINT_COSTS.items()}
+    expected |= {op: (cost, "per order") for op, cost in PER_ITEM_COSTS.items()}
+    assert found == expected
+
+
+# --- BucketLimit ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rate", [0.0, -1.0, math.nan, math.inf])
+def test_bucket_limit_rejects_bad_rate(rate: float) -> None:
+    with pytest.raises(ConfigurationError, match="refill_rate must be a finite number"):
+        BucketLimit(refill_rate=rate, capacity=10)
+
+
+@pytest.mark.parametrize("capacity", [0.0, -1.0, math.nan, math.inf])
+def test_bucket_limit_rejects_bad_capacity(capacity: float) -> None:
+    with pytest.raises(ConfigurationError, match="capacity must be a finite number"):
+        BucketLimit(refill_rate=10, capacity=capacity)
+
+
+def test_bucket_limit_allows_capacity_below_rate() -> None:
+    assert BucketLimit(refill_rate=10, capacity=0.5).capacity == 0.5
+
+
+# --- TokenBucket ----------------------------------------------------------------------------------
+
+
+def test_bucket_starts_full_at_first_use() -> None:
+    bucket = TokenBucket(BucketLimit(refill_rate=10, capacity=20))
+    assert bucket.limit == BucketLimit(10, 20)
+    assert bucket.available(5_000.0) == 20
+    # The first use may come at any clock reading; the bucket is full then.
+    assert bucket.reserve(20, 9_000.0) == 0.0
+    assert bucket.available(9_000.0) == 0.0
+    assert bucket.available(9_000.5) == 5.0
+
+
+def test_exact_waits() -> None:
+    bucket = TokenBucket(BucketLimit(refill_rate=10, capacity=20))
+    assert bucket.reserve(10, 0.0) == 0.0
+    assert bucket.reserve(10, 0.0) == 0.0
+    assert bucket.reserve(10, 0.0) == 1.0  # balance -10, paid off at 10 tokens/s
+    assert bucket.available(0.0) == -10.0
+    assert bucket.reserve(5, 0.5) == 1.0  # -10 + 5 refilled - 5 = -10 at t=0.5
+    assert bucket.available(1.5) == 0.0
+    assert bucket.reserve(2, 1.5) == 0.2
+    assert bucket.reserve(0, 2.0) == 0.0  # a free request at the moment the debt is paid
+
+
+def test_refill_stops_at_capacity() -> None:
+    bucket = TokenBucket(BucketLimit(refill_rate=10, capacity=20))
+    assert bucket.reserve(15, 0.0) == 0.0
+    assert bucket.available(100.0) == 20.0
+    assert bucket.reserve(20, 100.0) == 0.0
+    assert bucket.reserve(1, 100.0) == 0.1
+
+
+def test_negative_balance_refills_to_capacity_only() -> None:
+    bucket = TokenBucket(BucketLimit(refill_rate=10, capacity=20))
+    assert bucket.reserve(50, 0.0) == 3.0  # cost above capacity: 20 - 50 = -30
+    assert bucket.available(1.0) == -20.0
+    assert bucket.available(3.0) == 0.0
+    assert bucket.available(60.0) == 20.0
+
+
+def test_cost_above_capacity_is_allowed() -> None:
+    bucket = TokenBucket(BucketLimit(refill_rate=100, capacity=100))
+    assert bucket.reserve(250, 10.0) == 1.5
+    assert bucket.reserve(100, 11.5) == 1.0
+
+
+def test_clock_going_backwards_adds_no_tokens() -> None:
+    bucket = TokenBucket(BucketLimit(refill_rate=10, capacity=20))
+    assert bucket.reserve(20, 10.0) == 0.0
+    assert bucket.available(5.0) == 0.0
+    # At t=5 the bucket is still empty as of t=10; the debt is paid 1s after t=10.
+    assert bucket.reserve(10, 5.0) == 6.0
+    assert bucket.available(5.0) == -10.0
+    assert bucket.available(11.0) == 0.0
+    # A free request still queues behind the debt.
+    assert bucket.reserve(0, 10.0) == 1.0
+    assert bucket.available(10.0) == -10.0
+    # Stepping back and forward again does not credit t=5..10 twice: -10 + 2s * 10/s - 20.
+    assert bucket.reserve(20, 12.0) == 1.0
+
+
+def test_clock_going_backwards_with_tokens_left() -> None:
+    bucket = TokenBucket(BucketLimit(refill_rate=10, capacity=20))
+    assert bucket.reserve(5, 10.0) == 0.0
+    assert bucket.reserve(5, 3.0) == 0.0
+    assert bucket.available(10.0) == 10.0
+
+
+@pytest.mark.parametrize("cost", [-1.0, math.nan, math.inf])
+def test_bad_cost_is_rejected_without_changing_the_bucket(cost: float) -> None:
+    bucket = TokenBucket(BucketLimit(refill_rate=10, capacity=20))
+    with pytest.raises(LocalProtocolError, match="cost must be a finite number"):
+        bucket.reserve(cost, 0.0)
+    assert bucket.available(0.0) == 20.0
+
+
+# --- RateLimiter ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["basic", "Basic", " PREMIER ", "paragon", "Prime", "advanced"])
+def test_for_tier(name: str) -> None:
+    limiter = RateLimiter.for_tier(name)
+    read, write = TIERS[name.strip().lower()]
+    assert limiter.bucket(Bucket.READ).limit == read
+    assert limiter.bucket(Bucket.WRITE).limit == write
+
+
+@pytest.mark.parametrize("name", ["expert", "Prestige", "", "gold"])
+def test_for_unknown_tier(name: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        RateLimiter.for_tier(name)
+    message = str(info.value)
+    assert f"tier {name!r}" in message
+    assert "known tiers: basic, advanced, premier, paragon, prime" in message
+    assert "RateLimiter.from_limits" in message
+
+
+def test_from_limits() -> None:
+    limiter = RateLimiter.from_limits(500, 500, 500, 1000)
+    assert limiter.bucket(Bucket.READ).limit == BucketLimit(500, 500)
+    assert limiter.bucket(Bucket.WRITE).limit == BucketLimit(500, 1000)
+
+
+def test_from_limits_validates() -> None:
+    with pytest.raises(ConfigurationError, match="capacity"):
+        RateLimiter.from_limits(500, 500, 500, 0)
+
+
+def test_cost_of() -> None:
+    limiter = RateLimiter.for_tier("basic")
+    assert limiter.cost_of("GetMarkets") == 10
+    assert limiter.cost_of("CreateOrderV2") == 10
+    assert limiter.cost_of("GetOrder") == 2
+    assert limiter.cost_of("CancelOrderV2") == 2
+    assert limiter.cost_of("UpgradeAccountApiUsageLevel") == 30
+    assert limiter.cost_of("SomethingNew") == DEFAULT_COST
+    # items only matters for batches.
+    assert limiter.cost_of("GetOrder", items=7) == 2
+
+
+@pytest.mark.parametrize(
+    ("operation_id", "items", "cost"),
+    [
+        ("BatchCreateOrdersV2", 1, 10),
+        ("BatchCreateOrdersV2", 5, 50),
+        ("BatchCreateOrdersV2", 20, 200),
+        ("BatchCancelOrdersV2", 1, 2),
+        ("BatchCancelOrdersV2", 20, 40),
+    ],
+)
+def test_batch_costs_per_item(operation_id: str, items: int, cost: int) -> None:
+    assert RateLimiter.for_tier("basic").cost_of(operation_id, items) == cost
+
+
+@pytest.mark.parametrize("items", [0, -2])
+def test_items_below_one_is_rejected(items: int) -> None:
+    limiter = RateLimiter.for_tier("basic")
+    with pytest.raises(LocalProtocolError, match="items must be at least 1"):
+        limiter.cost_of("BatchCreateOrdersV2", items)
+    with pytest.raises(LocalProtocolError, match="items must be at least 1"):
+        limiter.reserve("GetMarkets", 0.0, items)
+    assert limiter.bucket(Bucket.READ).available(0.0) == 200
+
+
+@pytest.mark.parametrize("operation_id", sorted(WRITE_OPERATIONS))
+def test_write_operations_use_the_write_bucket(operation_id: str) -> None:
+    assert RateLimiter.for_tier("basic").bucket_of(operation_id) is Bucket.WRITE
+
+
+@pytest.mark.parametrize(
+    "operation_id", ["GetMarkets", "GetOrder", "GetOrders", "GetQuote", "GetRFQQuote", "Unknown"]
+)
+def test_other_operations_use_the_read_bucket(operation_id: str) -> None:
+    assert RateLimiter.for_tier("basic").bucket_of(operation_id) is Bucket.READ
+
+
+def test_reserve_routes_to_the_right_bucket() -> None:
+    limiter = RateLimiter.for_tier("basic")  # read 200/s, write 100/s with 100 capacity
+    for _ in range(10):
+        assert limiter.reserve("CreateOrderV2", 0.0) == 0.0
+    assert limiter.bucket(Bucket.WRITE).available(0.0) == 0.0
+    assert limiter.bucket(Bucket.READ).available(0.0) == 200.0
+    assert limiter.reserve("CancelOrderV2", 0.0) == 0.02
+    assert limiter.reserve("GetMarkets", 0.0) == 0.0
+    assert limiter.bucket(Bucket.READ).available(0.0) == 190.0
+    assert limiter.bucket(Bucket.WRITE).available(0.0) == -2.0
+
+
+def test_reserve_batches_per_item() -> None:
+    limiter = RateLimiter.for_tier("advanced")  # write 300/s, 600 capacity
+    assert limiter.reserve("BatchCreateOrdersV2", 0.0, items=60) == 0.0
+    assert limiter.reserve("BatchCancelOrdersV2", 0.0, items=30) == 0.2
+    assert limiter.bucket(Bucket.WRITE).available(0.2) == 0.0
+
+
+def test_write_burst_at_non_basic_tiers() -> None:
+    limiter = RateLimiter.for_tier("premier")  # 1000/s, write capacity 2000
+    for _ in range(200):
+        assert limiter.reserve("CreateOrderV2", 50.0) == 0.0
+    assert limiter.reserve("CreateOrderV2", 50.0) == 0.01
+
+
+# --- properties -----------------------------------------------------------------------------------
+
+
+@given(
+    rate=st.floats(min_value=0.5, max_value=5000.0),
+    capacity=st.floats(min_value=1.0, max_value=10000.0),
+    requests=st.lists(
+        st.tuples(
+            st.floats(min_value=0.0, max_value=2.0),  # seconds since the previous reservation
+            st.floats(min_value=0.0, max_value=1.0),  # cost as a fraction of the capacity
+        ),
+        min_size=1,
+        max_size=60,
+    ),
+)
+def test_bucket_never_lets_more_than_capacity_plus_refill_through(
+    rate: float, capacity: float, requests: list[tuple[float, float]]
+) -> None:
+    bucket = TokenBucket(BucketLimit(refill_rate=rate, capacity=capacity))
+    now = 1000.0
+    sent: list[tuple[float, float]] = []  # (send time, cost)
+    for gap, fraction in requests:
+        now += gap
+        cost = fraction * capacity
+        wait = bucket.reserve(cost, now)
+        assert wait >= 0.0
+        sent.append((now + wait, cost))
+    sent.sort()
+    for first in range(len(sent)):
+        total = 0.0
+        for last in range(first, len(sent)):
+            total += sent[last][1]
+            window = sent[last][0] - sent[first][0]
+            assert total <= capacity + rate * window + 1e-6 * (capacity + total)
+
+
+@given(
+    rate=st.floats(min_value=0.5, max_value=5000.0),
+    capacity=st.floats(min_value=1.0, max_value=10000.0),
+    steps=st.lists(
+        st.tuples(st.floats(min_value=-5.0, max_value=5.0), st.floats(0.0, 2.0)),
+        max_size=40,
+    ),
+)
+def test_balance_never_exceeds_capacity(
+    rate: float, capacity: float, steps: list[tuple[float, float]]
+) -> None:
+    bucket = TokenBucket(BucketLimit(refill_rate=rate, capacity=capacity))
+    now = 0.0
+    for step, fraction in steps:
+        now += step
+        wait = bucket.reserve(fraction * capacity, now)
+        assert wait >= 0.0
+        assert bucket.available(now) <= capacity
+        # After waiting as told, the balance is back to zero or more.
+        assert bucket.available(now + wait) >= -1e-9 * capacity
