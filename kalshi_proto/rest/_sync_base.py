@@ -26,7 +26,12 @@ from kalshi_proto.rest.generated.sync_facade import Resources
 from kalshi_proto.rest.pagination import iterate_pages
 from kalshi_proto.rest.ratelimit import RateLimiter
 from kalshi_proto.rest.retry import RetryPolicy
-from kalshi_proto.rest.settings import KeyInput, RateLimitSetting, build_rest_config, rate_limiter_for
+from kalshi_proto.rest.settings import (
+    KeyInput,
+    RateLimitSetting,
+    build_rest_config,
+    rate_limiter_for,
+)
 
 __all__ = ["ClientBase"]
 

@@ -1,0 +1,1 @@
+"""The local exchange: a deterministic Kalshi, pure like the rest of the core."""

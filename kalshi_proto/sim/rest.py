@@ -1,0 +1,981 @@
+"""The REST side of the local exchange: requests in, spec-shaped responses out.
+
+`ExchangeApp.handle` routes a request by the operation table (the same generated table the
+clients use), checks it the way the real API does, runs the command on the `Exchange`, and
+answers with a body built from the generated response models:
+
+* unknown path -> 404; a known path with another method -> 405;
+* private operations need ``KALSHI-ACCESS-KEY``, ``-TIMESTAMP`` and ``-SIGNATURE``: an unknown
+  key, a timestamp more than ``max_clock_skew_ms`` away from the exchange's clock, or a signature
+  that does not verify with the registered public key (RSA-PSS SHA-256 with salt length 32, or
+  Ed25519) -> 401;
+* a query value of the wrong type or a body the request model refuses -> 400 with the reason
+  in ``details``; refusals from the exchange (unknown ticker 404, insufficient balance 400, ...)
+  -> their status with an ``ErrorResponse`` body;
+* operations the exchange does not model -> 501 naming the operation (`NOT_MODELLED` lists them).
+
+Fault injection (`Faults`) turns a share of requests into 429s (with or without
+``Retry-After``), bursts of 5xx, added latency, or responses cut off mid-body; the decisions come
+from the injected ``rng``, so a seeded run repeats exactly.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
+
+from kalshi_proto.auth import signing_message
+from kalshi_proto.errors import ConfigurationError
+from kalshi_proto.rest.call import HttpRequest, HttpResponse
+from kalshi_proto.rest.generated import models as m
+from kalshi_proto.rest.operations import Operation, ParamKind, ParamLocation, operations
+from kalshi_proto.rest.ratelimit import DEFAULT_COST, ENDPOINT_COSTS, PER_ITEM_COSTS
+from kalshi_proto.sim.app import Drop, Reply, Respond
+from kalshi_proto.sim.exchange import (
+    ONE,
+    ZERO,
+    Account,
+    Exchange,
+    ExchangeError,
+    FillState,
+    MarketState,
+    OrderGroupState,
+    OrderState,
+    PlaceResult,
+)
+from kalshi_proto.sim.matching import Side, StpMode, TimeInForce
+
+__all__ = ["NOT_MODELLED", "ExchangeApp", "Faults"]
+
+_JSON = (("content-type", "application/json"),)
+_DOLLARS = Decimal("0.0001")
+_COUNT = Decimal("0.01")
+_DEFAULT_LIMIT = 100
+_MAX_LIMIT = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Faults:
+    """Faults to inject, as shares of requests in [0, 1].
+
+    Args:
+        rate_limit_share: answer this share with 429 ``{"error": "too many requests"}``.
+        retry_after: seconds to send in ``Retry-After`` on those 429s (None: no header, as the
+            real API does).
+        error_share: start a burst of ``error_status`` answers on this share of requests.
+        error_burst: how many consecutive requests each burst fails.
+        error_status: the 5xx status of a burst.
+        latency: seconds added before every response.
+        drop_share: cut this share of responses off half-way through the body.
+    """
+
+    rate_limit_share: float = 0.0
+    retry_after: float | None = None
+    error_share: float = 0.0
+    error_burst: int = 1
+    error_status: int = 503
+    latency: float = 0.0
+    drop_share: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("rate_limit_share", "error_share", "drop_share"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigurationError(f"{name} must be within [0, 1], got {value}")
+        if self.error_burst < 1 or not 500 <= self.error_status <= 599:
+            raise ConfigurationError("error_burst must be >= 1 and error_status a 5xx status")
+        if self.latency < 0 or (self.retry_after is not None and self.retry_after < 0):
+            raise ConfigurationError("latency and retry_after must not be negative")
+
+    @property
+    def active(self) -> bool:
+        return bool(self.rate_limit_share or self.error_share or self.drop_share)
+
+
+def _dollars(value: Decimal) -> Decimal:
+    return value.quantize(_DOLLARS)
+
+
+def _count(value: Decimal) -> Decimal:
+    return value.quantize(_COUNT)
+
+
+def _time(wall_ms: int) -> datetime:
+    return datetime.fromtimestamp(wall_ms / 1000, UTC)
+
+
+def _verify(public_key: object, message: bytes, signature: bytes) -> bool:
+    try:
+        if isinstance(public_key, rsa.RSAPublicKey):
+            public_key.verify(
+                signature,
+                message,
+                padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH),
+                hashes.SHA256(),
+            )
+        elif isinstance(public_key, ed25519.Ed25519PublicKey):
+            public_key.verify(signature, message)
+        else:
+            return False
+    except InvalidSignature:
+        return False
+    return True
+
+
+class _Route:
+    __slots__ = ("operation", "pattern")
+
+    def __init__(self, operation: Operation, prefix: str) -> None:
+        self.operation = operation
+        regex = re.sub(r"\\{([a-z_]+)\\}", r"(?P<\1>[^/]+)", re.escape(operation.path))
+        self.pattern = re.compile(re.escape(prefix) + regex + r"\Z")
+
+
+#: Operations the local exchange answers with 501: it models a single trader's account on binary
+#: markets, not RFQs, block trades, FCM, API-key management, live data or historical archives.
+NOT_MODELLED: frozenset[str]
+
+
+class ExchangeApp:
+    """Answers REST requests for one `Exchange`.
+
+    Args:
+        exchange: the exchange to serve.
+        faults: faults to inject (none by default).
+        rng: floats in [0, 1) for fault decisions; required when any fault share is set.
+        prefix: the path prefix of the API (``/trade-api/v2``).
+        max_clock_skew_ms: how far a request timestamp may be from ``wall_ms``.
+        epoch_ms: the wall-clock time at which the exchange's own clock reads its start time
+            (``exchange.wall_ms`` when the app is made); the first request's ``wall_ms`` when
+            None. The exchange's clock then runs at wall-clock speed from its scenario start, so
+            a scenario dated in the past still trades; signatures are checked against
+            ``wall_ms`` itself.
+    """
+
+    def __init__(
+        self,
+        exchange: Exchange,
+        *,
+        faults: Faults | None = None,
+        rng: Callable[[], float] | None = None,
+        prefix: str = "/trade-api/v2",
+        max_clock_skew_ms: int = 30_000,
+        epoch_ms: int | None = None,
+    ) -> None:
+        self.exchange = exchange
+        self._origin = exchange.wall_ms
+        self._epoch = epoch_ms
+        self.faults = faults or Faults()
+        if self.faults.active and rng is None:
+            raise ConfigurationError("fault injection needs an rng (e.g. random.Random(seed).random)")
+        self._rng = rng
+        self.prefix = prefix
+        self.max_clock_skew_ms = max_clock_skew_ms
+        # Literal segments win over parameters: /markets/trades before /markets/{ticker}.
+        ordered = sorted(operations(), key=lambda op: op.path.count("{"))
+        self._routes = [_Route(op, prefix) for op in ordered]
+        self._keys: dict[bytes, object] = {}
+        self._burst_left = 0
+        self.requests = 0
+        self._handlers: dict[str, Callable[[_Context], tuple[int, BaseModel | None]]] = {
+            name.removeprefix("_op_"): getattr(self, name)
+            for name in dir(self)
+            if name.startswith("_op_")
+        }
+
+    # ---- entry point -----------------------------------------------------------------------
+
+    def handle(self, request: HttpRequest, *, now: float, wall_ms: int) -> Reply:
+        """Answer one request (see the module docstring for the rules)."""
+        del now
+        self.requests += 1
+        faulted = self._fault()
+        if faulted is not None:
+            return faulted
+        try:
+            status, body = self._dispatch(request, wall_ms)
+        except ExchangeError as exc:
+            status, body = exc.status, self._error_body(exc.code, exc.message, exc.details)
+        response = HttpResponse(status=status, headers=_JSON, body=body)
+        if self.faults.drop_share and self._roll(self.faults.drop_share):
+            return Drop(response, after=len(body) // 2, delay=self.faults.latency)
+        return Respond(response, delay=self.faults.latency)
+
+    def _roll(self, share: float) -> bool:
+        assert self._rng is not None
+        return self._rng() < share
+
+    def _fault(self) -> Reply | None:
+        faults = self.faults
+        if self._burst_left > 0 or (faults.error_share and self._roll(faults.error_share)):
+            self._burst_left = (self._burst_left or faults.error_burst) - 1
+            body = self._error_body("service_unavailable", "injected server error")
+            return Respond(HttpResponse(faults.error_status, _JSON, body), delay=faults.latency)
+        if faults.rate_limit_share and self._roll(faults.rate_limit_share):
+            headers: tuple[tuple[str, str], ...] = _JSON
+            if faults.retry_after is not None:
+                headers = (*_JSON, ("retry-after", f"{faults.retry_after:g}"))
+            return Respond(HttpResponse(429, headers, b'{"error":"too many requests"}'), delay=faults.latency)
+        return None
+
+    @staticmethod
+    def _error_body(code: str, message: str, details: str | None = None) -> bytes:
+        payload = {"code": code, "message": message}
+        if details:
+            payload["details"] = details
+        return json.dumps(payload, separators=(",", ":")).encode()
+
+    def _dispatch(self, request: HttpRequest, wall_ms: int) -> tuple[int, bytes]:
+        path, _, query_text = request.target.partition("?")
+        allowed: list[str] = []
+        for route in self._routes:
+            found = route.pattern.match(path)
+            if found is None:
+                continue
+            if route.operation.method != request.method:
+                allowed.append(route.operation.method)
+                continue
+            return self._run(route.operation, request, found.groupdict(), query_text, wall_ms)
+        if allowed:
+            raise ExchangeError(405, "method_not_allowed", f"{request.method} is not allowed here; use {', '.join(sorted(set(allowed)))}")
+        raise ExchangeError(404, "not_found", f"no endpoint at {path}")
+
+    def exchange_time(self, wall_ms: int) -> int:
+        """The exchange's clock (Unix ms on its own timeline) at wall-clock time ``wall_ms``."""
+        if self._epoch is None:
+            self._epoch = wall_ms
+        return self._origin + (wall_ms - self._epoch)
+
+    def _run(
+        self, op: Operation, request: HttpRequest, path_args: dict[str, str], query_text: str, wall_ms: int
+    ) -> tuple[int, bytes]:
+        account = self._authenticate(op, request, wall_ms) if op.requires_auth else None
+        wall_ms = self.exchange_time(wall_ms)
+        self.exchange.advance(wall_ms)
+        handler = self._handlers.get(op.operation_id)
+        if handler is None:
+            raise ExchangeError(
+                501, "not_implemented", f"the local exchange does not model {op.operation_id} ({op.method} {op.path})"
+            )
+        args = self._arguments(op, path_args, query_text)
+        body: BaseModel | None = None
+        if op.request_model is not None:
+            try:
+                body = op.request_model.model_validate_json(request.body or b"{}")
+            except PydanticValidationError as exc:
+                details = "; ".join(
+                    f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in exc.errors()[:5]
+                )
+                raise ExchangeError(400, "invalid_parameters", "the request body is invalid", details) from None
+        status, model = handler(_Context(op, account, args, body, wall_ms))
+        if model is None:
+            return status, b""
+        return status, model.model_dump_json(by_alias=True, exclude_none=True).encode()
+
+    def _authenticate(self, op: Operation, request: HttpRequest, wall_ms: int) -> Account:
+        headers = {k.lower(): v for k, v in request.headers}
+        key_id = headers.get("kalshi-access-key")
+        stamp = headers.get("kalshi-access-timestamp")
+        signature = headers.get("kalshi-access-signature")
+        if not key_id or not stamp or not signature:
+            raise ExchangeError(401, "missing_authentication", f"{op.operation_id} needs the KALSHI-ACCESS-* headers")
+        owner = self.exchange.key_owner(key_id)
+        if owner is None:
+            raise ExchangeError(401, "invalid_api_key", "unknown API key id")
+        account, pem = owner
+        if not stamp.isdigit() or abs(int(stamp) - wall_ms) > self.max_clock_skew_ms:
+            raise ExchangeError(401, "stale_timestamp", f"KALSHI-ACCESS-TIMESTAMP must be within {self.max_clock_skew_ms} ms of the exchange clock")
+        try:
+            raw = base64.b64decode(signature, validate=True)
+        except (binascii.Error, ValueError):
+            raise ExchangeError(401, "invalid_signature", "the signature is not base64") from None
+        key = self._keys.get(pem)
+        if key is None:
+            key = self._keys[pem] = serialization.load_pem_public_key(pem)
+        path = request.target.partition("?")[0]
+        if not _verify(key, signing_message(int(stamp), request.method, path), raw):
+            raise ExchangeError(401, "invalid_signature", "the signature does not verify")
+        return account
+
+    @staticmethod
+    def _arguments(op: Operation, path_args: dict[str, str], query_text: str) -> dict[str, Any]:
+        from urllib.parse import parse_qsl, unquote
+
+        args: dict[str, Any] = {name: unquote(value) for name, value in path_args.items()}
+        by_name = {p.name: p for p in op.params if p.location is ParamLocation.QUERY}
+        for name, value in parse_qsl(query_text, keep_blank_values=True):
+            param = by_name.get(name)
+            if param is None:
+                continue
+            try:
+                if param.kind in (ParamKind.INTEGER, ParamKind.INTEGER_ARRAY):
+                    parsed: Any = int(value)
+                elif param.kind is ParamKind.BOOLEAN:
+                    if value not in ("true", "false"):
+                        raise ValueError(value)
+                    parsed = value == "true"
+                else:
+                    parsed = value
+            except ValueError:
+                raise ExchangeError(400, "invalid_parameters", f"query parameter {name} has an invalid value {value!r}") from None
+            if param.enum is not None and parsed not in param.enum:
+                raise ExchangeError(400, "invalid_parameters", f"query parameter {name} must be one of {list(param.enum)}")
+            if param.kind in (ParamKind.STRING_ARRAY, ParamKind.INTEGER_ARRAY):
+                args.setdefault(name, []).append(parsed)
+            else:
+                args[name] = parsed
+        return args
+
+    # ---- shared views ----------------------------------------------------------------------
+
+    def _market_view(self, market: MarketState) -> dict[str, Any]:
+        book = market.book
+        bid = book.best(Side.BID)
+        ask = book.best(Side.ASK)
+        bids = book.levels(Side.BID)
+        asks = book.levels(Side.ASK)
+        status = market.status
+        return {
+            "ticker": market.ticker,
+            "event_ticker": market.event_ticker,
+            "market_type": "binary",
+            "title": market.title,
+            "yes_sub_title": market.yes_sub_title,
+            "no_sub_title": market.no_sub_title,
+            "created_time": _time(market.created_ms),
+            "updated_time": _time(market.updated_ms or market.created_ms),
+            "open_time": _time(market.open_ms),
+            "close_time": _time(market.close_ms),
+            "latest_expiration_time": _time(market.close_ms),
+            "settlement_timer_seconds": 0,
+            "status": status,
+            "notional_value_dollars": _dollars(ONE),
+            "yes_bid_dollars": _dollars(bid or ZERO),
+            "yes_ask_dollars": _dollars(ask or ONE),
+            "no_bid_dollars": _dollars(ONE - ask if ask is not None else ZERO),
+            "no_ask_dollars": _dollars(ONE - bid if bid is not None else ONE),
+            "yes_bid_size_fp": _count(bids[0][1] if bids else ZERO),
+            "yes_ask_size_fp": _count(asks[0][1] if asks else ZERO),
+            "last_price_dollars": _dollars(market.last_price),
+            "previous_yes_bid_dollars": _dollars(ZERO),
+            "previous_yes_ask_dollars": _dollars(ZERO),
+            "previous_price_dollars": _dollars(ZERO),
+            "volume_fp": _count(market.volume),
+            "volume_24h_fp": _count(market.volume),
+            "open_interest_fp": _count(market.open_interest),
+            "result": market.result,
+            "can_close_early": False,
+            "expiration_value": "",
+            "rules_primary": market.rules_primary,
+            "rules_secondary": market.rules_secondary,
+            "price_level_structure": market.price_level_structure,
+            "price_ranges": [{"start": "0.0000", "end": "1.0000", "step": str(_dollars(market.tick))}],
+            "settlement_bounds_type": "default",
+            "exchange_index": 0,
+        }
+
+    def _order_view(self, order: OrderState) -> m.Order:
+        return m.Order.model_validate(
+            {
+                "order_id": order.order_id,
+                "user_id": order.user_id,
+                "client_order_id": order.client_order_id,
+                "ticker": order.ticker,
+                "side": "yes",
+                "action": "buy" if order.side is Side.BID else "sell",
+                "outcome_side": "yes",
+                "book_side": order.side.value,
+                "type": "limit",
+                "status": order.status,
+                "yes_price_dollars": _dollars(order.price),
+                "no_price_dollars": _dollars(ONE - order.price),
+                "fill_count_fp": _count(order.fill_count),
+                "remaining_count_fp": _count(order.remaining),
+                "initial_count_fp": _count(order.initial_count),
+                "taker_fill_cost_dollars": _dollars(order.taker_fill_cost),
+                "maker_fill_cost_dollars": _dollars(order.maker_fill_cost),
+                "taker_fees_dollars": _dollars(order.taker_fees),
+                "maker_fees_dollars": _dollars(order.maker_fees),
+                "expiration_time": _time(order.expiration_s * 1000) if order.expiration_s else None,
+                "created_time": _time(order.created_ms),
+                "last_update_time": _time(order.updated_ms),
+                "self_trade_prevention_type": order.stp.value,
+                "order_group_id": order.order_group_id,
+                "cancel_order_on_pause": order.cancel_order_on_pause,
+                "subaccount_number": order.subaccount,
+                "exchange_index": 0,
+            }
+        )
+
+    def _fill_view(self, fill: FillState) -> m.Fill:
+        return m.Fill.model_validate(
+            {
+                "fill_id": fill.fill_id,
+                "exchange_index": 0,
+                "trade_id": fill.trade_id,
+                "order_id": fill.order_id,
+                "ticker": fill.ticker,
+                "market_ticker": fill.ticker,
+                "side": "yes",
+                "action": "buy" if fill.side is Side.BID else "sell",
+                "outcome_side": "yes",
+                "book_side": fill.side.value,
+                "count_fp": _count(fill.count),
+                "yes_price_dollars": _dollars(fill.price),
+                "no_price_dollars": _dollars(ONE - fill.price),
+                "is_taker": fill.is_taker,
+                "created_time": _time(fill.created_ms),
+                "fee_cost": _dollars(fill.fee),
+                "subaccount_number": fill.subaccount,
+                "ts": fill.created_ms // 1000,
+            }
+        )
+
+    @staticmethod
+    def _page(items: list[Any], args: Mapping[str, Any], *, limit_name: str = "limit") -> tuple[list[Any], str]:
+        cursor = args.get("cursor") or ""
+        try:
+            start = int(cursor) if cursor else 0
+        except ValueError:
+            raise ExchangeError(400, "invalid_cursor", "the cursor is not one this exchange issued") from None
+        limit = args.get(limit_name) or _DEFAULT_LIMIT
+        if not 1 <= limit <= _MAX_LIMIT:
+            raise ExchangeError(400, "invalid_parameters", f"{limit_name} must be between 1 and {_MAX_LIMIT}")
+        chunk = items[start : start + limit]
+        following = start + limit
+        return chunk, str(following) if following < len(items) else ""
+
+    @staticmethod
+    def _average(total: Decimal, count: Decimal) -> Decimal | None:
+        return _dollars(total / count) if count > 0 else None
+
+    def _placed(self, result: PlaceResult, wall_ms: int) -> dict[str, Any]:
+        order = result.order
+        taker = [f for f in result.fills if f.order_id == order.order_id]
+        filled = sum((f.count for f in taker), ZERO)
+        cost = sum((f.count * (f.price if f.side is Side.BID else ONE - f.price) for f in taker), ZERO)
+        fees = sum((f.fee for f in taker), ZERO)
+        return {
+            "order_id": order.order_id,
+            "client_order_id": order.client_order_id,
+            "fill_count": _count(filled),
+            "remaining_count": _count(order.remaining),
+            "average_fill_price": self._average(cost, filled),
+            "average_fee_paid": self._average(fees, filled),
+            "ts_ms": wall_ms,
+        }
+
+    # ---- operations ------------------------------------------------------------------------
+    # One method per modelled operationId, named _op_<operationId>; each returns (status, model).
+
+    def _op_GetExchangeStatus(self, ctx: _Context) -> tuple[int, BaseModel]:
+        return 200, m.ExchangeStatus(exchange_active=True, trading_active=True)
+
+    def _op_GetExchangeSchedule(self, ctx: _Context) -> tuple[int, BaseModel]:
+        return 200, m.GetExchangeScheduleResponse.model_validate({"schedule": {"standard_hours": [], "maintenance_windows": []}})
+
+    def _op_GetUserDataTimestamp(self, ctx: _Context) -> tuple[int, BaseModel]:
+        return 200, m.GetUserDataTimestampResponse(as_of_time=_time(ctx.wall_ms))
+
+    def _series_view(self, ticker: str) -> dict[str, Any]:
+        s = self.exchange.series[ticker]
+        return {
+            "ticker": s.ticker,
+            "frequency": s.frequency,
+            "title": s.title,
+            "category": s.category,
+            "categories": [s.category],
+            "tags": list(s.tags),
+            "settlement_sources": [],
+            "contract_url": "",
+            "contract_terms_url": "",
+            "fee_type": s.fee_type,
+            "fee_multiplier": s.fee_multiplier,
+            "additional_prohibitions": [],
+        }
+
+    def _op_GetSeriesList(self, ctx: _Context) -> tuple[int, BaseModel]:
+        category = ctx.args.get("category")
+        series = [self._series_view(t) for t, s in sorted(self.exchange.series.items()) if category in (None, s.category)]
+        return 200, m.GetSeriesListResponse.model_validate({"series": series})
+
+    def _op_GetSeries(self, ctx: _Context) -> tuple[int, BaseModel]:
+        ticker = ctx.args["series_ticker"]
+        if ticker not in self.exchange.series:
+            raise ExchangeError(404, "series_not_found", f"series {ticker} not found")
+        return 200, m.GetSeriesResponse.model_validate({"series": self._series_view(ticker)})
+
+    def _event_view(self, ticker: str, with_markets: bool) -> dict[str, Any]:
+        e = self.exchange.events[ticker]
+        view: dict[str, Any] = {
+            "event_ticker": e.event_ticker,
+            "series_ticker": e.series_ticker,
+            "sub_title": e.sub_title,
+            "title": e.title,
+            "collateral_return_type": "",
+            "mutually_exclusive": e.mutually_exclusive,
+            "category": self.exchange.series[e.series_ticker].category,
+            "settlement_sources": [],
+        }
+        if with_markets:
+            view["markets"] = [self._market_view(mk) for mk in self._markets_of(ticker)]
+        return view
+
+    def _markets_of(self, event_ticker: str) -> list[MarketState]:
+        return [mk for _, mk in sorted(self.exchange.markets.items()) if mk.event_ticker == event_ticker]
+
+    def _op_GetEvents(self, ctx: _Context) -> tuple[int, BaseModel]:
+        series = ctx.args.get("series_ticker")
+        tickers = [t for t, e in sorted(self.exchange.events.items()) if series in (None, e.series_ticker)]
+        chunk, cursor = self._page(tickers, ctx.args)
+        nested = bool(ctx.args.get("with_nested_markets"))
+        events = [self._event_view(t, nested) for t in chunk]
+        return 200, m.GetEventsResponse.model_validate({"events": events, "cursor": cursor})
+
+    def _op_GetEvent(self, ctx: _Context) -> tuple[int, BaseModel]:
+        ticker = ctx.args["event_ticker"]
+        if ticker not in self.exchange.events:
+            raise ExchangeError(404, "event_not_found", f"event {ticker} not found")
+        markets = [self._market_view(mk) for mk in self._markets_of(ticker)]
+        return 200, m.GetEventResponse.model_validate({"event": self._event_view(ticker, False), "markets": markets})
+
+    _STATUS_FILTER: ClassVar[dict[str, tuple[str, ...]]] = {
+        "unopened": ("initialized", "inactive"),
+        "open": ("active",),
+        "paused": (),
+        "closed": ("closed", "determined"),
+        "settled": ("finalized",),
+    }
+
+    def _op_GetMarkets(self, ctx: _Context) -> tuple[int, BaseModel]:
+        args = ctx.args
+        wanted = self._STATUS_FILTER.get(args.get("status", ""), None)
+        tickers = set(args["tickers"].split(",")) if args.get("tickers") else None
+        chosen = []
+        for ticker, market in sorted(self.exchange.markets.items()):
+            event = self.exchange.events[market.event_ticker]
+            if wanted is not None and market.status not in wanted:
+                continue
+            if args.get("event_ticker") not in (None, market.event_ticker):
+                continue
+            if args.get("series_ticker") not in (None, event.series_ticker):
+                continue
+            if tickers is not None and ticker not in tickers:
+                continue
+            chosen.append(market)
+        chunk, cursor = self._page(chosen, args)
+        return 200, m.GetMarketsResponse.model_validate({"markets": [self._market_view(mk) for mk in chunk], "cursor": cursor})
+
+    def _op_GetMarket(self, ctx: _Context) -> tuple[int, BaseModel]:
+        market = self.exchange.market(ctx.args["ticker"])
+        return 200, m.GetMarketResponse.model_validate({"market": self._market_view(market)})
+
+    def _book_view(self, market: MarketState, depth: int | None) -> dict[str, Any]:
+        # YES bids, and NO bids (a NO bid at q is a YES ask at 1 - q), each best price last.
+        bids = market.book.levels(Side.BID)
+        asks = market.book.levels(Side.ASK)
+        if depth:
+            bids, asks = bids[:depth], asks[:depth]
+        yes = [[str(_dollars(p)), str(_count(c))] for p, c in reversed(bids)]
+        no = [[str(_dollars(ONE - p)), str(_count(c))] for p, c in reversed(asks)]
+        return {"yes_dollars": yes, "no_dollars": no}
+
+    def _op_GetMarketOrderbook(self, ctx: _Context) -> tuple[int, BaseModel]:
+        market = self.exchange.market(ctx.args["ticker"])
+        view = self._book_view(market, ctx.args.get("depth"))
+        return 200, m.GetMarketOrderbookResponse.model_validate({"orderbook_fp": view})
+
+    def _op_GetTrades(self, ctx: _Context) -> tuple[int, BaseModel]:
+        ticker = ctx.args.get("ticker")
+        trades = [t for t in reversed(self.exchange.trades) if ticker in (None, t.ticker)]
+        chunk, cursor = self._page(trades, ctx.args)
+        views = [
+            {
+                "trade_id": t.trade_id,
+                "ticker": t.ticker,
+                "count_fp": _count(t.count),
+                "yes_price_dollars": _dollars(t.price),
+                "no_price_dollars": _dollars(ONE - t.price),
+                "taker_side": "yes" if t.taker_side is Side.BID else "no",
+                "taker_outcome_side": "yes" if t.taker_side is Side.BID else "no",
+                "taker_book_side": t.taker_side.value,
+                "created_time": _time(t.created_ms),
+                "is_block_trade": False,
+            }
+            for t in chunk
+        ]
+        return 200, m.GetTradesResponse.model_validate({"trades": views, "cursor": cursor})
+
+    # -- portfolio --
+
+    def _op_GetBalance(self, ctx: _Context) -> tuple[int, BaseModel]:
+        account = ctx.user
+        sub = self.exchange.subaccount_number(account, ctx.args.get("subaccount"))
+        available = account.available(sub)
+        value = sum(
+            (max(p.position, ZERO) * self.exchange.markets[t].last_price + max(-p.position, ZERO) * (ONE - self.exchange.markets[t].last_price))
+            for (s, t), p in account.positions.items()
+            if s == sub
+        )
+        return 200, m.GetBalanceResponse.model_validate(
+            {
+                "balance": int(available * 100),
+                "balance_dollars": _dollars(available),
+                "portfolio_value": int(Decimal(value) * 100),
+                "updated_ts": ctx.wall_ms // 1000,
+                "balance_breakdown": [{"exchange_index": 0, "balance": _dollars(available)}],
+            }
+        )
+
+    def _op_GetPositions(self, ctx: _Context) -> tuple[int, BaseModel]:
+        account = ctx.user
+        args = ctx.args
+        sub = args.get("subaccount") or 0
+        rows = []
+        by_event: dict[str, list[Any]] = {}
+        for (s, ticker), pos in sorted(account.positions.items()):
+            market = self.exchange.markets[ticker]
+            if s != sub or args.get("ticker") not in (None, ticker):
+                continue
+            if args.get("event_ticker") not in (None, market.event_ticker):
+                continue
+            if pos.position == 0 and args.get("settlement_status", "unsettled") == "unsettled" and market.status == "finalized":
+                continue
+            rows.append((ticker, pos))
+            by_event.setdefault(market.event_ticker, []).append(pos)
+        chunk, cursor = self._page(rows, args)
+        markets = [
+            {
+                "ticker": ticker,
+                "exchange_index": 0,
+                "total_traded_dollars": _dollars(pos.total_traded),
+                "position_fp": _count(pos.position),
+                "market_exposure_dollars": _dollars(pos.exposure),
+                "realized_pnl_dollars": _dollars(pos.realized_pnl),
+                "fees_paid_dollars": _dollars(pos.fees_paid),
+                "last_updated_ts": _time(pos.updated_ms),
+            }
+            for ticker, pos in chunk
+        ]
+        events = [
+            {
+                "event_ticker": event,
+                "total_cost_dollars": _dollars(sum((p.total_traded for p in group), ZERO)),
+                "total_cost_shares_fp": _count(sum((abs(p.position) for p in group), ZERO)),
+                "event_exposure_dollars": _dollars(sum((p.exposure for p in group), ZERO)),
+                "realized_pnl_dollars": _dollars(sum((p.realized_pnl for p in group), ZERO)),
+                "fees_paid_dollars": _dollars(sum((p.fees_paid for p in group), ZERO)),
+            }
+            for event, group in sorted(by_event.items())
+        ]
+        return 200, m.GetPositionsResponse.model_validate({"market_positions": markets, "event_positions": events, "cursor": cursor})
+
+    def _op_GetOrders(self, ctx: _Context) -> tuple[int, BaseModel]:
+        args = ctx.args
+        orders = [
+            o
+            for o in reversed(list(self.exchange.user_orders(ctx.user.user_id)))
+            if args.get("ticker") in (None, o.ticker)
+            and args.get("status") in (None, o.status)
+            and args.get("event_ticker") in (None, self.exchange.markets[o.ticker].event_ticker)
+        ]
+        chunk, cursor = self._page(orders, args)
+        return 200, m.GetOrdersResponse(orders=[self._order_view(o) for o in chunk], cursor=cursor)
+
+    def _op_GetOrder(self, ctx: _Context) -> tuple[int, BaseModel]:
+        order = self.exchange.order_of(ctx.user.user_id, ctx.args["order_id"])
+        return 200, m.GetOrderResponse(order=self._order_view(order))
+
+    def _op_GetFills(self, ctx: _Context) -> tuple[int, BaseModel]:
+        args = ctx.args
+        fills = [
+            f
+            for f in reversed(list(self.exchange.user_fills(ctx.user.user_id)))
+            if args.get("ticker") in (None, f.ticker) and args.get("order_id") in (None, f.order_id)
+        ]
+        chunk, cursor = self._page(fills, args)
+        return 200, m.GetFillsResponse(fills=[self._fill_view(f) for f in chunk], cursor=cursor)
+
+    def _op_GetSettlements(self, ctx: _Context) -> tuple[int, BaseModel]:
+        rows = [s for s in reversed(self.exchange.settlements) if s.user_id == ctx.user.user_id]
+        chunk, cursor = self._page(rows, ctx.args)
+        views = [
+            {
+                "ticker": s.ticker,
+                "exchange_index": 0,
+                "event_ticker": s.event_ticker,
+                "market_result": s.result,
+                "yes_count_fp": _count(s.yes_count),
+                "yes_total_cost_dollars": _dollars(s.yes_cost),
+                "no_count_fp": _count(s.no_count),
+                "no_total_cost_dollars": _dollars(s.no_cost),
+                "revenue": int(s.revenue * 100),
+                "settled_time": _time(s.settled_ms),
+                "fee_cost": _dollars(s.fees),
+                "value": int(s.revenue * 100),
+            }
+            for s in chunk
+        ]
+        return 200, m.GetSettlementsResponse.model_validate({"settlements": views, "cursor": cursor})
+
+    def _op_GetPortfolioRestingOrderTotalValue(self, ctx: _Context) -> tuple[int, BaseModel]:
+        total = sum(ctx.user.reserved.values(), ZERO)
+        return 200, m.GetPortfolioRestingOrderTotalValueResponse.model_validate(
+            {
+                "total_resting_order_value": int(total * 100),
+                "resting_order_value_breakdown": [{"exchange_index": 0, "balance": _dollars(total)}],
+            }
+        )
+
+    def _op_GetOrderQueuePosition(self, ctx: _Context) -> tuple[int, BaseModel]:
+        order = self.exchange.order_of(ctx.user.user_id, ctx.args["order_id"])
+        return 200, m.GetOrderQueuePositionResponse(queue_position_fp=_count(self._queue_position(order)))
+
+    def _op_GetOrderQueuePositions(self, ctx: _Context) -> tuple[int, BaseModel]:
+        rows = []
+        for order in self.exchange.user_orders(ctx.user.user_id):
+            if order.status == "resting" and ctx.args.get("market_tickers") in (None, order.ticker):
+                rows.append({"order_id": order.order_id, "market_ticker": order.ticker, "queue_position_fp": _count(self._queue_position(order))})
+        return 200, m.GetOrderQueuePositionsResponse.model_validate({"queue_positions": rows})
+
+    def _queue_position(self, order: OrderState) -> Decimal:
+        ahead = ZERO
+        book = self.exchange.markets[order.ticker].book
+        for resting in book.orders():
+            if resting.order_id == order.order_id:
+                return ahead
+            if resting.side is order.side and resting.price == order.price:
+                ahead += resting.remaining
+        return ZERO
+
+    # -- V2 orders --
+
+    def _place(self, user: Account, req: m.CreateOrderV2Request, wall_ms: int) -> PlaceResult:
+        return self.exchange.place_order(
+            user.user_id,
+            ticker=req.ticker,
+            side=Side(req.side),
+            price=req.price,
+            count=req.count,
+            tif=TimeInForce(req.time_in_force),
+            stp=StpMode(req.self_trade_prevention_type),
+            client_order_id=req.client_order_id or "",
+            wall_ms=wall_ms,
+            subaccount=req.subaccount,
+            post_only=bool(req.post_only),
+            reduce_only=bool(req.reduce_only),
+            cancel_order_on_pause=bool(req.cancel_order_on_pause),
+            order_group_id=req.order_group_id,
+            expiration_s=req.expiration_time,
+        )
+
+    def _op_CreateOrderV2(self, ctx: _Context) -> tuple[int, BaseModel]:
+        assert isinstance(ctx.body, m.CreateOrderV2Request)
+        result = self._place(ctx.user, ctx.body, ctx.wall_ms)
+        return 201, m.CreateOrderV2Response.model_validate(self._placed(result, ctx.wall_ms))
+
+    def _op_BatchCreateOrdersV2(self, ctx: _Context) -> tuple[int, BaseModel]:
+        assert isinstance(ctx.body, m.BatchCreateOrdersV2Request)
+        rows: list[dict[str, Any]] = []
+        for req in ctx.body.orders:
+            try:
+                rows.append(self._placed(self._place(ctx.user, req, ctx.wall_ms), ctx.wall_ms))
+            except ExchangeError as exc:
+                rows.append({"client_order_id": req.client_order_id, "error": {"code": exc.code, "message": exc.message}})
+        return 201, m.BatchCreateOrdersV2Response.model_validate({"orders": rows})
+
+    def _op_AmendOrderV2(self, ctx: _Context) -> tuple[int, BaseModel]:
+        req = ctx.body
+        assert isinstance(req, m.AmendOrderV2Request)
+        result = self.exchange.amend_order(
+            ctx.user.user_id,
+            ctx.args["order_id"],
+            ctx.wall_ms,
+            ticker=req.ticker,
+            side=Side(req.side),
+            price=req.price,
+            count=req.count,
+            updated_client_order_id=req.updated_client_order_id,
+            expiration_s=req.expiration_time,
+        )
+        return 200, m.AmendOrderV2Response.model_validate(self._placed(result, ctx.wall_ms))
+
+    def _op_DecreaseOrderV2(self, ctx: _Context) -> tuple[int, BaseModel]:
+        req = ctx.body
+        assert isinstance(req, m.DecreaseOrderV2Request)
+        order = self.exchange.decrease_order(
+            ctx.user.user_id, ctx.args["order_id"], ctx.wall_ms, reduce_by=req.reduce_by, reduce_to=req.reduce_to
+        )
+        return 200, m.DecreaseOrderV2Response(
+            order_id=order.order_id,
+            client_order_id=order.client_order_id,
+            remaining_count=_count(order.remaining),
+            ts_ms=ctx.wall_ms,
+        )
+
+    def _op_CancelOrderV2(self, ctx: _Context) -> tuple[int, BaseModel]:
+        order, reduced = self.exchange.cancel_order(ctx.user.user_id, ctx.args["order_id"], ctx.wall_ms)
+        return 200, m.CancelOrderV2Response(
+            order_id=order.order_id, client_order_id=order.client_order_id, reduced_by=_count(reduced), ts_ms=ctx.wall_ms
+        )
+
+    def _op_BatchCancelOrdersV2(self, ctx: _Context) -> tuple[int, BaseModel]:
+        assert isinstance(ctx.body, m.BatchCancelOrdersV2Request)
+        rows: list[dict[str, Any]] = []
+        for item in ctx.body.orders:
+            try:
+                order, reduced = self.exchange.cancel_order(ctx.user.user_id, item.order_id, ctx.wall_ms)
+                rows.append({"order_id": order.order_id, "client_order_id": order.client_order_id, "reduced_by": _count(reduced), "ts_ms": ctx.wall_ms})
+            except ExchangeError as exc:
+                rows.append({"order_id": item.order_id, "reduced_by": _count(ZERO), "error": {"code": exc.code, "message": exc.message}})
+        return 200, m.BatchCancelOrdersV2Response.model_validate({"orders": rows})
+
+    def _op_CancelAllOrders(self, ctx: _Context) -> tuple[int, None]:
+        self.exchange.cancel_all(ctx.user.user_id, ctx.wall_ms, ctx.args.get("subaccount"))
+        return 204, None
+
+    # -- order groups --
+
+    @staticmethod
+    def _group_limit(body: Any) -> Decimal:
+        if body.contracts_limit_fp is not None:
+            return Decimal(body.contracts_limit_fp)
+        if body.contracts_limit is not None:
+            return Decimal(body.contracts_limit)
+        raise ExchangeError(400, "invalid_parameters", "give contracts_limit or contracts_limit_fp")
+
+    def _group_view(self, group: OrderGroupState) -> dict[str, Any]:
+        return {
+            "id": group.order_group_id,
+            "contracts_limit_fp": _count(group.contracts_limit),
+            "is_auto_cancel_enabled": group.triggered,
+            "exchange_index": 0,
+        }
+
+    def _op_GetOrderGroups(self, ctx: _Context) -> tuple[int, BaseModel]:
+        groups = [self._group_view(g) for g in self.exchange.order_groups.values() if g.user_id == ctx.user.user_id]
+        return 200, m.GetOrderGroupsResponse.model_validate({"order_groups": groups})
+
+    def _op_CreateOrderGroup(self, ctx: _Context) -> tuple[int, BaseModel]:
+        assert isinstance(ctx.body, m.CreateOrderGroupRequest)
+        group = self.exchange.create_order_group(ctx.user.user_id, self._group_limit(ctx.body), ctx.wall_ms, ctx.body.subaccount)
+        return 201, m.CreateOrderGroupResponse(order_group_id=group.order_group_id, subaccount=group.subaccount, exchange_index=0)
+
+    def _op_GetOrderGroup(self, ctx: _Context) -> tuple[int, BaseModel]:
+        group = self.exchange.order_group(ctx.user.user_id, ctx.args["order_group_id"])
+        orders = [o.order_id for o in self.exchange.user_orders(ctx.user.user_id) if o.order_group_id == group.order_group_id and o.status == "resting"]
+        view = self._group_view(group)
+        return 200, m.GetOrderGroupResponse.model_validate(
+            {"is_auto_cancel_enabled": view["is_auto_cancel_enabled"], "contracts_limit_fp": view["contracts_limit_fp"], "orders": orders, "exchange_index": 0}
+        )
+
+    def _op_DeleteOrderGroup(self, ctx: _Context) -> tuple[int, BaseModel]:
+        self.exchange.delete_order_group(ctx.user.user_id, ctx.args["order_group_id"], ctx.wall_ms)
+        return 200, m.EmptyResponse()
+
+    def _op_ResetOrderGroup(self, ctx: _Context) -> tuple[int, BaseModel]:
+        self.exchange.reset_order_group(ctx.user.user_id, ctx.args["order_group_id"], ctx.wall_ms)
+        return 200, m.EmptyResponse()
+
+    def _op_TriggerOrderGroup(self, ctx: _Context) -> tuple[int, BaseModel]:
+        self.exchange.trigger_order_group(ctx.user.user_id, ctx.args["order_group_id"], ctx.wall_ms)
+        return 200, m.EmptyResponse()
+
+    def _op_UpdateOrderGroupLimit(self, ctx: _Context) -> tuple[int, BaseModel]:
+        self.exchange.update_order_group_limit(ctx.user.user_id, ctx.args["order_group_id"], self._group_limit(ctx.body), ctx.wall_ms)
+        return 200, m.EmptyResponse()
+
+    # -- subaccounts --
+
+    def _op_CreateSubaccount(self, ctx: _Context) -> tuple[int, BaseModel]:
+        return 201, m.CreateSubaccountResponse(subaccount_number=self.exchange.create_subaccount(ctx.user.user_id))
+
+    def _op_ApplySubaccountTransfer(self, ctx: _Context) -> tuple[int, BaseModel]:
+        req = ctx.body
+        assert isinstance(req, m.ApplySubaccountTransferRequest)
+        self.exchange.transfer(
+            ctx.user.user_id,
+            req.from_subaccount,
+            req.to_subaccount,
+            Decimal(req.amount_cents) / 100,
+            transfer_id=req.client_transfer_id,
+            wall_ms=ctx.wall_ms,
+        )
+        return 200, m.ApplySubaccountTransferResponse()
+
+    def _op_GetSubaccountBalances(self, ctx: _Context) -> tuple[int, BaseModel]:
+        rows = [
+            {"subaccount_number": n, "exchange_index": 0, "balance": _dollars(ctx.user.available(n)), "updated_ts": ctx.wall_ms // 1000}
+            for n in sorted(ctx.user.cash)
+        ]
+        return 200, m.GetSubaccountBalancesResponse.model_validate({"subaccount_balances": rows})
+
+    def _op_GetSubaccountTransfers(self, ctx: _Context) -> tuple[int, BaseModel]:
+        rows = [t for t in reversed(self.exchange.transfers) if t.user_id == ctx.user.user_id]
+        chunk, cursor = self._page(rows, ctx.args)
+        views = [
+            {
+                "transfer_id": t.transfer_id,
+                "from_subaccount": t.source,
+                "to_subaccount": t.destination,
+                "amount_cents": int(t.amount * 100),
+                "created_ts": t.created_ms // 1000,
+                "exchange_index": 0,
+            }
+            for t in chunk
+        ]
+        return 200, m.GetSubaccountTransfersResponse.model_validate({"transfers": views, "cursor": cursor})
+
+    # -- account --
+
+    def _op_GetAccountApiLimits(self, ctx: _Context) -> tuple[int, BaseModel]:
+        return 200, m.GetAccountApiLimitsResponse.model_validate(
+            {
+                "usage_tier": "basic",
+                "read": {"refill_rate": 200, "bucket_capacity": 200},
+                "write": {"refill_rate": 100, "bucket_capacity": 100},
+                "grants": [],
+            }
+        )
+
+    def _op_GetAccountEndpointCosts(self, ctx: _Context) -> tuple[int, BaseModel]:
+        by_id = {op.operation_id: op for op in operations()}
+        costs = sorted({**ENDPOINT_COSTS, **PER_ITEM_COSTS}.items())
+        rows = [
+            {"method": by_id[op_id].method, "path": self.prefix + by_id[op_id].path, "cost": cost}
+            for op_id, cost in costs
+            if op_id in by_id and cost != DEFAULT_COST
+        ]
+        return 200, m.GetAccountEndpointCostsResponse.model_validate({"default_cost": DEFAULT_COST, "endpoint_costs": rows})
+
+
+@dataclass(slots=True)
+class _Context:
+    operation: Operation
+    account: Account | None
+    args: dict[str, Any]
+    body: BaseModel | None
+    wall_ms: int
+
+    @property
+    def user(self) -> Account:
+        assert self.account is not None  # only private operations read the user
+        return self.account
+
+
+NOT_MODELLED = frozenset(
+    op.operation_id for op in operations() if not hasattr(ExchangeApp, f"_op_{op.operation_id}")
+)
