@@ -6,5 +6,6 @@
 from __future__ import annotations
 
 from kalshi_anyio.rest import AsyncKalshiClient
+from kalshi_anyio.serve import Server, serve_rest, serve_rest_in_thread
 
-__all__ = ["AsyncKalshiClient"]
+__all__ = ["AsyncKalshiClient", "Server", "serve_rest", "serve_rest_in_thread"]

@@ -598,6 +598,54 @@ class ExchangeApp:
         view = self._book_view(market, ctx.args.get("depth"))
         return 200, m.GetMarketOrderbookResponse.model_validate({"orderbook_fp": view})
 
+    def _op_GetMarketOrderbooks(self, ctx: _Context) -> tuple[int, BaseModel]:
+        books = [
+            {"ticker": ticker, "orderbook_fp": self._book_view(self.exchange.market(ticker), None)}
+            for ticker in ctx.args.get("tickers", [])
+        ]
+        return 200, m.GetMarketOrderbooksResponse.model_validate({"orderbooks": books})
+
+    def _op_GetMarketCandlesticks(self, ctx: _Context) -> tuple[int, BaseModel]:
+        # Candles from the exchange's own trades, one per period that had trades. The exchange
+        # keeps no quote history, so yes_bid / yes_ask are the current best prices throughout.
+        market = self.exchange.market(ctx.args["ticker"])
+        if self.exchange.events[market.event_ticker].series_ticker != ctx.args["series_ticker"]:
+            raise ExchangeError(404, "market_not_found", f"market {market.ticker} is not in series {ctx.args['series_ticker']}")
+        start, end, period = ctx.args["start_ts"], ctx.args["end_ts"], ctx.args["period_interval"] * 60
+        if end < start:
+            raise ExchangeError(400, "invalid_parameters", "end_ts is before start_ts")
+        buckets: dict[int, list[Any]] = {}
+        for trade in self.exchange.trades:
+            ts = trade.created_ms // 1000
+            if trade.ticker == market.ticker and start <= ts <= end:
+                buckets.setdefault((ts // period + 1) * period, []).append(trade)
+        bid = _dollars(market.book.best(Side.BID) or ZERO)
+        ask = _dollars(market.book.best(Side.ASK) or ONE)
+        flat_bid = {"open_dollars": bid, "low_dollars": bid, "high_dollars": bid, "close_dollars": bid}
+        flat_ask = {"open_dollars": ask, "low_dollars": ask, "high_dollars": ask, "close_dollars": ask}
+        candles = []
+        for end_period, trades in sorted(buckets.items()):
+            prices = [t.price for t in trades]
+            volume = sum((t.count for t in trades), ZERO)
+            mean = sum((t.price * t.count for t in trades), ZERO) / volume
+            candles.append(
+                {
+                    "end_period_ts": end_period,
+                    "yes_bid": flat_bid,
+                    "yes_ask": flat_ask,
+                    "price": {
+                        "open_dollars": _dollars(prices[0]),
+                        "low_dollars": _dollars(min(prices)),
+                        "high_dollars": _dollars(max(prices)),
+                        "close_dollars": _dollars(prices[-1]),
+                        "mean_dollars": _dollars(mean),
+                    },
+                    "volume_fp": _count(volume),
+                    "open_interest_fp": _count(market.open_interest),
+                }
+            )
+        return 200, m.GetMarketCandlesticksResponse.model_validate({"ticker": market.ticker, "candlesticks": candles})
+
     def _op_GetTrades(self, ctx: _Context) -> tuple[int, BaseModel]:
         ticker = ctx.args.get("ticker")
         trades = [t for t in reversed(self.exchange.trades) if ticker in (None, t.ticker)]

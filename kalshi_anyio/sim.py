@@ -1,0 +1,234 @@
+"""Serve the local exchange (`kalshi_proto.sim`) on loopback, from Python or the command line.
+
+From Python::
+
+    async with serve_exchange(tls=True) as exchange:
+        async with AsyncKalshiClient(**exchange.client_options()) as client:
+            ...
+
+From a shell: ``python -m kalshi_anyio.sim --port 8080`` prints the base URL and writes the
+ready-made account's private key to a file, then serves until interrupted.
+
+The exchange runs the scenario (``"default"`` or your own mapping) on its own clock, which starts
+at the scenario's start time and advances with the wall clock. A trader account with a fresh key
+pair (RSA by default) and $10,000 is ready for you; its key id and private key are on the handle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import ssl
+import sys
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.from_thread
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+from kalshi_anyio.serve import Server, serve_rest
+from kalshi_proto.errors import ConfigurationError
+from kalshi_proto.sim.exchange import Exchange
+from kalshi_proto.sim.rest import ExchangeApp, Faults
+from kalshi_proto.sim.scenario import build_exchange
+from kalshi_proto.sim.scenarios import SCENARIOS
+
+__all__ = ["LocalExchange", "main", "serve_exchange", "serve_exchange_in_thread"]
+
+PREFIX = "/trade-api/v2"
+TRADER = "trader"
+TRADER_KEY_ID = "local-trader-key"
+
+
+@dataclass(frozen=True, slots=True)
+class LocalExchange:
+    """A running local exchange: where it listens and the ready-made account's credentials."""
+
+    server: Server
+    app: ExchangeApp
+    key_id: str
+    private_key_pem: bytes
+
+    @property
+    def exchange(self) -> Exchange:
+        """The exchange state, for inspection (touch it only from the serving thread or loop)."""
+        return self.app.exchange
+
+    @property
+    def base_url(self) -> str:
+        """The trade API base URL, e.g. ``https://127.0.0.1:54321/trade-api/v2``."""
+        return self.server.origin + PREFIX
+
+    def client_options(self, *, httpx: bool = False) -> dict[str, Any]:
+        """Keyword arguments for a client of this exchange, signed as the ready-made account.
+
+        Args:
+            httpx: for a `kalshi_httpx` client (TLS trust goes in ``verify=``); otherwise for
+                `kalshi_sync` and `kalshi_anyio` (``ssl_context=``).
+        """
+        options: dict[str, Any] = {
+            "base_url": self.base_url,
+            "key_id": self.key_id,
+            "private_key": self.private_key_pem,
+        }
+        context = self.server.client_ssl_context()
+        if context is not None:
+            options["verify" if httpx else "ssl_context"] = context
+        return options
+
+    def __repr__(self) -> str:
+        return f"<LocalExchange {self.base_url} key_id={self.key_id!r}>"
+
+
+def _scenario(scenario: str | Mapping[str, Any]) -> Mapping[str, Any]:
+    if isinstance(scenario, str):
+        factory = SCENARIOS.get(scenario)
+        if factory is None:
+            raise ConfigurationError(f"unknown scenario {scenario!r}; known: {', '.join(sorted(SCENARIOS))}")
+        return factory()
+    return scenario
+
+
+def _new_key(key_type: str) -> tuple[bytes, bytes]:
+    if key_type == "rsa":
+        key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey = rsa.generate_private_key(
+            public_exponent=65537, key_size=2048
+        )
+    elif key_type == "ed25519":
+        key = ed25519.Ed25519PrivateKey.generate()
+    else:
+        raise ConfigurationError(f"key_type must be 'rsa' or 'ed25519', got {key_type!r}")
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return private, public
+
+
+def build_app(
+    *,
+    scenario: str | Mapping[str, Any] = "default",
+    faults: Faults | None = None,
+    seed: int = 0,
+    balance: Decimal = Decimal("10000"),
+    key_type: str = "rsa",
+) -> tuple[ExchangeApp, bytes]:
+    """The exchange app for a scenario with the ready-made account added; returns (app, private PEM)."""
+    exchange = build_exchange(_scenario(scenario), seed=seed)
+    private, public = _new_key(key_type)
+    exchange.add_account(TRADER, balance, {TRADER_KEY_ID: public})
+    rng = random.Random(seed).random if faults is not None and faults.active else None
+    return ExchangeApp(exchange, faults=faults, rng=rng), private
+
+
+@asynccontextmanager
+async def serve_exchange(
+    *,
+    scenario: str | Mapping[str, Any] = "default",
+    host: str = "127.0.0.1",
+    port: int = 0,
+    tls: bool | ssl.SSLContext = False,
+    faults: Faults | None = None,
+    seed: int = 0,
+    balance: Decimal = Decimal("10000"),
+    key_type: str = "rsa",
+) -> AsyncIterator[LocalExchange]:
+    """Run the local exchange on loopback for the duration of the ``async with`` block.
+
+    Args:
+        scenario: a scenario name (``"default"``) or a scenario mapping (see
+            `kalshi_proto.sim.scenario`).
+        host: the address to listen on (loopback by default).
+        port: the port; 0 picks a free one.
+        tls: True for TLS with throwaway test certificates (needs ``trustme``, the ``sim``
+            extra), or your own server `ssl.SSLContext`.
+        faults: faults to inject (429s, 5xx bursts, latency, dropped connections).
+        seed: seeds generated ids and fault decisions.
+        balance: the ready-made account's starting balance in dollars.
+        key_type: ``"rsa"`` or ``"ed25519"`` for the ready-made account's key.
+
+    Yields:
+        The `LocalExchange` handle.
+    """
+    app, private = build_app(scenario=scenario, faults=faults, seed=seed, balance=balance, key_type=key_type)
+    async with serve_rest(app, host=host, port=port, tls=tls) as server:
+        yield LocalExchange(server=server, app=app, key_id=TRADER_KEY_ID, private_key_pem=private)
+
+
+@contextmanager
+def serve_exchange_in_thread(**kwargs: Any) -> Iterator[LocalExchange]:
+    """`serve_exchange` on an asyncio loop in a background thread, for blocking code.
+
+    Takes the arguments of `serve_exchange`. The exchange state belongs to that thread while the
+    block runs.
+    """
+    with (
+        anyio.from_thread.start_blocking_portal(backend="asyncio") as portal,
+        portal.wrap_async_context_manager(serve_exchange(**kwargs)) as local,
+    ):
+        yield local
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``python -m kalshi_anyio.sim`` command."""
+    parser = argparse.ArgumentParser(prog="python -m kalshi_anyio.sim", description="Serve the local Kalshi exchange on loopback.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--scenario", default="default", help="a scenario name or a path to a scenario JSON file")
+    parser.add_argument("--tls", action="store_true", help="serve TLS with throwaway test certificates (needs trustme)")
+    parser.add_argument("--key-file", type=Path, default=Path("local-exchange-key.pem"), help="where to write the trader's private key")
+    parser.add_argument("--key-type", choices=("rsa", "ed25519"), default="rsa")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
+    parser.add_argument("--fault-429", type=float, default=0.0, metavar="SHARE", help="answer this share of requests with 429")
+    parser.add_argument("--retry-after", type=float, default=None, metavar="SECONDS", help="Retry-After on injected 429s")
+    parser.add_argument("--fault-5xx", type=float, default=0.0, metavar="SHARE", help="start a 503 burst on this share of requests")
+    parser.add_argument("--burst", type=int, default=1, help="requests per 5xx burst")
+    parser.add_argument("--latency", type=float, default=0.0, metavar="SECONDS", help="added to every response")
+    parser.add_argument("--fault-drop", type=float, default=0.0, metavar="SHARE", help="cut this share of responses off mid-body")
+    args = parser.parse_args(argv)
+    scenario: str | Mapping[str, Any] = args.scenario
+    if args.scenario not in SCENARIOS:
+        scenario = json.loads(Path(args.scenario).read_text())
+    faults = Faults(
+        rate_limit_share=args.fault_429,
+        retry_after=args.retry_after,
+        error_share=args.fault_5xx,
+        error_burst=args.burst,
+        latency=args.latency,
+        drop_share=args.fault_drop,
+    )
+
+    async def run() -> None:
+        async with serve_exchange(
+            scenario=scenario, host=args.host, port=args.port, tls=args.tls, faults=faults,
+            seed=args.seed, key_type=args.key_type,
+        ) as local:
+            args.key_file.write_bytes(local.private_key_pem)
+            args.key_file.chmod(0o600)
+            print(f"local Kalshi exchange at {local.base_url}")
+            print(f"  key id:      {local.key_id}")
+            print(f"  private key: {args.key_file}")
+            if args.tls:
+                print("  TLS uses throwaway certificates; trust them with the handle in Python")
+            print("Ctrl-C stops it.", flush=True)
+            await anyio.sleep_forever()
+
+    try:
+        anyio.run(run, backend=args.backend)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,21 @@
+"""docs/sim.md lists exactly what the local exchange models and what it answers with 501."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from kalshi_proto.rest.operations import operations
+from kalshi_proto.sim.rest import NOT_MODELLED
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "sim.md"
+
+
+def test_docs_list_every_operation_once_in_the_right_table() -> None:
+    text = DOC.read_text()
+    modelled_part, _, unmodelled_part = text.partition("Answered with 501")
+    listed_modelled = set(re.findall(r"^\| `(\w+)` \|", modelled_part, re.MULTILINE))
+    listed_unmodelled = set(re.findall(r"^\| `(\w+)` \|", unmodelled_part, re.MULTILINE))
+    every = {op.operation_id for op in operations()}
+    assert listed_unmodelled == set(NOT_MODELLED)
+    assert listed_modelled == every - set(NOT_MODELLED)
