@@ -273,7 +273,9 @@ class Generator:
                 self.build_inline(model, schema, request)
                 ann, deps = model, {model}
             elif isinstance(extra, dict):
-                inner, deps, _ = self.type_of(extra, owner, fname, request)
+                inner, deps, inner_is_list = self.type_of(extra, owner, fname, request)
+                if inner_is_list and not request:
+                    inner = f"Annotated[{inner}, BeforeValidator(none_as_empty)]"
                 ann = f"dict[str, {inner}]"
             else:
                 ann = "dict[str, Any]"

@@ -349,18 +349,24 @@ def build_call(
             continue
         if param.location is ParamLocation.PATH:
             text = _encode_scalar(param, value)
-            if not text:
-                raise ValueError(f"{param.python_name} must not be empty")
+            if not text or text in (".", ".."):
+                # "." and ".." would be dot segments: the URL would name another resource.
+                raise ValueError(f"{param.python_name} must not be empty, '.' or '..'; got {text!r}")
             path = path.replace("{" + param.name + "}", quote(text, safe=""))
         elif param.kind in (ParamKind.STRING_ARRAY, ParamKind.INTEGER_ARRAY):
             if isinstance(value, str | bytes) or not isinstance(value, Sequence):
                 raise TypeError(f"{param.python_name} must be a list, not {type(value).__name__}")
+            if param.required and not value:
+                raise ValueError(f"{operation.operation_id} needs at least one {param.python_name}")
             for item in value:
                 _check_enum(param, item)
                 query.append((param.name, _encode_scalar(param, item)))
         else:
             _check_enum(param, value)
-            query.append((param.name, _encode_scalar(param, value)))
+            text = _encode_scalar(param, value)
+            if param.required and not text:
+                raise ValueError(f"{param.python_name} must not be empty")
+            query.append((param.name, text))
     payload = b""
     if operation.request_model is not None:
         if body is None:

@@ -2364,7 +2364,7 @@ class GetTagsForSeriesCategoriesResponse(ResponseModel):
     """The ``GetTagsForSeriesCategoriesResponse`` schema."""
 
     #: Mapping of series categories to their associated tags
-    tags_by_categories: dict[str, list[str]]
+    tags_by_categories: dict[str, Annotated[list[str], BeforeValidator(none_as_empty)]]
 
 
 class TargetBalanceAllocation(ResponseModel):
