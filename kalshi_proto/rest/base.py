@@ -1,7 +1,8 @@
 """Base classes of the generated models.
 
-Request models forbid unknown keys and validate on assignment, so a misspelt field is an error
-before anything is sent. Response models keep unknown keys (``model_extra``), so a field the
+Request models forbid unknown keys, so a misspelt field is an error before anything is sent, and
+are frozen: a request is checked once, when it is built, and cannot be changed afterwards into
+one that would not pass (build a new one instead). Response models keep unknown keys (``model_extra``), so a field the
 server adds tomorrow never breaks parsing.
 """
 
@@ -13,9 +14,9 @@ __all__ = ["RequestModel", "ResponseModel"]
 
 
 class RequestModel(BaseModel):
-    """Base of request models: unknown keys are an error, assignment is validated."""
+    """Base of request models: unknown keys are an error; instances are immutable."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class ResponseModel(BaseModel):

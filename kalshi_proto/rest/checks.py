@@ -36,10 +36,10 @@ def check_price(price: Decimal, *, what: str = "price") -> None:
     Raises:
         ValueError: with a message naming the price and the rule it breaks.
     """
-    if not Decimal(0) < price < _ONE:
+    if not price.is_finite() or not Decimal(0) < price < _ONE:
         raise ValueError(f"{what} must be between 0 and 1 dollar (exclusive), got {price}")
-    exponent = price.as_tuple().exponent
-    if isinstance(exponent, int) and -exponent > _PRICE_PLACES:
+    exponent = int(price.as_tuple().exponent)  # finite, so an int
+    if -exponent > _PRICE_PLACES:
         raise ValueError(f"{what} takes at most {_PRICE_PLACES} decimal places, got {price}")
 
 

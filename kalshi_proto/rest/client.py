@@ -249,6 +249,7 @@ class CallRun(Generic[T]):
         except KalshiError as exc:
             self._finish(exc)
         else:
+            self._error = None  # an earlier attempt's failure no longer matters
             self._state = _State.DONE
 
     def receive_failure(self, error: TransportError, now: float) -> None:

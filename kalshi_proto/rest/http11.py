@@ -40,33 +40,50 @@ class _State(enum.Enum):
 
 
 class _Decoder:
-    """Streams a gzip or deflate body, refusing to grow past ``limit`` bytes."""
+    """Streams a gzip or deflate body, refusing to grow past ``limit`` bytes.
+
+    ``deflate`` should be zlib-wrapped (RFC 9110); some servers send raw RFC 1951 data instead.
+    Until the first byte decodes, the input is kept so that a raw stream can be re-read from its
+    start, however it was split.
+    """
 
     def __init__(self, encoding: str, limit: int) -> None:
         self._encoding = encoding
         wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
         self._obj = zlib.decompressobj(wbits)
-        self._raw_deflate = False
+        self._may_be_raw = encoding == "deflate"
+        self._head = bytearray()
         self._limit = limit
         self._size = 0
 
     def feed(self, data: bytes) -> bytes:
+        if self._may_be_raw:
+            self._head += data
         try:
             out = self._obj.decompress(data, self._limit - self._size + 1)
         except zlib.error:
-            if self._encoding != "deflate" or self._raw_deflate or self._size:
+            if not self._may_be_raw:
                 raise RemoteProtocolError(f"the {self._encoding} response body is corrupt") from None
-            # Some servers send raw deflate (RFC 1951) without the zlib wrapper.
-            self._raw_deflate = True
+            self._may_be_raw = False
             self._obj = zlib.decompressobj(-zlib.MAX_WBITS)
-            return self.feed(data)
+            head = bytes(self._head)
+            self._head.clear()
+            return self.feed(head)
+        if out:
+            self._may_be_raw = False
+            self._head.clear()
         self._size += len(out)
-        if self._size > self._limit or self._obj.unconsumed_tail:
+        if self._size > self._limit:
             raise RemoteProtocolError(f"the decoded response body exceeds {self._limit} bytes")
         return out
 
     def flush(self) -> bytes:
-        return self._obj.flush()
+        out = self._obj.flush()
+        if not self._obj.eof:
+            raise RemoteProtocolError(f"the {self._encoding} response body is truncated")
+        if self._obj.unused_data:
+            raise RemoteProtocolError(f"the {self._encoding} response body has bytes after its end")
+        return out
 
 
 class Http11Connection:
@@ -90,6 +107,7 @@ class Http11Connection:
         self._size = 0
         self._decoder: _Decoder | None = None
         self._error: str | None = None
+        self._eof = False
 
     @property
     def reusable(self) -> bool:
@@ -107,9 +125,10 @@ class Http11Connection:
         Raises:
             LocalProtocolError: a request is already out, or the connection is closed.
         """
+        self._guard()
         if self._state is not _State.IDLE:
-            why = "a request is already in flight" if self._state is _State.AWAITING else "closed"
-            raise LocalProtocolError(f"cannot send a request: the connection is {why}")
+            why = "a request is already in flight" if self._state is _State.AWAITING else "the connection is closed"
+            raise LocalProtocolError(f"cannot send a request: {why}")
         headers = [(b"Host", self._host), (b"Accept-Encoding", ACCEPT_ENCODING.encode())]
         headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in request.headers]
         if request.body or request.method in ("POST", "PUT", "PATCH"):
@@ -153,6 +172,10 @@ class Http11Connection:
         if not data:
             raise LocalProtocolError("receive_data() needs bytes; report EOF with receive_eof()")
         self._guard()
+        if self._eof:
+            raise LocalProtocolError("receive_data() after receive_eof(): the connection is closed")
+        if self._state is _State.CLOSED:
+            self._fail("the server sent bytes after the last response of a closing connection")
         if self._state is _State.IDLE:
             self._fail("the server sent bytes with no request outstanding")
         self._h11.receive_data(data)
@@ -165,6 +188,8 @@ class Http11Connection:
             RemoteProtocolError: the response was not complete.
         """
         del now
+        self._guard()
+        self._eof = True
         if self._state is _State.CLOSED:
             return
         if self._state is _State.IDLE:
@@ -173,8 +198,10 @@ class Http11Connection:
             return
         self._h11.receive_data(b"")
         self._pump()
-        if self._state is _State.AWAITING:
-            self._fail("the server closed the connection before the response was complete")
+        # h11 raises (and _pump fails the connection) when EOF cuts a response short, so the
+        # response is complete here: its body was delimited by the close. The socket is gone.
+        assert self._state is not _State.AWAITING
+        self._state = _State.CLOSED
 
     def next_event(self) -> HttpEvent | None:
         """The next event, or None when there is none."""
@@ -205,9 +232,9 @@ class Http11Connection:
             elif isinstance(event, h11.EndOfMessage):
                 self._complete()
                 return
-            elif isinstance(event, h11.ConnectionClosed):
-                return
-            # h11.InformationalResponse (1xx) carries nothing for us; the final response follows.
+            elif isinstance(event, h11.InformationalResponse) and event.status_code == 101:
+                self._fail("the server switched protocols (101), which was not asked for")
+            # Other 1xx responses carry nothing for us; the final response follows.
 
     def _start_response(self, event: h11.Response) -> None:
         self._status = event.status_code
@@ -223,7 +250,10 @@ class Http11Connection:
 
     def _add_body(self, data: bytes) -> None:
         if self._decoder is not None:
-            data = self._decoder.feed(data)
+            try:
+                data = self._decoder.feed(data)
+            except RemoteProtocolError as exc:
+                self._fail(str(exc))
         self._size += len(data)
         if self._size > self._max_body:
             self._fail(f"the response body exceeds {self._max_body} bytes")
@@ -231,7 +261,10 @@ class Http11Connection:
 
     def _complete(self) -> None:
         if self._decoder is not None:
-            self._body.append(self._decoder.flush())
+            try:
+                self._body.append(self._decoder.flush())
+            except RemoteProtocolError as exc:
+                self._fail(str(exc))
         body = b"".join(self._body)
         self._body = []
         response = HttpResponse(status=self._status, headers=self._headers, body=body)

@@ -1,0 +1,499 @@
+"""`AsyncClientBase` and its generated blocking twin `ClientBase`, with an in-memory adapter.
+
+The fake adapters answer from a script, record every request and sleep, and read a `FakeClock`.
+Their ``_send`` and ``_sleep`` never suspend, so the async client's coroutines run to the end
+with one ``send(None)``: no event loop is needed.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from typing import Any, TypeVar, cast
+
+import pytest
+
+from kalshi_proto.auth import Credentials, Signer
+from kalshi_proto.environments import DEMO_SERVERS, PRODUCTION_SERVERS
+from kalshi_proto.errors import (
+    AuthRequiredError,
+    ConfigurationError,
+    CredentialsError,
+    NotFoundError,
+    ReadError,
+    RemoteProtocolError,
+    ServerError,
+    TransportError,
+)
+from kalshi_proto.rest._async_base import AsyncClientBase
+from kalshi_proto.rest._sync_base import ClientBase
+from kalshi_proto.rest.call import HttpRequest, HttpResponse
+from kalshi_proto.rest.executor import AsyncExecutor, SyncExecutor
+from kalshi_proto.rest.generated import calls
+from kalshi_proto.rest.generated import models as m
+from kalshi_proto.rest.ratelimit import Bucket, BucketLimit, RateLimiter
+from kalshi_proto.rest.retry import RetryPolicy
+from tests.helpers.clock import FakeClock
+
+T = TypeVar("T")
+
+KEY_ID = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
+ENV_NAMES = (
+    "KALSHI_KEY_ID",
+    "KALSHI_PRIVATE_KEY",
+    "KALSHI_PRIVATE_KEY_PATH",
+    "KALSHI_PRIVATE_KEY_PASSPHRASE",
+)
+Script = Iterable[HttpResponse | TransportError]
+
+
+def json_response(body: object, status: int = 200) -> HttpResponse:
+    return HttpResponse(status=status, headers=(), body=json.dumps(body).encode())
+
+
+STATUS = json_response({"exchange_active": True, "trading_active": False})
+LIMITS = json_response(
+    {
+        "usage_tier": "advanced",
+        "read": {"refill_rate": 300, "bucket_capacity": 300},
+        "write": {"refill_rate": 300, "bucket_capacity": 600},
+        "grants": None,
+    }
+)
+
+
+def program(n: int) -> dict[str, Any]:
+    return {
+        "id": f"ip-{n}",
+        "market_id": "m-1",
+        "market_ticker": "KXM-1",
+        "incentive_type": "volume",
+        "incentive_description": "d",
+        "start_date": "2026-01-01T00:00:00Z",
+        "end_date": "2026-02-01T00:00:00Z",
+        "period_reward": n,
+        "paid_out": False,
+    }
+
+
+def programs(ids: list[int], cursor: str | None) -> HttpResponse:
+    return json_response({"incentive_programs": [program(n) for n in ids], "next_cursor": cursor})
+
+
+class _Fake:
+    """The state both fake adapters share: the script, the records, the clock."""
+
+    def _setup(self, script: Script, clock: FakeClock | None) -> None:
+        self.clock = clock if clock is not None else FakeClock()
+        self.script: deque[HttpResponse | TransportError] = deque(script)
+        self.sent: list[tuple[HttpRequest, float]] = []
+        self.slept: list[float] = []
+        self.closed = False
+
+    def _answer(self, request: HttpRequest, timeout: float) -> HttpResponse:
+        self.sent.append((request, timeout))
+        self.clock.advance(0.0625)  # each exchange takes a sixteenth of a second
+        answer = self.script.popleft()
+        if isinstance(answer, TransportError):
+            raise answer
+        return answer
+
+    def _rest(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.clock.advance(seconds)
+
+    def _read_clocks(self) -> tuple[float, int]:
+        return self.clock.read()
+
+    def _jitter(self) -> Callable[[], float]:
+        # Full jitter off: the back-off is exactly half the exponential delay.
+        return lambda: 0.0
+
+
+class FakeAsyncClient(_Fake, AsyncClientBase):
+    def __init__(
+        self, *, script: Script = (), clock: FakeClock | None = None, **kwargs: Any
+    ) -> None:
+        self._setup(script, clock)
+        super().__init__(**kwargs)
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+    async def _send(self, request: HttpRequest, timeout: float) -> HttpResponse:
+        return self._answer(request, timeout)
+
+    async def _sleep(self, seconds: float) -> None:
+        self._rest(seconds)
+
+    def _clocks(self) -> tuple[float, int]:
+        return self._read_clocks()
+
+    def _default_rng(self) -> Callable[[], float]:
+        return self._jitter()
+
+
+class FakeClient(_Fake, ClientBase):
+    def __init__(
+        self, *, script: Script = (), clock: FakeClock | None = None, **kwargs: Any
+    ) -> None:
+        self._setup(script, clock)
+        super().__init__(**kwargs)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def _send(self, request: HttpRequest, timeout: float) -> HttpResponse:
+        return self._answer(request, timeout)
+
+    def _sleep(self, seconds: float) -> None:
+        self._rest(seconds)
+
+    def _clocks(self) -> tuple[float, int]:
+        return self._read_clocks()
+
+    def _default_rng(self) -> Callable[[], float]:
+        return self._jitter()
+
+
+Client = FakeAsyncClient | FakeClient
+
+
+def step(awaitable: Awaitable[T]) -> T:
+    """Run an awaitable that never suspends to its result, with no event loop."""
+    iterator = awaitable.__await__()
+    try:
+        iterator.send(None)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    raise AssertionError("the awaitable suspended; it needs an event loop")
+
+
+def resolve(value: Awaitable[T] | T) -> T:
+    """The result of a sync call, or of an async one run with `step`."""
+    if inspect.isawaitable(value):
+        return cast(T, step(value))
+    return value
+
+
+def items(iterator: Iterator[T] | AsyncIterator[T]) -> Iterator[T]:
+    """Iterate a sync or async iterator lazily."""
+    if isinstance(iterator, Iterator):
+        yield from iterator
+        return
+    while True:
+        try:
+            yield step(iterator.__anext__())
+        except StopAsyncIteration:
+            return
+
+
+@pytest.fixture(params=[FakeAsyncClient, FakeClient], ids=["async", "sync"])
+def flavour(request: pytest.FixtureRequest) -> type[Client]:
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def credentials(rsa_pem: bytes) -> Credentials:
+    return Credentials.from_pem(KEY_ID, rsa_pem)
+
+
+@pytest.fixture
+def no_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in ENV_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+# ---- construction and properties ----------------------------------------------------------
+
+
+def test_the_executor_protocols_are_met() -> None:
+    sync: SyncExecutor = FakeClient()
+    asynchronous: AsyncExecutor = FakeAsyncClient()
+    assert isinstance(sync, ClientBase)
+    assert isinstance(asynchronous, AsyncClientBase)
+
+
+def test_defaults(flavour: type[Client]) -> None:
+    client = flavour()
+    assert client.config.base_url.url == PRODUCTION_SERVERS[0]
+    assert client.config.credentials is None
+    assert client.config.retry == RetryPolicy()
+    assert not client.is_authenticated
+    assert client.rate_limiter is None
+
+
+def test_constructor_arguments_reach_the_config(flavour: type[Client], rsa_pem: bytes) -> None:
+    retry = RetryPolicy(max_attempts=2)
+    client = flavour(
+        key_id=KEY_ID,
+        private_key=rsa_pem,
+        demo=True,
+        retry=retry,
+        timeout=5.0,
+        user_agent="bot/1",
+    )
+    assert client.is_authenticated
+    assert client.config.base_url.url == DEMO_SERVERS[0]
+    assert client.config.retry is retry
+    assert (client.config.timeout, client.config.user_agent) == (5.0, "bot/1")
+
+
+def test_credentials_and_key_arguments_together_are_refused(
+    flavour: type[Client], credentials: Credentials, rsa_pem: bytes
+) -> None:
+    with pytest.raises(ConfigurationError, match="not both"):
+        flavour(credentials=credentials, key_id=KEY_ID, private_key=rsa_pem)
+
+
+def test_rate_limit_setting(flavour: type[Client]) -> None:
+    limiter = RateLimiter.for_tier("premier")
+    assert flavour(rate_limit=limiter).rate_limiter is limiter
+    basic = flavour(rate_limit="basic").rate_limiter
+    assert basic is not None
+    assert basic.bucket(Bucket.WRITE).limit == BucketLimit(refill_rate=100, capacity=100)
+    with pytest.raises(ConfigurationError, match="no published rate limits for tier 'gold'"):
+        flavour(rate_limit="gold")
+
+
+def test_repr_shows_the_url_and_key_id_only(
+    flavour: type[Client], credentials: Credentials, rsa_pem: bytes
+) -> None:
+    name = flavour.__name__
+    assert repr(flavour()) == f"{name}('{PRODUCTION_SERVERS[0]}', unauthenticated)"
+    client = flavour(key_id=KEY_ID, private_key=rsa_pem.decode())
+    text = repr(client)
+    assert text == f"{name}('{PRODUCTION_SERVERS[0]}', key_id='{KEY_ID}')"
+    assert "PRIVATE" not in text and "BEGIN" not in text
+
+
+def test_from_env_reads_the_key(
+    flavour: type[Client], no_env: pytest.MonkeyPatch, rsa_pem: bytes
+) -> None:
+    no_env.setenv("KALSHI_KEY_ID", KEY_ID)
+    no_env.setenv("KALSHI_PRIVATE_KEY", rsa_pem.decode().replace("\n", "\\n"))
+    client = flavour.from_env(demo=True, script=[STATUS])
+    assert isinstance(client, flavour)
+    assert client.is_authenticated
+    assert client.config.credentials is not None
+    assert client.config.credentials.key_id == KEY_ID
+    assert client.config.base_url.url == DEMO_SERVERS[0]
+    assert len(client.script) == 1
+
+
+def test_from_env_without_variables_is_unauthenticated(
+    flavour: type[Client], no_env: pytest.MonkeyPatch
+) -> None:
+    assert not flavour.from_env().is_authenticated
+
+
+def test_from_env_with_a_bad_variable_names_it(
+    flavour: type[Client], no_env: pytest.MonkeyPatch
+) -> None:
+    no_env.setenv("KALSHI_KEY_ID", KEY_ID)
+    with pytest.raises(CredentialsError, match="KALSHI_KEY_ID is set but neither"):
+        flavour.from_env()
+
+
+# ---- execute ------------------------------------------------------------------------------
+
+
+def test_execute_sends_and_parses(flavour: type[Client]) -> None:
+    client = flavour(script=[STATUS])
+    status = resolve(client.execute(calls.get_exchange_status()))
+    assert isinstance(status, m.ExchangeStatus)
+    assert status.exchange_active and not status.trading_active
+    [(request, timeout)] = client.sent
+    assert request.target == "/trade-api/v2/exchange/status"
+    assert timeout == 30.0
+    assert client.slept == []
+
+
+def test_the_facade_goes_through_execute(flavour: type[Client]) -> None:
+    client = flavour(script=[STATUS])
+    status = resolve(client.exchange.status())
+    assert isinstance(status, m.ExchangeStatus)
+    assert client.sent[0][0].method == "GET"
+
+
+def test_execute_signs_private_calls(flavour: type[Client], credentials: Credentials) -> None:
+    balance = json_response(
+        {"balance": 5600, "balance_dollars": "56.0000", "portfolio_value": 0, "updated_ts": 1}
+    )
+    clock = FakeClock()
+    client = flavour(credentials=credentials, script=[balance], clock=clock)
+    result = resolve(client.execute(calls.get_balance()))
+    assert str(result.balance_dollars) == "56.0000"
+    headers = dict(client.sent[0][0].headers)
+    assert headers["KALSHI-ACCESS-KEY"] == KEY_ID
+    assert headers["KALSHI-ACCESS-TIMESTAMP"] == "1767225600000"
+
+
+def test_execute_refuses_a_private_call_without_credentials(flavour: type[Client]) -> None:
+    client = flavour(script=[STATUS])
+    with pytest.raises(AuthRequiredError, match="GetBalance"):
+        resolve(client.execute(calls.get_balance()))
+    assert client.sent == []
+
+
+def test_execute_retries_a_get_and_raises_the_last_error(flavour: type[Client]) -> None:
+    script = [json_response({"message": f"down {n}"}, 503) for n in range(1, 5)]
+    client = flavour(script=script)
+    with pytest.raises(ServerError, match="down 4"):
+        resolve(client.execute(calls.get_exchange_status()))
+    assert len(client.sent) == 4
+    assert client.slept == [0.125, 0.25, 0.5]
+    # Each attempt's timeout is what is left of the 60 s total.
+    assert [timeout for _, timeout in client.sent] == [30.0, 30.0, 30.0, 30.0]
+    assert client.clock.now == 1000.0 + 4 * 0.0625 + 0.875
+
+
+def test_execute_retries_transport_failures_on_get(flavour: type[Client]) -> None:
+    client = flavour(script=[ReadError(f"reset {n}") for n in range(1, 5)])
+    with pytest.raises(ReadError, match="reset 4"):
+        resolve(client.execute(calls.get_exchange_status()))
+    assert client.slept == [0.125, 0.25, 0.5]
+
+
+def test_execute_returns_the_value_after_a_retry(flavour: type[Client]) -> None:
+    client = flavour(script=[ReadError("reset"), STATUS])
+    status = resolve(client.execute(calls.get_exchange_status()))
+    assert isinstance(status, m.ExchangeStatus)
+
+
+def test_execute_does_not_retry_a_post(flavour: type[Client], credentials: Credentials) -> None:
+    client = flavour(credentials=credentials, script=[ReadError("reset"), STATUS])
+    with pytest.raises(ReadError, match="reset"):
+        resolve(client.execute(calls.delete_rfq("rfq-1")))
+    assert len(client.sent) == 1
+    assert client.slept == []
+
+
+def test_execute_raises_an_api_error_that_is_not_retried(flavour: type[Client]) -> None:
+    client = flavour(script=[json_response({"code": "missing"}, 404)])
+    with pytest.raises(NotFoundError, match=r"\[missing\] not found"):
+        resolve(client.execute(calls.get_market("KX-1")))
+    assert len(client.sent) == 1
+
+
+def test_execute_raises_remote_protocol_error_for_a_bad_body(flavour: type[Client]) -> None:
+    client = flavour(script=[json_response({"exchange_active": "yes?"})])
+    with pytest.raises(RemoteProtocolError, match="does not match ExchangeStatus"):
+        resolve(client.execute(calls.get_exchange_status()))
+
+
+def test_execute_sleeps_for_the_rate_limiter(flavour: type[Client]) -> None:
+    client = flavour(rate_limit=RateLimiter.from_limits(20, 10, 20, 10), script=[STATUS, STATUS])
+    resolve(client.execute(calls.get_exchange_status()))
+    resolve(client.execute(calls.get_exchange_status()))
+    # 10 tokens spent at 1000.0; 1.25 of them back by 1000.0625; 8.75 more take 0.4375 s.
+    assert client.slept == [0.4375]
+    assert len(client.sent) == 2
+
+
+def test_an_explicit_rng_replaces_the_default(flavour: type[Client]) -> None:
+    script = [json_response({}, 503)] * 2
+    client = flavour(script=script, rng=lambda: 1.0, retry=RetryPolicy(max_attempts=2))
+    with pytest.raises(ServerError):
+        resolve(client.execute(calls.get_exchange_status()))
+    assert client.slept == [0.25]
+
+
+# ---- iterate ------------------------------------------------------------------------------
+
+
+def test_iterate_walks_pages_lazily(flavour: type[Client]) -> None:
+    client = flavour(script=[programs([1, 2], "n2"), programs([3], None)])
+    walk = items(client.iterate(calls.get_incentive_programs(limit=2)))
+    assert client.sent == []
+    assert [next(walk).id, next(walk).id] == ["ip-1", "ip-2"]
+    assert len(client.sent) == 1
+    assert next(walk).id == "ip-3"
+    assert [r.target for r, _ in client.sent] == [
+        "/trade-api/v2/incentive_programs?limit=2",
+        "/trade-api/v2/incentive_programs?limit=2&cursor=n2",
+    ]
+    assert list(walk) == []
+
+
+def test_iterate_through_the_facade_with_max_pages(flavour: type[Client]) -> None:
+    client = flavour(script=[programs([1, 2], "n2"), programs([3], None)])
+    walked = [p.id for p in items(client.incentive_programs.list_all(max_pages=1))]
+    assert walked == ["ip-1", "ip-2"]
+    assert len(client.sent) == 1
+
+
+def test_iterate_refuses_max_pages_below_one(flavour: type[Client]) -> None:
+    client = flavour()
+    with pytest.raises(ValueError, match="max_pages must be at least 1"):
+        client.iterate(calls.get_incentive_programs(), 0)
+
+
+# ---- configure_rate_limit -----------------------------------------------------------------
+
+
+def test_configure_rate_limit_sizes_the_buckets_from_the_account(
+    flavour: type[Client], credentials: Credentials
+) -> None:
+    client = flavour(credentials=credentials, script=[LIMITS])
+    limiter = resolve(client.configure_rate_limit())
+    assert client.rate_limiter is limiter
+    assert limiter.bucket(Bucket.READ).limit == BucketLimit(refill_rate=300, capacity=300)
+    assert limiter.bucket(Bucket.WRITE).limit == BucketLimit(refill_rate=300, capacity=600)
+    assert client.sent[0][0].target == "/trade-api/v2/account/limits"
+
+
+def test_configure_rate_limit_needs_credentials(flavour: type[Client]) -> None:
+    client = flavour(script=[LIMITS])
+    with pytest.raises(AuthRequiredError):
+        resolve(client.configure_rate_limit())
+    assert client.rate_limiter is None
+
+
+# ---- context managers ---------------------------------------------------------------------
+
+
+def test_sync_context_manager_closes() -> None:
+    with FakeClient() as client:
+        assert isinstance(client, FakeClient)
+        assert not client.closed
+    assert client.closed
+
+
+def test_sync_context_manager_closes_on_error() -> None:
+    client = FakeClient()
+    with pytest.raises(RuntimeError, match="boom"), client:
+        raise RuntimeError("boom")
+    assert client.closed
+
+
+def test_async_context_manager_closes() -> None:
+    client = FakeAsyncClient()
+    assert step(client.__aenter__()) is client
+    assert not client.closed
+    assert step(client.__aexit__(None, None, None)) is None
+    assert client.closed
+
+
+def test_async_context_manager_closes_on_error() -> None:
+    client = FakeAsyncClient()
+    error = RuntimeError("boom")
+    step(client.__aexit__(RuntimeError, error, None))
+    assert client.closed
+
+
+def test_async_iterate_needs_no_event_loop() -> None:
+    client = FakeAsyncClient(script=[programs([1], None)])
+    iterator = client.iterate(calls.get_incentive_programs())
+    assert isinstance(iterator, AsyncIterator)
+    assert [p.period_reward for p in items(iterator)] == [1]
+
+
+def test_signer_in_credentials_is_not_in_repr(flavour: type[Client], rsa_pem: bytes) -> None:
+    signer = Signer.from_pem(rsa_pem)
+    client = flavour(key_id=KEY_ID, private_key=signer)
+    assert "Signer" not in repr(client)
+    assert client.is_authenticated

@@ -1,0 +1,630 @@
+"""`kalshi_proto.rest.client`: configuration, signed requests and the `CallRun` state machine."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+
+from kalshi_proto import __version__
+from kalshi_proto.auth import Credentials, Signer
+from kalshi_proto.environments import resolve_base_url
+from kalshi_proto.errors import (
+    AuthRequiredError,
+    CallTimeout,
+    ConfigurationError,
+    ConnectError,
+    LocalProtocolError,
+    NotFoundError,
+    ReadError,
+    RemoteProtocolError,
+    ServerError,
+    TransportError,
+)
+from kalshi_proto.rest.call import Call, HttpRequest, HttpResponse
+from kalshi_proto.rest.client import (
+    USER_AGENT,
+    CallRun,
+    Finished,
+    RestConfig,
+    RestCore,
+    SendRequest,
+    Sleep,
+)
+from kalshi_proto.rest.generated import calls
+from kalshi_proto.rest.generated import models as m
+from kalshi_proto.rest.ratelimit import RateLimiter
+from kalshi_proto.rest.retry import RetryPolicy
+from tests.helpers.clock import FakeClock
+
+BASE = resolve_base_url()
+KEY_ID = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
+STATUS_BODY = b'{"exchange_active": true, "trading_active": true}'
+BASE_HEADERS = (("Accept", "application/json"), ("User-Agent", USER_AGENT))
+
+
+def make_core(
+    credentials: Credentials | None = None,
+    *,
+    retry: RetryPolicy | None = None,
+    timeout: float = 30.0,
+    limiter: RateLimiter | None = None,
+    jitter: float = 0.5,
+) -> RestCore:
+    config = RestConfig(
+        base_url=BASE,
+        credentials=credentials,
+        retry=retry if retry is not None else RetryPolicy(),
+        timeout=timeout,
+    )
+    return RestCore(config, rng=lambda: jitter, rate_limiter=limiter)
+
+
+def status_call() -> Call[m.ExchangeStatus]:
+    return calls.get_exchange_status()
+
+
+def order_call() -> Call[m.CreateOrderV2Response]:
+    return calls.create_order_v2(
+        m.CreateOrderV2Request(
+            ticker="KXBTC-25",
+            client_order_id="c-1",
+            side="bid",
+            count=Decimal("1"),
+            price=Decimal("0.5"),
+            time_in_force="good_till_canceled",
+            self_trade_prevention_type="maker",
+        )
+    )
+
+
+def ok(body: bytes = STATUS_BODY, status: int = 200) -> HttpResponse:
+    return HttpResponse(status=status, headers=(("content-type", "application/json"),), body=body)
+
+
+def failed(status: int, *headers: tuple[str, str]) -> HttpResponse:
+    return HttpResponse(status=status, headers=headers, body=b"")
+
+
+def send(run: CallRun[Any], clock: FakeClock) -> SendRequest:
+    step = run.next_step(clock.now, clock.wall_ms)
+    assert isinstance(step, SendRequest), step
+    return step
+
+
+def verify(credentials: Credentials, request: HttpRequest, message: bytes) -> None:
+    """Check the three auth headers of ``request`` with the public key."""
+    headers = dict(request.headers)
+    assert headers["KALSHI-ACCESS-KEY"] == credentials.key_id
+    signature = base64.b64decode(headers["KALSHI-ACCESS-SIGNATURE"], validate=True)
+    public = serialization.load_pem_public_key(credentials.signer.public_key_pem())
+    if isinstance(public, rsa.RSAPublicKey):
+        public.verify(
+            signature,
+            message,
+            padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32),
+            hashes.SHA256(),
+        )
+    else:
+        assert isinstance(public, ed25519.Ed25519PublicKey)
+        public.verify(signature, message)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(params=["rsa", "ed25519"])
+def credentials(
+    request: pytest.FixtureRequest,
+    rsa_private_key: rsa.RSAPrivateKey,
+    ed25519_private_key: ed25519.Ed25519PrivateKey,
+) -> Credentials:
+    key = rsa_private_key if request.param == "rsa" else ed25519_private_key
+    return Credentials(KEY_ID, Signer.from_private_key(key))
+
+
+@pytest.fixture
+def rsa_credentials(rsa_private_key: rsa.RSAPrivateKey) -> Credentials:
+    return Credentials(KEY_ID, Signer.from_private_key(rsa_private_key))
+
+
+# ---- RestConfig ---------------------------------------------------------------------------
+
+
+def test_rest_config_defaults() -> None:
+    config = RestConfig(base_url=BASE)
+    assert config.credentials is None
+    assert config.retry == RetryPolicy()
+    assert config.timeout == 30.0
+    assert config.user_agent == USER_AGENT == f"kalshi-sansio/{__version__}"
+
+
+@pytest.mark.parametrize("timeout", [0.0, -1.0, math.nan])
+def test_rest_config_refuses_a_timeout_that_is_not_positive(timeout: float) -> None:
+    with pytest.raises(ConfigurationError, match=r"^timeout must be positive, got "):
+        RestConfig(base_url=BASE, timeout=timeout)
+
+
+@pytest.mark.parametrize("agent", ["", "a\rb", "a\nb", "a\r\nX-Injected: 1"])
+def test_rest_config_refuses_a_user_agent_that_is_not_one_line(agent: str) -> None:
+    with pytest.raises(ConfigurationError, match=r"^user_agent must be a non-empty single line$"):
+        RestConfig(base_url=BASE, user_agent=agent)
+
+
+def test_rest_config_is_frozen() -> None:
+    config = RestConfig(base_url=BASE)
+    with pytest.raises(AttributeError):
+        config.timeout = 1.0  # type: ignore[misc]
+
+
+# ---- RestCore -----------------------------------------------------------------------------
+
+
+def test_is_authenticated(rsa_credentials: Credentials) -> None:
+    assert not make_core().is_authenticated
+    assert make_core(rsa_credentials).is_authenticated
+
+
+def test_private_call_without_credentials_is_refused_before_any_io(clock: FakeClock) -> None:
+    with pytest.raises(AuthRequiredError) as info:
+        make_core().start(calls.get_balance(), clock.now)
+    assert str(info.value) == (
+        "GetBalance (GET /portfolio/balance) needs credentials: pass key_id and private_key "
+        "(or private_key_path), or use from_env()"
+    )
+
+
+def test_public_call_needs_no_credentials(clock: FakeClock) -> None:
+    run = make_core().start(status_call(), clock.now)
+    assert run.call == status_call()
+    assert run.started_at == clock.now
+    assert run.attempts == 0
+    assert not run.done
+
+
+def test_public_request_has_no_auth_headers(rsa_credentials: Credentials) -> None:
+    call = calls.get_markets(limit=5, status="open")
+    for core in (make_core(), make_core(rsa_credentials)):
+        assert core.build_request(call, 1_767_225_600_000) == HttpRequest(
+            method="GET",
+            target="/trade-api/v2/markets?limit=5&status=open",
+            headers=BASE_HEADERS,
+            body=b"",
+        )
+
+
+def test_private_request_is_signed_over_the_path_without_query(
+    credentials: Credentials, clock: FakeClock
+) -> None:
+    request = make_core(credentials).build_request(calls.get_balance(subaccount=1), clock.wall_ms)
+    assert request.method == "GET"
+    assert request.target == "/trade-api/v2/portfolio/balance?subaccount=1"
+    assert request.body == b""
+    names = [name for name, _ in request.headers]
+    assert names == [
+        "Accept",
+        "User-Agent",
+        "KALSHI-ACCESS-KEY",
+        "KALSHI-ACCESS-TIMESTAMP",
+        "KALSHI-ACCESS-SIGNATURE",
+    ]
+    assert dict(request.headers)["KALSHI-ACCESS-TIMESTAMP"] == "1767225600000"
+    verify(credentials, request, b"1767225600000GET/trade-api/v2/portfolio/balance")
+
+
+def test_body_request_is_json_and_signed(credentials: Credentials, clock: FakeClock) -> None:
+    call = order_call()
+    request = make_core(credentials).build_request(call, clock.wall_ms)
+    assert request.method == "POST"
+    assert request.target == "/trade-api/v2/portfolio/events/orders"
+    assert request.body == call.body
+    assert json.loads(request.body)["client_order_id"] == "c-1"
+    assert request.headers[:3] == (*BASE_HEADERS, ("Content-Type", "application/json"))
+    verify(credentials, request, b"1767225600000POST/trade-api/v2/portfolio/events/orders")
+
+
+def test_build_request_without_credentials_sends_a_private_call_unsigned() -> None:
+    request = make_core().build_request(calls.get_balance(), 0)
+    assert request.headers == BASE_HEADERS
+
+
+def test_the_user_agent_comes_from_the_config() -> None:
+    config = RestConfig(base_url=BASE, user_agent="my-bot/2")
+    request = RestCore(config, rng=lambda: 0.0).build_request(status_call(), 0)
+    assert request.headers == (("Accept", "application/json"), ("User-Agent", "my-bot/2"))
+
+
+# ---- CallRun: success and misuse ----------------------------------------------------------
+
+
+def test_a_run_sends_once_and_returns_the_value(clock: FakeClock) -> None:
+    run = make_core().start(status_call(), clock.now)
+    step = send(run, clock)
+    assert step.request == make_core().build_request(status_call(), clock.wall_ms)
+    assert step.timeout == 30.0
+    assert run.attempts == 1
+    clock.advance(0.25)
+    run.receive_response(ok(), clock.now, clock.wall_ms)
+    assert run.done
+    assert run.next_step(clock.now, clock.wall_ms) == Finished()
+    value = run.result()
+    assert isinstance(value, m.ExchangeStatus)
+    assert value.trading_active
+    assert run.result() is value
+
+
+def test_a_run_signs_each_attempt_with_the_wall_clock_of_that_attempt(
+    rsa_credentials: Credentials, clock: FakeClock
+) -> None:
+    run = make_core(rsa_credentials).start(calls.get_balance(), clock.now)
+    first = send(run, clock)
+    assert dict(first.request.headers)["KALSHI-ACCESS-TIMESTAMP"] == str(clock.wall_ms)
+    run.receive_response(failed(503), clock.now, clock.wall_ms)
+    clock.advance(0.1875)
+    second = send(run, clock)
+    assert dict(second.request.headers)["KALSHI-ACCESS-TIMESTAMP"] == "1767225600188"
+    verify(rsa_credentials, second.request, b"1767225600188GET/trade-api/v2/portfolio/balance")
+
+
+def test_a_run_without_a_response_model_returns_none(
+    rsa_credentials: Credentials, clock: FakeClock
+) -> None:
+    run = make_core(rsa_credentials).start(calls.delete_rfq("rfq-1"), clock.now)
+    assert send(run, clock).request.method == "DELETE"
+    run.receive_response(failed(204), clock.now, clock.wall_ms)
+    assert run.done
+    assert run.result() is None
+
+
+def test_the_attempt_timeout_is_capped_by_what_is_left_of_the_total(clock: FakeClock) -> None:
+    run = make_core(retry=RetryPolicy(total_timeout=10.0), timeout=30.0).start(
+        status_call(), clock.now
+    )
+    assert send(run, clock).timeout == 10.0
+    clock.advance(4.0)
+    run.receive_failure(ReadError("reset"), clock.now)
+    clock.advance(0.5)
+    assert send(run, clock).timeout == 5.5
+
+
+def test_without_a_total_timeout_the_attempt_timeout_is_the_config_timeout(
+    clock: FakeClock,
+) -> None:
+    run = make_core(retry=RetryPolicy(total_timeout=None), timeout=7.0).start(
+        status_call(), clock.now
+    )
+    assert send(run, clock).timeout == 7.0
+    clock.advance(1_000_000.0)
+    run.receive_failure(ReadError("reset"), clock.now)
+    assert run.next_step(clock.now, clock.wall_ms) == Sleep(0.1875)
+
+
+def test_next_step_while_a_request_is_out_is_local_protocol_error(clock: FakeClock) -> None:
+    run = make_core().start(status_call(), clock.now)
+    send(run, clock)
+    with pytest.raises(LocalProtocolError, match=r"^a request is in flight; report its"):
+        run.next_step(clock.now, clock.wall_ms)
+    assert run.attempts == 1
+    run.receive_response(ok(), clock.now, clock.wall_ms)  # still waiting for that report
+    assert run.done
+
+
+@pytest.mark.parametrize("when", ["ready", "waiting", "done"])
+def test_reports_without_a_request_out_are_local_protocol_errors(
+    when: str, clock: FakeClock
+) -> None:
+    run = make_core().start(status_call(), clock.now)
+    if when != "ready":
+        send(run, clock)
+        run.receive_response(failed(503 if when == "waiting" else 404), clock.now, clock.wall_ms)
+    message = r"^no request is in flight; call next_step\(\) first$"
+    with pytest.raises(LocalProtocolError, match=message):
+        run.receive_response(ok(), clock.now, clock.wall_ms)
+    with pytest.raises(LocalProtocolError, match=message):
+        run.receive_failure(ReadError("reset"), clock.now)
+    assert run.done is (when == "done")
+
+
+def test_result_before_the_run_is_done_is_local_protocol_error(clock: FakeClock) -> None:
+    run = make_core().start(status_call(), clock.now)
+    message = r"^the call is not finished; keep calling next_step\(\)$"
+    with pytest.raises(LocalProtocolError, match=message):
+        run.result()
+    send(run, clock)
+    with pytest.raises(LocalProtocolError, match=message):
+        run.result()
+    run.receive_response(failed(503), clock.now, clock.wall_ms)
+    with pytest.raises(LocalProtocolError, match=message):
+        run.result()
+
+
+# ---- CallRun: errors and retries ----------------------------------------------------------
+
+
+def test_an_api_error_on_post_is_not_retried(
+    rsa_credentials: Credentials, clock: FakeClock
+) -> None:
+    run = make_core(rsa_credentials).start(order_call(), clock.now)
+    send(run, clock)
+    run.receive_response(failed(503), clock.now, clock.wall_ms)
+    assert run.done
+    assert run.next_step(clock.now, clock.wall_ms) == Finished()
+    with pytest.raises(ServerError, match=r"^HTTP 503 from CreateOrderV2: service unavailable$"):
+        run.result()
+    assert run.attempts == 1
+
+
+def test_a_status_that_is_not_retryable_ends_a_get(clock: FakeClock) -> None:
+    run = make_core().start(status_call(), clock.now)
+    send(run, clock)
+    run.receive_response(failed(404, ("x-request-id", "r-1")), clock.now, clock.wall_ms)
+    assert run.done
+    with pytest.raises(NotFoundError) as info:
+        run.result()
+    assert info.value.request_id == "r-1"
+
+
+def test_a_get_is_retried_on_503_after_the_exact_back_off(clock: FakeClock) -> None:
+    # base_delay 0.25 * 2**0, times 0.5 + 0.5 * 0.5 of jitter: 0.1875 s.
+    run = make_core(jitter=0.5).start(status_call(), clock.now)
+    send(run, clock)
+    run.receive_response(failed(503), clock.now, clock.wall_ms)
+    assert not run.done
+    assert run.next_step(clock.now, clock.wall_ms) == Sleep(0.1875)
+    clock.advance(0.125)
+    assert run.next_step(clock.now, clock.wall_ms) == Sleep(0.0625)
+    clock.advance(0.0625)
+    step = send(run, clock)
+    assert step.request.target == "/trade-api/v2/exchange/status"
+    assert run.attempts == 2
+
+
+@pytest.mark.parametrize(("jitter", "delays"), [(0.0, [0.125, 0.25, 0.5]), (1.0, [0.25, 0.5, 1.0])])
+def test_retries_back_off_exponentially_until_attempts_run_out(
+    jitter: float, delays: list[float], clock: FakeClock
+) -> None:
+    run = make_core(jitter=jitter).start(status_call(), clock.now)
+    errors: list[HttpResponse] = []
+    slept: list[float] = []
+    while True:
+        step = run.next_step(clock.now, clock.wall_ms)
+        if isinstance(step, SendRequest):
+            errors.append(failed(503, ("x-request-id", f"r-{len(errors) + 1}")))
+            run.receive_response(errors[-1], clock.now, clock.wall_ms)
+        elif isinstance(step, Sleep):
+            slept.append(step.seconds)
+            clock.advance(step.seconds)
+        else:
+            break
+    assert slept == delays
+    assert run.attempts == 4
+    with pytest.raises(ServerError) as info:
+        run.result()
+    assert info.value.request_id == "r-4"
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "delay"),
+    [("2", 2.0), ("0.1", 0.1875), ("100", 30.0), ("Thu, 01 Jan 2026 00:00:03 GMT", 3.0)],
+)
+def test_retry_after_is_honoured(retry_after: str, delay: float, clock: FakeClock) -> None:
+    run = make_core().start(status_call(), clock.now)
+    send(run, clock)
+    run.receive_response(failed(429, ("retry-after", retry_after)), clock.now, clock.wall_ms)
+    assert run.next_step(clock.now, clock.wall_ms) == Sleep(delay)
+    clock.advance(delay)
+    send(run, clock)
+    assert run.attempts == 2
+
+
+def test_retry_after_on_a_503_is_honoured_too(clock: FakeClock) -> None:
+    run = make_core().start(status_call(), clock.now)
+    send(run, clock)
+    run.receive_response(failed(503, ("retry-after", "4")), clock.now, clock.wall_ms)
+    assert run.next_step(clock.now, clock.wall_ms) == Sleep(4.0)
+
+
+def test_a_transport_failure_is_retried_on_get(clock: FakeClock) -> None:
+    run = make_core().start(status_call(), clock.now)
+    send(run, clock)
+    run.receive_failure(ConnectError("refused"), clock.now)
+    assert run.next_step(clock.now, clock.wall_ms) == Sleep(0.1875)
+    clock.advance(0.1875)
+    send(run, clock)
+    run.receive_failure(ReadError("reset"), clock.now)
+    assert run.next_step(clock.now, clock.wall_ms) == Sleep(0.375)
+
+
+@pytest.mark.parametrize("error", [ConnectError("refused"), ReadError("reset")])
+def test_a_transport_failure_is_not_retried_on_post(
+    error: TransportError, rsa_credentials: Credentials, clock: FakeClock
+) -> None:
+    run = make_core(rsa_credentials).start(order_call(), clock.now)
+    send(run, clock)
+    run.receive_failure(error, clock.now)
+    assert run.done
+    with pytest.raises(TransportError) as info:
+        run.result()
+    assert info.value is error
+
+
+@pytest.mark.parametrize("first", ["503", "transport"])
+def test_a_retried_get_that_succeeds_returns_the_value(first: str, clock: FakeClock) -> None:
+    run = make_core().start(status_call(), clock.now)
+    send(run, clock)
+    if first == "503":
+        run.receive_response(failed(503), clock.now, clock.wall_ms)
+    else:
+        run.receive_failure(ReadError("reset"), clock.now)
+    clock.advance(0.1875)
+    send(run, clock)
+    run.receive_response(ok(), clock.now, clock.wall_ms)
+    assert run.done
+    assert isinstance(run.result(), m.ExchangeStatus)
+
+
+@pytest.mark.parametrize("status", [200, 201])
+def test_a_2xx_body_that_does_not_parse_finishes_the_run(status: int, clock: FakeClock) -> None:
+    run = make_core().start(status_call(), clock.now)
+    send(run, clock)
+    run.receive_response(ok(b"<html>maintenance</html>", status), clock.now, clock.wall_ms)
+    assert run.done
+    assert run.next_step(clock.now, clock.wall_ms) == Finished()
+    with pytest.raises(RemoteProtocolError, match="body does not match ExchangeStatus"):
+        run.result()
+    assert run.attempts == 1
+
+
+# ---- CallRun: total timeout ---------------------------------------------------------------
+
+
+def test_the_total_timeout_ends_a_run_with_call_timeout_caused_by_the_last_error(
+    clock: FakeClock,
+) -> None:
+    run = make_core(retry=RetryPolicy(total_timeout=1.0)).start(status_call(), clock.now)
+    send(run, clock)
+    clock.advance(0.5)
+    last = failed(503, ("x-request-id", "r-9"))
+    run.receive_response(last, clock.now, clock.wall_ms)
+    assert run.next_step(clock.now, clock.wall_ms) == Sleep(0.1875)
+    clock.advance(0.5)  # the adapter's sleep overran to the deadline
+    assert run.next_step(clock.now, clock.wall_ms) == Finished()
+    assert run.done
+    with pytest.raises(CallTimeout) as info:
+        run.result()
+    error = info.value
+    assert isinstance(error, TimeoutError)
+    assert str(error) == (
+        "GetExchangeStatus: total_timeout of 1s reached after 1 attempt(s); last error: "
+        "HTTP 503 from GetExchangeStatus: service unavailable [request id r-9]"
+    )
+    assert isinstance(error.__cause__, ServerError)
+    assert error.__cause__.request_id == "r-9"
+
+
+def test_the_deadline_is_exact(clock: FakeClock) -> None:
+    run = make_core(retry=RetryPolicy(total_timeout=1.0)).start(status_call(), clock.now)
+    send(run, clock)
+    clock.advance(0.5)
+    run.receive_failure(ReadError("reset"), clock.now)
+    clock.advance(0.4375)  # 1/16 s before the deadline: one more attempt fits
+    step = send(run, clock)
+    assert step.timeout == 0.0625
+    assert run.attempts == 2
+    run.receive_failure(ReadError("again"), clock.now)
+    # A 0.375 s back-off would pass the 1 s total: no retry, the error stands.
+    assert run.done
+    with pytest.raises(ReadError, match="again"):
+        run.result()
+
+
+def test_call_timeout_before_the_first_attempt_has_no_cause(clock: FakeClock) -> None:
+    run = make_core(retry=RetryPolicy(total_timeout=2.0)).start(status_call(), clock.now)
+    clock.advance(2.0)
+    assert run.next_step(clock.now, clock.wall_ms) == Finished()
+    with pytest.raises(CallTimeout) as info:
+        run.result()
+    assert str(info.value) == "GetExchangeStatus: total_timeout of 2s reached after 0 attempt(s)"
+    assert info.value.__cause__ is None
+
+
+def test_call_timeout_names_every_attempt(clock: FakeClock) -> None:
+    run = make_core(retry=RetryPolicy(total_timeout=5.0, max_attempts=10)).start(
+        status_call(), clock.now
+    )
+    for _ in range(3):
+        send(run, clock)
+        run.receive_failure(ReadError("reset"), clock.now)
+        step = run.next_step(clock.now, clock.wall_ms)
+        assert isinstance(step, Sleep)
+        clock.advance(step.seconds)
+    clock.advance(5.0)
+    assert run.next_step(clock.now, clock.wall_ms) == Finished()
+    with pytest.raises(CallTimeout, match=r"reached after 3 attempt\(s\); last error: reset$"):
+        run.result()
+
+
+# ---- CallRun: the rate limiter ------------------------------------------------------------
+
+
+def limiter() -> RateLimiter:
+    # GetExchangeStatus costs 10 Read tokens; 10 tokens refill in 0.5 s.
+    return RateLimiter.from_limits(20, 10, 20, 10)
+
+
+def test_a_rate_limit_wait_is_a_sleep_then_the_request_goes_out(clock: FakeClock) -> None:
+    core = make_core(limiter=limiter())
+    assert core.rate_limiter is not None
+    first = core.start(status_call(), clock.now)
+    send(first, clock)  # the full bucket covers the first call
+    first.receive_response(ok(), clock.now, clock.wall_ms)
+
+    run = core.start(status_call(), clock.now)
+    assert run.next_step(clock.now, clock.wall_ms) == Sleep(0.5)
+    assert run.attempts == 0
+    clock.advance(0.25)
+    assert run.next_step(clock.now, clock.wall_ms) == Sleep(0.25)
+    clock.advance(0.25)
+    step = send(run, clock)  # no second reservation: the wait was already paid for
+    assert step.timeout == 30.0
+    assert run.attempts == 1
+    assert core.rate_limiter.bucket_of("GetExchangeStatus").value == "read"
+
+
+def test_each_retry_reserves_tokens_again(clock: FakeClock) -> None:
+    core = make_core(limiter=limiter())
+    run = core.start(status_call(), clock.now)
+    send(run, clock)
+    run.receive_response(failed(503), clock.now, clock.wall_ms)
+    assert run.next_step(clock.now, clock.wall_ms) == Sleep(0.1875)
+    clock.advance(0.1875)
+    # 0.1875 s refilled 3.75 tokens; the retry's 10 leave a debt of 6.25, paid in 0.3125 s.
+    assert run.next_step(clock.now, clock.wall_ms) == Sleep(0.3125)
+    clock.advance(0.3125)
+    send(run, clock)
+    assert run.attempts == 2
+
+
+def test_a_rate_limit_wait_past_the_total_timeout_is_call_timeout(clock: FakeClock) -> None:
+    core = make_core(retry=RetryPolicy(total_timeout=0.25), limiter=limiter())
+    send(core.start(status_call(), clock.now), clock)
+    run = core.start(status_call(), clock.now)
+    assert run.next_step(clock.now, clock.wall_ms) == Finished()
+    with pytest.raises(CallTimeout) as info:
+        run.result()
+    assert str(info.value) == (
+        "GetExchangeStatus: total_timeout of 0.25s reached after 0 attempt(s); "
+        "the rate limiter asks for a 0.50s wait"
+    )
+    assert info.value.__cause__ is None
+
+
+def test_a_rate_limit_wait_without_a_total_timeout_is_never_refused(clock: FakeClock) -> None:
+    core = make_core(retry=RetryPolicy(total_timeout=None), limiter=limiter())
+    steps = [core.start(status_call(), clock.now).next_step(clock.now, clock.wall_ms)]
+    steps += [
+        core.start(status_call(), clock.now).next_step(clock.now, clock.wall_ms) for _ in range(3)
+    ]
+    assert isinstance(steps[0], SendRequest)
+    assert steps[1:] == [Sleep(0.5), Sleep(1.0), Sleep(1.5)]
+
+
+def test_a_429_under_the_rate_limiter_backs_off_and_reserves_again(clock: FakeClock) -> None:
+    run = make_core(limiter=limiter()).start(status_call(), clock.now)
+    send(run, clock)
+    resp = HttpResponse(status=429, headers=(), body=b'{"error": "too many requests"}')
+    run.receive_response(resp, clock.now, clock.wall_ms)
+    assert run.next_step(clock.now, clock.wall_ms) == Sleep(0.1875)
+    clock.advance(0.5)  # the bucket is full again
+    send(run, clock)
+    run.receive_response(resp, clock.now, clock.wall_ms)
+    assert run.next_step(clock.now, clock.wall_ms) == Sleep(0.375)
+    assert not run.done

@@ -1,0 +1,697 @@
+"""`kalshi_proto.rest.http11.Http11Connection`: request bytes out, response bytes in."""
+
+from __future__ import annotations
+
+import gzip
+import random
+import re
+import zlib
+from collections.abc import Callable
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kalshi_proto.errors import LocalProtocolError, RemoteProtocolError
+from kalshi_proto.rest.call import HttpRequest, HttpResponse
+from kalshi_proto.rest.events import ConnectionClosed, HttpEvent, ResponseReceived
+from kalshi_proto.rest.http11 import ACCEPT_ENCODING, Http11Connection
+from tests.helpers.feed import (
+    ReceiveData,
+    chunks_random,
+    drain,
+    feed_bytewise,
+    feed_random_splits,
+    feed_whole,
+)
+
+HOST = "api.elections.kalshi.com"
+GET = HttpRequest(
+    method="GET",
+    target="/trade-api/v2/markets?limit=1&status=open",
+    headers=(("Accept", "application/json"), ("User-Agent", "kalshi-sansio/0.1.0")),
+    body=b"",
+)
+
+Feed = Callable[[ReceiveData, bytes], None]
+
+
+def feed_random(receive_data: ReceiveData, data: bytes) -> None:
+    feed_random_splits(receive_data, data, random.Random(20260101))
+
+
+FEEDS = pytest.mark.parametrize(
+    "feed", [feed_whole, feed_bytewise, feed_random], ids=["whole", "bytewise", "random"]
+)
+
+
+def awaiting(host: str = HOST, **kwargs: int) -> Http11Connection:
+    """A connection with one GET sent and its bytes taken."""
+    conn = Http11Connection(host, **kwargs)
+    conn.send_request(GET)
+    assert conn.data_to_send().startswith(b"GET ")
+    return conn
+
+
+def http(status_line: bytes, headers: list[tuple[bytes, bytes]], body: bytes = b"") -> bytes:
+    lines = [status_line, *(name + b": " + value for name, value in headers)]
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+def ok(body: bytes, *headers: tuple[bytes, bytes]) -> bytes:
+    framing = [(b"Content-Length", str(len(body)).encode())]
+    return http(b"HTTP/1.1 200 OK", [*headers, *framing], body)
+
+
+def chunked(*chunks: bytes) -> bytes:
+    return b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"
+
+
+def only_response(conn: Http11Connection) -> HttpResponse:
+    events = drain(conn)
+    assert len(events) == 1
+    event = events[0]
+    assert isinstance(event, ResponseReceived)
+    return event.response
+
+
+def raw_deflate(data: bytes) -> bytes:
+    compressor = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    return compressor.compress(data) + compressor.flush()
+
+
+BODY = b'{"markets": [], "cursor": ""}' * 4
+
+
+# ---- request bytes ------------------------------------------------------------------------
+
+
+def test_get_request_golden_bytes() -> None:
+    conn = Http11Connection(HOST)
+    assert conn.reusable and not conn.closed
+    assert conn.next_deadline() is None
+    conn.send_request(GET)
+    assert conn.data_to_send() == (
+        b"GET /trade-api/v2/markets?limit=1&status=open HTTP/1.1\r\n"
+        b"Host: api.elections.kalshi.com\r\n"
+        b"Accept-Encoding: gzip, deflate\r\n"
+        b"Accept: application/json\r\n"
+        b"User-Agent: kalshi-sansio/0.1.0\r\n"
+        b"\r\n"
+    )
+    assert conn.data_to_send() == b""
+    assert not conn.reusable and not conn.closed
+    assert conn.next_event() is None
+    assert ACCEPT_ENCODING == "gzip, deflate"
+
+
+def test_post_request_golden_bytes() -> None:
+    body = b'{"ticker":"KX-1","count":"1"}'
+    conn = Http11Connection("127.0.0.1:8080")
+    conn.send_request(
+        HttpRequest(
+            method="POST",
+            target="/trade-api/v2/portfolio/events/orders",
+            headers=(
+                ("Content-Type", "application/json"),
+                ("KALSHI-ACCESS-KEY", "key-1"),
+                ("KALSHI-ACCESS-TIMESTAMP", "1767225600000"),
+            ),
+            body=body,
+        )
+    )
+    assert conn.data_to_send() == (
+        b"POST /trade-api/v2/portfolio/events/orders HTTP/1.1\r\n"
+        b"Host: 127.0.0.1:8080\r\n"
+        b"Accept-Encoding: gzip, deflate\r\n"
+        b"Content-Type: application/json\r\n"
+        b"KALSHI-ACCESS-KEY: key-1\r\n"
+        b"KALSHI-ACCESS-TIMESTAMP: 1767225600000\r\n"
+        b"Content-Length: 29\r\n"
+        b"\r\n" + body
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "length"),
+    [
+        ("POST", b"", b"0"),
+        ("PUT", b"", b"0"),
+        ("PATCH", b"", b"0"),
+        ("DELETE", b"", None),
+        ("GET", b"", None),
+        ("DELETE", b"{}", b"2"),
+    ],
+)
+def test_content_length_is_sent_for_bodies_and_bodyless_writes(
+    method: str, body: bytes, length: bytes | None
+) -> None:
+    conn = Http11Connection(HOST)
+    conn.send_request(HttpRequest(method=method, target="/x", headers=(), body=body))
+    head, _, sent_body = conn.data_to_send().partition(b"\r\n\r\n")
+    expected = [
+        b"%s /x HTTP/1.1" % method.encode(),
+        b"Host: " + HOST.encode(),
+        b"Accept-Encoding: gzip, deflate",
+    ]
+    if length is not None:
+        expected.append(b"Content-Length: " + length)
+    assert head.split(b"\r\n") == expected
+    assert sent_body == body
+
+
+def test_a_request_h11_refuses_is_local_and_changes_nothing() -> None:
+    conn = Http11Connection(HOST)
+    bad = HttpRequest(method="GET", target="/x", headers=(("X-Bad", "a\r\nb"),), body=b"")
+    with pytest.raises(LocalProtocolError, match=r"^cannot encode the request: "):
+        conn.send_request(bad)
+    assert conn.reusable
+    assert conn.data_to_send() == b""
+    conn.send_request(GET)
+    conn.receive_data(ok(b"{}"), 0.0)
+    assert only_response(conn).body == b"{}"
+
+
+def test_send_request_while_awaiting_is_local_and_changes_nothing() -> None:
+    conn = Http11Connection(HOST)
+    conn.send_request(GET)
+    with pytest.raises(LocalProtocolError, match="a request is already in flight"):
+        conn.send_request(GET)
+    assert conn.data_to_send().count(b"GET ") == 1
+    conn.receive_data(ok(b"[]"), 0.0)
+    assert only_response(conn).body == b"[]"
+    assert conn.reusable
+
+
+# ---- responses ----------------------------------------------------------------------------
+
+
+@FEEDS
+def test_response_is_parsed(feed: Feed) -> None:
+    conn = awaiting()
+    data = ok(BODY, (b"Content-Type", b"application/json"), (b"X-Request-Id", b"r-\xe9"))
+    feed(conn.receive_data, data)
+    resp = only_response(conn)
+    assert resp.status == 200
+    assert resp.headers == (
+        ("content-type", "application/json"),
+        ("x-request-id", "r-é"),
+        ("content-length", str(len(BODY))),
+    )
+    assert resp.header("X-Request-Id") == "r-é"
+    assert resp.body == BODY
+    assert conn.reusable and not conn.closed
+    assert conn.next_event() is None
+
+
+@pytest.mark.parametrize("split", [1, 17, 30])
+def test_start_of_the_next_response_stays_buffered(split: int) -> None:
+    first = ok(b'{"n": 1}')
+    second = ok(b'{"n": 2}', (b"X-Seq", b"2"))
+    conn = awaiting()
+    conn.receive_data(first + second[:split], 0.0)
+    assert only_response(conn).body == b'{"n": 1}'
+    assert conn.reusable
+    conn.send_request(GET)
+    assert conn.data_to_send().startswith(b"GET /trade-api/v2/markets")
+    assert conn.next_event() is None
+    conn.receive_data(second[split:], 0.0)
+    resp = only_response(conn)
+    assert resp.body == b'{"n": 2}'
+    assert resp.header("x-seq") == "2"
+    assert conn.reusable
+
+
+def test_start_of_the_next_response_after_a_byte_by_byte_response() -> None:
+    first = ok(b'{"n": 1}')
+    second = ok(b'{"n": 2}')
+    conn = awaiting()
+    feed_bytewise(conn.receive_data, first[:-1])
+    assert conn.next_event() is None
+    conn.receive_data(first[-1:] + second[:5], 0.0)
+    assert only_response(conn).body == b'{"n": 1}'
+    conn.send_request(GET)
+    feed_bytewise(conn.receive_data, second[5:])
+    assert only_response(conn).body == b'{"n": 2}'
+
+
+@FEEDS
+def test_keep_alive_carries_two_requests(feed: Feed) -> None:
+    conn = Http11Connection(HOST)
+    for n in (1, 2):
+        conn.send_request(GET)
+        assert conn.data_to_send().startswith(b"GET /trade-api/v2/markets?limit=1&status=open ")
+        assert not conn.reusable
+        feed(conn.receive_data, ok(b'{"n": %d}' % n))
+        assert only_response(conn).body == b'{"n": %d}' % n
+        assert conn.reusable and not conn.closed
+
+
+@FEEDS
+def test_connection_close_closes_after_the_response(feed: Feed) -> None:
+    conn = awaiting()
+    feed(conn.receive_data, ok(b"bye", (b"Connection", b"close")))
+    assert only_response(conn).body == b"bye"
+    assert conn.closed and not conn.reusable
+    with pytest.raises(
+        LocalProtocolError, match=r"^cannot send a request: the connection is closed$"
+    ):
+        conn.send_request(GET)
+    conn.receive_eof(0.0)  # the server's close that follows: nothing more to say
+    assert conn.next_event() is None
+
+
+def test_http_1_0_response_closes_after_the_response() -> None:
+    conn = awaiting()
+    conn.receive_data(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", 0.0)
+    assert only_response(conn).body == b"ok"
+    assert conn.closed
+
+
+def test_bytes_after_a_closing_response_are_remote_protocol_error() -> None:
+    conn = awaiting()
+    conn.receive_data(ok(b"bye", (b"Connection", b"close")), 0.0)
+    only_response(conn)
+    with pytest.raises(RemoteProtocolError, match=r"bytes after the last response of a closing"):
+        conn.receive_data(b"HTTP/1.1", 0.0)
+
+
+@FEEDS
+def test_chunked_body(feed: Feed) -> None:
+    conn = awaiting()
+    data = http(
+        b"HTTP/1.1 200 OK", [(b"Transfer-Encoding", b"chunked")], chunked(b"hello", b" world")
+    )
+    feed(conn.receive_data, data)
+    assert only_response(conn).body == b"hello world"
+    assert conn.reusable
+
+
+def test_head_response_has_no_body() -> None:
+    conn = Http11Connection(HOST)
+    conn.send_request(HttpRequest(method="HEAD", target="/", headers=(), body=b""))
+    conn.receive_data(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", 0.0)
+    assert only_response(conn).body == b""
+    assert conn.reusable
+
+
+def test_no_content_response_has_no_body() -> None:
+    conn = awaiting()
+    conn.receive_data(b"HTTP/1.1 204 No Content\r\n\r\n", 0.0)
+    resp = only_response(conn)
+    assert (resp.status, resp.headers, resp.body) == (204, (), b"")
+    assert conn.reusable
+
+
+@FEEDS
+def test_informational_responses_are_skipped(feed: Feed) -> None:
+    conn = awaiting()
+    data = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" + ok(
+        b"ok"
+    )
+    feed(conn.receive_data, data)
+    resp = only_response(conn)
+    assert (resp.status, resp.body) == (200, b"ok")
+    assert resp.header("link") is None
+
+
+# ---- content encodings --------------------------------------------------------------------
+
+
+@FEEDS
+@pytest.mark.parametrize("name", [b"gzip", b"GZip "])
+def test_gzip_body_is_decoded(feed: Feed, name: bytes) -> None:
+    conn = awaiting()
+    feed(conn.receive_data, ok(gzip.compress(BODY), (b"Content-Encoding", name)))
+    resp = only_response(conn)
+    assert resp.body == BODY
+    assert resp.header("content-encoding") == name.decode().strip()
+    assert conn.reusable
+
+
+@FEEDS
+def test_gzip_body_in_chunks_is_decoded(feed: Feed) -> None:
+    packed = gzip.compress(BODY)
+    data = http(
+        b"HTTP/1.1 200 OK",
+        [(b"Content-Encoding", b"gzip"), (b"Transfer-Encoding", b"chunked")],
+        chunked(packed[:3], packed[3:20], packed[20:]),
+    )
+    conn = awaiting()
+    feed(conn.receive_data, data)
+    assert only_response(conn).body == BODY
+
+
+@FEEDS
+def test_zlib_wrapped_deflate_body_is_decoded(feed: Feed) -> None:
+    conn = awaiting()
+    feed(conn.receive_data, ok(zlib.compress(BODY), (b"Content-Encoding", b"deflate")))
+    assert only_response(conn).body == BODY
+
+
+def test_raw_deflate_body_is_decoded() -> None:
+    conn = awaiting()
+    conn.receive_data(ok(raw_deflate(BODY), (b"Content-Encoding", b"deflate")), 0.0)
+    assert only_response(conn).body == BODY
+
+
+@pytest.mark.parametrize("feed", [feed_bytewise], ids=["bytewise"])
+def test_raw_deflate_body_is_decoded_when_split(feed: Feed) -> None:
+    conn = awaiting()
+    feed(conn.receive_data, ok(raw_deflate(BODY), (b"Content-Encoding", b"deflate")))
+    assert only_response(conn).body == BODY
+
+
+def test_raw_deflate_body_in_a_one_byte_first_chunk() -> None:
+    packed = raw_deflate(BODY)
+    data = http(
+        b"HTTP/1.1 200 OK",
+        [(b"Content-Encoding", b"deflate"), (b"Transfer-Encoding", b"chunked")],
+        chunked(packed[:1], packed[1:]),
+    )
+    conn = awaiting()
+    # The first read holds only one byte of the raw stream: too short to tell it from zlib.
+    conn.receive_data(data, 0.0)
+    assert only_response(conn).body == BODY
+
+
+def test_identity_content_encoding_is_passed_through() -> None:
+    conn = awaiting()
+    conn.receive_data(ok(b"plain", (b"Content-Encoding", b"identity")), 0.0)
+    assert only_response(conn).body == b"plain"
+
+
+@pytest.mark.parametrize("name", [b"br", b"gzip, br", b"x-gzip", b"compress"])
+def test_unknown_content_encoding_is_remote_protocol_error(name: bytes) -> None:
+    conn = awaiting()
+    with pytest.raises(RemoteProtocolError) as info:
+        conn.receive_data(ok(b"data", (b"Content-Encoding", name)), 0.0)
+    assert str(info.value) == (
+        f"the response uses content-encoding {name.decode()!r}, which was not asked for"
+    )
+    assert conn.closed
+    assert conn.next_event() is None
+
+
+def test_corrupt_gzip_is_remote_protocol_error() -> None:
+    conn = awaiting()
+    with pytest.raises(RemoteProtocolError, match=r"^the gzip response body is corrupt$"):
+        conn.receive_data(ok(b"\x1f\x8b not gzip at all", (b"Content-Encoding", b"gzip")), 0.0)
+    assert conn.next_event() is None
+    assert not conn.reusable
+
+
+_DECODER_FAILURES = [
+    pytest.param(ok(b"\x1f\x8b not gzip at all", (b"Content-Encoding", b"gzip")), id="corrupt"),
+    pytest.param(ok(gzip.compress(b"0123456789A"), (b"Content-Encoding", b"gzip")), id="too-big"),
+]
+
+
+@pytest.mark.parametrize("data", _DECODER_FAILURES)
+def test_a_decoder_failure_finishes_the_connection(data: bytes) -> None:
+    conn = awaiting(max_body_size=10)
+    with pytest.raises(RemoteProtocolError) as info:
+        conn.receive_data(data, 0.0)
+    assert conn.closed
+    with pytest.raises(LocalProtocolError, match=re.escape(f"failed earlier: {info.value}")):
+        conn.receive_data(b"more", 0.0)
+
+
+def test_deflate_that_is_neither_zlib_nor_raw_is_corrupt() -> None:
+    conn = awaiting()
+    with pytest.raises(RemoteProtocolError, match=r"^the deflate response body is corrupt$"):
+        conn.receive_data(ok(b"\xff\xff\xff\xff garbage", (b"Content-Encoding", b"deflate")), 0.0)
+
+
+@pytest.mark.parametrize("wbits", [zlib.MAX_WBITS, -zlib.MAX_WBITS])
+def test_deflate_corrupt_after_some_output_is_not_retried(wbits: int) -> None:
+    compressor = zlib.compressobj(wbits=wbits)
+    good = compressor.compress(BODY) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    data = http(
+        b"HTTP/1.1 200 OK",
+        [(b"Content-Encoding", b"deflate"), (b"Transfer-Encoding", b"chunked")],
+        chunked(good, b"\xff\xff\xff\xff"),
+    )
+    conn = awaiting()
+    with pytest.raises(RemoteProtocolError, match=r"^the deflate response body is corrupt$"):
+        conn.receive_data(data, 0.0)
+
+
+@pytest.mark.parametrize("cut", [4, 8, 40])
+def test_truncated_gzip_is_remote_protocol_error(cut: int) -> None:
+    packed = gzip.compress(BODY)[:-cut]
+    conn = awaiting()
+    with pytest.raises(RemoteProtocolError):
+        conn.receive_data(ok(packed, (b"Content-Encoding", b"gzip")), 0.0)
+
+
+# ---- size limits --------------------------------------------------------------------------
+
+
+@FEEDS
+def test_body_at_max_body_size_is_accepted(feed: Feed) -> None:
+    conn = awaiting(max_body_size=10)
+    feed(conn.receive_data, ok(b"0123456789"))
+    assert only_response(conn).body == b"0123456789"
+
+
+@FEEDS
+def test_body_over_max_body_size_is_remote_protocol_error(feed: Feed) -> None:
+    conn = awaiting(max_body_size=10)
+    with pytest.raises(RemoteProtocolError, match=r"^the response body exceeds 10 bytes$"):
+        feed(conn.receive_data, ok(b"0123456789A"))
+    assert conn.closed
+
+
+@FEEDS
+@pytest.mark.parametrize("encoding", [b"gzip", b"deflate"])
+def test_decoded_body_at_max_body_size_is_accepted(feed: Feed, encoding: bytes) -> None:
+    packed = gzip.compress(b"0123456789") if encoding == b"gzip" else zlib.compress(b"0123456789")
+    conn = awaiting(max_body_size=10)
+    feed(conn.receive_data, ok(packed, (b"Content-Encoding", encoding)))
+    assert only_response(conn).body == b"0123456789"
+
+
+@FEEDS
+@pytest.mark.parametrize("encoding", [b"gzip", b"deflate"])
+def test_decoded_body_over_max_body_size_is_remote_protocol_error(
+    feed: Feed, encoding: bytes
+) -> None:
+    packed = gzip.compress(b"0123456789A") if encoding == b"gzip" else zlib.compress(b"0123456789A")
+    assert len(packed) > 11  # the compressed body alone is not what trips the limit
+    conn = awaiting(max_body_size=10)
+    with pytest.raises(RemoteProtocolError, match=r"^the decoded response body exceeds 10 bytes$"):
+        feed(conn.receive_data, ok(packed, (b"Content-Encoding", encoding)))
+    assert not conn.reusable
+
+
+def test_gzip_bomb_is_stopped_at_max_body_size() -> None:
+    bomb = gzip.compress(bytes(64 * 1024 * 1024), compresslevel=9)
+    assert len(bomb) < 100_000
+    conn = awaiting(max_body_size=1024 * 1024)
+    with pytest.raises(
+        RemoteProtocolError, match=r"^the decoded response body exceeds 1048576 bytes$"
+    ):
+        conn.receive_data(ok(bomb, (b"Content-Encoding", b"gzip")), 0.0)
+
+
+# ---- end of stream ------------------------------------------------------------------------
+
+
+def test_eof_on_a_fresh_connection_is_connection_closed() -> None:
+    conn = Http11Connection(HOST)
+    conn.receive_eof(0.0)
+    assert drain(conn) == [ConnectionClosed()]
+    assert conn.closed and not conn.reusable
+    conn.receive_eof(0.0)  # reported twice: nothing new
+    assert conn.next_event() is None
+
+
+def test_eof_while_idle_after_a_response_is_connection_closed() -> None:
+    conn = awaiting()
+    conn.receive_data(ok(b"{}"), 0.0)
+    events: list[HttpEvent] = drain(conn)
+    conn.receive_eof(0.0)
+    events += drain(conn)
+    assert [type(e) for e in events] == [ResponseReceived, ConnectionClosed]
+    assert conn.closed
+    with pytest.raises(LocalProtocolError, match="the connection is closed"):
+        conn.send_request(GET)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "ConnectionClosed"),
+        (b"HTTP/1.1 200 OK\r\nContent-Le", "peer unexpectedly closed connection"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234", "peer closed connection"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n", "peer closed"),
+    ],
+    ids=["before-response", "mid-headers", "mid-body", "mid-chunks"],
+)
+def test_eof_mid_response_is_remote_protocol_error(data: bytes, message: str) -> None:
+    conn = awaiting()
+    feed_whole(conn.receive_data, data)
+    with pytest.raises(RemoteProtocolError, match=r"^invalid HTTP/1\.1 response: ") as info:
+        conn.receive_eof(0.0)
+    assert message in str(info.value)
+    assert conn.closed
+    assert conn.next_event() is None
+    with pytest.raises(LocalProtocolError, match=r"^the connection failed earlier: invalid HTTP"):
+        conn.receive_data(b"x", 0.0)
+
+
+def test_body_read_until_eof_is_a_response() -> None:
+    conn = awaiting()
+    conn.receive_data(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nhel", 0.0)
+    conn.receive_data(b"lo", 0.0)
+    assert conn.next_event() is None
+    conn.receive_eof(0.0)
+    assert only_response(conn).body == b"hello"
+
+
+def test_body_read_until_eof_leaves_the_connection_closed() -> None:
+    conn = awaiting()
+    conn.receive_data(b"HTTP/1.1 200 OK\r\n\r\nhello", 0.0)
+    conn.receive_eof(0.0)
+    assert only_response(conn).body == b"hello"
+    assert conn.closed and not conn.reusable
+
+
+def test_switching_protocols_is_remote_protocol_error() -> None:
+    conn = Http11Connection(HOST)
+    conn.send_request(
+        HttpRequest(
+            method="GET",
+            target="/trade-api/ws/v2",
+            headers=(("Upgrade", "websocket"), ("Connection", "Upgrade")),
+            body=b"",
+        )
+    )
+    # A REST connection never asked to switch; the bytes after a 101 are not HTTP any more.
+    with pytest.raises(RemoteProtocolError, match=r"switched protocols \(101\)"):
+        conn.receive_data(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n", 0.0)
+    assert conn.closed
+    assert conn.next_event() is None
+
+
+def test_bytes_after_eof_while_idle_are_local_protocol_error() -> None:
+    conn = Http11Connection(HOST)
+    conn.receive_eof(0.0)
+    assert drain(conn) == [ConnectionClosed()]
+    with pytest.raises(LocalProtocolError):
+        conn.receive_data(ok(b"{}"), 0.0)
+    assert conn.next_event() is None
+
+
+# ---- misuse and garbage -------------------------------------------------------------------
+
+
+def test_receive_data_with_no_bytes_is_local_protocol_error() -> None:
+    conn = awaiting()
+    with pytest.raises(LocalProtocolError, match=r"^receive_data\(\) needs bytes; report EOF"):
+        conn.receive_data(b"", 0.0)
+    conn.receive_data(ok(b"{}"), 0.0)  # nothing changed
+    assert only_response(conn).body == b"{}"
+
+
+@pytest.mark.parametrize("fresh", [True, False], ids=["fresh", "after-a-response"])
+def test_bytes_while_idle_are_remote_protocol_error(fresh: bool) -> None:
+    conn = Http11Connection(HOST)
+    if not fresh:
+        conn.send_request(GET)
+        conn.receive_data(ok(b"{}"), 0.0)
+        only_response(conn)
+    with pytest.raises(
+        RemoteProtocolError, match=r"^the server sent bytes with no request outstanding$"
+    ):
+        conn.receive_data(ok(b"{}"), 0.0)
+    assert conn.closed
+    assert conn.next_event() is None
+    with pytest.raises(LocalProtocolError, match="failed earlier: the server sent bytes with no"):
+        conn.receive_data(b"x", 0.0)
+
+
+@FEEDS
+def test_garbage_is_remote_protocol_error_and_later_calls_are_local(feed: Feed) -> None:
+    conn = awaiting()
+    with pytest.raises(RemoteProtocolError) as info:
+        feed(conn.receive_data, b"SMTP ready\r\n\r\n")
+    first = str(info.value)
+    assert first.startswith("invalid HTTP/1.1 response: illegal status line")
+    assert conn.closed
+    with pytest.raises(LocalProtocolError) as later:
+        conn.receive_data(ok(b"{}"), 0.0)
+    assert str(later.value) == f"the connection failed earlier: {first}"
+    with pytest.raises(LocalProtocolError, match="failed earlier"):
+        conn.receive_eof(0.0)
+    assert conn.next_event() is None
+
+
+def test_send_request_after_a_failure_names_the_first_failure() -> None:
+    conn = awaiting()
+    with pytest.raises(RemoteProtocolError):
+        conn.receive_data(b"SMTP ready\r\n\r\n", 0.0)
+    with pytest.raises(LocalProtocolError, match="illegal status line"):
+        conn.send_request(GET)
+
+
+def test_oversized_headers_are_remote_protocol_error() -> None:
+    conn = awaiting()
+    with pytest.raises(RemoteProtocolError, match="Receive buffer too long"):
+        conn.receive_data(b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 70_000, 0.0)
+
+
+# ---- any bytes: events or RemoteProtocolError ---------------------------------------------
+
+_PREFIXES = [
+    b"",
+    b"HTTP/1.1 200 OK\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 20\r\n\r\n\x1f\x8b",
+    b"HTTP/1.1 200 OK\r\nContent-Encoding: deflate\r\n\r\n",
+    b"HTTP/1.1 100 Continue\r\n\r\n",
+    ok(b"{}"),
+    ok(b"{}", (b"Connection", b"close")),
+    b"HTTP/1.0 200 OK\r\n\r\n",
+]
+
+
+def _run(chunks: list[bytes], eof: bool) -> None:
+    conn = awaiting(max_body_size=1000)
+    try:
+        for chunk in chunks:
+            conn.receive_data(chunk, 0.0)
+            for event in drain(conn):
+                assert isinstance(event, ResponseReceived | ConnectionClosed)
+        if eof:
+            conn.receive_eof(0.0)
+    except RemoteProtocolError:
+        assert not conn.reusable
+        return
+    for event in drain(conn):
+        assert isinstance(event, ResponseReceived | ConnectionClosed)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    prefix=st.sampled_from(_PREFIXES),
+    tail=st.binary(max_size=200),
+    seed=st.integers(0, 2**32 - 1),
+    eof=st.booleans(),
+)
+def test_any_bytes_give_events_or_remote_protocol_error(
+    prefix: bytes, tail: bytes, seed: int, eof: bool
+) -> None:
+    data = prefix + tail
+    _run([data] if data else [], eof)
+    _run(list(chunks_random(data, random.Random(seed))), eof)
+
+
+def test_bytes_after_the_end_of_a_gzip_stream_are_remote_protocol_error() -> None:
+    conn = awaiting()
+    packed = gzip.compress(BODY) + b"junk"
+    with pytest.raises(RemoteProtocolError, match="gzip response body has bytes after its end"):
+        conn.receive_data(ok(packed, (b"Content-Encoding", b"gzip")), 0.0)
+    assert conn.closed

@@ -1,0 +1,337 @@
+"""`kalshi_proto.rest.pagination`: the cursor state machine and the lazy page walkers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
+
+import pytest
+
+from kalshi_proto.errors import LocalProtocolError, RemoteProtocolError
+from kalshi_proto.rest.call import Call, HttpResponse, Page
+from kalshi_proto.rest.generated import calls
+from kalshi_proto.rest.generated import models as m
+from kalshi_proto.rest.naming import CURSOR_FIELDS
+from kalshi_proto.rest.pagination import CursorPager, aiterate_pages, iterate_pages
+
+T = TypeVar("T")
+
+FeeCall = Call[Page[m.EventFeeChange]]
+
+
+def fee_change(n: int) -> dict[str, Any]:
+    return {
+        "id": f"fc-{n}",
+        "event_ticker": "KXEV-1",
+        "series_ticker": "KXEV",
+        "fee_type_override": None,
+        "fee_multiplier_override": None,
+        "scheduled_ts": "2026-01-01T00:00:00Z",
+    }
+
+
+def page_of(call: FeeCall, ids: list[int], cursor: str) -> Page[m.EventFeeChange]:
+    """The page the server answers ``call`` with, parsed the way an adapter parses it."""
+    body: dict[str, Any] = {"event_fee_changes": [fee_change(n) for n in ids], "cursor": cursor}
+    return call.parse(HttpResponse(status=200, headers=(), body=json.dumps(body).encode()))
+
+
+class Server:
+    """Answers each page call from a script keyed by the ``cursor`` it carries."""
+
+    def __init__(self, pages: dict[str | None, tuple[list[int], str]]) -> None:
+        self.pages = pages
+        self.seen: list[str | None] = []
+
+    def execute(self, call: FeeCall) -> Page[m.EventFeeChange]:
+        cursor = call.query_value("cursor")
+        self.seen.append(cursor)
+        ids, next_cursor = self.pages[cursor]
+        return page_of(call, ids, next_cursor)
+
+    async def aexecute(self, call: FeeCall) -> Page[m.EventFeeChange]:
+        return self.execute(call)
+
+
+def step(awaitable: Awaitable[T]) -> T:
+    """Run an awaitable that never suspends to its result, with no event loop."""
+    iterator = awaitable.__await__()
+    try:
+        iterator.send(None)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    raise AssertionError("the awaitable suspended; it needs an event loop")
+
+
+def anext_item(iterator: AsyncIterator[T]) -> T:
+    return step(iterator.__anext__())
+
+
+def acollect(iterator: AsyncIterator[T]) -> list[T]:
+    items: list[T] = []
+    while True:
+        try:
+            items.append(anext_item(iterator))
+        except StopAsyncIteration:
+            return items
+
+
+TWO_PAGES: dict[str | None, tuple[list[int], str]] = {
+    None: ([1, 2], "c2"),
+    "c2": ([3], ""),
+}
+
+
+# ---- CursorPager --------------------------------------------------------------------------
+
+
+def test_walks_two_pages_and_stops_on_the_empty_cursor() -> None:
+    first = calls.get_event_fee_changes(event_ticker="KXEV-1", limit=2)
+    pager = CursorPager(first)
+    assert pager.pages == 0
+    assert pager.next_call() is first
+
+    pager.feed(page_of(first, [1, 2], "c2"))
+    assert pager.pages == 1
+    second = pager.next_call()
+    assert second is not None
+    assert second.query == (("event_ticker", "KXEV-1"), ("limit", "2"), ("cursor", "c2"))
+    assert second.target("/trade-api/v2") == (
+        "/trade-api/v2/events/fee_changes?event_ticker=KXEV-1&limit=2&cursor=c2"
+    )
+    assert pager.next_call() is second  # asking again changes nothing
+
+    pager.feed(page_of(second, [3], ""))
+    assert pager.pages == 2
+    assert pager.next_call() is None
+
+
+def test_a_none_cursor_is_the_last_page() -> None:
+    first = calls.get_event_fee_changes()
+    pager = CursorPager(first)
+    pager.feed(Page(items=[], cursor=None, response=m.EmptyResponse()))
+    assert pager.next_call() is None
+    assert pager.pages == 1
+
+
+def test_a_page_carrying_a_new_cursor_replaces_the_old_one() -> None:
+    first = calls.get_event_fee_changes(cursor="c1")
+    pager = CursorPager(first)
+    pager.feed(page_of(first, [1], "c2"))
+    second = pager.next_call()
+    assert second is not None
+    assert second.query == (("cursor", "c2"),)
+
+
+@pytest.mark.parametrize("max_pages", [1, 2])
+def test_max_pages_stops_the_walk(max_pages: int) -> None:
+    pager = CursorPager(calls.get_event_fee_changes(), max_pages=max_pages)
+    fed = 0
+    while (call := pager.next_call()) is not None:
+        fed += 1
+        pager.feed(page_of(call, [fed], f"c{fed + 1}"))  # the server always has more
+    assert fed == max_pages == pager.pages
+
+
+@pytest.mark.parametrize("max_pages", [0, -1, True, False])
+def test_max_pages_below_one_is_a_value_error(max_pages: int) -> None:
+    with pytest.raises(
+        ValueError, match=rf"^max_pages must be at least 1, or None for no limit; got {max_pages}$"
+    ):
+        CursorPager(calls.get_event_fee_changes(), max_pages=max_pages)
+
+
+def test_a_non_paginated_operation_is_a_type_error() -> None:
+    call: Any = calls.get_exchange_status()
+    with pytest.raises(TypeError, match=r"^GetExchangeStatus is not a paginated operation$"):
+        CursorPager(call)
+
+
+def test_a_cursor_seen_before_is_a_remote_protocol_error() -> None:
+    first = calls.get_event_fee_changes()
+    pager = CursorPager(first)
+    pager.feed(page_of(first, [1], "c2"))
+    second = pager.next_call()
+    assert second is not None
+    pager.feed(page_of(second, [2], "c3"))
+    third = pager.next_call()
+    assert third is not None
+    with pytest.raises(RemoteProtocolError) as info:
+        pager.feed(page_of(third, [3], "c2"))
+    assert str(info.value) == (
+        "GetEventFeeChanges: the server returned cursor 'c2' again after 3 pages; "
+        "stopping instead of looping"
+    )
+    assert pager.next_call() is None
+    assert pager.pages == 3
+
+
+def test_the_cursor_resumed_from_counts_as_seen() -> None:
+    first = calls.get_event_fee_changes(cursor="resume")
+    pager = CursorPager(first)
+    with pytest.raises(RemoteProtocolError, match=r"cursor 'resume' again after 1 pages"):
+        pager.feed(page_of(first, [1], "resume"))
+    assert pager.next_call() is None
+
+
+def test_an_empty_starting_cursor_is_no_cursor() -> None:
+    first = calls.get_event_fee_changes(cursor="")
+    assert first.query_value("cursor") == ""
+    pager = CursorPager(first)
+    pager.feed(page_of(first, [1], "c2"))
+    second = pager.next_call()
+    assert second is not None
+    assert second.query_value("cursor") == "c2"
+
+
+@pytest.mark.parametrize("how", ["end", "max-pages", "loop"])
+def test_feed_after_the_walk_is_over_is_local_protocol_error(how: str) -> None:
+    first = calls.get_event_fee_changes(cursor="c1")
+    pager = CursorPager(first, max_pages=1 if how == "max-pages" else None)
+    cursor = {"end": "", "max-pages": "c2", "loop": "c1"}[how]
+    try:
+        pager.feed(page_of(first, [1], cursor))
+    except RemoteProtocolError:
+        assert how == "loop"
+    with pytest.raises(
+        LocalProtocolError, match=r"^the pager is finished; there is no page to feed$"
+    ):
+        pager.feed(page_of(first, [2], "c9"))
+    assert pager.pages == 1
+
+
+def test_an_irregular_cursor_field_is_followed() -> None:
+    assert CURSOR_FIELDS == {"GetIncentivePrograms": "next_cursor"}
+    program = {
+        "id": "ip-1",
+        "market_id": "m-1",
+        "market_ticker": "KXM-1",
+        "incentive_type": "volume",
+        "incentive_description": "d",
+        "start_date": "2026-01-01T00:00:00Z",
+        "end_date": "2026-02-01T00:00:00Z",
+        "period_reward": 1,
+        "paid_out": False,
+    }
+    first = calls.get_incentive_programs(limit=1)
+    body = json.dumps({"incentive_programs": [program], "next_cursor": "n2"}).encode()
+    pager = CursorPager(first)
+    pager.feed(first.parse(HttpResponse(status=200, headers=(), body=body)))
+    second = pager.next_call()
+    assert second is not None
+    assert second.query == (("limit", "1"), ("cursor", "n2"))
+
+
+# ---- iterate_pages ------------------------------------------------------------------------
+
+
+def test_iterate_pages_yields_every_item_of_every_page() -> None:
+    server = Server(TWO_PAGES)
+    items = list(iterate_pages(server.execute, calls.get_event_fee_changes()))
+    assert [item.id for item in items] == ["fc-1", "fc-2", "fc-3"]
+    assert server.seen == [None, "c2"]
+
+
+def test_iterate_pages_is_lazy() -> None:
+    server = Server(TWO_PAGES)
+    iterator = iterate_pages(server.execute, calls.get_event_fee_changes())
+    assert server.seen == []  # building the iterator fetches nothing
+    assert next(iterator).id == "fc-1"
+    assert server.seen == [None]
+    assert next(iterator).id == "fc-2"
+    assert server.seen == [None]  # the second page waits until the first is used up
+    assert next(iterator).id == "fc-3"
+    assert server.seen == [None, "c2"]
+    with pytest.raises(StopIteration):
+        next(iterator)
+    assert server.seen == [None, "c2"]
+
+
+def test_iterate_pages_checks_max_pages_before_any_fetch() -> None:
+    server = Server(TWO_PAGES)
+    with pytest.raises(ValueError, match="max_pages must be at least 1"):
+        iterate_pages(server.execute, calls.get_event_fee_changes(), 0)
+    assert server.seen == []
+
+
+def test_iterate_pages_stops_at_max_pages() -> None:
+    server = Server(TWO_PAGES)
+    items = list(iterate_pages(server.execute, calls.get_event_fee_changes(), max_pages=1))
+    assert [item.id for item in items] == ["fc-1", "fc-2"]
+    assert server.seen == [None]
+
+
+def test_iterate_pages_skips_empty_pages() -> None:
+    server = Server({None: ([], "c2"), "c2": ([], "c3"), "c3": ([7], "")})
+    assert [i.id for i in iterate_pages(server.execute, calls.get_event_fee_changes())] == ["fc-7"]
+
+
+def test_iterate_pages_raises_on_a_cursor_loop_before_yielding_the_page() -> None:
+    server = Server({None: ([1], "c2"), "c2": ([2], "c2")})
+    iterator = iterate_pages(server.execute, calls.get_event_fee_changes())
+    assert next(iterator).id == "fc-1"
+    with pytest.raises(RemoteProtocolError, match="cursor 'c2' again after 2 pages"):
+        next(iterator)
+
+
+def test_iterate_pages_passes_errors_from_execute() -> None:
+    def failing(call: FeeCall) -> Page[m.EventFeeChange]:
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        next(iterate_pages(failing, calls.get_event_fee_changes()))
+
+
+# ---- aiterate_pages -----------------------------------------------------------------------
+
+
+def test_aiterate_pages_yields_every_item_of_every_page() -> None:
+    server = Server(TWO_PAGES)
+    items = acollect(aiterate_pages(server.aexecute, calls.get_event_fee_changes()))
+    assert [item.id for item in items] == ["fc-1", "fc-2", "fc-3"]
+    assert server.seen == [None, "c2"]
+
+
+def test_aiterate_pages_is_lazy() -> None:
+    server = Server(TWO_PAGES)
+    iterator = aiterate_pages(server.aexecute, calls.get_event_fee_changes())
+    assert server.seen == []
+    assert anext_item(iterator).id == "fc-1"
+    assert server.seen == [None]
+    assert anext_item(iterator).id == "fc-2"
+    assert server.seen == [None]
+    assert anext_item(iterator).id == "fc-3"
+    assert server.seen == [None, "c2"]
+    with pytest.raises(StopAsyncIteration):
+        anext_item(iterator)
+
+
+def test_aiterate_pages_checks_max_pages_before_any_fetch() -> None:
+    server = Server(TWO_PAGES)
+    with pytest.raises(ValueError, match="max_pages must be at least 1"):
+        aiterate_pages(server.aexecute, calls.get_event_fee_changes(), -1)
+
+
+def test_aiterate_pages_stops_at_max_pages() -> None:
+    server = Server(TWO_PAGES)
+    items = acollect(aiterate_pages(server.aexecute, calls.get_event_fee_changes(), 1))
+    assert [item.id for item in items] == ["fc-1", "fc-2"]
+    assert server.seen == [None]
+
+
+def test_aiterate_pages_raises_on_a_cursor_loop() -> None:
+    server = Server({None: ([1], "c1"), "c1": ([2], "c1")})
+    iterator = aiterate_pages(server.aexecute, calls.get_event_fee_changes())
+    assert anext_item(iterator).id == "fc-1"
+    with pytest.raises(RemoteProtocolError, match="cursor 'c1' again after 2 pages"):
+        anext_item(iterator)
+
+
+def test_step_refuses_an_awaitable_that_suspends() -> None:
+    class Suspends:
+        def __await__(self) -> Any:
+            yield "suspended"
+
+    with pytest.raises(AssertionError, match="suspended"):
+        step(Suspends())
