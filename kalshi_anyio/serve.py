@@ -8,6 +8,11 @@ requests are answered one at a time, in order. Refused request bytes get the cor
 (400, 413, ...) and the connection closes. An exception in the app is logged and answered with a
 500 ``{"code":"internal",...}``; the server keeps serving. Everything runs on asyncio or trio.
 
+A connection that ends is half-closed first (a FIN, without a TLS ``close_notify``), and what the
+client still sends is read and dropped for up to two seconds, so the kernel does not answer unread
+bytes with a reset that could destroy the last response in flight. Idle keep-alive connections are
+not timed out; they last until the client closes them or the server stops.
+
 `serve_rest_in_thread` runs the same server on its own asyncio loop in a background thread for
 blocking code and sync tests.
 """

@@ -23,12 +23,13 @@ answer: 400 for bytes that are not an HTTP/1.1 request, 413 for a body over ``ma
 head over ``max_header_size``, 501 for ``CONNECT`` or a transfer-coding other than chunked, 505
 for an HTTP major version other than 1. The connection is then CLOSED; `send_error_response`
 queues that answer (with ``Connection: close``) for the adapter to write before closing the
-socket. Every other call raises `LocalProtocolError` from then on.
+socket; `next_event`, `receive_data` and `send_response` raise `LocalProtocolError` from then on.
 
 Responses carry exactly the headers given plus the framing: ``Content-Length`` is computed here
 (any ``Content-Length`` or ``Transfer-Encoding`` given is replaced) and ``Connection: close`` is
-added when the connection ends. Nothing is read from a clock (no ``Date``), so the same inputs give
-the same bytes. An ``Expect: 100-continue`` request gets its ``100 Continue`` automatically, in
+added when the connection ends; the reason phrase is the stdlib's `http.HTTPStatus` one (empty for
+a status it does not know). Nothing is read from a clock (no ``Date``), so the same inputs give the
+same bytes. An ``Expect: 100-continue`` request gets its ``100 Continue`` automatically, in
 ``data_to_send()``, once its head is accepted. No timers run here (`next_deadline` is None).
 """
 
