@@ -20,13 +20,15 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer
+from pydantic import BeforeValidator, GetCoreSchemaHandler, PlainSerializer
+from pydantic_core import core_schema
 
 __all__ = [
     "Count",
     "CountIn",
     "Dollars",
     "DollarsIn",
+    "NoneAsEmpty",
     "Number",
     "NumberIn",
     "decimal_to_wire",
@@ -113,6 +115,27 @@ def _number_in(value: Any) -> Decimal:
 def none_as_empty(value: Any) -> Any:
     """Read a JSON ``null`` list as an empty list (Kalshi sends ``null`` for empty arrays)."""
     return [] if value is None else value
+
+
+class NoneAsEmpty:
+    """Marks a list field that reads JSON ``null`` as ``[]``: ``Annotated[list[X], NoneAsEmpty()]``.
+
+    The list is validated as ``nullable(list)`` and the ``None`` replaced afterwards, so pydantic
+    validates the items straight from the JSON bytes (a before-validator would first build
+    Python dicts of every item, which made a 1,000-market page about twice as slow).
+    """
+
+    __slots__ = ()
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(
+            none_as_empty, core_schema.nullable_schema(handler(source))
+        )
+
+    def __repr__(self) -> str:
+        return "NoneAsEmpty()"
 
 
 _wire = PlainSerializer(decimal_to_wire, return_type=str, when_used="json")

@@ -13,8 +13,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
 
 from kalshi_proto.errors import ConnectError, ConnectTimeout, ReadError, ReadTimeout, WriteError
 
@@ -137,13 +136,23 @@ def connect(host: str, port: int, ssl_context: ssl.SSLContext | None, deadline: 
 
 
 class Limiter:
-    """At most ``total`` connections in use at once, across threads."""
+    """At most ``total`` connections in use at once, across threads.
+
+    ``with limiter.hold():`` holds one slot for the block (``hold`` returns the limiter itself,
+    a context manager without a generator frame: it runs on every call).
+    """
 
     def __init__(self, total: int) -> None:
         self._semaphore = threading.BoundedSemaphore(total) if total > 0 else None
 
-    @contextmanager
-    def hold(self) -> Iterator[None]:
+    def hold(self) -> Limiter:
         """Hold one slot for the duration of the ``with`` block."""
-        with self._semaphore if self._semaphore is not None else nullcontext():
-            yield
+        return self
+
+    def __enter__(self) -> None:
+        if self._semaphore is not None:
+            self._semaphore.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._semaphore is not None:
+            self._semaphore.release()

@@ -275,7 +275,7 @@ class Generator:
             elif isinstance(extra, dict):
                 inner, deps, inner_is_list = self.type_of(extra, owner, fname, request)
                 if inner_is_list and not request:
-                    inner = f"Annotated[{inner}, BeforeValidator(none_as_empty)]"
+                    inner = f"Annotated[{inner}, NoneAsEmpty()]"
                 ann = f"dict[str, {inner}]"
             else:
                 ann = "dict[str, Any]"
@@ -376,11 +376,11 @@ class Generator:
             "from datetime import datetime",
             "from typing import Annotated, Any, Literal",
             "",
-            "from pydantic import BeforeValidator, Field, StrictBool, StrictInt, StrictStr",
+            "from pydantic import Field, StrictBool, StrictInt, StrictStr",
             "",
             "from kalshi_proto.rest.base import RequestModel, ResponseModel",
             "from kalshi_proto.rest.checks import " + ", ".join(sorted(set(CHECKED_MODELS.values()))),
-            "from kalshi_proto.types import Count, CountIn, Dollars, DollarsIn, Number, NumberIn, none_as_empty",
+            "from kalshi_proto.types import Count, CountIn, Dollars, DollarsIn, NoneAsEmpty, Number, NumberIn",
             "",
             "__all__ = [",
         ]
@@ -411,7 +411,7 @@ class Generator:
                 extras.append(f"alias={f.wire!r}")
             if f.is_list and not model.request:
                 inner = ann.removesuffix(" | None")
-                ann = f"Annotated[{inner}, BeforeValidator(none_as_empty)]"
+                ann = f"Annotated[{inner}, NoneAsEmpty()]"
                 if not f.required:
                     extras.insert(0, "default_factory=list")
             elif not f.required:

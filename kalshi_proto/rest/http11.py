@@ -12,11 +12,22 @@ parsed), CLOSED (the connection cannot carry another request). A server that clo
 connection in IDLE gives `ConnectionClosed`; an early close in AWAITING, or bytes h11 refuses,
 raise `RemoteProtocolError` and close the connection. No timers run here: the adapter bounds each
 read with the timeout of the `kalshi_proto.rest.client.SendRequest` it is serving.
+
+Two parsers, one behaviour. h11 parses every response that is not the plain common case. The
+plain case -- ``HTTP/1.1``, a final status other than 204 and 304, exactly one
+``Content-Length``, no ``Transfer-Encoding``, every header well formed -- is parsed here in a few
+string operations, because h11's general machinery costs more per call than the whole budget of
+a small signed GET (bench/rest_overhead.py). Anything the fast path does not recognise goes to a
+fresh h11 connection, byte for byte, so h11 decides (and words the error). Tests feed the same
+bytes through both and require the same responses. Requests are written here directly: every
+header comes from the SDK and has been checked before (key id, base64 signature, user agent,
+constants), and each value is checked again for CR, LF and NUL.
 """
 
 from __future__ import annotations
 
 import enum
+import re
 import zlib
 from collections import deque
 
@@ -31,6 +42,13 @@ __all__ = ["ACCEPT_ENCODING", "Http11Connection"]
 #: The ``Accept-Encoding`` header this connection sends; it decodes both.
 ACCEPT_ENCODING = "gzip, deflate"
 _DEFAULT_MAX_BODY = 64 * 1024 * 1024
+_MAX_HEAD = 64 * 1024
+_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
+_STATUS_LINE = re.compile(rb"HTTP/1\.1 ([2-5][0-9][0-9])(?: [\t\x20-\x7e\x80-\xff]*)?")
+# RFC 9110 field-value: visible characters, with spaces and tabs only inside.
+_FIELD_VALUE = re.compile(rb"(?:[\x21-\x7e\x80-\xff](?:[\t\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?")
+_REQUEST_TARGET = re.compile(r"/[\x21-\x7e]*")
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 class _State(enum.Enum):
@@ -96,16 +114,22 @@ class Http11Connection:
 
     def __init__(self, host: str, *, max_body_size: int = _DEFAULT_MAX_BODY) -> None:
         self._host = host.encode("ascii")
+        self._prelude = b"\r\nHost: " + self._host + b"\r\nAccept-Encoding: " + ACCEPT_ENCODING.encode() + b"\r\n"
         self._max_body = max_body_size
-        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=64 * 1024)
         self._state = _State.IDLE
         self._out = bytearray()
+        self._in = bytearray()  # unparsed response bytes (fast path)
+        self._h11: h11.Connection | None = None  # set while a response goes the h11 way
+        self._method = "GET"
         self._events: deque[HttpEvent] = deque()
         self._status = 0
         self._headers: tuple[tuple[str, str], ...] = ()
         self._body: list[bytes] = []
         self._size = 0
         self._decoder: _Decoder | None = None
+        self._closing = False
+        self._head_end = -1  # fast path: where the body starts, once the head is parsed
+        self._need = 0  # fast path: where the body ends
         self._error: str | None = None
         self._eof = False
 
@@ -123,33 +147,44 @@ class Http11Connection:
         """Queue one request; then write ``data_to_send()`` and feed the response bytes.
 
         Raises:
-            LocalProtocolError: a request is already out, or the connection is closed.
+            LocalProtocolError: a request is already out, the connection is closed, or the
+                request cannot be written (a bad method, target or header).
         """
         self._guard()
         if self._state is not _State.IDLE:
             why = "a request is already in flight" if self._state is _State.AWAITING else "the connection is closed"
             raise LocalProtocolError(f"cannot send a request: {why}")
-        headers = [(b"Host", self._host), (b"Accept-Encoding", ACCEPT_ENCODING.encode())]
-        headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in request.headers]
-        if request.body or request.method in ("POST", "PUT", "PATCH"):
-            headers.append((b"Content-Length", str(len(request.body)).encode()))
-        try:
-            out = self._h11.send(
-                h11.Request(method=request.method, target=request.target, headers=headers)
-            )
-        except h11.LocalProtocolError as exc:
-            raise LocalProtocolError(f"cannot encode the request: {exc}") from None
-        assert out is not None
-        self._out += out
-        if request.body:
-            self._out += self._h11.send(h11.Data(data=request.body)) or b""
-        self._out += self._h11.send(h11.EndOfMessage()) or b""
+        method = request.method
+        if not _TOKEN.fullmatch(method.encode("latin-1")):
+            raise LocalProtocolError(f"cannot encode the request: bad method {method!r}")
+        if not _REQUEST_TARGET.fullmatch(request.target):
+            raise LocalProtocolError(f"cannot encode the request: bad target {request.target!r}")
+        parts = [method, " ", request.target, " HTTP/1.1"]
+        for name, value in request.headers:
+            if not _TOKEN.fullmatch(name.encode("latin-1")) or "\r" in value or "\n" in value or "\0" in value:
+                raise LocalProtocolError(f"cannot encode the request: bad header {name!r}")
+            parts += (name, ": ", value, "\r\n")
+        if request.body or method in _BODY_METHODS:
+            parts.append(f"Content-Length: {len(request.body)}\r\n")
+        parts.append("\r\n")
+        head = "".join(parts).encode("latin-1")
+        line_end = head.index(b" HTTP/1.1") + 9
+        self._out += head[:line_end]
+        self._out += self._prelude
+        self._out += head[line_end:]
+        self._out += request.body
+        self._method = method
         self._state = _State.AWAITING
         self._status = 0
         self._headers = ()
         self._body = []
         self._size = 0
         self._decoder = None
+        self._closing = False
+        self._head_end = -1
+        self._need = 0
+        if self._in:
+            self._parse()  # bytes that arrived after the last response
 
     def data_to_send(self) -> bytes:
         """Every byte queued for the server; ``b""`` if none."""
@@ -175,11 +210,18 @@ class Http11Connection:
         if self._eof:
             raise LocalProtocolError("receive_data() after receive_eof(): the connection is closed")
         if self._state is _State.CLOSED:
-            self._fail("the server sent bytes after the last response of a closing connection")
+            return  # after a response that closed the connection: nothing more is read
         if self._state is _State.IDLE:
-            self._fail("the server sent bytes with no request outstanding")
-        self._h11.receive_data(data)
-        self._pump()
+            # As h11 does: bytes after a response stay buffered for the next exchange, however
+            # the reads were split. (Adapters do not reuse an idle socket that became readable.)
+            self._in += data
+            return
+        if self._h11 is not None:
+            self._h11.receive_data(data)
+            self._pump()
+        else:
+            self._in += data
+            self._parse()
 
     def receive_eof(self, now: float) -> None:
         """Report that the server closed the connection; then drain `next_event`.
@@ -196,6 +238,9 @@ class Http11Connection:
             self._state = _State.CLOSED
             self._events.append(ConnectionClosed())
             return
+        if self._h11 is None:
+            self._to_h11()  # the response is incomplete: h11 decides what the close means
+        assert self._h11 is not None
         self._h11.receive_data(b"")
         self._pump()
         # h11 raises (and _pump fails the connection) when EOF cuts a response short, so the
@@ -216,8 +261,89 @@ class Http11Connection:
         self._error = message
         raise RemoteProtocolError(message)
 
+    # ---- the fast path ---------------------------------------------------------------------
+
+    def _parse(self) -> None:
+        buffer = self._in
+        if self._head_end < 0:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buffer) > _MAX_HEAD or b"\n\n" in buffer or b"\n\r\n" in buffer:
+                    self._to_h11()  # too long, or bare LF line endings: h11's business
+                return
+            if not self._fast_head(bytes(buffer[:end])):
+                self._to_h11()
+                return
+            self._head_end = end + 4
+            self._need += self._head_end
+        if len(buffer) < self._need:
+            return
+        body = bytes(buffer[self._head_end : self._need])
+        del buffer[: self._need]
+        self._head_end = -1
+        self._add_body(body)
+        self._complete(reusable=not self._closing)
+
+    def _fast_head(self, head: bytes) -> bool:
+        # Parse a plain response head; False sends the response to h11 instead.
+        lines = head.split(b"\r\n")
+        if lines[0].startswith(b"HTTP/1.1 101"):
+            self._fail("the server switched protocols (101), which was not asked for")
+        status = _STATUS_LINE.fullmatch(lines[0])
+        if status is None:
+            return False
+        code = int(status.group(1))
+        if code in (204, 304) or self._method == "HEAD":
+            return False
+        headers = []
+        length = -1
+        for line in lines[1:]:
+            name, colon, value = line.partition(b":")
+            value = value.strip(b" \t")
+            if not colon or not _TOKEN.fullmatch(name) or not _FIELD_VALUE.fullmatch(value):
+                return False
+            key = name.lower()
+            if key == b"content-length":
+                if length >= 0 or not value.isdigit():
+                    return False
+                length = int(value)
+            elif key == b"transfer-encoding":
+                return False
+            elif key == b"connection" and b"close" in (t.strip() for t in value.lower().split(b",")):
+                self._closing = True
+            headers.append((key.decode("latin-1"), value.decode("latin-1")))
+        if length < 0:
+            return False
+        self._status = code
+        self._set_headers(tuple(headers))
+        if self._decoder is None and length > self._max_body:
+            # An encoded body is limited as it decodes; a plain one is refused before it arrives.
+            self._fail(f"the response body exceeds {self._max_body} bytes")
+        self._need = length
+        return True
+
+    def _to_h11(self) -> None:
+        # Hand the response, from its first byte, to a fresh h11 connection that has "sent" a
+        # request with the same method (framing of the answer depends on it, nothing else does).
+        conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_HEAD)
+        conn.send(
+            h11.Request(method=self._method, target="/", headers=[(b"Host", self._host), (b"Content-Length", b"0")])
+        )
+        conn.send(h11.EndOfMessage())
+        conn.receive_data(bytes(self._in))
+        self._in.clear()
+        self._h11 = conn
+        self._closing = False
+        self._head_end = -1
+        self._need = 0
+        self._decoder = None
+        self._pump()
+
+    # ---- the h11 path ----------------------------------------------------------------------
+
     def _pump(self) -> None:
         conn = self._h11
+        assert conn is not None
         while True:
             try:
                 event = conn.next_event()
@@ -226,21 +352,26 @@ class Http11Connection:
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 return
             if isinstance(event, h11.Response):
-                self._start_response(event)
+                self._status = event.status_code
+                self._set_headers(
+                    tuple((bytes(k).decode("latin-1"), bytes(v).decode("latin-1")) for k, v in event.headers)
+                )
             elif isinstance(event, h11.Data):
                 self._add_body(bytes(event.data))
             elif isinstance(event, h11.EndOfMessage):
-                self._complete()
+                reusable = conn.our_state is h11.DONE and conn.their_state is h11.DONE
+                if reusable:
+                    leftover, _ = conn.trailing_data
+                    self._in += leftover
+                self._h11 = None
+                self._complete(reusable=reusable)
                 return
-            elif isinstance(event, h11.InformationalResponse) and event.status_code == 101:
-                self._fail("the server switched protocols (101), which was not asked for")
-            # Other 1xx responses carry nothing for us; the final response follows.
+            # h11.InformationalResponse (1xx) carries nothing for us; the final response follows.
+            # (A 101 is refused by h11 itself: the request it was given asked for no upgrade.)
 
-    def _start_response(self, event: h11.Response) -> None:
-        self._status = event.status_code
-        headers = tuple(
-            (bytes(k).decode("latin-1"), bytes(v).decode("latin-1")) for k, v in event.headers
-        )
+    # ---- shared ----------------------------------------------------------------------------
+
+    def _set_headers(self, headers: tuple[tuple[str, str], ...]) -> None:
         self._headers = headers
         encoding = next((v.strip().lower() for k, v in headers if k == "content-encoding"), "")
         if encoding in ("gzip", "deflate"):
@@ -259,19 +390,14 @@ class Http11Connection:
             self._fail(f"the response body exceeds {self._max_body} bytes")
         self._body.append(data)
 
-    def _complete(self) -> None:
+    def _complete(self, *, reusable: bool) -> None:
         if self._decoder is not None:
             try:
                 self._body.append(self._decoder.flush())
             except RemoteProtocolError as exc:
                 self._fail(str(exc))
-        body = b"".join(self._body)
+        body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
         self._body = []
         response = HttpResponse(status=self._status, headers=self._headers, body=body)
         self._events.append(ResponseReceived(response=response))
-        conn = self._h11
-        if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
-            conn.start_next_cycle()
-            self._state = _State.IDLE
-        else:
-            self._state = _State.CLOSED
+        self._state = _State.IDLE if reusable else _State.CLOSED

@@ -7,11 +7,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, StrictBool, StrictInt, StrictStr
+from pydantic import Field, StrictBool, StrictInt, StrictStr
 
 from kalshi_proto.rest.base import RequestModel, ResponseModel
 from kalshi_proto.rest.checks import AmendOrderV2Checks, DecreaseOrderV2Checks, NewOrderV2Checks
-from kalshi_proto.types import Count, CountIn, Dollars, DollarsIn, Number, NumberIn, none_as_empty
+from kalshi_proto.types import Count, CountIn, Dollars, DollarsIn, NoneAsEmpty, Number, NumberIn
 
 __all__ = [
     'AcceptBlockTradeProposalRequest',
@@ -260,7 +260,7 @@ class AccountApiUsageLevelVolumeProgress(ResponseModel):
     #: Unix timestamp (seconds) when this progress was computed; trailing_30d_volume_fp covers the trailing 30 days ending at this time.
     computed_ts: int
     trailing_30d_volume_fp: Count
-    goals: Annotated[list[AccountApiUsageLevelVolumeGoal], BeforeValidator(none_as_empty)]
+    goals: Annotated[list[AccountApiUsageLevelVolumeGoal], NoneAsEmpty()]
 
 
 class AmendOrderV2Request(AmendOrderV2Checks):
@@ -309,7 +309,7 @@ class ApiKey(ResponseModel):
     #: User-provided name for the API key
     name: str
     #: List of scopes granted to this API key.
-    scopes: Annotated[list[ApiKeyScope | str], BeforeValidator(none_as_empty)]
+    scopes: Annotated[list[ApiKeyScope | str], NoneAsEmpty()]
     #: If set, the API key is restricted to this single sub-account and may only read and trade on it. Absent/null means the key is unrestricted.
     subaccount: int | None = None
     #: If set, the API key is bound to this single FCM subtrader ({fcm_user_id}_{suffix}) and is usable only as that institution's trading credential - FIX sessions and subtrader-scoped margin WebSocket ...
@@ -359,7 +359,7 @@ class AssociatedEvent(ResponseModel):
     #: Minimum number of markets from this event (inclusive). Null means no limit.
     size_min: int | None = None
     #: List of active quoters for this event.
-    active_quoters: Annotated[list[str], BeforeValidator(none_as_empty)]
+    active_quoters: Annotated[list[str], NoneAsEmpty()]
 
 
 class BatchCancelOrdersV2RequestOrdersItem(RequestModel):
@@ -409,7 +409,7 @@ class BatchCancelOrdersV2ResponseOrdersItem(ResponseModel):
 class BatchCancelOrdersV2Response(ResponseModel):
     """The ``BatchCancelOrdersV2Response`` schema."""
 
-    orders: Annotated[list[BatchCancelOrdersV2ResponseOrdersItem], BeforeValidator(none_as_empty)]
+    orders: Annotated[list[BatchCancelOrdersV2ResponseOrdersItem], NoneAsEmpty()]
 
 
 class CreateOrderV2Request(NewOrderV2Checks):
@@ -467,7 +467,7 @@ class BatchCreateOrdersV2ResponseOrdersItem(ResponseModel):
 class BatchCreateOrdersV2Response(ResponseModel):
     """The ``BatchCreateOrdersV2Response`` schema."""
 
-    orders: Annotated[list[BatchCreateOrdersV2ResponseOrdersItem], BeforeValidator(none_as_empty)]
+    orders: Annotated[list[BatchCreateOrdersV2ResponseOrdersItem], NoneAsEmpty()]
 
 
 class BidAskDistribution(ResponseModel):
@@ -527,14 +527,14 @@ class MarketCandlesticksResponse(ResponseModel):
     #: Market ticker string (e.g., 'INXD-24JAN01').
     market_ticker: str
     #: Array of candlestick data points for the market. Includes an initial data point at the start timestamp when available.
-    candlesticks: Annotated[list[MarketCandlestick], BeforeValidator(none_as_empty)]
+    candlesticks: Annotated[list[MarketCandlestick], NoneAsEmpty()]
 
 
 class BatchGetMarketCandlesticksResponse(ResponseModel):
     """The ``BatchGetMarketCandlesticksResponse`` schema."""
 
     #: Array of market candlestick data, one entry per requested market.
-    markets: Annotated[list[MarketCandlesticksResponse], BeforeValidator(none_as_empty)]
+    markets: Annotated[list[MarketCandlesticksResponse], NoneAsEmpty()]
 
 
 class BidAskDistributionHistorical(ResponseModel):
@@ -813,12 +813,12 @@ class Market(ResponseModel):
     rules_secondary: str
     #: The ticker of the multivariate event collection
     mve_collection_ticker: str | None = None
-    mve_selected_legs: Annotated[list[MveSelectedLeg], BeforeValidator(none_as_empty)] = Field(default_factory=list)
+    mve_selected_legs: Annotated[list[MveSelectedLeg], NoneAsEmpty()] = Field(default_factory=list)
     primary_participant_key: str | None = None
     #: Price level structure for this market, defining price ranges and tick sizes
     price_level_structure: str
     #: Valid price ranges for orders on this market
-    price_ranges: Annotated[list[PriceRange], BeforeValidator(none_as_empty)]
+    price_ranges: Annotated[list[PriceRange], NoneAsEmpty()]
     #: If true, the market may be removed after determination if there is no activity on it
     is_provisional: bool | None = None
     exchange_index: int | None = None
@@ -1049,11 +1049,11 @@ class EventData(ResponseModel):
     #: The time period this event covers (e.g., 'week', 'month'). Only filled when the event uses a period strike (mutually exclusive with strike_date).
     strike_period: str | None = None
     #: Array of markets associated with this event. Only populated when 'with_nested_markets=true' is specified in the request.
-    markets: Annotated[list[Market], BeforeValidator(none_as_empty)] = Field(default_factory=list)
+    markets: Annotated[list[Market], NoneAsEmpty()] = Field(default_factory=list)
     #: Additional metadata for the event.
     product_metadata: dict[str, Any] | None = None
     #: The official sources used for the determination of markets within this event. Methodology is defined in the rulebook.
-    settlement_sources: Annotated[list[SettlementSource], BeforeValidator(none_as_empty)]
+    settlement_sources: Annotated[list[SettlementSource], NoneAsEmpty()]
     #: Timestamp of when this event's metadata was last updated.
     last_updated_ts: datetime | None = None
     #: Fee type override for this event. When present, takes precedence over the series-level fee for this event's markets.
@@ -1092,7 +1092,7 @@ class EventLiveData(ResponseModel):
     #: Chart range the client should default to (e.g. `15min`, `1h`). Omitted when unset.
     default_range: str | None = None
     #: Chart range menu options. Omitted when unset.
-    range_options: Annotated[list[str], BeforeValidator(none_as_empty)] = Field(default_factory=list)
+    range_options: Annotated[list[str], NoneAsEmpty()] = Field(default_factory=list)
 
 
 class EventPosition(ResponseModel):
@@ -1138,7 +1138,7 @@ class ExchangeStatus(ResponseModel):
     #: Estimated downtime for the current exchange maintenance window. However, this is not guaranteed and can be extended.
     exchange_estimated_resume_time: datetime | None = None
     #: Status of each exchange index. The top-level fields above reflect the default exchange index (0). Absent when the per-index breakdown is unavailable.
-    exchange_index_statuses: Annotated[list[ExchangeIndexStatus], BeforeValidator(none_as_empty)] = Field(default_factory=list)
+    exchange_index_statuses: Annotated[list[ExchangeIndexStatus], NoneAsEmpty()] = Field(default_factory=list)
 
 
 class FCMSubtrader(ResponseModel):
@@ -1147,7 +1147,7 @@ class FCMSubtrader(ResponseModel):
     #: Full subtrader identifier owned by the authenticated FCM.
     subtrader_id: str
     #: Exchange indices where this subtrader has been observed.
-    exchange_indices: Annotated[list[int], BeforeValidator(none_as_empty)]
+    exchange_indices: Annotated[list[int], NoneAsEmpty()]
     #: Effective trading block, including firm-wide and Kalshi restrictions.
     trading_blocked: bool
     #: Whether an FCM-owned per-subtrader trading block is configured.
@@ -1249,7 +1249,7 @@ class ForecastPercentilesPoint(ResponseModel):
     #: Length of the forecast period in minutes.
     period_interval: int
     #: Array of forecast values at different percentiles.
-    percentile_points: Annotated[list[PercentilePoint], BeforeValidator(none_as_empty)]
+    percentile_points: Annotated[list[PercentilePoint], NoneAsEmpty()]
 
 
 class GenerateApiKeyRequest(RequestModel):
@@ -1286,14 +1286,14 @@ class GetAccountApiLimitsResponse(ResponseModel):
     read: BucketLimit
     write: BucketLimit
     #: The caller's active API usage level grants across exchange lanes, where each grant applies to its exchange_instance and usage_tier reflects the effective tier for the lane reported by this endpoint.
-    grants: Annotated[list[ApiUsageLevelGrant], BeforeValidator(none_as_empty)]
+    grants: Annotated[list[ApiUsageLevelGrant], NoneAsEmpty()]
 
 
 class GetAccountApiUsageLevelVolumeProgressResponse(ResponseModel):
     """The ``GetAccountApiUsageLevelVolumeProgressResponse`` schema."""
 
     #: Latest cron-computed trading volume progress toward volume-based API usage tiers for the predictions (event_contract) lane. Volume-based public tiers are Expert, Premier, Paragon, Prime, and Prestige.
-    volume_progress: Annotated[list[AccountApiUsageLevelVolumeProgress], BeforeValidator(none_as_empty)]
+    volume_progress: Annotated[list[AccountApiUsageLevelVolumeProgress], NoneAsEmpty()]
 
 
 class GetAccountEndpointCostsResponse(ResponseModel):
@@ -1302,14 +1302,14 @@ class GetAccountEndpointCostsResponse(ResponseModel):
     #: Default token cost applied to endpoints that are not listed in `endpoint_costs`. This is currently 10.
     default_cost: int
     #: API v2 endpoints whose configured token cost differs from `default_cost`. Endpoints that use the default cost are omitted.
-    endpoint_costs: Annotated[list[EndpointTokenCost], BeforeValidator(none_as_empty)]
+    endpoint_costs: Annotated[list[EndpointTokenCost], NoneAsEmpty()]
 
 
 class GetApiKeysResponse(ResponseModel):
     """The ``GetApiKeysResponse`` schema."""
 
     #: List of all API keys associated with the user
-    api_keys: Annotated[list[ApiKey], BeforeValidator(none_as_empty)]
+    api_keys: Annotated[list[ApiKey], NoneAsEmpty()]
     #: Unix timestamp (seconds) when the account's location attestation for API key requests expires; a past value means the attestation has lapsed. Absent when the account has never attested.
     api_key_region_expiration_ts: int | None = None
 
@@ -1333,14 +1333,14 @@ class GetBalanceResponse(ResponseModel):
     #: Unix timestamp of the last update to the balance.
     updated_ts: int
     #: User balance breakdown per exchange instance, omitted only when using a subaccount-restricted API key.
-    balance_breakdown: Annotated[list[IndexedBalance], BeforeValidator(none_as_empty)] = Field(default_factory=list)
+    balance_breakdown: Annotated[list[IndexedBalance], NoneAsEmpty()] = Field(default_factory=list)
 
 
 class GetBlockTradeProposalsResponse(ResponseModel):
     """The ``GetBlockTradeProposalsResponse`` schema."""
 
     #: List of block trade proposals
-    block_trade_proposals: Annotated[list[BlockTradeProposal], BeforeValidator(none_as_empty)]
+    block_trade_proposals: Annotated[list[BlockTradeProposal], NoneAsEmpty()]
     #: Cursor for pagination to get the next page of results
     cursor: str | None = None
 
@@ -1355,7 +1355,7 @@ class GetCommunicationsIDResponse(ResponseModel):
 class GetDepositsResponse(ResponseModel):
     """The ``GetDepositsResponse`` schema."""
 
-    deposits: Annotated[list[Deposit], BeforeValidator(none_as_empty)]
+    deposits: Annotated[list[Deposit], NoneAsEmpty()]
     cursor: str | None = None
 
 
@@ -1363,9 +1363,9 @@ class GetEventCandlesticksResponse(ResponseModel):
     """The ``GetEventCandlesticksResponse`` schema."""
 
     #: Array of market tickers in the event.
-    market_tickers: Annotated[list[str], BeforeValidator(none_as_empty)]
+    market_tickers: Annotated[list[str], NoneAsEmpty()]
     #: Array of market candlestick arrays, one for each market in the event.
-    market_candlesticks: Annotated[list[list[MarketCandlestick]], BeforeValidator(none_as_empty)]
+    market_candlesticks: Annotated[list[list[MarketCandlestick]], NoneAsEmpty()]
     #: Adjusted end timestamp if the requested candlesticks would be larger than maxAggregateCandidates.
     adjusted_end_ts: int
 
@@ -1373,7 +1373,7 @@ class GetEventCandlesticksResponse(ResponseModel):
 class GetEventFeeChangesResponse(ResponseModel):
     """The ``GetEventFeeChangesResponse`` schema."""
 
-    event_fee_changes: Annotated[list[EventFeeChange], BeforeValidator(none_as_empty)]
+    event_fee_changes: Annotated[list[EventFeeChange], NoneAsEmpty()]
     #: Pagination cursor for the next page. Empty if there are no more results.
     cursor: str
 
@@ -1382,7 +1382,7 @@ class GetEventForecastPercentilesHistoryResponse(ResponseModel):
     """The ``GetEventForecastPercentilesHistoryResponse`` schema."""
 
     #: Array of forecast percentile data points over time.
-    forecast_history: Annotated[list[ForecastPercentilesPoint], BeforeValidator(none_as_empty)]
+    forecast_history: Annotated[list[ForecastPercentilesPoint], NoneAsEmpty()]
 
 
 class GetEventLiveDataResponse(ResponseModel):
@@ -1410,9 +1410,9 @@ class GetEventMetadataResponse(ResponseModel):
     #: A path to an image that represents the image of the featured market.
     featured_image_url: str | None = None
     #: Metadata for the markets in this event.
-    market_details: Annotated[list[MarketMetadata], BeforeValidator(none_as_empty)]
+    market_details: Annotated[list[MarketMetadata], NoneAsEmpty()]
     #: A list of settlement sources for this event.
-    settlement_sources: Annotated[list[SettlementSource], BeforeValidator(none_as_empty)]
+    settlement_sources: Annotated[list[SettlementSource], NoneAsEmpty()]
     #: Event competition.
     competition: str | None = None
     #: Event scope, based on the competition.
@@ -1425,7 +1425,7 @@ class GetEventResponse(ResponseModel):
     #: Data for the event.
     event: EventData
     #: Data for the markets in this event. This field is deprecated in favour of the "markets" field inside the event. Which will be filled with the same value if you use the query parameter ...
-    markets: Annotated[list[Market], BeforeValidator(none_as_empty)]
+    markets: Annotated[list[Market], NoneAsEmpty()]
 
 
 class Milestone(ResponseModel):
@@ -1442,7 +1442,7 @@ class Milestone(ResponseModel):
     #: End date of the milestone, if any.
     end_date: datetime | None = None
     #: List of event tickers related to this milestone.
-    related_event_tickers: Annotated[list[str], BeforeValidator(none_as_empty)]
+    related_event_tickers: Annotated[list[str], NoneAsEmpty()]
     #: Title of the milestone.
     title: str
     #: Notification message for the milestone.
@@ -1454,7 +1454,7 @@ class Milestone(ResponseModel):
     #: Additional details about the milestone.
     details: dict[str, Any]
     #: List of event tickers directly related to the outcome of this milestone.
-    primary_event_tickers: Annotated[list[str], BeforeValidator(none_as_empty)]
+    primary_event_tickers: Annotated[list[str], NoneAsEmpty()]
     #: Last time this structured target was updated.
     last_updated_ts: datetime
 
@@ -1463,9 +1463,9 @@ class GetEventsResponse(ResponseModel):
     """The ``GetEventsResponse`` schema."""
 
     #: Array of events matching the query criteria.
-    events: Annotated[list[EventData], BeforeValidator(none_as_empty)]
+    events: Annotated[list[EventData], NoneAsEmpty()]
     #: Array of milestones related to the events.
-    milestones: Annotated[list[Milestone], BeforeValidator(none_as_empty)] = Field(default_factory=list)
+    milestones: Annotated[list[Milestone], NoneAsEmpty()] = Field(default_factory=list)
     #: Pagination cursor for the next page. Empty if there are no more results.
     cursor: str
 
@@ -1487,28 +1487,28 @@ class WeeklySchedule(ResponseModel):
     #: End date and time for when this weekly schedule is no longer effective.
     end_time: datetime
     #: Trading hours for Monday. May contain multiple sessions.
-    monday: Annotated[list[DailySchedule], BeforeValidator(none_as_empty)]
+    monday: Annotated[list[DailySchedule], NoneAsEmpty()]
     #: Trading hours for Tuesday. May contain multiple sessions.
-    tuesday: Annotated[list[DailySchedule], BeforeValidator(none_as_empty)]
+    tuesday: Annotated[list[DailySchedule], NoneAsEmpty()]
     #: Trading hours for Wednesday. May contain multiple sessions.
-    wednesday: Annotated[list[DailySchedule], BeforeValidator(none_as_empty)]
+    wednesday: Annotated[list[DailySchedule], NoneAsEmpty()]
     #: Trading hours for Thursday. May contain multiple sessions.
-    thursday: Annotated[list[DailySchedule], BeforeValidator(none_as_empty)]
+    thursday: Annotated[list[DailySchedule], NoneAsEmpty()]
     #: Trading hours for Friday. May contain multiple sessions.
-    friday: Annotated[list[DailySchedule], BeforeValidator(none_as_empty)]
+    friday: Annotated[list[DailySchedule], NoneAsEmpty()]
     #: Trading hours for Saturday. May contain multiple sessions.
-    saturday: Annotated[list[DailySchedule], BeforeValidator(none_as_empty)]
+    saturday: Annotated[list[DailySchedule], NoneAsEmpty()]
     #: Trading hours for Sunday. May contain multiple sessions.
-    sunday: Annotated[list[DailySchedule], BeforeValidator(none_as_empty)]
+    sunday: Annotated[list[DailySchedule], NoneAsEmpty()]
 
 
 class Schedule(ResponseModel):
     """The ``Schedule`` schema."""
 
     #: The standard operating hours of the exchange. All times are expressed in ET. Outside of these times trading will be unavailable.
-    standard_hours: Annotated[list[WeeklySchedule], BeforeValidator(none_as_empty)]
+    standard_hours: Annotated[list[WeeklySchedule], NoneAsEmpty()]
     #: Scheduled maintenance windows, during which the exchange may be unavailable.
-    maintenance_windows: Annotated[list[MaintenanceWindow], BeforeValidator(none_as_empty)]
+    maintenance_windows: Annotated[list[MaintenanceWindow], NoneAsEmpty()]
 
 
 class GetExchangeScheduleResponse(ResponseModel):
@@ -1533,20 +1533,20 @@ class GetFCMSubtraderBlockedCategoriesResponse(ResponseModel):
     """The ``GetFCMSubtraderBlockedCategoriesResponse`` schema."""
 
     #: The event categories blocked for the subtrader, sorted ascending. Empty when no categories are blocked.
-    categories: Annotated[list[str], BeforeValidator(none_as_empty)]
+    categories: Annotated[list[str], NoneAsEmpty()]
 
 
 class GetFcmFillsResponse(ResponseModel):
     """The ``GetFcmFillsResponse`` schema."""
 
-    fills: Annotated[list[FcmFill], BeforeValidator(none_as_empty)]
+    fills: Annotated[list[FcmFill], NoneAsEmpty()]
     cursor: str
 
 
 class GetFillsResponse(ResponseModel):
     """The ``GetFillsResponse`` schema."""
 
-    fills: Annotated[list[Fill], BeforeValidator(none_as_empty)]
+    fills: Annotated[list[Fill], NoneAsEmpty()]
     cursor: str
 
 
@@ -1554,14 +1554,14 @@ class ScopeList(ResponseModel):
     """The ``ScopeList`` schema."""
 
     #: List of scopes
-    scopes: Annotated[list[str], BeforeValidator(none_as_empty)]
+    scopes: Annotated[list[str], NoneAsEmpty()]
 
 
 class SportFilterDetails(ResponseModel):
     """The ``SportFilterDetails`` schema."""
 
     #: List of scopes available for this sport
-    scopes: Annotated[list[str], BeforeValidator(none_as_empty)]
+    scopes: Annotated[list[str], NoneAsEmpty()]
     #: Mapping of competitions to their scope lists
     competitions: dict[str, ScopeList]
 
@@ -1572,19 +1572,19 @@ class GetFiltersBySportsResponse(ResponseModel):
     #: Mapping of sports to their filter details
     filters_by_sports: dict[str, SportFilterDetails]
     #: Ordered list of sports for display
-    sport_ordering: Annotated[list[str], BeforeValidator(none_as_empty)]
+    sport_ordering: Annotated[list[str], NoneAsEmpty()]
 
 
 class PlayByPlayPeriodsItem(ResponseModel):
     """The ``PlayByPlayPeriodsItem`` schema."""
 
-    events: Annotated[list[dict[str, Any]], BeforeValidator(none_as_empty)] = Field(default_factory=list)
+    events: Annotated[list[dict[str, Any]], NoneAsEmpty()] = Field(default_factory=list)
 
 
 class PlayByPlay(ResponseModel):
     """Play-by-play data organized by period."""
 
-    periods: Annotated[list[PlayByPlayPeriodsItem], BeforeValidator(none_as_empty)] = Field(default_factory=list)
+    periods: Annotated[list[PlayByPlayPeriodsItem], NoneAsEmpty()] = Field(default_factory=list)
 
 
 class GetGameStatsResponse(ResponseModel):
@@ -1638,7 +1638,7 @@ class IncentiveProgram(ResponseModel):
 class GetIncentiveProgramsResponse(ResponseModel):
     """The ``GetIncentiveProgramsResponse`` schema."""
 
-    incentive_programs: Annotated[list[IncentiveProgram], BeforeValidator(none_as_empty)]
+    incentive_programs: Annotated[list[IncentiveProgram], NoneAsEmpty()]
     #: Cursor for pagination to get the next page of results
     next_cursor: str | None = None
 
@@ -1672,7 +1672,7 @@ class GetIntraExchangeInstanceTransferResponse(ResponseModel):
 class GetIntraExchangeInstanceTransfersResponse(ResponseModel):
     """The ``GetIntraExchangeInstanceTransfersResponse`` schema."""
 
-    transfers: Annotated[list[IntraExchangeInstanceTransfer], BeforeValidator(none_as_empty)]
+    transfers: Annotated[list[IntraExchangeInstanceTransfer], NoneAsEmpty()]
     #: Cursor for the next page of results. Omitted when there are no further pages.
     cursor: str | None = None
 
@@ -1697,7 +1697,7 @@ class GetLiveDataResponse(ResponseModel):
 class GetLiveDatasResponse(ResponseModel):
     """The ``GetLiveDatasResponse`` schema."""
 
-    live_datas: Annotated[list[LiveData], BeforeValidator(none_as_empty)]
+    live_datas: Annotated[list[LiveData], NoneAsEmpty()]
 
 
 class PriceDistributionHistorical(ResponseModel):
@@ -1740,7 +1740,7 @@ class GetMarketCandlesticksHistoricalResponse(ResponseModel):
     #: Unique identifier for the market.
     ticker: str
     #: Array of candlestick data points for the specified time range.
-    candlesticks: Annotated[list[MarketCandlestickHistorical], BeforeValidator(none_as_empty)]
+    candlesticks: Annotated[list[MarketCandlestickHistorical], NoneAsEmpty()]
 
 
 class GetMarketCandlesticksResponse(ResponseModel):
@@ -1749,14 +1749,14 @@ class GetMarketCandlesticksResponse(ResponseModel):
     #: Unique identifier for the market.
     ticker: str
     #: Array of candlestick data points for the specified time range.
-    candlesticks: Annotated[list[MarketCandlestick], BeforeValidator(none_as_empty)]
+    candlesticks: Annotated[list[MarketCandlestick], NoneAsEmpty()]
 
 
 class OrderbookCountFp(ResponseModel):
     """Orderbook with fixed-point contract counts (fp) in all dollar price levels."""
 
-    yes_dollars: Annotated[list[tuple[Dollars, Count]], BeforeValidator(none_as_empty)]
-    no_dollars: Annotated[list[tuple[Dollars, Count]], BeforeValidator(none_as_empty)]
+    yes_dollars: Annotated[list[tuple[Dollars, Count]], NoneAsEmpty()]
+    no_dollars: Annotated[list[tuple[Dollars, Count]], NoneAsEmpty()]
 
 
 class GetMarketOrderbookResponse(ResponseModel):
@@ -1776,7 +1776,7 @@ class MarketOrderbookFp(ResponseModel):
 class GetMarketOrderbooksResponse(ResponseModel):
     """The ``GetMarketOrderbooksResponse`` schema."""
 
-    orderbooks: Annotated[list[MarketOrderbookFp], BeforeValidator(none_as_empty)]
+    orderbooks: Annotated[list[MarketOrderbookFp], NoneAsEmpty()]
 
 
 class GetMarketResponse(ResponseModel):
@@ -1788,7 +1788,7 @@ class GetMarketResponse(ResponseModel):
 class GetMarketsResponse(ResponseModel):
     """The ``GetMarketsResponse`` schema."""
 
-    markets: Annotated[list[Market], BeforeValidator(none_as_empty)]
+    markets: Annotated[list[Market], NoneAsEmpty()]
     cursor: str
 
 
@@ -1803,7 +1803,7 @@ class GetMilestonesResponse(ResponseModel):
     """The ``GetMilestonesResponse`` schema."""
 
     #: List of milestones.
-    milestones: Annotated[list[Milestone], BeforeValidator(none_as_empty)]
+    milestones: Annotated[list[Milestone], NoneAsEmpty()]
     #: Cursor for pagination.
     cursor: str | None = None
 
@@ -1826,9 +1826,9 @@ class MultivariateEventCollection(ResponseModel):
     #: The close date of the collection. After this time, the collection cannot be interacted with.
     close_date: datetime
     #: List of events with their individual configuration.
-    associated_events: Annotated[list[AssociatedEvent], BeforeValidator(none_as_empty)]
+    associated_events: Annotated[list[AssociatedEvent], NoneAsEmpty()]
     #: [DEPRECATED - Use associated_events instead] A list of events associated with the collection. Markets in these events can be passed as inputs to the Lookup and Create endpoints.
-    associated_event_tickers: Annotated[list[str], BeforeValidator(none_as_empty)]
+    associated_event_tickers: Annotated[list[str], NoneAsEmpty()]
     #: Whether the collection is ordered. If true, the order of markets passed into Lookup/Create affects the output. If false, the order does not matter.
     is_ordered: bool
     #: [DEPRECATED - Use associated_events instead] Whether the collection accepts multiple markets from the same event passed into Lookup/Create.
@@ -1844,7 +1844,7 @@ class MultivariateEventCollection(ResponseModel):
     #: Price level structure used for new markets created in this collection. Existing markets may differ; use the market's price_level_structure and price_ranges for its current pricing.
     price_level_structure: str
     #: Price bands and tick sizes in fixed-point dollars for new markets created in this collection. Use these ranges to determine valid prices rather than hardcoding the structure name.
-    price_ranges: Annotated[list[PriceRange], BeforeValidator(none_as_empty)]
+    price_ranges: Annotated[list[PriceRange], NoneAsEmpty()]
 
 
 class GetMultivariateEventCollectionResponse(ResponseModel):
@@ -1858,7 +1858,7 @@ class GetMultivariateEventCollectionsResponse(ResponseModel):
     """The ``GetMultivariateEventCollectionsResponse`` schema."""
 
     #: List of multivariate event collections.
-    multivariate_contracts: Annotated[list[MultivariateEventCollection], BeforeValidator(none_as_empty)]
+    multivariate_contracts: Annotated[list[MultivariateEventCollection], NoneAsEmpty()]
     #: The Cursor represents a pointer to the next page of records in the pagination. Use the value returned here in the cursor query parameter for this end-point to get the next page containing limit ...
     cursor: str | None = None
 
@@ -1867,7 +1867,7 @@ class GetMultivariateEventsResponse(ResponseModel):
     """The ``GetMultivariateEventsResponse`` schema."""
 
     #: Array of multivariate events matching the query criteria.
-    events: Annotated[list[EventData], BeforeValidator(none_as_empty)]
+    events: Annotated[list[EventData], NoneAsEmpty()]
     #: Pagination cursor for the next page. Empty if there are no more results.
     cursor: str
 
@@ -1880,7 +1880,7 @@ class GetOrderGroupResponse(ResponseModel):
     #: String representation of the current maximum contracts allowed over a rolling 15-second window.
     contracts_limit_fp: Count | None = None
     #: List of order IDs that belong to this order group
-    orders: Annotated[list[str], BeforeValidator(none_as_empty)]
+    orders: Annotated[list[str], NoneAsEmpty()]
     exchange_index: int | None = None
 
 
@@ -1899,7 +1899,7 @@ class OrderGroup(ResponseModel):
 class GetOrderGroupsResponse(ResponseModel):
     """The ``GetOrderGroupsResponse`` schema."""
 
-    order_groups: Annotated[list[OrderGroup], BeforeValidator(none_as_empty)] = Field(default_factory=list)
+    order_groups: Annotated[list[OrderGroup], NoneAsEmpty()] = Field(default_factory=list)
 
 
 class GetOrderQueuePositionResponse(ResponseModel):
@@ -1924,7 +1924,7 @@ class GetOrderQueuePositionsResponse(ResponseModel):
     """The ``GetOrderQueuePositionsResponse`` schema."""
 
     #: Queue positions for all matching orders
-    queue_positions: Annotated[list[OrderQueuePosition], BeforeValidator(none_as_empty)]
+    queue_positions: Annotated[list[OrderQueuePosition], NoneAsEmpty()]
 
 
 class Order(ResponseModel):
@@ -1986,7 +1986,7 @@ class GetOrderResponse(ResponseModel):
 class GetOrdersResponse(ResponseModel):
     """The ``GetOrdersResponse`` schema."""
 
-    orders: Annotated[list[Order], BeforeValidator(none_as_empty)]
+    orders: Annotated[list[Order], NoneAsEmpty()]
     cursor: str
 
 
@@ -1996,7 +1996,7 @@ class GetPortfolioRestingOrderTotalValueResponse(ResponseModel):
     #: Total value of resting orders in cents
     total_resting_order_value: int
     #: Total value of resting orders broken down by exchange index, with each balance expressed as a fixed-point dollar string.
-    resting_order_value_breakdown: Annotated[list[IndexedBalance], BeforeValidator(none_as_empty)]
+    resting_order_value_breakdown: Annotated[list[IndexedBalance], NoneAsEmpty()]
 
 
 class MarketPosition(ResponseModel):
@@ -2025,9 +2025,9 @@ class GetPositionsResponse(ResponseModel):
     #: The Cursor represents a pointer to the next page of records in the pagination. Use the value returned here in the cursor query parameter for this end-point to get the next page containing limit ...
     cursor: str | None = None
     #: List of market positions
-    market_positions: Annotated[list[MarketPosition], BeforeValidator(none_as_empty)]
+    market_positions: Annotated[list[MarketPosition], NoneAsEmpty()]
     #: List of event positions
-    event_positions: Annotated[list[EventPosition], BeforeValidator(none_as_empty)]
+    event_positions: Annotated[list[EventPosition], NoneAsEmpty()]
 
 
 class Quote(ResponseModel):
@@ -2104,7 +2104,7 @@ class GetQuotesResponse(ResponseModel):
     """The ``GetQuotesResponse`` schema."""
 
     #: List of quotes matching the query criteria
-    quotes: Annotated[list[Quote], BeforeValidator(none_as_empty)]
+    quotes: Annotated[list[Quote], NoneAsEmpty()]
     #: Cursor for pagination to get the next page of results
     cursor: str | None = None
 
@@ -2131,7 +2131,7 @@ class RFQ(ResponseModel):
     #: Ticker of the MVE collection this market belongs to
     mve_collection_ticker: str | None = None
     #: Selected legs for the MVE collection
-    mve_selected_legs: Annotated[list[MveSelectedLeg], BeforeValidator(none_as_empty)] = Field(default_factory=list)
+    mve_selected_legs: Annotated[list[MveSelectedLeg], NoneAsEmpty()] = Field(default_factory=list)
     #: Whether to rest the remainder of the RFQ after execution
     rest_remainder: bool | None = None
     #: Reason for RFQ cancellation if cancelled
@@ -2157,7 +2157,7 @@ class GetRFQsResponse(ResponseModel):
     """The ``GetRFQsResponse`` schema."""
 
     #: List of RFQs matching the query criteria
-    rfqs: Annotated[list[RFQ], BeforeValidator(none_as_empty)]
+    rfqs: Annotated[list[RFQ], NoneAsEmpty()]
     #: Cursor for pagination to get the next page of results
     cursor: str | None = None
 
@@ -2180,7 +2180,7 @@ class SeriesFeeChange(ResponseModel):
 class GetSeriesFeeChangesResponse(ResponseModel):
     """The ``GetSeriesFeeChangesResponse`` schema."""
 
-    series_fee_change_arr: Annotated[list[SeriesFeeChange], BeforeValidator(none_as_empty)]
+    series_fee_change_arr: Annotated[list[SeriesFeeChange], NoneAsEmpty()]
 
 
 class Series(ResponseModel):
@@ -2195,11 +2195,11 @@ class Series(ResponseModel):
     #: Category is the primary category of this series.
     category: str
     #: Categories is the list of discovery categories for this series. The `category` filter on Get Series List matches any entry in this list. May be empty.
-    categories: Annotated[list[str], BeforeValidator(none_as_empty)]
+    categories: Annotated[list[str], NoneAsEmpty()]
     #: Tags specifies the subjects that this series relates to, multiple series from different categories can have the same tags.
-    tags: Annotated[list[str], BeforeValidator(none_as_empty)]
+    tags: Annotated[list[str], NoneAsEmpty()]
     #: SettlementSources specifies the official sources used for the determination of markets within the series. Methodology is defined in the rulebook.
-    settlement_sources: Annotated[list[SettlementSource], BeforeValidator(none_as_empty)]
+    settlement_sources: Annotated[list[SettlementSource], NoneAsEmpty()]
     #: ContractUrl provides a direct link to the original filing of the contract which underlies the series.
     contract_url: str
     #: ContractTermsUrl is the URL to the current terms of the contract underlying the series.
@@ -2211,7 +2211,7 @@ class Series(ResponseModel):
     #: FeeMultiplier is a floating point multiplier applied to the fee calculations.
     fee_multiplier: Number
     #: AdditionalProhibitions is a list of additional trading prohibitions for this series.
-    additional_prohibitions: Annotated[list[str], BeforeValidator(none_as_empty)]
+    additional_prohibitions: Annotated[list[str], NoneAsEmpty()]
     #: String representation of the total number of contracts traded across all events in this series.
     volume_fp: Count | None = None
     #: Timestamp of when this series' metadata was last updated.
@@ -2222,7 +2222,7 @@ class Series(ResponseModel):
 class GetSeriesListResponse(ResponseModel):
     """The ``GetSeriesListResponse`` schema."""
 
-    series: Annotated[list[Series], BeforeValidator(none_as_empty)]
+    series: Annotated[list[Series], NoneAsEmpty()]
 
 
 class GetSeriesResponse(ResponseModel):
@@ -2262,7 +2262,7 @@ class Settlement(ResponseModel):
 class GetSettlementsResponse(ResponseModel):
     """The ``GetSettlementsResponse`` schema."""
 
-    settlements: Annotated[list[Settlement], BeforeValidator(none_as_empty)]
+    settlements: Annotated[list[Settlement], NoneAsEmpty()]
     cursor: str | None = None
 
 
@@ -2294,7 +2294,7 @@ class GetStructuredTargetResponse(ResponseModel):
 class GetStructuredTargetsResponse(ResponseModel):
     """The ``GetStructuredTargetsResponse`` schema."""
 
-    structured_targets: Annotated[list[StructuredTarget], BeforeValidator(none_as_empty)] = Field(default_factory=list)
+    structured_targets: Annotated[list[StructuredTarget], NoneAsEmpty()] = Field(default_factory=list)
     #: Pagination cursor for the next page. Empty if there are no more results.
     cursor: str | None = None
 
@@ -2315,7 +2315,7 @@ class SubaccountBalance(ResponseModel):
 class GetSubaccountBalancesResponse(ResponseModel):
     """The ``GetSubaccountBalancesResponse`` schema."""
 
-    subaccount_balances: Annotated[list[SubaccountBalance], BeforeValidator(none_as_empty)]
+    subaccount_balances: Annotated[list[SubaccountBalance], NoneAsEmpty()]
 
 
 class SubaccountNettingConfig(ResponseModel):
@@ -2332,7 +2332,7 @@ class SubaccountNettingConfig(ResponseModel):
 class GetSubaccountNettingResponse(ResponseModel):
     """The ``GetSubaccountNettingResponse`` schema."""
 
-    netting_configs: Annotated[list[SubaccountNettingConfig], BeforeValidator(none_as_empty)]
+    netting_configs: Annotated[list[SubaccountNettingConfig], NoneAsEmpty()]
 
 
 class SubaccountTransfer(ResponseModel):
@@ -2355,7 +2355,7 @@ class SubaccountTransfer(ResponseModel):
 class GetSubaccountTransfersResponse(ResponseModel):
     """The ``GetSubaccountTransfersResponse`` schema."""
 
-    transfers: Annotated[list[SubaccountTransfer], BeforeValidator(none_as_empty)]
+    transfers: Annotated[list[SubaccountTransfer], NoneAsEmpty()]
     #: Cursor for the next page of results.
     cursor: str | None = None
 
@@ -2364,7 +2364,7 @@ class GetTagsForSeriesCategoriesResponse(ResponseModel):
     """The ``GetTagsForSeriesCategoriesResponse`` schema."""
 
     #: Mapping of series categories to their associated tags
-    tags_by_categories: dict[str, Annotated[list[str], BeforeValidator(none_as_empty)]]
+    tags_by_categories: dict[str, Annotated[list[str], NoneAsEmpty()]]
 
 
 class TargetBalanceAllocation(ResponseModel):
@@ -2379,7 +2379,7 @@ class TargetBalanceAllocation(ResponseModel):
 class GetTargetBalanceAllocationResponse(ResponseModel):
     """The ``GetTargetBalanceAllocationResponse`` schema."""
 
-    allocations: Annotated[list[TargetBalanceAllocation], BeforeValidator(none_as_empty)]
+    allocations: Annotated[list[TargetBalanceAllocation], NoneAsEmpty()]
     resting_margin_reservation: RestingMarginReservation | str
 
 
@@ -2411,7 +2411,7 @@ class Trade(ResponseModel):
 class GetTradesResponse(ResponseModel):
     """The ``GetTradesResponse`` schema."""
 
-    trades: Annotated[list[Trade], BeforeValidator(none_as_empty)]
+    trades: Annotated[list[Trade], NoneAsEmpty()]
     cursor: str
 
 
@@ -2453,7 +2453,7 @@ class WeatherIndexCalibration(ResponseModel):
     #: City reference B_c in Celsius: the weight-dot-offset sum over all configured member stations.
     city_reference_c: Number
     #: Configured member stations, in configuration order.
-    stations: Annotated[list[WeatherIndexCalibrationStation], BeforeValidator(none_as_empty)]
+    stations: Annotated[list[WeatherIndexCalibrationStation], NoneAsEmpty()]
 
 
 class GetWeatherIndexCalibrationsResponse(ResponseModel):
@@ -2464,7 +2464,7 @@ class GetWeatherIndexCalibrationsResponse(ResponseModel):
     #: Always `celsius` — offsets and the city reference are Celsius quantities from the index methodology (the published index value itself is Fahrenheit).
     units: str
     #: Configuration records, ascending by effective time.
-    calibrations: Annotated[list[WeatherIndexCalibration], BeforeValidator(none_as_empty)]
+    calibrations: Annotated[list[WeatherIndexCalibration], NoneAsEmpty()]
 
 
 class WeatherIndexStationReading(ResponseModel):
@@ -2500,7 +2500,7 @@ class WeatherIndexPoint(ResponseModel):
     #: Present only on points produced by the labelled historical backfill that seeds a city's series for the period before it went live. `synoptic_latency` means the receipt-deadline test used ...
     receipt_basis: str | None = None
     #: Per-station audit readings (only with `detailed=true`), sorted by station ID — every configured member's reported value and QC disposition before incorporation into the index.
-    stations: Annotated[list[WeatherIndexStationReading], BeforeValidator(none_as_empty)] = Field(default_factory=list)
+    stations: Annotated[list[WeatherIndexStationReading], NoneAsEmpty()] = Field(default_factory=list)
 
 
 class GetWeatherIndexResponse(ResponseModel):
@@ -2512,7 +2512,7 @@ class GetWeatherIndexResponse(ResponseModel):
     config_version: str | None = None
     #: Always `fahrenheit`.
     units: str
-    timeseries: Annotated[list[WeatherIndexPoint], BeforeValidator(none_as_empty)]
+    timeseries: Annotated[list[WeatherIndexPoint], NoneAsEmpty()]
 
 
 class Withdrawal(ResponseModel):
@@ -2537,7 +2537,7 @@ class Withdrawal(ResponseModel):
 class GetWithdrawalsResponse(ResponseModel):
     """The ``GetWithdrawalsResponse`` schema."""
 
-    withdrawals: Annotated[list[Withdrawal], BeforeValidator(none_as_empty)]
+    withdrawals: Annotated[list[Withdrawal], NoneAsEmpty()]
     cursor: str | None = None
 
 
@@ -2570,7 +2570,7 @@ class IntraExchangeInstanceTransferResponse(ResponseModel):
 class ListFCMSubtradersResponse(ResponseModel):
     """The ``ListFCMSubtradersResponse`` schema."""
 
-    subtraders: Annotated[list[FCMSubtrader], BeforeValidator(none_as_empty)]
+    subtraders: Annotated[list[FCMSubtrader], NoneAsEmpty()]
 
 
 class ProposeBlockTradeRequest(RequestModel):
@@ -2647,7 +2647,7 @@ class UpdateFCMSubtraderBlockedCategoriesResponse(ResponseModel):
     """The ``UpdateFCMSubtraderBlockedCategoriesResponse`` schema."""
 
     #: The subtrader's full resulting blocked set, sorted ascending.
-    categories: Annotated[list[str], BeforeValidator(none_as_empty)]
+    categories: Annotated[list[str], NoneAsEmpty()]
 
 
 class UpdateOrderGroupLimitRequest(RequestModel):
