@@ -8,13 +8,14 @@ same code on asyncio and trio. Third-party exceptions are translated here, once,
 
 from __future__ import annotations
 
-import math
 import random
 import select
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import TracebackType
 
 import anyio
 import anyio.abc
@@ -23,6 +24,7 @@ from anyio.streams.tls import TLSStream
 from kalshi_proto.errors import ConnectError, ConnectTimeout, ReadError, ReadTimeout, WriteError
 
 __all__ = [
+    "Deadline",
     "Limiter",
     "Stream",
     "clocks",
@@ -82,22 +84,23 @@ class Stream:
         self._raw = raw
 
     async def send(self, data: bytes, deadline: float) -> None:
-        """Write all of ``data`` before ``deadline``."""
-        with _deadline(deadline, WriteError, "writing the request"):
-            try:
-                await self._stream.send(data)
-            except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError, ssl.SSLError) as exc:
-                raise WriteError(f"writing the request failed: {exc!r}") from exc
+        """Write all of ``data``; the enclosing `Deadline` bounds the time."""
+        del deadline
+        try:
+            await self._stream.send(data)
+        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError, ssl.SSLError) as exc:
+            raise WriteError(f"writing the request failed: {exc!r}") from exc
 
     async def receive(self, deadline: float) -> bytes:
-        """Read some bytes before ``deadline``; ``b""`` when the peer closed the connection."""
-        with _deadline(deadline, ReadTimeout, "reading the response"):
-            try:
-                return await self._stream.receive(_READ_SIZE)
-            except (anyio.EndOfStream, anyio.IncompleteRead):
-                return b""
-            except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError, ssl.SSLError) as exc:
-                raise ReadError(f"reading the response failed: {exc!r}") from exc
+        """Read some bytes; ``b""`` when the peer closed the connection. The enclosing
+        `Deadline` bounds the time."""
+        del deadline
+        try:
+            return await self._stream.receive(_READ_SIZE)
+        except (anyio.EndOfStream, anyio.IncompleteRead):
+            return b""
+        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError, ssl.SSLError) as exc:
+            raise ReadError(f"reading the response failed: {exc!r}") from exc
 
     def is_readable(self) -> bool:
         """True when the idle connection has bytes or EOF waiting: the server dropped it."""
@@ -137,14 +140,66 @@ async def connect(
         return Stream(tls, raw)
 
 
+class Deadline:
+    """``with Deadline(when):`` cancels the block at ``when`` (loop clock) and raises `ReadTimeout`.
+
+    One cancel scope per exchange: cheaper than a timeout around every socket operation.
+    """
+
+    __slots__ = ("_scope",)
+
+    def __init__(self, when: float) -> None:
+        self._scope = anyio.CancelScope(deadline=when)
+
+    def __enter__(self) -> None:
+        self._scope.__enter__()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        suppressed = bool(self._scope.__exit__(exc_type, exc, tb))
+        if self._scope.cancelled_caught:
+            raise ReadTimeout("the request timed out before the response was complete")
+        return suppressed
+
+
 class Limiter:
-    """At most ``total`` connections in use at once."""
+    """At most ``total`` connections in use at once (0: no limit).
+
+    ``async with limiter.hold():`` holds one slot. A free slot is taken without a checkpoint;
+    when none is free, waiters are served in arrival order.
+    """
 
     def __init__(self, total: int) -> None:
-        self._limiter = anyio.CapacityLimiter(total if total > 0 else math.inf)
+        self._free = total if total > 0 else -1
+        self._waiters: deque[anyio.Event] = deque()
 
-    @asynccontextmanager
-    async def hold(self) -> AsyncIterator[None]:
-        """Hold one slot for the duration of the ``async with`` block."""
-        async with self._limiter:
-            yield
+    def hold(self) -> Limiter:
+        """The limiter itself, as an async context manager holding one slot."""
+        return self
+
+    async def __aenter__(self) -> None:
+        if self._free < 0:
+            return
+        while self._free == 0:
+            event = anyio.Event()
+            self._waiters.append(event)
+            try:
+                await event.wait()
+            except BaseException:
+                if event in self._waiters:
+                    self._waiters.remove(event)
+                elif self._free > 0 and self._waiters:
+                    self._waiters.popleft().set()  # pass on the wake-up this task cannot use
+                raise
+        self._free -= 1
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._free < 0:
+            return
+        self._free += 1
+        if self._waiters:
+            self._waiters.popleft().set()

@@ -65,14 +65,14 @@ class AsyncKalshiClient(AsyncClientBase):
         for connection in idle:
             await connection.stream.aclose()
 
-    async def _send(self, request: HttpRequest, timeout: float) -> HttpResponse:
+    async def _send(self, request: HttpRequest, timeout: float, deadline: float) -> HttpResponse:
         if self._closed:
             raise LocalProtocolError("the client is closed")
-        deadline = _io.monotonic() + timeout
         async with self._limiter.hold():
             connection = await self._checkout(deadline)
             try:
-                response = await self._exchange(connection, request, deadline)
+                with _io.Deadline(deadline):
+                    response = await self._exchange(connection, request, deadline)
             except BaseException:
                 await connection.stream.aclose()
                 raise

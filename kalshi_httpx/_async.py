@@ -6,6 +6,7 @@ httpx does the HTTP; the core does everything Kalshi (signing, retries, pages, e
 
 from __future__ import annotations
 
+import http.cookiejar
 import random
 import ssl
 import time
@@ -21,6 +22,17 @@ from kalshi_proto.rest._async_base import AsyncClientBase
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
 
 __all__ = ["AsyncKalshiClient"]
+
+
+class _NoCookies(http.cookiejar.CookieJar):
+    """A cookie jar that keeps nothing: the API authenticates every request by signature, and
+    reading ``Set-Cookie`` on every response is measurable overhead."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+    def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
+        return None
 
 
 class AsyncKalshiClient(AsyncClientBase):
@@ -56,7 +68,8 @@ class AsyncKalshiClient(AsyncClientBase):
                 raise ConfigurationError(
                     "http2=True needs the h2 package: pip install 'kalshi-sansio[http2]'"
                 ) from None
-        self._origin = self.config.base_url.origin
+        # Parsed once; each request only swaps in its path and query.
+        self._origin = httpx.URL(self.config.base_url.origin)
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(
             http2=http2,
@@ -64,6 +77,7 @@ class AsyncKalshiClient(AsyncClientBase):
             verify=verify,
             transport=transport,
             timeout=None,
+            cookies=_NoCookies(),
         )
         self._closed = False
 
@@ -73,12 +87,12 @@ class AsyncKalshiClient(AsyncClientBase):
         if self._owns_http:
             await self._http.aclose()
 
-    async def _send(self, request: HttpRequest, timeout: float) -> HttpResponse:
+    async def _send(self, request: HttpRequest, timeout: float, deadline: float) -> HttpResponse:
         if self._closed:
             raise LocalProtocolError("the client is closed")
         outgoing = self._http.build_request(
             request.method,
-            self._origin + request.target,
+            self._origin.copy_with(raw_path=request.target.encode("ascii")),
             headers=request.headers,
             content=request.body or None,
             timeout=timeout,

@@ -7,6 +7,7 @@ httpx does the HTTP; the core does everything Kalshi (signing, retries, pages, e
 
 from __future__ import annotations
 
+import http.cookiejar
 import random
 import ssl
 import time
@@ -22,6 +23,17 @@ from kalshi_proto.rest._sync_base import ClientBase
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
 
 __all__ = ["KalshiClient"]
+
+
+class _NoCookies(http.cookiejar.CookieJar):
+    """A cookie jar that keeps nothing: the API authenticates every request by signature, and
+    reading ``Set-Cookie`` on every response is measurable overhead."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+    def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
+        return None
 
 
 class KalshiClient(ClientBase):
@@ -57,7 +69,8 @@ class KalshiClient(ClientBase):
                 raise ConfigurationError(
                     "http2=True needs the h2 package: pip install 'kalshi-sansio[http2]'"
                 ) from None
-        self._origin = self.config.base_url.origin
+        # Parsed once; each request only swaps in its path and query.
+        self._origin = httpx.URL(self.config.base_url.origin)
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(
             http2=http2,
@@ -65,6 +78,7 @@ class KalshiClient(ClientBase):
             verify=verify,
             transport=transport,
             timeout=None,
+            cookies=_NoCookies(),
         )
         self._closed = False
 
@@ -74,12 +88,12 @@ class KalshiClient(ClientBase):
         if self._owns_http:
             self._http.close()
 
-    def _send(self, request: HttpRequest, timeout: float) -> HttpResponse:
+    def _send(self, request: HttpRequest, timeout: float, deadline: float) -> HttpResponse:
         if self._closed:
             raise LocalProtocolError("the client is closed")
         outgoing = self._http.build_request(
             request.method,
-            self._origin + request.target,
+            self._origin.copy_with(raw_path=request.target.encode("ascii")),
             headers=request.headers,
             content=request.body or None,
             timeout=timeout,

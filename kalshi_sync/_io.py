@@ -18,6 +18,7 @@ from collections.abc import Callable
 from kalshi_proto.errors import ConnectError, ConnectTimeout, ReadError, ReadTimeout, WriteError
 
 __all__ = [
+    "Deadline",
     "Limiter",
     "Stream",
     "clocks",
@@ -133,6 +134,22 @@ def connect(host: str, port: int, ssl_context: ssl.SSLContext | None, deadline: 
         sock.close()
         raise ConnectError(f"TLS handshake with {host}:{port} failed: {exc}") from exc
     return Stream(tls)
+
+
+class Deadline:
+    """``with Deadline(when):`` -- nothing to do here: every socket call has its own timeout
+    computed from the same deadline (see `Stream`)."""
+
+    __slots__ = ()
+
+    def __init__(self, when: float) -> None:
+        del when
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
 
 
 class Limiter:

@@ -66,14 +66,14 @@ class KalshiClient(ClientBase):
         for connection in idle:
             connection.stream.close()
 
-    def _send(self, request: HttpRequest, timeout: float) -> HttpResponse:
+    def _send(self, request: HttpRequest, timeout: float, deadline: float) -> HttpResponse:
         if self._closed:
             raise LocalProtocolError("the client is closed")
-        deadline = _io.monotonic() + timeout
         with self._limiter.hold():
             connection = self._checkout(deadline)
             try:
-                response = self._exchange(connection, request, deadline)
+                with _io.Deadline(deadline):
+                    response = self._exchange(connection, request, deadline)
             except BaseException:
                 connection.stream.close()
                 raise

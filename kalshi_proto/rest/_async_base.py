@@ -149,7 +149,7 @@ class AsyncClientBase(AsyncResources, abc.ABC):
             step = run.next_step(now, wall_ms)
             if isinstance(step, SendRequest):
                 try:
-                    response = await self._send(step.request, step.timeout)
+                    response = await self._send(step.request, step.timeout, now + step.timeout)
                 except TransportError as exc:
                     now, wall_ms = self._clocks()
                     run.receive_failure(exc, now)
@@ -194,8 +194,9 @@ class AsyncClientBase(AsyncResources, abc.ABC):
         """Close every connection; the client cannot be used afterwards."""
 
     @abc.abstractmethod
-    async def _send(self, request: HttpRequest, timeout: float) -> HttpResponse:
-        """One HTTP exchange within ``timeout`` seconds; raise `TransportError` on failure."""
+    async def _send(self, request: HttpRequest, timeout: float, deadline: float) -> HttpResponse:
+        """One HTTP exchange within ``timeout`` seconds, that is by ``deadline`` on the
+        adapter's clock; raise `TransportError` on failure."""
 
     @abc.abstractmethod
     async def _sleep(self, seconds: float) -> None:

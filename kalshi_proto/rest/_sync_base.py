@@ -150,7 +150,7 @@ class ClientBase(Resources, abc.ABC):
             step = run.next_step(now, wall_ms)
             if isinstance(step, SendRequest):
                 try:
-                    response = self._send(step.request, step.timeout)
+                    response = self._send(step.request, step.timeout, now + step.timeout)
                 except TransportError as exc:
                     now, wall_ms = self._clocks()
                     run.receive_failure(exc, now)
@@ -195,8 +195,9 @@ class ClientBase(Resources, abc.ABC):
         """Close every connection; the client cannot be used afterwards."""
 
     @abc.abstractmethod
-    def _send(self, request: HttpRequest, timeout: float) -> HttpResponse:
-        """One HTTP exchange within ``timeout`` seconds; raise `TransportError` on failure."""
+    def _send(self, request: HttpRequest, timeout: float, deadline: float) -> HttpResponse:
+        """One HTTP exchange within ``timeout`` seconds, that is by ``deadline`` on the
+        adapter's clock; raise `TransportError` on failure."""
 
     @abc.abstractmethod
     def _sleep(self, seconds: float) -> None:

@@ -45,8 +45,11 @@ _DEFAULT_MAX_BODY = 64 * 1024 * 1024
 _MAX_HEAD = 64 * 1024
 _TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
 _STATUS_LINE = re.compile(rb"HTTP/1\.1 ([2-5][0-9][0-9])(?: [\t\x20-\x7e\x80-\xff]*)?")
-# RFC 9110 field-value: visible characters, with spaces and tabs only inside.
-_FIELD_VALUE = re.compile(rb"(?:[\x21-\x7e\x80-\xff](?:[\t\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?")
+# Header lines as RFC 9110 has them: a token, a colon, then a field value with optional spaces or
+# tabs around it, CRLF. "Optional whitespace, visible characters with spaces and tabs only inside,
+# optional whitespace" is exactly "spaces, tabs and visible characters", written so that no
+# character can match two ways (no backtracking on a hostile line).
+_HEADER_BLOCK = re.compile(rb"(?:[-!#$%&'*+.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*\r\n)*")
 _REQUEST_TARGET = re.compile(r"/[\x21-\x7e]*")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
@@ -286,32 +289,34 @@ class Http11Connection:
 
     def _fast_head(self, head: bytes) -> bool:
         # Parse a plain response head; False sends the response to h11 instead.
-        lines = head.split(b"\r\n")
-        if lines[0].startswith(b"HTTP/1.1 101"):
+        line_end = head.find(b"\r\n")
+        status_line = head if line_end < 0 else head[:line_end]
+        if status_line.startswith(b"HTTP/1.1 101"):
             self._fail("the server switched protocols (101), which was not asked for")
-        status = _STATUS_LINE.fullmatch(lines[0])
+        status = _STATUS_LINE.fullmatch(status_line)
         if status is None:
             return False
         code = int(status.group(1))
         if code in (204, 304) or self._method == "HEAD":
             return False
+        block = b"" if line_end < 0 else head[line_end + 2 :] + b"\r\n"
+        if not _HEADER_BLOCK.fullmatch(block):
+            return False
         headers = []
         length = -1
-        for line in lines[1:]:
-            name, colon, value = line.partition(b":")
-            value = value.strip(b" \t")
-            if not colon or not _TOKEN.fullmatch(name) or not _FIELD_VALUE.fullmatch(value):
-                return False
+        for line in block.decode("latin-1").split("\r\n")[:-1]:
+            name, _, value = line.partition(":")
             key = name.lower()
-            if key == b"content-length":
+            value = value.strip(" \t")
+            if key == "content-length":
                 if length >= 0 or not value.isdigit():
                     return False
                 length = int(value)
-            elif key == b"transfer-encoding":
+            elif key == "transfer-encoding":
                 return False
-            elif key == b"connection" and b"close" in (t.strip() for t in value.lower().split(b",")):
+            elif key == "connection" and "close" in (t.strip() for t in value.lower().split(",")):
                 self._closing = True
-            headers.append((key.decode("latin-1"), value.decode("latin-1")))
+            headers.append((key, value))
         if length < 0:
             return False
         self._status = code

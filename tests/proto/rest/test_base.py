@@ -122,7 +122,7 @@ class FakeAsyncClient(_Fake, AsyncClientBase):
     async def aclose(self) -> None:
         self.closed = True
 
-    async def _send(self, request: HttpRequest, timeout: float) -> HttpResponse:
+    async def _send(self, request: HttpRequest, timeout: float, deadline: float) -> HttpResponse:
         return self._answer(request, timeout)
 
     async def _sleep(self, seconds: float) -> None:
@@ -145,7 +145,7 @@ class FakeClient(_Fake, ClientBase):
     def close(self) -> None:
         self.closed = True
 
-    def _send(self, request: HttpRequest, timeout: float) -> HttpResponse:
+    def _send(self, request: HttpRequest, timeout: float, deadline: float) -> HttpResponse:
         return self._answer(request, timeout)
 
     def _sleep(self, seconds: float) -> None:
