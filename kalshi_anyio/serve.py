@@ -3,7 +3,8 @@
 `serve_rest` listens, and for each accepted connection runs one task that moves bytes between the
 socket and a `kalshi_proto.sim.http.HttpServerConnection`. Every whole request goes to
 ``app.handle(request, now=..., wall_ms=...)``; the task sleeps the reply's ``delay`` and writes the
-response (for a `Drop`, only its first ``after`` bytes, then closes the connection). Pipelined
+response (for a `Drop`, its head and the first ``after`` bytes of its body, then closes the
+connection). Pipelined
 requests are answered one at a time, in order. Refused request bytes get the core's error answer
 (400, 413, ...) and the connection closes. An exception in the app is logged and answered with a
 500 ``{"code":"internal",...}``; the server keeps serving. Everything runs on asyncio or trio.
@@ -325,7 +326,9 @@ class _Handler:
                     self._server._requests_served += 1
                     out = http.data_to_send()
                     if isinstance(reply, Drop):
-                        await peer.send(out[: max(0, reply.after)])
+                        # The head and the first ``after`` bytes of the body, then the close.
+                        body = len(reply.response.body)
+                        await peer.send(out[: len(out) - body + max(0, min(reply.after, body))])
                         return
                     await peer.send(out)
                     if http.closing:

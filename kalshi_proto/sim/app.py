@@ -25,8 +25,8 @@ class Respond:
 
 @dataclass(frozen=True, slots=True)
 class Drop:
-    """Wait ``delay`` seconds, send the first ``after`` bytes of ``response``'s wire form, then
-    close the connection (a connection dropped mid-response)."""
+    """Wait ``delay`` seconds, send ``response``'s head and the first ``after`` bytes of its body,
+    then close the connection (a connection dropped mid-response)."""
 
     response: HttpResponse
     after: int

@@ -11,9 +11,13 @@ Money rules (all `Decimal`, never float):
 * Prices are YES prices in dollars; a bid pays ``price`` per contract, an ask (selling YES, the
   same as buying NO) pays ``1 - price``. A fill that reduces an opposite position instead
   releases $1 per closed pair, so buying YES while holding NO receives ``1 - price`` per contract.
-* Collateral: an order needs ``count * cost per contract`` plus its worst-case taker fee of
-  available cash when it is placed, even when it would close a position (a simplification: the
-  real exchange nets). What rests stays reserved until it fills or is cancelled.
+* Collateral: an order needs ``count * cost per contract`` plus its fee budget in available
+  cash when it is placed, even when it would close a position (a simplification: the real
+  exchange nets). The fee budget is the largest fee its fills could be charged -- the taker rate
+  at the least favourable price it may trade at -- plus $0.02 per contract for per-fill rounding
+  (at most $0.0001 of fee rounding and $0.0001 of balance rounding on a fill of at least 0.01
+  contracts). What rests keeps its cost and its maker fee budget reserved until it fills (each
+  fill releases its share) or is cancelled, so available cash never goes below zero.
 * Fees follow the series' ``fee_type`` and ``fee_multiplier``: the taker pays
   ``0.07 * fee_multiplier * count * P * (1 - P)``; on ``quadratic_with_maker_fees`` and
   ``quadratic_with_combo_maker_fees`` series the maker pays the same with 0.0175; ``flat`` series
@@ -30,6 +34,7 @@ Errors are `ExchangeError` with the HTTP status, code and message the REST layer
 
 from __future__ import annotations
 
+import heapq
 import uuid
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -62,6 +67,8 @@ CENT = Decimal("0.01")
 TAKER_RATE = Decimal("0.07")
 MAKER_RATE = Decimal("0.0175")
 MAKER_FEE_TYPES = frozenset({"quadratic_with_maker_fees", "quadratic_with_combo_maker_fees"})
+DUST_PER_CONTRACT = Decimal("0.02")  #: per-fill rounding budget: $0.0002 per fill of >= 0.01 contracts
+QUARTER = Decimal("0.25")
 ORDER_GROUP_WINDOW_MS = 15_000  #: order-group limits count contracts over a rolling 15 s (REST-NOTES 7)
 
 
@@ -156,7 +163,8 @@ class OrderState:
     fill_count: Decimal = ZERO
     remaining: Decimal = ZERO
     status: str = "resting"  #: resting, canceled, executed
-    reserved: Decimal = ZERO  #: collateral held for the resting remainder
+    reserved: Decimal = ZERO  #: collateral held for the resting remainder (its cost)
+    fee_reserved: Decimal = ZERO  #: fee budget held for the resting remainder
     taker_fill_cost: Decimal = ZERO
     maker_fill_cost: Decimal = ZERO
     taker_fees: Decimal = ZERO
@@ -252,11 +260,12 @@ class Account:
     user_id: str
     cash: dict[int, Decimal] = field(default_factory=lambda: {0: ZERO})
     reserved: dict[int, Decimal] = field(default_factory=lambda: {0: ZERO})
+    fee_reserved: dict[int, Decimal] = field(default_factory=lambda: {0: ZERO})
     positions: dict[tuple[int, str], PositionState] = field(default_factory=dict)
     api_keys: dict[str, bytes] = field(default_factory=dict)  #: key id -> public key PEM
 
     def available(self, subaccount: int) -> Decimal:
-        return self.cash[subaccount] - self.reserved[subaccount]
+        return self.cash[subaccount] - self.reserved[subaccount] - self.fee_reserved[subaccount]
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +298,8 @@ class Exchange:
         self.fees_collected = ZERO
         self.wall_ms = 0
         self._counter = 0
+        self._client_ids: dict[tuple[str, str], str] = {}  # (user, client_order_id) -> order id
+        self._expiries: list[tuple[int, str]] = []  # heap of (expiration ms, order id)
 
     # ---- ids and time --------------------------------------------------------------------
 
@@ -308,12 +319,12 @@ class Exchange:
                 market.updated_ms = wall_ms
             if market.status == "active" and wall_ms >= market.close_ms:
                 self.close_market(market.ticker, wall_ms)
-        expired = [
-            o for o in self.orders.values()
-            if o.status == "resting" and o.expiration_s is not None and o.expiration_s * 1000 <= wall_ms
-        ]
-        for order in expired:
-            self._cancel(order, wall_ms)
+        while self._expiries and self._expiries[0][0] <= wall_ms:
+            due, order_id = heapq.heappop(self._expiries)
+            order = self.orders[order_id]
+            # An amend may have moved or removed the expiry since this entry was pushed.
+            if order.status == "resting" and order.expiration_s is not None and order.expiration_s * 1000 == due:
+                self._cancel(order, wall_ms)
 
     # ---- set-up ----------------------------------------------------------------------------
 
@@ -331,7 +342,9 @@ class Exchange:
         self.markets[market.ticker] = market
 
     def add_account(self, user_id: str, balance: Decimal, api_keys: dict[str, bytes] | None = None) -> Account:
-        account = Account(user_id=user_id, cash={0: balance}, reserved={0: ZERO}, api_keys=dict(api_keys or {}))
+        account = Account(
+            user_id=user_id, cash={0: balance}, reserved={0: ZERO}, fee_reserved={0: ZERO}, api_keys=dict(api_keys or {})
+        )
         self.accounts[user_id] = account
         return account
 
@@ -389,6 +402,49 @@ class Exchange:
             return ZERO
         return _ceil(rate * series.fee_multiplier * count * price * (ONE - price))
 
+    def fee_budget(self, market: MarketState, count: Decimal, worst_pp: Decimal, *, taker: bool) -> Decimal:
+        """The most the fills of ``count`` contracts can be charged in fees (see the module docs).
+
+        ``worst_pp`` is the largest ``P * (1 - P)`` of any price the order may trade at.
+        """
+        series = self.series[self.events[market.event_ticker].series_ticker]
+        if series.fee_type == "flat":
+            base = series.fee_multiplier * count if taker else ZERO
+        elif taker:
+            base = TAKER_RATE * series.fee_multiplier * count * worst_pp
+        elif series.fee_type in MAKER_FEE_TYPES:
+            base = MAKER_RATE * series.fee_multiplier * count * worst_pp
+        else:
+            base = ZERO
+        return _ceil(base) + DUST_PER_CONTRACT * count
+
+    @staticmethod
+    def taker_worst_pp(side: Side, limit: Decimal) -> Decimal:
+        """The largest ``P * (1 - P)`` over the prices an order with this limit may trade at."""
+        own = limit * (ONE - limit)
+        if side is Side.BID:  # trades at or below the limit
+            return own if limit <= Decimal("0.5") else QUARTER
+        return own if limit >= Decimal("0.5") else QUARTER
+
+    def _reserve(self, order: OrderState, market: MarketState) -> None:
+        # Hold the resting remainder's cost and its maker fee budget.
+        account = self.account(order.user_id)
+        order.reserved = order.remaining * order.cost_per_contract
+        order.fee_reserved = self.fee_budget(market, order.remaining, order.price * (ONE - order.price), taker=False)
+        account.reserved[order.subaccount] += order.reserved
+        account.fee_reserved[order.subaccount] += order.fee_reserved
+
+    def _release(self, order: OrderState, count: Decimal, before: Decimal) -> None:
+        # Release what ``count`` of the ``before`` resting contracts held: their cost, and their
+        # share of the fee budget (all of what is left when the last contracts go).
+        account = self.account(order.user_id)
+        cost = order.reserved if count >= before else count * order.cost_per_contract
+        fees = order.fee_reserved if count >= before else order.fee_reserved * count / before
+        order.reserved -= cost
+        order.fee_reserved -= fees
+        account.reserved[order.subaccount] -= cost
+        account.fee_reserved[order.subaccount] -= fees
+
     # ---- orders ----------------------------------------------------------------------------
 
     def place_order(
@@ -425,7 +481,7 @@ class Exchange:
         self._check_price(market, price)
         if count <= 0:
             raise ExchangeError(400, "invalid_count", "count must be positive")
-        if any(o.client_order_id == client_order_id and o.user_id == user_id for o in self.orders.values()):
+        if (user_id, client_order_id) in self._client_ids:
             raise ExchangeError(409, "duplicate_client_order_id", f"client_order_id {client_order_id!r} was already used")
         if expiration_s is not None and expiration_s * 1000 <= wall_ms:
             raise ExchangeError(400, "invalid_expiration", "expiration_time must be in the future")
@@ -445,12 +501,13 @@ class Exchange:
             if count <= 0:
                 raise ExchangeError(400, "reduce_only_no_position", "reduce_only order has no position to reduce")
         cost = count * (price if side is Side.BID else ONE - price)
-        worst_fee = self.trade_fee(market, count, price, taker=True)
-        if account.available(sub) < cost + worst_fee:
+        needed = cost + self.fee_budget(market, count, self.taker_worst_pp(side, price), taker=True)
+        if account.available(sub) < needed:
             raise ExchangeError(
                 400,
                 "insufficient_balance",
-                f"insufficient balance: the order needs {cost + worst_fee} and {account.available(sub)} is available",
+                f"insufficient balance: the order needs {needed} (cost and fee budget) and "
+                f"{account.available(sub)} is available",
             )
         order = OrderState(
             order_id=self.new_id(1),
@@ -473,6 +530,9 @@ class Exchange:
             expiration_s=expiration_s,
         )
         self.orders[order.order_id] = order
+        self._client_ids[(user_id, client_order_id)] = order.order_id
+        if expiration_s is not None:
+            heapq.heappush(self._expiries, (expiration_s * 1000, order.order_id))
         fills = self._submit(order, market, wall_ms)
         return PlaceResult(order=order, fills=fills)
 
@@ -500,9 +560,7 @@ class Exchange:
             self._finish_cancel(self.orders[cancelled.order_id], wall_ms)
         order.remaining = incoming.remaining
         if result.rested:
-            account = self.account(order.user_id)
-            order.reserved = order.remaining * order.cost_per_contract
-            account.reserved[order.subaccount] += order.reserved
+            self._reserve(order, market)
         else:
             # Nothing rests: an order that traded at all is executed, one that never did is
             # canceled (an IOC or FOK that found nothing, a self-trade stop at once).
@@ -556,9 +614,7 @@ class Exchange:
         pos.fees_paid += net_fee
         pos.updated_ms = wall_ms
         if not is_taker:
-            release = count * order.cost_per_contract
-            order.reserved -= release
-            account.reserved[sub] -= release
+            self._release(order, count, order.remaining)
         order.fill_count += count
         if is_taker:
             order.taker_fill_cost += count * cost
@@ -569,9 +625,8 @@ class Exchange:
             order.maker_fees += net_fee
         order.updated_ms = wall_ms
         if order.order_group_id is not None:
-            group = self.order_groups.get(order.order_group_id)
-            if group is not None:
-                group.window.append((wall_ms, count))
+            # A deleted group cancelled its orders first, so a filling order's group exists.
+            self.order_groups[order.order_group_id].window.append((wall_ms, count))
         fill = FillState(
             fill_id=self.new_id(3),
             trade_id=trade_id,
@@ -602,15 +657,11 @@ class Exchange:
 
     def _cancel(self, order: OrderState, wall_ms: int) -> Decimal:
         """Take a resting order off its book; returns the count cancelled."""
-        market = self.markets[order.ticker]
-        if order.order_id in market.book:
-            market.book.remove(order.order_id)
+        self.markets[order.ticker].book.remove(order.order_id)  # "resting" means on the book
         return self._finish_cancel(order, wall_ms)
 
     def _finish_cancel(self, order: OrderState, wall_ms: int) -> Decimal:
-        account = self.account(order.user_id)
-        account.reserved[order.subaccount] -= order.reserved
-        order.reserved = ZERO
+        self._release(order, order.remaining, order.remaining)
         cancelled = order.remaining
         order.remaining = ZERO
         order.status = "canceled"
@@ -656,9 +707,7 @@ class Exchange:
             return order
         market = self.markets[order.ticker]
         market.book.reduce(order_id, target)
-        release = (order.remaining - target) * order.cost_per_contract
-        order.reserved -= release
-        self.account(user_id).reserved[order.subaccount] -= release
+        self._release(order, order.remaining - target, order.remaining)
         order.remaining = target
         order.updated_ms = wall_ms
         return order
@@ -693,19 +742,24 @@ class Exchange:
         new_remaining = count - order.fill_count
         if new_remaining <= 0:
             raise ExchangeError(400, "invalid_amend", f"count {count} is not above the filled {order.fill_count}")
+        if expiration_s and expiration_s * 1000 <= wall_ms:
+            raise ExchangeError(400, "invalid_expiration", "expiration_time must be in the future")
+        if updated_client_order_id and (user_id, updated_client_order_id) in self._client_ids:
+            raise ExchangeError(409, "duplicate_client_order_id", f"client_order_id {updated_client_order_id!r} was already used")
+        if order.post_only and price != order.price and market.book.would_cross(side, price):
+            raise ExchangeError(400, "post_only_cross", "a post-only order would trade at once")
         if price == order.price and new_remaining <= order.remaining:
             self._apply_amend_fields(order, updated_client_order_id, expiration_s)
             self.decrease_order(user_id, order_id, wall_ms, reduce_by=None, reduce_to=new_remaining)
             return PlaceResult(order=order, fills=())
         account = self.account(user_id)
         new_cost = new_remaining * (price if side is Side.BID else ONE - price)
-        needed = new_cost + self.trade_fee(market, new_remaining, price, taker=True)
-        if account.available(order.subaccount) + order.reserved < needed:
+        needed = new_cost + self.fee_budget(market, new_remaining, self.taker_worst_pp(side, price), taker=True)
+        if account.available(order.subaccount) + order.reserved + order.fee_reserved < needed:
             # Checked before anything moves: a refused amend leaves the order where it was.
             raise ExchangeError(400, "insufficient_balance", "insufficient balance for the amended order")
         market.book.remove(order_id)
-        account.reserved[order.subaccount] -= order.reserved
-        order.reserved = ZERO
+        self._release(order, order.remaining, order.remaining)
         self._apply_amend_fields(order, updated_client_order_id, expiration_s)
         order.price = price
         order.initial_count = count
@@ -714,12 +768,15 @@ class Exchange:
         fills = self._submit(order, market, wall_ms)
         return PlaceResult(order=order, fills=fills)
 
-    @staticmethod
-    def _apply_amend_fields(order: OrderState, client_order_id: str | None, expiration_s: int | None) -> None:
+    def _apply_amend_fields(self, order: OrderState, client_order_id: str | None, expiration_s: int | None) -> None:
         if client_order_id:
+            del self._client_ids[(order.user_id, order.client_order_id)]
+            self._client_ids[(order.user_id, client_order_id)] = order.order_id
             order.client_order_id = client_order_id
         if expiration_s is not None:
             order.expiration_s = expiration_s or None  # 0 removes the expiry
+            if expiration_s:
+                heapq.heappush(self._expiries, (expiration_s * 1000, order.order_id))
 
     # ---- order groups ----------------------------------------------------------------------
 
@@ -764,6 +821,7 @@ class Exchange:
             raise ExchangeError(400, "subaccount_limit", "at most 63 subaccounts")
         account.cash[number] = ZERO
         account.reserved[number] = ZERO
+        account.fee_reserved[number] = ZERO
         return number
 
     def transfer(
@@ -771,6 +829,11 @@ class Exchange:
     ) -> TransferState:
         """Move cash between two subaccounts of one user."""
         account = self.account(user_id)
+        for earlier in self.transfers:
+            if earlier.user_id == user_id and earlier.transfer_id == transfer_id:
+                if (earlier.source, earlier.destination, earlier.amount) != (source, destination, amount):
+                    raise ExchangeError(409, "duplicate_transfer_id", f"client_transfer_id {transfer_id!r} was used for another transfer")
+                return earlier  # the same transfer again: it happened once
         for number in (source, destination):
             self.subaccount_number(account, number)
         if amount <= 0:

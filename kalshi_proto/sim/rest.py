@@ -211,7 +211,7 @@ class ExchangeApp:
             status, body = exc.status, self._error_body(exc.code, exc.message, exc.details)
         response = HttpResponse(status=status, headers=_JSON, body=body)
         if self.faults.drop_share and self._roll(self.faults.drop_share):
-            return Drop(response, after=len(body) // 2, delay=self.faults.latency)
+            return Drop(response, after=len(body) // 2, delay=self.faults.latency)  # half the body
         return Respond(response, delay=self.faults.latency)
 
     def _roll(self, share: float) -> bool:
@@ -447,10 +447,9 @@ class ExchangeApp:
     @staticmethod
     def _page(items: list[Any], args: Mapping[str, Any], *, limit_name: str = "limit") -> tuple[list[Any], str]:
         cursor = args.get("cursor") or ""
-        try:
-            start = int(cursor) if cursor else 0
-        except ValueError:
-            raise ExchangeError(400, "invalid_cursor", "the cursor is not one this exchange issued") from None
+        if cursor and not cursor.isdigit():
+            raise ExchangeError(400, "invalid_cursor", "the cursor is not one this exchange issued")
+        start = int(cursor) if cursor else 0
         limit = args.get(limit_name) or _DEFAULT_LIMIT
         if not 1 <= limit <= _MAX_LIMIT:
             raise ExchangeError(400, "invalid_parameters", f"{limit_name} must be between 1 and {_MAX_LIMIT}")
@@ -466,7 +465,8 @@ class ExchangeApp:
         order = result.order
         taker = [f for f in result.fills if f.order_id == order.order_id]
         filled = sum((f.count for f in taker), ZERO)
-        cost = sum((f.count * (f.price if f.side is Side.BID else ONE - f.price) for f in taker), ZERO)
+        # V2 order prices are YES prices, for bids and asks alike.
+        cost = sum((f.count * f.price for f in taker), ZERO)
         fees = sum((f.fee for f in taker), ZERO)
         return {
             "order_id": order.order_id,
@@ -595,7 +595,10 @@ class ExchangeApp:
 
     def _op_GetMarketOrderbook(self, ctx: _Context) -> tuple[int, BaseModel]:
         market = self.exchange.market(ctx.args["ticker"])
-        view = self._book_view(market, ctx.args.get("depth"))
+        depth = ctx.args.get("depth")
+        if depth is not None and depth < 0:
+            raise ExchangeError(400, "invalid_parameters", "depth must not be negative")
+        view = self._book_view(market, depth)
         return 200, m.GetMarketOrderbookResponse.model_validate({"orderbook_fp": view})
 
     def _op_GetMarketOrderbooks(self, ctx: _Context) -> tuple[int, BaseModel]:
@@ -614,11 +617,15 @@ class ExchangeApp:
         start, end, period = ctx.args["start_ts"], ctx.args["end_ts"], ctx.args["period_interval"] * 60
         if end < start:
             raise ExchangeError(400, "invalid_parameters", "end_ts is before start_ts")
+        # A candle covers (end_period_ts - period, end_period_ts]; the ones returned end within
+        # [start_ts, end_ts].
         buckets: dict[int, list[Any]] = {}
         for trade in self.exchange.trades:
-            ts = trade.created_ms // 1000
-            if trade.ticker == market.ticker and start <= ts <= end:
-                buckets.setdefault((ts // period + 1) * period, []).append(trade)
+            if trade.ticker != market.ticker:
+                continue
+            end_period = -(-(trade.created_ms // 1000) // period) * period
+            if start <= end_period <= end:
+                buckets.setdefault(end_period, []).append(trade)
         bid = _dollars(market.book.best(Side.BID) or ZERO)
         ask = _dollars(market.book.best(Side.ASK) or ONE)
         flat_bid = {"open_dollars": bid, "low_dollars": bid, "high_dollars": bid, "close_dollars": bid}
@@ -700,7 +707,9 @@ class ExchangeApp:
                 continue
             if args.get("event_ticker") not in (None, market.event_ticker):
                 continue
-            if pos.position == 0 and args.get("settlement_status", "unsettled") == "unsettled" and market.status == "finalized":
+            settled = market.status == "finalized"
+            wanted = args.get("settlement_status", "unsettled")
+            if (wanted == "unsettled" and settled) or (wanted == "settled" and not settled):
                 continue
             rows.append((ticker, pos))
             by_event.setdefault(market.event_ticker, []).append(pos)
@@ -794,8 +803,12 @@ class ExchangeApp:
 
     def _op_GetOrderQueuePositions(self, ctx: _Context) -> tuple[int, BaseModel]:
         rows = []
+        wanted = set(ctx.args["market_tickers"].split(",")) if ctx.args.get("market_tickers") else None
+        event = ctx.args.get("event_ticker")
         for order in self.exchange.user_orders(ctx.user.user_id):
-            if order.status == "resting" and ctx.args.get("market_tickers") in (None, order.ticker):
+            if order.status != "resting" or (wanted is not None and order.ticker not in wanted):
+                continue
+            if event in (None, self.exchange.markets[order.ticker].event_ticker):
                 rows.append({"order_id": order.order_id, "market_ticker": order.ticker, "queue_position_fp": _count(self._queue_position(order))})
         return 200, m.GetOrderQueuePositionsResponse.model_validate({"queue_positions": rows})
 

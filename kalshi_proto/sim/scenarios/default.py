@@ -75,8 +75,7 @@ def default_scenario() -> dict[str, Any]:
             size = str(100 * level)
             if bid > 0:
                 liquidity.append({"user_id": "mm", "ticker": ticker, "side": "bid", "price": str(bid), "count": size})
-            if ask < 1:
-                liquidity.append({"user_id": "mm", "ticker": ticker, "side": "ask", "price": str(ask), "count": size})
+            liquidity.append({"user_id": "mm", "ticker": ticker, "side": "ask", "price": str(ask), "count": size})
     return {
         "name": "default",
         "start_ms": START_MS,
