@@ -134,9 +134,12 @@ async def connect(
             tls = await TLSStream.wrap(
                 tcp, hostname=host, ssl_context=ssl_context, standard_compatible=False
             )
-        except (OSError, ssl.SSLError, anyio.BrokenResourceError, anyio.EndOfStream) as exc:
+        except BaseException as exc:
+            # Failed, timed out or cancelled: the socket goes either way.
             await anyio.aclose_forcefully(tcp)
-            raise ConnectError(f"TLS handshake with {host}:{port} failed: {exc}") from exc
+            if isinstance(exc, OSError | ssl.SSLError | anyio.BrokenResourceError | anyio.EndOfStream):
+                raise ConnectError(f"TLS handshake with {host}:{port} failed: {exc}") from exc
+            raise
         return Stream(tls, raw)
 
 

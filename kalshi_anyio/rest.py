@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kalshi_anyio import _io
-from kalshi_proto.errors import LocalProtocolError, ReadError, RemoteProtocolError
+from kalshi_proto.errors import ConnectTimeout, LocalProtocolError, ReadError, RemoteProtocolError
 from kalshi_proto.rest._async_base import AsyncClientBase
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
 from kalshi_proto.rest.events import ConnectionClosed, ResponseReceived
@@ -69,6 +69,8 @@ class AsyncKalshiClient(AsyncClientBase):
         if self._closed:
             raise LocalProtocolError("the client is closed")
         async with self._limiter.hold():
+            if _io.monotonic() >= deadline:
+                raise ConnectTimeout("no connection became free before the timeout")
             connection = await self._checkout(deadline)
             try:
                 with _io.Deadline(deadline):

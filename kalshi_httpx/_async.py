@@ -16,10 +16,12 @@ from typing import Any
 import httpx
 from anyio import sleep as _sleep
 
+from kalshi_httpx._body import aread_body
 from kalshi_httpx._errors import map_exceptions
 from kalshi_proto.errors import ConfigurationError, LocalProtocolError
 from kalshi_proto.rest._async_base import AsyncClientBase
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
+from kalshi_proto.rest.http11 import ACCEPT_ENCODING
 
 __all__ = ["AsyncKalshiClient"]
 
@@ -93,13 +95,13 @@ class AsyncKalshiClient(AsyncClientBase):
         outgoing = self._http.build_request(
             request.method,
             self._origin.copy_with(raw_path=request.target.encode("ascii")),
-            headers=request.headers,
+            headers=(*request.headers, ("Accept-Encoding", ACCEPT_ENCODING)),
             content=request.body or None,
             timeout=timeout,
         )
         with map_exceptions():
-            reply = await self._http.send(outgoing)
-            body = await reply.aread()
+            reply = await self._http.send(outgoing, stream=True)
+            body = await aread_body(reply, deadline)
         headers = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in reply.headers.raw)
         return HttpResponse(status=reply.status_code, headers=headers, body=body)
 

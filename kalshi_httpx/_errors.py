@@ -26,16 +26,18 @@ _MAP: tuple[tuple[type[Exception], type[TransportError]], ...] = (
     (httpx.WriteError, WriteError),
     (httpx.ReadError, ReadError),
     (httpx.RemoteProtocolError, ReadError),
-    (httpx.TransportError, ReadError),
+    (httpx.DecodingError, ReadError),
+    (httpx.RequestError, ReadError),
 )
 
 
 @contextmanager
 def map_exceptions() -> Iterator[None]:
-    """Re-raise httpx transport failures as `kalshi_proto.errors.TransportError` subclasses."""
+    """Re-raise httpx request failures (transport errors, undecodable bodies) as
+    `kalshi_proto.errors.TransportError` subclasses."""
     try:
         yield
-    except httpx.TransportError as exc:
-        for source, target in _MAP:  # pragma: no branch - the last row catches every TransportError
+    except httpx.RequestError as exc:
+        for source, target in _MAP:  # pragma: no branch - the last row catches every RequestError
             if isinstance(exc, source):
                 raise target(f"{type(exc).__name__}: {exc}") from exc

@@ -17,10 +17,12 @@ from typing import Any
 import httpx
 from time import sleep as _sleep
 
+from kalshi_httpx._body import read_body
 from kalshi_httpx._errors import map_exceptions
 from kalshi_proto.errors import ConfigurationError, LocalProtocolError
 from kalshi_proto.rest._sync_base import ClientBase
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
+from kalshi_proto.rest.http11 import ACCEPT_ENCODING
 
 __all__ = ["KalshiClient"]
 
@@ -94,13 +96,13 @@ class KalshiClient(ClientBase):
         outgoing = self._http.build_request(
             request.method,
             self._origin.copy_with(raw_path=request.target.encode("ascii")),
-            headers=request.headers,
+            headers=(*request.headers, ("Accept-Encoding", ACCEPT_ENCODING)),
             content=request.body or None,
             timeout=timeout,
         )
         with map_exceptions():
-            reply = self._http.send(outgoing)
-            body = reply.read()
+            reply = self._http.send(outgoing, stream=True)
+            body = read_body(reply, deadline)
         headers = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in reply.headers.raw)
         return HttpResponse(status=reply.status_code, headers=headers, body=body)
 

@@ -134,9 +134,6 @@ class NoneAsEmpty:
             none_as_empty, core_schema.nullable_schema(handler(source))
         )
 
-    def __repr__(self) -> str:
-        return "NoneAsEmpty()"
-
 
 _wire = PlainSerializer(decimal_to_wire, return_type=str, when_used="json")
 _dollars_wire = PlainSerializer(dollars_to_wire, return_type=str, when_used="json")

@@ -78,11 +78,11 @@ class Stream:
         """Write all of ``data`` before ``deadline``."""
         view = memoryview(data)
         while view:
-            self._sock.settimeout(_remaining(deadline, WriteError, "writing the request"))
+            self._sock.settimeout(_remaining(deadline, ReadTimeout, "the request"))
             try:
                 sent = self._sock.send(view)
             except TimeoutError:
-                raise WriteError("writing the request timed out") from None
+                raise ReadTimeout("the request timed out while it was being written") from None
             except OSError as exc:
                 raise WriteError(f"writing the request failed: {exc!r}") from exc
             view = view[sent:]

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kalshi_sync import _io
-from kalshi_proto.errors import LocalProtocolError, ReadError, RemoteProtocolError
+from kalshi_proto.errors import ConnectTimeout, LocalProtocolError, ReadError, RemoteProtocolError
 from kalshi_proto.rest._sync_base import ClientBase
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
 from kalshi_proto.rest.events import ConnectionClosed, ResponseReceived
@@ -70,6 +70,8 @@ class KalshiClient(ClientBase):
         if self._closed:
             raise LocalProtocolError("the client is closed")
         with self._limiter.hold():
+            if _io.monotonic() >= deadline:
+                raise ConnectTimeout("no connection became free before the timeout")
             connection = self._checkout(deadline)
             try:
                 with _io.Deadline(deadline):

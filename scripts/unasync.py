@@ -33,7 +33,7 @@ RULES: tuple[tuple[str, str], ...] = (
     (r"\b__aenter__\b", "__enter__"),
     (r"\b__aexit__\b", "__exit__"),
     (r"\baclose\b", "close"),
-    (r"\baread\b", "read"),
+    (r"\baread_body\b", "read_body"),
     (r"\bAsyncIterator\b", "Iterator"),
     (r"\baiterate_pages\b", "iterate_pages"),
     (r"\bAsyncResources\b", "Resources"),

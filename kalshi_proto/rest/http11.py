@@ -37,7 +37,7 @@ from kalshi_proto.errors import LocalProtocolError, RemoteProtocolError
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
 from kalshi_proto.rest.events import ConnectionClosed, HttpEvent, ResponseReceived
 
-__all__ = ["ACCEPT_ENCODING", "Http11Connection"]
+__all__ = ["ACCEPT_ENCODING", "Http11Connection", "decode_body"]
 
 #: The ``Accept-Encoding`` header this connection sends; it decodes both.
 ACCEPT_ENCODING = "gzip, deflate"
@@ -105,6 +105,23 @@ class _Decoder:
         if self._obj.unused_data:
             raise RemoteProtocolError(f"the {self._encoding} response body has bytes after its end")
         return out
+
+
+def decode_body(encoding: str, data: bytes, *, max_body_size: int = _DEFAULT_MAX_BODY) -> bytes:
+    """Decode a whole ``gzip``, ``deflate`` or ``identity`` body (for transports that hand over
+    raw bytes).
+
+    Raises:
+        RemoteProtocolError: the body is corrupt, truncated, too large once decoded, or uses
+            another content-encoding.
+    """
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return data
+    if encoding not in ("gzip", "deflate"):
+        raise RemoteProtocolError(f"the response uses content-encoding {encoding!r}, which was not asked for")
+    decoder = _Decoder(encoding, max_body_size)
+    return decoder.feed(data) + decoder.flush()
 
 
 class Http11Connection:

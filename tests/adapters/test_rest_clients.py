@@ -428,14 +428,6 @@ async def test_untrusted_certificate_is_a_connect_error(kx: Driver) -> None:
     assert kx.server.requests() == []
 
 
-@pytest.mark.known_bug(
-    "kalshi_anyio",
-    reason="kalshi_anyio/_io.connect closes the TCP stream only when the TLS handshake fails "
-    "with an error; when the handshake is cancelled (the ConnectTimeout deadline, or the "
-    "caller's cancel scope) the socket stays open until garbage collection",
-    raises=AssertionError,
-    leaks=True,
-)
 async def test_tls_handshake_that_never_completes_is_a_connect_timeout(kx: Driver) -> None:
     async with kx.silent_listener() as port:
         base_url = f"https://127.0.0.1:{port}{PREFIX}"
@@ -455,14 +447,6 @@ async def test_tls_handshake_that_never_completes_is_a_connect_timeout(kx: Drive
 
 
 @pytest.mark.flavours("async")
-@pytest.mark.known_bug(
-    "kalshi_anyio",
-    reason="a cancel scope that fires during the TLS handshake leaves the TCP socket open: "
-    "kalshi_anyio/_io.connect does not close it on cancellation, and AsyncKalshiClient._send "
-    "closes only connections that reached _exchange",
-    raises=AssertionError,
-    leaks=True,
-)
 @pytest.mark.known_bug(
     "httpx",
     reason="upstream, httpcore 1.0.9: AnyIOStream.start_tls closes the TCP stream on "
@@ -506,12 +490,6 @@ async def test_slow_get_is_retried_then_raises_read_timeout(kx: Driver) -> None:
     assert len(kx.server.requests()) == 2
 
 
-@pytest.mark.known_bug(
-    "httpx",
-    reason="kalshi_httpx passes the attempt timeout to httpx as a per-read timeout, so a body "
-    "that keeps trickling in is never cut off (RestConfig.timeout bounds the whole attempt)",
-    raises=pytest.fail.Exception,  # "DID NOT RAISE ReadTimeout"
-)
 async def test_timeout_bounds_the_whole_attempt_not_each_read(kx: Driver) -> None:
     # Eight body chunks 0.06 s apart: no read waits 0.15 s, the whole answer takes 0.42 s.
     kx.server.script(ORDERS, Fault(trickle=0.06))
@@ -740,13 +718,6 @@ async def test_large_answer_spans_many_reads(kx: Driver, encoding: str) -> None:
     assert kx.server.connections() == 1
 
 
-@pytest.mark.known_bug(
-    "httpx",
-    reason="kalshi_httpx lets httpx.DecodingError escape: _errors.map_exceptions catches only "
-    "httpx.TransportError, and DecodingError is not one",
-    raises=httpx.DecodingError,
-    leaks=True,  # on trio, httpx's response stream generators are left to the GC
-)
 async def test_corrupt_gzip_answer_is_a_read_error(kx: Driver) -> None:
     kx.server.script("/markets/KXBAD", Fault(corrupt_gzip=True))
     async with kx.client(retry=NO_RETRY) as client:

@@ -672,3 +672,32 @@ def test_empty_body_model_is_the_default_body() -> None:
 
 def test_operation_without_body_sends_none() -> None:
     assert calls.delete_api_key("k").body == b""
+
+
+def test_a_large_page_parses_with_the_collector_paused_and_restored() -> None:
+    import gc
+    import json as _json
+
+    from kalshi_proto.rest.call import LARGE_BODY
+    from kalshi_proto.rest.generated import calls as _calls
+    from tests.helpers.spec import example
+
+    market = example("Market")
+    count = LARGE_BODY // len(_json.dumps(market)) + 2
+    body = _json.dumps({"markets": [dict(market, ticker=f"M{i}") for i in range(count)], "cursor": ""}).encode()
+    assert len(body) >= LARGE_BODY
+    response = HttpResponse(status=200, headers=(), body=body)
+    assert gc.isenabled()
+    page = _calls.get_markets().parse(response)
+    assert len(page) == count and page[-1].ticker == f"M{count - 1}"
+    assert gc.isenabled()
+    gc.disable()  # a caller who turned the collector off keeps it off
+    try:
+        assert len(_calls.get_markets().parse(response)) == count
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    bad = HttpResponse(status=200, headers=(), body=body.replace(b'"M1"', b"1", 1))
+    with pytest.raises(RemoteProtocolError):
+        _calls.get_markets().parse(bad)
+    assert gc.isenabled()

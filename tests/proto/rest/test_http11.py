@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from kalshi_proto.errors import LocalProtocolError, RemoteProtocolError
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
 from kalshi_proto.rest.events import ConnectionClosed, HttpEvent, ResponseReceived
-from kalshi_proto.rest.http11 import ACCEPT_ENCODING, Http11Connection
+from kalshi_proto.rest.http11 import ACCEPT_ENCODING, Http11Connection, decode_body
 from tests.helpers.feed import (
     ReceiveData,
     chunks_random,
@@ -728,3 +728,16 @@ def test_a_chunked_body_over_the_limit_is_remote_protocol_error() -> None:
     with pytest.raises(RemoteProtocolError, match="the response body exceeds 10 bytes"):
         conn.receive_data(data, 0.0)
     assert conn.closed
+
+
+def test_decode_body_for_transports_that_hand_over_raw_bytes() -> None:
+    assert decode_body("", BODY) == BODY
+    assert decode_body(" Identity ", BODY) == BODY
+    assert decode_body("gzip", gzip.compress(BODY)) == BODY
+    assert decode_body("deflate", raw_deflate(BODY)) == BODY
+    with pytest.raises(RemoteProtocolError, match="content-encoding 'br'"):
+        decode_body("br", BODY)
+    with pytest.raises(RemoteProtocolError, match="truncated"):
+        decode_body("gzip", gzip.compress(BODY)[:-8])
+    with pytest.raises(RemoteProtocolError, match="exceeds 10 bytes"):
+        decode_body("gzip", gzip.compress(BODY), max_body_size=10)
