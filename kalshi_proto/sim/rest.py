@@ -25,6 +25,7 @@ import base64
 import binascii
 import json
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -190,6 +191,8 @@ class ExchangeApp:
         self._keys: dict[bytes, object] = {}
         self._burst_left = 0
         self.requests = 0
+        #: How many requests each operation answered (by operationId), faults and refusals included.
+        self.operation_counts: Counter[str] = Counter()
         self._handlers: dict[str, Callable[[_Context], tuple[int, BaseModel | None]]] = {
             name.removeprefix("_op_"): getattr(self, name)
             for name in dir(self)
@@ -262,6 +265,7 @@ class ExchangeApp:
     def _run(
         self, op: Operation, request: HttpRequest, path_args: dict[str, str], query_text: str, wall_ms: int
     ) -> tuple[int, bytes]:
+        self.operation_counts[op.operation_id] += 1
         account = self._authenticate(op, request, wall_ms) if op.requires_auth else None
         wall_ms = self.exchange_time(wall_ms)
         self.exchange.advance(wall_ms)
