@@ -29,6 +29,8 @@ def _decoded(reply: httpx.Response, raw: bytes) -> bytes:
 
 async def aread_body(reply: httpx.Response, deadline: float) -> bytes:
     """The decoded body of ``reply``, read by ``deadline`` (``time.monotonic()`` clock)."""
+    if reply.is_stream_consumed:
+        return reply.content  # read (and decoded) already, e.g. built by an httpx.MockTransport
     try:
         with anyio.fail_after(max(0.0, deadline - time.monotonic())):
             chunks = [chunk async for chunk in reply.aiter_raw()]
@@ -41,6 +43,8 @@ async def aread_body(reply: httpx.Response, deadline: float) -> bytes:
 
 def read_body(reply: httpx.Response, deadline: float) -> bytes:
     """The decoded body of ``reply``, read by ``deadline`` (``time.monotonic()`` clock)."""
+    if reply.is_stream_consumed:
+        return reply.content  # read (and decoded) already, e.g. built by an httpx.MockTransport
     chunks = []
     try:
         for chunk in reply.iter_raw():
