@@ -298,7 +298,7 @@ class Http11Connection:
             self._need += self._head_end
         if len(buffer) < self._need:
             return
-        body = bytes(buffer[self._head_end : self._need])
+        body = bytes(memoryview(buffer)[self._head_end : self._need])  # one copy, not two
         del buffer[: self._need]
         self._head_end = -1
         self._add_body(body)
