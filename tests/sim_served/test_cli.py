@@ -1,0 +1,59 @@
+"""``python -m kalshi_anyio.sim`` serves the exchange from a shell: scenario files and faults."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from kalshi_proto.errors import RateLimitError
+from kalshi_proto.rest.retry import RetryPolicy
+from kalshi_proto.sim.scenarios import default_scenario
+from kalshi_sync import KalshiClient
+
+
+@contextmanager
+def exchange(*flags: str, key_file: Path) -> Iterator[str]:
+    command = [sys.executable, "-m", "kalshi_anyio.sim", "--port", "0", "--key-file", str(key_file), *flags]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        assert first.startswith("local Kalshi exchange at http://127.0.0.1:"), first
+        key_line = process.stdout.readline()
+        assert "key id:      local-trader-key" in key_line
+        yield first.removeprefix("local Kalshi exchange at ").strip()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_the_command_serves_the_default_scenario_with_a_key_file(tmp_path: Path) -> None:
+    key_file = tmp_path / "trader.pem"
+    with exchange("--key-type", "ed25519", key_file=key_file) as base_url:
+        assert key_file.stat().st_mode & 0o777 == 0o600
+        with KalshiClient(base_url=base_url, key_id="local-trader-key", private_key_path=key_file) as client:
+            assert client.portfolio.balance().balance_dollars == 10_000
+            assert len(list(client.markets.list_all(limit=5))) == 12
+
+
+def test_the_command_takes_a_scenario_file_and_faults(tmp_path: Path) -> None:
+    scenario = default_scenario()
+    scenario["markets"] = scenario["markets"][:2]
+    scenario["liquidity"] = [o for o in scenario["liquidity"] if o["ticker"] in {m["ticker"] for m in scenario["markets"]}]
+    path = tmp_path / "small.json"
+    path.write_text(json.dumps(scenario))
+    key_file = tmp_path / "trader.pem"
+    with exchange("--scenario", str(path), "--fault-429", "1", "--retry-after", "2", key_file=key_file) as base_url:
+        with KalshiClient(base_url=base_url, retry=RetryPolicy.disabled()) as client:
+            with pytest.raises(RateLimitError) as limited:
+                client.markets.list()
+            assert limited.value.retry_after == 2
+    with exchange("--scenario", str(path), key_file=key_file) as base_url:
+        with KalshiClient(base_url=base_url) as client:
+            assert len(client.markets.list()) == 2
