@@ -44,6 +44,11 @@ __all__ = [
 ]
 
 #: A loaded private key of a type Kalshi accepts.
+# RSA-PSS with SHA-256, MGF1(SHA-256) and a salt as long as the digest (32 bytes), built once:
+# these objects are immutable and the signature is made on every private call.
+_SHA256 = hashes.SHA256()
+_PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH)
+
 PrivateKey = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
 #: A passphrase for an encrypted PEM: the text, its bytes, or a callable that returns either
@@ -252,14 +257,7 @@ class Signer:
         """
         key = self._key
         if isinstance(key, rsa.RSAPrivateKey):
-            return key.sign(
-                message,
-                padding.PSS(
-                    mgf=padding.MGF1(hashes.SHA256()),
-                    salt_length=padding.PSS.DIGEST_LENGTH,
-                ),
-                hashes.SHA256(),
-            )
+            return key.sign(message, _PSS, _SHA256)
         return key.sign(message)
 
     def public_key_pem(self) -> bytes:
