@@ -184,10 +184,13 @@ class Limiter:
         """The limiter itself, as an async context manager holding one slot."""
         return self
 
-    async def __aenter__(self) -> None:
+    async def __aenter__(self) -> bool:
+        """Take a slot; True if this had to wait for one."""
         if self._free < 0:
-            return
+            return False
+        waited = False
         while self._free == 0:
+            waited = True
             event = anyio.Event()
             self._waiters.append(event)
             try:
@@ -199,6 +202,7 @@ class Limiter:
                     self._waiters.popleft().set()  # pass on the wake-up this task cannot use
                 raise
         self._free -= 1
+        return waited
 
     async def __aexit__(self, *exc_info: object) -> None:
         if self._free < 0:

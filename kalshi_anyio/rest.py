@@ -68,13 +68,13 @@ class AsyncKalshiClient(AsyncClientBase):
     async def _send(self, request: HttpRequest, timeout: float, deadline: float) -> HttpResponse:
         if self._closed:
             raise LocalProtocolError("the client is closed")
-        async with self._limiter.hold():
-            if _io.monotonic() >= deadline:
+        async with self._limiter.hold() as waited:
+            if waited and _io.monotonic() >= deadline:
                 raise ConnectTimeout("no connection became free before the timeout")
             connection = await self._checkout(deadline)
             try:
                 with _io.Deadline(deadline):
-                    response = await self._exchange(connection, request, deadline)
+                    response = await self._exchange(connection, request, deadline, deadline - timeout)
             except BaseException:
                 await connection.stream.aclose()
                 raise
@@ -94,8 +94,10 @@ class AsyncKalshiClient(AsyncClientBase):
         return _Connection(stream, self._host_header)
 
     async def _exchange(
-        self, connection: _Connection, request: HttpRequest, deadline: float
+        self, connection: _Connection, request: HttpRequest, deadline: float, now: float
     ) -> HttpResponse:
+        # ``now`` is when the attempt started: the HTTP/1.1 core runs no timers, so the bytes
+        # are fed with that time rather than a fresh clock read per chunk.
         http = connection.http
         http.send_request(request)
         await connection.stream.send(http.data_to_send(), deadline)
@@ -108,9 +110,9 @@ class AsyncKalshiClient(AsyncClientBase):
             data = await connection.stream.receive(deadline)
             try:
                 if data:
-                    http.receive_data(data, _io.monotonic())
+                    http.receive_data(data, now)
                 else:
-                    http.receive_eof(_io.monotonic())
+                    http.receive_eof(now)
             except RemoteProtocolError as exc:
                 raise ReadError(f"bad response from the server: {exc}") from exc
 

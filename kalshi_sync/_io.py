@@ -166,9 +166,12 @@ class Limiter:
         """Hold one slot for the duration of the ``with`` block."""
         return self
 
-    def __enter__(self) -> None:
-        if self._semaphore is not None:
-            self._semaphore.acquire()
+    def __enter__(self) -> bool:
+        """Take a slot; True if this had to wait for one."""
+        if self._semaphore is None or self._semaphore.acquire(blocking=False):
+            return False
+        self._semaphore.acquire()
+        return True
 
     def __exit__(self, *exc_info: object) -> None:
         if self._semaphore is not None:

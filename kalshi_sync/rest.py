@@ -69,13 +69,13 @@ class KalshiClient(ClientBase):
     def _send(self, request: HttpRequest, timeout: float, deadline: float) -> HttpResponse:
         if self._closed:
             raise LocalProtocolError("the client is closed")
-        with self._limiter.hold():
-            if _io.monotonic() >= deadline:
+        with self._limiter.hold() as waited:
+            if waited and _io.monotonic() >= deadline:
                 raise ConnectTimeout("no connection became free before the timeout")
             connection = self._checkout(deadline)
             try:
                 with _io.Deadline(deadline):
-                    response = self._exchange(connection, request, deadline)
+                    response = self._exchange(connection, request, deadline, deadline - timeout)
             except BaseException:
                 connection.stream.close()
                 raise
@@ -95,8 +95,10 @@ class KalshiClient(ClientBase):
         return _Connection(stream, self._host_header)
 
     def _exchange(
-        self, connection: _Connection, request: HttpRequest, deadline: float
+        self, connection: _Connection, request: HttpRequest, deadline: float, now: float
     ) -> HttpResponse:
+        # ``now`` is when the attempt started: the HTTP/1.1 core runs no timers, so the bytes
+        # are fed with that time rather than a fresh clock read per chunk.
         http = connection.http
         http.send_request(request)
         connection.stream.send(http.data_to_send(), deadline)
@@ -109,9 +111,9 @@ class KalshiClient(ClientBase):
             data = connection.stream.receive(deadline)
             try:
                 if data:
-                    http.receive_data(data, _io.monotonic())
+                    http.receive_data(data, now)
                 else:
-                    http.receive_eof(_io.monotonic())
+                    http.receive_eof(now)
             except RemoteProtocolError as exc:
                 raise ReadError(f"bad response from the server: {exc}") from exc
 
