@@ -123,11 +123,12 @@ def build_app(
     key_type: str = "rsa",
 ) -> tuple[ExchangeApp, bytes]:
     """The exchange app for a scenario with the ready-made account added; returns (app, private PEM)."""
-    exchange = build_exchange(_scenario(scenario), seed=seed)
+    chosen = _scenario(scenario)
+    exchange = build_exchange(chosen, seed=seed)
     private, public = _new_key(key_type)
     exchange.add_account(TRADER, balance, {TRADER_KEY_ID: public})
     rng = random.Random(seed).random if faults is not None and faults.active else None
-    return ExchangeApp(exchange, faults=faults, rng=rng), private
+    return ExchangeApp(exchange, faults=faults, rng=rng, actions=chosen.get("actions", ())), private
 
 
 @asynccontextmanager

@@ -26,7 +26,7 @@ import binascii
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -58,6 +58,7 @@ from kalshi_proto.sim.exchange import (
     PlaceResult,
 )
 from kalshi_proto.sim.matching import Side, StpMode, TimeInForce
+from kalshi_proto.sim.scenario import run_actions
 
 __all__ = ["NOT_MODELLED", "ExchangeApp", "Faults"]
 
@@ -159,6 +160,8 @@ class ExchangeApp:
         rng: floats in [0, 1) for fault decisions; required when any fault share is set.
         prefix: the path prefix of the API (``/trade-api/v2``).
         max_clock_skew_ms: how far a request timestamp may be from ``wall_ms``.
+        actions: the scenario's scripted actions (``scenario["actions"]``), applied when the
+            exchange's clock reaches them; times count from the exchange's start.
         epoch_ms: the wall-clock time at which the exchange's own clock reads its start time
             (``exchange.wall_ms`` when the app is made); the first request's ``wall_ms`` when
             None. The exchange's clock then runs at wall-clock speed from its scenario start, so
@@ -175,10 +178,13 @@ class ExchangeApp:
         prefix: str = "/trade-api/v2",
         max_clock_skew_ms: int = 30_000,
         epoch_ms: int | None = None,
+        actions: Sequence[Mapping[str, Any]] = (),
     ) -> None:
         self.exchange = exchange
         self._origin = exchange.wall_ms
         self._epoch = epoch_ms
+        self._actions = tuple(actions)
+        self._actions_done = 0
         self.faults = faults or Faults()
         if self.faults.active and rng is None:
             raise ConfigurationError("fault injection needs an rng (e.g. random.Random(seed).random)")
@@ -268,6 +274,8 @@ class ExchangeApp:
         self.operation_counts[op.operation_id] += 1
         account = self._authenticate(op, request, wall_ms) if op.requires_auth else None
         wall_ms = self.exchange_time(wall_ms)
+        if self._actions_done < len(self._actions):
+            self._actions_done = run_actions(self.exchange, self._actions, self._origin, wall_ms, self._actions_done)
         self.exchange.advance(wall_ms)
         handler = self._handlers.get(op.operation_id)
         if handler is None:

@@ -3,6 +3,7 @@ how `run_actions` applies scripted actions on time, and that two builds are iden
 
 from __future__ import annotations
 
+import json
 from dataclasses import astuple
 from decimal import Decimal
 from typing import Any
@@ -256,3 +257,26 @@ def test_two_builds_are_identical() -> None:
     assert [astuple(o)[1:] for o in seeded.orders.values()] == [
         astuple(o)[1:] for o in first.orders.values()
     ]
+
+
+def test_a_served_exchange_runs_the_scripted_actions_as_its_clock_reaches_them() -> None:
+    from kalshi_proto.rest.call import HttpRequest
+    from kalshi_proto.sim.rest import ExchangeApp
+
+    scenario = default_scenario()
+    ticker = "KXFED-26JAN-HOLD"
+    scenario["actions"] = [
+        {"at_ms": 60_000, "do": "determine", "ticker": ticker, "result": "yes"},
+        {"at_ms": 120_000, "do": "settle", "ticker": ticker},
+    ]
+    exchange = build_exchange(scenario)
+    app = ExchangeApp(exchange, epoch_ms=1_000_000, actions=scenario["actions"])
+    get = HttpRequest(method="GET", target=f"/trade-api/v2/markets/{ticker}", headers=(), body=b"")
+
+    def status(wall_ms: int) -> str:
+        reply = app.handle(get, now=0.0, wall_ms=wall_ms)
+        return str(json.loads(reply.response.body)["market"]["status"])
+
+    assert status(1_000_000 + 59_999) == "active"
+    assert status(1_000_000 + 60_000) == "determined"
+    assert status(1_000_000 + 120_000) == "finalized"
