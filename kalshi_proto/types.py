@@ -34,6 +34,7 @@ __all__ = [
     "decimal_to_wire",
     "dollars_to_wire",
     "none_as_empty",
+    "number_to_wire",
     "parse_decimal",
 ]
 
@@ -41,6 +42,14 @@ __all__ = [
 def decimal_to_wire(value: Decimal) -> str:
     """Format a `Decimal` as a plain fixed-point string, never in exponent form."""
     return format(value, "f")
+
+
+def number_to_wire(value: Decimal) -> int | float:
+    """Write a spec ``type: number`` value as a JSON number: an int when it is whole, otherwise
+    the float nearest to it (these fields are doubles in the spec: fee multipliers, strikes)."""
+    if value == value.to_integral_value():
+        return int(value)
+    return float(value)
 
 
 def dollars_to_wire(value: Decimal) -> str:
@@ -136,17 +145,19 @@ class NoneAsEmpty:
 
 
 _wire = PlainSerializer(decimal_to_wire, return_type=str, when_used="json")
+_number_wire = PlainSerializer(number_to_wire, return_type=int | float, when_used="json")
 _dollars_wire = PlainSerializer(dollars_to_wire, return_type=str, when_used="json")
 
 #: A dollar amount in a response (``FixedPointDollars``), exact.
 Dollars = Annotated[Decimal, _wire]
 #: A contract count in a response (``FixedPointCount``), exact.
 Count = Annotated[Decimal, _wire]
-#: Any other JSON number in a response (fee multipliers, strikes), exact.
-Number = Annotated[Decimal, _wire]
+#: Any other JSON number in a response (fee multipliers, strikes): read exactly, written back as
+#: a JSON number.
+Number = Annotated[Decimal, _number_wire]
 #: A dollar amount in a request; refuses float and bool, at most 6 decimal places.
 DollarsIn = Annotated[Decimal, BeforeValidator(_dollars_in), _dollars_wire]
 #: A contract count in a request; refuses float and bool, at most 2 decimal places.
 CountIn = Annotated[Decimal, BeforeValidator(_count_in), _wire]
-#: Any other number in a request; refuses float and bool.
-NumberIn = Annotated[Decimal, BeforeValidator(_number_in), _wire]
+#: Any other number in a request; refuses float and bool; written as a JSON number.
+NumberIn = Annotated[Decimal, BeforeValidator(_number_in), _number_wire]
