@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel
 
-from kalshi_proto.errors import ApiError, RateLimitError, api_error_for_status
+from kalshi_proto.errors import ApiError, RateLimitError, RemoteProtocolError, api_error_for_status
 from kalshi_proto.rest.operations import Operation, Param, ParamKind, ParamLocation
 from kalshi_proto.rest.retry import parse_retry_after
 from kalshi_proto.types import decimal_to_wire
@@ -182,8 +182,6 @@ class Call(Generic[T]):
         try:
             parsed = _validate(model, response.body or b"{}")
         except ValueError as exc:
-            from kalshi_proto.errors import RemoteProtocolError
-
             raise RemoteProtocolError(
                 f"{op.operation_id}: HTTP {response.status} body does not match "
                 f"{model.__name__}: {_first_lines(str(exc))}"

@@ -217,7 +217,7 @@ class CallRun(Generic[T]):
         if state is _State.SENT:
             raise LocalProtocolError("a request is in flight; report its response or failure first")
         if self._deadline is not None and now >= self._deadline:
-            return self._fail_timeout(now)
+            return self._fail_timeout()
         if state is _State.WAITING:
             if now < self._wake_at:
                 return Sleep(self._wake_at - now)
@@ -227,7 +227,7 @@ class CallRun(Generic[T]):
             wait = self._core._decide_wait(self, now)
             if wait > 0:
                 if self._deadline is not None and now + wait > self._deadline:
-                    return self._fail_timeout(now, f"the rate limiter asks for a {wait:.2f}s wait")
+                    return self._fail_timeout(f"the rate limiter asks for a {wait:.2f}s wait")
                 self._state = _State.WAITING
                 self._wake_at = now + wait
                 return Sleep(wait)
@@ -299,7 +299,7 @@ class CallRun(Generic[T]):
         self._error = error
         self._state = _State.DONE
 
-    def _fail_timeout(self, now: float, why: str | None = None) -> Finished:
+    def _fail_timeout(self, why: str | None = None) -> Finished:
         total = self._core.config.retry.total_timeout
         text = f"{self.call.operation.operation_id}: total_timeout of {total:g}s reached"
         text += f" after {self.attempts} attempt(s)"

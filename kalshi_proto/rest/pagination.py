@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Generic, TypeVar
 
-from kalshi_proto.errors import RemoteProtocolError
+from kalshi_proto.errors import LocalProtocolError, RemoteProtocolError
 from kalshi_proto.rest.call import Call, Page
 
 __all__ = ["CursorPager", "aiterate_pages", "iterate_pages"]
@@ -67,8 +67,6 @@ class CursorPager(Generic[T]):
         """
         current = self._next
         if current is None:
-            from kalshi_proto.errors import LocalProtocolError
-
             raise LocalProtocolError("the pager is finished; there is no page to feed")
         self._pages += 1
         cursor = page.cursor

@@ -389,34 +389,27 @@ class Exchange:
 
     # ---- fees ------------------------------------------------------------------------------
 
-    def trade_fee(self, market: MarketState, count: Decimal, price: Decimal, *, taker: bool) -> Decimal:
-        """The trade fee of one fill before balance rounding (rounded up to $0.0001)."""
+    def _fee(self, market: MarketState, count: Decimal, pp: Decimal, *, taker: bool) -> Decimal:
+        # The series' fee model, unrounded; ``pp`` is P * (1 - P) at the trade price.
         series = self.series[self.events[market.event_ticker].series_ticker]
         if series.fee_type == "flat":
-            return _ceil(series.fee_multiplier * count) if taker else ZERO
+            return series.fee_multiplier * count if taker else ZERO
         if taker:
-            rate = TAKER_RATE
-        elif series.fee_type in MAKER_FEE_TYPES:
-            rate = MAKER_RATE
-        else:
-            return ZERO
-        return _ceil(rate * series.fee_multiplier * count * price * (ONE - price))
+            return TAKER_RATE * series.fee_multiplier * count * pp
+        if series.fee_type in MAKER_FEE_TYPES:
+            return MAKER_RATE * series.fee_multiplier * count * pp
+        return ZERO
+
+    def trade_fee(self, market: MarketState, count: Decimal, price: Decimal, *, taker: bool) -> Decimal:
+        """The trade fee of one fill before balance rounding (rounded up to $0.0001)."""
+        return _ceil(self._fee(market, count, price * (ONE - price), taker=taker))
 
     def fee_budget(self, market: MarketState, count: Decimal, worst_pp: Decimal, *, taker: bool) -> Decimal:
         """The most the fills of ``count`` contracts can be charged in fees (see the module docs).
 
         ``worst_pp`` is the largest ``P * (1 - P)`` of any price the order may trade at.
         """
-        series = self.series[self.events[market.event_ticker].series_ticker]
-        if series.fee_type == "flat":
-            base = series.fee_multiplier * count if taker else ZERO
-        elif taker:
-            base = TAKER_RATE * series.fee_multiplier * count * worst_pp
-        elif series.fee_type in MAKER_FEE_TYPES:
-            base = MAKER_RATE * series.fee_multiplier * count * worst_pp
-        else:
-            base = ZERO
-        return _ceil(base) + DUST_PER_CONTRACT * count
+        return _ceil(self._fee(market, count, worst_pp, taker=taker)) + DUST_PER_CONTRACT * count
 
     @staticmethod
     def taker_worst_pp(side: Side, limit: Decimal) -> Decimal:

@@ -36,6 +36,7 @@ from kalshi_proto.rest.generated import models as m
 from kalshi_proto.rest.ratelimit import Bucket, BucketLimit, RateLimiter
 from kalshi_proto.rest.retry import RetryPolicy
 from tests.helpers.clock import FakeClock
+from tests.helpers.stepping import step
 
 T = TypeVar("T")
 
@@ -161,14 +162,6 @@ class FakeClient(_Fake, ClientBase):
 Client = FakeAsyncClient | FakeClient
 
 
-def step(awaitable: Awaitable[T]) -> T:
-    """Run an awaitable that never suspends to its result, with no event loop."""
-    iterator = awaitable.__await__()
-    try:
-        iterator.send(None)
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
-    raise AssertionError("the awaitable suspended; it needs an event loop")
 
 
 def resolve(value: Awaitable[T] | T) -> T:

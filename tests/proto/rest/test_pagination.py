@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 import pytest
@@ -14,6 +14,7 @@ from kalshi_proto.rest.generated import calls
 from kalshi_proto.rest.generated import models as m
 from kalshi_proto.rest.naming import CURSOR_FIELDS
 from kalshi_proto.rest.pagination import CursorPager, aiterate_pages, iterate_pages
+from tests.helpers.stepping import step
 
 T = TypeVar("T")
 
@@ -54,14 +55,6 @@ class Server:
         return self.execute(call)
 
 
-def step(awaitable: Awaitable[T]) -> T:
-    """Run an awaitable that never suspends to its result, with no event loop."""
-    iterator = awaitable.__await__()
-    try:
-        iterator.send(None)
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
-    raise AssertionError("the awaitable suspended; it needs an event loop")
 
 
 def anext_item(iterator: AsyncIterator[T]) -> T:
