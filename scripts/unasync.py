@@ -44,6 +44,8 @@ RULES: tuple[tuple[str, str], ...] = (
     (r"\bkalshi_anyio\b", "kalshi_sync"),
     (r"\bhttpx\.AsyncClient\b", "httpx.Client"),
     (r"\bhttpx\.AsyncBaseTransport\b", "httpx.BaseTransport"),
+    (r"\bhttpx\.AsyncHTTPTransport\b", "httpx.HTTPTransport"),
+    (r"\bhandle_async_request\b", "handle_request"),
     (r"^from anyio import sleep as _sleep$", "from time import sleep as _sleep"),
 )
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
+import threading
 
 import anyio
 import httpx
 import pytest
 
 import kalshi_httpx
-from kalshi_proto.errors import NotFoundError
+from kalshi_proto.errors import NotFoundError, TransportError
+from kalshi_proto.rest.retry import RetryPolicy
 from tests.helpers.spec import example
 
 BASE = "https://external-api.kalshi.com/trade-api/v2"
@@ -20,7 +23,9 @@ STATUS = json.dumps(example("ExchangeStatus")).encode()
 def handler(request: httpx.Request) -> httpx.Response:
     if request.url.path.endswith("/exchange/status"):
         if request.url.params.get("zip"):
-            return httpx.Response(200, headers={"content-encoding": "gzip"}, content=gzip.compress(STATUS))
+            return httpx.Response(
+                200, headers={"content-encoding": "gzip"}, content=gzip.compress(STATUS)
+            )
         return httpx.Response(200, content=STATUS)
     return httpx.Response(404, json={"code": "not_found", "message": "no such thing"})
 
@@ -35,7 +40,9 @@ def test_a_mock_transport_answers_the_blocking_client() -> None:
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_a_mock_transport_answers_the_async_client(backend: str) -> None:
     async def main() -> None:
-        async with kalshi_httpx.AsyncKalshiClient(base_url=BASE, transport=httpx.MockTransport(handler)) as client:
+        async with kalshi_httpx.AsyncKalshiClient(
+            base_url=BASE, transport=httpx.MockTransport(handler)
+        ) as client:
             assert (await client.exchange.status()).exchange_active is True
             with pytest.raises(NotFoundError):
                 await client.markets.get("NOPE")
@@ -45,7 +52,105 @@ def test_a_mock_transport_answers_the_async_client(backend: str) -> None:
 
 def test_a_gzip_body_from_a_mock_transport_is_decoded_once() -> None:
     def zipped(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, headers={"content-encoding": "gzip"}, content=gzip.compress(STATUS))
+        return httpx.Response(
+            200, headers={"content-encoding": "gzip"}, content=gzip.compress(STATUS)
+        )
 
     with kalshi_httpx.KalshiClient(base_url=BASE, transport=httpx.MockTransport(zipped)) as client:
         assert client.exchange.status().exchange_active is True
+
+
+class RecordingTransport(httpx.MockTransport):
+    """A mock transport that remembers each request and whether it was closed."""
+
+    def __init__(self) -> None:
+        self.requests: list[httpx.Request] = []
+        self.closed = False
+        super().__init__(self._answer)
+
+    def _answer(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return handler(request)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_requests_carry_the_signed_path_and_a_timeout_and_the_transport_is_closed() -> None:
+    transport = RecordingTransport()
+    with kalshi_httpx.KalshiClient(base_url=BASE, transport=transport, timeout=7.5) as client:
+        client.exchange.status()
+        client.exchange.status()
+        assert list(client._urls) == ["/trade-api/v2/exchange/status"]  # parsed once, reused
+    first, second = transport.requests
+    assert first.url == "https://external-api.kalshi.com/trade-api/v2/exchange/status"
+    assert second.url == first.url
+    assert first.extensions["timeout"] == dict.fromkeys(("connect", "read", "write", "pool"), 7.5)
+    assert first.headers["accept-encoding"] == "gzip, deflate"
+    assert transport.closed
+
+
+def test_the_parsed_url_cache_stays_bounded_and_each_request_goes_to_its_own_target() -> None:
+    transport = RecordingTransport()
+    with kalshi_httpx.KalshiClient(base_url=BASE, transport=transport) as client:
+        for number in range(300):
+            with pytest.raises(NotFoundError):
+                client.markets.get(f"KX-{number}")
+            assert transport.requests[-1].url.path == f"/trade-api/v2/markets/KX-{number}"
+        assert len(client._urls) <= 256
+
+
+def test_a_given_http_client_is_used_with_its_settings_and_left_open() -> None:
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return handler(request)
+
+    http_client = httpx.Client(transport=httpx.MockTransport(answer), headers={"X-Desk": "rates"})
+    with kalshi_httpx.KalshiClient(base_url=BASE, http_client=http_client) as client:
+        assert client.exchange.status().exchange_active is True
+    assert seen[0].headers["x-desk"] == "rates"
+    assert not http_client.is_closed
+    http_client.close()
+
+
+def test_a_proxy_named_in_the_environment_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With HTTPS_PROXY set and no transport given, requests go through the proxy, as they
+    would with httpx.Client; a proxy that refuses the tunnel is a TransportError. (The target is
+    a loopback port nobody listens on, so a client that ignored the proxy fails without ever
+    leaving the machine.)"""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead_port = probe.getsockname()[1]
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(5)
+    received: list[bytes] = []
+
+    def proxy() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            data = b""
+            while b"\r\n\r\n" not in data and (chunk := connection.recv(4096)):
+                data += chunk
+            received.append(data)
+            connection.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+
+    thread = threading.Thread(target=proxy, daemon=True)
+    thread.start()
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{listener.getsockname()[1]}")
+    try:
+        base = f"https://127.0.0.1:{dead_port}/trade-api/v2"
+        with kalshi_httpx.KalshiClient(
+            base_url=base, timeout=5, retry=RetryPolicy.disabled()
+        ) as client:
+            with pytest.raises(TransportError):
+                client.exchange.status()
+    finally:
+        thread.join(6)
+        listener.close()
+    assert received and received[0].startswith(
+        f"CONNECT 127.0.0.1:{dead_port} HTTP/1.1\r\n".encode()
+    )
