@@ -52,6 +52,26 @@ _STATUS_LINE = re.compile(rb"HTTP/1\.1 ([2-5][0-9][0-9])(?: [\t\x20-\x7e\x80-\xf
 _HEADER_BLOCK = re.compile(rb"(?:[-!#$%&'*+.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*\r\n)*")
 _REQUEST_TARGET = re.compile(r"/[\x21-\x7e]*")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", *_BODY_METHODS})
+_VALID_NAMES: set[str] = set()  # header names already checked against _TOKEN
+
+
+def _is_token(text: str) -> bool:
+    try:
+        return _TOKEN.fullmatch(text.encode("ascii")) is not None
+    except UnicodeEncodeError:
+        return False
+
+
+def _valid_name(name: str) -> bool:
+    # The same few names go out on every request: check each once.
+    if name in _VALID_NAMES:
+        return True
+    if not _is_token(name):
+        return False
+    if len(_VALID_NAMES) < 256:
+        _VALID_NAMES.add(name)
+    return True
 
 
 class _State(enum.Enum):
@@ -84,7 +104,9 @@ class _Decoder:
             out = self._obj.decompress(data, self._limit - self._size + 1)
         except zlib.error:
             if not self._may_be_raw:
-                raise RemoteProtocolError(f"the {self._encoding} response body is corrupt") from None
+                raise RemoteProtocolError(
+                    f"the {self._encoding} response body is corrupt"
+                ) from None
             self._may_be_raw = False
             self._obj = zlib.decompressobj(-zlib.MAX_WBITS)
             head = bytes(self._head)
@@ -119,7 +141,9 @@ def decode_body(encoding: str, data: bytes, *, max_body_size: int = _DEFAULT_MAX
     if encoding in ("", "identity"):
         return data
     if encoding not in ("gzip", "deflate"):
-        raise RemoteProtocolError(f"the response uses content-encoding {encoding!r}, which was not asked for")
+        raise RemoteProtocolError(
+            f"the response uses content-encoding {encoding!r}, which was not asked for"
+        )
     decoder = _Decoder(encoding, max_body_size)
     return decoder.feed(data) + decoder.flush()
 
@@ -134,7 +158,7 @@ class Http11Connection:
 
     def __init__(self, host: str, *, max_body_size: int = _DEFAULT_MAX_BODY) -> None:
         self._host = host.encode("ascii")
-        self._prelude = b"\r\nHost: " + self._host + b"\r\nAccept-Encoding: " + ACCEPT_ENCODING.encode() + b"\r\n"
+        self._prelude = f"\r\nHost: {host}\r\nAccept-Encoding: {ACCEPT_ENCODING}\r\n"
         self._max_body = max_body_size
         self._state = _State.IDLE
         self._out = bytearray()
@@ -172,26 +196,31 @@ class Http11Connection:
         """
         self._guard()
         if self._state is not _State.IDLE:
-            why = "a request is already in flight" if self._state is _State.AWAITING else "the connection is closed"
+            why = (
+                "a request is already in flight"
+                if self._state is _State.AWAITING
+                else "the connection is closed"
+            )
             raise LocalProtocolError(f"cannot send a request: {why}")
         method = request.method
-        if not _TOKEN.fullmatch(method.encode("latin-1")):
+        if method not in _KNOWN_METHODS and not _is_token(method):
             raise LocalProtocolError(f"cannot encode the request: bad method {method!r}")
         if not _REQUEST_TARGET.fullmatch(request.target):
             raise LocalProtocolError(f"cannot encode the request: bad target {request.target!r}")
-        parts = [method, " ", request.target, " HTTP/1.1"]
+        parts = [method, " ", request.target, " HTTP/1.1", self._prelude]
         for name, value in request.headers:
-            if not _TOKEN.fullmatch(name.encode("latin-1")) or "\r" in value or "\n" in value or "\0" in value:
+            if "\r" in value or "\n" in value or "\0" in value or not _valid_name(name):
                 raise LocalProtocolError(f"cannot encode the request: bad header {name!r}")
             parts += (name, ": ", value, "\r\n")
         if request.body or method in _BODY_METHODS:
             parts.append(f"Content-Length: {len(request.body)}\r\n")
         parts.append("\r\n")
-        head = "".join(parts).encode("latin-1")
-        line_end = head.index(b" HTTP/1.1") + 9
-        self._out += head[:line_end]
-        self._out += self._prelude
-        self._out += head[line_end:]
+        try:
+            self._out += "".join(parts).encode("latin-1")
+        except UnicodeEncodeError:
+            raise LocalProtocolError(
+                "cannot encode the request: a header value is not Latin-1"
+            ) from None
         self._out += request.body
         self._method = method
         self._state = _State.AWAITING
@@ -349,7 +378,11 @@ class Http11Connection:
         # request with the same method (framing of the answer depends on it, nothing else does).
         conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_HEAD)
         conn.send(
-            h11.Request(method=self._method, target="/", headers=[(b"Host", self._host), (b"Content-Length", b"0")])
+            h11.Request(
+                method=self._method,
+                target="/",
+                headers=[(b"Host", self._host), (b"Content-Length", b"0")],
+            )
         )
         conn.send(h11.EndOfMessage())
         conn.receive_data(bytes(self._in))
@@ -376,7 +409,10 @@ class Http11Connection:
             if isinstance(event, h11.Response):
                 self._status = event.status_code
                 self._set_headers(
-                    tuple((bytes(k).decode("latin-1"), bytes(v).decode("latin-1")) for k, v in event.headers)
+                    tuple(
+                        (bytes(k).decode("latin-1"), bytes(v).decode("latin-1"))
+                        for k, v in event.headers
+                    )
                 )
             elif isinstance(event, h11.Data):
                 self._add_body(bytes(event.data))

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kalshi_proto.errors import LocalProtocolError, RemoteProtocolError
+from kalshi_proto.rest import http11
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
 from kalshi_proto.rest.events import ConnectionClosed, HttpEvent, ResponseReceived
 from kalshi_proto.rest.http11 import ACCEPT_ENCODING, Http11Connection, decode_body
@@ -701,11 +702,25 @@ def test_bytes_after_the_end_of_a_gzip_stream_are_remote_protocol_error() -> Non
         (HttpRequest(method="GE T", target="/", headers=(), body=b""), "bad method"),
         (HttpRequest(method="GET", target="/a b", headers=(), body=b""), "bad target"),
         (HttpRequest(method="GET", target="http://x/", headers=(), body=b""), "bad target"),
-        (HttpRequest(method="GET", target="/", headers=(("X-A", "1\r\nX-B: 2"),), body=b""), "bad header"),
-        (HttpRequest(method="GET", target="/", headers=(("Bad Name", "1"),), body=b""), "bad header"),
+        (
+            HttpRequest(method="GET", target="/", headers=(("X-A", "1\r\nX-B: 2"),), body=b""),
+            "bad header",
+        ),
+        (
+            HttpRequest(method="GET", target="/", headers=(("Bad Name", "1"),), body=b""),
+            "bad header",
+        ),
+        (HttpRequest(method="GÉT", target="/", headers=(), body=b""), "bad method"),
+        (HttpRequest(method="GET", target="/", headers=(("Nämé", "1"),), body=b""), "bad header"),
+        (
+            HttpRequest(method="GET", target="/", headers=(("X-A", "5 €"),), body=b""),
+            "a header value is not Latin-1",
+        ),
     ],
 )
-def test_requests_that_cannot_be_written_are_refused_unchanged(request_: HttpRequest, what: str) -> None:
+def test_requests_that_cannot_be_written_are_refused_unchanged(
+    request_: HttpRequest, what: str
+) -> None:
     conn = Http11Connection(HOST)
     with pytest.raises(LocalProtocolError, match=f"cannot encode the request: {what}"):
         conn.send_request(request_)
@@ -717,14 +732,20 @@ def test_requests_that_cannot_be_written_are_refused_unchanged(request_: HttpReq
 
 def test_switching_protocols_after_an_informational_response() -> None:
     conn = awaiting()
-    with pytest.raises(RemoteProtocolError, match=r"^invalid HTTP/1\.1 response: .*_SWITCH_UPGRADE"):
-        conn.receive_data(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 101 Switching Protocols\r\n\r\n", 0.0)
+    with pytest.raises(
+        RemoteProtocolError, match=r"^invalid HTTP/1\.1 response: .*_SWITCH_UPGRADE"
+    ):
+        conn.receive_data(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 101 Switching Protocols\r\n\r\n", 0.0
+        )
     assert conn.closed
 
 
 def test_a_chunked_body_over_the_limit_is_remote_protocol_error() -> None:
     conn = awaiting(max_body_size=10)
-    data = http(b"HTTP/1.1 200 OK", [(b"Transfer-Encoding", b"chunked")], chunked(b"0123456789", b"x"))
+    data = http(
+        b"HTTP/1.1 200 OK", [(b"Transfer-Encoding", b"chunked")], chunked(b"0123456789", b"x")
+    )
     with pytest.raises(RemoteProtocolError, match="the response body exceeds 10 bytes"):
         conn.receive_data(data, 0.0)
     assert conn.closed
@@ -741,3 +762,14 @@ def test_decode_body_for_transports_that_hand_over_raw_bytes() -> None:
         decode_body("gzip", gzip.compress(BODY)[:-8])
     with pytest.raises(RemoteProtocolError, match="exceeds 10 bytes"):
         decode_body("gzip", gzip.compress(BODY), max_body_size=10)
+
+
+def test_an_unusual_method_and_many_header_names_are_written_as_given() -> None:
+    conn = Http11Connection(HOST)
+    names = [f"X-Name-{n}" for n in range(300)]  # more than the checked-names cache keeps
+    headers = tuple((name, "v") for name in names)
+    conn.send_request(HttpRequest(method="PROPFIND", target="/", headers=headers, body=b""))
+    data = conn.data_to_send()
+    assert data.startswith(b"PROPFIND / HTTP/1.1\r\nHost: ")
+    assert all(f"\r\n{name}: v\r\n".encode() in data for name in names)
+    assert len(http11._VALID_NAMES) <= 256
