@@ -1,6 +1,9 @@
 """Kalshi SDK adapter for httpx (REST only): connection pooling and optional HTTP/2.
 
-`KalshiClient` wraps `httpx.Client`; `AsyncKalshiClient` wraps `httpx.AsyncClient`.
+`KalshiClient` sends through an `httpx.HTTPTransport` (or the transport you pass), and
+`AsyncKalshiClient` through an `httpx.AsyncHTTPTransport`. Pass ``http_client=`` to use your own
+`httpx.Client` / `httpx.AsyncClient` with all its settings; a proxy named in the environment
+(``HTTPS_PROXY``, ``ALL_PROXY``) is honoured through an internal httpx client.
 """
 
 from __future__ import annotations
