@@ -20,7 +20,7 @@ SPECS = ROOT.parent / "shared" / "specs"
 if str(ROOT / "scripts") not in sys.path:
     sys.path.insert(0, str(ROOT / "scripts"))
 
-import generate  # noqa: E402  (scripts/generate.py)
+import generate  # type: ignore[import-not-found]  # noqa: E402  (scripts/generate.py)
 
 __all__ = ["SPECS", "example", "load_spec", "schema", "schemas"]
 
@@ -29,7 +29,8 @@ _MONEY = {"FixedPointDollars": "0.5600", "FixedPointCount": "10.00"}
 
 @functools.cache
 def _spec() -> dict[str, Any]:
-    return generate.load_spec(SPECS)
+    spec: dict[str, Any] = generate.load_spec(SPECS)
+    return spec
 
 
 def load_spec() -> dict[str, Any]:
