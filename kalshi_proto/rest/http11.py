@@ -172,8 +172,10 @@ class Http11Connection:
         self._size = 0
         self._decoder: _Decoder | None = None
         self._closing = False
-        self._head_end = -1  # fast path: where the body starts, once the head is parsed
-        self._need = 0  # fast path: where the body ends
+        self._head: bytes | None = None  # fast path: the parsed head, while its body arrives
+        self._need = 0  # fast path: the body's length (Content-Length)
+        self._parts: list[bytes] = []  # fast path: the body as it arrived
+        self._got = 0  # fast path: bytes in _parts
         self._error: str | None = None
         self._eof = False
 
@@ -230,8 +232,10 @@ class Http11Connection:
         self._size = 0
         self._decoder = None
         self._closing = False
-        self._head_end = -1
+        self._head = None
         self._need = 0
+        self._parts = []
+        self._got = 0
         if self._in:
             self._parse()  # bytes that arrived after the last response
 
@@ -268,9 +272,10 @@ class Http11Connection:
         if self._h11 is not None:
             self._h11.receive_data(data)
             self._pump()
+        elif self._head is not None:
+            self._add_part(data)
         else:
-            self._in += data
-            self._parse()
+            self._parse(data)
 
     def receive_eof(self, now: float) -> None:
         """Report that the server closed the connection; then drain `next_event`.
@@ -312,24 +317,49 @@ class Http11Connection:
 
     # ---- the fast path ---------------------------------------------------------------------
 
-    def _parse(self) -> None:
-        buffer = self._in
-        if self._head_end < 0:
-            end = buffer.find(b"\r\n\r\n")
-            if end < 0:
-                if len(buffer) > _MAX_HEAD or b"\n\n" in buffer or b"\n\r\n" in buffer:
-                    self._to_h11()  # too long, or bare LF line endings: h11's business
-                return
-            if not self._fast_head(bytes(buffer[:end])):
-                self._to_h11()
-                return
-            self._head_end = end + 4
-            self._need += self._head_end
-        if len(buffer) < self._need:
+    def _parse(self, data: bytes = b"") -> None:
+        # Look for the head in the bytes kept so far and then ``data``. A response that arrives
+        # whole in one read is sliced out of ``data`` without passing through the buffer: the
+        # body is copied once, which matters for megabyte pages.
+        if self._in or not data:
+            self._in += data
+            buffer: bytes | bytearray = self._in
+        else:
+            buffer = data
+        end = buffer.find(b"\r\n\r\n")
+        if end < 0:
+            if buffer is data:
+                self._in += data
+            if len(self._in) > _MAX_HEAD or b"\n\n" in self._in or b"\n\r\n" in self._in:
+                self._to_h11()  # too long, or bare LF line endings: h11's business
             return
-        body = bytes(memoryview(buffer)[self._head_end : self._need])  # one copy, not two
-        del buffer[: self._need]
-        self._head_end = -1
+        head = bytes(buffer[: end + 4])
+        if not self._fast_head(head[:end]):
+            if buffer is data:
+                self._in += data
+            self._to_h11()
+            return
+        rest = bytes(memoryview(buffer)[end + 4 :])
+        self._in.clear()
+        self._head = head
+        self._add_part(rest)
+
+    def _add_part(self, data: bytes) -> None:
+        # Body bytes after a fast-parsed head; bytes past the body wait for the next exchange.
+        missing = self._need - self._got
+        if len(data) > missing:
+            self._in += memoryview(data)[missing:]
+            data = data[:missing]
+        if data:
+            self._parts.append(data)
+            self._got += len(data)
+        if self._got < self._need:
+            return
+        parts = self._parts
+        body = parts[0] if len(parts) == 1 and type(parts[0]) is bytes else b"".join(parts)
+        self._head = None
+        self._parts = []
+        self._got = 0
         self._add_body(body)
         self._complete(reusable=not self._closing)
 
@@ -385,12 +415,17 @@ class Http11Connection:
             )
         )
         conn.send(h11.EndOfMessage())
-        conn.receive_data(bytes(self._in))
+        pending = bytes(self._in)
+        if self._head is not None:  # cut short after a fast-parsed head: h11 reads it all again
+            pending = self._head + b"".join(self._parts) + pending
+        conn.receive_data(pending)
         self._in.clear()
         self._h11 = conn
         self._closing = False
-        self._head_end = -1
+        self._head = None
         self._need = 0
+        self._parts = []
+        self._got = 0
         self._decoder = None
         self._pump()
 
