@@ -11,8 +11,9 @@ requests are answered one at a time, in order. Refused request bytes get the cor
 
 A connection that ends is half-closed first (a FIN, without a TLS ``close_notify``), and what the
 client still sends is read and dropped for up to two seconds, so the kernel does not answer unread
-bytes with a reset that could destroy the last response in flight. Idle keep-alive connections are
-not timed out; they last until the client closes them or the server stops.
+bytes with a reset that could destroy the last response in flight. A connection on which no byte
+arrives for ``idle_timeout`` seconds (60 by default), idle between requests or stalled in the
+middle of one, is closed the same way.
 
 `serve_rest_in_thread` runs the same server on its own asyncio loop in a background thread for
 blocking code and sync tests.
@@ -21,6 +22,7 @@ blocking code and sync tests.
 from __future__ import annotations
 
 import logging
+import math
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -46,7 +48,7 @@ from kalshi_proto.sim.app import Drop, Reply, Respond, RestApp
 from kalshi_proto.sim.events import ConnectionClosed, RequestReceived
 from kalshi_proto.sim.http import DEFAULT_MAX_BODY_SIZE, HttpServerConnection, error_response
 
-__all__ = ["Server", "serve_rest", "serve_rest_in_thread"]
+__all__ = ["DEFAULT_IDLE_TIMEOUT", "Server", "serve_rest", "serve_rest_in_thread"]
 
 _log = logging.getLogger(__name__)
 
@@ -55,6 +57,8 @@ _READ_SIZE = 64 * 1024
 _HANDSHAKE_TIMEOUT = 10.0
 #: Seconds a closing connection waits for the client to close its side (see `_Peer.linger`).
 _LINGER = 2.0
+#: Seconds a connection may go without receiving a byte before the server closes it.
+DEFAULT_IDLE_TIMEOUT = 60.0
 _STREAM_ERRORS = (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError)
 
 
@@ -128,6 +132,7 @@ async def serve_rest(
     port: int = 0,
     tls: bool | ssl.SSLContext = False,
     max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
 ) -> AsyncIterator[Server]:
     """Serve ``app`` over HTTP/1.1 until the ``async with`` block ends.
 
@@ -142,6 +147,8 @@ async def serve_rest(
             ``localhost`` and ``::1`` (needs ``trustme``; `Server.client_ssl_context` trusts it),
             or your own server-side `ssl.SSLContext`.
         max_body_size: the largest request body accepted, in bytes (413 beyond).
+        idle_timeout: seconds a connection may go without sending a byte before it is closed;
+            None keeps idle connections open until the client or the server stops.
 
     Yields:
         The `Server`, with its origin and counters.
@@ -150,12 +157,16 @@ async def serve_rest(
         ConfigurationError: ``tls=True`` without ``trustme`` installed, or ``tls`` of a wrong type.
         OSError: the address cannot be listened on.
     """
+    if idle_timeout is not None and not idle_timeout > 0:
+        raise ConfigurationError(
+            f"idle_timeout must be a positive number of seconds or None, got {idle_timeout!r}"
+        )
     server_context, trust = _tls_contexts(tls)
     listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
     async with listener:
         bound = listener.extra(SocketAttribute.local_port)
         server = Server(host, bound, trust=trust, tls=server_context is not None)
-        handler = _Handler(app, server, server_context, max_body_size)
+        handler = _Handler(app, server, server_context, max_body_size, idle_timeout)
         failure: Exception | None = None
         async with anyio.create_task_group() as group:
             group.start_soon(listener.serve, handler.serve)
@@ -178,6 +189,7 @@ def serve_rest_in_thread(
     port: int = 0,
     tls: bool | ssl.SSLContext = False,
     max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
 ) -> Iterator[Server]:
     """`serve_rest` on an asyncio loop in a background thread, for blocking code.
 
@@ -188,7 +200,14 @@ def serve_rest_in_thread(
     with (
         anyio.from_thread.start_blocking_portal(backend="asyncio") as portal,
         portal.wrap_async_context_manager(
-            serve_rest(app, host=host, port=port, tls=tls, max_body_size=max_body_size)
+            serve_rest(
+                app,
+                host=host,
+                port=port,
+                tls=tls,
+                max_body_size=max_body_size,
+                idle_timeout=idle_timeout,
+            )
         ) as server,
     ):
         yield server
@@ -265,11 +284,13 @@ class _Handler:
         server: Server,
         ssl_context: ssl.SSLContext | None,
         max_body_size: int,
+        idle_timeout: float | None,
     ) -> None:
         self._app = app
         self._server = server
         self._ssl = ssl_context
         self._max_body = max_body_size
+        self._idle = math.inf if idle_timeout is None else idle_timeout
 
     async def serve(self, tcp: anyio.abc.SocketStream) -> None:
         self._server._connections_accepted += 1
@@ -313,7 +334,11 @@ class _Handler:
             match event:
                 case None:
                     await peer.send(http.data_to_send())  # a 100 Continue, if any
-                    data = await peer.receive()
+                    with anyio.move_on_after(self._idle) as waiting:
+                        data = await peer.receive()
+                    if waiting.cancelled_caught:
+                        _log.debug("closing a connection idle for %s seconds", self._idle)
+                        return
                     if data:
                         http.receive_data(data, _io.monotonic())
                     else:

@@ -33,7 +33,7 @@ import anyio.from_thread
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from kalshi_anyio.serve import Server, serve_rest
+from kalshi_anyio.serve import DEFAULT_IDLE_TIMEOUT, Server, serve_rest
 from kalshi_proto.errors import ConfigurationError
 from kalshi_proto.sim.exchange import Exchange
 from kalshi_proto.sim.rest import ExchangeApp, Faults
@@ -142,6 +142,7 @@ async def serve_exchange(
     seed: int = 0,
     balance: Decimal = Decimal("10000"),
     key_type: str = "rsa",
+    idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
 ) -> AsyncIterator[LocalExchange]:
     """Run the local exchange on loopback for the duration of the ``async with`` block.
 
@@ -156,12 +157,14 @@ async def serve_exchange(
         seed: seeds generated ids and fault decisions.
         balance: the ready-made account's starting balance in dollars.
         key_type: ``"rsa"`` or ``"ed25519"`` for the ready-made account's key.
+        idle_timeout: seconds a connection may go without sending a byte before the server
+            closes it (None: never).
 
     Yields:
         The `LocalExchange` handle.
     """
     app, private = build_app(scenario=scenario, faults=faults, seed=seed, balance=balance, key_type=key_type)
-    async with serve_rest(app, host=host, port=port, tls=tls) as server:
+    async with serve_rest(app, host=host, port=port, tls=tls, idle_timeout=idle_timeout) as server:
         yield LocalExchange(server=server, app=app, key_id=TRADER_KEY_ID, private_key_pem=private)
 
 
@@ -196,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--burst", type=int, default=1, help="requests per 5xx burst")
     parser.add_argument("--latency", type=float, default=0.0, metavar="SECONDS", help="added to every response")
     parser.add_argument("--fault-drop", type=float, default=0.0, metavar="SHARE", help="cut this share of responses off mid-body")
+    parser.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT, metavar="SECONDS", help="close connections idle this long (0: never)")
     args = parser.parse_args(argv)
     scenario: str | Mapping[str, Any] = args.scenario
     if args.scenario not in SCENARIOS:
@@ -212,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     async def run() -> None:
         async with serve_exchange(
             scenario=scenario, host=args.host, port=args.port, tls=args.tls, faults=faults,
-            seed=args.seed, key_type=args.key_type,
+            seed=args.seed, key_type=args.key_type, idle_timeout=args.idle_timeout or None,
         ) as local:
             args.key_file.write_bytes(local.private_key_pem)
             args.key_file.chmod(0o600)

@@ -172,7 +172,7 @@ async def test_serves_a_request(tls: bool) -> None:
             assert echo["body"] == body.decode()
             assert server.connections_accepted == 1
             assert server.requests_served == 1
-            (_, now, wall_ms), = app.seen
+            ((_, now, wall_ms),) = app.seen
             assert now <= anyio.current_time()
             assert abs(wall_ms - time.time() * 1000) < 60_000
 
@@ -186,6 +186,52 @@ async def test_keep_alive_uses_one_connection(tls: bool) -> None:
                 assert status == 200 and json.loads(body)["target"] == target
             assert server.connections_accepted == 1
             assert server.requests_served == 2
+
+
+async def test_an_idle_connection_is_closed_after_the_idle_timeout(tls: bool) -> None:
+    with anyio.fail_after(TIMEOUT):
+        async with (
+            serve_rest(EchoApp(), tls=tls, idle_timeout=0.3) as server,
+            raw_client(server) as client,
+        ):
+            await client.send(get("/one"))
+            assert (await client.response())[0] == 200
+            started = anyio.current_time()
+            assert await client.rest_until_eof() == b""  # the server closed it, answering nothing
+            assert anyio.current_time() - started >= 0.25
+
+
+async def test_a_request_stalled_midway_is_closed_after_the_idle_timeout(tls: bool) -> None:
+    with anyio.fail_after(TIMEOUT):
+        async with (
+            serve_rest(EchoApp(), tls=tls, idle_timeout=0.3) as server,
+            raw_client(server) as client,
+        ):
+            await client.send(b"GET /half HTTP/1.1\r\nHost: 127.")
+            assert await client.rest_until_eof() == b""
+            assert server.requests_served == 0
+
+
+async def test_without_an_idle_timeout_an_idle_connection_stays_usable(tls: bool) -> None:
+    with anyio.fail_after(TIMEOUT):
+        async with (
+            serve_rest(EchoApp(), tls=tls, idle_timeout=None) as server,
+            raw_client(server) as client,
+        ):
+            await client.send(get("/one"))
+            assert (await client.response())[0] == 200
+            await anyio.sleep(0.5)
+            await client.send(get("/two"))
+            status, _, body = await client.response()
+            assert status == 200 and json.loads(body)["target"] == "/two"
+            assert server.connections_accepted == 1
+
+
+@pytest.mark.parametrize("idle_timeout", [0, -1.0, float("nan")])
+async def test_an_idle_timeout_must_be_positive(idle_timeout: float) -> None:
+    with pytest.raises(ConfigurationError, match="idle_timeout must be a positive number"):
+        async with serve_rest(EchoApp(), idle_timeout=idle_timeout):
+            pass
 
 
 async def test_pipelined_requests_are_answered_in_order(tls: bool) -> None:
@@ -300,7 +346,10 @@ async def test_handler_exception_gets_500_and_the_server_keeps_serving(
             await client.send(get("/boom"))
             status, _, body = await client.response()
             assert status == 500
-            assert json.loads(body) == {"code": "internal", "message": "RuntimeError: the app broke"}
+            assert json.loads(body) == {
+                "code": "internal",
+                "message": "RuntimeError: the app broke",
+            }
             # Same connection, next request.
             await client.send(get("/fine"))
             assert (await client.response())[0] == 200

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -57,3 +60,13 @@ def test_the_command_takes_a_scenario_file_and_faults(tmp_path: Path) -> None:
     with exchange("--scenario", str(path), key_file=key_file) as base_url:
         with KalshiClient(base_url=base_url) as client:
             assert len(client.markets.list()) == 2
+
+
+def test_the_command_closes_idle_connections_after_idle_timeout(tmp_path: Path) -> None:
+    with exchange("--idle-timeout", "0.3", key_file=tmp_path / "trader.pem") as base_url:
+        host, port = urlsplit(base_url).hostname, urlsplit(base_url).port
+        assert host is not None and port is not None
+        with socket.create_connection((host, port), timeout=10) as sock:
+            started = time.monotonic()
+            assert sock.recv(1) == b""  # closed by the server, nothing sent
+            assert time.monotonic() - started >= 0.25
