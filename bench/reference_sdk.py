@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     import urllib3
 
     answer = Urllib3Answer()
-    urllib3.PoolManager.request = answer  # type: ignore[method-assign]
+    urllib3.PoolManager.request = answer  # type: ignore[method-assign, assignment]
 
     print(
         f"{'SDK':34s} {'call':30s} {'body':>9s} {'n':>4s} {'ours µs':>10s} {'theirs µs':>11s} {'ratio':>6s}"

@@ -68,7 +68,7 @@ def main() -> int:
                             start = time.perf_counter()
                             for _ in range(args.calls):
                                 call()
-                            return args.calls / (time.perf_counter() - start)
+                            return float(args.calls / (time.perf_counter() - start))
 
                         row.append(rate(once, args.runs))
                 print(f"{cls.__module__ + '.' + cls.__name__:34} {'-':8} {row[0]:13,.0f} {row[1]:13,.0f}")

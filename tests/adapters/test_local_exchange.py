@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -74,75 +75,75 @@ async def test_a_whole_session_against_the_local_exchange(
     assert answered == modelled, f"not exercised: {sorted(modelled - answered)}"
 
 
-async def session(c: object, local: LocalExchange) -> None:
-    client = c  # typed loosely: the four flavours share the facade, half of it awaitable
+async def session(client: Any, local: LocalExchange) -> None:
+    # ``client`` is typed loosely: the four flavours share the facade, half of it awaitable.
     # -- public market data
-    status = await maybe(client.exchange.status())  # type: ignore[attr-defined]
+    status = await maybe(client.exchange.status())
     assert status.trading_active
-    await maybe(client.exchange.schedule())  # type: ignore[attr-defined]
-    await maybe(client.exchange.user_data_timestamp())  # type: ignore[attr-defined]
-    series = await maybe(client.series.list())  # type: ignore[attr-defined]
+    await maybe(client.exchange.schedule())
+    await maybe(client.exchange.user_data_timestamp())
+    series = await maybe(client.series.list())
     assert {s.ticker for s in series.series} == {"KXFED", "KXBTCD", "KXHIGHNY"}
-    assert (await maybe(client.series.get("KXFED"))).series.fee_type == "quadratic_with_maker_fees"  # type: ignore[attr-defined]
-    events = await collect(client.events.list_all(limit=2))  # type: ignore[attr-defined]
+    assert (await maybe(client.series.get("KXFED"))).series.fee_type == "quadratic_with_maker_fees"
+    events = await collect(client.events.list_all(limit=2))
     assert len(events) == 3
-    event = await maybe(client.events.get("KXFED-26JAN"))  # type: ignore[attr-defined]
+    event = await maybe(client.events.get("KXFED-26JAN"))
     assert len(event.markets) == 4
-    page = await maybe(client.markets.list(status="open", limit=5))  # type: ignore[attr-defined]
+    page = await maybe(client.markets.list(status="open", limit=5))
     assert len(page) == 5 and page.has_next
-    assert len(await collect(client.markets.list_all(status="open", limit=5))) == 12  # type: ignore[attr-defined]
-    market = (await maybe(client.markets.get(TICKER))).market  # type: ignore[attr-defined]
+    assert len(await collect(client.markets.list_all(status="open", limit=5))) == 12
+    market = (await maybe(client.markets.get(TICKER))).market
     assert (market.yes_bid_dollars, market.yes_ask_dollars) == (
         Decimal("0.5400"),
         Decimal("0.5600"),
     )
     with pytest.raises(NotFoundError):
-        await maybe(client.markets.get("NO-SUCH-MARKET"))  # type: ignore[attr-defined]
-    book = (await maybe(client.markets.orderbook(TICKER, depth=1))).orderbook_fp  # type: ignore[attr-defined]
+        await maybe(client.markets.get("NO-SUCH-MARKET"))
+    book = (await maybe(client.markets.orderbook(TICKER, depth=1))).orderbook_fp
     assert book.yes_dollars == [(Decimal("0.5400"), Decimal("100.00"))]
-    books = await maybe(client.markets.orderbooks(tickers=[TICKER, HOLD]))  # type: ignore[attr-defined]
+    books = await maybe(client.markets.orderbooks(tickers=[TICKER, HOLD]))
     assert [b.ticker for b in books.orderbooks] == [TICKER, HOLD]
-    costs = await maybe(client.account.endpoint_costs())  # type: ignore[attr-defined]
+    costs = await maybe(client.account.endpoint_costs())
     assert costs.default_cost == 10
 
     # -- account and orders
-    limits = await maybe(client.account.limits())  # type: ignore[attr-defined]
+    limits = await maybe(client.account.limits())
     assert limits.usage_tier == "basic"
-    balance = await maybe(client.portfolio.balance())  # type: ignore[attr-defined]
+    balance = await maybe(client.portfolio.balance())
     assert balance.balance_dollars == Decimal("10000.0000")
-    resting = await maybe(client.orders.create_v2(order("rest-1", "0.50", "10")))  # type: ignore[attr-defined]
+    resting = await maybe(client.orders.create_v2(order("rest-1", "0.50", "10")))
     assert (resting.fill_count, resting.remaining_count) == (Decimal("0.00"), Decimal("10.00"))
-    taken = await maybe(client.orders.create_v2(order("ioc-1", "0.57", "5", "immediate_or_cancel")))  # type: ignore[attr-defined]
+    taken = await maybe(client.orders.create_v2(order("ioc-1", "0.57", "5", "immediate_or_cancel")))
     assert taken.fill_count == Decimal("5.00") and taken.average_fill_price == Decimal("0.5600")
     with pytest.raises(ValidationError) as refused:
-        await maybe(client.orders.create_v2(order("too-big", "0.50", "100000")))  # type: ignore[attr-defined]
+        await maybe(client.orders.create_v2(order("too-big", "0.50", "100000")))
     assert refused.value.code == "insufficient_balance"
-    fetched = (await maybe(client.orders.get(resting.order_id))).order  # type: ignore[attr-defined]
+    fetched = (await maybe(client.orders.get(resting.order_id))).order
     assert fetched.status == "resting" and fetched.client_order_id == "rest-1"
-    listed = await maybe(client.orders.list(status="resting"))  # type: ignore[attr-defined]
+    listed = await maybe(client.orders.list(status="resting"))
     assert [o.order_id for o in listed] == [resting.order_id]
-    queue = await maybe(client.orders.queue_position(resting.order_id))  # type: ignore[attr-defined]
+    queue = await maybe(client.orders.queue_position(resting.order_id))
     assert queue.queue_position_fp == Decimal("0.00")
-    positions = await maybe(client.orders.queue_positions(market_tickers=TICKER))  # type: ignore[attr-defined]
+    positions = await maybe(client.orders.queue_positions(market_tickers=TICKER))
     assert [p.order_id for p in positions.queue_positions] == [resting.order_id]
-    amended = await maybe(  # type: ignore[attr-defined]
+    amended = await maybe(
         client.orders.amend_v2(
             resting.order_id,
             m.AmendOrderV2Request(
                 ticker=TICKER, side="bid", price=Decimal("0.51"), count=Decimal("12")
             ),
-        )  # type: ignore[attr-defined]
+        )
     )
     assert amended.remaining_count == Decimal("12.00")
     decreased = await maybe(
         client.orders.decrease_v2(
             resting.order_id, m.DecreaseOrderV2Request(reduce_by=Decimal("2"))
         )
-    )  # type: ignore[attr-defined]
+    )
     assert decreased.remaining_count == Decimal("10.00")
-    cancelled = await maybe(client.orders.cancel_v2(resting.order_id))  # type: ignore[attr-defined]
+    cancelled = await maybe(client.orders.cancel_v2(resting.order_id))
     assert cancelled.reduced_by == Decimal("10.00")
-    batch = await maybe(  # type: ignore[attr-defined]
+    batch = await maybe(
         client.orders.batch_create_v2(
             m.BatchCreateOrdersV2Request(
                 orders=[
@@ -151,81 +152,84 @@ async def session(c: object, local: LocalExchange) -> None:
                     order("b-1", "0.42", "1"),
                 ]
             )
-        )  # type: ignore[attr-defined]
+        )
     )
     assert [o.error is None for o in batch.orders] == [True, True, False]
     assert (
         batch.orders[2].error is not None
         and batch.orders[2].error.code == "duplicate_client_order_id"
     )
-    cancel_batch = await maybe(  # type: ignore[attr-defined]
+    cancel_batch = await maybe(
         client.orders.batch_cancel_v2(
             m.BatchCancelOrdersV2Request(
-                orders=[{"order_id": batch.orders[0].order_id}, {"order_id": "no-such-order"}]
+                orders=[
+                    m.BatchCancelOrdersV2RequestOrdersItem(order_id=batch.orders[0].order_id),
+                    m.BatchCancelOrdersV2RequestOrdersItem(order_id="no-such-order"),
+                ]
             )
-        )  # type: ignore[attr-defined, list-item]
+        )
     )
     assert [o.error is None for o in cancel_batch.orders] == [True, False]
-    await maybe(client.orders.cancel_all())  # type: ignore[attr-defined]
-    assert (await maybe(client.orders.get(batch.orders[1].order_id))).order.status == "canceled"  # type: ignore[attr-defined]
+    await maybe(client.orders.cancel_all())
+    assert (await maybe(client.orders.get(batch.orders[1].order_id))).order.status == "canceled"
 
     # -- order groups
     group = await maybe(
         client.order_groups.create(m.CreateOrderGroupRequest(contracts_limit_fp=Decimal("3")))
-    )  # type: ignore[attr-defined]
+    )
     grouped = await maybe(
         client.orders.create_v2(order("g-1", "0.45", "2", order_group_id=group.order_group_id))
-    )  # type: ignore[attr-defined]
+    )
     assert [g.id for g in (await maybe(client.order_groups.list())).order_groups] == [
         group.order_group_id
-    ]  # type: ignore[attr-defined]
-    assert (await maybe(client.order_groups.get(group.order_group_id))).orders == [grouped.order_id]  # type: ignore[attr-defined]
+    ]
+    assert (await maybe(client.order_groups.get(group.order_group_id))).orders == [grouped.order_id]
     await maybe(
         client.order_groups.update_limit(
             group.order_group_id, m.UpdateOrderGroupLimitRequest(contracts_limit_fp=Decimal("4"))
         )
-    )  # type: ignore[attr-defined]
-    await maybe(client.order_groups.trigger(group.order_group_id))  # type: ignore[attr-defined]
-    assert (await maybe(client.orders.get(grouped.order_id))).order.status == "canceled"  # type: ignore[attr-defined]
-    await maybe(client.order_groups.reset(group.order_group_id))  # type: ignore[attr-defined]
-    await maybe(client.order_groups.delete(group.order_group_id))  # type: ignore[attr-defined]
+    )
+    await maybe(client.order_groups.trigger(group.order_group_id))
+    assert (await maybe(client.orders.get(grouped.order_id))).order.status == "canceled"
+    await maybe(client.order_groups.reset(group.order_group_id))
+    await maybe(client.order_groups.delete(group.order_group_id))
 
     # -- subaccounts
-    sub = (await maybe(client.subaccounts.create(m.CreateSubaccountRequest()))).subaccount_number  # type: ignore[attr-defined]
+    sub = (await maybe(client.subaccounts.create(m.CreateSubaccountRequest()))).subaccount_number
     transfer = m.ApplySubaccountTransferRequest(
         client_transfer_id="t-1", from_subaccount=0, to_subaccount=sub, amount_cents=500
     )
-    await maybe(client.subaccounts.transfer(transfer))  # type: ignore[attr-defined]
-    await maybe(client.subaccounts.transfer(transfer))  # the same id again moves nothing  # type: ignore[attr-defined]
+    await maybe(client.subaccounts.transfer(transfer))
+    await maybe(client.subaccounts.transfer(transfer))  # the same id again moves nothing
     balances = {
         b.subaccount_number: b.balance
         for b in (await maybe(client.subaccounts.balances())).subaccount_balances
-    }  # type: ignore[attr-defined]
+    }
     assert balances[sub] == Decimal("5.0000")
-    assert len(await maybe(client.subaccounts.transfers())) == 1  # a Page  # type: ignore[attr-defined]
+    assert len(await maybe(client.subaccounts.transfers())) == 1  # a Page
 
     # -- what the session left: fills, positions, trades, candles, settlement
-    fills = await maybe(client.portfolio.fills())  # type: ignore[attr-defined]
+    fills = await maybe(client.portfolio.fills())
     assert [(f.count_fp, f.yes_price_dollars, f.is_taker) for f in fills] == [
         (Decimal("5.00"), Decimal("0.5600"), True)
     ]
-    held = await maybe(client.portfolio.positions(ticker=TICKER))  # type: ignore[attr-defined]
+    held = await maybe(client.portfolio.positions(ticker=TICKER))
     assert [p.position_fp for p in held] == [Decimal("5.00")]
-    trades = await maybe(client.markets.trades(ticker=TICKER))  # type: ignore[attr-defined]
+    trades = await maybe(client.markets.trades(ticker=TICKER))
     assert [t.count_fp for t in trades] == [Decimal("5.00")]
     now_s = local.exchange.wall_ms // 1000
     candles = await maybe(
         client.markets.candlesticks(
             "KXBTCD", TICKER, start_ts=now_s - 3600, end_ts=now_s + 3600, period_interval=60
         )
-    )  # type: ignore[attr-defined]
+    )
     assert sum(c.volume_fp for c in candles.candlesticks) == Decimal("5.00")
-    resting_value = await maybe(client.portfolio.resting_order_total_value())  # type: ignore[attr-defined]
+    resting_value = await maybe(client.portfolio.resting_order_total_value())
     assert resting_value.total_resting_order_value == 0
     # Settle the market on the exchange (between requests, so no request is in flight).
     local.exchange.determine_market(TICKER, "yes", local.exchange.wall_ms)
     local.exchange.settle_market(TICKER, local.exchange.wall_ms)
-    settlements = await maybe(client.portfolio.settlements())  # type: ignore[attr-defined]
+    settlements = await maybe(client.portfolio.settlements())
     assert [(s.ticker, s.market_result, s.yes_count_fp, s.revenue) for s in settlements] == [
         (TICKER, "yes", Decimal("5.00"), 500)
     ]

@@ -20,7 +20,7 @@ SPECS = ROOT.parent / "shared" / "specs"
 if str(ROOT / "scripts") not in sys.path:
     sys.path.insert(0, str(ROOT / "scripts"))
 
-import generate  # type: ignore[import-not-found]  # noqa: E402  (scripts/generate.py)
+import generate  # type: ignore[import-not-found, unused-ignore]  # noqa: E402  (scripts/generate.py)
 
 __all__ = ["SPECS", "example", "load_spec", "schema", "schemas"]
 

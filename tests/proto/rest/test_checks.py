@@ -150,14 +150,14 @@ def test_reduce_only_with_immediate_or_cancel_and_false_reduce_only_are_accepted
 def test_requests_cannot_be_changed_after_they_are_checked() -> None:
     created = m.CreateOrderV2Request.model_validate(order_fields())
     with pytest.raises(pydantic.ValidationError, match="frozen"):
-        created.price = Decimal("1.5")
+        created.price = Decimal("1.5")  # type: ignore[misc]
     assert created.price == Decimal("0.56")
 
 
 def test_a_refused_assignment_keeps_the_old_value() -> None:
     created = m.CreateOrderV2Request.model_validate(order_fields())
     with pytest.raises(pydantic.ValidationError):
-        created.price = Decimal("1.5")
+        created.price = Decimal("1.5")  # type: ignore[misc]
     assert created.price == Decimal("0.56")
 
 

@@ -19,7 +19,11 @@ from kalshi_proto.rest.events import ResponseReceived
 from kalshi_proto.rest.http11 import Http11Connection
 
 GET = HttpRequest(method="GET", target="/trade-api/v2/markets", headers=(), body=b"")
-TOKEN = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_", min_size=1, max_size=12)
+TOKEN = st.text(
+    alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_",
+    min_size=1,
+    max_size=12,
+)
 VALUE = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=20)
 
 
@@ -27,7 +31,8 @@ def reference(data: bytes, eof: bool) -> tuple[int, tuple[tuple[str, str], ...],
     conn = h11.Connection(h11.CLIENT)
     conn.send(h11.Request(method="GET", target="/", headers=[("Host", "h")]))
     conn.send(h11.EndOfMessage())
-    status, headers, body = 0, (), bytearray()
+    status, body = 0, bytearray()
+    headers: tuple[tuple[str, str], ...] = ()
     try:
         conn.receive_data(data)
         if eof:
@@ -38,18 +43,27 @@ def reference(data: bytes, eof: bool) -> tuple[int, tuple[tuple[str, str], ...],
                 if event.status_code == 101:
                     return None
                 status = event.status_code
-                headers = tuple((bytes(k).decode("latin-1"), bytes(v).decode("latin-1")) for k, v in event.headers)
+                headers = tuple(
+                    (bytes(k).decode("latin-1"), bytes(v).decode("latin-1"))
+                    for k, v in event.headers
+                )
             elif isinstance(event, h11.Data):
                 body += event.data
             elif isinstance(event, h11.EndOfMessage):
                 return status, headers, bytes(body)
-            elif event is h11.NEED_DATA or event is h11.PAUSED or isinstance(event, h11.ConnectionClosed):
+            elif (
+                event is h11.NEED_DATA
+                or event is h11.PAUSED
+                or isinstance(event, h11.ConnectionClosed)
+            ):
                 return None
     except h11.RemoteProtocolError:
         return None
 
 
-def ours(data: bytes, eof: bool, rng: random.Random) -> tuple[int, tuple[tuple[str, str], ...], bytes] | None:
+def ours(
+    data: bytes, eof: bool, rng: random.Random
+) -> tuple[int, tuple[tuple[str, str], ...], bytes] | None:
     conn = Http11Connection("h")
     conn.send_request(GET)
     conn.data_to_send()
@@ -72,12 +86,22 @@ def ours(data: bytes, eof: bool, rng: random.Random) -> tuple[int, tuple[tuple[s
 
 @st.composite
 def responses(draw: st.DrawFn) -> bytes:
-    status = draw(st.sampled_from([100, 101, 199, 200, 201, 204, 301, 304, 404, 429, 500, 503, 600, 99]))
+    status = draw(
+        st.sampled_from([100, 101, 199, 200, 201, 204, 301, 304, 404, 429, 500, 503, 600, 99])
+    )
     reason = draw(st.sampled_from([b" OK", b"", b" ", b" Some Reason", b" bad\x01"]))
-    version = draw(st.sampled_from([b"HTTP/1.1", b"HTTP/1.1", b"HTTP/1.1", b"HTTP/1.0", b"HTTP/2.0", b"HTTP/1.x"]))
+    version = draw(
+        st.sampled_from(
+            [b"HTTP/1.1", b"HTTP/1.1", b"HTTP/1.1", b"HTTP/1.0", b"HTTP/2.0", b"HTTP/1.x"]
+        )
+    )
     body = draw(st.binary(max_size=40))
     lines = [version + b" " + str(status).encode() + reason]
-    framing = draw(st.sampled_from(["length", "length", "chunked", "none", "double-length", "bad-length", "length+chunked"]))
+    framing = draw(
+        st.sampled_from(
+            ["length", "length", "chunked", "none", "double-length", "bad-length", "length+chunked"]
+        )
+    )
     if framing in ("length", "double-length", "length+chunked"):
         lines.append(b"Content-Length: %d" % len(body))
     if framing == "double-length":
@@ -92,7 +116,9 @@ def responses(draw: st.DrawFn) -> bytes:
     for name, value in draw(st.lists(st.tuples(TOKEN, VALUE), max_size=4)):
         lines.append(name.encode() + b": " + value.encode())
     if draw(st.booleans()):
-        lines.append(b"Connection: " + draw(st.sampled_from([b"close", b"keep-alive", b"Upgrade, close"])))
+        lines.append(
+            b"Connection: " + draw(st.sampled_from([b"close", b"keep-alive", b"Upgrade, close"]))
+        )
     odd = draw(st.sampled_from([None, b" folded", b"NoColon", b"Bad Name: x", b"X: a\x00b"]))
     if odd is not None:
         lines.append(odd)
