@@ -1,0 +1,1 @@
+"""Fuzz harnesses, one per parser; see README.md."""

@@ -1,0 +1,67 @@
+"""The fuzz harnesses still run, and their invariants hold on their seeds and on a few hundred
+seeded mutations of them (the long runs are ``python fuzz/<harness>.py``)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from fuzz import _runner, http_request, http_response
+
+
+@pytest.mark.parametrize("harness", [http_response, http_request], ids=lambda m: m.__name__)
+def test_the_invariant_holds_on_seeds_and_mutations(harness: ModuleType) -> None:
+    rng = random.Random(20261121)
+    for seed in harness.SEEDS:
+        harness.check(seed)
+    for _ in range(300):
+        harness.check(_runner.mutate(rng.choice(harness.SEEDS), harness.TOKENS, rng))
+
+
+@pytest.mark.parametrize("harness", [http_response, http_request], ids=lambda m: m.__name__)
+def test_the_check_catches_a_broken_parser(
+    harness: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A check that cannot fail proves nothing: a parser raising a stray exception must trip it.
+    target = (
+        "kalshi_proto.rest.http11.Http11Connection.receive_data"
+        if harness is http_response
+        else ("kalshi_proto.sim.http.HttpServerConnection.receive_data")
+    )
+
+    def broken(self: object, data: bytes, now: float) -> None:
+        raise KeyError("a parser bug")
+
+    monkeypatch.setattr(target, broken)
+    with pytest.raises(KeyError):
+        harness.check(harness.SEEDS[0])
+
+
+def test_split_points_cover_the_data() -> None:
+    rng = random.Random(3)
+    data = bytes(range(50))
+    for _ in range(100):
+        pieces = _runner.split_points(data, rng)
+        assert b"".join(pieces) == data and all(pieces)
+    assert _runner.split_points(b"", rng) == []
+    assert _runner.split_points(b"x", rng) == [b"x"]
+
+
+def test_a_breaking_input_is_saved_and_the_run_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(_runner, "CRASHES", tmp_path)
+
+    def check(data: bytes) -> None:
+        assert b"!" not in data
+
+    status = _runner.run("demo", check, [b"abc"], [b"!"], ["--seconds", "5", "--seed", "1"])
+    assert status == 1
+    (saved,) = tmp_path.iterdir()
+    assert b"!" in saved.read_bytes()
+    assert "the invariant broke" in capsys.readouterr().out
+    with pytest.raises(AssertionError):
+        _runner.run("demo", check, [b"abc"], [b"!"], ["--replay", str(saved)])
