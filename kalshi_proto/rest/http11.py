@@ -385,7 +385,7 @@ class Http11Connection:
             key = name.lower()
             value = value.strip(" \t")
             if key == "content-length":
-                if length >= 0 or not value.isdigit():
+                if length >= 0 or not (value.isascii() and value.isdigit()):
                     return False
                 length = int(value)
             elif key == "transfer-encoding":

@@ -308,7 +308,7 @@ class ExchangeApp:
         if owner is None:
             raise ExchangeError(401, "invalid_api_key", "unknown API key id")
         account, pem = owner
-        if not stamp.isdigit() or abs(int(stamp) - wall_ms) > self.max_clock_skew_ms:
+        if not (stamp.isascii() and stamp.isdigit()) or abs(int(stamp) - wall_ms) > self.max_clock_skew_ms:
             raise ExchangeError(401, "stale_timestamp", f"KALSHI-ACCESS-TIMESTAMP must be within {self.max_clock_skew_ms} ms of the exchange clock")
         try:
             raw = base64.b64decode(signature, validate=True)
@@ -459,7 +459,7 @@ class ExchangeApp:
     @staticmethod
     def _page(items: list[Any], args: Mapping[str, Any], *, limit_name: str = "limit") -> tuple[list[Any], str]:
         cursor = args.get("cursor") or ""
-        if cursor and not cursor.isdigit():
+        if cursor and not (cursor.isascii() and cursor.isdigit()):
             raise ExchangeError(400, "invalid_cursor", "the cursor is not one this exchange issued")
         start = int(cursor) if cursor else 0
         limit = args.get(limit_name) or _DEFAULT_LIMIT

@@ -773,3 +773,12 @@ def test_an_unusual_method_and_many_header_names_are_written_as_given() -> None:
     assert data.startswith(b"PROPFIND / HTTP/1.1\r\nHost: ")
     assert all(f"\r\n{name}: v\r\n".encode() in data for name in names)
     assert len(http11._VALID_NAMES) <= 256
+
+
+def test_a_content_length_with_a_non_ascii_digit_is_remote_protocol_error() -> None:
+    # Found by fuzz/http_response.py: "\xb2" reads as a superscript two, which str.isdigit()
+    # accepts and int() refuses.
+    conn = awaiting()
+    with pytest.raises(RemoteProtocolError, match="^invalid HTTP/1.1 response: "):
+        conn.receive_data(b"HTTP/1.1 200 OK\r\nContent-Length: \xb26\r\n\r\n" + b"x" * 26, 0.0)
+    assert conn.closed

@@ -309,7 +309,7 @@ def test_timestamp_at_the_skew_limit_is_accepted(h: Harness, skew: int) -> None:
     assert h.send(h.request(calls.get_balance(), WALL + skew), WALL).status == 200
 
 
-@pytest.mark.parametrize("stamp", ["-5", "abc", "1.5e12"])
+@pytest.mark.parametrize("stamp", ["-5", "abc", "1.5e12", "17031234567\u00b2"])
 def test_malformed_timestamp_is_401(h: Harness, stamp: str) -> None:
     response = h.raw("GET", BALANCE, _with(_signed(h, calls.get_balance()), timestamp=stamp))
     assert (response.status, error(response)["code"]) == (401, "stale_timestamp")
@@ -670,6 +670,7 @@ def test_markets_filters_and_paging(h: Harness) -> None:
     assert len({mk.ticker for page in (first, second, third) for mk in page}) == 12
     for query, code in (
         ("cursor=abc", "invalid_cursor"),
+        ("cursor=%C2%B2", "invalid_cursor"),  # a superscript two: isdigit() but not a number
         ("limit=1001", "invalid_parameters"),
         ("limit=-1", "invalid_parameters"),
     ):
