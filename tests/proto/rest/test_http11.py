@@ -779,6 +779,6 @@ def test_a_content_length_with_a_non_ascii_digit_is_remote_protocol_error() -> N
     # Found by fuzz/http_response.py: "\xb2" reads as a superscript two, which str.isdigit()
     # accepts and int() refuses.
     conn = awaiting()
-    with pytest.raises(RemoteProtocolError, match="^invalid HTTP/1.1 response: "):
+    with pytest.raises(RemoteProtocolError, match=r"^invalid HTTP/1\.1 response: "):
         conn.receive_data(b"HTTP/1.1 200 OK\r\nContent-Length: \xb26\r\n\r\n" + b"x" * 26, 0.0)
     assert conn.closed
