@@ -115,6 +115,7 @@ class HttpServerConnection:
         if max_header_size <= 0:
             raise ConfigurationError(f"max_header_size must be > 0, got {max_header_size}")
         self._max_body = max_body_size
+        self._max_header = max_header_size
         self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=max_header_size)
         self._state = _State.READING
         self._out = bytearray()
@@ -173,13 +174,20 @@ class HttpServerConnection:
         if self._state is not _State.READING:
             return None
         while True:
+            # h11 limits only a head that is still incomplete; a whole head that arrived in one
+            # read is measured here, so the limit holds however the bytes were split.
+            buffered = len(self._h11.trailing_data[0]) if self._h11.their_state is h11.IDLE else -1
             try:
                 event = self._h11.next_event()
             except h11.RemoteProtocolError as exc:
+                if exc.error_status_hint == 431:
+                    self._fail(self._too_long(), 431)
                 self._fail(f"invalid HTTP/1.1 request: {exc}", exc.error_status_hint)
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 return None
             if isinstance(event, h11.Request):
+                if buffered - len(self._h11.trailing_data[0]) > self._max_header:
+                    self._fail(self._too_long(), 431)
                 self._start_request(event)
             elif isinstance(event, h11.Data):
                 self._add_body(bytes(event.data))
@@ -245,6 +253,9 @@ class HttpServerConnection:
     def _guard(self) -> None:
         if self._error is not None:
             raise LocalProtocolError(f"the connection failed earlier: {self._error}")
+
+    def _too_long(self) -> str:
+        return f"the request head is over {self._max_header} bytes"
 
     def _fail(self, message: str, hint: int) -> NoReturn:
         self._state = _State.CLOSED

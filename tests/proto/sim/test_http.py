@@ -454,6 +454,24 @@ def test_request_head_over_the_limit_is_refused() -> None:
     assert b'"code":"headers_too_large"' in conn.data_to_send()
 
 
+@pytest.mark.parametrize("pieces", [1, 3], ids=["whole", "split"])
+def test_the_head_limit_holds_however_the_head_arrives(pieces: int) -> None:
+    # h11 limits only an incomplete head; a whole one that arrives in one read is measured too.
+    head = b"GET / HTTP/1.1\r\nHost: h\r\nX-Long: " + b"a" * 100 + b"\r\n\r\n"
+    cut = [head[i * len(head) // pieces : (i + 1) * len(head) // pieces] for i in range(pieces)]
+    at_limit = HttpServerConnection(max_header_size=len(head))
+    for piece in cut:
+        at_limit.receive_data(piece, NOW)
+        event = at_limit.next_event()
+    assert isinstance(event, RequestReceived)
+    over = HttpServerConnection(max_header_size=len(head) - 1)
+    with pytest.raises(RemoteProtocolError, match=f"^the request head is over {len(head) - 1} bytes$") as error:
+        for piece in cut:
+            over.receive_data(piece, NOW)
+            over.next_event()
+    assert error.value.hint == 431
+
+
 # --- refused bytes ------------------------------------------------------------------------------
 
 
