@@ -1,19 +1,28 @@
 """`AsyncKalshiClient`: the REST client over raw TCP/TLS streams, driving the core's HTTP/1.1.
 
-Connections are kept alive and reused; an idle connection the server has dropped is noticed
-before reuse and replaced. At most ``max_connections`` requests are in flight at once; more wait
+Connections are kept alive and reused. One idle for longer than ``keepalive_expiry`` seconds is
+closed rather than reused, so a request never races a server closing its idle connections (the
+cause of an order whose fate is unknown); one the server has already dropped is noticed before
+reuse and replaced. At most ``max_connections`` requests are in flight at once; more wait
 for a free slot. Every decision (signing, retries, pages, errors) is made by the core; this file
 only moves bytes.
 """
 
 from __future__ import annotations
 
+import math
 import ssl
 from collections.abc import Callable
 from typing import Any
 
 from kalshi_anyio import _io
-from kalshi_proto.errors import ConnectTimeout, LocalProtocolError, ReadError, RemoteProtocolError
+from kalshi_proto.errors import (
+    ConfigurationError,
+    ConnectTimeout,
+    LocalProtocolError,
+    ReadError,
+    RemoteProtocolError,
+)
 from kalshi_proto.rest._async_base import AsyncClientBase
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
 from kalshi_proto.rest.events import ConnectionClosed, ResponseReceived
@@ -23,11 +32,12 @@ __all__ = ["AsyncKalshiClient"]
 
 
 class _Connection:
-    __slots__ = ("http", "stream")
+    __slots__ = ("http", "idle_since", "stream")
 
     def __init__(self, stream: _io.Stream, host: str) -> None:
         self.stream = stream
         self.http = Http11Connection(host)
+        self.idle_since = 0.0
 
 
 class AsyncKalshiClient(AsyncClientBase):
@@ -39,6 +49,11 @@ class AsyncKalshiClient(AsyncClientBase):
     Args:
         ssl_context: the TLS context (a verifying default otherwise).
         max_connections: the most connections open at once (0 for no limit).
+        keepalive_expiry: seconds an idle connection may wait for reuse before it is closed
+            instead (5, as httpx does); None reuses idle connections however old.
+
+    Raises:
+        ConfigurationError: ``keepalive_expiry`` is not a positive number or None.
     """
 
     def __init__(
@@ -46,9 +61,15 @@ class AsyncKalshiClient(AsyncClientBase):
         *,
         ssl_context: ssl.SSLContext | None = None,
         max_connections: int = 10,
+        keepalive_expiry: float | None = 5.0,
         **kwargs: Any,
     ) -> None:
+        if keepalive_expiry is not None and not keepalive_expiry > 0:
+            raise ConfigurationError(
+                f"keepalive_expiry must be a positive number of seconds or None, got {keepalive_expiry!r}"
+            )
         super().__init__(**kwargs)
+        self._expiry = math.inf if keepalive_expiry is None else keepalive_expiry
         base = self.config.base_url
         self._ssl = _io.default_ssl_context(ssl_context) if base.scheme == "https" else None
         self._host = base.host
@@ -74,17 +95,24 @@ class AsyncKalshiClient(AsyncClientBase):
             connection = await self._checkout(deadline)
             try:
                 with _io.Deadline(deadline):
-                    response = await self._exchange(connection, request, deadline, deadline - timeout)
+                    response = await self._exchange(
+                        connection, request, deadline, deadline - timeout
+                    )
             except BaseException:
                 await connection.stream.aclose()
                 raise
             if connection.http.reusable and not self._closed:
+                connection.idle_since = _io.monotonic()
                 self._idle.append(connection)
             else:
                 await connection.stream.aclose()
             return response
 
     async def _checkout(self, deadline: float) -> _Connection:
+        # Idle connections are kept oldest first; the newest is reused, the expired are closed.
+        now = _io.monotonic()
+        while self._idle and now - self._idle[0].idle_since > self._expiry:
+            await self._idle.pop(0).stream.aclose()
         while self._idle:
             connection = self._idle.pop()
             if not connection.stream.is_readable():

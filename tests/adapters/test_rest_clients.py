@@ -619,6 +619,33 @@ async def test_idle_connection_closed_by_the_server_is_replaced(kx: Driver) -> N
     assert kx.server.connections() == 2
 
 
+@pytest.mark.flavours("kalshi_sync", "kalshi_anyio")
+async def test_a_connection_idle_past_keepalive_expiry_is_not_reused(kx: Driver) -> None:
+    async with kx.client(retry=NO_RETRY, keepalive_expiry=0.2) as client:
+        await maybe(client.markets.get("KXA"))
+        await maybe(client.markets.get("KXB"))  # within the expiry: the same connection
+        await kx.sleep(0.3)
+        reply = await maybe(client.markets.get("KXC"))
+    assert reply.market.ticker == "KXC"
+    assert kx.server.connections() == 2
+
+
+@pytest.mark.flavours("kalshi_sync", "kalshi_anyio")
+async def test_without_keepalive_expiry_an_old_idle_connection_is_reused(kx: Driver) -> None:
+    async with kx.client(retry=NO_RETRY, keepalive_expiry=None) as client:
+        await maybe(client.markets.get("KXA"))
+        await kx.sleep(0.3)
+        await maybe(client.markets.get("KXB"))
+    assert kx.server.connections() == 1
+
+
+@pytest.mark.flavours("kalshi_sync", "kalshi_anyio")
+@pytest.mark.parametrize("expiry", [0, -1.0, float("nan")])
+async def test_keepalive_expiry_must_be_positive(kx: Driver, expiry: float) -> None:
+    with pytest.raises(ConfigurationError, match="keepalive_expiry must be a positive number"):
+        kx.build(keepalive_expiry=expiry)
+
+
 async def test_timed_out_connection_is_not_reused(kx: Driver) -> None:
     kx.server.script(ORDERS, Fault(delay=0.15))
     async with kx.client(timeout=0.1, retry=NO_RETRY) as client:
