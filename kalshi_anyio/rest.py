@@ -90,9 +90,12 @@ class AsyncKalshiClient(AsyncClientBase):
         if self._closed:
             raise LocalProtocolError("the client is closed")
         async with self._limiter.hold() as waited:
-            if waited and _io.monotonic() >= deadline:
-                raise ConnectTimeout("no connection became free before the timeout")
-            connection = await self._checkout(deadline)
+            now = deadline - timeout  # when the attempt started
+            if waited:
+                now = _io.monotonic()
+                if now >= deadline:
+                    raise ConnectTimeout("no connection became free before the timeout")
+            connection = await self._checkout(now, deadline)
             try:
                 with _io.Deadline(deadline):
                     response = await self._exchange(
@@ -108,9 +111,8 @@ class AsyncKalshiClient(AsyncClientBase):
                 await connection.stream.aclose()
             return response
 
-    async def _checkout(self, deadline: float) -> _Connection:
+    async def _checkout(self, now: float, deadline: float) -> _Connection:
         # Idle connections are kept oldest first; the newest is reused, the expired are closed.
-        now = _io.monotonic()
         while self._idle and now - self._idle[0].idle_since > self._expiry:
             await self._idle.pop(0).stream.aclose()
         while self._idle:

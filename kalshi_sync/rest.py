@@ -91,9 +91,12 @@ class KalshiClient(ClientBase):
         if self._closed:
             raise LocalProtocolError("the client is closed")
         with self._limiter.hold() as waited:
-            if waited and _io.monotonic() >= deadline:
-                raise ConnectTimeout("no connection became free before the timeout")
-            connection = self._checkout(deadline)
+            now = deadline - timeout  # when the attempt started
+            if waited:
+                now = _io.monotonic()
+                if now >= deadline:
+                    raise ConnectTimeout("no connection became free before the timeout")
+            connection = self._checkout(now, deadline)
             try:
                 with _io.Deadline(deadline):
                     response = self._exchange(
@@ -109,9 +112,8 @@ class KalshiClient(ClientBase):
                 connection.stream.close()
             return response
 
-    def _checkout(self, deadline: float) -> _Connection:
+    def _checkout(self, now: float, deadline: float) -> _Connection:
         # Idle connections are kept oldest first; the newest is reused, the expired are closed.
-        now = _io.monotonic()
         while self._idle and now - self._idle[0].idle_since > self._expiry:
             self._idle.pop(0).stream.close()
         while self._idle:
