@@ -226,8 +226,8 @@ class Generator:
         """Return (annotation, model dependencies, is_list) for a property schema."""
         nullable = bool(schema.get("nullable"))
         if "allOf" in schema and len(schema["allOf"]) == 1:
-            inner = dict(schema["allOf"][0])
-            ann, deps, is_list = self.type_of(inner, owner, fname, request)
+            wrapped = dict(schema["allOf"][0])
+            ann, deps, is_list = self.type_of(wrapped, owner, fname, request)
             return (ann + " | None" if nullable and not ann.endswith("| None") else ann), deps, is_list
         if "$ref" in schema:
             name = ref_name(schema["$ref"])
@@ -237,8 +237,7 @@ class Generator:
                 deps, is_list = set(), False
             elif name in MONEY_REFS:
                 ann = MONEY_REFS[name] + ("In" if request else "")
-                deps: set[str] = set()
-                is_list = False
+                deps, is_list = set(), False
             elif "enum" in target:
                 alias = self.enum_alias(name, target)
                 ann = alias if request else f"{alias} | str"
@@ -438,7 +437,7 @@ class Generator:
             if "enum" in target:
                 return kind, ref_name(schema["$ref"]), enum
             return kind, ann, enum
-        kind = schema.get("type")
+        kind = str(schema.get("type"))
         enum = tuple(v for v in schema.get("enum", []) if v is not None) or None
         if kind == "array":
             item_kind, item_ann, item_enum = self.param_kind(schema["items"])
