@@ -22,10 +22,11 @@ import random
 import sys
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
-__all__ = ["mutate", "run", "split_points"]
+__all__ = ["mutate", "run", "split_points", "whole_and_split"]
 
 CRASHES = Path(__file__).resolve().parent / "crashes"
 CORPUS = Path(__file__).resolve().parent / "corpus"
@@ -39,6 +40,17 @@ def split_points(data: bytes, rng: random.Random) -> list[bytes]:
         return [data[i : i + 1] for i in range(len(data))]
     cuts = sorted(rng.sample(range(1, len(data)), min(len(data) - 1, rng.randint(1, 8))))
     return [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+
+
+T = TypeVar("T")
+
+
+def whole_and_split(feed: Callable[[list[bytes], bool], T], data: bytes) -> Iterator[tuple[T, T]]:
+    """``feed(chunks, eof)`` on ``data`` whole and cut at places derived from ``data`` itself,
+    without and then with EOF after: one (whole, split) pair of outcomes each time."""
+    rng = random.Random(data)
+    for eof in (False, True):
+        yield feed([data] if data else [], eof), feed(split_points(data, rng), eof)
 
 
 def mutate(data: bytes, tokens: Sequence[bytes], rng: random.Random) -> bytes:

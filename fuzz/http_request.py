@@ -14,13 +14,12 @@ test suite (``tests/proto/sim/test_http.py``, "fuzz").
 
 from __future__ import annotations
 
-import random
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fuzz._runner import run, split_points
+from fuzz._runner import run, whole_and_split
 from kalshi_proto.errors import RemoteProtocolError
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
 from kalshi_proto.sim.events import ConnectionClosed, RequestReceived
@@ -110,10 +109,7 @@ def _feed(chunks: list[bytes], eof: bool) -> Outcome:
 def check(data: bytes) -> None:
     """Whole and split (a split derived from the data itself) must both hold the invariant
     and agree."""
-    rng = random.Random(data)
-    for eof in (False, True):
-        whole = _feed([data] if data else [], eof)
-        split = _feed(split_points(data, rng), eof)
+    for whole, split in whole_and_split(_feed, data):
         if 431 in (whole[1], split[1]):
             shorter, longer = sorted((whole[0], split[0]), key=len)
             assert longer[: len(shorter)] == shorter, (whole, split)

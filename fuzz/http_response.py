@@ -10,13 +10,12 @@ suite (``tests/proto/rest/test_http11.py``, "any bytes").
 from __future__ import annotations
 
 import gzip
-import random
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fuzz._runner import run, split_points
+from fuzz._runner import run, whole_and_split
 from kalshi_proto.errors import RemoteProtocolError
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
 from kalshi_proto.rest.events import ConnectionClosed, ResponseReceived
@@ -92,10 +91,7 @@ def _feed(chunks: list[bytes], eof: bool) -> Outcome:
 def check(data: bytes) -> None:
     """Whole and split (a split derived from the data itself) must both hold the invariant
     and agree."""
-    rng = random.Random(data)
-    for eof in (False, True):
-        whole = _feed([data] if data else [], eof)
-        split = _feed(split_points(data, rng), eof)
+    for whole, split in whole_and_split(_feed, data):
         assert whole == split, (whole, split)
 
 
