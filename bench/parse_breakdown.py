@@ -1,0 +1,186 @@
+"""Where the time of (b) goes: the 1,000-market page parsed in several ways, side by side.
+
+``rest_overhead.py`` times ``markets.list(limit=1000)`` from the facade call to the parsed
+page. Nearly all of it is pydantic validating ``GetMarketsResponse`` from the body's bytes. This
+script splits that cost, on the same 1.7 MB body, so the gap to the issue's 13.3 ms target can
+be judged without a profiler::
+
+    python bench/parse_breakdown.py [--quick]
+
+Rows, each timed in rounds that run every row once (so a busy machine slows them alike):
+
+* ``json.loads`` and ``pydantic_core.from_json``: bytes to plain dicts and lists, no types.
+* the SDK's model, ``GetMarketsResponse.model_validate_json``, with the garbage collector on and
+  paused (the client pauses it for bodies over 256 KiB; see ``kalshi_proto.rest.call``).
+* the same page with every ``Market`` field typed ``Any``: what building 1,000 pydantic
+  instances costs before any field is converted (no Decimal, no datetime, no enum check). No
+  pydantic response model of this shape can be faster.
+* freeing a parsed page (``rest_overhead.py`` counts it: each call's result is dropped before
+  the clock stops).
+* when msgspec is installed (it is not a dependency): the page decoded into msgspec Structs made
+  from the same field types, Decimal and datetime included, for scale.
+
+The garbage collector is paused for every row but the one that says otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import decimal
+import gc
+import json
+import os
+import statistics
+import sys
+import time
+import types
+import typing
+from collections.abc import Callable
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import _fixtures as fx
+import pydantic
+import pydantic_core
+from pydantic import BaseModel, ConfigDict, create_model
+
+from kalshi_proto.rest.generated import models
+
+TARGET_MS = 40 / 3
+
+
+def untyped_page() -> type[BaseModel]:
+    """``GetMarketsResponse`` with every ``Market`` field typed ``Any`` (same names, same
+    required fields, ``extra="allow"``)."""
+    fields: dict[str, Any] = {
+        name: (Any, ... if info.is_required() else None)
+        for name, info in models.Market.model_fields.items()
+    }
+    config = ConfigDict(extra="allow")
+    market = create_model("UntypedMarket", __config__=config, **fields)
+    return create_model(
+        "UntypedPage", __config__=config, markets=(list[market], ...), cursor=(str | None, None)
+    )
+
+
+def msgspec_page() -> Callable[[bytes], object] | None:
+    """A msgspec decoder for the page, or None when msgspec is not installed."""
+    try:
+        import msgspec
+    except ImportError:
+        return None
+
+    made: dict[type[BaseModel], type] = {}
+
+    def convert(annotation: Any) -> Any:
+        # Map a pydantic annotation onto one msgspec can decode: models become Structs, an open
+        # enum (``Literal[...] | str``) becomes ``str``, the rest is kept.
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            return convert(typing.get_args(annotation)[0])
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return struct(annotation)
+        if origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(annotation) if typing.get_origin(a) is not typing.Literal]
+            if len(args) < len(typing.get_args(annotation)) and str not in args:
+                args.append(str)
+            converted = tuple(convert(a) for a in args)
+            return converted[0] if len(converted) == 1 else typing.Union[converted]  # noqa: UP007
+        if origin is list:
+            return list[convert(typing.get_args(annotation)[0])]  # type: ignore[misc]
+        return annotation
+
+    def struct(model: type[BaseModel]) -> type:
+        if model not in made:
+            fields: list[tuple[Any, ...]] = []
+            for name, info in model.model_fields.items():
+                kind = convert(info.annotation)
+                if info.is_required():
+                    fields.append((name, kind))
+                else:
+                    fields.append((name, kind, None))
+            fields.sort(key=lambda field: len(field) == 3)  # required fields first
+            made[model] = msgspec.defstruct(model.__name__, fields)
+        return made[model]
+
+    decoder: Any = msgspec.json.Decoder(struct(models.GetMarketsResponse))
+    decode: Callable[[bytes], object] = decoder.decode
+    return decode
+
+
+def run(quick: bool) -> int:
+    responses = fx.build_responses(validate_all=False)
+    body = responses.markets
+    page_model = models.GetMarketsResponse
+    untyped = untyped_page()
+    decode_structs = msgspec_page()
+
+    page = page_model.model_validate_json(body)
+    assert len(page.markets) == responses.market_count
+    assert isinstance(page.markets[0].yes_bid_dollars, decimal.Decimal)
+    assert len(untyped.model_validate_json(body).markets) == responses.market_count  # type: ignore[attr-defined]
+
+    def gc_on() -> object:
+        gc.enable()
+        try:
+            return page_model.model_validate_json(body)
+        finally:
+            gc.disable()
+
+    def free() -> float:
+        # Only the freeing is timed: the parse happens before the clock starts.
+        parsed = page_model.model_validate_json(body)
+        start = time.perf_counter_ns()
+        del parsed
+        return (time.perf_counter_ns() - start) / 1e6
+
+    rows: dict[str, Callable[[], object]] = {
+        "json.loads (dicts, no types)": lambda: json.loads(body),
+        "pydantic_core.from_json (dicts, no types)": lambda: pydantic_core.from_json(body),
+        "GetMarketsResponse, collector on": gc_on,
+        "GetMarketsResponse, collector paused (SDK)": lambda: page_model.model_validate_json(body),
+        "every Market field Any (pydantic's floor)": lambda: untyped.model_validate_json(body),
+    }
+    if decode_structs is not None:
+        structs = decode_structs(body)
+        assert isinstance(structs.markets[0].yes_bid_dollars, decimal.Decimal)  # type: ignore[attr-defined]
+        rows["msgspec Structs (not a dependency)"] = lambda: decode_structs(body)
+
+    rounds = 8 if quick else 40
+    samples: dict[str, list[float]] = {name: [] for name in rows}
+    samples["freeing a parsed page"] = []
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(rounds):
+            for name, fn in rows.items():
+                start = time.perf_counter_ns()
+                result = fn()
+                samples[name].append((time.perf_counter_ns() - start) / 1e6)
+                del result
+            samples["freeing a parsed page"].append(free())
+            gc.collect()
+    finally:
+        if was_enabled:
+            gc.enable()
+
+    print(f"Python {sys.version.split()[0]}, pydantic {pydantic.VERSION}, "
+          f"pydantic-core {pydantic_core.__version__}")
+    print(f"Body: GetMarketsResponse with {responses.market_count:,} markets, {len(body):,} B; "
+          f"{rounds} rounds; target for the whole call {TARGET_MS:.1f} ms\n")
+    print(f"   {'what':46s} {'median ms':>10s} {'min ms':>8s}")
+    for name, values in samples.items():
+        print(f"   {name:46s} {statistics.median(values):10.2f} {min(values):8.2f}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds (a few seconds)")
+    return run(parser.parse_args(argv).quick)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
