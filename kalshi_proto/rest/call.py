@@ -16,15 +16,20 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Generic, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, get_args, overload
 from urllib.parse import quote
 
 from pydantic import BaseModel
 
+from kalshi_proto import frames
 from kalshi_proto.errors import ApiError, RateLimitError, RemoteProtocolError, api_error_for_status
 from kalshi_proto.rest.operations import Operation, Param, ParamKind, ParamLocation
 from kalshi_proto.rest.retry import parse_retry_after
 from kalshi_proto.types import decimal_to_wire
+
+if TYPE_CHECKING:
+    import pandas
+    import polars
 
 __all__ = [
     "REQUEST_ID_HEADERS",
@@ -110,6 +115,40 @@ class Page(Generic[ItemT]):
 
     def __getitem__(self, index: int | slice) -> ItemT | list[ItemT]:
         return self.items[index]
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """The items as one dict per item; see `kalshi_proto.frames.to_records`."""
+        return frames.to_records(self._models(), model=self._item_model())
+
+    def to_pandas(self) -> pandas.DataFrame:
+        """The items as a pandas ``DataFrame``; see `kalshi_proto.frames.to_pandas`.
+
+        An empty page still has the item model's columns.
+        """
+        return frames.to_pandas(self._models(), model=self._item_model())
+
+    def to_polars(self) -> polars.DataFrame:
+        """The items as a polars ``DataFrame``; see `kalshi_proto.frames.to_polars`.
+
+        An empty page still has the item model's columns.
+        """
+        return frames.to_polars(self._models(), model=self._item_model())
+
+    def _models(self) -> list[BaseModel]:
+        # Parsed pages hold models; `kalshi_proto.frames` raises TypeError for anything else.
+        return cast("list[BaseModel]", self.items)
+
+    def _item_model(self) -> type[BaseModel] | None:
+        # An empty page has no item to take the class from; the response field that holds the
+        # items (the same list object) declares it: ``markets: list[Market]``.
+        if self.items:
+            return None
+        for name, field in type(self.response).model_fields.items():
+            if getattr(self.response, name) is self.items:
+                for item in get_args(field.annotation):
+                    if isinstance(item, type) and issubclass(item, BaseModel):
+                        return item
+        return None
 
 
 @dataclass(frozen=True, slots=True)
