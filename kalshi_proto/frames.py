@@ -24,6 +24,7 @@ the values give the decimal scales and the fields of keys no annotation names.
 
 from __future__ import annotations
 
+import decimal
 import types
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -136,6 +137,8 @@ def to_polars(
     * ``int`` ``Int64``, ``bool`` ``Boolean``, ``float`` ``Float64``, ``str`` ``String``;
     * a nested model or dict: ``Struct`` of its keys; a list: ``List`` of its items, so a list of
       nested models is ``List(Struct)``;
+    * a column holding an empty dict (``{}``, a struct with no fields), at any depth:
+      ``pl.Object``;
     * a column whose values disagree (an extra key holding ``1`` in one row and ``"a"`` in the
       next, at any depth): ``pl.Object``, holding the Python values;
     * a column with nothing but None and no annotation: ``pl.Null``.
@@ -161,6 +164,12 @@ def to_polars(
         for name, shape in shapes.items()
         if not _holds_object(shape)
     }
+    for name in schema:
+        shape = shapes[name]
+        if isinstance(shape, _List | _Struct) and _has_decimal(shape):
+            # Older polars refuses decimals of another scale inside a list or struct.
+            for dump in table.dumps:
+                dump[name] = _rescaled(dump.get(name), shape)
     # polars reads the rows in one go (much faster than a Series per column for lists of
     # structs); an Object column cannot be read that way and is added on its own.
     frame = pl.from_dicts(table.dumps, schema=schema, strict=True) if schema else None
@@ -366,12 +375,40 @@ def _hint(annotation: Any, models: tuple[type[BaseModel], ...]) -> _Shape:
     return None
 
 
+def _has_decimal(shape: _Shape) -> bool:
+    if isinstance(shape, _List):
+        return _has_decimal(shape.item)
+    if isinstance(shape, _Struct):
+        return any(_has_decimal(part) for _, part in shape.fields)
+    return isinstance(shape, _Dec)
+
+
+#: Wide enough for any value a polars Decimal column holds, so `Decimal.quantize` never fails.
+_WIDE = decimal.Context(prec=2 * POLARS_PRECISION)
+
+
+def _rescaled(value: Any, shape: _Shape) -> Any:
+    # ``value`` with every decimal brought to its column's scale: exact, the scale being the
+    # largest among the values (and their digits checked against the precision beforehand).
+    if value is None:
+        return None
+    if isinstance(shape, _Dec):
+        return value.quantize(Decimal(1).scaleb(-shape.scale), context=_WIDE)
+    if isinstance(shape, _List):
+        return [_rescaled(item, shape.item) for item in value]
+    if isinstance(shape, _Struct):
+        parts = dict(shape.fields)
+        return {key: _rescaled(item, parts.get(key)) for key, item in value.items()}
+    return value
+
+
 def _holds_object(shape: _Shape) -> bool:
-    # polars puts Object columns at the top only, never in a List or Struct.
+    # polars puts Object columns at the top only, never in a List or Struct. A struct with no
+    # fields (an empty dict) is one too: polars 1.0 cannot build that column (ShapeError).
     if isinstance(shape, _List):
         return _holds_object(shape.item)
     if isinstance(shape, _Struct):
-        return any(_holds_object(field) for _, field in shape.fields)
+        return not shape.fields or any(_holds_object(field) for _, field in shape.fields)
     return shape is object
 
 
