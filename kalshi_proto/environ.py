@@ -1,8 +1,8 @@
 """Credentials from key files, environment variables and client constructor arguments.
 
 This is the one core module that reads files and environment variables (DESIGN.md, "The rules
-that make it sans-I/O"). The ``from_env()`` and ``from_key_path()`` constructors of every
-adapter call it, so the rules live in one place; no protocol machinery imports it.
+that make it sans-I/O"). Every client's constructor (for ``private_key_path=``) and its
+``from_env()`` call it, so the rules live in one place; no protocol machinery imports it.
 
 Environment variables read by `credentials_from_env`:
 

@@ -9,7 +9,7 @@ then writes, under ``kalshi_proto/rest/generated/``:
                       are not bools, ``Literal`` enums and exact `Decimal` money; response models
                       allow unknown keys, accept enum values they do not know and read ``null``
                       lists as ``[]``.
-* ``table.py``        the operation table (`kalshi_proto.rest.operations.Operation` rows).
+* ``table.py``        the operation table (`kalshi_proto.rest.operation_table.Operation` rows).
 * ``calls.py``        one ``Call[T]`` builder per operation.
 * ``sync_facade.py``  the resource classes of the blocking clients (``client.markets.list``).
 * ``async_facade.py`` the same for the async clients.
@@ -532,12 +532,12 @@ class Generator:
         models = sorted({i["body"] for i in infos if i["body"]} | {i["response"] for i in infos if i["response"]})
         lines = [
             HEADER,
-            '"""The operation table of the trade API; see `kalshi_proto.rest.operations`."""',
+            '"""The operation table of the trade API; see `kalshi_proto.rest.operation_table`."""',
             "",
             "from __future__ import annotations",
             "",
             "from kalshi_proto.rest.generated import models as m",
-            "from kalshi_proto.rest.operations import Operation, Pagination, Param, ParamKind, ParamLocation",
+            "from kalshi_proto.rest.operation_table import Operation, Pagination, Param, ParamKind, ParamLocation",
             "",
             "__all__ = ['BY_ID', 'OPERATIONS'" + "".join(f", {i['const']!r}" for i in infos) + "]",
             "",

@@ -23,7 +23,7 @@ from pydantic import BaseModel
 
 from kalshi_proto import frames
 from kalshi_proto.errors import ApiError, RateLimitError, RemoteProtocolError, api_error_for_status
-from kalshi_proto.rest.operations import Operation, Param, ParamKind, ParamLocation
+from kalshi_proto.rest.operation_table import Operation, Param, ParamKind, ParamLocation
 from kalshi_proto.rest.retry import parse_retry_after
 from kalshi_proto.types import decimal_to_wire
 

@@ -42,7 +42,7 @@ from kalshi_proto.auth import signing_message
 from kalshi_proto.errors import ConfigurationError
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
 from kalshi_proto.rest.generated import models as m
-from kalshi_proto.rest.operations import Operation, ParamKind, ParamLocation, operations
+from kalshi_proto.rest.operation_table import Operation, ParamKind, ParamLocation, operations
 from kalshi_proto.rest.ratelimit import DEFAULT_COST, ENDPOINT_COSTS, PER_ITEM_COSTS
 from kalshi_proto.sim.app import Drop, Reply, Respond
 from kalshi_proto.sim.exchange import (

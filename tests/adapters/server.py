@@ -51,7 +51,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
-from kalshi_proto.rest.operations import Operation, operations
+from kalshi_proto.rest.operation_table import Operation, operations
 
 __all__ = [
     "PREFIX",

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from kalshi_proto.auth import Credentials, Signer
-from kalshi_proto.rest.operations import Operation, operations
+from kalshi_proto.rest.operation_table import Operation, operations
 from tests.adapters.server import (
     PREFIX,
     ApiServer,

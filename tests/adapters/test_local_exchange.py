@@ -17,7 +17,7 @@ import pytest
 from kalshi_anyio.sim import LocalExchange, serve_exchange_in_thread
 from kalshi_proto.errors import NotFoundError, ValidationError
 from kalshi_proto.rest.generated import models as m
-from kalshi_proto.rest.operations import operations
+from kalshi_proto.rest.operation_table import operations
 from kalshi_proto.rest.retry import RetryPolicy
 from kalshi_proto.sim.rest import NOT_MODELLED
 from tests.adapters.conftest import Flavour, backend_of, collect, maybe

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from kalshi_proto.rest.operations import operations
+from kalshi_proto.rest.operation_table import operations
 from kalshi_proto.sim.rest import NOT_MODELLED
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "sim.md"

@@ -29,7 +29,7 @@ import pytest
 
 from kalshi_anyio.sim import serve_exchange_in_thread
 from kalshi_proto.rest._sync_base import ClientBase
-from kalshi_proto.rest.operations import operations
+from kalshi_proto.rest.operation_table import operations
 from kalshi_proto.rest.retry import RetryPolicy
 from kalshi_sync import KalshiClient
 

@@ -30,7 +30,7 @@ from kalshi_proto.rest.generated.models import (
     CreateOrderV2Request,
     DecreaseOrderV2Request,
 )
-from kalshi_proto.rest.operations import ParamKind, operation
+from kalshi_proto.rest.operation_table import ParamKind, operation
 
 WALL_MS = 1_767_225_600_000
 CLIENT_ORDER_ID = "8c35ecb3-328f-4f52-8c7c-0f4b9862f8d1"

@@ -31,7 +31,7 @@ from kalshi_proto.rest.call import (
 )
 from kalshi_proto.rest.generated import calls
 from kalshi_proto.rest.generated import models as m
-from kalshi_proto.rest.operations import (
+from kalshi_proto.rest.operation_table import (
     Operation,
     Param,
     ParamKind,

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from kalshi_proto.errors import ApiError, RateLimitError, RemoteProtocolError
 from kalshi_proto.rest.call import Call, HttpResponse
-from kalshi_proto.rest.operations import Operation, operations
+from kalshi_proto.rest.operation_table import Operation, operations
 from tests.helpers.spec import example
 
 OPERATIONS = sorted(operations(), key=lambda op: op.operation_id)

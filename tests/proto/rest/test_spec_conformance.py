@@ -37,7 +37,7 @@ from kalshi_proto.environments import BaseUrl, resolve_base_url
 from kalshi_proto.rest.call import Call, HttpRequest, HttpResponse, Page
 from kalshi_proto.rest.client import RestConfig, RestCore
 from kalshi_proto.rest.generated import calls, models, table
-from kalshi_proto.rest.operations import (
+from kalshi_proto.rest.operation_table import (
     Operation,
     Param,
     ParamKind,
@@ -406,6 +406,21 @@ def _wire_names(call: Call[Any]) -> list[str]:
 def test_the_table_has_118_operations() -> None:
     assert len(OPS) == EXPECTED_OPERATIONS
     assert len({op.operation_id for op in OPS}) == EXPECTED_OPERATIONS
+
+
+def test_the_table_is_public_where_the_issue_names_it() -> None:
+    # `kalshi_proto.rest.operations()`, spelt that way, with the attributes other SDKs read.
+    import kalshi_proto.rest
+
+    public = list(kalshi_proto.rest.operations())
+    assert public == OPS
+    markets = kalshi_proto.rest.operation("GetMarkets")
+    assert markets in public
+    row = (markets.operation_id, markets.method, markets.path, markets.facade)
+    assert row == ("GetMarkets", "GET", "/markets", "markets.list")
+    assert (markets.requires_auth, markets.idempotent) == (False, True)
+    create = kalshi_proto.rest.operation("CreateOrderV2")
+    assert (create.facade, create.requires_auth, create.idempotent) == ("orders.create_v2", True, False)
 
 
 @pytest.mark.parametrize("op", OPS, ids=_op_id)

@@ -35,7 +35,7 @@ from kalshi_proto.rest.call import Call, HttpRequest, HttpResponse, Page, error_
 from kalshi_proto.rest.client import RestConfig, RestCore
 from kalshi_proto.rest.generated import calls
 from kalshi_proto.rest.generated import models as m
-from kalshi_proto.rest.operations import operation, operations
+from kalshi_proto.rest.operation_table import operation, operations
 from kalshi_proto.sim.app import Drop, Reply, Respond
 from kalshi_proto.sim.exchange import Exchange
 from kalshi_proto.sim.matching import Side, StpMode, TimeInForce

@@ -35,7 +35,7 @@ from kalshi_proto.environments import BaseUrl, resolve_base_url
 from kalshi_proto.rest.call import Call, HttpRequest, HttpResponse
 from kalshi_proto.rest.generated import calls
 from kalshi_proto.rest.generated import models as m
-from kalshi_proto.rest.operations import Operation, operation, operations
+from kalshi_proto.rest.operation_table import Operation, operation, operations
 from kalshi_proto.sim.matching import Side, StpMode, TimeInForce
 from kalshi_proto.sim.rest import NOT_MODELLED, Faults
 from kalshi_proto.sim.scenarios.default import START_MS

@@ -4,8 +4,8 @@ The table itself is generated (`kalshi_proto/rest/generated/table.py`, written b
 ``scripts/generate.py`` from ``openapi.yaml`` plus ``openapi-3.34-overlay.yaml``); this module
 defines its row types and the public accessors. Other SDK authors and our own checks read it:
 
->>> from kalshi_proto.rest import operations
->>> op = next(o for o in operations() if o.operation_id == "GetMarkets")
+>>> import kalshi_proto.rest
+>>> op = next(o for o in kalshi_proto.rest.operations() if o.operation_id == "GetMarkets")
 >>> (op.method, op.path, op.facade, op.requires_auth, op.idempotent)
 ('GET', '/markets', 'markets.list', False, True)
 """
