@@ -56,8 +56,8 @@ class NewOrderV2Checks(RequestModel):
         client_order_id = getattr(self, "client_order_id", None)
         if not client_order_id:
             raise ValueError(
-                "client_order_id is required: it makes the order idempotent, so you can look it "
-                "up after a timeout instead of placing it twice"
+                "client_order_id is required: the SDK never resends an order, and after a "
+                "timeout this id is how you find out whether it arrived (every Order carries it)"
             )
         check_price(getattr(self, "price"))  # noqa: B009
         _check_count(getattr(self, "count"))  # noqa: B009

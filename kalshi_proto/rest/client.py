@@ -49,7 +49,7 @@ from kalshi_proto.errors import (
 )
 from kalshi_proto.rest.call import Call, HttpRequest, HttpResponse
 from kalshi_proto.rest.ratelimit import RateLimiter
-from kalshi_proto.rest.retry import RetryPolicy, parse_retry_after
+from kalshi_proto.rest.retry import RetryDecision, RetryPolicy, parse_retry_after
 
 __all__ = [
     "USER_AGENT",
@@ -278,7 +278,8 @@ class CallRun(Generic[T]):
     def _after_failure(
         self, error: KalshiError, status: int | None, retry_after: float | None, now: float
     ) -> None:
-        decision = self._core.config.retry.decide(
+        policy = self._core.config.retry
+        decision = policy.decide(
             method=self.call.method,
             attempt=self.attempts,
             status=status,
@@ -287,7 +288,22 @@ class CallRun(Generic[T]):
             now=now,
             rng=self._core._rng,
         )
+        if decision.retry and not self.call.idempotent:
+            # The table has the last word: an operation it marks not idempotent is never resent.
+            decision = RetryDecision(
+                False, 0.0, f"{self.call.operation.operation_id} is never retried"
+            )
         if not decision.retry:
+            # Say why the error is final when the SDK could have tried again: the attempts or
+            # the total timeout ran out; or no answer came to a request it never resends.
+            if self.call.method in policy.retry_methods:
+                if status is None or status in policy.retry_statuses:
+                    error.add_note(f"not retried: {decision.reason}")
+            elif status is None:
+                error.add_note(
+                    f"not resent ({decision.reason}): the request may have reached the server, "
+                    "so check before sending it again (an order: look for its client_order_id)"
+                )
             self._finish(error)
             return
         self._state = _State.WAITING

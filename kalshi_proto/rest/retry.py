@@ -7,10 +7,11 @@ monotonic clock and ``rng`` is an injected callable returning floats in ``[0, 1)
 
 The rules, checked in this order:
 
-1. Only the methods in ``retry_methods`` (``GET``, ``HEAD`` and ``OPTIONS`` by default) are
+1. Only the methods in ``retry_methods`` (``GET``, ``HEAD`` and ``OPTIONS``, or fewer) are
    retried. ``POST``, ``PUT``, ``DELETE`` and ``PATCH`` are never retried, not even after a
-   connection error: the first request may have reached the exchange, and sending an order or a
-   cancel twice is worse than reporting the failure (DESIGN.md, "Retries").
+   connection error, and a policy that lists one is refused: the first request may have reached
+   the exchange, and sending an order or a cancel twice is worse than reporting the failure
+   (DESIGN.md, "Retries").
 2. A response whose status is not in ``retry_statuses`` (408, 425, 429, 500, 502, 503 and 504 by
    default) is final. A connection or transport error, reported as ``status=None``, is
    retryable.
@@ -41,10 +42,13 @@ from email.utils import parsedate_to_datetime
 
 from kalshi_proto.errors import ConfigurationError, LocalProtocolError
 
-__all__ = ["RetryDecision", "RetryPolicy", "parse_retry_after"]
+__all__ = ["RETRYABLE_METHODS", "RetryDecision", "RetryPolicy", "parse_retry_after"]
 
 _DEFAULT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
-_DEFAULT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+#: The methods a `RetryPolicy` may retry, all of them by default; ``retry_methods`` can narrow
+#: them but never add POST, PUT, DELETE or PATCH.
+RETRYABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 # 2.0 ** 1023 is the largest power of two a float holds; beyond it the product would overflow.
 # Any exponent that large already exceeds every finite retry_max_delay.
@@ -85,12 +89,14 @@ class RetryPolicy:
         total_timeout: seconds the whole call may take, retries and waits included, or ``None``
             for no bound.
         retry_statuses: HTTP statuses that may be retried.
-        retry_methods: upper-case HTTP methods that may be retried.
+        retry_methods: upper-case HTTP methods that may be retried: some of
+            `RETRYABLE_METHODS`.
 
     Raises:
         ConfigurationError: on construction, when a field is out of range (``max_attempts``
             below 1, a negative, infinite or NaN delay or cap, ``total_timeout`` not above 0,
-            a status outside 100-599, a method that is empty or not upper-case).
+            a status outside 100-599, a method that is empty, not upper-case, or not one of
+            GET, HEAD and OPTIONS).
     """
 
     max_attempts: int = 4
@@ -99,7 +105,7 @@ class RetryPolicy:
     retry_after_cap: float = 30.0
     total_timeout: float | None = 60.0
     retry_statuses: frozenset[int] = _DEFAULT_STATUSES
-    retry_methods: frozenset[str] = _DEFAULT_METHODS
+    retry_methods: frozenset[str] = RETRYABLE_METHODS
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -127,6 +133,13 @@ class RetryPolicy:
         if bad_methods:
             raise ConfigurationError(
                 f"retry_methods must be non-empty upper-case method names, got {bad_methods}"
+            )
+        unsafe = sorted(self.retry_methods - RETRYABLE_METHODS)
+        if unsafe:
+            raise ConfigurationError(
+                f"retry_methods may hold only GET, HEAD and OPTIONS, got {unsafe}: a request "
+                "that changes something (an order, an amend, a cancel) is never resent, since "
+                "the first one may have reached the exchange"
             )
 
     @classmethod

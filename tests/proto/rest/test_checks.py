@@ -83,8 +83,8 @@ def test_a_new_order_needs_a_client_order_id(client_order_id: str | None) -> Non
     refused(
         m.CreateOrderV2Request,
         order_fields(client_order_id=client_order_id),
-        "client_order_id is required: it makes the order idempotent, so you can look it up "
-        "after a timeout instead of placing it twice",
+        "client_order_id is required: the SDK never resends an order, and after a timeout "
+        "this id is how you find out whether it arrived (every Order carries it)",
     )
     fields = order_fields()
     del fields["client_order_id"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import math
 from decimal import Decimal
@@ -16,6 +17,7 @@ from kalshi_proto import __version__
 from kalshi_proto.auth import Credentials, Signer
 from kalshi_proto.environments import resolve_base_url
 from kalshi_proto.errors import (
+    ApiError,
     AuthRequiredError,
     CallTimeout,
     ConfigurationError,
@@ -23,6 +25,7 @@ from kalshi_proto.errors import (
     LocalProtocolError,
     NotFoundError,
     ReadError,
+    ReadTimeout,
     RemoteProtocolError,
     ServerError,
     TransportError,
@@ -481,6 +484,79 @@ def test_a_2xx_body_that_does_not_parse_finishes_the_run(status: int, clock: Fak
     with pytest.raises(RemoteProtocolError, match="body does not match ExchangeStatus"):
         run.result()
     assert run.attempts == 1
+
+
+# ---- CallRun: why a final error is final --------------------------------------------------
+
+
+def test_a_get_that_runs_out_of_attempts_says_so_in_a_note(clock: FakeClock) -> None:
+    run = make_core(retry=RetryPolicy(max_attempts=2)).start(status_call(), clock.now)
+    send(run, clock)
+    run.receive_response(failed(503), clock.now, clock.wall_ms)
+    assert run.next_step(clock.now, clock.wall_ms) == Sleep(0.1875)
+    clock.advance(0.1875)
+    send(run, clock)
+    run.receive_response(failed(503), clock.now, clock.wall_ms)
+    with pytest.raises(ServerError) as info:
+        run.result()
+    assert info.value.__notes__ == [
+        "not retried: HTTP 503 on GET, attempt 2 of 2, no attempts left"
+    ]
+
+
+def test_a_get_stopped_by_the_total_timeout_keeps_its_error_and_says_why(clock: FakeClock) -> None:
+    run = make_core(retry=RetryPolicy(total_timeout=1.0)).start(status_call(), clock.now)
+    send(run, clock)
+    clock.advance(0.9)
+    run.receive_failure(ReadTimeout("reading the response timed out"), clock.now)
+    with pytest.raises(ReadTimeout) as info:
+        run.result()
+    assert info.value.__notes__ == [
+        "not retried: connection error on GET, attempt 1 of 4, a 0.19s back-off would pass "
+        "the total timeout of 1s"
+    ]
+
+
+@pytest.mark.parametrize("error", [ConnectError("refused"), ReadTimeout("timed out")])
+def test_an_order_without_an_answer_is_not_resent_and_the_note_says_to_check(
+    error: TransportError, rsa_credentials: Credentials, clock: FakeClock
+) -> None:
+    run = make_core(rsa_credentials).start(order_call(), clock.now)
+    send(run, clock)
+    run.receive_failure(error, clock.now)
+    with pytest.raises(TransportError) as info:
+        run.result()
+    assert info.value is error
+    assert error.__notes__ == [
+        "not resent (POST is never retried): the request may have reached the server, so check "
+        "before sending it again (an order: look for its client_order_id)"
+    ]
+
+
+@pytest.mark.parametrize(("make_call", "status"), [(status_call, 404), (order_call, 400), (order_call, 503)])
+def test_a_final_answer_the_sdk_would_never_retry_has_no_note(
+    make_call: Any, status: int, rsa_credentials: Credentials, clock: FakeClock
+) -> None:
+    run = make_core(rsa_credentials).start(make_call(), clock.now)
+    send(run, clock)
+    run.receive_response(failed(status), clock.now, clock.wall_ms)
+    with pytest.raises(ApiError) as info:
+        run.result()
+    assert info.value.status == status
+    assert not hasattr(info.value, "__notes__")
+
+
+def test_an_operation_the_table_marks_not_idempotent_is_never_resent(clock: FakeClock) -> None:
+    call = status_call()
+    unsafe = dataclasses.replace(call, operation=dataclasses.replace(call.operation, idempotent=False))
+    assert unsafe.method == "GET"
+    run = make_core().start(unsafe, clock.now)
+    send(run, clock)
+    run.receive_response(failed(503), clock.now, clock.wall_ms)
+    assert run.done and run.attempts == 1
+    with pytest.raises(ServerError) as info:
+        run.result()
+    assert info.value.__notes__ == ["not retried: GetExchangeStatus is never retried"]
 
 
 # ---- CallRun: total timeout ---------------------------------------------------------------

@@ -160,10 +160,22 @@ def test_other_statuses_are_final(status: int) -> None:
 
 
 def test_custom_statuses_and_methods() -> None:
-    policy = RetryPolicy(retry_statuses=frozenset({404}), retry_methods=frozenset({"PUT"}))
-    assert decide(policy, method="PUT", status=404).retry
-    assert not decide(policy, method="PUT", status=503, rng=no_rng).retry
+    policy = RetryPolicy(retry_statuses=frozenset({404}), retry_methods=frozenset({"HEAD"}))
+    assert decide(policy, method="HEAD", status=404).retry
+    assert not decide(policy, method="HEAD", status=503, rng=no_rng).retry
     assert decide(policy, method="GET", status=404, rng=no_rng).reason == "GET is never retried"
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "TRACE"])
+def test_a_policy_cannot_be_told_to_resend_a_method_that_changes_something(method: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        RetryPolicy(retry_methods=frozenset({"GET", method}))
+    assert str(caught.value) == (
+        f"retry_methods may hold only GET, HEAD and OPTIONS, got ['{method}']: a request that "
+        "changes something (an order, an amend, a cancel) is never resent, since the first one "
+        "may have reached the exchange"
+    )
+    assert RetryPolicy(retry_methods=frozenset({"GET"})).retry_methods == {"GET"}  # narrowing is fine
 
 
 def test_connection_error_is_retried_for_idempotent_methods() -> None:
