@@ -13,6 +13,8 @@ from typing import Any
 import pandas as pd
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, Field
 
 from kalshi_proto.frames import POLARS_PRECISION, to_pandas, to_polars, to_records
@@ -398,3 +400,42 @@ def test_importing_the_core_needs_neither_library() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stderr
+
+
+# --- any exact decimal survives ------------------------------------------------------------------
+
+
+class _Leg(BaseModel):
+    price: Decimal | None
+
+
+class _Row(BaseModel):
+    price: Decimal | None
+    legs: list[_Leg]
+
+
+def _decimals() -> st.SearchStrategy[Decimal]:
+    # Finite decimals that fit a 38-digit column together: up to 30 digits before the point and
+    # 8 after, any sign, trailing zeros kept ("1.10" is not "1.1" on the wire).
+    return st.builds(
+        lambda whole, scale, negative: Decimal(f"{'-' if negative else ''}{whole}").scaleb(-scale),
+        st.integers(min_value=0, max_value=10**30 - 1),
+        st.integers(min_value=0, max_value=8),
+        st.booleans(),
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.none() | _decimals(), st.lists(st.none() | _decimals(), max_size=3)), max_size=8))
+def test_any_decimals_come_back_equal_from_both_libraries(rows: list[tuple[Decimal | None, list[Decimal | None]]]) -> None:
+    items = [_Row(price=price, legs=[_Leg(price=leg) for leg in legs]) for price, legs in rows]
+    expected_prices = [item.price for item in items]
+    expected_legs = [[{"price": leg.price} for leg in item.legs] for item in items]
+
+    polars_frame = to_polars(items, model=_Row)
+    assert polars_frame["price"].to_list() == expected_prices
+    assert polars_frame["legs"].to_list() == expected_legs
+
+    frame = to_pandas(items, model=_Row)
+    assert frame["price"].tolist() == expected_prices
+    assert [str(v) for v in frame["price"].tolist()] == [str(v) for v in expected_prices]  # digits kept
