@@ -56,7 +56,7 @@ POLARS_PRECISION = 38
 
 def to_records(
     items: Iterable[BaseModel], *, model: type[BaseModel] | None = None
-) -> list[dict[str, Any]]:
+) -> list[dict[str, object]]:
     """One dict per model, from ``model_dump(mode="python")``, with the same keys in the same order.
 
     Values are what the model holds: `decimal.Decimal` money, timezone-aware `datetime.datetime`,

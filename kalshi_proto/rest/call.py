@@ -116,7 +116,7 @@ class Page(Generic[ItemT]):
     def __getitem__(self, index: int | slice) -> ItemT | list[ItemT]:
         return self.items[index]
 
-    def to_records(self) -> list[dict[str, Any]]:
+    def to_records(self) -> list[dict[str, object]]:
         """The items as one dict per item; see `kalshi_proto.frames.to_records`."""
         return frames.to_records(self._models(), model=self._item_model())
 
