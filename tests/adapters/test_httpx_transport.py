@@ -6,6 +6,7 @@ import gzip
 import json
 import socket
 import threading
+from collections.abc import AsyncIterator, Iterator
 
 import anyio
 import httpx
@@ -113,6 +114,75 @@ def test_a_given_http_client_is_used_with_its_settings_and_left_open() -> None:
     assert seen[0].headers["x-desk"] == "rates"
     assert not http_client.is_closed
     http_client.close()
+
+
+class _Chunks(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A body that arrives in pieces and records that it was closed, as a network stream does."""
+
+    def __init__(self, *chunks: bytes) -> None:
+        self.chunks = chunks
+        self.closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self.chunks
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self.chunks:
+            yield chunk
+
+    def close(self) -> None:
+        self.closed = True
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+def _streamed(streams: list[_Chunks]) -> httpx.MockTransport:
+    # Answers with a body that is not read yet (as a real transport's is), gzip-encoded and cut
+    # in three, so the client's own stream reading and decoding run.
+    packed = gzip.compress(STATUS)
+    third = len(packed) // 3
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        stream = _Chunks(packed[:third], packed[third : 2 * third], packed[2 * third :])
+        streams.append(stream)
+        headers = [(b"Content-Encoding", b"gzip"), (b"Content-Length", str(len(packed)).encode())]
+        return httpx.Response(200, headers=headers, stream=stream)
+
+    return httpx.MockTransport(answer)
+
+
+@pytest.mark.parametrize("through", ["transport", "http_client"])
+def test_a_streamed_body_is_read_decoded_and_closed_by_the_blocking_client(through: str) -> None:
+    streams: list[_Chunks] = []
+    transport = _streamed(streams)
+    options: dict[str, object] = {"transport": transport}
+    if through == "http_client":
+        options = {"http_client": httpx.Client(transport=transport)}
+    with kalshi_httpx.KalshiClient(base_url=BASE, **options) as client:  # type: ignore[arg-type]
+        assert client.exchange.status().exchange_active is True
+        assert client.exchange.status().trading_active == json.loads(STATUS)["trading_active"]
+    assert len(streams) == 2 and all(stream.closed for stream in streams)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("through", ["transport", "http_client"])
+def test_a_streamed_body_is_read_decoded_and_closed_by_the_async_client(
+    through: str, backend: str
+) -> None:
+    streams: list[_Chunks] = []
+    transport = _streamed(streams)
+
+    async def main() -> None:
+        options: dict[str, object] = {"transport": transport}
+        if through == "http_client":
+            options = {"http_client": httpx.AsyncClient(transport=transport)}
+        async with kalshi_httpx.AsyncKalshiClient(base_url=BASE, **options) as client:  # type: ignore[arg-type]
+            assert (await client.exchange.status()).exchange_active is True
+            assert (await client.exchange.status()).trading_active == json.loads(STATUS)["trading_active"]
+
+    anyio.run(main, backend=backend)
+    assert len(streams) == 2 and all(stream.closed for stream in streams)
 
 
 def test_a_proxy_named_in_the_environment_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
