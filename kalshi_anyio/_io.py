@@ -172,39 +172,45 @@ class Deadline:
 class Limiter:
     """At most ``total`` connections in use at once (0: no limit).
 
-    ``async with limiter.hold():`` holds one slot. A free slot is taken without a checkpoint;
-    when none is free, waiters are served in arrival order.
+    ``await limiter.acquire(deadline)`` takes one slot, ``limiter.release()`` gives it back. A
+    free slot is taken without a checkpoint; when none is free, waiters are served in arrival
+    order, each until its own deadline.
     """
 
     def __init__(self, total: int) -> None:
         self._free = total if total > 0 else -1
         self._waiters: deque[anyio.Event] = deque()
 
-    def hold(self) -> Limiter:
-        """The limiter itself, as an async context manager holding one slot."""
-        return self
+    async def acquire(self, deadline: float) -> bool:
+        """Take a slot, waiting until ``deadline`` (loop clock) at most; True if this waited.
 
-    async def __aenter__(self) -> bool:
-        """Take a slot; True if this had to wait for one."""
+        Raises:
+            ConnectTimeout: no slot became free before ``deadline``.
+        """
         if self._free < 0:
             return False
-        waited = False
-        while self._free == 0:
-            waited = True
-            event = anyio.Event()
-            self._waiters.append(event)
-            try:
-                await event.wait()
-            except BaseException:
-                if event in self._waiters:
-                    self._waiters.remove(event)
-                elif self._free > 0 and self._waiters:
-                    self._waiters.popleft().set()  # pass on the wake-up this task cannot use
-                raise
-        self._free -= 1
-        return waited
+        if self._free > 0:
+            self._free -= 1
+            return False
+        with anyio.CancelScope(deadline=deadline) as scope:
+            while self._free == 0:
+                event = anyio.Event()
+                self._waiters.append(event)
+                try:
+                    await event.wait()
+                except BaseException:
+                    if event in self._waiters:
+                        self._waiters.remove(event)
+                    elif self._free > 0 and self._waiters:
+                        self._waiters.popleft().set()  # pass on the wake-up this task cannot use
+                    raise
+            self._free -= 1
+        if scope.cancelled_caught:
+            raise ConnectTimeout("no connection became free before the timeout")
+        return True
 
-    async def __aexit__(self, *exc_info: object) -> None:
+    def release(self) -> None:
+        """Give back a slot taken with `acquire`."""
         if self._free < 0:
             return
         self._free += 1

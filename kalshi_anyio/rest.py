@@ -89,7 +89,9 @@ class AsyncKalshiClient(AsyncClientBase):
     async def _send(self, request: HttpRequest, timeout: float, deadline: float) -> HttpResponse:
         if self._closed:
             raise LocalProtocolError("the client is closed")
-        async with self._limiter.hold() as waited:
+        # A call waiting for a free connection waits no longer than its own deadline.
+        waited = await self._limiter.acquire(deadline)
+        try:
             now = deadline - timeout  # when the attempt started
             if waited:
                 now = _io.monotonic()
@@ -110,6 +112,8 @@ class AsyncKalshiClient(AsyncClientBase):
             else:
                 await connection.stream.aclose()
             return response
+        finally:
+            self._limiter.release()
 
     async def _checkout(self, now: float, deadline: float) -> _Connection:
         # Idle connections are kept oldest first; the newest is reused, the expired are closed.

@@ -155,10 +155,10 @@ class Deadline:
 class Limiter:
     """At most ``total`` connections in use at once, across threads (0: no limit).
 
-    ``with limiter.hold():`` holds one slot for the block (``hold`` returns the limiter itself,
-    a context manager without a generator frame: it runs on every call). The free slots are
-    tokens in a `queue.SimpleQueue`, whose get and put are C calls: a fraction of the cost of a
-    `threading.BoundedSemaphore`, whose acquire and release are Python code around a lock.
+    ``limiter.acquire(deadline)`` takes one slot, ``limiter.release()`` gives it back. The free
+    slots are tokens in a `queue.SimpleQueue`, whose get and put are C calls: a fraction of the
+    cost of a `threading.BoundedSemaphore`, whose acquire and release are Python code around a
+    lock. Both run on every call.
     """
 
     def __init__(self, total: int) -> None:
@@ -168,22 +168,27 @@ class Limiter:
             for _ in range(total):
                 self._slots.put(None)
 
-    def hold(self) -> Limiter:
-        """Hold one slot for the duration of the ``with`` block."""
-        return self
+    def acquire(self, deadline: float) -> bool:
+        """Take a slot, waiting until ``deadline`` (`monotonic` clock) at most; True if this
+        waited.
 
-    def __enter__(self) -> bool:
-        """Take a slot; True if this had to wait for one."""
+        Raises:
+            ConnectTimeout: no slot became free before ``deadline``.
+        """
         slots = self._slots
         if slots is None:
             return False
         try:
             slots.get_nowait()
         except queue.Empty:
-            slots.get()
+            try:
+                slots.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise ConnectTimeout("no connection became free before the timeout") from None
             return True
         return False
 
-    def __exit__(self, *exc_info: object) -> None:
+    def release(self) -> None:
+        """Give back a slot taken with `acquire`."""
         if self._slots is not None:
             self._slots.put(None)

@@ -90,7 +90,9 @@ class KalshiClient(ClientBase):
     def _send(self, request: HttpRequest, timeout: float, deadline: float) -> HttpResponse:
         if self._closed:
             raise LocalProtocolError("the client is closed")
-        with self._limiter.hold() as waited:
+        # A call waiting for a free connection waits no longer than its own deadline.
+        waited = self._limiter.acquire(deadline)
+        try:
             now = deadline - timeout  # when the attempt started
             if waited:
                 now = _io.monotonic()
@@ -111,6 +113,8 @@ class KalshiClient(ClientBase):
             else:
                 connection.stream.close()
             return response
+        finally:
+            self._limiter.release()
 
     def _checkout(self, now: float, deadline: float) -> _Connection:
         # Idle connections are kept oldest first; the newest is reused, the expired are closed.

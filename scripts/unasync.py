@@ -28,7 +28,6 @@ PAIRS = (
 #: Ordered (pattern, replacement) rules, applied to every file.
 RULES: tuple[tuple[str, str], ...] = (
     (r"\basync def ", "def "),
-    (r"\basync with ", "with "),
     (r"\bawait ", ""),
     (r"\b__aenter__\b", "__enter__"),
     (r"\b__aexit__\b", "__exit__"),

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 
 import anyio
 import pytest
 
 from kalshi_anyio import _io as anyio_io
+from kalshi_proto.errors import ConnectTimeout
 from kalshi_sync import _io as sync_io
 
 
@@ -22,7 +25,8 @@ def test_the_blocking_limiter_lets_at_most_its_total_in_and_says_who_waited() ->
 
     def worker() -> None:
         nonlocal inside, peak
-        with limiter.hold() as had_to_wait:
+        had_to_wait = limiter.acquire(time.monotonic() + 5)
+        try:
             with lock:
                 waited.append(had_to_wait)
                 inside += 1
@@ -32,34 +36,42 @@ def test_the_blocking_limiter_lets_at_most_its_total_in_and_says_who_waited() ->
             release.wait(5)
             with lock:
                 inside -= 1
+        finally:
+            limiter.release()
 
     threads = [threading.Thread(target=worker) for _ in range(4)]
     for thread in threads:
         thread.start()
     assert two_inside.wait(5)
     with lock:
-        assert len(waited) == 2  # the other two are blocked in hold()
+        assert len(waited) == 2  # the other two are waiting in acquire()
     release.set()
     for thread in threads:
         thread.join(5)
     assert peak == 2
     assert sorted(waited) == [False, False, True, True]
+    # every slot came back: two more are taken at once
+    assert limiter.acquire(time.monotonic()) is False
+    assert limiter.acquire(time.monotonic()) is False
 
-    both_free = threading.Event()
 
-    def again() -> None:  # in a thread, so a slot that never came back fails instead of hanging
-        with limiter.hold() as first, limiter.hold() as second:
-            if (first, second) == (False, False):
-                both_free.set()
-
-    threading.Thread(target=again, daemon=True).start()
-    assert both_free.wait(5), "a slot was not given back"
+def test_the_blocking_limiter_waits_no_longer_than_the_deadline() -> None:
+    limiter = sync_io.Limiter(1)
+    assert limiter.acquire(time.monotonic() + 5) is False
+    started = time.monotonic()
+    with pytest.raises(ConnectTimeout, match="no connection became free before the timeout"):
+        limiter.acquire(started + 0.05)
+    assert time.monotonic() - started < 2  # it gave up at its deadline, not at the holder's
+    with pytest.raises(ConnectTimeout):
+        limiter.acquire(started - 1)  # a deadline already past: no wait at all
+    limiter.release()
+    assert limiter.acquire(time.monotonic()) is False  # the failed waits took nothing
 
 
 def test_the_blocking_limiter_without_a_total_never_waits() -> None:
     limiter = sync_io.Limiter(0)
-    with limiter.hold() as first, limiter.hold() as second, limiter.hold() as third:
-        assert (first, second, third) == (False, False, False)
+    assert [limiter.acquire(0.0) for _ in range(3)] == [False, False, False]
+    limiter.release()
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
@@ -70,9 +82,12 @@ def test_the_async_limiter_serves_waiters_in_arrival_order(backend: str) -> None
         release = anyio.Event()
 
         async def one(name: str) -> None:
-            async with limiter.hold() as had_to_wait:
+            had_to_wait = await limiter.acquire(math.inf)
+            try:
                 order.append((name, had_to_wait))
                 await release.wait()
+            finally:
+                limiter.release()
 
         with anyio.fail_after(5):  # a waiter never woken fails instead of hanging
             async with anyio.create_task_group() as group:
@@ -86,7 +101,23 @@ def test_the_async_limiter_serves_waiters_in_arrival_order(backend: str) -> None
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
-def test_a_cancelled_waiter_passes_its_turn_on(backend: str) -> None:
+def test_the_async_limiter_waits_no_longer_than_the_deadline(backend: str) -> None:
+    async def main() -> None:
+        limiter = anyio_io.Limiter(1)
+        assert await limiter.acquire(math.inf) is False
+        started = anyio.current_time()
+        with anyio.fail_after(5):
+            with pytest.raises(ConnectTimeout, match="no connection became free before the timeout"):
+                await limiter.acquire(started + 0.05)
+        assert anyio.current_time() - started < 2
+        limiter.release()
+        assert await limiter.acquire(anyio.current_time()) is False  # the failed wait took nothing
+
+    anyio.run(main, backend=backend)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_waiter_that_times_out_or_is_cancelled_passes_its_turn_on(backend: str) -> None:
     async def main() -> list[str]:
         limiter = anyio_io.Limiter(1)
         got: list[str] = []
@@ -94,27 +125,35 @@ def test_a_cancelled_waiter_passes_its_turn_on(backend: str) -> None:
         release = anyio.Event()
 
         async def holder() -> None:
-            async with limiter.hold():
-                holding.set()
-                await release.wait()
+            await limiter.acquire(math.inf)
+            holding.set()
+            await release.wait()
+            limiter.release()
 
-        async def waiter(name: str, scope: anyio.CancelScope | None = None) -> None:
-            with scope or anyio.CancelScope():
-                async with limiter.hold():
-                    got.append(name)
+        async def waiter(name: str, deadline: float, scope: anyio.CancelScope) -> None:
+            with scope:
+                try:
+                    await limiter.acquire(deadline)
+                except ConnectTimeout:
+                    got.append(f"{name} timed out")
+                    return
+                got.append(name)
+                limiter.release()
 
-        with anyio.fail_after(5):  # a wake-up lost with the cancelled waiter would hang
+        with anyio.fail_after(5):  # a wake-up lost with a waiter that left would hang
             async with anyio.create_task_group() as group:
                 group.start_soon(holder)
                 await holding.wait()
                 doomed = anyio.CancelScope()
-                group.start_soon(waiter, "doomed", doomed)
+                now = anyio.current_time()
+                group.start_soon(waiter, "doomed", math.inf, doomed)
+                group.start_soon(waiter, "hasty", now + 0.02, anyio.CancelScope())
                 await anyio.sleep(0.01)
-                group.start_soon(waiter, "next")
-                await anyio.sleep(0.01)
+                group.start_soon(waiter, "next", math.inf, anyio.CancelScope())
+                await anyio.sleep(0.05)  # hasty's deadline passes
                 doomed.cancel()
                 await anyio.sleep(0.01)
                 release.set()
         return got
 
-    assert anyio.run(main, backend=backend) == ["next"]
+    assert anyio.run(main, backend=backend) == ["hasty timed out", "next"]
