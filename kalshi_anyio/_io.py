@@ -173,13 +173,14 @@ class Limiter:
     """At most ``total`` connections in use at once (0: no limit).
 
     ``await limiter.acquire(deadline)`` takes one slot, ``limiter.release()`` gives it back. A
-    free slot is taken without a checkpoint; when none is free, waiters are served in arrival
-    order, each until its own deadline.
+    free slot is taken without a checkpoint. When none is free, waiters are served in arrival
+    order, each until its own deadline: `release` hands the slot straight to the first waiter,
+    so a task arriving meanwhile cannot take it first.
     """
 
     def __init__(self, total: int) -> None:
         self._free = total if total > 0 else -1
-        self._waiters: deque[anyio.Event] = deque()
+        self._waiters: deque[anyio.Event] = deque()  # never non-empty while _free > 0
 
     async def acquire(self, deadline: float) -> bool:
         """Take a slot, waiting until ``deadline`` (loop clock) at most; True if this waited.
@@ -192,27 +193,26 @@ class Limiter:
         if self._free > 0:
             self._free -= 1
             return False
+        granted = anyio.Event()
+        self._waiters.append(granted)
         with anyio.CancelScope(deadline=deadline) as scope:
-            while self._free == 0:
-                event = anyio.Event()
-                self._waiters.append(event)
-                try:
-                    await event.wait()
-                except BaseException:
-                    if event in self._waiters:
-                        self._waiters.remove(event)
-                    elif self._free > 0 and self._waiters:
-                        self._waiters.popleft().set()  # pass on the wake-up this task cannot use
-                    raise
-            self._free -= 1
+            try:
+                await granted.wait()
+            except BaseException:
+                if granted.is_set():
+                    self.release()  # handed a slot, but leaving: it goes to the next waiter
+                else:
+                    self._waiters.remove(granted)
+                raise
         if scope.cancelled_caught:
             raise ConnectTimeout("no connection became free before the timeout")
         return True
 
     def release(self) -> None:
-        """Give back a slot taken with `acquire`."""
+        """Give back a slot taken with `acquire`: to the first waiter, or to the free ones."""
         if self._free < 0:
             return
-        self._free += 1
         if self._waiters:
             self._waiters.popleft().set()
+        else:
+            self._free += 1
