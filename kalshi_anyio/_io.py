@@ -13,15 +13,21 @@ import select
 import ssl
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from types import TracebackType
 
 import anyio
 import anyio.abc
 from anyio.streams.tls import TLSStream
 
-from kalshi_proto.errors import ConnectError, ConnectTimeout, ReadError, ReadTimeout, WriteError
+from kalshi_proto.errors import (
+    ConnectError,
+    ConnectTimeout,
+    ReadError,
+    ReadTimeout,
+    TransportError,
+    WriteError,
+)
 
 __all__ = [
     "Deadline",
@@ -67,15 +73,6 @@ def default_ssl_context(context: ssl.SSLContext | None) -> ssl.SSLContext:
     return context
 
 
-@contextmanager
-def _deadline(deadline: float, timeout_error: type[Exception], what: str) -> Iterator[None]:
-    try:
-        with anyio.fail_after(max(0.0, deadline - anyio.current_time())):
-            yield
-    except TimeoutError:
-        raise timeout_error(f"{what} timed out") from None
-
-
 class Stream:
     """One TCP connection, TLS or not."""
 
@@ -118,11 +115,47 @@ class Stream:
         await anyio.aclose_forcefully(self._stream)
 
 
+class Deadline:
+    """``with Deadline(when):`` cancels the block at ``when`` (loop clock) and raises ``error``
+    with ``message`` instead (`ReadTimeout` by default).
+
+    One cancel scope per exchange: cheaper than a timeout around every socket operation. The
+    connect and the wait for a free connection use it too, with `ConnectTimeout`.
+    """
+
+    __slots__ = ("_error", "_message", "_scope")
+
+    def __init__(
+        self,
+        when: float,
+        error: type[TransportError] = ReadTimeout,
+        message: str = "the request timed out before the response was complete",
+    ) -> None:
+        self._scope = anyio.CancelScope(deadline=when)
+        self._error = error
+        self._message = message
+
+    def __enter__(self) -> None:
+        self._scope.__enter__()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # The scope swallows only its own cancellation, and that becomes ``error``: nothing
+        # else is ever suppressed.
+        self._scope.__exit__(exc_type, exc, tb)
+        if self._scope.cancelled_caught:
+            raise self._error(self._message) from None
+
+
 async def connect(
     host: str, port: int, ssl_context: ssl.SSLContext | None, deadline: float
 ) -> Stream:
     """Open a TCP connection (and a TLS session when ``ssl_context`` is given) before ``deadline``."""
-    with _deadline(deadline, ConnectTimeout, f"connecting to {host}:{port}"):
+    with Deadline(deadline, ConnectTimeout, f"connecting to {host}:{port} timed out"):
         try:
             tcp = await anyio.connect_tcp(host, port)
         except OSError as exc:
@@ -141,32 +174,6 @@ async def connect(
                 raise ConnectError(f"TLS handshake with {host}:{port} failed: {exc}") from exc
             raise
         return Stream(tls, raw)
-
-
-class Deadline:
-    """``with Deadline(when):`` cancels the block at ``when`` (loop clock) and raises `ReadTimeout`.
-
-    One cancel scope per exchange: cheaper than a timeout around every socket operation.
-    """
-
-    __slots__ = ("_scope",)
-
-    def __init__(self, when: float) -> None:
-        self._scope = anyio.CancelScope(deadline=when)
-
-    def __enter__(self) -> None:
-        self._scope.__enter__()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool:
-        suppressed = bool(self._scope.__exit__(exc_type, exc, tb))
-        if self._scope.cancelled_caught:
-            raise ReadTimeout("the request timed out before the response was complete")
-        return suppressed
 
 
 class Limiter:
@@ -195,7 +202,7 @@ class Limiter:
             return False
         granted = anyio.Event()
         self._waiters.append(granted)
-        with anyio.CancelScope(deadline=deadline) as scope:
+        with Deadline(deadline, ConnectTimeout, "no connection became free before the timeout"):
             try:
                 await granted.wait()
             except BaseException:
@@ -204,8 +211,6 @@ class Limiter:
                 else:
                     self._waiters.remove(granted)
                 raise
-        if scope.cancelled_caught:
-            raise ConnectTimeout("no connection became free before the timeout")
         return True
 
     def release(self) -> None:

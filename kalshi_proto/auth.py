@@ -43,12 +43,12 @@ __all__ = [
     "signing_message",
 ]
 
-#: A loaded private key of a type Kalshi accepts.
 # RSA-PSS with SHA-256, MGF1(SHA-256) and a salt as long as the digest (32 bytes), built once:
 # these objects are immutable and the signature is made on every private call.
 _SHA256 = hashes.SHA256()
 _PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH)
 
+#: A loaded private key of a type Kalshi accepts.
 PrivateKey = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
 #: A passphrase for an encrypted PEM: the text, its bytes, or a callable that returns either

@@ -282,11 +282,7 @@ def _shape_of(value: object) -> _Shape:
     kind = type(value)
     if kind is Decimal:
         assert isinstance(value, Decimal)
-        if not value.is_finite():
-            raise ValueError(f"{value} is not a finite number")
-        _, digits, exponent = value.as_tuple()
-        assert isinstance(exponent, int)  # finite decimals have an int exponent
-        return _Dec(whole=max(len(digits) + exponent, 0), scale=max(-exponent, 0))
+        return _decimal_shape([value])
     if kind in _SCALARS:
         return kind
     if isinstance(value, dict) and all(type(key) is str for key in value):
@@ -299,9 +295,10 @@ def _shape_of(value: object) -> _Shape:
     return object
 
 
-def _decimal_shape(values: list[Any]) -> _Shape:
-    # A column the annotation types as Decimal (validated, so Decimal or None): its widest
-    # value. One loop instead of a shape per value, since money columns are most columns.
+def _decimal_shape(values: list[Any]) -> _Dec:
+    # The widest of some Decimals (None skipped): digits before the point and after. A column the
+    # annotation types as Decimal goes through here in one loop, not a shape per value, since
+    # money columns are most columns.
     whole = scale = 0
     for value in values:
         if value is None:

@@ -129,6 +129,19 @@ class _Decoder:
         return out
 
 
+def _decoder_for(encoding: str, max_body_size: int) -> _Decoder | None:
+    # The decoder a Content-Encoding value needs: None for an unencoded body; an encoding this
+    # client did not offer in Accept-Encoding is refused.
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return None
+    if encoding not in ("gzip", "deflate"):
+        raise RemoteProtocolError(
+            f"the response uses content-encoding {encoding!r}, which was not asked for"
+        )
+    return _Decoder(encoding, max_body_size)
+
+
 def decode_body(encoding: str, data: bytes, *, max_body_size: int = _DEFAULT_MAX_BODY) -> bytes:
     """Decode a whole ``gzip``, ``deflate`` or ``identity`` body (for transports that hand over
     raw bytes).
@@ -137,14 +150,9 @@ def decode_body(encoding: str, data: bytes, *, max_body_size: int = _DEFAULT_MAX
         RemoteProtocolError: the body is corrupt, truncated, too large once decoded, or uses
             another content-encoding.
     """
-    encoding = encoding.strip().lower()
-    if encoding in ("", "identity"):
+    decoder = _decoder_for(encoding, max_body_size)
+    if decoder is None:
         return data
-    if encoding not in ("gzip", "deflate"):
-        raise RemoteProtocolError(
-            f"the response uses content-encoding {encoding!r}, which was not asked for"
-        )
-    decoder = _Decoder(encoding, max_body_size)
     return decoder.feed(data) + decoder.flush()
 
 
@@ -466,11 +474,11 @@ class Http11Connection:
 
     def _set_headers(self, headers: tuple[tuple[str, str], ...]) -> None:
         self._headers = headers
-        encoding = next((v.strip().lower() for k, v in headers if k == "content-encoding"), "")
-        if encoding in ("gzip", "deflate"):
-            self._decoder = _Decoder(encoding, self._max_body)
-        elif encoding not in ("", "identity"):
-            self._fail(f"the response uses content-encoding {encoding!r}, which was not asked for")
+        encoding = next((v for k, v in headers if k == "content-encoding"), "")
+        try:
+            self._decoder = _decoder_for(encoding, self._max_body)
+        except RemoteProtocolError as exc:
+            self._fail(str(exc))
 
     def _add_body(self, data: bytes) -> None:
         if self._decoder is not None:
