@@ -20,6 +20,9 @@ dropped after the headers, gzip (good or corrupt), a chunked, trickled or padded
 ``Connection: close``. Every request is recorded (`Received`), with the client's source port, so
 tests can count TCP connections.
 
+`Http2ApiServer` serves the same app with Hypercorn, which also speaks HTTP/2 (uvicorn does
+not), for the httpx clients' ``http2=True``.
+
 `RawServer` is a few lines of blocking TLS for what uvicorn will not send: bytes that are not
 HTTP at all, or no answer before the close.
 """
@@ -42,9 +45,12 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMappi
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote
 
+import hypercorn.asyncio
+import hypercorn.config
+import hypercorn.typing
 import trustme
 import uvicorn
 from cryptography.exceptions import InvalidSignature
@@ -58,6 +64,7 @@ __all__ = [
     "ApiServer",
     "AuthFailure",
     "Fault",
+    "Http2ApiServer",
     "KeyPair",
     "PublicKey",
     "RawServer",
@@ -345,6 +352,7 @@ class Received:
     operation_id: str | None
     auth: str | None
     status: int
+    http_version: str = "1.1"  #: as the ASGI scope says: "1.1" or "2"
 
     @property
     def api_path(self) -> str:
@@ -408,7 +416,16 @@ class _App:
         client = scope.get("client") or ("", 0)
         owner._record(
             Received(
-                method, raw_path, query, headers, body, int(client[1]), operation_id, auth, status
+                method,
+                raw_path,
+                query,
+                headers,
+                body,
+                int(client[1]),
+                operation_id,
+                auth,
+                status,
+                str(scope.get("http_version", "1.1")),
             )
         )
         if fault is not None and fault.delay > 0 and await _client_left(receive, fault.delay):
@@ -494,25 +511,32 @@ class ApiServer:
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind(("127.0.0.1", 0))
         self.port: int = self._socket.getsockname()[1]
-        config = uvicorn.Config(
-            _App(self),
-            http="httptools",
-            lifespan="off",
-            ws="none",
-            loop="asyncio",
-            ssl_certfile=str(cert_file),
-            log_config=None,
-            log_level="critical",
-            access_log=False,
-            timeout_graceful_shutdown=2,
+        self._cert_file = cert_file
+        self._thread = threading.Thread(target=self._serve, name="api-server", daemon=True)
+        self._server = uvicorn.Server(
+            uvicorn.Config(
+                _App(self),
+                http="httptools",
+                lifespan="off",
+                ws="none",
+                loop="asyncio",
+                ssl_certfile=str(cert_file),
+                log_config=None,
+                log_level="critical",
+                access_log=False,
+                timeout_graceful_shutdown=2,
+            )
         )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run,
-            kwargs={"sockets": [self._socket]},
-            name="api-server",
-            daemon=True,
-        )
+
+    def _serve(self) -> None:
+        # The server thread's body; returns when the server has stopped.
+        self._server.run(sockets=[self._socket])
+
+    def _started(self) -> bool:
+        return bool(self._server.started)
+
+    def _request_exit(self) -> None:
+        self._server.should_exit = True
 
     @property
     def base_url(self) -> str:
@@ -538,13 +562,13 @@ class ApiServer:
             response_body(op, {}, "")
         self._thread.start()
         deadline = time.monotonic() + 10
-        while not self._server.started:
+        while not self._started():
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("the test API server did not start")
             time.sleep(0.01)
 
     def stop(self) -> None:
-        self._server.should_exit = True
+        self._request_exit()
         self._thread.join(10)
         self._socket.close()
         if self._thread.is_alive():
@@ -633,11 +657,60 @@ def _issue_cert(ca: trustme.CA, directory: Path) -> Path:
     return path
 
 
+class Http2ApiServer(ApiServer):
+    """The same app and controls, served by Hypercorn, which offers HTTP/2 (ALPN ``h2``) as well
+    as HTTP/1.1: uvicorn speaks only HTTP/1.1. For the httpx clients' ``http2=True``.
+
+    Faults that only HTTP/1.1 can carry (``close``, ``drop``) are not for this server, nor are
+    `open_connections` and `close_idle_connections`, which read uvicorn's state.
+    """
+
+    def __init__(self, ca: trustme.CA, cert_file: Path) -> None:
+        super().__init__(ca, cert_file)
+        self._thread.name = "api-server-h2"
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._exit: asyncio.Event | None = None
+        # Listening before the thread starts: a client that connects early waits in the backlog.
+        self._socket.listen()
+
+    def _serve(self) -> None:
+        asyncio.run(self._serve_async())
+
+    async def _serve_async(self) -> None:
+        config = hypercorn.config.Config()
+        config.certfile = config.keyfile = str(self._cert_file)
+        config.alpn_protocols = ["h2", "http/1.1"]
+        config.graceful_timeout = 2
+        config.accesslog = config.errorlog = None
+        # Hypercorn takes ownership of the descriptor it is given: give it a duplicate of ours.
+        duplicate = self._socket.dup()
+        config.bind = [f"fd://{duplicate.detach()}"]
+        self._exit = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        # _App types its ASGI messages loosely (mappings); Hypercorn's types are TypedDicts.
+        app = cast(hypercorn.typing.ASGIFramework, _App(self))
+        await hypercorn.asyncio.serve(app, config, shutdown_trigger=self._exit.wait)
+
+    def _started(self) -> bool:
+        return self._loop is not None
+
+    def _request_exit(self) -> None:
+        if self._loop is not None and self._exit is not None:
+            self._loop.call_soon_threadsafe(self._exit.set)
+
+    def open_connections(self) -> int:
+        raise NotImplementedError("open_connections reads uvicorn's state: use ApiServer")
+
+    def close_idle_connections(self) -> int:
+        raise NotImplementedError("close_idle_connections reads uvicorn's state: use ApiServer")
+
+
 @contextmanager
-def running_server(directory: Path) -> Iterator[ApiServer]:
-    """Start an `ApiServer` with a fresh CA and certificate in ``directory``; stop it after."""
+def running_server(directory: Path, *, http2: bool = False) -> Iterator[ApiServer]:
+    """Start an `ApiServer` (an `Http2ApiServer` with ``http2``) with a fresh CA and
+    certificate in ``directory``; stop it after."""
     ca = trustme.CA()
-    server = ApiServer(ca, _issue_cert(ca, directory))
+    server = (Http2ApiServer if http2 else ApiServer)(ca, _issue_cert(ca, directory))
     server.start()
     try:
         yield server

@@ -1,0 +1,170 @@
+"""The httpx clients with ``http2=True``, against a server that speaks HTTP/2.
+
+The server is `Http2ApiServer`: the same app as the rest of the adapter suite (spec-shaped
+answers, every signature verified with the public key, scripted faults), served by Hypercorn,
+which offers ``h2`` by ALPN. Each test runs on the three httpx flavours: blocking, and async on
+asyncio and on trio. One test checks that ``http2=True`` still works against a server that
+offers only HTTP/1.1 (the uvicorn server of the other tests).
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import anyio
+import pytest
+
+import kalshi_httpx
+from kalshi_proto.errors import ConfigurationError, RateLimitError, ReadTimeout, ValidationError
+from kalshi_proto.rest.generated.models import CreateOrderV2Response, GetBalanceResponse, Market
+from kalshi_proto.rest.retry import RetryPolicy
+from tests.adapters.conftest import Driver, Flavour, backend_of, collect, maybe
+from tests.adapters.server import PAGE_SIZE, PAGES, ApiServer, Fault, running_server
+from tests.adapters.test_rest_clients import ORDER_JSON, ORDERS, order_request
+
+pytestmark = [pytest.mark.anyio, pytest.mark.flavours("httpx")]
+
+BALANCE = "/portfolio/balance"
+
+
+@pytest.fixture
+def anyio_backend(flavour: Flavour) -> str | None:
+    return backend_of(flavour)
+
+
+@pytest.fixture(scope="module")
+def h2_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("api-server-h2")
+
+
+@pytest.fixture(scope="module")
+def h2_server(h2_files: Path) -> Iterator[ApiServer]:
+    with running_server(h2_files, http2=True) as server:
+        yield server
+
+
+@pytest.fixture
+def kx(flavour: Flavour, h2_server: ApiServer, h2_files: Path) -> Iterator[Driver]:
+    """The driver of ``conftest.py``, on the HTTP/2 server; a leaked socket fails the test."""
+    h2_server.reset()
+    yield Driver(flavour, h2_server, h2_files / "server.pem")
+    h2_server.reset()
+    gc.collect()
+
+
+async def test_signed_get_goes_over_http2(kx: Driver) -> None:
+    for key in (kx.server.ed25519, kx.server.rsa):
+        async with kx.client(key=key, http2=True) as client:
+            reply = await maybe(client.portfolio.balance())
+        assert isinstance(reply, GetBalanceResponse)
+        assert isinstance(reply.balance_dollars, Decimal)
+    seen = kx.server.requests(BALANCE)
+    assert [(r.http_version, r.auth, r.status) for r in seen] == [
+        ("2", kx.server.ed25519.key_id, 200),
+        ("2", kx.server.rsa.key_id, 200),
+    ]
+
+
+async def test_order_body_goes_over_http2_exactly(kx: Driver) -> None:
+    async with kx.client(http2=True) as client:
+        reply = await maybe(client.orders.create_v2(order_request()))
+    assert isinstance(reply, CreateOrderV2Response)
+    [seen] = kx.server.requests(ORDERS)
+    assert (seen.method, seen.http_version, seen.body) == ("POST", "2", ORDER_JSON)
+    assert seen.auth == kx.server.ed25519.key_id
+
+
+async def test_pages_share_one_http2_connection(kx: Driver) -> None:
+    async with kx.client(http2=True) as client:
+        markets = await collect(client.markets.list_all(limit=PAGE_SIZE))
+    assert len(markets) == PAGE_SIZE * PAGES
+    assert all(isinstance(market, Market) for market in markets)
+    seen = kx.server.requests("/markets")
+    assert [r.query.split("cursor=")[-1] if "cursor=" in r.query else "" for r in seen] == [
+        "",
+        "p2",
+        "p3",
+    ]
+    assert {r.http_version for r in seen} == {"2"}
+    assert kx.server.connections() == 1
+
+
+async def test_errors_and_retries_over_http2(kx: Driver) -> None:
+    kx.server.fail(BALANCE, 503)
+    kx.server.fail(ORDERS, 429, headers=(("Retry-After", "0"),))
+    kx.server.fail(ORDERS, 400, code="invalid_parameters", message="bad", details="price")
+    async with kx.client(http2=True) as client:
+        reply = await maybe(client.portfolio.balance())
+        assert isinstance(reply, GetBalanceResponse)
+        with pytest.raises(RateLimitError):
+            await maybe(client.orders.create_v2(order_request()))
+        with pytest.raises(ValidationError) as invalid:
+            await maybe(client.orders.create_v2(order_request()))
+    assert (invalid.value.status, invalid.value.code) == (400, "invalid_parameters")
+    assert [r.status for r in kx.server.requests(BALANCE)] == [503, 200]  # a GET is retried
+    assert [r.status for r in kx.server.requests(ORDERS)] == [429, 400]  # a POST never is
+    assert kx.server.pending_faults() == 0
+
+
+async def test_gzip_body_over_http2(kx: Driver) -> None:
+    kx.server.script(BALANCE, Fault(gzip=True))
+    async with kx.client(http2=True) as client:
+        reply = await maybe(client.portfolio.balance())
+    assert isinstance(reply, GetBalanceResponse)
+    assert kx.server.pending_faults() == 0
+
+
+async def test_timed_out_stream_leaves_the_client_usable(kx: Driver) -> None:
+    kx.server.script(BALANCE, Fault(delay=3))
+    async with kx.client(http2=True, timeout=0.3, retry=RetryPolicy.disabled()) as client:
+        started = kx.now()
+        with pytest.raises(ReadTimeout):
+            await maybe(client.portfolio.balance())
+        assert kx.now() - started < 2
+        reply = await maybe(client.portfolio.balance())
+    assert isinstance(reply, GetBalanceResponse)
+    assert [r.status for r in kx.server.requests(BALANCE)] == [200, 200]
+
+
+@pytest.mark.flavours("httpx_async-asyncio", "httpx_async-trio")
+async def test_concurrent_calls_share_one_http2_connection(kx: Driver) -> None:
+    replies: list[object] = []
+    async with kx.client(http2=True) as client:
+        replies.append(await maybe(client.portfolio.balance()))  # the connection is made
+
+        async def call() -> None:
+            replies.append(await maybe(client.portfolio.balance()))
+
+        async with anyio.create_task_group() as group:
+            for _ in range(10):
+                group.start_soon(call)
+    assert len(replies) == 11
+    assert all(isinstance(reply, GetBalanceResponse) for reply in replies)
+    seen = kx.server.requests(BALANCE)
+    assert len(seen) == 11
+    assert {(r.http_version, r.auth) for r in seen} == {("2", kx.server.ed25519.key_id)}
+    assert kx.server.connections() == 1
+
+
+async def test_http2_falls_back_to_http11(
+    flavour: Flavour, fresh_api_server: ApiServer, _server_files: Path
+) -> None:
+    # uvicorn offers no h2 by ALPN: the client must speak HTTP/1.1 to it, signed as ever.
+    driver = Driver(flavour, fresh_api_server, _server_files / "server.pem")
+    async with driver.client(http2=True) as client:
+        reply = await maybe(client.portfolio.balance())
+    assert isinstance(reply, GetBalanceResponse)
+    [seen] = fresh_api_server.requests(BALANCE)
+    assert (seen.http_version, seen.auth) == ("1.1", fresh_api_server.ed25519.key_id)
+    gc.collect()
+
+
+def test_http2_without_h2_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "h2", None)  # ``import h2`` now raises ImportError
+    for cls in (kalshi_httpx.KalshiClient, kalshi_httpx.AsyncKalshiClient):
+        with pytest.raises(ConfigurationError, match=r"kalshi-sansio\[http2\]"):
+            cls(http2=True)
