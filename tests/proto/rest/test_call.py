@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -22,6 +23,7 @@ from kalshi_proto.errors import (
     ValidationError,
 )
 from kalshi_proto.rest.call import (
+    LARGE_BODY,
     REQUEST_ID_HEADERS,
     Call,
     HttpResponse,
@@ -38,6 +40,7 @@ from kalshi_proto.rest.operation_table import (
     ParamLocation,
     operation,
 )
+from tests.helpers.spec import example
 
 # 2026-01-01T00:00:00Z
 WALL_MS = 1_767_225_600_000
@@ -373,6 +376,12 @@ def test_error_string_is_used_only_without_a_message() -> None:
     assert (error.message, error.code) == ("too many requests", "rate_limited")
 
 
+def test_error_string_becomes_the_message_whatever_it_says() -> None:
+    error = error_from_response(response(429, {"error": "slow down"}))
+    assert error.message == "slow down"
+    assert str(error) == "HTTP 429: slow down"
+
+
 def test_error_fields_that_are_not_non_empty_strings_are_dropped() -> None:
     body = {"code": 5, "message": ["a"], "details": "", "error": 7}
     error = error_from_response(response(409, body))
@@ -442,6 +451,14 @@ def test_retry_after_as_seconds_or_http_date(
     error = error_from_response(resp, wall_ms=wall_ms)
     assert isinstance(error, RateLimitError)
     assert error.retry_after == expected
+
+
+def test_retry_after_date_is_read_against_a_wall_clock_at_zero() -> None:
+    # wall_ms=0 is the epoch, a time like any other, not "no clock".
+    resp = response(429, b"", ("retry-after", "Thu, 01 Jan 1970 00:00:10 GMT"))
+    error = error_from_response(resp, wall_ms=0)
+    assert isinstance(error, RateLimitError)
+    assert error.retry_after == 10.0
 
 
 def test_retry_after_is_read_only_for_429() -> None:
@@ -701,3 +718,25 @@ def test_a_large_page_parses_with_the_collector_paused_and_restored() -> None:
     with pytest.raises(RemoteProtocolError):
         _calls.get_markets().parse(bad)
     assert gc.isenabled()
+
+
+def test_no_collection_runs_while_a_large_page_is_validated() -> None:
+    market = example("Market")
+    count = LARGE_BODY // len(json.dumps(market)) + 2
+    markets = [dict(market, ticker=f"M{i}") for i in range(count)]
+    body = json.dumps({"markets": markets, "cursor": ""}).encode()
+    collections: list[int] = []
+
+    def record(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    gc.callbacks.append(record)
+    try:
+        page = calls.get_markets().parse(HttpResponse(status=200, headers=(), body=body))
+    finally:
+        gc.callbacks.remove(record)
+    assert len(page) == count
+    # Validating allocates thousands of objects (several young-generation passes if the
+    # collector ran); at most the one pass the restored collector may start at the end.
+    assert len(collections) <= 1

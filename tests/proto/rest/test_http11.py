@@ -205,6 +205,16 @@ def test_response_is_parsed(feed: Feed) -> None:
     assert conn.next_event() is None
 
 
+@FEEDS
+def test_header_values_lose_the_spaces_and_tabs_around_them(feed: Feed) -> None:
+    conn = awaiting()
+    feed(
+        conn.receive_data,
+        b"HTTP/1.1 200 OK\r\nContent-Length:2\r\nX-Request-Id: \t r1 \t\r\n\r\n{}",
+    )
+    assert only_response(conn).headers == (("content-length", "2"), ("x-request-id", "r1"))
+
+
 @pytest.mark.parametrize("split", [1, 17, 30])
 def test_start_of_the_next_response_stays_buffered(split: int) -> None:
     first = ok(b'{"n": 1}')
@@ -278,6 +288,15 @@ def test_bytes_after_a_closing_response_are_ignored() -> None:
     assert conn.next_event() is None
 
 
+def test_a_whole_response_after_a_closing_response_is_not_read() -> None:
+    conn = awaiting()
+    conn.receive_data(ok(b"bye", (b"Connection", b"close")), 0.0)
+    only_response(conn)
+    conn.receive_data(ok(b"{}"), 0.0)
+    assert conn.next_event() is None
+    assert conn.closed
+
+
 @FEEDS
 def test_chunked_body(feed: Feed) -> None:
     conn = awaiting()
@@ -286,6 +305,27 @@ def test_chunked_body(feed: Feed) -> None:
     )
     feed(conn.receive_data, data)
     assert only_response(conn).body == b"hello world"
+    assert conn.reusable
+
+
+def test_chunked_framing_wins_over_a_content_length_before_it() -> None:
+    conn = awaiting()
+    framing = [(b"Content-Length", b"3"), (b"Transfer-Encoding", b"chunked")]
+    conn.receive_data(http(b"HTTP/1.1 200 OK", framing, chunked(b"hello")), 0.0)
+    assert only_response(conn).body == b"hello"
+    assert conn.reusable
+
+
+def test_start_of_the_next_response_after_a_chunked_response_stays_buffered() -> None:
+    first = http(b"HTTP/1.1 200 OK", [(b"Transfer-Encoding", b"chunked")], chunked(b"first"))
+    second = ok(b"second")
+    conn = awaiting()
+    conn.receive_data(first + second[:5], 0.0)
+    assert only_response(conn).body == b"first"
+    conn.send_request(GET)
+    assert conn.next_event() is None
+    conn.receive_data(second[5:], 0.0)
+    assert only_response(conn).body == b"second"
     assert conn.reusable
 
 
@@ -303,6 +343,42 @@ def test_no_content_response_has_no_body() -> None:
     resp = only_response(conn)
     assert (resp.status, resp.headers, resp.body) == (204, (), b"")
     assert conn.reusable
+
+
+def test_no_content_response_ignores_a_content_length() -> None:
+    conn = awaiting()
+    conn.receive_data(b"HTTP/1.1 204 No Content\r\nContent-Length: 2\r\n\r\n", 0.0)
+    assert only_response(conn).body == b""
+    assert conn.reusable
+
+
+@pytest.mark.parametrize("end", [b"\n\n", b"\n\r\n"], ids=["lf-lf", "lf-crlf"])
+def test_a_head_ending_in_bare_line_feeds_is_read(end: bytes) -> None:
+    conn = awaiting()
+    conn.receive_data(b"HTTP/1.1 200 OK\r\nContent-Length: 2" + end + b"{}", 0.0)
+    assert only_response(conn).body == b"{}"
+
+
+@pytest.mark.parametrize("value", [b"close", b"Close", b"keep-alive, close", b"upgrade ,close"])
+def test_a_close_token_in_connection_closes_after_the_response(value: bytes) -> None:
+    conn = awaiting()
+    conn.receive_data(ok(b"{}", (b"Connection", value)), 0.0)
+    assert only_response(conn).body == b"{}"
+    assert conn.closed
+
+
+def test_close_in_another_header_keeps_the_connection_open() -> None:
+    conn = awaiting()
+    conn.receive_data(ok(b"{}", (b"X-Mode", b"close")), 0.0)
+    assert only_response(conn).body == b"{}"
+    assert conn.reusable
+
+
+def test_conflicting_content_lengths_are_remote_protocol_error() -> None:
+    conn = awaiting()
+    data = http(b"HTTP/1.1 200 OK", [(b"Content-Length", b"0"), (b"Content-Length", b"2")], b"{}")
+    with pytest.raises(RemoteProtocolError, match="conflicting Content-Length headers"):
+        conn.receive_data(data, 0.0)
 
 
 @FEEDS
@@ -403,6 +479,20 @@ def test_corrupt_gzip_is_remote_protocol_error() -> None:
     assert not conn.reusable
 
 
+def test_a_zlib_stream_labelled_gzip_is_corrupt() -> None:
+    conn = awaiting()
+    with pytest.raises(RemoteProtocolError, match=r"^the gzip response body is corrupt$"):
+        conn.receive_data(ok(zlib.compress(BODY), (b"Content-Encoding", b"gzip")), 0.0)
+
+
+def test_a_gzip_body_that_refers_32_kib_back_is_decoded() -> None:
+    # Incompressible 30 KiB, twice: the second copy refers back past a 16 KiB window.
+    block = random.Random(7).randbytes(30 * 1024)
+    conn = awaiting()
+    conn.receive_data(ok(gzip.compress(block * 2), (b"Content-Encoding", b"gzip")), 0.0)
+    assert only_response(conn).body == block * 2
+
+
 _DECODER_FAILURES = [
     pytest.param(ok(b"\x1f\x8b not gzip at all", (b"Content-Encoding", b"gzip")), id="corrupt"),
     pytest.param(ok(gzip.compress(b"0123456789A"), (b"Content-Encoding", b"gzip")), id="too-big"),
@@ -463,6 +553,31 @@ def test_body_over_max_body_size_is_remote_protocol_error(feed: Feed) -> None:
     with pytest.raises(RemoteProtocolError, match=r"^the response body exceeds 10 bytes$"):
         feed(conn.receive_data, ok(b"0123456789A"))
     assert conn.closed
+
+
+def test_a_plain_body_over_the_limit_is_refused_at_its_head() -> None:
+    conn = awaiting(max_body_size=10)
+    with pytest.raises(RemoteProtocolError, match=r"^the response body exceeds 10 bytes$"):
+        conn.receive_data(b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n", 0.0)
+    assert conn.closed
+
+
+def test_the_default_body_limit_is_64_mib() -> None:
+    limit = 64 * 1024 * 1024
+    conn = awaiting()
+    conn.receive_data(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % limit, 0.0)
+    assert conn.next_event() is None  # the body may come
+    conn = awaiting()
+    with pytest.raises(RemoteProtocolError, match=f"^the response body exceeds {limit} bytes$"):
+        conn.receive_data(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (limit + 1), 0.0)
+
+
+def test_the_body_limit_applies_to_each_response_on_a_kept_alive_connection() -> None:
+    conn = Http11Connection(HOST, max_body_size=10)
+    for _ in range(3):
+        conn.send_request(GET)
+        conn.receive_data(ok(b"0123456789"), 0.0)
+        assert only_response(conn).body == b"0123456789"
 
 
 @FEEDS
@@ -527,9 +642,10 @@ def test_eof_while_idle_after_a_response_is_connection_closed() -> None:
         (b"", "ConnectionClosed"),
         (b"HTTP/1.1 200 OK\r\nContent-Le", "peer unexpectedly closed connection"),
         (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234", "peer closed connection"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n0", "peer closed connection"),
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n", "peer closed"),
     ],
-    ids=["before-response", "mid-headers", "mid-body", "mid-chunks"],
+    ids=["before-response", "mid-headers", "mid-body", "one-byte-short", "mid-chunks"],
 )
 def test_eof_mid_response_is_remote_protocol_error(data: bytes, message: str) -> None:
     conn = awaiting()
@@ -641,6 +757,15 @@ def test_oversized_headers_are_remote_protocol_error() -> None:
         conn.receive_data(b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 70_000, 0.0)
 
 
+def test_a_response_head_may_take_64_kib_across_reads() -> None:
+    conn = awaiting()
+    start = b"HTTP/1.1 200 OK\r\nX-Big: "
+    conn.receive_data(start + b"a" * (64 * 1024 - len(start)), 0.0)
+    assert conn.next_event() is None
+    with pytest.raises(RemoteProtocolError, match="Receive buffer too long"):
+        conn.receive_data(b"a", 0.0)
+
+
 # ---- any bytes: events or RemoteProtocolError ---------------------------------------------
 
 _PREFIXES = [
@@ -708,6 +833,12 @@ def test_bytes_after_the_end_of_a_gzip_stream_are_remote_protocol_error() -> Non
         ),
         (
             HttpRequest(method="GET", target="/", headers=(("Bad Name", "1"),), body=b""),
+            "bad header",
+        ),
+        (HttpRequest(method="GET", target="/", headers=(("X-A", "1\r2"),), body=b""), "bad header"),
+        (HttpRequest(method="GET", target="/", headers=(("X-A", "1\n2"),), body=b""), "bad header"),
+        (
+            HttpRequest(method="GET", target="/", headers=(("X-A", "1\x002"),), body=b""),
             "bad header",
         ),
         (HttpRequest(method="GÉT", target="/", headers=(), body=b""), "bad method"),

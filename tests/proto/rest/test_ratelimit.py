@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from functools import cache
@@ -168,6 +169,13 @@ def test_bucket_limit_rejects_bad_capacity(capacity: float) -> None:
         BucketLimit(refill_rate=10, capacity=capacity)
 
 
+def test_bucket_limit_is_frozen() -> None:
+    limit = BucketLimit(refill_rate=10, capacity=20)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        limit.capacity = 30  # type: ignore[misc]
+    assert limit.capacity == 20
+
+
 def test_bucket_limit_allows_capacity_below_rate() -> None:
     assert BucketLimit(refill_rate=10, capacity=0.5).capacity == 0.5
 
@@ -241,6 +249,14 @@ def test_clock_going_backwards_with_tokens_left() -> None:
     assert bucket.available(10.0) == 10.0
 
 
+def test_emptying_the_bucket_exactly_after_the_clock_went_back_needs_no_wait() -> None:
+    bucket = TokenBucket(BucketLimit(refill_rate=10, capacity=20))
+    assert bucket.reserve(15, 10.0) == 0.0
+    # The balance is 0 as of t=10, which is later than now: still nothing to wait for.
+    assert bucket.reserve(5, 3.0) == 0.0
+    assert bucket.available(10.0) == 0.0
+
+
 @pytest.mark.parametrize("cost", [-1.0, math.nan, math.inf])
 def test_bad_cost_is_rejected_without_changing_the_bucket(cost: float) -> None:
     bucket = TokenBucket(BucketLimit(refill_rate=10, capacity=20))
@@ -305,6 +321,16 @@ def test_cost_of() -> None:
 )
 def test_batch_costs_per_item(operation_id: str, items: int, cost: int) -> None:
     assert RateLimiter.for_tier("basic").cost_of(operation_id, items) == cost
+
+
+@pytest.mark.parametrize("operation_id", sorted(PER_ITEM_COSTS))
+def test_a_batch_without_an_item_count_costs_one_item(operation_id: str) -> None:
+    limiter = RateLimiter.for_tier("basic")
+    write = limiter.bucket(Bucket.WRITE)
+    per_item = PER_ITEM_COSTS[operation_id]
+    assert limiter.cost_of(operation_id) == per_item
+    assert limiter.reserve(operation_id, 0.0) == 0.0
+    assert write.available(0.0) == write.limit.capacity - per_item
 
 
 @pytest.mark.parametrize("items", [0, -2])

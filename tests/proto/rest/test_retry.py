@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections.abc import Callable
@@ -112,6 +113,12 @@ def test_invalid_configuration(kwargs: dict[str, object], message: str) -> None:
         RetryPolicy(**kwargs)  # type: ignore[arg-type]
 
 
+def test_retry_statuses_may_be_any_status_from_100_to_599() -> None:
+    policy = RetryPolicy(retry_statuses=frozenset({100, 599}))
+    assert decide(policy, status=100).retry
+    assert decide(policy, status=599).retry
+
+
 def test_zero_delays_and_no_total_timeout_are_valid() -> None:
     policy = RetryPolicy(
         base_delay=0.0, retry_max_delay=0.0, retry_after_cap=0.0, total_timeout=None
@@ -120,6 +127,13 @@ def test_zero_delays_and_no_total_timeout_are_valid() -> None:
     decision = decide(policy, retry_after=10.0)
     assert decision.retry
     assert decision.delay == 0.0
+
+
+def test_decision_is_frozen() -> None:
+    decision = decide(RetryPolicy())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        decision.retry = False  # type: ignore[misc]
+    assert decision.retry
 
 
 def test_deadline() -> None:
