@@ -50,10 +50,6 @@ _DEFAULT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 #: them but never add POST, PUT, DELETE or PATCH.
 RETRYABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
-# 2.0 ** 1023 is the largest power of two a float holds; beyond it the product would overflow.
-# Any exponent that large already exceeds every finite retry_max_delay.
-_MAX_EXPONENT = 1023
-
 # RFC 9110 delta-seconds is 1*DIGIT; a decimal fraction is accepted as well. ASCII digits only
 # (str.isdigit would also accept other scripts' digits).
 _DELTA_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
@@ -215,7 +211,12 @@ class RetryPolicy:
         jitter = rng()
         if not 0.0 <= jitter <= 1.0:
             raise LocalProtocolError(f"rng must return a float in [0, 1), got {jitter!r}")
-        exponential = self.base_delay * 2.0 ** min(attempt - 1, _MAX_EXPONENT)
+        try:
+            # base_delay * 2 ** (attempt - 1), exact for any base (even one so small that the
+            # power of two alone would overflow); a product past the largest float is infinite.
+            exponential = math.ldexp(self.base_delay, attempt - 1)
+        except OverflowError:
+            exponential = math.inf
         delay = min(self.retry_max_delay, exponential) * (0.5 + 0.5 * jitter)
         note = ""
         if retry_after is not None and retry_after > 0:

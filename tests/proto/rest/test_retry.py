@@ -252,6 +252,15 @@ def test_backoff_does_not_overflow_for_huge_attempt_numbers() -> None:
     assert decide(policy, attempt=10**8, rng=fixed(0.5)).delay == 6.0
 
 
+def test_backoff_keeps_growing_from_a_tiny_base_past_the_largest_power_of_two() -> None:
+    # 2.0 ** 1029 overflows a float, yet 1e-310 * 2 ** 1029 is about 0.575 s: the doubling must
+    # go on until the cap, not stop at the largest power of two.
+    policy = RetryPolicy(max_attempts=10**6, base_delay=1e-310, total_timeout=None)
+    delays = [decide(policy, attempt=n, rng=fixed(1.0)).delay for n in (1030, 1031, 1060)]
+    assert delays == [math.ldexp(1e-310, 1029), math.ldexp(1e-310, 1030), 8.0]
+    assert 0.5 < delays[0] < delays[1] < 8.0
+
+
 def test_jitter_and_reason_formatting() -> None:
     decision = decide(RetryPolicy(), attempt=2, rng=fixed(0.64))
     assert decision.delay == pytest.approx(0.41)
