@@ -273,7 +273,7 @@ def error_from_response(
     details: str | None = None
     try:
         body = json.loads(response.body) if response.body else None
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to read
         body = None
     if isinstance(body, dict):
         inner = body.get("error")

@@ -382,6 +382,17 @@ def test_error_string_becomes_the_message_whatever_it_says() -> None:
     assert str(error) == "HTTP 429: slow down"
 
 
+@pytest.mark.parametrize("opener", [b"[", b'{"error":'], ids=["list", "object"])
+def test_error_body_nested_too_deep_to_read_becomes_the_message(opener: bytes) -> None:
+    # json.loads raises RecursionError, not ValueError, on a body like this one.
+    closer = b"]" if opener == b"[" else b"}"
+    body = opener * 100_000 + b"1" + closer * 100_000
+    error = error_from_response(response(502, body))
+    assert type(error) is ServerError
+    assert error.message == body[:200].decode()
+    assert error.code is None
+
+
 def test_error_fields_that_are_not_non_empty_strings_are_dropped() -> None:
     body = {"code": 5, "message": ["a"], "details": "", "error": 7}
     error = error_from_response(response(409, body))
