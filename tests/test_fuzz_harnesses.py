@@ -9,10 +9,18 @@ from types import ModuleType
 
 import pytest
 
-from fuzz import _runner, http_request, http_response
+from fuzz import _runner, http_request, http_response, response_parse
+
+HARNESSES = [http_response, http_request, response_parse]
+#: What each harness drives: replaced by a broken version, the harness's check must fail.
+TARGETS = {
+    http_response: "kalshi_proto.rest.http11.Http11Connection.receive_data",
+    http_request: "kalshi_proto.sim.http.HttpServerConnection.receive_data",
+    response_parse: "kalshi_proto.rest.call.Call.parse",
+}
 
 
-@pytest.mark.parametrize("harness", [http_response, http_request], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("harness", HARNESSES, ids=lambda m: m.__name__)
 def test_the_invariant_holds_on_seeds_and_mutations(harness: ModuleType) -> None:
     rng = random.Random(20261121)
     for seed in harness.SEEDS:
@@ -21,23 +29,26 @@ def test_the_invariant_holds_on_seeds_and_mutations(harness: ModuleType) -> None
         harness.check(_runner.mutate(rng.choice(harness.SEEDS), harness.TOKENS, rng))
 
 
-@pytest.mark.parametrize("harness", [http_response, http_request], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("harness", HARNESSES, ids=lambda m: m.__name__)
 def test_the_check_catches_a_broken_parser(
     harness: ModuleType, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A check that cannot fail proves nothing: a parser raising a stray exception must trip it.
-    target = (
-        "kalshi_proto.rest.http11.Http11Connection.receive_data"
-        if harness is http_response
-        else ("kalshi_proto.sim.http.HttpServerConnection.receive_data")
-    )
-
-    def broken(self: object, data: bytes, now: float) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
         raise KeyError("a parser bug")
 
-    monkeypatch.setattr(target, broken)
+    monkeypatch.setattr(TARGETS[harness], broken)
     with pytest.raises(KeyError):
         harness.check(harness.SEEDS[0])
+
+
+def test_the_response_harness_seeds_are_real_answers() -> None:
+    # The seeds from the local exchange parse into their models, so mutations start from
+    # valid bodies rather than from errors only.
+    for seed in response_parse.SEEDS[: len(response_parse.OPERATIONS)]:
+        call, response = response_parse.decode(seed)
+        assert 200 <= response.status < 300
+        assert call.parse(response, wall_ms=response_parse.WALL_MS) is not None
 
 
 def test_split_points_cover_the_data() -> None:
