@@ -31,6 +31,7 @@ from typing import NoReturn
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from kalshi_proto.errors import CredentialsError
 
@@ -106,6 +107,20 @@ def _describe_unloadable(data: bytes) -> str:
     if any(label.endswith("PUBLIC KEY") for label in labels):
         return "the PEM holds a public key, not a private key"
     return f"the PEM holds no private key (found a {labels[0]!r} block)"
+
+
+def _load_pem(data: bytes, password: bytes | None) -> PrivateKeyTypes:
+    # cryptography's loader, with its internal panics turned into ValueError. A panic is a pyo3
+    # ``PanicException``, which derives from BaseException, so it would pass every handler:
+    # cryptography 50 panics on a legacy encrypted PEM whose DEK-Info IV is shorter than the
+    # cipher's block, as a truncated key file can be.
+    try:
+        return serialization.load_pem_private_key(data, password=password)
+    except BaseException as exc:
+        kind = type(exc)
+        if kind.__name__ == "PanicException" and kind.__module__ == "pyo3_runtime":
+            raise ValueError("the key library failed on this PEM") from None
+        raise
 
 
 class Signer:
@@ -189,7 +204,7 @@ class Signer:
         # key is encrypted (TypeError) before any passphrase is used. The cryptography
         # exceptions are dropped (`from None`): their text can quote the input.
         try:
-            key = serialization.load_pem_private_key(data, password=None)
+            key = _load_pem(data, None)
         except TypeError:
             pass
         except ValueError:
@@ -220,7 +235,7 @@ class Signer:
                 "one) was given"
             )
         try:
-            key = serialization.load_pem_private_key(data, password=password)
+            key = _load_pem(data, password)
         except (TypeError, ValueError):
             raise CredentialsError(
                 "cannot load private key: the passphrase is wrong (or the encrypted key is corrupt)"

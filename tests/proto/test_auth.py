@@ -249,6 +249,22 @@ def test_wrong_passphrase(
         assert_no_secrets(str(exc) + repr(exc), pem, "wrong passphrase", "nope", "still wrong")
 
 
+def test_encrypted_key_with_a_truncated_iv_is_a_credentials_error(
+    rsa_private_key: rsa.RSAPrivateKey,
+) -> None:
+    # cryptography 50 panics on a DEK-Info IV shorter than the cipher's block (a pyo3
+    # PanicException, which is a BaseException and would pass every except clause).
+    pkcs1 = encrypted_pem(rsa_private_key, serialization.PrivateFormat.TraditionalOpenSSL)
+    head, dek_info, rest = pkcs1.partition(b"DEK-Info: ")
+    cipher, comma, tail = rest.partition(b",")
+    iv, newline, body = tail.partition(b"\n")
+    truncated = head + dek_info + cipher + comma + iv[:-2] + newline + body
+    for passphrase in (PASSPHRASE, lambda: PASSPHRASE):
+        exc = load_error(truncated, passphrase)
+        assert "the encrypted key is corrupt" in str(exc)
+        assert_no_secrets(str(exc) + repr(exc), pkcs1, PASSPHRASE)
+
+
 def test_passphrase_for_an_unencrypted_key(rsa_pem: bytes) -> None:
     exc = load_error(rsa_pem, PASSPHRASE)
     assert "a passphrase was given but the key is not encrypted" in str(exc)
