@@ -28,7 +28,7 @@ import re
 from collections.abc import Callable
 from typing import NoReturn
 
-from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.exceptions import InternalError, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
@@ -110,12 +110,17 @@ def _describe_unloadable(data: bytes) -> str:
 
 
 def _load_pem(data: bytes, password: bytes | None) -> PrivateKeyTypes:
-    # cryptography's loader, with its internal panics turned into ValueError. A panic is a pyo3
-    # ``PanicException``, which derives from BaseException, so it would pass every handler:
-    # cryptography 50 panics on a legacy encrypted PEM whose DEK-Info IV is shorter than the
-    # cipher's block, as a truncated key file can be.
+    # cryptography's loader, with its internal failures turned into ValueError, as for any
+    # other unreadable key:
+    # * InternalError: OpenSSL refused the key material, e.g. a 32-byte key under the X448 OID
+    #   (one bit away from Ed25519's);
+    # * a Rust panic, a pyo3 ``PanicException``, which derives from BaseException and would
+    #   pass every handler: cryptography 50 panics on a legacy encrypted PEM whose DEK-Info IV
+    #   is shorter than the cipher's block, as a truncated key file can be.
     try:
         return serialization.load_pem_private_key(data, password=password)
+    except InternalError:
+        raise ValueError("the key library could not set up this key") from None
     except BaseException as exc:
         kind = type(exc)
         if kind.__name__ == "PanicException" and kind.__module__ == "pyo3_runtime":

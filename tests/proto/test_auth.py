@@ -265,6 +265,24 @@ def test_encrypted_key_with_a_truncated_iv_is_a_credentials_error(
         assert_no_secrets(str(exc) + repr(exc), pkcs1, PASSPHRASE)
 
 
+def test_key_openssl_cannot_set_up_is_a_credentials_error(
+    ed25519_private_key: ed25519.Ed25519PrivateKey,
+) -> None:
+    # One bit turns Ed25519's OID (1.3.101.112) into X448's (1.3.101.111), whose keys are 56
+    # bytes: OpenSSL refuses the 32-byte key and cryptography raises InternalError.
+    der = ed25519_private_key.private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    assert der.count(b"\x2b\x65\x70") == 1
+    x448 = base64.encodebytes(der.replace(b"\x2b\x65\x70", b"\x2b\x65\x6f"))
+    pem = b"-----BEGIN PRIVATE KEY-----\n" + x448 + b"-----END PRIVATE KEY-----\n"
+    exc = load_error(pem)
+    assert str(exc).startswith("cannot load private key")
+    assert_no_secrets(str(exc) + repr(exc), pem)
+
+
 def test_passphrase_for_an_unencrypted_key(rsa_pem: bytes) -> None:
     exc = load_error(rsa_pem, PASSPHRASE)
     assert "a passphrase was given but the key is not encrypted" in str(exc)
