@@ -122,10 +122,14 @@ def run(
     runs = 0
     stop_at = time.monotonic() + args.seconds
     while time.monotonic() < stop_at:
-        data = mutate(rng.choice(corpus), tokens, rng)
+        # Half the time from a seed itself: the wandering corpus fills with inputs broken early
+        # on, and the paths deep inside a valid input would otherwise be rarely tried.
+        data = mutate(rng.choice(seeds if rng.random() < 0.5 else corpus), tokens, rng)
         try:
             check(data)
-        except Exception:
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException:  # a Rust panic from a library is a BaseException too
             traceback.print_exc()
             print(
                 f"{name}: the invariant broke after {runs} runs (seed {seed}); input saved to {_save(name, data)}"
