@@ -171,6 +171,12 @@ def test_oversized_key_file(tmp_path: Path) -> None:
     assert "AAAA" not in str(info.value)
 
 
+def test_a_key_file_of_exactly_1_mib_is_read(tmp_path: Path, rsa_pem: bytes) -> None:
+    path = tmp_path / "padded.pem"
+    path.write_bytes(rsa_pem + b"\n" * ((1 << 20) - len(rsa_pem)))
+    assert load_key_file(path).key_type is KeyType.RSA
+
+
 def test_key_file_content_is_never_echoed(
     tmp_path: Path, rsa_private_key: rsa.RSAPrivateKey
 ) -> None:

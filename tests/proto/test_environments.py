@@ -90,6 +90,13 @@ def test_base_url_with_a_port_and_no_prefix() -> None:
     assert url.path_for("/markets") == "/markets"
 
 
+@pytest.mark.parametrize("port", [1, 65535])
+def test_base_url_takes_the_lowest_and_highest_port(port: int) -> None:
+    assert BaseUrl("https", "external-api.kalshi.com", port).origin == (
+        f"https://external-api.kalshi.com:{port}"
+    )
+
+
 def test_base_url_http_default_port_and_ipv6() -> None:
     url = BaseUrl("http", "::1", prefix="/trade-api/v2")
     assert url.port == 80
@@ -267,8 +274,9 @@ def test_plain_http_only_to_loopback(base_url: str) -> None:
 
 
 def test_demo_and_base_url_contradict() -> None:
-    with pytest.raises(ConfigurationError, match="demo=True and base_url contradict"):
+    with pytest.raises(ConfigurationError, match="demo=True and base_url contradict") as info:
         resolve_base_url(demo=True, base_url=DEMO_SERVERS[0])
+    assert str(info.value).endswith(f"(for demo, base_url={DEMO_SERVERS[0]!r})")
 
 
 @pytest.mark.parametrize(

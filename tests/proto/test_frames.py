@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 import polars as pl
@@ -126,6 +126,18 @@ def test_polars_takes_a_decimal_column_of_exactly_38_digits() -> None:
     assert frame["volume_fp"].to_list() == [item.volume_fp for item in items]
 
 
+def test_polars_sizes_nested_decimals_from_their_values_alone() -> None:
+    unsettled = dict(leg("0"), yes_settlement_value_dollars=None)
+    frame = to_polars([market(mve_selected_legs=[leg("1"), unsettled])])
+    assert frame.schema["mve_selected_legs"] == pl.List(pl.Struct({
+        "event_ticker": pl.String, "market_ticker": pl.String, "side": pl.String,
+        "yes_settlement_value_dollars": pl.Decimal(POLARS_PRECISION, 0),
+    }))
+    fraction = Decimal("0." + "1" * 38)  # no digit before the point: 38 digits in all
+    frame = to_polars([market(mve_selected_legs=[leg(str(fraction))])])
+    assert frame["mve_selected_legs"].to_list()[0][0]["yes_settlement_value_dollars"] == fraction
+
+
 @pytest.mark.parametrize(
     ("items", "message"),
     [
@@ -199,6 +211,14 @@ def test_a_column_of_none_takes_its_dtype_from_the_annotation() -> None:
     assert polars_frame.schema["custom_strike"] == pl.Null  # dict[str, Any]: nothing to go on
 
 
+def test_a_literal_column_of_none_takes_the_type_of_its_choices() -> None:
+    class Quote(BaseModel):
+        side: Literal["yes", "no"] | None = None
+        level: Literal[1, 2] | None = None
+
+    assert to_polars([Quote()]).schema == pl.Schema({"side": pl.String, "level": pl.Int64})
+
+
 # --- nested values ------------------------------------------------------------------------------
 
 
@@ -236,6 +256,21 @@ def test_values_that_disagree_become_an_object_column(column: str, first: Any, s
     frame = to_pandas(items)
     assert frame[column].dtype == object
     assert frame[column].tolist() == [first, second]
+
+
+def test_a_field_typed_as_a_union_of_different_kinds_is_an_object_column() -> None:
+    class Part(BaseModel):
+        name: str
+
+    class Mixed(BaseModel):
+        amount: Decimal | str
+        levels: list[int] | str
+        part: Part | str
+
+    item = Mixed(amount=Decimal("0.5"), levels=[1], part=Part(name="p"))
+    frame = to_polars([item])
+    assert frame.schema == pl.Schema({"amount": pl.Object, "levels": pl.Object, "part": pl.Object})
+    assert frame.row(0) == (Decimal("0.5"), [1], {"name": "p"})
 
 
 def test_values_of_other_types_are_kept_as_objects() -> None:

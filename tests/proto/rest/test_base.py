@@ -90,11 +90,13 @@ class _Fake:
         self.clock = clock if clock is not None else FakeClock()
         self.script: deque[HttpResponse | TransportError] = deque(script)
         self.sent: list[tuple[HttpRequest, float]] = []
+        self.deadlines: list[float] = []
         self.slept: list[float] = []
         self.closed = False
 
-    def _answer(self, request: HttpRequest, timeout: float) -> HttpResponse:
+    def _answer(self, request: HttpRequest, timeout: float, deadline: float) -> HttpResponse:
         self.sent.append((request, timeout))
+        self.deadlines.append(deadline)
         self.clock.advance(0.0625)  # each exchange takes a sixteenth of a second
         answer = self.script.popleft()
         if isinstance(answer, TransportError):
@@ -124,7 +126,7 @@ class FakeAsyncClient(_Fake, AsyncClientBase):
         self.closed = True
 
     async def _send(self, request: HttpRequest, timeout: float, deadline: float) -> HttpResponse:
-        return self._answer(request, timeout)
+        return self._answer(request, timeout, deadline)
 
     async def _sleep(self, seconds: float) -> None:
         self._rest(seconds)
@@ -147,7 +149,7 @@ class FakeClient(_Fake, ClientBase):
         self.closed = True
 
     def _send(self, request: HttpRequest, timeout: float, deadline: float) -> HttpResponse:
-        return self._answer(request, timeout)
+        return self._answer(request, timeout, deadline)
 
     def _sleep(self, seconds: float) -> None:
         self._rest(seconds)
@@ -233,6 +235,13 @@ def test_constructor_arguments_reach_the_config(flavour: type[Client], rsa_pem: 
     assert client.config.base_url.url == DEMO_SERVERS[0]
     assert client.config.retry is retry
     assert (client.config.timeout, client.config.user_agent) == (5.0, "bot/1")
+
+
+def test_a_base_url_outside_kalshi_needs_allow_any_host(flavour: type[Client]) -> None:
+    with pytest.raises(ConfigurationError, match="is not a Kalshi host"):
+        flavour(base_url="https://proxy.example/k")
+    client = flavour(base_url="https://proxy.example/k", allow_any_host=True)
+    assert client.config.base_url.url == "https://proxy.example/k"
 
 
 def test_credentials_and_key_arguments_together_are_refused(
@@ -342,6 +351,26 @@ def test_execute_retries_a_get_and_raises_the_last_error(flavour: type[Client]) 
     # Each attempt's timeout is what is left of the 60 s total.
     assert [timeout for _, timeout in client.sent] == [30.0, 30.0, 30.0, 30.0]
     assert client.clock.now == 1000.0 + 4 * 0.0625 + 0.875
+
+
+def test_execute_gives_send_the_deadline_of_each_attempt(flavour: type[Client]) -> None:
+    client = flavour(script=[json_response({}, 503), STATUS])
+    resolve(client.execute(calls.get_exchange_status()))
+    # Sent at 1000.0, and at 1000.1875 after a 0.0625 s exchange and a 0.125 s back-off.
+    assert client.deadlines == [1030.0, 1030.1875]
+
+
+@pytest.mark.parametrize("transport", [False, True], ids=["response", "transport"])
+def test_execute_decides_on_a_retry_with_the_clock_read_after_the_attempt(
+    flavour: type[Client], transport: bool
+) -> None:
+    # The attempt ends at 1000.0625; its 0.125 s back-off would end past the 0.15625 s total.
+    failure = ReadError("reset") if transport else json_response({}, 503)
+    client = flavour(script=[failure], retry=RetryPolicy(total_timeout=0.15625))
+    with pytest.raises(ReadError if transport else ServerError) as caught:
+        resolve(client.execute(calls.get_exchange_status()))
+    assert "would pass the total timeout" in caught.value.__notes__[0]
+    assert client.slept == []
 
 
 def test_execute_retries_transport_failures_on_get(flavour: type[Client]) -> None:

@@ -207,7 +207,10 @@ def test_an_amend_is_checked(changes: dict[str, Any], message: str) -> None:
     [{"reduce_by": "1"}, {"reduce_by": "0.5"}, {"reduce_to": "0"}, {"reduce_to": "3"}],
 )
 def test_a_decrease_with_one_amount_is_accepted(fields: dict[str, Any]) -> None:
-    m.DecreaseOrderV2Request.model_validate({**fields, "market_ticker": "KX"})
+    decrease = m.DecreaseOrderV2Request.model_validate({**fields, "market_ticker": "KX"})
+    [(name, amount)] = fields.items()
+    assert isinstance(decrease, m.DecreaseOrderV2Request)
+    assert getattr(decrease, name) == Decimal(amount)
 
 
 @pytest.mark.parametrize("fields", [{}, {"reduce_by": "1", "reduce_to": "0"}])

@@ -162,10 +162,21 @@ def test_rest_config_refuses_a_user_agent_that_is_not_one_line(agent: str) -> No
         RestConfig(base_url=BASE, user_agent=agent)
 
 
+def test_rest_config_takes_a_timeout_below_one_second() -> None:
+    assert RestConfig(base_url=BASE, timeout=0.5).timeout == 0.5
+
+
 def test_rest_config_is_frozen() -> None:
     config = RestConfig(base_url=BASE)
     with pytest.raises(AttributeError):
         config.timeout = 1.0  # type: ignore[misc]
+
+
+def test_steps_cannot_be_changed() -> None:
+    request = make_core().build_request(status_call(), 0)
+    for step, name in ((SendRequest(request, 1.0), "timeout"), (Sleep(0.5), "seconds")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(step, name, 2.0)
 
 
 # ---- RestCore -----------------------------------------------------------------------------
@@ -681,6 +692,17 @@ def test_a_rate_limit_wait_past_the_total_timeout_is_call_timeout(clock: FakeClo
         "the rate limiter asks for a 0.50s wait"
     )
     assert info.value.__cause__ is None
+
+
+def test_a_rate_limit_wait_that_ends_at_the_total_timeout_is_slept(clock: FakeClock) -> None:
+    core = make_core(retry=RetryPolicy(total_timeout=0.5), limiter=limiter())
+    send(core.start(status_call(), clock.now), clock)
+    run = core.start(status_call(), clock.now)
+    assert run.next_step(clock.now, clock.wall_ms) == Sleep(0.5)
+    clock.advance(0.5)
+    assert run.next_step(clock.now, clock.wall_ms) == Finished()
+    with pytest.raises(CallTimeout, match=r"^GetExchangeStatus: total_timeout of 0.5s reached"):
+        run.result()
 
 
 def test_a_rate_limit_wait_without_a_total_timeout_is_never_refused(clock: FakeClock) -> None:

@@ -149,6 +149,13 @@ def test_from_env_reads_the_key_and_passes_the_options(
     assert proxy.base_url.host == "proxy.example"
 
 
+def test_from_env_has_the_defaults_of_build_rest_config(no_env: pytest.MonkeyPatch) -> None:
+    config = rest_config_from_env()
+    assert (config.retry, config.timeout, config.user_agent) == (RetryPolicy(), 30.0, USER_AGENT)
+    with pytest.raises(ConfigurationError, match="is not a Kalshi host"):
+        rest_config_from_env(base_url="https://proxy.example")
+
+
 def test_from_env_with_a_bad_variable_is_a_credentials_error(no_env: pytest.MonkeyPatch) -> None:
     no_env.setenv("KALSHI_PRIVATE_KEY", "not a pem")
     with pytest.raises(CredentialsError, match="KALSHI_PRIVATE_KEY is set but KALSHI_KEY_ID"):
