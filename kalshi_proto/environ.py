@@ -64,7 +64,8 @@ def load_key_file(path: str | os.PathLike[str], passphrase: Passphrase | None = 
         A signer for the key.
 
     Raises:
-        CredentialsError: the path is empty, missing, a directory, not a regular file, too
+        CredentialsError: the path is empty, holds a NUL, starts with a ``~`` whose home
+            directory cannot be found, is missing, a directory, not a regular file, too
             large or unreadable, or its content is not a usable private key (see
             `Signer.from_pem`). The message names the path, never the file's content.
     """
@@ -78,7 +79,15 @@ def load_key_file(path: str | os.PathLike[str], passphrase: Passphrase | None = 
         )
     if not raw.strip():
         raise CredentialsError("key file path is empty")
-    resolved = Path(raw).expanduser()
+    if "\0" in raw:
+        raise CredentialsError("key file path contains a NUL character")
+    try:
+        resolved = Path(raw).expanduser()
+    except RuntimeError:  # "~" with HOME unset and no passwd entry, or "~user" unknown
+        raise CredentialsError(
+            f"key file path {raw!r} starts with ~, but that home directory cannot be found "
+            "(HOME is not set, or there is no such user)"
+        ) from None
     where = f"private key file {str(resolved)!r}"
     try:
         info = resolved.stat()

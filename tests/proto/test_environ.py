@@ -203,6 +203,21 @@ def test_empty_key_file_path(path: str) -> None:
         load_key_file(path)
 
 
+def test_key_file_path_with_a_nul_character() -> None:
+    # open() would raise ValueError("embedded null byte").
+    with pytest.raises(CredentialsError, match="key file path contains a NUL character"):
+        load_key_file("keys/\0key.pem")
+
+
+def test_key_file_path_under_a_home_that_cannot_be_found() -> None:
+    # Path.expanduser raises RuntimeError for an unknown user (and for "~" with HOME unset
+    # and no passwd entry, as in some containers).
+    path = "~no-such-user-kalshi-sdk-test/key.pem"
+    with pytest.raises(CredentialsError, match="home directory cannot be found") as info:
+        load_key_file(path)
+    assert repr(path) in str(info.value)
+
+
 @pytest.mark.parametrize(("path", "type_name"), [(b"/tmp/key.pem", "bytes"), (3, "int")])
 def test_key_file_path_of_the_wrong_type(path: object, type_name: str) -> None:
     with pytest.raises(
