@@ -203,7 +203,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     scenario: str | Mapping[str, Any] = args.scenario
     if args.scenario not in SCENARIOS:
-        scenario = json.loads(Path(args.scenario).read_text())
+        try:
+            loaded = json.loads(Path(args.scenario).read_text())
+            build_exchange(loaded)  # a malformed scenario stops here, with its entry named
+        except (OSError, ValueError) as exc:
+            parser.error(f"--scenario {args.scenario}: {exc}")
+        scenario = loaded
     faults = Faults(
         rate_limit_share=args.fault_429,
         retry_after=args.retry_after,

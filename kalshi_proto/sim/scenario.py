@@ -22,11 +22,12 @@ Shape (prices and amounts are decimal strings; times are milliseconds after ``st
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
-from kalshi_proto.sim.exchange import EventState, Exchange, MarketState, SeriesState
+from kalshi_proto.sim.exchange import EventState, Exchange, ExchangeError, MarketState, SeriesState
 from kalshi_proto.sim.matching import Side, StpMode, TimeInForce
 
 __all__ = ["build_exchange", "liquidity_client_order_id", "run_actions"]
@@ -41,57 +42,92 @@ def build_exchange(scenario: Mapping[str, Any], *, seed: int = 0) -> Exchange:
     """Create the exchange a scenario describes, with its resting liquidity placed.
 
     Raises:
-        ValueError: the scenario refers to a series, event, market or user it does not define,
-            or a value is malformed.
+        ValueError: the scenario is not shaped as the module docstring says (a missing key, a
+            value of the wrong kind, a malformed number), refers to a series, event, market or
+            user it does not define, or has a liquidity order the exchange refuses. The
+            message names the entry, e.g. ``scenario markets[2]: missing 'title'``.
     """
-    start = int(scenario["start_ms"])
+    if not isinstance(scenario, Mapping):
+        raise ValueError(f"a scenario must be an object, not {type(scenario).__name__}")
+    with _reading(""):
+        start = int(scenario["start_ms"])
     exchange = Exchange(seed=seed)
     exchange.wall_ms = start
-    for s in scenario.get("series", ()):
-        exchange.add_series(
-            SeriesState(
-                ticker=s["ticker"],
-                title=s["title"],
-                category=s["category"],
-                frequency=s.get("frequency", "daily"),
-                fee_type=s.get("fee_type", "quadratic"),
-                fee_multiplier=Decimal(str(s.get("fee_multiplier", "1"))),
-                tags=tuple(s.get("tags", ())),
+    for index, s in enumerate(_entries(scenario, "series")):
+        with _reading(f"series[{index}]"):
+            exchange.add_series(
+                SeriesState(
+                    ticker=s["ticker"],
+                    title=s["title"],
+                    category=s["category"],
+                    frequency=s.get("frequency", "daily"),
+                    fee_type=s.get("fee_type", "quadratic"),
+                    fee_multiplier=Decimal(str(s.get("fee_multiplier", "1"))),
+                    tags=tuple(s.get("tags", ())),
+                )
             )
-        )
-    for e in scenario.get("events", ()):
-        exchange.add_event(
-            EventState(
-                event_ticker=e["event_ticker"],
-                series_ticker=e["series_ticker"],
-                title=e["title"],
-                sub_title=e.get("sub_title", ""),
-                mutually_exclusive=bool(e.get("mutually_exclusive", False)),
+    for index, e in enumerate(_entries(scenario, "events")):
+        with _reading(f"events[{index}]"):
+            exchange.add_event(
+                EventState(
+                    event_ticker=e["event_ticker"],
+                    series_ticker=e["series_ticker"],
+                    title=e["title"],
+                    sub_title=e.get("sub_title", ""),
+                    mutually_exclusive=bool(e.get("mutually_exclusive", False)),
+                )
             )
-        )
-    for mk in scenario.get("markets", ()):
-        open_ms = start + int(mk.get("open_after_ms", 0))
-        exchange.add_market(
-            MarketState(
-                ticker=mk["ticker"],
-                event_ticker=mk["event_ticker"],
-                title=mk["title"],
-                yes_sub_title=mk["yes_sub_title"],
-                no_sub_title=mk["no_sub_title"],
-                open_ms=open_ms,
-                close_ms=start + int(mk["close_after_ms"]),
-                created_ms=start,
-                status="active" if open_ms <= start else "initialized",
-                tick=Decimal(str(mk.get("tick", "0.01"))),
-                rules_primary=mk.get("rules_primary", ""),
-                rules_secondary=mk.get("rules_secondary", ""),
+    for index, mk in enumerate(_entries(scenario, "markets")):
+        with _reading(f"markets[{index}]"):
+            open_ms = start + int(mk.get("open_after_ms", 0))
+            exchange.add_market(
+                MarketState(
+                    ticker=mk["ticker"],
+                    event_ticker=mk["event_ticker"],
+                    title=mk["title"],
+                    yes_sub_title=mk["yes_sub_title"],
+                    no_sub_title=mk["no_sub_title"],
+                    open_ms=open_ms,
+                    close_ms=start + int(mk["close_after_ms"]),
+                    created_ms=start,
+                    status="active" if open_ms <= start else "initialized",
+                    tick=Decimal(str(mk.get("tick", "0.01"))),
+                    rules_primary=mk.get("rules_primary", ""),
+                    rules_secondary=mk.get("rules_secondary", ""),
+                )
             )
-        )
-    for a in scenario.get("accounts", ()):
-        exchange.add_account(a["user_id"], Decimal(str(a["balance"])))
-    for index, order in enumerate(scenario.get("liquidity", ())):
-        _place(exchange, order, liquidity_client_order_id(index), start)
+    for index, a in enumerate(_entries(scenario, "accounts")):
+        with _reading(f"accounts[{index}]"):
+            exchange.add_account(a["user_id"], Decimal(str(a["balance"])))
+    for index, order in enumerate(_entries(scenario, "liquidity")):
+        with _reading(f"liquidity[{index}]"):
+            _place(exchange, order, liquidity_client_order_id(index), start)
+    _entries(scenario, "actions")  # applied later (run_actions), but shaped now
     return exchange
+
+
+def _entries(scenario: Mapping[str, Any], section: str) -> list[Mapping[str, Any]]:
+    # A section is a list of objects, or absent.
+    value = scenario.get(section, ())
+    if not isinstance(value, list | tuple) or not all(isinstance(v, Mapping) for v in value):
+        raise ValueError(f"scenario {section}: must be a list of objects")
+    return list(value)
+
+
+@contextmanager
+def _reading(where: str) -> Iterator[None]:
+    # What a malformed entry raises becomes a ValueError that names the entry.
+    place = f"scenario {where}" if where else "scenario"
+    try:
+        yield
+    except KeyError as exc:
+        raise ValueError(f"{place}: missing {exc.args[0]!r}") from None
+    except ExchangeError as exc:
+        raise ValueError(f"{place}: refused by the exchange: {exc}") from None
+    except ArithmeticError:  # decimal.InvalidOperation, whose text names no value
+        raise ValueError(f"{place}: a number is malformed") from None
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{place}: {exc}") from None
 
 
 def _place(exchange: Exchange, order: Mapping[str, Any], client_order_id: str, wall_ms: int) -> None:

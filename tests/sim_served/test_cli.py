@@ -70,3 +70,28 @@ def test_the_command_closes_idle_connections_after_idle_timeout(tmp_path: Path) 
             started = time.monotonic()
             assert sock.recv(1) == b""  # closed by the server, nothing sent
             assert time.monotonic() - started >= 0.25
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "No such file or directory"),
+        ("{not json", "Expecting property name"),
+        (json.dumps({"start_ms": 1, "markets": [{"ticker": "M"}]}), "scenario markets[0]: missing"),
+    ],
+    ids=["missing-file", "not-json", "malformed"],
+)
+def test_a_bad_scenario_file_is_a_usage_error(
+    tmp_path: Path, content: str | None, message: str
+) -> None:
+    path = tmp_path / "scenario.json"
+    if content is not None:
+        path.write_text(content)
+    command = [sys.executable, "-m", "kalshi_anyio.sim", "--port", "0", "--scenario", str(path)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"python -m kalshi_anyio.sim: error: --scenario {path}: "), last
+    assert message in last
+    assert "Traceback" not in done.stderr

@@ -142,10 +142,59 @@ def test_an_empty_scenario() -> None:
 
 
 def test_dangling_references_raise_value_error() -> None:
-    with pytest.raises(ValueError, match="unknown series"):
+    with pytest.raises(ValueError, match=r"^scenario events\[0\]: .*unknown series"):
         build_exchange(
             _small(events=[{"event_ticker": "E", "series_ticker": "NOPE", "title": "x"}])
         )
+
+
+def _without(entry: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in entry.items() if k != key}
+
+
+_MARKET = _small()["markets"][1]
+_ORDER = _small()["liquidity"][0]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"start_ms": "soon"}, "scenario: invalid literal for int()"),
+        ({"markets": [_without(_MARKET, "title")]}, "scenario markets[0]: missing 'title'"),
+        ({"markets": [{**_MARKET, "tick": "a cent"}]}, "scenario markets[0]: a number is malformed"),
+        ({"markets": [{**_MARKET, "close_after_ms": None}]}, "scenario markets[0]: int() argument"),
+        ({"markets": {"M": _MARKET}}, "scenario markets: must be a list of objects"),
+        ({"accounts": ["a"]}, "scenario accounts: must be a list of objects"),
+        ({"actions": "none"}, "scenario actions: must be a list of objects"),
+        ({"liquidity": [{**_ORDER, "side": "up"}]}, "scenario liquidity[0]: 'up' is not a valid"),
+        ({"liquidity": [{**_ORDER, "ticker": "NOPE"}]}, "scenario liquidity[0]: refused by"),
+    ],
+    ids=[
+        "start",
+        "missing",
+        "number",
+        "kind",
+        "section-dict",
+        "section-items",
+        "actions",
+        "enum",
+        "refused",
+    ],
+)
+def test_a_malformed_scenario_is_a_value_error_naming_the_entry(
+    change: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError) as info:
+        build_exchange(_small(**change))
+    assert str(info.value).startswith(message), str(info.value)
+    assert info.value.__cause__ is None
+
+
+def test_a_scenario_must_be_an_object() -> None:
+    with pytest.raises(ValueError, match=r"^a scenario must be an object, not list$"):
+        build_exchange([{"start_ms": 1}])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^scenario: missing 'start_ms'$"):
+        build_exchange({})
 
 
 def test_run_actions_applies_each_action_at_its_time() -> None:
