@@ -4,7 +4,8 @@ Connections are kept alive and reused. One idle for longer than ``keepalive_expi
 closed rather than reused, so a request never races a server closing its idle connections (the
 cause of an order whose fate is unknown); one the server has already dropped is noticed before
 reuse and replaced. At most ``max_connections`` requests are in flight at once; more wait
-for a free slot. Every decision (signing, retries, pages, errors) is made by the core; this file
+for a free slot. The pool of idle connections changes under a lock, never held across an await,
+so threads may share the blocking twin. Every decision (signing, retries, pages, errors) is made by the core; this file
 only moves bytes.
 """
 
@@ -12,7 +13,9 @@ from __future__ import annotations
 
 import math
 import ssl
+import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from kalshi_anyio import _io
@@ -75,14 +78,21 @@ class AsyncKalshiClient(AsyncClientBase):
         self._host = base.host
         self._port = base.port
         self._host_header = base.host_header
-        self._idle: list[_Connection] = []
         self._limiter = _io.Limiter(max_connections)
+        # The idle connections, oldest first, and whether the client is closed; both change
+        # only under the lock, which is never held across an await.
+        self._idle: list[_Connection] = []
         self._closed = False
+        self._pool_lock = threading.Lock()
 
     async def aclose(self) -> None:
-        """Close every idle connection; the client cannot be used afterwards."""
-        self._closed = True
-        idle, self._idle = self._idle, []
+        """Close every idle connection; the client cannot be used afterwards.
+
+        Calls in flight finish, then close their connections.
+        """
+        with self._pool_lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
         for connection in idle:
             await connection.stream.aclose()
 
@@ -106,21 +116,40 @@ class AsyncKalshiClient(AsyncClientBase):
             except BaseException:
                 await connection.stream.aclose()
                 raise
-            if connection.http.reusable and not self._closed:
-                connection.idle_since = _io.monotonic()
-                self._idle.append(connection)
-            else:
+            if not (connection.http.reusable and self._keep(connection)):
                 await connection.stream.aclose()
             return response
         finally:
             self._limiter.release()
 
+    def _keep(self, connection: _Connection) -> bool:
+        # Put a connection back in the pool, unless the client was closed meanwhile.
+        connection.idle_since = _io.monotonic()
+        with self._pool_lock:
+            if self._closed:
+                return False
+            self._idle.append(connection)
+            return True
+
+    def _take(self, now: float) -> tuple[list[_Connection], _Connection | None]:
+        # Take the expired connections out of the pool, and the newest of the others.
+        with self._pool_lock:
+            idle = self._idle
+            expired = 0
+            while expired < len(idle) and now - idle[expired].idle_since > self._expiry:
+                expired += 1
+            stale = idle[:expired]
+            del idle[:expired]
+            return stale, idle.pop() if idle else None
+
     async def _checkout(self, now: float, deadline: float) -> _Connection:
-        # Idle connections are kept oldest first; the newest is reused, the expired are closed.
-        while self._idle and now - self._idle[0].idle_since > self._expiry:
-            await self._idle.pop(0).stream.aclose()
-        while self._idle:
-            connection = self._idle.pop()
+        # The newest idle connection is reused; the expired and the dropped are closed.
+        while True:
+            stale, connection = self._take(now)
+            for old in stale:
+                await old.stream.aclose()
+            if connection is None:
+                break
             if not connection.stream.is_readable():
                 return connection
             await connection.stream.aclose()
@@ -158,3 +187,6 @@ class AsyncKalshiClient(AsyncClientBase):
 
     def _default_rng(self) -> Callable[[], float]:
         return _io.random_source()
+
+    def _new_lock(self) -> AbstractContextManager[object]:
+        return threading.Lock()

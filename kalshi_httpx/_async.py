@@ -16,9 +16,11 @@ from __future__ import annotations
 import http.cookiejar
 import random
 import ssl
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import httpx
@@ -165,3 +167,6 @@ class AsyncKalshiClient(AsyncClientBase):
 
     def _default_rng(self) -> Callable[[], float]:
         return random.Random().random
+
+    def _new_lock(self) -> AbstractContextManager[object]:
+        return threading.Lock()

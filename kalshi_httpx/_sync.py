@@ -17,9 +17,11 @@ from __future__ import annotations
 import http.cookiejar
 import random
 import ssl
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import httpx
@@ -166,3 +168,6 @@ class KalshiClient(ClientBase):
 
     def _default_rng(self) -> Callable[[], float]:
         return random.Random().random
+
+    def _new_lock(self) -> AbstractContextManager[object]:
+        return threading.Lock()

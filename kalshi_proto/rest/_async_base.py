@@ -13,6 +13,7 @@ from __future__ import annotations
 import abc
 import os
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -88,7 +89,9 @@ class AsyncClientBase(AsyncResources, abc.ABC):
             user_agent=user_agent,
         )
         self._core = RestCore(
-            config, rng=rng or self._default_rng(), rate_limiter=rate_limiter_for(rate_limit)
+            config,
+            rng=rng or self._default_rng(),
+            rate_limiter=self._guarded(rate_limiter_for(rate_limit)),
         )
         self._bind_resources(self)
 
@@ -130,7 +133,13 @@ class AsyncClientBase(AsyncResources, abc.ABC):
             limits.write.refill_rate,
             limits.write.bucket_capacity,
         )
-        self._core.rate_limiter = limiter
+        self._core.rate_limiter = self._guarded(limiter)
+        return limiter
+
+    def _guarded(self, limiter: RateLimiter | None) -> RateLimiter | None:
+        # Threads sharing this client, or clients sharing the limiter, reserve under one lock.
+        if limiter is not None and limiter.guard is None:
+            limiter.guard = self._new_lock()
         return limiter
 
     async def execute(self, call: Call[T]) -> T:
@@ -209,4 +218,9 @@ class AsyncClientBase(AsyncResources, abc.ABC):
     @abc.abstractmethod
     def _default_rng(self) -> Callable[[], float]:
         """The jitter source used when the caller gives none."""
+
+    @abc.abstractmethod
+    def _new_lock(self) -> AbstractContextManager[object]:
+        """A lock for the rate limiter: a `threading.Lock`, as a limiter may be shared by
+        clients in different threads (it is never held across an await)."""
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import abc
 import os
 from collections.abc import Iterator, Callable
+from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -89,7 +90,9 @@ class ClientBase(Resources, abc.ABC):
             user_agent=user_agent,
         )
         self._core = RestCore(
-            config, rng=rng or self._default_rng(), rate_limiter=rate_limiter_for(rate_limit)
+            config,
+            rng=rng or self._default_rng(),
+            rate_limiter=self._guarded(rate_limiter_for(rate_limit)),
         )
         self._bind_resources(self)
 
@@ -131,7 +134,13 @@ class ClientBase(Resources, abc.ABC):
             limits.write.refill_rate,
             limits.write.bucket_capacity,
         )
-        self._core.rate_limiter = limiter
+        self._core.rate_limiter = self._guarded(limiter)
+        return limiter
+
+    def _guarded(self, limiter: RateLimiter | None) -> RateLimiter | None:
+        # Threads sharing this client, or clients sharing the limiter, reserve under one lock.
+        if limiter is not None and limiter.guard is None:
+            limiter.guard = self._new_lock()
         return limiter
 
     def execute(self, call: Call[T]) -> T:
@@ -210,4 +219,9 @@ class ClientBase(Resources, abc.ABC):
     @abc.abstractmethod
     def _default_rng(self) -> Callable[[], float]:
         """The jitter source used when the caller gives none."""
+
+    @abc.abstractmethod
+    def _new_lock(self) -> AbstractContextManager[object]:
+        """A lock for the rate limiter: a `threading.Lock`, as a limiter may be shared by
+        clients in different threads (it is never held across an await)."""
 

@@ -28,8 +28,13 @@ zero. Callers honouring every wait send no more than ``capacity + refill_rate * 
 in any window of ``T`` seconds (for requests no larger than the capacity).
 
 A bucket starts full at the time of its first use, because the adapter's clock origin is unknown
-when the bucket is built. If the clock goes backwards, no tokens are added. There are no locks:
-an adapter that shares a limiter between tasks or threads serialises access itself.
+when the bucket is built. If the clock goes backwards, no tokens are added.
+
+The core takes no locks of its own. `RateLimiter.guard`, when set, is held around every
+`RateLimiter.reserve`: a reservation reads and writes the balance in several steps, and two
+threads interleaving them would lose one of the two debits. Every client sets a
+`threading.Lock` there unless the limiter has a guard already, so the threads sharing a blocking
+client, or several clients sharing one limiter, never lose a reservation.
 
 These tables cover the Trade API (openapi.yaml). The perps API has its own limits
 (``GET /account/limits/perps``); an operation id this module does not know costs
@@ -41,6 +46,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -257,16 +263,27 @@ class TokenBucket:
 class RateLimiter:
     """The Read and Write buckets of one account, and the cost table that routes to them."""
 
-    __slots__ = ("_buckets",)
+    __slots__ = ("_buckets", "guard")
 
-    def __init__(self, read: BucketLimit, write: BucketLimit) -> None:
+    def __init__(
+        self,
+        read: BucketLimit,
+        write: BucketLimit,
+        *,
+        guard: AbstractContextManager[object] | None = None,
+    ) -> None:
         """Build a limiter from the limits of its two buckets.
 
         Args:
             read: the Read bucket's limit.
             write: the Write bucket's limit.
+            guard: a lock to hold around every `reserve` (see `guard`); the clients set one.
         """
         self._buckets = {Bucket.READ: TokenBucket(read), Bucket.WRITE: TokenBucket(write)}
+        #: Held around every `reserve` when not None: a `threading.Lock`, for instance, so that
+        #: threads sharing the limiter never lose a reservation. Every client installs one when
+        #: it is None. `TokenBucket.available` peeks without it.
+        self.guard = guard
 
     @classmethod
     def for_tier(cls, name: str) -> RateLimiter:
@@ -379,4 +396,9 @@ class RateLimiter:
             LocalProtocolError: ``items`` is below 1.
         """
         cost = self.cost_of(operation_id, items)
-        return self._buckets[self.bucket_of(operation_id)].reserve(cost, now)
+        bucket = self._buckets[self.bucket_of(operation_id)]
+        guard = self.guard
+        if guard is None:
+            return bucket.reserve(cost, now)
+        with guard:
+            return bucket.reserve(cost, now)

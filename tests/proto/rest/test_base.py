@@ -33,7 +33,7 @@ from kalshi_proto.rest.call import HttpRequest, HttpResponse
 from kalshi_proto.rest.executor import AsyncExecutor, SyncExecutor
 from kalshi_proto.rest.generated import calls
 from kalshi_proto.rest.generated import models as m
-from kalshi_proto.rest.ratelimit import Bucket, BucketLimit, RateLimiter
+from kalshi_proto.rest.ratelimit import TIERS, Bucket, BucketLimit, RateLimiter
 from kalshi_proto.rest.retry import RetryPolicy
 from tests.helpers.clock import FakeClock
 from tests.helpers.stepping import step
@@ -92,6 +92,7 @@ class _Fake:
         self.sent: list[tuple[HttpRequest, float]] = []
         self.deadlines: list[float] = []
         self.slept: list[float] = []
+        self.locks: list[CountingLock] = []
         self.closed = False
 
     def _answer(self, request: HttpRequest, timeout: float, deadline: float) -> HttpResponse:
@@ -113,6 +114,27 @@ class _Fake:
     def _jitter(self) -> Callable[[], float]:
         # Full jitter off: the back-off is exactly half the exponential delay.
         return lambda: 0.0
+
+    def _make_lock(self) -> CountingLock:
+        lock = CountingLock()
+        self.locks.append(lock)
+        return lock
+
+
+class CountingLock:
+    """The fakes' lock: counts how often it is taken and fails if it is taken twice."""
+
+    def __init__(self) -> None:
+        self.held = False
+        self.taken = 0
+
+    def __enter__(self) -> None:
+        assert not self.held, "the lock was taken twice"
+        self.held = True
+        self.taken += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.held = False
 
 
 class FakeAsyncClient(_Fake, AsyncClientBase):
@@ -137,6 +159,9 @@ class FakeAsyncClient(_Fake, AsyncClientBase):
     def _default_rng(self) -> Callable[[], float]:
         return self._jitter()
 
+    def _new_lock(self) -> CountingLock:
+        return self._make_lock()
+
 
 class FakeClient(_Fake, ClientBase):
     def __init__(
@@ -159,6 +184,9 @@ class FakeClient(_Fake, ClientBase):
 
     def _default_rng(self) -> Callable[[], float]:
         return self._jitter()
+
+    def _new_lock(self) -> CountingLock:
+        return self._make_lock()
 
 
 Client = FakeAsyncClient | FakeClient
@@ -454,6 +482,41 @@ def test_iterate_refuses_max_pages_below_one(flavour: type[Client]) -> None:
         client.iterate(calls.get_incentive_programs(), 0)
 
 
+def test_the_client_guards_a_limiter_that_has_no_guard(flavour: type[Client]) -> None:
+    limiter = RateLimiter.for_tier("premier")
+    client = flavour(rate_limit=limiter)
+    assert client.locks and limiter.guard is client.locks[0]
+    basic = flavour(rate_limit="basic")
+    assert basic.rate_limiter is not None and basic.rate_limiter.guard is basic.locks[0]
+    assert flavour().locks == []
+
+
+def test_a_limiter_shared_by_two_clients_keeps_its_first_guard(flavour: type[Client]) -> None:
+    limiter = RateLimiter.for_tier("premier")
+    first = flavour(rate_limit=limiter)
+    second = flavour(rate_limit=limiter)
+    assert limiter.guard is first.locks[0]
+    assert second.locks == []
+
+
+def test_a_limiter_with_a_guard_keeps_it(flavour: type[Client]) -> None:
+    own = CountingLock()
+    limiter = RateLimiter(*TIERS["basic"], guard=own)
+    client = flavour(rate_limit=limiter)
+    assert client.rate_limiter is limiter
+    assert limiter.guard is own
+    assert client.locks == []
+
+
+def test_every_reservation_holds_the_guard(flavour: type[Client]) -> None:
+    script = [json_response({}, 503), STATUS, STATUS]
+    client = flavour(rate_limit="premier", script=script, retry=RetryPolicy(max_attempts=2))
+    resolve(client.execute(calls.get_exchange_status()))
+    resolve(client.execute(calls.get_exchange_status()))
+    assert client.locks[0].taken == 3  # one per attempt, the retry included
+    assert not client.locks[0].held
+
+
 # ---- configure_rate_limit -----------------------------------------------------------------
 
 
@@ -463,6 +526,7 @@ def test_configure_rate_limit_sizes_the_buckets_from_the_account(
     client = flavour(credentials=credentials, script=[LIMITS])
     limiter = resolve(client.configure_rate_limit())
     assert client.rate_limiter is limiter
+    assert limiter.guard is client.locks[0]
     assert limiter.bucket(Bucket.READ).limit == BucketLimit(refill_rate=300, capacity=300)
     assert limiter.bucket(Bucket.WRITE).limit == BucketLimit(refill_rate=300, capacity=600)
     assert client.sent[0][0].target == "/trade-api/v2/account/limits"

@@ -367,6 +367,57 @@ def test_reserve_routes_to_the_right_bucket() -> None:
     assert limiter.bucket(Bucket.WRITE).available(0.0) == -2.0
 
 
+class _Guard:
+    """A stand-in lock that records the Read balance each time it is taken and given back."""
+
+    def __init__(self, limiter: RateLimiter | None = None) -> None:
+        self.limiter = limiter
+        self.held = False
+        self.seen: list[tuple[str, float]] = []
+
+    def __enter__(self) -> None:
+        assert not self.held, "the guard was taken twice"
+        self.held = True
+        self.seen.append(("taken", self._balance()))
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.held = False
+        self.seen.append(("given back", self._balance()))
+
+    def _balance(self) -> float:
+        assert self.limiter is not None
+        return self.limiter.bucket(Bucket.READ).available(0.0)
+
+
+def test_no_guard_by_default() -> None:
+    assert RateLimiter.for_tier("basic").guard is None
+    assert RateLimiter.from_limits(1, 1, 1, 1).guard is None
+
+
+def test_reserve_debits_while_holding_the_guard() -> None:
+    limiter = RateLimiter.for_tier("basic")  # read capacity 200
+    guard = _Guard(limiter)
+    limiter.guard = guard
+    assert limiter.reserve("GetMarkets", 0.0) == 0.0
+    assert limiter.reserve("GetOrder", 0.0) == 0.0
+    assert guard.seen == [
+        ("taken", 200.0),
+        ("given back", 190.0),
+        ("taken", 190.0),
+        ("given back", 188.0),
+    ]
+    assert not guard.held
+
+
+def test_a_guard_given_at_construction_is_used() -> None:
+    guard = _Guard()
+    limiter = RateLimiter(*TIERS["basic"], guard=guard)
+    guard.limiter = limiter
+    assert limiter.guard is guard
+    limiter.reserve("CreateOrderV2", 0.0)
+    assert [what for what, _ in guard.seen] == ["taken", "given back"]
+
+
 def test_reserve_batches_per_item() -> None:
     limiter = RateLimiter.for_tier("advanced")  # write 300/s, 600 capacity
     assert limiter.reserve("BatchCreateOrdersV2", 0.0, items=60) == 0.0

@@ -1,0 +1,239 @@
+"""One client shared by many callers: threads on a blocking client, tasks on an async one.
+
+The state callers share is the client-side rate limiter's balance and the pool of idle
+connections. A reservation reads and writes the balance in several steps, so two threads
+interleaving them lose a debit and the limiter lets through more than the account's budget;
+the pool is a list that threads take from, give back to and close. These tests make the
+interpreter switch threads as often as it can, and check that nothing is lost or leaked.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import anyio
+import pytest
+
+import kalshi_sync
+from kalshi_proto.errors import KalshiError
+from kalshi_proto.rest.generated.models import GetBalanceResponse
+from kalshi_proto.rest.ratelimit import DEFAULT_COST, Bucket, RateLimiter, TokenBucket
+from kalshi_proto.rest.retry import RetryPolicy
+from tests.adapters.conftest import (
+    Driver,
+    Flavour,
+    backend_of,
+    maybe,
+    open_sockets_to,
+    run_without_loop,
+)
+from tests.adapters.server import Fault
+
+pytestmark = pytest.mark.anyio
+
+THREADS = 8
+CALLS = 40
+
+
+@pytest.fixture
+def anyio_backend(flavour: Flavour) -> str | None:
+    return backend_of(flavour)
+
+
+@contextmanager
+def switching_often() -> Iterator[None]:
+    """Make the interpreter switch threads as often as it can, so that races show."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
+
+
+def run_in_threads(work: Callable[[], None], count: int = THREADS) -> list[BaseException]:
+    """Run ``work`` in ``count`` threads at once; the exceptions they raised."""
+    errors: list[BaseException] = []
+    start = threading.Barrier(count)
+
+    def body() -> None:
+        try:
+            start.wait(5)
+            work()
+        except BaseException as exc:  # the test reports it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=body) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not any(thread.is_alive() for thread in threads), "a thread is stuck"
+    return errors
+
+
+class _YieldingBucket(TokenBucket):
+    """A bucket that lets other threads run between reading its balance and writing it back,
+    where an unguarded reservation loses a debit to a thread that comes in between."""
+
+    __slots__ = ()
+
+    def _balance_at(self, now: float, last: float) -> float:
+        balance = super()._balance_at(now, last)
+        time.sleep(0.0001)
+        return balance
+
+
+def exact_budget(calls: int) -> RateLimiter:
+    """A limiter whose Read bucket holds exactly ``calls`` default-cost calls and (for the
+    length of a test) does not refill."""
+    limiter = RateLimiter.from_limits(1e-9, calls * DEFAULT_COST, 1e-9, 1)
+    read = limiter.bucket(Bucket.READ)
+    limiter._buckets[Bucket.READ] = _YieldingBucket(read.limit)
+    return limiter
+
+
+@pytest.mark.flavours("sync")
+async def test_threads_sharing_a_client_lose_no_reservation(kx: Driver) -> None:
+    limiter = exact_budget(THREADS * CALLS)
+    async with kx.client(key=None, rate_limit=limiter, retry=RetryPolicy.disabled()) as client:
+
+        def work() -> None:
+            for _ in range(CALLS):
+                client.exchange.status()
+
+        with switching_often():
+            errors = run_in_threads(work)
+    assert errors == []
+    assert len(kx.server.requests("/exchange/status")) == THREADS * CALLS
+    # A lost debit would leave 10 tokens or more.
+    left = limiter.bucket(Bucket.READ).available(kx.now())
+    assert 0 <= left < 0.001
+    assert isinstance(limiter.guard, type(threading.Lock()))
+
+
+@pytest.mark.flavours("async")
+async def test_tasks_sharing_a_client_lose_no_reservation(kx: Driver) -> None:
+    tasks, calls = 20, 10
+    limiter = exact_budget(tasks * calls)
+    async with kx.client(key=None, rate_limit=limiter, retry=RetryPolicy.disabled()) as client:
+
+        async def work() -> None:
+            for _ in range(calls):
+                await maybe(client.exchange.status())
+
+        async with anyio.create_task_group() as group:
+            for _ in range(tasks):
+                group.start_soon(work)
+    assert len(kx.server.requests("/exchange/status")) == tasks * calls
+    left = limiter.bucket(Bucket.READ).available(kx.now())
+    assert 0 <= left < 0.001
+
+
+@pytest.mark.flavours("sync")
+async def test_two_clients_in_two_threads_share_one_limiter(kx: Driver) -> None:
+    limiter = exact_budget(2 * CALLS)
+    options: dict[str, Any] = {"key": None, "rate_limit": limiter, "retry": RetryPolicy.disabled()}
+    async with kx.client(**options) as first, kx.client(**options) as second:
+        clients = iter([first, second])
+        lock = threading.Lock()
+
+        def work() -> None:
+            with lock:
+                client = next(clients)
+            for _ in range(CALLS):
+                client.exchange.status()
+
+        with switching_often():
+            errors = run_in_threads(work, 2)
+    assert errors == []
+    left = limiter.bucket(Bucket.READ).available(kx.now())
+    assert 0 <= left < 0.001
+
+
+@pytest.mark.flavours("kalshi_sync")
+async def test_threads_share_a_small_pool_and_leak_no_connection(kx: Driver) -> None:
+    # Three connections for eight threads, expiring after 2 ms idle: connections are taken,
+    # given back, found expired and closed all the time, from every thread.
+    async with kx.client(max_connections=3, keepalive_expiry=0.002) as client:
+        assert isinstance(client, kalshi_sync.KalshiClient)
+
+        def work() -> None:
+            for _ in range(CALLS):
+                assert client.portfolio.balance().balance is not None
+
+        with switching_often():
+            errors = run_in_threads(work)
+        assert errors == []
+        assert len(client._idle) <= 3
+    assert len(kx.server.requests("/portfolio/balance")) == THREADS * CALLS
+    assert open_sockets_to(kx.server.port) == 0
+
+
+@pytest.mark.flavours("kalshi_sync")
+async def test_a_connection_coming_back_after_close_is_closed(
+    kx: Driver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another thread closes the client just as a finished request gives its connection back:
+    # the connection must be closed, not put in the pool of a closed client.
+    client = kx.build()
+    assert isinstance(client, kalshi_sync.KalshiClient)
+    real_monotonic = kalshi_sync._io.monotonic
+    closed_meanwhile = []
+
+    def close_from_another_thread() -> float:
+        closer = threading.Thread(target=client.close)
+        closer.start()
+        closer.join(5)
+        closed_meanwhile.append(not closer.is_alive())
+        return real_monotonic()
+
+    monkeypatch.setattr(kalshi_sync._io, "monotonic", close_from_another_thread)
+    try:
+        assert client.portfolio.balance().balance is not None
+        pooled = len(client._idle)
+        left_open = open_sockets_to(kx.server.port)
+    finally:
+        monkeypatch.undo()
+        client.close()
+    assert closed_meanwhile == [True]
+    assert pooled == 0
+    assert left_open == 0
+
+
+async def test_closing_while_a_request_is_in_flight_leaves_no_socket(kx: Driver) -> None:
+    # The raw adapters close idle connections only, so the call in flight finishes; httpx
+    # closes its connections in use too, so the call fails with a KalshiError. Either way no
+    # socket is left open.
+    kx.server.script("/portfolio/balance", Fault(delay=0.3))
+    client = kx.build()
+    outcome: list[object] = []
+
+    async def call() -> None:
+        try:
+            outcome.append(await maybe(client.portfolio.balance()))
+        except KalshiError as exc:
+            outcome.append(exc)
+
+    if kx.is_async:
+        async with anyio.create_task_group() as group:
+            group.start_soon(call)
+            await anyio.sleep(0.1)
+            await kx.close(client)
+    else:
+        thread = threading.Thread(target=run_without_loop, args=(call(),))
+        thread.start()
+        await kx.sleep(0.1)
+        await kx.close(client)
+        thread.join(5)
+    assert len(outcome) == 1
+    if kx.flavour.family == "httpx":
+        assert isinstance(outcome[0], GetBalanceResponse | KalshiError)
+    else:
+        assert isinstance(outcome[0], GetBalanceResponse)
+    assert open_sockets_to(kx.server.port) == 0
