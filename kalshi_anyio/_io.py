@@ -8,12 +8,13 @@ same code on asyncio and trio. Third-party exceptions are translated here, once,
 
 from __future__ import annotations
 
+import os
 import random
 import select
 import ssl
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 
 import anyio
@@ -30,18 +31,47 @@ from kalshi_proto.errors import (
 )
 
 __all__ = [
+    "FORKS",
     "Deadline",
     "Limiter",
     "Stream",
     "clocks",
     "connect",
     "default_ssl_context",
+    "forget",
     "monotonic",
     "random_source",
     "sleep",
 ]
 
 _READ_SIZE = 256 * 1024
+
+#: How many ``os.fork()`` calls made this process, counted in the child. A client pools
+#: connections with the count it saw; when the count has changed, its idle connections are the
+#: parent's too, and one reused here would mix this process's bytes with the parent's.
+FORKS = 0
+
+
+def _count_fork() -> None:
+    global FORKS
+    FORKS += 1
+
+
+os.register_at_fork(after_in_child=_count_fork)
+
+# Connections inherited through os.fork(), kept from use and from the garbage collector.
+_INHERITED: list[Stream] = []
+
+
+def forget(streams: Iterable[Stream]) -> None:
+    """Put connections inherited through ``os.fork()`` out of use for good.
+
+    They are not closed: an event loop's stream closes through its loop, and a child's copy of
+    the parent's loop shares the parent's epoll instance, so closing one here could stop the
+    parent hearing from it. They are kept referenced, so the garbage collector does not close
+    them either; a child holds at most ``max_connections`` of them per client.
+    """
+    _INHERITED.extend(streams)
 
 
 def monotonic() -> float:
@@ -60,8 +90,9 @@ async def sleep(seconds: float) -> None:
 
 
 def random_source() -> Callable[[], float]:
-    """A jitter source for retries, seeded from the OS."""
-    return random.Random().random
+    """A jitter source for retries: the OS's, so processes forked from one parent do not back
+    off in step, as copies of one seeded generator would."""
+    return random.SystemRandom().random
 
 
 def default_ssl_context(context: ssl.SSLContext | None) -> ssl.SSLContext:

@@ -5,8 +5,9 @@ closed rather than reused, so a request never races a server closing its idle co
 cause of an order whose fate is unknown); one the server has already dropped is noticed before
 reuse and replaced. At most ``max_connections`` requests are in flight at once; more wait
 for a free slot. The pool of idle connections changes under a lock, never held across an await,
-so threads may share the blocking twin. Every decision (signing, retries, pages, errors) is made by the core; this file
-only moves bytes.
+so threads may share the blocking twin. A process forked after calls were made does not reuse
+the idle connections it inherited, which are the parent's too (see `_io.forget`). Every
+decision (signing, retries, pages, errors) is made by the core; this file only moves bytes.
 """
 
 from __future__ import annotations
@@ -78,12 +79,14 @@ class AsyncKalshiClient(AsyncClientBase):
         self._host = base.host
         self._port = base.port
         self._host_header = base.host_header
+        self._max_connections = max_connections
         self._limiter = _io.Limiter(max_connections)
         # The idle connections, oldest first, and whether the client is closed; both change
         # only under the lock, which is never held across an await.
         self._idle: list[_Connection] = []
         self._closed = False
         self._pool_lock = threading.Lock()
+        self._forks = _io.FORKS  # see _forget_inherited
 
     async def aclose(self) -> None:
         """Close every idle connection; the client cannot be used afterwards.
@@ -99,6 +102,8 @@ class AsyncKalshiClient(AsyncClientBase):
     async def _send(self, request: HttpRequest, timeout: float, deadline: float) -> HttpResponse:
         if self._closed:
             raise LocalProtocolError("the client is closed")
+        if self._forks != _io.FORKS:
+            self._forget_inherited()
         # A call waiting for a free connection waits no longer than its own deadline.
         waited = await self._limiter.acquire(deadline)
         try:
@@ -121,6 +126,15 @@ class AsyncKalshiClient(AsyncClientBase):
             return response
         finally:
             self._limiter.release()
+
+    def _forget_inherited(self) -> None:
+        # This process was forked after the client pooled connections: they are the parent's
+        # too. The locks are renewed as well, in case a thread of the parent held one.
+        self._pool_lock = threading.Lock()
+        self._limiter = _io.Limiter(self._max_connections)
+        inherited, self._idle = self._idle, []
+        _io.forget(connection.stream for connection in inherited)
+        self._forks = _io.FORKS
 
     def _keep(self, connection: _Connection) -> bool:
         # Put a connection back in the pool, unless the client was closed meanwhile.

@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 from anyio import sleep as _sleep
 
+from kalshi_httpx import _fork
 from kalshi_httpx._body import aread_body
 from kalshi_httpx._errors import map_exceptions
 from kalshi_proto.errors import ConfigurationError, LocalProtocolError
@@ -99,20 +100,37 @@ class AsyncKalshiClient(AsyncClientBase):
         self._transport: httpx.AsyncBaseTransport | None = None
         self._http: httpx.AsyncClient | None = http_client
         self._owns_http = http_client is None
+        # Builds the pool anew in a forked process; None for a pool passed in, which is the
+        # caller's to look after.
+        self._new_pool: Callable[[], None] | None = None
         if http_client is None and (
             transport is not None or not _proxy_in_environment(base.scheme)
         ):
-            self._transport = transport or httpx.AsyncHTTPTransport(
-                http2=http2, limits=limits or _LIMITS, verify=verify
-            )
+            if transport is None:
+
+                def new_transport() -> None:
+                    self._transport = httpx.AsyncHTTPTransport(
+                        http2=http2, limits=limits or _LIMITS, verify=verify
+                    )
+
+                self._new_pool = new_transport
+                new_transport()
+            else:
+                self._transport = transport
         elif http_client is None:
-            self._http = httpx.AsyncClient(
-                http2=http2,
-                limits=limits or _LIMITS,
-                verify=verify,
-                timeout=None,
-                cookies=_NoCookies(),
-            )
+
+            def new_client() -> None:
+                self._http = httpx.AsyncClient(
+                    http2=http2,
+                    limits=limits or _LIMITS,
+                    verify=verify,
+                    timeout=None,
+                    cookies=_NoCookies(),
+                )
+
+            self._new_pool = new_client
+            new_client()
+        self._forks = _fork.FORKS
         self._closed = False
 
     async def aclose(self) -> None:
@@ -126,6 +144,8 @@ class AsyncKalshiClient(AsyncClientBase):
     async def _send(self, request: HttpRequest, timeout: float, deadline: float) -> HttpResponse:
         if self._closed:
             raise LocalProtocolError("the client is closed")
+        if self._forks != _fork.FORKS:
+            self._forget_inherited()
         url = self._urls.get(request.target)
         if url is None:
             url = httpx.URL(self._origin + request.target)
@@ -159,6 +179,17 @@ class AsyncKalshiClient(AsyncClientBase):
         )
         return HttpResponse(status=reply.status_code, headers=received, body=body)
 
+    def _forget_inherited(self) -> None:
+        # This process was forked after the pool was built: its connections are the parent's
+        # too. A pool of our own is forgotten and built anew; one passed in is left alone.
+        self._forks = _fork.FORKS
+        if self._new_pool is None:
+            return
+        pool = self._transport or self._http
+        assert pool is not None
+        _fork.forget(pool)
+        self._new_pool()
+
     async def _sleep(self, seconds: float) -> None:
         await _sleep(seconds)
 
@@ -166,7 +197,8 @@ class AsyncKalshiClient(AsyncClientBase):
         return time.monotonic(), time.time_ns() // 1_000_000
 
     def _default_rng(self) -> Callable[[], float]:
-        return random.Random().random
+        # The OS's randomness: processes forked from one parent do not back off in step.
+        return random.SystemRandom().random
 
     def _new_lock(self) -> AbstractContextManager[object]:
         return threading.Lock()

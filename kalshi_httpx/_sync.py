@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 from time import sleep as _sleep
 
+from kalshi_httpx import _fork
 from kalshi_httpx._body import read_body
 from kalshi_httpx._errors import map_exceptions
 from kalshi_proto.errors import ConfigurationError, LocalProtocolError
@@ -100,20 +101,37 @@ class KalshiClient(ClientBase):
         self._transport: httpx.BaseTransport | None = None
         self._http: httpx.Client | None = http_client
         self._owns_http = http_client is None
+        # Builds the pool anew in a forked process; None for a pool passed in, which is the
+        # caller's to look after.
+        self._new_pool: Callable[[], None] | None = None
         if http_client is None and (
             transport is not None or not _proxy_in_environment(base.scheme)
         ):
-            self._transport = transport or httpx.HTTPTransport(
-                http2=http2, limits=limits or _LIMITS, verify=verify
-            )
+            if transport is None:
+
+                def new_transport() -> None:
+                    self._transport = httpx.HTTPTransport(
+                        http2=http2, limits=limits or _LIMITS, verify=verify
+                    )
+
+                self._new_pool = new_transport
+                new_transport()
+            else:
+                self._transport = transport
         elif http_client is None:
-            self._http = httpx.Client(
-                http2=http2,
-                limits=limits or _LIMITS,
-                verify=verify,
-                timeout=None,
-                cookies=_NoCookies(),
-            )
+
+            def new_client() -> None:
+                self._http = httpx.Client(
+                    http2=http2,
+                    limits=limits or _LIMITS,
+                    verify=verify,
+                    timeout=None,
+                    cookies=_NoCookies(),
+                )
+
+            self._new_pool = new_client
+            new_client()
+        self._forks = _fork.FORKS
         self._closed = False
 
     def close(self) -> None:
@@ -127,6 +145,8 @@ class KalshiClient(ClientBase):
     def _send(self, request: HttpRequest, timeout: float, deadline: float) -> HttpResponse:
         if self._closed:
             raise LocalProtocolError("the client is closed")
+        if self._forks != _fork.FORKS:
+            self._forget_inherited()
         url = self._urls.get(request.target)
         if url is None:
             url = httpx.URL(self._origin + request.target)
@@ -160,6 +180,17 @@ class KalshiClient(ClientBase):
         )
         return HttpResponse(status=reply.status_code, headers=received, body=body)
 
+    def _forget_inherited(self) -> None:
+        # This process was forked after the pool was built: its connections are the parent's
+        # too. A pool of our own is forgotten and built anew; one passed in is left alone.
+        self._forks = _fork.FORKS
+        if self._new_pool is None:
+            return
+        pool = self._transport or self._http
+        assert pool is not None
+        _fork.forget(pool)
+        self._new_pool()
+
     def _sleep(self, seconds: float) -> None:
         _sleep(seconds)
 
@@ -167,7 +198,8 @@ class KalshiClient(ClientBase):
         return time.monotonic(), time.time_ns() // 1_000_000
 
     def _default_rng(self) -> Callable[[], float]:
-        return random.Random().random
+        # The OS's randomness: processes forked from one parent do not back off in step.
+        return random.SystemRandom().random
 
     def _new_lock(self) -> AbstractContextManager[object]:
         return threading.Lock()

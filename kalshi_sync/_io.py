@@ -7,29 +7,55 @@ module is written by hand. Third-party exceptions are translated here, once, int
 
 from __future__ import annotations
 
+import os
 import queue
 import random
 import select
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from kalshi_proto.errors import ConnectError, ConnectTimeout, ReadError, ReadTimeout, WriteError
 
 __all__ = [
+    "FORKS",
     "Deadline",
     "Limiter",
     "Stream",
     "clocks",
     "connect",
     "default_ssl_context",
+    "forget",
     "monotonic",
     "random_source",
     "sleep",
 ]
 
 _READ_SIZE = 256 * 1024
+
+#: How many ``os.fork()`` calls made this process, counted in the child. A client pools
+#: connections with the count it saw; when the count has changed, its idle connections are the
+#: parent's too, and one reused here would mix this process's bytes with the parent's.
+FORKS = 0
+
+
+def _count_fork() -> None:
+    global FORKS
+    FORKS += 1
+
+
+os.register_at_fork(after_in_child=_count_fork)
+
+
+def forget(streams: Iterable[Stream]) -> None:
+    """Close this process's descriptors of connections it inherited through ``os.fork()``.
+
+    Nothing is sent: a TLS connection closed this way says no goodbye, and the parent's
+    descriptor keeps the connection open, so the parent goes on using it undisturbed.
+    """
+    for stream in streams:
+        stream.close()
 
 
 def monotonic() -> float:
@@ -48,8 +74,9 @@ def sleep(seconds: float) -> None:
 
 
 def random_source() -> Callable[[], float]:
-    """A jitter source for retries, seeded from the OS."""
-    return random.Random().random
+    """A jitter source for retries: the OS's, so processes forked from one parent do not back
+    off in step, as copies of one seeded generator would."""
+    return random.SystemRandom().random
 
 
 def default_ssl_context(context: ssl.SSLContext | None) -> ssl.SSLContext:

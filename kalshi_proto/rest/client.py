@@ -129,7 +129,7 @@ class RestCore:
 
     Args:
         config: the client's configuration.
-        rng: a source of floats in [0, 1) for retry jitter (``random.Random().random``).
+        rng: a source of floats in [0, 1) for retry jitter (``random.SystemRandom().random``).
         rate_limiter: client-side token buckets, or None to send without waiting.
     """
 

@@ -1,0 +1,45 @@
+"""What an httpx-backed client does in a process forked after it pooled connections.
+
+httpx's pools know nothing of ``os.fork()``: a child would reuse the parent's connections and mix
+its bytes with the parent's. `FORKS` counts the forks that made this process; a client that sees
+it change since it built its pool forgets that pool (`forget`) and builds another.
+"""
+
+from __future__ import annotations
+
+import os
+
+import httpx
+
+__all__ = ["FORKS", "forget"]
+
+#: How many ``os.fork()`` calls made this process, counted in the child.
+FORKS = 0
+
+# Async pools inherited through os.fork(), kept from use and from the garbage collector.
+_INHERITED: list[object] = []
+
+
+def _count_fork() -> None:
+    global FORKS
+    FORKS += 1
+
+
+os.register_at_fork(after_in_child=_count_fork)
+
+
+def forget(
+    pool: httpx.BaseTransport | httpx.Client | httpx.AsyncBaseTransport | httpx.AsyncClient,
+) -> None:
+    """Put a pool inherited through ``os.fork()`` out of use for good.
+
+    A blocking pool is closed: that closes this process's descriptors and sends nothing (httpcore
+    closes the sockets without a TLS goodbye or an HTTP/2 GOAWAY), so the parent's connections
+    stay intact. An async pool is not closed: it would close through the event loop it was made
+    on, whose copy here shares the parent's epoll instance. It is kept referenced instead, so the
+    garbage collector does not close it either.
+    """
+    if isinstance(pool, httpx.BaseTransport | httpx.Client):
+        pool.close()
+    else:
+        _INHERITED.append(pool)
