@@ -14,8 +14,9 @@ import select
 import ssl
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
+from typing import TypeVar
 
 import anyio
 import anyio.abc
@@ -42,7 +43,10 @@ __all__ = [
     "monotonic",
     "random_source",
     "sleep",
+    "within",
 ]
+
+T = TypeVar("T")
 
 _READ_SIZE = 256 * 1024
 
@@ -180,6 +184,12 @@ class Deadline:
         self._scope.__exit__(exc_type, exc, tb)
         if self._scope.cancelled_caught:
             raise self._error(self._message) from None
+
+
+async def within(deadline: float, exchange: Awaitable[T]) -> T:
+    """Await ``exchange``, cancelled at ``deadline`` (loop clock) with `ReadTimeout`."""
+    with Deadline(deadline):
+        return await exchange
 
 
 async def connect(

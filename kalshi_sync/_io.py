@@ -15,12 +15,12 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from kalshi_proto.errors import ConnectError, ConnectTimeout, ReadError, ReadTimeout, WriteError
 
 __all__ = [
     "FORKS",
-    "Deadline",
     "Limiter",
     "Stream",
     "clocks",
@@ -30,7 +30,10 @@ __all__ = [
     "monotonic",
     "random_source",
     "sleep",
+    "within",
 ]
+
+T = TypeVar("T")
 
 _READ_SIZE = 256 * 1024
 
@@ -163,20 +166,11 @@ def connect(host: str, port: int, ssl_context: ssl.SSLContext | None, deadline: 
     return Stream(tls)
 
 
-class Deadline:
-    """``with Deadline(when):`` -- nothing to do here: every socket call has its own timeout
-    computed from the same deadline (see `Stream`)."""
-
-    __slots__ = ()
-
-    def __init__(self, when: float) -> None:
-        del when
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc_info: object) -> None:
-        return None
+def within(deadline: float, result: T) -> T:
+    """The result of an exchange already made. Nothing to bound here: every socket call of
+    `Stream` had its own timeout, computed from the same ``deadline``."""
+    del deadline
+    return result
 
 
 class Limiter:
