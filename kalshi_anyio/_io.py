@@ -37,6 +37,7 @@ __all__ = [
     "Limiter",
     "Stream",
     "clocks",
+    "close_all",
     "connect",
     "default_ssl_context",
     "forget",
@@ -184,6 +185,15 @@ class Deadline:
         self._scope.__exit__(exc_type, exc, tb)
         if self._scope.cancelled_caught:
             raise self._error(self._message) from None
+
+
+async def close_all(streams: Iterable[Stream]) -> None:
+    """Close every one of ``streams``, also in a cancelled scope: a cancellation delivered
+    after the first close would otherwise leave the others open. Closing is forceful, so the
+    shield holds for no network round trip."""
+    with anyio.CancelScope(shield=True):
+        for stream in streams:
+            await stream.aclose()
 
 
 async def within(deadline: float, exchange: Awaitable[T]) -> T:

@@ -96,8 +96,7 @@ class AsyncKalshiClient(AsyncClientBase):
         with self._pool_lock:
             self._closed = True
             idle, self._idle = self._idle, []
-        for connection in idle:
-            await connection.stream.aclose()
+        await _io.close_all(connection.stream for connection in idle)
 
     async def _send(self, request: HttpRequest, timeout: float, deadline: float) -> HttpResponse:
         if self._closed:
@@ -167,8 +166,7 @@ class AsyncKalshiClient(AsyncClientBase):
                 connection = idle.pop() if idle else None
             finally:
                 lock.release()
-            for old in stale:
-                await old.stream.aclose()
+            await _io.close_all(old.stream for old in stale)
             if connection is None:
                 break
             if not connection.stream.is_readable():

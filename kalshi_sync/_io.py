@@ -24,6 +24,7 @@ __all__ = [
     "Limiter",
     "Stream",
     "clocks",
+    "close_all",
     "connect",
     "default_ssl_context",
     "forget",
@@ -164,6 +165,12 @@ def connect(host: str, port: int, ssl_context: ssl.SSLContext | None, deadline: 
         sock.close()
         raise ConnectError(f"TLS handshake with {host}:{port} failed: {exc}") from exc
     return Stream(tls)
+
+
+def close_all(streams: Iterable[Stream]) -> None:
+    """Close every one of ``streams``."""
+    for stream in streams:
+        stream.close()
 
 
 def within(deadline: float, result: T) -> T:

@@ -97,8 +97,7 @@ class KalshiClient(ClientBase):
         with self._pool_lock:
             self._closed = True
             idle, self._idle = self._idle, []
-        for connection in idle:
-            connection.stream.close()
+        _io.close_all(connection.stream for connection in idle)
 
     def _send(self, request: HttpRequest, timeout: float, deadline: float) -> HttpResponse:
         if self._closed:
@@ -168,8 +167,7 @@ class KalshiClient(ClientBase):
                 connection = idle.pop() if idle else None
             finally:
                 lock.release()
-            for old in stale:
-                old.stream.close()
+            _io.close_all(old.stream for old in stale)
             if connection is None:
                 break
             if not connection.stream.is_readable():

@@ -4,7 +4,9 @@ The state callers share is the client-side rate limiter's balance and the pool o
 connections. A reservation reads and writes the balance in several steps, so two threads
 interleaving them lose a debit and the limiter lets through more than the account's budget;
 the pool is a list that threads take from, give back to and close. These tests make the
-interpreter switch threads as often as it can, and check that nothing is lost or leaked.
+interpreter switch threads as often as it can, and check that nothing is lost or leaked. The
+last tests close a client while others use it, or from a cancelled scope, and check that no
+connection is left open.
 """
 
 from __future__ import annotations
@@ -237,3 +239,35 @@ async def test_closing_while_a_request_is_in_flight_leaves_no_socket(kx: Driver)
     else:
         assert isinstance(outcome[0], GetBalanceResponse)
     assert open_sockets_to(kx.server.port) == 0
+
+
+async def idle_connections(client: Any, count: int) -> None:
+    """Make ``count`` calls at once, so that ``count`` connections go back to the pool."""
+    async with anyio.create_task_group() as group:
+        for _ in range(count):
+            group.start_soon(maybe, client.exchange.status())
+
+
+@pytest.mark.flavours("async")
+async def test_closing_in_a_cancelled_scope_closes_every_connection(kx: Driver) -> None:
+    # ``async with client:`` left because of a cancellation (a timeout around the block, a
+    # task group shutting down) closes the client in a cancelled scope.
+    client = kx.build()
+    await idle_connections(client, 3)
+    assert kx.server.connections() == 3
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await kx.close(client)
+    assert open_sockets_to(kx.server.port) == 0
+
+
+@pytest.mark.flavours("kalshi_anyio")
+async def test_a_cancelled_call_still_closes_the_expired_connections(kx: Driver) -> None:
+    async with kx.client(keepalive_expiry=0.01) as client:
+        await idle_connections(client, 3)
+        await anyio.sleep(0.05)
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await maybe(client.exchange.status())
+        assert scope.cancelled_caught
+        assert open_sockets_to(kx.server.port) == 0
