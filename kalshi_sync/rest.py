@@ -156,6 +156,8 @@ class KalshiClient(ClientBase):
         while True:
             lock.acquire()
             try:
+                if self._closed:  # while this call waited for a free connection
+                    raise LocalProtocolError("the client is closed")
                 idle = self._idle
                 stale: Sequence[_Connection] = ()
                 if idle and now - idle[0].idle_since > self._expiry:

@@ -22,7 +22,7 @@ import anyio
 import pytest
 
 import kalshi_sync
-from kalshi_proto.errors import KalshiError
+from kalshi_proto.errors import KalshiError, LocalProtocolError
 from kalshi_proto.rest.generated.models import GetBalanceResponse
 from kalshi_proto.rest.ratelimit import DEFAULT_COST, Bucket, RateLimiter, TokenBucket
 from kalshi_proto.rest.retry import RetryPolicy
@@ -271,3 +271,42 @@ async def test_a_cancelled_call_still_closes_the_expired_connections(kx: Driver)
             await maybe(client.exchange.status())
         assert scope.cancelled_caught
         assert open_sockets_to(kx.server.port) == 0
+
+
+@pytest.mark.flavours("kalshi_sync", "kalshi_anyio")
+async def test_a_call_waiting_for_a_connection_when_the_client_closes_sends_nothing(
+    kx: Driver,
+) -> None:
+    # One connection: the first call holds it for 0.3 s, the second waits for it, and the
+    # client is closed meanwhile. The first finishes; the second must not go out.
+    kx.server.script("/portfolio/balance", Fault(delay=0.3))
+    client = kx.build(max_connections=1)
+    outcome: list[object] = []
+
+    async def call() -> None:
+        try:
+            outcome.append(await maybe(client.portfolio.balance()))
+        except LocalProtocolError as exc:
+            outcome.append(exc)
+
+    if kx.is_async:
+        async with anyio.create_task_group() as group:
+            group.start_soon(call)
+            await anyio.sleep(0.05)
+            group.start_soon(call)
+            await anyio.sleep(0.05)
+            await kx.close(client)
+    else:
+        threads = [threading.Thread(target=run_without_loop, args=(call(),)) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+            await kx.sleep(0.05)
+        await kx.close(client)
+        for thread in threads:
+            thread.join(5)
+    assert len(outcome) == 2
+    assert isinstance(outcome[0], GetBalanceResponse)
+    assert isinstance(outcome[1], LocalProtocolError)
+    assert str(outcome[1]) == "the client is closed"
+    assert len(kx.server.requests("/portfolio/balance")) == 1
+    assert open_sockets_to(kx.server.port) == 0
