@@ -174,6 +174,10 @@ class AsyncKalshiClient(AsyncClientBase):
                 )
                 reply = await self._http.send(outgoing, stream=True)
             body = await aread_body(reply, deadline)
+        if self._closed and self._transport is not None:
+            # Closed while this call waited for a connection: httpx's pool then opened a new
+            # one for it, which the close did not see. Close it too.
+            await self._transport.aclose()
         received = tuple(
             (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in reply.headers.raw
         )

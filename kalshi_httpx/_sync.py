@@ -175,6 +175,10 @@ class KalshiClient(ClientBase):
                 )
                 reply = self._http.send(outgoing, stream=True)
             body = read_body(reply, deadline)
+        if self._closed and self._transport is not None:
+            # Closed while this call waited for a connection: httpx's pool then opened a new
+            # one for it, which the close did not see. Close it too.
+            self._transport.close()
         received = tuple(
             (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in reply.headers.raw
         )

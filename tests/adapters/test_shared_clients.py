@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 
 import kalshi_sync
@@ -309,4 +310,39 @@ async def test_a_call_waiting_for_a_connection_when_the_client_closes_sends_noth
     assert isinstance(outcome[1], LocalProtocolError)
     assert str(outcome[1]) == "the client is closed"
     assert len(kx.server.requests("/portfolio/balance")) == 1
+    assert open_sockets_to(kx.server.port) == 0
+
+
+@pytest.mark.flavours("httpx")
+async def test_httpx_a_call_let_through_after_close_leaves_no_socket(kx: Driver) -> None:
+    # httpx closes the connection in use (the first call fails) but lets the call waiting for
+    # the pool's one connection through on a new connection, which the close never saw.
+    kx.server.script("/portfolio/balance", Fault(delay=0.3))
+    client = kx.build(limits=httpx.Limits(max_connections=1))
+    outcome: list[object] = []
+
+    async def call() -> None:
+        try:
+            outcome.append(await maybe(client.portfolio.balance()))
+        except KalshiError as exc:
+            outcome.append(exc)
+
+    if kx.is_async:
+        async with anyio.create_task_group() as group:
+            group.start_soon(call)
+            await anyio.sleep(0.05)
+            group.start_soon(call)
+            await anyio.sleep(0.05)
+            await kx.close(client)
+    else:
+        threads = [threading.Thread(target=run_without_loop, args=(call(),)) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+            await kx.sleep(0.05)
+        await kx.close(client)
+        for thread in threads:
+            thread.join(5)
+    answered = [each for each in outcome if isinstance(each, GetBalanceResponse)]
+    failed = [each for each in outcome if isinstance(each, KalshiError)]
+    assert (len(answered), len(failed)) == (1, 1)
     assert open_sockets_to(kx.server.port) == 0
