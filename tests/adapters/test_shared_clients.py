@@ -209,12 +209,10 @@ async def test_a_connection_coming_back_after_close_is_closed(
     assert left_open == 0
 
 
-async def test_closing_while_a_request_is_in_flight_leaves_no_socket(kx: Driver) -> None:
-    # The raw adapters close idle connections only, so the call in flight finishes; httpx
-    # closes its connections in use too, so the call fails with a KalshiError. Either way no
-    # socket is left open.
-    kx.server.script("/portfolio/balance", Fault(delay=0.3))
-    client = kx.build()
+async def close_during_calls(kx: Driver, client: Any, calls: int) -> list[object]:
+    """Start ``calls`` balance calls 50 ms apart (threads on a blocking client, tasks on an
+    async one) and close the client 50 ms after the last. What each call gave, its answer or
+    its KalshiError, in the order they ended."""
     outcome: list[object] = []
 
     async def call() -> None:
@@ -225,15 +223,28 @@ async def test_closing_while_a_request_is_in_flight_leaves_no_socket(kx: Driver)
 
     if kx.is_async:
         async with anyio.create_task_group() as group:
-            group.start_soon(call)
-            await anyio.sleep(0.1)
+            for _ in range(calls):
+                group.start_soon(call)
+                await anyio.sleep(0.05)
             await kx.close(client)
     else:
-        thread = threading.Thread(target=run_without_loop, args=(call(),))
-        thread.start()
-        await kx.sleep(0.1)
+        threads = [threading.Thread(target=run_without_loop, args=(call(),)) for _ in range(calls)]
+        for thread in threads:
+            thread.start()
+            await kx.sleep(0.05)
         await kx.close(client)
-        thread.join(5)
+        for thread in threads:
+            thread.join(5)
+    return outcome
+
+
+async def test_closing_while_a_request_is_in_flight_leaves_no_socket(kx: Driver) -> None:
+    # The raw adapters close idle connections only, so the call in flight finishes; httpx
+    # closes its connections in use too, so the call fails with a KalshiError. Either way no
+    # socket is left open.
+    kx.server.script("/portfolio/balance", Fault(delay=0.3))
+    client = kx.build()
+    outcome = await close_during_calls(kx, client, 1)
     assert len(outcome) == 1
     if kx.flavour.family == "httpx":
         assert isinstance(outcome[0], GetBalanceResponse | KalshiError)
@@ -282,29 +293,7 @@ async def test_a_call_waiting_for_a_connection_when_the_client_closes_sends_noth
     # client is closed meanwhile. The first finishes; the second must not go out.
     kx.server.script("/portfolio/balance", Fault(delay=0.3))
     client = kx.build(max_connections=1)
-    outcome: list[object] = []
-
-    async def call() -> None:
-        try:
-            outcome.append(await maybe(client.portfolio.balance()))
-        except LocalProtocolError as exc:
-            outcome.append(exc)
-
-    if kx.is_async:
-        async with anyio.create_task_group() as group:
-            group.start_soon(call)
-            await anyio.sleep(0.05)
-            group.start_soon(call)
-            await anyio.sleep(0.05)
-            await kx.close(client)
-    else:
-        threads = [threading.Thread(target=run_without_loop, args=(call(),)) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-            await kx.sleep(0.05)
-        await kx.close(client)
-        for thread in threads:
-            thread.join(5)
+    outcome = await close_during_calls(kx, client, 2)
     assert len(outcome) == 2
     assert isinstance(outcome[0], GetBalanceResponse)
     assert isinstance(outcome[1], LocalProtocolError)
@@ -319,29 +308,7 @@ async def test_httpx_a_call_let_through_after_close_leaves_no_socket(kx: Driver)
     # the pool's one connection through on a new connection, which the close never saw.
     kx.server.script("/portfolio/balance", Fault(delay=0.3))
     client = kx.build(limits=httpx.Limits(max_connections=1))
-    outcome: list[object] = []
-
-    async def call() -> None:
-        try:
-            outcome.append(await maybe(client.portfolio.balance()))
-        except KalshiError as exc:
-            outcome.append(exc)
-
-    if kx.is_async:
-        async with anyio.create_task_group() as group:
-            group.start_soon(call)
-            await anyio.sleep(0.05)
-            group.start_soon(call)
-            await anyio.sleep(0.05)
-            await kx.close(client)
-    else:
-        threads = [threading.Thread(target=run_without_loop, args=(call(),)) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-            await kx.sleep(0.05)
-        await kx.close(client)
-        for thread in threads:
-            thread.join(5)
+    outcome = await close_during_calls(kx, client, 2)
     answered = [each for each in outcome if isinstance(each, GetBalanceResponse)]
     failed = [each for each in outcome if isinstance(each, KalshiError)]
     assert (len(answered), len(failed)) == (1, 1)
