@@ -79,6 +79,25 @@ def forget(streams: Iterable[Stream]) -> None:
     _INHERITED.extend(streams)
 
 
+# select.poll takes any descriptor; select.select only those below FD_SETSIZE (1024), so a
+# process with many files open would find every idle connection "readable" and never reuse one.
+# (Windows has no poll, and no such limit on descriptor values.)
+_POLL = getattr(select, "poll", None)
+
+
+def _has_input(fd: int) -> bool:
+    # True when ``fd`` has bytes or EOF waiting, or is no longer a valid descriptor.
+    try:
+        if _POLL is None:
+            readable, _, _ = select.select([fd], [], [], 0)
+            return bool(readable)
+        poller = _POLL()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):
+        return True
+
+
 def monotonic() -> float:
     """The event loop's clock, in seconds; the ``now`` every core call receives."""
     return anyio.current_time()
@@ -140,11 +159,7 @@ class Stream:
         fileno = getattr(self._raw, "fileno", None)
         if fileno is None:
             return False
-        try:
-            readable, _, _ = select.select([fileno()], [], [], 0)
-        except (OSError, ValueError):
-            return True
-        return bool(readable)
+        return _has_input(fileno())
 
     async def aclose(self) -> None:
         """Close the connection at once, without waiting for the peer."""

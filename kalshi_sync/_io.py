@@ -62,6 +62,25 @@ def forget(streams: Iterable[Stream]) -> None:
         stream.close()
 
 
+# select.poll takes any descriptor; select.select only those below FD_SETSIZE (1024), so a
+# process with many files open would find every idle connection "readable" and never reuse one.
+# (Windows has no poll, and no such limit on descriptor values.)
+_POLL = getattr(select, "poll", None)
+
+
+def _has_input(fd: int) -> bool:
+    # True when ``fd`` has bytes or EOF waiting, or is no longer a valid descriptor.
+    try:
+        if _POLL is None:
+            readable, _, _ = select.select([fd], [], [], 0)
+            return bool(readable)
+        poller = _POLL()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):
+        return True
+
+
 def monotonic() -> float:
     """The monotonic clock, in seconds; the ``now`` every core call receives."""
     return time.monotonic()
@@ -132,11 +151,7 @@ class Stream:
 
     def is_readable(self) -> bool:
         """True when the idle connection has bytes or EOF waiting: the server dropped it."""
-        try:
-            readable, _, _ = select.select([self._sock], [], [], 0)
-        except (OSError, ValueError):
-            return True
-        return bool(readable)
+        return _has_input(self._sock.fileno())
 
     def close(self) -> None:
         """Close the connection at once."""

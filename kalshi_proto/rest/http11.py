@@ -9,8 +9,9 @@ closes the socket and opens a new one.
 
 States: IDLE (no request out; `send_request` accepted), AWAITING (a request is out; bytes are
 parsed), CLOSED (the connection cannot carry another request). A server that closes the
-connection in IDLE gives `ConnectionClosed`; an early close in AWAITING, or bytes h11 refuses,
-raise `RemoteProtocolError` and close the connection. No timers run here: the adapter bounds each
+connection before the first byte of an answer, in IDLE or with a request out, gives
+`ConnectionClosed`; a close that cuts an answer short, or bytes h11 refuses, raise
+`RemoteProtocolError` and close the connection. No timers run here: the adapter bounds each
 read with the timeout of the `kalshi_proto.rest.client.SendRequest` it is serving.
 
 Two parsers, one behaviour. h11 parses every response that is not the plain common case. The
@@ -296,7 +297,10 @@ class Http11Connection:
         self._eof = True
         if self._state is _State.CLOSED:
             return
-        if self._state is _State.IDLE:
+        if self._state is _State.IDLE or (
+            self._h11 is None and self._head is None and not self._in
+        ):
+            # Closed with no answer started: not a broken answer, no answer at all.
             self._state = _State.CLOSED
             self._events.append(ConnectionClosed())
             return

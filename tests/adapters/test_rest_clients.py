@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import resource
 import ssl
 from collections.abc import Callable
 from decimal import Decimal
@@ -411,6 +413,15 @@ async def test_garbled_or_missing_answer_is_a_read_error(kx: Driver, answer: byt
             assert raw.accepted == 4  # a POST: once
 
 
+@pytest.mark.flavours("kalshi_sync", "kalshi_anyio")
+async def test_no_answer_at_all_says_so(kx: Driver) -> None:
+    async with kx.raw_server(b"") as raw:
+        async with kx.client(base_url=raw.base_url, retry=NO_RETRY) as client:
+            with pytest.raises(ReadError) as info:
+                await maybe(client.markets.get("KX"))
+    assert str(info.value) == "the server closed the connection before answering"
+
+
 async def test_refused_connection_is_a_connect_error(kx: Driver) -> None:
     async with kx.raw_server(b"") as raw:
         base_url = raw.base_url
@@ -595,6 +606,28 @@ async def test_sequential_calls_reuse_one_connection(kx: Driver) -> None:
         await collect(client.markets.list_all())
         await maybe(client.orders.cancel_all())
     assert len(kx.server.requests()) == 8
+    assert kx.server.connections() == 1
+
+
+async def test_connections_are_reused_with_many_files_open(kx: Driver) -> None:
+    # With 1,100 descriptors open the client's sockets get numbers above 1024, which
+    # select.select cannot watch: a client checking idle connections with it found every one
+    # "readable" and opened a new connection for every call.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 1500
+    if hard != resource.RLIM_INFINITY and hard < wanted:
+        pytest.skip(f"the hard limit on open files is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, wanted), hard))
+    extra: list[int] = []
+    try:
+        extra = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+        async with kx.client(retry=NO_RETRY) as client:
+            for _ in range(3):
+                await maybe(client.exchange.status())
+    finally:
+        for fd in extra:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     assert kx.server.connections() == 1
 
 

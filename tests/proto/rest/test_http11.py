@@ -639,13 +639,12 @@ def test_eof_while_idle_after_a_response_is_connection_closed() -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (b"", "ConnectionClosed"),
         (b"HTTP/1.1 200 OK\r\nContent-Le", "peer unexpectedly closed connection"),
         (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234", "peer closed connection"),
         (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n0", "peer closed connection"),
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n", "peer closed"),
     ],
-    ids=["before-response", "mid-headers", "mid-body", "one-byte-short", "mid-chunks"],
+    ids=["mid-headers", "mid-body", "one-byte-short", "mid-chunks"],
 )
 def test_eof_mid_response_is_remote_protocol_error(data: bytes, message: str) -> None:
     conn = awaiting()
@@ -657,6 +656,25 @@ def test_eof_mid_response_is_remote_protocol_error(data: bytes, message: str) ->
     assert conn.next_event() is None
     with pytest.raises(LocalProtocolError, match=r"^the connection failed earlier: invalid HTTP"):
         conn.receive_data(b"x", 0.0)
+
+
+def test_eof_before_any_byte_of_the_answer_is_connection_closed() -> None:
+    # No answer at all is not a broken answer: the adapter reports "the server closed the
+    # connection before answering", not h11's words for a state it never reached.
+    conn = awaiting()
+    conn.receive_eof(0.0)
+    assert isinstance(conn.next_event(), ConnectionClosed)
+    assert conn.next_event() is None
+    assert conn.closed and not conn.reusable
+    with pytest.raises(LocalProtocolError, match="the connection is closed"):
+        conn.send_request(GET)
+
+
+def test_eof_after_one_byte_of_the_answer_is_remote_protocol_error() -> None:
+    conn = awaiting()
+    conn.receive_data(b"H", 0.0)
+    with pytest.raises(RemoteProtocolError, match=r"^invalid HTTP/1\.1 response: "):
+        conn.receive_eof(0.0)
 
 
 def test_body_read_until_eof_is_a_response() -> None:
