@@ -58,8 +58,7 @@ def forget(streams: Iterable[Stream]) -> None:
     Nothing is sent: a TLS connection closed this way says no goodbye, and the parent's
     descriptor keeps the connection open, so the parent goes on using it undisturbed.
     """
-    for stream in streams:
-        stream.close()
+    close_all(streams)
 
 
 # select.poll takes any descriptor; select.select only those below FD_SETSIZE (1024), so a

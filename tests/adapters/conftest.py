@@ -43,8 +43,17 @@ import inspect
 import os
 import socket
 import ssl
+import threading
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Coroutine, Iterable, Iterator
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+)
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,6 +213,28 @@ async def close_iterator(items: Iterator[T] | AsyncIterator[T]) -> None:
     closer = getattr(items, "aclose", None) or getattr(items, "close", None)
     if closer is not None:
         await maybe(closer())
+
+
+def run_in_threads(work: Callable[[], object], count: int) -> list[BaseException]:
+    """Run ``work`` in ``count`` threads started together; the exceptions they raised. Fails
+    if a thread is still running after a minute."""
+    errors: list[BaseException] = []
+    start = threading.Barrier(count)
+
+    def body() -> None:
+        try:
+            start.wait(5)
+            work()
+        except BaseException as exc:  # the test reports it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=body) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not any(thread.is_alive() for thread in threads), "a thread is stuck"
+    return errors
 
 
 # ---- the driver ------------------------------------------------------------------------------

@@ -29,7 +29,15 @@ import kalshi_sync.rest
 from kalshi_anyio.sim import serve_exchange_in_thread
 from kalshi_proto.errors import ConnectTimeout, LocalProtocolError, ReadTimeout, WriteError
 from kalshi_proto.rest.retry import RetryPolicy
-from tests.adapters.conftest import Client, Driver, Flavour, backend_of, maybe, open_sockets_to
+from tests.adapters.conftest import (
+    Client,
+    Driver,
+    Flavour,
+    backend_of,
+    maybe,
+    open_sockets_to,
+    run_in_threads,
+)
 from tests.adapters.server import PREFIX, Fault
 
 pytestmark = pytest.mark.anyio
@@ -70,24 +78,8 @@ async def calls_at_once(kx: Driver, client: RawClient, count: int) -> None:
             for _ in range(count):
                 group.start_soon(client.exchange.status)
         return
-    errors: list[BaseException] = []
     blocking = client
-    start = threading.Barrier(count)
-
-    def call() -> None:
-        try:
-            start.wait(10)
-            blocking.exchange.status()
-        except BaseException as exc:  # the test reports it
-            errors.append(exc)
-
-    threads = [threading.Thread(target=call) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
-    assert not any(thread.is_alive() for thread in threads), "a call is stuck"
-    assert errors == []
+    assert run_in_threads(lambda: blocking.exchange.status(), count) == []
 
 
 async def queued_for_a_slot(client: kalshi_anyio.AsyncKalshiClient) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -33,6 +33,7 @@ from tests.adapters.conftest import (
     backend_of,
     maybe,
     open_sockets_to,
+    run_in_threads,
     run_without_loop,
 )
 from tests.adapters.server import Fault
@@ -57,27 +58,6 @@ def switching_often() -> Iterator[None]:
         yield
     finally:
         sys.setswitchinterval(before)
-
-
-def run_in_threads(work: Callable[[], None], count: int = THREADS) -> list[BaseException]:
-    """Run ``work`` in ``count`` threads at once; the exceptions they raised."""
-    errors: list[BaseException] = []
-    start = threading.Barrier(count)
-
-    def body() -> None:
-        try:
-            start.wait(5)
-            work()
-        except BaseException as exc:  # the test reports it
-            errors.append(exc)
-
-    threads = [threading.Thread(target=body) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not any(thread.is_alive() for thread in threads), "a thread is stuck"
-    return errors
 
 
 class _YieldingBucket(TokenBucket):
@@ -111,7 +91,7 @@ async def test_threads_sharing_a_client_lose_no_reservation(kx: Driver) -> None:
                 client.exchange.status()
 
         with switching_often():
-            errors = run_in_threads(work)
+            errors = run_in_threads(work, THREADS)
     assert errors == []
     assert len(kx.server.requests("/exchange/status")) == THREADS * CALLS
     # A lost debit would leave 10 tokens or more.
@@ -171,7 +151,7 @@ async def test_threads_share_a_small_pool_and_leak_no_connection(kx: Driver) -> 
                 assert client.portfolio.balance().balance is not None
 
         with switching_often():
-            errors = run_in_threads(work)
+            errors = run_in_threads(work, THREADS)
         assert errors == []
         assert len(client._idle) <= 3
     assert len(kx.server.requests("/portfolio/balance")) == THREADS * CALLS
