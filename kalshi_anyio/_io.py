@@ -99,13 +99,19 @@ def _has_input(fd: int) -> bool:
 
 
 def monotonic() -> float:
-    """The event loop's clock, in seconds; the ``now`` every core call receives."""
-    return anyio.current_time()
+    """The process's monotonic clock, in seconds; the ``now`` every core call receives.
+
+    Not the event loop's clock: trio's starts at a random offset in every ``trio.run``, so a
+    rate limiter fed it by one loop would be read against another loop's clock, or a blocking
+    client's, and refill by a day or ask for a day's wait. Deadlines given in this clock become
+    loop-clock deadlines in `Deadline`.
+    """
+    return time.monotonic()
 
 
 def clocks() -> tuple[float, int]:
-    """(loop clock seconds, Unix milliseconds), read together."""
-    return anyio.current_time(), time.time_ns() // 1_000_000
+    """(`monotonic` seconds, Unix milliseconds), read together."""
+    return time.monotonic(), time.time_ns() // 1_000_000
 
 
 async def sleep(seconds: float) -> None:
@@ -167,8 +173,8 @@ class Stream:
 
 
 class Deadline:
-    """``with Deadline(when):`` cancels the block at ``when`` (loop clock) and raises ``error``
-    with ``message`` instead (`ReadTimeout` by default).
+    """``with Deadline(when):`` cancels the block at ``when`` (`monotonic` clock) and raises
+    ``error`` with ``message`` instead (`ReadTimeout` by default).
 
     One cancel scope per exchange: cheaper than a timeout around every socket operation. The
     connect and the wait for a free connection use it too, with `ConnectTimeout`.
@@ -182,7 +188,9 @@ class Deadline:
         error: type[TransportError] = ReadTimeout,
         message: str = "the request timed out before the response was complete",
     ) -> None:
-        self._scope = anyio.CancelScope(deadline=when)
+        # The same moment on the loop's clock, which may run from another origin (or be a
+        # test's mock clock).
+        self._scope = anyio.CancelScope(deadline=anyio.current_time() + (when - time.monotonic()))
         self._error = error
         self._message = message
 
@@ -212,7 +220,7 @@ async def close_all(streams: Iterable[Stream]) -> None:
 
 
 async def within(deadline: float, exchange: Awaitable[T]) -> T:
-    """Await ``exchange``, cancelled at ``deadline`` (loop clock) with `ReadTimeout`."""
+    """Await ``exchange``, cancelled at ``deadline`` (`monotonic` clock) with `ReadTimeout`."""
     with Deadline(deadline):
         return await exchange
 
@@ -256,7 +264,8 @@ class Limiter:
         self._waiters: deque[anyio.Event] = deque()  # never non-empty while _free > 0
 
     async def acquire(self, deadline: float) -> bool:
-        """Take a slot, waiting until ``deadline`` (loop clock) at most; True if this waited.
+        """Take a slot, waiting until ``deadline`` (`monotonic` clock) at most; True if this
+        waited.
 
         Raises:
             ConnectTimeout: no slot became free before ``deadline``.

@@ -28,7 +28,10 @@ zero. Callers honouring every wait send no more than ``capacity + refill_rate * 
 in any window of ``T`` seconds (for requests no larger than the capacity).
 
 A bucket starts full at the time of its first use, because the adapter's clock origin is unknown
-when the bucket is built. If the clock goes backwards, no tokens are added.
+when the bucket is built. If the clock goes backwards, no tokens are added. Every caller of one
+limiter must therefore read the same clock: the SDK's clients all pass ``time.monotonic()``. (A
+clock with another origin, such as trio's loop clock, would refill a bucket by the difference of
+the origins, or ask the other callers to wait that long.)
 
 The core takes no locks of its own. `RateLimiter.guard`, when set, is held around every
 `RateLimiter.reserve`: a reservation reads and writes the balance in several steps, and two

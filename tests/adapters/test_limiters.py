@@ -105,13 +105,13 @@ def test_the_async_limiter_waits_no_longer_than_the_deadline(backend: str) -> No
     async def main() -> None:
         limiter = anyio_io.Limiter(1)
         assert await limiter.acquire(math.inf) is False
-        started = anyio.current_time()
+        started = time.monotonic()
         with anyio.fail_after(5):
             with pytest.raises(ConnectTimeout, match="no connection became free before the timeout"):
                 await limiter.acquire(started + 0.05)
-        assert anyio.current_time() - started < 2
+        assert time.monotonic() - started < 2
         limiter.release()
-        assert await limiter.acquire(anyio.current_time()) is False  # the failed wait took nothing
+        assert await limiter.acquire(time.monotonic()) is False  # the failed wait took nothing
 
     anyio.run(main, backend=backend)
 
@@ -145,7 +145,7 @@ def test_a_waiter_that_times_out_or_is_cancelled_passes_its_turn_on(backend: str
                 group.start_soon(holder)
                 await holding.wait()
                 doomed = anyio.CancelScope()
-                now = anyio.current_time()
+                now = time.monotonic()
                 group.start_soon(waiter, "doomed", math.inf, doomed)
                 group.start_soon(waiter, "hasty", now + 0.02, anyio.CancelScope())
                 await anyio.sleep(0.01)
@@ -206,7 +206,7 @@ def test_a_waiter_cancelled_just_after_it_was_handed_a_slot_hands_it_on(backend:
                 await anyio.sleep(0.01)
                 limiter.release()  # handed to w ...
                 scopes["w"].cancel()  # ... which is cancelled before it runs
-        assert await limiter.acquire(anyio.current_time() + 1) is False  # the slot is free again
+        assert await limiter.acquire(time.monotonic() + 1) is False  # the slot is free again
         return got
 
     got = anyio.run(main, backend=backend)

@@ -22,7 +22,10 @@ import anyio
 import httpx
 import pytest
 
+import kalshi_anyio
+import kalshi_httpx
 import kalshi_sync
+from kalshi_anyio.sim import serve_exchange_in_thread
 from kalshi_proto.errors import KalshiError, LocalProtocolError
 from kalshi_proto.rest.generated.models import GetBalanceResponse
 from kalshi_proto.rest.ratelimit import DEFAULT_COST, Bucket, RateLimiter, TokenBucket
@@ -137,6 +140,46 @@ async def test_two_clients_in_two_threads_share_one_limiter(kx: Driver) -> None:
     assert errors == []
     left = limiter.bucket(Bucket.READ).available(kx.now())
     assert 0 <= left < 0.001
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("adapter", ["kalshi_anyio", "kalshi_httpx"])
+def test_blocking_and_async_clients_share_a_limiter_on_one_clock(
+    adapter: str, backend: str
+) -> None:
+    # trio's clock starts at a random offset, 10,000 to 200,000 s, in every trio.run: a
+    # limiter fed it and then another clock refilled by that much, or asked for that long a
+    # wait (each blocking call then failed at once with CallTimeout).
+    limiter = RateLimiter.from_limits(100, DEFAULT_COST, 100, DEFAULT_COST)
+    with serve_exchange_in_thread() as local:
+        blocking = kalshi_sync.KalshiClient(rate_limit=limiter, **local.client_options())
+
+        async def two_async_calls() -> None:
+            if adapter == "kalshi_anyio":
+                client: Any = kalshi_anyio.AsyncKalshiClient(
+                    rate_limit=limiter, **local.client_options()
+                )
+            else:
+                client = kalshi_httpx.AsyncKalshiClient(
+                    rate_limit=limiter, **local.client_options(httpx=True)
+                )
+            async with client:
+                for _ in range(2):
+                    await client.exchange.status()
+
+        with blocking:
+            started = time.monotonic()
+            for _ in range(2):
+                blocking.exchange.status()
+            anyio.run(two_async_calls, backend=backend)
+            anyio.run(two_async_calls, backend=backend)
+            for _ in range(2):
+                blocking.exchange.status()
+            elapsed = time.monotonic() - started
+    # 8 calls of 10 tokens from a bucket of 10 refilled at 100 a second: at least 0.7 s, and
+    # not much more on a machine that is not overloaded.
+    assert 0.69 <= elapsed < 10
+    assert limiter.bucket(Bucket.READ).available(time.monotonic()) <= DEFAULT_COST
 
 
 @pytest.mark.flavours("kalshi_sync")
