@@ -8,9 +8,11 @@ same code on asyncio and trio. Third-party exceptions are translated here, once,
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import select
+import socket
 import ssl
 import time
 from collections import deque
@@ -36,9 +38,11 @@ __all__ = [
     "Deadline",
     "Limiter",
     "Stream",
+    "abandon",
     "clocks",
     "close_all",
     "connect",
+    "current_loop",
     "default_ssl_context",
     "forget",
     "monotonic",
@@ -77,6 +81,27 @@ def forget(streams: Iterable[Stream]) -> None:
     them either; a child holds at most ``max_connections`` of them per client.
     """
     _INHERITED.extend(streams)
+
+
+def current_loop() -> object | None:
+    """The asyncio event loop running the caller, or None on trio.
+
+    A connection opened on one asyncio loop works on that loop only (`abandon`); trio's streams
+    carry on from one ``trio.run`` to the next.
+    """
+    return asyncio._get_running_loop()
+
+
+def abandon(streams: Iterable[Stream]) -> None:
+    """Put out of use connections opened on an asyncio event loop other than the running one.
+
+    They cannot be closed through their loop: ``asyncio.run`` has closed it, or it runs in
+    another thread. Each socket is shut down instead, so the server sees the connection end at
+    once, and the garbage collector frees its descriptor; asyncio then warns ``ResourceWarning:
+    unclosed transport``, which Python shows only in development mode and under test runners.
+    """
+    for stream in streams:
+        stream.shut_down()
 
 
 # select.poll takes any descriptor; select.select only those below FD_SETSIZE (1024), so a
@@ -166,6 +191,15 @@ class Stream:
         if fileno is None:
             return False
         return _has_input(fileno())
+
+    def shut_down(self) -> None:
+        """End the connection in both directions without the event loop (see `abandon`)."""
+        shutdown = getattr(self._raw, "shutdown", None)
+        if shutdown is not None:
+            try:
+                shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already ended by the peer, or never connected
 
     async def aclose(self) -> None:
         """Close the connection at once, without waiting for the peer."""

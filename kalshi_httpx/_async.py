@@ -8,7 +8,8 @@ The core already does what `httpx.AsyncClient.send` would add on top (headers, r
 not followed by the API, no cookies, no auth flow), and skipping it saves about 60 µs a call.
 A ready `httpx.AsyncClient` passed as ``http_client`` is used through its public ``send``, with
 all its settings; so is an internal one when the environment names a proxy (``HTTPS_PROXY``,
-``ALL_PROXY``, ...), which only `httpx.AsyncClient` knows how to route.
+``ALL_PROXY``, ...), which only `httpx.AsyncClient` knows how to route. A pool built here is
+built anew in a forked process and on a new asyncio event loop (see `_pool`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 import httpx
 from anyio import sleep as _sleep
 
-from kalshi_httpx import _fork
+from kalshi_httpx import _pool
 from kalshi_httpx._body import aread_body
 from kalshi_httpx._errors import map_exceptions
 from kalshi_proto.errors import ConfigurationError, LocalProtocolError
@@ -100,8 +101,8 @@ class AsyncKalshiClient(AsyncClientBase):
         self._transport: httpx.AsyncBaseTransport | None = None
         self._http: httpx.AsyncClient | None = http_client
         self._owns_http = http_client is None
-        # Builds the pool anew in a forked process; None for a pool passed in, which is the
-        # caller's to look after.
+        # Builds the pool anew (see _renew); None for a pool passed in, which is the caller's to
+        # look after.
         self._new_pool: Callable[[], None] | None = None
         if http_client is None and (
             transport is not None or not _proxy_in_environment(base.scheme)
@@ -130,11 +131,15 @@ class AsyncKalshiClient(AsyncClientBase):
 
             self._new_pool = new_client
             new_client()
-        self._forks = _fork.FORKS
+        # The process and the event loop the pool belongs to (None in the blocking twin).
+        self._forks = _pool.FORKS
+        self._loop = _pool.current_loop()
         self._closed = False
 
     async def aclose(self) -> None:
         """Close the httpx client (unless it was passed in); the client cannot be used afterwards."""
+        if self._forks != _pool.FORKS or self._loop is not _pool.current_loop():
+            self._renew()
         self._closed = True
         if self._transport is not None:
             await self._transport.aclose()
@@ -144,8 +149,8 @@ class AsyncKalshiClient(AsyncClientBase):
     async def _send(self, request: HttpRequest, timeout: float, deadline: float) -> HttpResponse:
         if self._closed:
             raise LocalProtocolError("the client is closed")
-        if self._forks != _fork.FORKS:
-            self._forget_inherited()
+        if self._forks != _pool.FORKS or self._loop is not _pool.current_loop():
+            self._renew()
         url = self._urls.get(request.target)
         if url is None:
             url = httpx.URL(self._origin + request.target)
@@ -183,15 +188,21 @@ class AsyncKalshiClient(AsyncClientBase):
         )
         return HttpResponse(status=reply.status_code, headers=received, body=body)
 
-    def _forget_inherited(self) -> None:
-        # This process was forked after the pool was built: its connections are the parent's
-        # too. A pool of our own is forgotten and built anew; one passed in is left alone.
-        self._forks = _fork.FORKS
+    def _renew(self) -> None:
+        # The pool cannot serve this process or this event loop: after os.fork() its
+        # connections are the parent's too, and on a new asyncio loop (a second asyncio.run,
+        # say) those of the old loop do not work. A pool of our own is built anew; one passed
+        # in is left alone. An inherited pool is forgotten (see _pool.forget); an old loop's is
+        # dropped, and the garbage collector frees its sockets.
+        forked = self._forks != _pool.FORKS
+        self._forks = _pool.FORKS
+        self._loop = _pool.current_loop()
         if self._new_pool is None:
             return
         pool = self._transport or self._http
         assert pool is not None
-        _fork.forget(pool)
+        if forked:
+            _pool.forget(pool)
         self._new_pool()
 
     async def _sleep(self, seconds: float) -> None:

@@ -23,9 +23,11 @@ __all__ = [
     "FORKS",
     "Limiter",
     "Stream",
+    "abandon",
     "clocks",
     "close_all",
     "connect",
+    "current_loop",
     "default_ssl_context",
     "forget",
     "monotonic",
@@ -58,6 +60,16 @@ def forget(streams: Iterable[Stream]) -> None:
     Nothing is sent: a TLS connection closed this way says no goodbye, and the parent's
     descriptor keeps the connection open, so the parent goes on using it undisturbed.
     """
+    close_all(streams)
+
+
+def current_loop() -> object | None:
+    """None: no event loop runs a blocking client (the async twin's connections belong to one)."""
+    return None
+
+
+def abandon(streams: Iterable[Stream]) -> None:
+    """Close connections of another event loop; a blocking client never has any."""
     close_all(streams)
 
 

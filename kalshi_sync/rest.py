@@ -7,8 +7,10 @@ cause of an order whose fate is unknown); one the server has already dropped is 
 reuse and replaced. At most ``max_connections`` requests are in flight at once; more wait
 for a free slot. The pool of idle connections changes under a lock, never held across an await,
 so threads may share the blocking twin. A process forked after calls were made does not reuse
-the idle connections it inherited, which are the parent's too (see `_io.forget`). Every
-decision (signing, retries, pages, errors) is made by the core; this file only moves bytes.
+the idle connections it inherited, which are the parent's too (see `_io.forget`); nor does a
+client called from a new asyncio event loop reuse those of the old one (see `_io.abandon`).
+Every decision (signing, retries, pages, errors) is made by the core; this file only moves
+bytes.
 """
 
 from __future__ import annotations
@@ -37,12 +39,13 @@ __all__ = ["KalshiClient"]
 
 
 class _Connection:
-    __slots__ = ("http", "idle_since", "stream")
+    __slots__ = ("http", "idle_since", "loop", "stream")
 
-    def __init__(self, stream: _io.Stream, host: str) -> None:
+    def __init__(self, stream: _io.Stream, host: str, loop: object | None) -> None:
         self.stream = stream
         self.http = Http11Connection(host)
         self.idle_since = 0.0
+        self.loop = loop  # the asyncio event loop it works on (see _io.current_loop)
 
 
 class KalshiClient(ClientBase):
@@ -87,13 +90,17 @@ class KalshiClient(ClientBase):
         self._idle: list[_Connection] = []
         self._closed = False
         self._pool_lock = threading.Lock()
-        self._forks = _io.FORKS  # see _forget_inherited
+        # The process and the event loop the pool's connections belong to; see _renew.
+        self._forks = _io.FORKS
+        self._loop = _io.current_loop()
 
     def close(self) -> None:
         """Close every idle connection; the client cannot be used afterwards.
 
         Calls in flight finish, then close their connections.
         """
+        if self._forks != _io.FORKS or self._loop is not _io.current_loop():
+            self._renew()
         with self._pool_lock:
             self._closed = True
             idle, self._idle = self._idle, []
@@ -102,10 +109,12 @@ class KalshiClient(ClientBase):
     def _send(self, request: HttpRequest, timeout: float, deadline: float) -> HttpResponse:
         if self._closed:
             raise LocalProtocolError("the client is closed")
-        if self._forks != _io.FORKS:
-            self._forget_inherited()
+        if self._forks != _io.FORKS or self._loop is not _io.current_loop():
+            self._renew()
+        # The slot goes back to the limiter it came from, even if _renew replaces it meanwhile.
+        limiter = self._limiter
         # A call waiting for a free connection waits no longer than its own deadline.
-        waited = self._limiter.acquire(deadline)
+        waited = limiter.acquire(deadline)
         try:
             now = deadline - timeout  # when the attempt started
             if waited:
@@ -124,25 +133,37 @@ class KalshiClient(ClientBase):
                 connection.stream.close()
             return response
         finally:
-            self._limiter.release()
+            limiter.release()
 
-    def _forget_inherited(self) -> None:
-        # This process was forked after the client pooled connections: they are the parent's
-        # too. The locks are renewed as well, in case a thread of the parent held one.
-        self._pool_lock = threading.Lock()
+    def _renew(self) -> None:
+        # The idle connections cannot serve this process or this event loop. After os.fork()
+        # they are the parent's too, and are left to it; the locks are renewed as well, in case
+        # a thread of the parent held one. A new asyncio loop (a second asyncio.run, say) cannot
+        # use the old loop's connections, which are shut down. The connection limiter starts
+        # afresh: a call of the old loop gives its slot back to the old one.
+        forked = self._forks != _io.FORKS
+        if forked:
+            self._pool_lock = threading.Lock()
+        with self._pool_lock:
+            unusable, self._idle = self._idle, []
+        streams = [connection.stream for connection in unusable]
+        if forked:
+            _io.forget(streams)
+        else:
+            _io.abandon(streams)
         self._limiter = _io.Limiter(self._max_connections)
-        inherited, self._idle = self._idle, []
-        _io.forget(connection.stream for connection in inherited)
         self._forks = _io.FORKS
+        self._loop = _io.current_loop()
 
     def _keep(self, connection: _Connection) -> bool:
-        # Put a connection back in the pool, unless the client was closed meanwhile. (The lock
-        # is taken by hand: ``with`` costs four times as much, and this runs on every call.)
+        # Put a connection back in the pool, unless the client was closed meanwhile or has gone
+        # on to another event loop. (The lock is taken by hand: ``with`` costs four times as
+        # much, and this runs on every call.)
         connection.idle_since = _io.monotonic()
         lock = self._pool_lock
         lock.acquire()
         try:
-            if self._closed:
+            if self._closed or connection.loop is not self._loop:
                 return False
             self._idle.append(connection)
             return True
@@ -176,7 +197,7 @@ class KalshiClient(ClientBase):
                 return connection
             connection.stream.close()
         stream = _io.connect(self._host, self._port, self._ssl, deadline)
-        return _Connection(stream, self._host_header)
+        return _Connection(stream, self._host_header, self._loop)
 
     def _exchange(
         self, connection: _Connection, request: HttpRequest, deadline: float, now: float

@@ -336,9 +336,10 @@ class Driver:
             listener.close()
 
 
-def open_sockets_to(port: int) -> int:
+def open_sockets_to(port: int, state: str | None = None) -> int:
     """How many of this process's file descriptors are TCP sockets connected to ``port``
-    on 127.0.0.1 (Linux: read from /proc)."""
+    on 127.0.0.1 (Linux: read from /proc); only those in TCP ``state`` (the hex code of
+    /proc/net/tcp, "01" for established) when given."""
     proc = Path("/proc/self/fd")
     if not proc.is_dir():  # pragma: no cover - the suite runs on Linux
         pytest.skip("needs /proc to look at open sockets")
@@ -355,7 +356,7 @@ def open_sockets_to(port: int) -> int:
         fields = line.split()
         remote_host, remote_port = fields[2].split(":")
         if remote_host == "0100007F" and int(remote_port, 16) == port and fields[9] in inodes:
-            count += 1
+            count += state is None or fields[3] == state
     return count
 
 

@@ -20,7 +20,7 @@ import pytest
 
 import kalshi_anyio._io
 import kalshi_httpx
-import kalshi_httpx._fork
+import kalshi_httpx._pool
 import kalshi_sync._io
 from kalshi_proto.errors import TransportError
 from kalshi_proto.rest.retry import RetryPolicy
@@ -39,7 +39,7 @@ def anyio_backend(flavour: Flavour) -> str | None:
 def fork_counter(flavour: Flavour) -> object:
     """The module whose ``FORKS`` the flavour's client watches."""
     if flavour.family == "httpx":
-        return kalshi_httpx._fork
+        return kalshi_httpx._pool
     return kalshi_sync._io if flavour.family == "kalshi_sync" else kalshi_anyio._io
 
 
@@ -140,6 +140,25 @@ async def test_after_a_fork_the_idle_connections_are_left_alone(
         assert abandoned == []
 
 
+@pytest.mark.flavours("async")
+async def test_closing_an_async_client_after_a_fork_leaves_what_it_inherited_alone(
+    kx: Driver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Closing them would go through the parent's copy of the event loop, as a call would.
+    counter = fork_counter(kx.flavour)
+    inherited: list[object] = counter._INHERITED  # type: ignore[attr-defined]
+    left_before = len(inherited)
+    async with kx.client(retry=NO_RETRY) as client:
+        await maybe(client.exchange.status())
+        monkeypatch.setattr(counter, "FORKS", counter.FORKS + 1)  # type: ignore[attr-defined]
+    abandoned = inherited[left_before:]
+    del inherited[left_before:]
+    assert len(abandoned) == 1
+    assert kx.server.connections() == 1
+    for pool in abandoned:
+        await pool.aclose()  # type: ignore[attr-defined]
+
+
 @pytest.mark.flavours("httpx")
 async def test_after_a_fork_a_pool_passed_in_is_left_to_its_owner(
     kx: Driver, monkeypatch: pytest.MonkeyPatch
@@ -152,7 +171,7 @@ async def test_after_a_fork_a_pool_passed_in_is_left_to_its_owner(
     async with kx.client(transport=transport) as client:
         assert isinstance(client, kalshi_httpx.KalshiClient | kalshi_httpx.AsyncKalshiClient)
         await maybe(client.exchange.status())
-        monkeypatch.setattr(kalshi_httpx._fork, "FORKS", kalshi_httpx._fork.FORKS + 1)
+        monkeypatch.setattr(kalshi_httpx._pool, "FORKS", kalshi_httpx._pool.FORKS + 1)
         await maybe(client.exchange.status())
         assert client._transport is transport
     assert kx.server.connections() == 1
@@ -174,11 +193,11 @@ async def test_after_a_fork_the_internal_proxy_client_is_built_anew(
         assert isinstance(client, kalshi_httpx.KalshiClient | kalshi_httpx.AsyncKalshiClient)
         inherited = client._http
         assert inherited is not None and client._transport is None
-        monkeypatch.setattr(kalshi_httpx._fork, "FORKS", kalshi_httpx._fork.FORKS + 1)
+        monkeypatch.setattr(kalshi_httpx._pool, "FORKS", kalshi_httpx._pool.FORKS + 1)
         with pytest.raises(TransportError):
             await maybe(client.exchange.status())
         assert client._http is not inherited and client._http is not None
-    abandoned = kalshi_httpx._fork._INHERITED
+    abandoned = kalshi_httpx._pool._INHERITED
     if kx.is_async:
         assert abandoned[-1] is inherited
         abandoned.pop()
@@ -190,11 +209,11 @@ async def test_after_a_fork_the_internal_proxy_client_is_built_anew(
 
 def test_the_counters_count_forks_in_the_child() -> None:
     read_end, write_end = os.pipe()
-    before = (kalshi_sync._io.FORKS, kalshi_anyio._io.FORKS, kalshi_httpx._fork.FORKS)
+    before = (kalshi_sync._io.FORKS, kalshi_anyio._io.FORKS, kalshi_httpx._pool.FORKS)
     pid = fork()
     if pid == 0:
         try:
-            after = (kalshi_sync._io.FORKS, kalshi_anyio._io.FORKS, kalshi_httpx._fork.FORKS)
+            after = (kalshi_sync._io.FORKS, kalshi_anyio._io.FORKS, kalshi_httpx._pool.FORKS)
             os.write(write_end, repr(after).encode())
         finally:
             os._exit(0)
@@ -202,4 +221,4 @@ def test_the_counters_count_forks_in_the_child() -> None:
     assert wait_for(pid, 20) == 0
     with os.fdopen(read_end) as seen:
         assert seen.read() == repr(tuple(count + 1 for count in before))
-    assert (kalshi_sync._io.FORKS, kalshi_anyio._io.FORKS, kalshi_httpx._fork.FORKS) == before
+    assert (kalshi_sync._io.FORKS, kalshi_anyio._io.FORKS, kalshi_httpx._pool.FORKS) == before

@@ -1,17 +1,22 @@
-"""What an httpx-backed client does in a process forked after it pooled connections.
+"""When an httpx-backed client's pool can no longer be used: after a fork, on a new event loop.
 
 httpx's pools know nothing of ``os.fork()``: a child would reuse the parent's connections and mix
 its bytes with the parent's. `FORKS` counts the forks that made this process; a client that sees
 it change since it built its pool forgets that pool (`forget`) and builds another.
+
+Nor do they know of event loops: an async pool's connections work only on the asyncio loop that
+opened them, and a second ``asyncio.run`` would find them on a closed loop. A client that sees
+`current_loop` change builds another pool too, and drops the old one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import httpx
 
-__all__ = ["FORKS", "forget"]
+__all__ = ["FORKS", "current_loop", "forget"]
 
 #: How many ``os.fork()`` calls made this process, counted in the child.
 FORKS = 0
@@ -26,6 +31,12 @@ def _count_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_count_fork)
+
+
+def current_loop() -> object | None:
+    """The asyncio event loop running the caller, or None on trio (whose connections carry on
+    from one ``trio.run`` to the next)."""
+    return asyncio._get_running_loop()
 
 
 def forget(
