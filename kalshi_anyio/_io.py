@@ -171,6 +171,9 @@ class Stream:
         del deadline
         try:
             await self._stream.send(data)
+        except anyio.EndOfStream as exc:
+            # A TLS stream says so when the server has closed the connection in mid-write.
+            raise WriteError("writing the request failed: the server closed the connection") from exc
         except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError, ssl.SSLError) as exc:
             raise WriteError(f"writing the request failed: {exc!r}") from exc
 

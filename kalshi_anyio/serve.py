@@ -249,6 +249,9 @@ class _Peer:
             return
         try:
             await self._stream.send(data)
+        except anyio.EndOfStream as exc:
+            # A TLS stream says so when the client has closed the connection in mid-write.
+            raise WriteError("writing the response failed: the client closed the connection") from exc
         except _STREAM_ERRORS as exc:
             raise WriteError(f"writing the response failed: {exc!r}") from exc
 

@@ -134,7 +134,6 @@ class AsyncKalshiClient(AsyncClientBase):
         # The process and the event loop the pool belongs to (None in the blocking twin).
         self._forks = _pool.FORKS
         self._loop = _pool.current_loop()
-        self._closed = False
 
     async def aclose(self) -> None:
         """Close the httpx client (unless it was passed in); the client cannot be used afterwards."""
@@ -179,10 +178,19 @@ class AsyncKalshiClient(AsyncClientBase):
                 )
                 reply = await self._http.send(outgoing, stream=True)
             body = await aread_body(reply, deadline)
-        if self._closed and self._transport is not None:
-            # Closed while this call waited for a connection: httpx's pool then opened a new
-            # one for it, which the close did not see. Close it too.
-            await self._transport.aclose()
+        if self._closed and (self._transport is not None or self._owns_http):
+            # Closed during this call. httpx's pool may have opened the call's connection after
+            # the close (the call was waiting for a free one), or dropped it unclosed (it was
+            # still connecting); either way the close did not see it. Close the pool again,
+            # which takes every connection it knows out of it at once; then the call's own, in
+            # case the pool no longer knows it (closing it under the pool's feet would leave a
+            # dead socket there for other calls to trip on).
+            pool = self._transport or self._http
+            assert pool is not None
+            await pool.aclose()
+            connection = reply.extensions.get("network_stream")
+            if connection is not None:
+                await connection.aclose()
         received = tuple(
             (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in reply.headers.raw
         )

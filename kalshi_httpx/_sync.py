@@ -135,7 +135,6 @@ class KalshiClient(ClientBase):
         # The process and the event loop the pool belongs to (None in the blocking twin).
         self._forks = _pool.FORKS
         self._loop = None
-        self._closed = False
 
     def close(self) -> None:
         """Close the httpx client (unless it was passed in); the client cannot be used afterwards."""
@@ -180,10 +179,19 @@ class KalshiClient(ClientBase):
                 )
                 reply = self._http.send(outgoing, stream=True)
             body = read_body(reply, deadline)
-        if self._closed and self._transport is not None:
-            # Closed while this call waited for a connection: httpx's pool then opened a new
-            # one for it, which the close did not see. Close it too.
-            self._transport.close()
+        if self._closed and (self._transport is not None or self._owns_http):
+            # Closed during this call. httpx's pool may have opened the call's connection after
+            # the close (the call was waiting for a free one), or dropped it unclosed (it was
+            # still connecting); either way the close did not see it. Close the pool again,
+            # which takes every connection it knows out of it at once; then the call's own, in
+            # case the pool no longer knows it (closing it under the pool's feet would leave a
+            # dead socket there for other calls to trip on).
+            pool = self._transport or self._http
+            assert pool is not None
+            pool.close()
+            connection = reply.extensions.get("network_stream")
+            if connection is not None:
+                connection.close()
         received = tuple(
             (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in reply.headers.raw
         )

@@ -85,10 +85,9 @@ class KalshiClient(ClientBase):
         self._host_header = base.host_header
         self._max_connections = max_connections
         self._limiter = _io.Limiter(max_connections)
-        # The idle connections, oldest first, and whether the client is closed; both change
-        # only under the lock, which is never held across an await.
+        # The idle connections, oldest first, and whether the client is closed (`_closed`);
+        # both change only under the lock, which is never held across an await.
         self._idle: list[_Connection] = []
-        self._closed = False
         self._pool_lock = threading.Lock()
         # The process and the event loop the pool's connections belong to; see _renew.
         self._forks = _io.FORKS

@@ -19,7 +19,7 @@ from typing import Any, Self, TypeVar
 
 from kalshi_proto.auth import Credentials, Passphrase
 from kalshi_proto.environ import credentials_from_env
-from kalshi_proto.errors import TransportError
+from kalshi_proto.errors import LocalProtocolError, TransportError
 from kalshi_proto.rest.call import Call, HttpRequest, HttpResponse, Page
 from kalshi_proto.rest.client import Finished, RestConfig, RestCore, SendRequest, Sleep
 from kalshi_proto.rest.generated.async_facade import AsyncResources
@@ -93,6 +93,9 @@ class AsyncClientBase(AsyncResources, abc.ABC):
             rng=rng or self._default_rng(),
             rate_limiter=self._guarded(rate_limiter_for(rate_limit)),
         )
+        #: Set by the adapter's `aclose`: a call made afterwards fails at once, before it
+        #: reserves rate-limit tokens.
+        self._closed = False
         self._bind_resources(self)
 
     @classmethod
@@ -149,28 +152,35 @@ class AsyncClientBase(AsyncResources, abc.ABC):
 
         Raises:
             AuthRequiredError: the call needs credentials the client does not have.
+            LocalProtocolError: the client is closed.
             ApiError: the API answered with an error status (after any retries).
             TransportError: the connection failed (after any retries).
         """
+        if self._closed:
+            raise LocalProtocolError("the client is closed")
         now, wall_ms = self._clocks()
         run = self._core.start(call, now)
-        while True:
-            step = run.next_step(now, wall_ms)
-            if isinstance(step, SendRequest):
-                try:
-                    response = await self._send(step.request, step.timeout, now + step.timeout)
-                except TransportError as exc:
+        try:
+            while True:
+                step = run.next_step(now, wall_ms)
+                if isinstance(step, SendRequest):
+                    try:
+                        response = await self._send(step.request, step.timeout, now + step.timeout)
+                    except TransportError as exc:
+                        now, wall_ms = self._clocks()
+                        run.receive_failure(exc, now)
+                    else:
+                        now, wall_ms = self._clocks()
+                        run.receive_response(response, now, wall_ms)
+                elif isinstance(step, Sleep):
+                    await self._sleep(step.seconds)
                     now, wall_ms = self._clocks()
-                    run.receive_failure(exc, now)
                 else:
-                    now, wall_ms = self._clocks()
-                    run.receive_response(response, now, wall_ms)
-            elif isinstance(step, Sleep):
-                await self._sleep(step.seconds)
-                now, wall_ms = self._clocks()
-            else:
-                assert isinstance(step, Finished)
-                return run.result()
+                    assert isinstance(step, Finished)
+                    return run.result()
+        finally:
+            if not run.done:  # left early: cancelled, or the client closed meanwhile
+                run.abandon()
 
     def iterate(self, call: Call[Page[T]], max_pages: int | None = None) -> AsyncIterator[T]:
         """Yield every item of every page of a list call, fetching pages lazily.

@@ -14,6 +14,8 @@ while True:
                              or run.receive_failure(TransportError, now)
         case Sleep():        sleep step.seconds
         case Finished():     return run.result()   # the parsed value, or raises the error
+# and if the adapter leaves the loop early (cancelled, closed, interrupted):
+run.abandon()                                  # gives back unspent rate-limit tokens
 ```
 
 The states of a run:
@@ -178,12 +180,6 @@ class RestCore:
             method=call.method, target=call.target(self._prefix), headers=headers, body=call.body
         )
 
-    def _decide_wait(self, run: CallRun[T], now: float) -> float:
-        limiter = self.rate_limiter
-        if limiter is None:
-            return 0.0
-        return limiter.reserve(run.call.operation.operation_id, now, run.call.items)
-
 
 class CallRun(Generic[T]):
     """One call in progress: attempts, waits, and the final value or error."""
@@ -195,6 +191,9 @@ class CallRun(Generic[T]):
         self.attempts = 0
         self._state = _State.READY
         self._reserved = False
+        # The limiter holding tokens reserved for the next attempt, until that attempt is sent;
+        # given back if the run ends first.
+        self._held: RateLimiter | None = None
         self._wake_at = now
         self._value: T | None = None
         self._error: KalshiError | None = None
@@ -224,14 +223,19 @@ class CallRun(Generic[T]):
             self._state = _State.READY
         if not self._reserved:
             self._reserved = True
-            wait = self._core._decide_wait(self, now)
-            if wait > 0:
-                if self._deadline is not None and now + wait > self._deadline:
-                    return self._fail_timeout(f"the rate limiter asks for a {wait:.2f}s wait")
-                self._state = _State.WAITING
-                self._wake_at = now + wait
-                return Sleep(wait)
+            limiter = self._core.rate_limiter
+            if limiter is not None:
+                call = self.call
+                wait = limiter.reserve(call.operation.operation_id, now, call.items)
+                self._held = limiter
+                if wait > 0:
+                    if self._deadline is not None and now + wait > self._deadline:
+                        return self._fail_timeout(f"the rate limiter asks for a {wait:.2f}s wait")
+                    self._state = _State.WAITING
+                    self._wake_at = now + wait
+                    return Sleep(wait)
         self.attempts += 1
+        self._held = None  # spent: the request goes out
         self._state = _State.SENT
         timeout = self._core.config.timeout
         if self._deadline is not None:
@@ -270,6 +274,18 @@ class CallRun(Generic[T]):
         if self._error is not None:
             raise self._error
         return self._value  # type: ignore[return-value]
+
+    def abandon(self) -> None:
+        """End the run where it stands: the adapter gave up on it (the caller cancelled the
+        call, the client was closed, the sleep was interrupted).
+
+        Rate-limit tokens reserved for an attempt not yet sent go back to the limiter; a
+        request already sent keeps its cost, as it may have reached the server. `result` then
+        raises `LocalProtocolError`. Does nothing once the run is finished.
+        """
+        if self._state is _State.DONE:
+            return
+        self._finish(LocalProtocolError("the call was abandoned before it finished"))
 
     def _expect_sent(self) -> None:
         if self._state is not _State.SENT:
@@ -312,6 +328,10 @@ class CallRun(Generic[T]):
         self._error = error  # kept as the cause if the total timeout ends the run
 
     def _finish(self, error: KalshiError) -> None:
+        held = self._held
+        if held is not None:  # the run ends before the attempt it reserved for was sent
+            self._held = None
+            held.refund(self.call.operation.operation_id, self.call.items)
         self._error = error
         self._state = _State.DONE
 

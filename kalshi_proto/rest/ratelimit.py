@@ -22,7 +22,9 @@ operations and the ``BucketLimit`` schema in openapi.yaml):
 
 The client's buckets use reservation semantics. `TokenBucket.reserve` deducts the cost at once,
 letting the balance go negative, and returns how long the caller must wait before sending; the
-next caller then waits for the debt as well as for its own cost. A request costing more than the
+next caller then waits for the debt as well as for its own cost. A caller that gives up before
+sending (its total timeout would pass first, it was cancelled, its client was closed) gives the
+cost back with `RateLimiter.refund`, so requests never sent leave no debt behind. A request costing more than the
 whole capacity is allowed; it waits until the balance it leaves behind would have refilled to
 zero. Callers honouring every wait send no more than ``capacity + refill_rate * T`` tokens' worth
 in any window of ``T`` seconds (for requests no larger than the capacity).
@@ -234,6 +236,21 @@ class TokenBucket:
         # reading; when the clock went backwards that reading is later than now.
         return (last - now) + (-self._tokens) / self._limit.refill_rate
 
+    def refund(self, cost: float) -> None:
+        """Give back ``cost`` tokens reserved for a request that was never sent.
+
+        The balance rises by ``cost``, up to the capacity.
+
+        Args:
+            cost: the tokens `reserve` took; ``0`` or more.
+
+        Raises:
+            LocalProtocolError: ``cost`` is negative or not a number.
+        """
+        if not 0 <= cost < math.inf:
+            raise LocalProtocolError(f"cost must be a finite number of tokens >= 0, got {cost!r}")
+        self._tokens = min(self._limit.capacity, self._tokens + cost)
+
     def available(self, now: float) -> float:
         """The balance at ``now``, without changing the bucket.
 
@@ -405,3 +422,26 @@ class RateLimiter:
             return bucket.reserve(cost, now)
         with guard:
             return bucket.reserve(cost, now)
+
+    def refund(self, operation_id: str, items: int = 1) -> None:
+        """Give back the tokens `reserve` took for a call whose request was never sent.
+
+        For a caller that gives up during the wait `reserve` asked for, or instead of waiting.
+        A request that went out, even one that failed, keeps its cost: it may have reached the
+        server, which counts it.
+
+        Args:
+            operation_id: the OpenAPI operationId given to `reserve`.
+            items: the number of orders given to `reserve`.
+
+        Raises:
+            LocalProtocolError: ``items`` is below 1.
+        """
+        cost = self.cost_of(operation_id, items)
+        bucket = self._buckets[self.bucket_of(operation_id)]
+        guard = self.guard
+        if guard is None:
+            bucket.refund(cost)
+            return
+        with guard:
+            bucket.refund(cost)

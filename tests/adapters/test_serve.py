@@ -26,7 +26,8 @@ import pytest
 import trustme
 
 from kalshi_anyio import Server, serve_rest, serve_rest_in_thread
-from kalshi_proto.errors import ConfigurationError
+from kalshi_anyio.serve import _Peer
+from kalshi_proto.errors import ConfigurationError, WriteError
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
 from kalshi_proto.sim.app import Drop, Reply, Respond
 
@@ -335,6 +336,32 @@ async def test_a_client_reset_mid_request_leaves_the_server_running(
             with anyio.fail_after(2):
                 while not any("ended" in r.getMessage() for r in caplog.records):
                     await anyio.sleep(0.01)
+
+
+class _EndedInMidWrite(anyio.abc.ByteStream):
+    """What a TLS stream (``standard_compatible=False``) raises when the peer closed the
+    connection while the server was writing to it."""
+
+    async def send(self, item: bytes) -> None:
+        raise anyio.EndOfStream
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        raise anyio.EndOfStream
+
+    async def send_eof(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_a_client_gone_in_mid_response_is_a_transport_error() -> None:
+    # anyio.EndOfStream used to escape as an unexpected failure, logged with its traceback at
+    # ERROR level, instead of ending the connection quietly like any other client that left.
+    stream = _EndedInMidWrite()
+    peer = _Peer(stream, stream)  # type: ignore[arg-type]
+    with pytest.raises(WriteError, match="the client closed the connection"):
+        await peer.send(b"HTTP/1.1 200 OK\r\n\r\n")
 
 
 async def test_handler_exception_gets_500_and_the_server_keeps_serving(

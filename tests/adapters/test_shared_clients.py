@@ -142,6 +142,20 @@ async def test_two_clients_in_two_threads_share_one_limiter(kx: Driver) -> None:
     assert 0 <= left < 0.001
 
 
+@pytest.mark.flavours("async")
+async def test_a_call_cancelled_while_it_waits_for_tokens_gives_them_back(kx: Driver) -> None:
+    # The Read bucket holds one call and refills it in 10 s.
+    limiter = RateLimiter.from_limits(1, DEFAULT_COST, 1, DEFAULT_COST)
+    async with kx.client(key=None, rate_limit=limiter) as client:
+        await maybe(client.exchange.status())
+        with anyio.move_on_after(0.1) as scope:
+            await maybe(client.exchange.status())  # reserves 10 tokens, then waits 10 s
+        assert scope.cancelled_caught
+        # The cancelled call sent nothing, so it owes nothing: the limiter is not 10 in debt.
+        assert limiter.bucket(Bucket.READ).available(kx.now()) > -1
+    assert len(kx.server.requests("/exchange/status")) == 1
+
+
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 @pytest.mark.parametrize("adapter", ["kalshi_anyio", "kalshi_httpx"])
 def test_blocking_and_async_clients_share_a_limiter_on_one_clock(

@@ -42,7 +42,7 @@ from kalshi_proto.rest.client import (
 )
 from kalshi_proto.rest.generated import calls
 from kalshi_proto.rest.generated import models as m
-from kalshi_proto.rest.ratelimit import RateLimiter
+from kalshi_proto.rest.ratelimit import Bucket, RateLimiter
 from kalshi_proto.rest.retry import RetryPolicy
 from tests.helpers.clock import FakeClock
 
@@ -713,6 +713,79 @@ def test_a_rate_limit_wait_without_a_total_timeout_is_never_refused(clock: FakeC
     ]
     assert isinstance(steps[0], SendRequest)
     assert steps[1:] == [Sleep(0.5), Sleep(1.0), Sleep(1.5)]
+
+
+def read_balance(core: RestCore, clock: FakeClock) -> float:
+    assert core.rate_limiter is not None
+    return core.rate_limiter.bucket(Bucket.READ).available(clock.now)
+
+
+def test_a_call_refused_for_its_rate_limit_wait_gives_its_tokens_back(clock: FakeClock) -> None:
+    core = make_core(retry=RetryPolicy(total_timeout=0.25), limiter=limiter())
+    send(core.start(status_call(), clock.now), clock)  # empties the bucket
+    for _ in range(5):
+        refused = core.start(status_call(), clock.now)
+        assert refused.next_step(clock.now, clock.wall_ms) == Finished()
+    # Nothing was sent, so nothing is owed: had the refused calls kept their tokens, the
+    # bucket would be 50 in debt and the next call refused too.
+    assert read_balance(core, clock) == 0
+    clock.advance(0.5)
+    send(core.start(status_call(), clock.now), clock)
+
+
+def test_a_call_whose_deadline_passes_while_it_waits_gives_its_tokens_back(
+    clock: FakeClock,
+) -> None:
+    core = make_core(retry=RetryPolicy(total_timeout=0.5), limiter=limiter())
+    send(core.start(status_call(), clock.now), clock)
+    run = core.start(status_call(), clock.now)
+    assert run.next_step(clock.now, clock.wall_ms) == Sleep(0.5)
+    assert read_balance(core, clock) == -10
+    clock.advance(0.6)  # slept past the deadline: the request is never sent
+    assert run.next_step(clock.now, clock.wall_ms) == Finished()
+    assert read_balance(core, clock) == 10  # refilled by 0.6 s, and the 10 given back, capped
+
+
+def test_abandoning_a_waiting_call_gives_its_tokens_back(clock: FakeClock) -> None:
+    core = make_core(limiter=limiter())
+    send(core.start(status_call(), clock.now), clock)
+    run = core.start(status_call(), clock.now)
+    assert run.next_step(clock.now, clock.wall_ms) == Sleep(0.5)
+    run.abandon()  # cancelled during its wait
+    assert run.done
+    assert run.next_step(clock.now, clock.wall_ms) == Finished()
+    with pytest.raises(LocalProtocolError, match="the call was abandoned before it finished"):
+        run.result()
+    assert read_balance(core, clock) == 0
+    run.abandon()  # once finished, nothing more happens
+    assert read_balance(core, clock) == 0
+
+
+def test_abandoning_a_call_whose_request_is_out_keeps_its_cost(clock: FakeClock) -> None:
+    core = make_core(limiter=limiter())
+    run = core.start(status_call(), clock.now)
+    send(run, clock)
+    run.abandon()  # cancelled while waiting for the answer: the request may have arrived
+    assert read_balance(core, clock) == 0
+    finished = core.start(status_call(), clock.now)
+    clock.advance(0.5)
+    send(finished, clock)
+    finished.receive_response(ok(), clock.now, clock.wall_ms)
+    finished.abandon()
+    assert finished.result().trading_active is True
+
+
+def test_the_tokens_go_back_to_the_limiter_they_came_from(clock: FakeClock) -> None:
+    core = make_core(limiter=limiter())
+    first = core.rate_limiter
+    assert first is not None
+    send(core.start(status_call(), clock.now), clock)
+    run = core.start(status_call(), clock.now)
+    assert run.next_step(clock.now, clock.wall_ms) == Sleep(0.5)
+    core.rate_limiter = replacement = limiter()  # as configure_rate_limit() does
+    run.abandon()
+    assert first.bucket(Bucket.READ).available(clock.now) == 0
+    assert replacement.bucket(Bucket.READ).available(clock.now) == 10
 
 
 def test_a_429_under_the_rate_limiter_backs_off_and_reserves_again(clock: FakeClock) -> None:

@@ -488,3 +488,46 @@ def test_balance_never_exceeds_capacity(
         assert bucket.available(now) <= capacity
         # After waiting as told, the balance is back to zero or more.
         assert bucket.available(now + wait) >= -1e-9 * capacity
+
+
+def test_refund_gives_back_a_reservation_up_to_the_capacity() -> None:
+    bucket = TokenBucket(BucketLimit(refill_rate=10, capacity=20))
+    assert bucket.reserve(30, 0.0) == 1.0
+    bucket.refund(30)
+    assert bucket.available(0.0) == 20
+    assert bucket.reserve(10, 0.0) == 0.0
+    bucket.refund(25)  # more than was taken: the bucket holds no more than its capacity
+    assert bucket.available(0.0) == 20
+
+
+@pytest.mark.parametrize("cost", [-1, math.nan, math.inf])
+def test_refund_refuses_a_cost_that_is_not_a_finite_count(cost: float) -> None:
+    bucket = TokenBucket(BucketLimit(refill_rate=10, capacity=20))
+    with pytest.raises(LocalProtocolError, match="cost must be a finite number of tokens >= 0"):
+        bucket.refund(cost)
+
+
+class _CountingGuard:
+    def __init__(self) -> None:
+        self.entered = 0
+
+    def __enter__(self) -> None:
+        self.entered += 1
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("guarded", [False, True])
+def test_the_limiter_refunds_what_an_operation_reserved(guarded: bool) -> None:
+    guard = _CountingGuard()
+    limiter = RateLimiter.from_limits(100, 100, 100, 100)
+    limiter.guard = guard if guarded else None
+    limiter.reserve("BatchCreateOrdersV2", 0.0, items=3)
+    limiter.reserve("GetMarkets", 0.0)
+    limiter.refund("BatchCreateOrdersV2", items=3)
+    assert limiter.bucket(Bucket.WRITE).available(0.0) == 100
+    assert limiter.bucket(Bucket.READ).available(0.0) == 90
+    assert guard.entered == (3 if guarded else 0)
+    with pytest.raises(LocalProtocolError, match="items must be at least 1"):
+        limiter.refund("BatchCreateOrdersV2", items=0)
