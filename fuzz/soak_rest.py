@@ -103,6 +103,7 @@ from kalshi_proto.rest.ratelimit import RateLimiter
 from kalshi_proto.rest.retry import RetryPolicy
 from kalshi_proto.sim.app import Reply
 from kalshi_proto.sim.rest import ExchangeApp, Faults
+from tests.helpers.sockets import sockets_to
 
 __all__ = [
     "FLAVOURS",
@@ -317,25 +318,6 @@ def local_exchange(plan: Plan) -> Iterator[tuple[LocalExchange, RecordingApp]]:
         yield LocalExchange(server, app, TRADER_KEY_ID, private_key), recorder
 
 
-def sockets_to(port: int) -> int:
-    """How many of this process's descriptors are TCP sockets connected to ``port`` on the
-    loopback address, in any state (Linux: read from /proc)."""
-    inodes = set()
-    for fd in Path("/proc/self/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[len("socket:[") : -1])
-    loopback = ("0100007F", "0000000000000000FFFF00000100007F", "00000000000000000000000001000000")
-    count = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            host, remote_port = fields[2].split(":")
-            count += host in loopback and int(remote_port, 16) == port and fields[9] in inodes
-    return count
 
 
 # ---- one round -----------------------------------------------------------------------------

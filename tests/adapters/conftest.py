@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import gc
 import inspect
-import os
 import socket
 import ssl
 import threading
@@ -67,6 +66,7 @@ import kalshi_httpx
 import kalshi_sync
 from kalshi_proto.rest.retry import RetryPolicy
 from tests.adapters.server import ApiServer, KeyPair, RawServer, running_server
+from tests.helpers.sockets import sockets_to
 
 T = TypeVar("T")
 
@@ -337,27 +337,10 @@ class Driver:
 
 
 def open_sockets_to(port: int, state: str | None = None) -> int:
-    """How many of this process's file descriptors are TCP sockets connected to ``port``
-    on 127.0.0.1 (Linux: read from /proc); only those in TCP ``state`` (the hex code of
-    /proc/net/tcp, "01" for established) when given."""
-    proc = Path("/proc/self/fd")
-    if not proc.is_dir():  # pragma: no cover - the suite runs on Linux
+    """`tests.helpers.sockets.sockets_to`, or a skip where there is no /proc to read."""
+    if not Path("/proc/self/fd").is_dir():  # pragma: no cover - the suite runs on Linux
         pytest.skip("needs /proc to look at open sockets")
-    inodes = set()
-    for fd in proc.iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[len("socket:[") : -1])
-    count = 0
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        remote_host, remote_port = fields[2].split(":")
-        if remote_host == "0100007F" and int(remote_port, 16) == port and fields[9] in inodes:
-            count += state is None or fields[3] == state
-    return count
+    return sockets_to(port, state)
 
 
 # ---- fixtures --------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from kalshi_proto.rest.generated.models import ExchangeStatus
 from kalshi_proto.rest.retry import RetryPolicy
 from kalshi_proto.sim.rest import Faults
 from tests.adapters.conftest import open_sockets_to
+from tests.helpers.sockets import ESTABLISHED
 
 NO_RETRY = RetryPolicy.disabled()
 BACKENDS = ["asyncio", "trio"]
@@ -54,7 +55,7 @@ def collect_garbage() -> list[warnings.WarningMessage]:
 
 def established_sockets_to(port: int) -> int:
     """How many of this process's sockets to ``port`` are still open and not shut down."""
-    return open_sockets_to(port, state="01")  # TCP_ESTABLISHED in /proc/net/tcp
+    return open_sockets_to(port, state=ESTABLISHED)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

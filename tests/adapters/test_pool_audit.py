@@ -19,7 +19,6 @@ import time
 from typing import Any
 
 import anyio
-import anyio.abc
 import pytest
 
 import kalshi_anyio
@@ -41,6 +40,7 @@ from tests.adapters.conftest import (
     run_in_threads,
 )
 from tests.adapters.server import PREFIX, Fault
+from tests.helpers.streams import EndedInMidWrite
 
 pytestmark = pytest.mark.anyio
 
@@ -462,28 +462,11 @@ async def test_after_a_fork_the_pool_lock_and_slots_held_in_the_parent_are_renew
     assert kx.server.connections() == 2
 
 
-class _EndedInMidWrite(anyio.abc.ByteStream):
-    """A stream whose peer has gone: what a TLS stream (``standard_compatible=False``) raises
-    when the peer closed the connection while it was writing."""
-
-    async def send(self, item: bytes) -> None:
-        raise anyio.EndOfStream
-
-    async def receive(self, max_bytes: int = 65536) -> bytes:
-        raise anyio.EndOfStream
-
-    async def send_eof(self) -> None:
-        pass
-
-    async def aclose(self) -> None:
-        pass
-
-
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_a_stream_ended_in_mid_write_is_a_write_error(backend: str) -> None:
     # anyio.EndOfStream used to escape the SDK from a send, not a TransportError.
     async def send() -> None:
-        stream = kalshi_anyio._io.Stream(_EndedInMidWrite(), raw=None)
+        stream = kalshi_anyio._io.Stream(EndedInMidWrite(), raw=None)
         with pytest.raises(WriteError, match="the server closed the connection"):
             await stream.send(b"GET / HTTP/1.1\r\n\r\n", time.monotonic() + 5)
 

@@ -30,6 +30,7 @@ from kalshi_anyio.serve import _Peer
 from kalshi_proto.errors import ConfigurationError, WriteError
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
 from kalshi_proto.sim.app import Drop, Reply, Respond
+from tests.helpers.streams import EndedInMidWrite
 
 pytestmark = pytest.mark.anyio
 
@@ -338,27 +339,10 @@ async def test_a_client_reset_mid_request_leaves_the_server_running(
                     await anyio.sleep(0.01)
 
 
-class _EndedInMidWrite(anyio.abc.ByteStream):
-    """What a TLS stream (``standard_compatible=False``) raises when the peer closed the
-    connection while the server was writing to it."""
-
-    async def send(self, item: bytes) -> None:
-        raise anyio.EndOfStream
-
-    async def receive(self, max_bytes: int = 65536) -> bytes:
-        raise anyio.EndOfStream
-
-    async def send_eof(self) -> None:
-        pass
-
-    async def aclose(self) -> None:
-        pass
-
-
 async def test_a_client_gone_in_mid_response_is_a_transport_error() -> None:
     # anyio.EndOfStream used to escape as an unexpected failure, logged with its traceback at
     # ERROR level, instead of ending the connection quietly like any other client that left.
-    stream = _EndedInMidWrite()
+    stream = EndedInMidWrite()
     peer = _Peer(stream, stream)  # type: ignore[arg-type]
     with pytest.raises(WriteError, match="the client closed the connection"):
         await peer.send(b"HTTP/1.1 200 OK\r\n\r\n")

@@ -618,8 +618,8 @@ def test_values_outside_the_spec_enum_are_value_errors() -> None:
         )
 
 
-def _number_operation(enum: tuple[str | int, ...] | None = None) -> Operation:
-    # No spec operation takes a plain number today; build_call accepts any Operation.
+def _operation_with(param: Param) -> Operation:
+    # For parameter kinds no spec operation has today; build_call accepts any Operation.
     return Operation(
         operation_id="GetThing",
         method="GET",
@@ -630,12 +630,28 @@ def _number_operation(enum: tuple[str | int, ...] | None = None) -> Operation:
         requires_auth=False,
         idempotent=True,
         deprecated=False,
-        params=(Param("strike", "strike", ParamLocation.QUERY, ParamKind.NUMBER, False, enum),),
+        params=(param,),
         request_model=None,
         response_model=None,
         success_status=200,
         pagination=None,
     )
+
+
+def _number_operation(enum: tuple[str | int, ...] | None = None) -> Operation:
+    return _operation_with(
+        Param("strike", "strike", ParamLocation.QUERY, ParamKind.NUMBER, False, enum)
+    )
+
+
+def test_each_item_of_a_list_parameter_must_be_in_the_spec_enum() -> None:
+    sides = Param(
+        "sides", "sides", ParamLocation.QUERY, ParamKind.STRING_ARRAY, False, ("yes", "no")
+    )
+    op = _operation_with(sides)
+    assert build_call(op, {"sides": ["yes", "no"]}).query == (("sides", "yes"), ("sides", "no"))
+    with pytest.raises(ValueError, match=r"^sides must be one of 'yes', 'no'; got 'maybe'$"):
+        build_call(op, {"sides": ["yes", "maybe"]})
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
 """Gaps a mutation audit of the REST core found: retry, pagination, rate limits, runs, parsing,
-HTTP/1.1, signing and base URLs."""
+HTTP/1.1, signing and base URLs. (The one in `build_call` is in test_call.py, beside its kin.)"""
 
 from __future__ import annotations
 
@@ -12,12 +12,11 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from kalshi_proto.auth import Credentials, Signer
 from kalshi_proto.environments import resolve_base_url
 from kalshi_proto.errors import CredentialsError, RemoteProtocolError
-from kalshi_proto.rest.call import Call, HttpRequest, build_call
+from kalshi_proto.rest.call import Call, HttpRequest
 from kalshi_proto.rest.client import RestConfig, RestCore, SendRequest
 from kalshi_proto.rest.generated import calls
 from kalshi_proto.rest.generated import models as m
 from kalshi_proto.rest.http11 import Http11Connection
-from kalshi_proto.rest.operation_table import Operation, Param, ParamKind, ParamLocation
 from kalshi_proto.rest.ratelimit import Bucket, BucketLimit, RateLimiter, TokenBucket
 from tests.helpers.clock import FakeClock
 
@@ -68,35 +67,6 @@ def test_a_batch_refund_without_an_item_count_gives_back_one_item() -> None:
     assert limiter.reserve("BatchCreateOrdersV2", 0.0, items=3) == 0.0
     limiter.refund("BatchCreateOrdersV2")
     assert limiter.bucket(Bucket.WRITE).available(0.0) == 80.0
-
-
-# ---- build_call ----------------------------------------------------------------------------
-
-
-def test_each_item_of_a_list_parameter_must_be_in_the_spec_enum() -> None:
-    # No spec operation has a list parameter with an enum today; build_call takes any Operation.
-    sides = Param(
-        "sides", "sides", ParamLocation.QUERY, ParamKind.STRING_ARRAY, False, ("yes", "no")
-    )
-    op = Operation(
-        operation_id="GetThings",
-        method="GET",
-        path="/things",
-        facade="things.list",
-        tag="things",
-        summary="Get things",
-        requires_auth=False,
-        idempotent=True,
-        deprecated=False,
-        params=(sides,),
-        request_model=None,
-        response_model=None,
-        success_status=200,
-        pagination=None,
-    )
-    assert build_call(op, {"sides": ["yes", "no"]}).query == (("sides", "yes"), ("sides", "no"))
-    with pytest.raises(ValueError, match=r"^sides must be one of 'yes', 'no'; got 'maybe'$"):
-        build_call(op, {"sides": ["yes", "maybe"]})
 
 
 # ---- Http11Connection ----------------------------------------------------------------------
