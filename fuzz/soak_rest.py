@@ -10,7 +10,9 @@ client for a random mix of GETs
 (``exchange.status``, ``markets.list``, ``markets.list_all`` with small pages,
 ``portfolio.balance``, ``orders.list``) and ``orders.create_v2`` calls, each order with a
 ``client_order_id`` of its own. On an async client some calls are cancelled from outside after a
-random short delay. Then the faults stop until a call succeeds, start again, and the client is
+random short delay, and some async clients first serve a few calls in an event loop of their
+own that ends before the round's (a second ``asyncio.run``). Then the faults stop until a call
+succeeds, start again, and the client is
 closed while calls are in flight (on an async client, half the time from a cancelled scope); the
 callers go on a moment longer, then stop.
 
@@ -181,6 +183,9 @@ class Plan:
     order_share: float  #: the share of calls that create an order
     cancel_share: float  #: async: the share of calls cancelled from outside
     close_cancelled: bool  #: async: close the client from a cancelled scope
+    #: async: the client first makes a few calls in an event loop of its own, ended before
+    #: the round's, as in a program that calls ``asyncio.run`` for each task
+    earlier_loop: bool = False
 
     @classmethod
     def draw(cls, seed: int, seconds: float, *, is_async: bool) -> Plan:
@@ -218,6 +223,7 @@ class Plan:
             order_share=rng.choice([0.1, 0.3, 0.5]),
             cancel_share=rng.choice([0.0, 0.1, 0.3]) if is_async else 0.0,
             close_cancelled=is_async and rng.random() < 0.5,
+            earlier_loop=is_async and rng.random() < 0.3,
         )
 
     def call_bound(self, flavour: Flavour) -> float:
@@ -609,9 +615,18 @@ def _drive_threads(state: Round, watchdog: float) -> None:
         state.violate(f"{stuck} thread(s) still in a call {watchdog:.0f}s after the stop")
 
 
+async def _earlier_loop(state: Round) -> None:
+    # A few calls, one after another, in an event loop that ends before the round's.
+    state.cancelled = anyio.get_cancelled_exc_class()
+    rng = random.Random(f"{state.plan.seed}/earlier")
+    for number in range(1, 6):
+        await _call(state, rng, -1, number)
+
+
 async def _drive_tasks(local: LocalExchange, state: Round, watchdog: float) -> None:
     plan = state.plan
-    state.client = build_client(state.flavour, local, plan)
+    if state.client is None:
+        state.client = build_client(state.flavour, local, plan)
     state.cancelled = anyio.get_cancelled_exc_class()
     length = plan.seconds + state.liveness + plan.before_close + plan.after_close + watchdog
     with anyio.move_on_after(length) as round_scope:
@@ -655,6 +670,9 @@ def soak_round(flavour: Flavour, plan: Plan, *, slack: float = SLACK) -> Report:
         state = Round(flavour, plan, recorder, tickers, slack)
         watchdog = plan.call_bound(flavour) * 3 + slack
         if flavour.backend is not None:
+            if plan.earlier_loop:
+                state.client = build_client(flavour, local, plan)
+                anyio.run(_earlier_loop, state, backend=flavour.backend)
             anyio.run(_drive_tasks, local, state, watchdog, backend=flavour.backend)
         else:
             state.client = build_client(flavour, local, plan)

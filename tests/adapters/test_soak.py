@@ -23,6 +23,7 @@ from typing import Any
 import anyio
 import pytest
 
+import kalshi_anyio._io
 import kalshi_sync
 from fuzz.soak_rest import (
     FLAVOURS_BY_NAME,
@@ -58,6 +59,16 @@ def test_the_soak_finds_no_violation(flavour: Flavour) -> None:
     )
     assert report.violations == Counter(), report.text()
     assert report.calls.total() >= 5 and report.requests > 0, report.text()
+
+
+@pytest.mark.flavours("async")
+def test_a_client_from_an_earlier_event_loop_finds_no_violation(flavour: Flavour) -> None:
+    plan = dataclasses.replace(
+        Plan.draw(SEED, 0.3, is_async=True), earlier_loop=True, faults=Faults(), timeout=3.0
+    )
+    report = soak_round(FLAVOURS_BY_NAME[flavour.id], plan)
+    assert report.violations == Counter(), report.text()
+    assert report.outcomes["ok"] >= 5, report.text()
 
 
 # ---- the checks can fail -------------------------------------------------------------------
@@ -158,6 +169,17 @@ def test_a_hung_call_is_a_violation(monkeypatch: pytest.MonkeyPatch) -> None:
     plan = calm_plan(seconds=1.2, retry=RetryPolicy(max_attempts=1, total_timeout=0.3))
     report = soak_round(BLOCKING, plan, slack=0.2)
     assert any("took longer than its bound" in each for each in summaries(report))
+
+
+def test_a_client_stuck_on_an_earlier_event_loop_is_a_violation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As the clients were before they noticed a new asyncio loop: the old loop's connection is
+    # reused, and its call fails with RuntimeError("Event loop is closed").
+    monkeypatch.setattr(kalshi_anyio._io, "current_loop", lambda: None)
+    plan = calm_plan(earlier_loop=True, callers=2, order_share=0.0)
+    report = soak_round(FLAVOURS_BY_NAME["kalshi_anyio-asyncio"], plan)
+    assert any("RuntimeError escaped the SDK" in each for each in summaries(report))
 
 
 def test_a_client_that_stops_working_is_a_violation(monkeypatch: pytest.MonkeyPatch) -> None:
