@@ -44,7 +44,7 @@ class _Connection:
         self.stream = stream
         self.http = Http11Connection(host)
         self.idle_since = 0.0
-        self.loop = loop  # the asyncio event loop it works on (see _io.current_loop)
+        self.loop = loop  # the asyncio event loop it works on: None on trio, and when blocking
 
 
 class AsyncKalshiClient(AsyncClientBase):
@@ -88,7 +88,8 @@ class AsyncKalshiClient(AsyncClientBase):
         # both change only under the lock, which is never held across an await.
         self._idle: list[_Connection] = []
         self._pool_lock = threading.Lock()
-        # The process and the event loop the pool's connections belong to; see _renew.
+        # The process and the event loop the pool's connections belong to (None in the
+        # blocking twin); see _renew.
         self._forks = _io.FORKS
         self._loop = _io.current_loop()
 

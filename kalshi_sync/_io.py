@@ -27,7 +27,6 @@ __all__ = [
     "clocks",
     "close_all",
     "connect",
-    "current_loop",
     "default_ssl_context",
     "forget",
     "monotonic",
@@ -61,11 +60,6 @@ def forget(streams: Iterable[Stream]) -> None:
     descriptor keeps the connection open, so the parent goes on using it undisturbed.
     """
     close_all(streams)
-
-
-def current_loop() -> object | None:
-    """None: no event loop runs a blocking client (the async twin's connections belong to one)."""
-    return None
 
 
 def abandon(streams: Iterable[Stream]) -> None:

@@ -45,7 +45,7 @@ class _Connection:
         self.stream = stream
         self.http = Http11Connection(host)
         self.idle_since = 0.0
-        self.loop = loop  # the asyncio event loop it works on (see _io.current_loop)
+        self.loop = loop  # the asyncio event loop it works on: None on trio, and when blocking
 
 
 class KalshiClient(ClientBase):
@@ -89,16 +89,17 @@ class KalshiClient(ClientBase):
         # both change only under the lock, which is never held across an await.
         self._idle: list[_Connection] = []
         self._pool_lock = threading.Lock()
-        # The process and the event loop the pool's connections belong to; see _renew.
+        # The process and the event loop the pool's connections belong to (None in the
+        # blocking twin); see _renew.
         self._forks = _io.FORKS
-        self._loop = _io.current_loop()
+        self._loop = None
 
     def close(self) -> None:
         """Close every idle connection; the client cannot be used afterwards.
 
         Calls in flight finish, then close their connections.
         """
-        if self._forks != _io.FORKS or self._loop is not _io.current_loop():
+        if self._forks != _io.FORKS or self._loop is not None:
             self._renew()
         with self._pool_lock:
             self._closed = True
@@ -108,7 +109,7 @@ class KalshiClient(ClientBase):
     def _send(self, request: HttpRequest, timeout: float, deadline: float) -> HttpResponse:
         if self._closed:
             raise LocalProtocolError("the client is closed")
-        if self._forks != _io.FORKS or self._loop is not _io.current_loop():
+        if self._forks != _io.FORKS or self._loop is not None:
             self._renew()
         # The slot goes back to the limiter it came from, even if _renew replaces it meanwhile.
         limiter = self._limiter
@@ -152,7 +153,7 @@ class KalshiClient(ClientBase):
             _io.abandon(streams)
         self._limiter = _io.Limiter(self._max_connections)
         self._forks = _io.FORKS
-        self._loop = _io.current_loop()
+        self._loop = None
 
     def _keep(self, connection: _Connection) -> bool:
         # Put a connection back in the pool, unless the client was closed meanwhile or has gone

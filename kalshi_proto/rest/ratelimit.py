@@ -24,10 +24,11 @@ The client's buckets use reservation semantics. `TokenBucket.reserve` deducts th
 letting the balance go negative, and returns how long the caller must wait before sending; the
 next caller then waits for the debt as well as for its own cost. A caller that gives up before
 sending (its total timeout would pass first, it was cancelled, its client was closed) gives the
-cost back with `RateLimiter.refund`, so requests never sent leave no debt behind. A request costing more than the
-whole capacity is allowed; it waits until the balance it leaves behind would have refilled to
-zero. Callers honouring every wait send no more than ``capacity + refill_rate * T`` tokens' worth
-in any window of ``T`` seconds (for requests no larger than the capacity).
+cost back with `RateLimiter.refund`, so requests never sent leave no debt behind. A request
+costing more than the whole capacity is allowed; it waits until the balance it leaves behind
+would have refilled to zero. Callers honouring every wait send no more than
+``capacity + refill_rate * T`` tokens' worth in any window of ``T`` seconds (for requests no
+larger than the capacity).
 
 A bucket starts full at the time of its first use, because the adapter's clock origin is unknown
 when the bucket is built. If the clock goes backwards, no tokens are added. Every caller of one
@@ -51,7 +52,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Mapping
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -438,10 +439,5 @@ class RateLimiter:
             LocalProtocolError: ``items`` is below 1.
         """
         cost = self.cost_of(operation_id, items)
-        bucket = self._buckets[self.bucket_of(operation_id)]
-        guard = self.guard
-        if guard is None:
-            bucket.refund(cost)
-            return
-        with guard:
-            bucket.refund(cost)
+        with self.guard or nullcontext():  # not on every call, unlike reserve: no fast path
+            self._buckets[self.bucket_of(operation_id)].refund(cost)
