@@ -229,7 +229,7 @@ class CallRun(Generic[T]):
                 wait = limiter.reserve(call.operation.operation_id, now, call.items)
                 self._held = limiter
                 if wait > 0:
-                    if self._deadline is not None and now + wait > self._deadline:
+                    if self._deadline is not None and now + wait >= self._deadline:
                         return self._fail_timeout(f"the rate limiter asks for a {wait:.2f}s wait")
                     self._state = _State.WAITING
                     self._wake_at = now + wait

@@ -25,7 +25,8 @@ The rules, checked in this order:
    ``Retry-After`` value does arrive it is honoured, capped at ``retry_after_cap``: the delay is
    the larger of the back-off and the capped ``Retry-After``.
 5. With ``total_timeout`` set, the whole call (attempts and waits) ends by
-   ``started_at + total_timeout``. A retry whose wait would end after that deadline is not made.
+   ``started_at + total_timeout``. A retry whose wait would end at or after that deadline is not
+   made: it would leave the attempt no time.
 
 `parse_retry_after` turns a ``Retry-After`` header (RFC 9110 section 10.2.3: delta-seconds or an
 HTTP-date) into seconds, given the current wall-clock time in milliseconds.
@@ -226,11 +227,11 @@ class RetryPolicy:
             note += f", capped at {self.retry_after_cap:g}s)" if honoured < retry_after else ")"
 
         deadline = self.deadline(started_at)
-        if deadline is not None and now + delay > deadline:
+        if deadline is not None and now + delay >= deadline:
             return RetryDecision(
                 False,
                 0.0,
-                f"{where}, a {delay:.2f}s back-off{note} would pass the total timeout of "
+                f"{where}, a {delay:.2f}s back-off{note} would reach the total timeout of "
                 f"{self.total_timeout:g}s",
             )
         return RetryDecision(True, delay, f"{where}, backing off {delay:.2f}s{note}")

@@ -397,7 +397,7 @@ def test_execute_decides_on_a_retry_with_the_clock_read_after_the_attempt(
     client = flavour(script=[failure], retry=RetryPolicy(total_timeout=0.15625))
     with pytest.raises(ReadError if transport else ServerError) as caught:
         resolve(client.execute(calls.get_exchange_status()))
-    assert "would pass the total timeout" in caught.value.__notes__[0]
+    assert "would reach the total timeout" in caught.value.__notes__[0]
     assert client.slept == []
 
 

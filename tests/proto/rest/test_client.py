@@ -523,7 +523,7 @@ def test_a_get_stopped_by_the_total_timeout_keeps_its_error_and_says_why(clock: 
     with pytest.raises(ReadTimeout) as info:
         run.result()
     assert info.value.__notes__ == [
-        "not retried: connection error on GET, attempt 1 of 4, a 0.19s back-off would pass "
+        "not retried: connection error on GET, attempt 1 of 4, a 0.19s back-off would reach "
         "the total timeout of 1s"
     ]
 
@@ -694,15 +694,36 @@ def test_a_rate_limit_wait_past_the_total_timeout_is_call_timeout(clock: FakeClo
     assert info.value.__cause__ is None
 
 
-def test_a_rate_limit_wait_that_ends_at_the_total_timeout_is_slept(clock: FakeClock) -> None:
+def test_a_rate_limit_wait_that_ends_at_the_total_timeout_is_call_timeout_at_once(
+    clock: FakeClock,
+) -> None:
+    # Sleeping until the deadline would leave the attempt no time: the call ends now, and the
+    # tokens it reserved go back.
     core = make_core(retry=RetryPolicy(total_timeout=0.5), limiter=limiter())
+    send(core.start(status_call(), clock.now), clock)
+    before = read_balance(core, clock)
+    run = core.start(status_call(), clock.now)
+    assert run.next_step(clock.now, clock.wall_ms) == Finished()
+    with pytest.raises(CallTimeout) as info:
+        run.result()
+    assert str(info.value) == (
+        "GetExchangeStatus: total_timeout of 0.5s reached after 0 attempt(s); "
+        "the rate limiter asks for a 0.50s wait"
+    )
+    assert read_balance(core, clock) == before
+
+
+def test_a_rate_limit_wait_that_ends_just_before_the_total_timeout_is_slept(
+    clock: FakeClock,
+) -> None:
+    core = make_core(retry=RetryPolicy(total_timeout=0.5 + 2**-20), limiter=limiter())
     send(core.start(status_call(), clock.now), clock)
     run = core.start(status_call(), clock.now)
     assert run.next_step(clock.now, clock.wall_ms) == Sleep(0.5)
     clock.advance(0.5)
-    assert run.next_step(clock.now, clock.wall_ms) == Finished()
-    with pytest.raises(CallTimeout, match=r"^GetExchangeStatus: total_timeout of 0.5s reached"):
-        run.result()
+    step = run.next_step(clock.now, clock.wall_ms)
+    assert isinstance(step, SendRequest)
+    assert step.timeout == 2**-20
 
 
 def test_a_rate_limit_wait_without_a_total_timeout_is_never_refused(clock: FakeClock) -> None:
@@ -736,7 +757,7 @@ def test_a_call_refused_for_its_rate_limit_wait_gives_its_tokens_back(clock: Fak
 def test_a_call_whose_deadline_passes_while_it_waits_gives_its_tokens_back(
     clock: FakeClock,
 ) -> None:
-    core = make_core(retry=RetryPolicy(total_timeout=0.5), limiter=limiter())
+    core = make_core(retry=RetryPolicy(total_timeout=0.55), limiter=limiter())
     send(core.start(status_call(), clock.now), clock)
     run = core.start(status_call(), clock.now)
     assert run.next_step(clock.now, clock.wall_ms) == Sleep(0.5)

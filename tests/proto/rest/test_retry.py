@@ -347,9 +347,19 @@ def test_infinite_retry_after_is_capped() -> None:
 # --- total timeout ------------------------------------------------------------------------------------
 
 
-def test_total_timeout_allows_a_wait_that_ends_at_the_deadline() -> None:
-    # attempt 2 with rng 1.0 backs off exactly 0.5s; 159.5 + 0.5 == 160.0 == deadline.
+def test_total_timeout_refuses_a_wait_that_ends_at_the_deadline() -> None:
+    # attempt 2 with rng 1.0 backs off exactly 0.5s; 159.5 + 0.5 == 160.0 == deadline, which
+    # would leave the next attempt no time at all.
     decision = decide(RetryPolicy(), attempt=2, started_at=100.0, now=159.5, rng=fixed(1.0))
+    assert decision == RetryDecision(
+        False,
+        0.0,
+        "HTTP 503 on GET, attempt 2 of 4, a 0.50s back-off would reach the total timeout of 60s",
+    )
+
+
+def test_total_timeout_allows_a_wait_that_ends_just_before_the_deadline() -> None:
+    decision = decide(RetryPolicy(), attempt=2, started_at=100.0, now=159.25, rng=fixed(1.0))
     assert decision == RetryDecision(
         True, 0.5, "HTTP 503 on GET, attempt 2 of 4, backing off 0.50s"
     )
@@ -360,14 +370,14 @@ def test_total_timeout_refuses_a_wait_that_passes_the_deadline() -> None:
     assert decision == RetryDecision(
         False,
         0.0,
-        "HTTP 503 on GET, attempt 2 of 4, a 0.50s back-off would pass the total timeout of 60s",
+        "HTTP 503 on GET, attempt 2 of 4, a 0.50s back-off would reach the total timeout of 60s",
     )
 
 
 def test_total_timeout_already_passed() -> None:
     decision = decide(RetryPolicy(total_timeout=1.5), started_at=0.0, now=2.0, status=None)
     assert not decision.retry
-    assert decision.reason.endswith("would pass the total timeout of 1.5s")
+    assert decision.reason.endswith("would reach the total timeout of 1.5s")
 
 
 def test_total_timeout_counts_retry_after() -> None:
@@ -375,7 +385,7 @@ def test_total_timeout_counts_retry_after() -> None:
     assert decision == RetryDecision(
         False,
         0.0,
-        "HTTP 503 on GET, attempt 1 of 4, a 25.00s back-off (Retry-After 25s) would pass the "
+        "HTTP 503 on GET, attempt 1 of 4, a 25.00s back-off (Retry-After 25s) would reach the "
         "total timeout of 60s",
     )
 
