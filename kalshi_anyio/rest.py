@@ -14,6 +14,7 @@ bytes.
 
 from __future__ import annotations
 
+import logging
 import math
 import ssl
 import threading
@@ -29,12 +30,15 @@ from kalshi_proto.errors import (
     ReadError,
     RemoteProtocolError,
 )
-from kalshi_proto.rest._async_base import AsyncClientBase
+from kalshi_proto.rest._async_base import AsyncClientBase, Logger
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
 from kalshi_proto.rest.events import ConnectionClosed, ResponseReceived
 from kalshi_proto.rest.http11 import Http11Connection
 
 __all__ = ["AsyncKalshiClient"]
+
+#: Where clients log retries and, at DEBUG, each attempt (see `kalshi_proto.rest.client.LogLine`).
+_log = logging.getLogger("kalshi_anyio")
 
 
 class _Connection:
@@ -230,6 +234,9 @@ class AsyncKalshiClient(AsyncClientBase):
 
     def _default_rng(self) -> Callable[[], float]:
         return _io.random_source()
+
+    def _default_logger(self) -> Logger:
+        return _log
 
     def _new_lock(self) -> AbstractContextManager[object]:
         return threading.Lock()

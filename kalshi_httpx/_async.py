@@ -15,6 +15,7 @@ built anew in a forked process and on a new asyncio event loop (see `_pool`).
 from __future__ import annotations
 
 import http.cookiejar
+import logging
 import random
 import ssl
 import threading
@@ -31,11 +32,14 @@ from kalshi_httpx import _pool
 from kalshi_httpx._body import aread_body
 from kalshi_httpx._errors import map_exceptions
 from kalshi_proto.errors import ConfigurationError, LocalProtocolError
-from kalshi_proto.rest._async_base import AsyncClientBase
+from kalshi_proto.rest._async_base import AsyncClientBase, Logger
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
 from kalshi_proto.rest.http11 import ACCEPT_ENCODING
 
 __all__ = ["AsyncKalshiClient"]
+
+#: Where clients log retries and, at DEBUG, each attempt (see `kalshi_proto.rest.client.LogLine`).
+_log = logging.getLogger("kalshi_httpx")
 
 
 _LIMITS = httpx.Limits(max_connections=10, max_keepalive_connections=10)
@@ -222,6 +226,9 @@ class AsyncKalshiClient(AsyncClientBase):
     def _default_rng(self) -> Callable[[], float]:
         # The OS's randomness: processes forked from one parent do not back off in step.
         return random.SystemRandom().random
+
+    def _default_logger(self) -> Logger:
+        return _log
 
     def _new_lock(self) -> AbstractContextManager[object]:
         return threading.Lock()

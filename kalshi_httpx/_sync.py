@@ -16,6 +16,7 @@ built anew in a forked process and on a new asyncio event loop (see `_pool`).
 from __future__ import annotations
 
 import http.cookiejar
+import logging
 import random
 import ssl
 import threading
@@ -32,11 +33,14 @@ from kalshi_httpx import _pool
 from kalshi_httpx._body import read_body
 from kalshi_httpx._errors import map_exceptions
 from kalshi_proto.errors import ConfigurationError, LocalProtocolError
-from kalshi_proto.rest._sync_base import ClientBase
+from kalshi_proto.rest._sync_base import ClientBase, Logger
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
 from kalshi_proto.rest.http11 import ACCEPT_ENCODING
 
 __all__ = ["KalshiClient"]
+
+#: Where clients log retries and, at DEBUG, each attempt (see `kalshi_proto.rest.client.LogLine`).
+_log = logging.getLogger("kalshi_httpx")
 
 
 _LIMITS = httpx.Limits(max_connections=10, max_keepalive_connections=10)
@@ -223,6 +227,9 @@ class KalshiClient(ClientBase):
     def _default_rng(self) -> Callable[[], float]:
         # The OS's randomness: processes forked from one parent do not back off in step.
         return random.SystemRandom().random
+
+    def _default_logger(self) -> Logger:
+        return _log
 
     def _new_lock(self) -> AbstractContextManager[object]:
         return threading.Lock()

@@ -15,6 +15,7 @@ bytes.
 
 from __future__ import annotations
 
+import logging
 import math
 import ssl
 import threading
@@ -30,12 +31,15 @@ from kalshi_proto.errors import (
     ReadError,
     RemoteProtocolError,
 )
-from kalshi_proto.rest._sync_base import ClientBase
+from kalshi_proto.rest._sync_base import ClientBase, Logger
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
 from kalshi_proto.rest.events import ConnectionClosed, ResponseReceived
 from kalshi_proto.rest.http11 import Http11Connection
 
 __all__ = ["KalshiClient"]
+
+#: Where clients log retries and, at DEBUG, each attempt (see `kalshi_proto.rest.client.LogLine`).
+_log = logging.getLogger("kalshi_sync")
 
 
 class _Connection:
@@ -231,6 +235,9 @@ class KalshiClient(ClientBase):
 
     def _default_rng(self) -> Callable[[], float]:
         return _io.random_source()
+
+    def _default_logger(self) -> Logger:
+        return _log
 
     def _new_lock(self) -> AbstractContextManager[object]:
         return threading.Lock()

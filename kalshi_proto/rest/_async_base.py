@@ -2,7 +2,7 @@
 
 An adapter subclasses `AsyncClientBase` and supplies four small methods: ``_send`` (one HTTP
 exchange, raising `TransportError` subclasses), ``_sleep``, ``_clocks`` (monotonic seconds and
-Unix milliseconds, read at one moment) and ``aclose``. Everything else, from building the
+Unix milliseconds, read at one moment) and ``aclose``, and its logger, ``_default_logger``. Everything else, from building the
 signed request to retrying and paging, is here or deeper in the core, so no adapter repeats it.
 
 ``scripts/unasync.py`` writes the blocking twin, ``_sync_base.py``, from this file.
@@ -15,13 +15,21 @@ import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 
 from kalshi_proto.auth import Credentials, Passphrase
 from kalshi_proto.environ import credentials_from_env
 from kalshi_proto.errors import LocalProtocolError, TransportError
 from kalshi_proto.rest.call import Call, HttpRequest, HttpResponse, Page
-from kalshi_proto.rest.client import Finished, RestConfig, RestCore, SendRequest, Sleep
+from kalshi_proto.rest.client import (
+    DEBUG,
+    CallRun,
+    Finished,
+    RestConfig,
+    RestCore,
+    SendRequest,
+    Sleep,
+)
 from kalshi_proto.rest.generated.async_facade import AsyncResources
 from kalshi_proto.rest.pagination import aiterate_pages
 from kalshi_proto.rest.ratelimit import RateLimiter
@@ -33,9 +41,17 @@ from kalshi_proto.rest.settings import (
     rate_limiter_for,
 )
 
-__all__ = ["AsyncClientBase"]
+__all__ = ["AsyncClientBase", "Logger"]
 
 T = TypeVar("T")
+
+
+class Logger(Protocol):
+    """What a client needs of a logger: a `logging.Logger` or `logging.LoggerAdapter`."""
+
+    def isEnabledFor(self, level: int) -> bool: ...  # the logging module's spelling
+
+    def log(self, level: int, msg: object, *, extra: dict[str, object]) -> None: ...
 
 
 class AsyncClientBase(AsyncResources, abc.ABC):
@@ -56,6 +72,9 @@ class AsyncClientBase(AsyncResources, abc.ABC):
             or None (the default) to send without waiting. See `configure_rate_limit`.
         user_agent: the ``User-Agent`` header.
         rng: a source of floats in [0, 1) for retry jitter; the adapter's default otherwise.
+        logger: where the client logs retries (INFO) and, at DEBUG, each attempt and rate-limit
+            wait; the adapter's package logger (``kalshi_sync``, ``kalshi_anyio`` or
+            ``kalshi_httpx``) otherwise. See `kalshi_proto.rest.client.LogLine`.
     """
 
     def __init__(
@@ -74,6 +93,7 @@ class AsyncClientBase(AsyncResources, abc.ABC):
         rate_limit: RateLimitSetting = None,
         user_agent: str | None = None,
         rng: Callable[[], float] | None = None,
+        logger: Logger | None = None,
     ) -> None:
         config = build_rest_config(
             key_id=key_id,
@@ -96,6 +116,7 @@ class AsyncClientBase(AsyncResources, abc.ABC):
         #: Set by the adapter's `aclose`: a call made afterwards fails at once, before it
         #: reserves rate-limit tokens.
         self._closed = False
+        self._logger = logger if logger is not None else self._default_logger()
         self._bind_resources(self)
 
     @classmethod
@@ -159,10 +180,12 @@ class AsyncClientBase(AsyncResources, abc.ABC):
         if self._closed:
             raise LocalProtocolError("the client is closed")
         now, wall_ms = self._clocks()
-        run = self._core.start(call, now)
+        run = self._core.start(call, now, trace=self._logger.isEnabledFor(DEBUG))
         try:
             while True:
                 step = run.next_step(now, wall_ms)
+                if run.log:
+                    self._write_log(run)
                 if isinstance(step, SendRequest):
                     try:
                         response = await self._send(step.request, step.timeout, now + step.timeout)
@@ -181,6 +204,12 @@ class AsyncClientBase(AsyncResources, abc.ABC):
         finally:
             if not run.done:  # left early: cancelled, or the client closed meanwhile
                 run.abandon()
+
+    def _write_log(self, run: CallRun[Any]) -> None:
+        logger = self._logger
+        for line in run.log:
+            logger.log(line.level, line.message, extra=line.fields)
+        run.log.clear()
 
     def iterate(self, call: Call[Page[T]], max_pages: int | None = None) -> AsyncIterator[T]:
         """Yield every item of every page of a list call, fetching pages lazily.
@@ -228,6 +257,10 @@ class AsyncClientBase(AsyncResources, abc.ABC):
     @abc.abstractmethod
     def _default_rng(self) -> Callable[[], float]:
         """The jitter source used when the caller gives none."""
+
+    @abc.abstractmethod
+    def _default_logger(self) -> Logger:
+        """The adapter's logger, used when the caller gives none."""
 
     @abc.abstractmethod
     def _new_lock(self) -> AbstractContextManager[object]:

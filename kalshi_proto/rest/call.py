@@ -82,6 +82,14 @@ class HttpResponse:
                 return value
         return None
 
+    def request_id(self) -> str | None:
+        """The request id the server sent back (the first of `REQUEST_ID_HEADERS`), or None."""
+        for name in REQUEST_ID_HEADERS:
+            value = self.header(name)
+            if value is not None:
+                return value
+        return None
+
 
 @dataclass(frozen=True, slots=True)
 class Page(Generic[ItemT]):
@@ -289,9 +297,7 @@ def error_from_response(
         message = response.body[:200].decode("utf-8", "replace").strip() or None
     if message is None:
         message = _REASONS.get(response.status, "request failed")
-    request_id = next(
-        (v for name in REQUEST_ID_HEADERS if (v := response.header(name)) is not None), None
-    )
+    request_id = response.request_id()
     cls = api_error_for_status(response.status)
     if cls is RateLimitError:
         return RateLimitError(

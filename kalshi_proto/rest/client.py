@@ -18,6 +18,11 @@ while True:
 run.abandon()                                  # gives back unspent rate-limit tokens
 ```
 
+The core does not log. A run keeps what an operator would want in a log as `LogLine` values in
+``run.log``, which the adapter hands to its logger after each step: every retry (`INFO`) and,
+with ``core.start(call, now, trace=True)``, every attempt's outcome and every rate-limit wait
+(`DEBUG`). No line holds a header, so no key or signature can reach a log.
+
 The states of a run:
 
 * READY    -- the next attempt may go out: reserve rate-limit tokens (which may mean a
@@ -54,9 +59,12 @@ from kalshi_proto.rest.ratelimit import RateLimiter
 from kalshi_proto.rest.retry import RetryDecision, RetryPolicy, parse_retry_after
 
 __all__ = [
+    "DEBUG",
+    "INFO",
     "USER_AGENT",
     "CallRun",
     "Finished",
+    "LogLine",
     "RestConfig",
     "RestCore",
     "SendRequest",
@@ -119,6 +127,34 @@ class Finished:
 Step = SendRequest | Sleep | Finished
 
 
+#: The levels of `LogLine`, the numbers of the ``logging`` module's levels of the same names.
+DEBUG = 10
+INFO = 20
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """One line for the adapter's logger: ``logger.log(line.level, line.message,
+    extra=line.fields)``.
+
+    ``fields`` carries the same facts for structured logs and metrics; every key starts with
+    ``kalshi_``, so none collides with a ``logging.LogRecord`` attribute:
+
+    * ``kalshi_operation``: the operation id (``"GetMarkets"``); on every line.
+    * ``kalshi_attempt``: the attempt the line is about (1 for the first); on every line.
+    * ``kalshi_method``, ``kalshi_target``: the request's method and target (path and query);
+      on attempt lines.
+    * ``kalshi_status``: the HTTP status, or None when no response came; on attempt lines.
+    * ``kalshi_elapsed``: seconds from sending the request to its outcome; on attempt lines.
+    * ``kalshi_request_id``: the request id the server sent back, or None; on attempt lines.
+    * ``kalshi_wait``: seconds the call now waits; on retry and rate-limit lines.
+    """
+
+    level: int
+    message: str
+    fields: dict[str, object]
+
+
 class _State(enum.Enum):
     READY = "ready"  #: the next attempt may be sent (after any rate-limit wait)
     WAITING = "waiting"  #: backing off until ``_wake_at``
@@ -155,8 +191,11 @@ class RestCore:
         """True when the client has credentials to sign private calls."""
         return self.config.credentials is not None
 
-    def start(self, call: Call[T], now: float) -> CallRun[T]:
+    def start(self, call: Call[T], now: float, *, trace: bool = False) -> CallRun[T]:
         """Begin one call; then drive the returned run with `CallRun.next_step`.
+
+        With ``trace`` the run also logs each attempt's outcome and each rate-limit wait at
+        `DEBUG` (see `LogLine`); retries are logged either way.
 
         Raises:
             AuthRequiredError: the operation needs credentials and the client has none; nothing
@@ -167,7 +206,7 @@ class RestCore:
                 f"{call.operation.operation_id} ({call.method} {call.operation.path}) needs "
                 "credentials: pass key_id and private_key (or private_key_path), or use from_env()"
             )
-        return CallRun(self, call, now)
+        return CallRun(self, call, now, trace=trace)
 
     def build_request(self, call: Call[T], wall_ms: int) -> HttpRequest:
         """The `HttpRequest` for one attempt of ``call``, signed with ``wall_ms`` if needed."""
@@ -184,11 +223,15 @@ class RestCore:
 class CallRun(Generic[T]):
     """One call in progress: attempts, waits, and the final value or error."""
 
-    def __init__(self, core: RestCore, call: Call[T], now: float) -> None:
+    def __init__(self, core: RestCore, call: Call[T], now: float, *, trace: bool = False) -> None:
         self._core = core
         self.call = call
         self.started_at = now
         self.attempts = 0
+        #: Lines for the adapter's logger, oldest first; the adapter empties the list.
+        self.log: list[LogLine] = []
+        self._trace = trace
+        self._sent: tuple[HttpRequest, float] | None = None  # with trace: the request out, when
         self._state = _State.READY
         self._reserved = False
         # The limiter holding tokens reserved for the next attempt, until that attempt is sent;
@@ -231,6 +274,12 @@ class CallRun(Generic[T]):
                 if wait > 0:
                     if self._deadline is not None and now + wait >= self._deadline:
                         return self._fail_timeout(f"the rate limiter asks for a {wait:.2f}s wait")
+                    if self._trace:
+                        self._add_line(
+                            DEBUG,
+                            f"waiting {wait:.2f}s for the client-side rate limiter",
+                            {"kalshi_attempt": self.attempts + 1, "kalshi_wait": wait},
+                        )
                     self._state = _State.WAITING
                     self._wake_at = now + wait
                     return Sleep(wait)
@@ -240,11 +289,16 @@ class CallRun(Generic[T]):
         timeout = self._core.config.timeout
         if self._deadline is not None:
             timeout = min(timeout, self._deadline - now)
-        return SendRequest(self._core.build_request(self.call, wall_ms), timeout)
+        request = self._core.build_request(self.call, wall_ms)
+        if self._trace:
+            self._sent = (request, now)
+        return SendRequest(request, timeout)
 
     def receive_response(self, response: HttpResponse, now: float, wall_ms: int) -> None:
         """Report the response to the request of the last `SendRequest`."""
         self._expect_sent()
+        if self._trace:
+            self._log_attempt(now, response.status, str(response.status), response.request_id())
         try:
             self._value = self.call.parse(response, wall_ms=wall_ms)
         except ApiError as exc:
@@ -259,6 +313,8 @@ class CallRun(Generic[T]):
     def receive_failure(self, error: TransportError, now: float) -> None:
         """Report that the last request failed without a complete response."""
         self._expect_sent()
+        if self._trace:
+            self._log_attempt(now, None, f"{type(error).__name__}: {error}", None)
         self._after_failure(error, None, None, now)
 
     def result(self) -> T:
@@ -322,10 +378,43 @@ class CallRun(Generic[T]):
                 )
             self._finish(error)
             return
+        self._add_line(
+            INFO,
+            f"{decision.reason} ({type(error).__name__}: {error})",
+            {"kalshi_attempt": self.attempts, "kalshi_wait": decision.delay},
+        )
         self._state = _State.WAITING
         self._wake_at = now + decision.delay
         self._reserved = False
         self._error = error  # kept as the cause if the total timeout ends the run
+
+    def _log_attempt(
+        self, now: float, status: int | None, outcome: str, request_id: str | None
+    ) -> None:
+        assert self._sent is not None
+        request, sent_at = self._sent
+        elapsed = now - sent_at
+        text = f"{request.method} {request.target} -> {outcome} in {elapsed * 1000:.1f} ms"
+        text += f", attempt {self.attempts}"
+        if request_id is not None:
+            text += f" [request id {request_id}]"
+        self._add_line(
+            DEBUG,
+            text,
+            {
+                "kalshi_attempt": self.attempts,
+                "kalshi_method": request.method,
+                "kalshi_target": request.target,
+                "kalshi_status": status,
+                "kalshi_elapsed": elapsed,
+                "kalshi_request_id": request_id,
+            },
+        )
+
+    def _add_line(self, level: int, text: str, fields: dict[str, object]) -> None:
+        operation_id = self.call.operation.operation_id
+        fields["kalshi_operation"] = operation_id
+        self.log.append(LogLine(level, f"{operation_id}: {text}", fields))
 
     def _finish(self, error: KalshiError) -> None:
         held = self._held
@@ -347,3 +436,4 @@ class CallRun(Generic[T]):
         error.__cause__ = self._error
         self._finish(error)
         return Finished()
+

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
+import re
 import resource
 import ssl
 from collections.abc import Callable
@@ -346,6 +348,39 @@ async def test_get_is_retried_after_two_503s(kx: Driver) -> None:
     assert [r.status for r in seen] == [503, 503, 200]
     # Every attempt is signed afresh and verifies.
     assert [r.auth for r in seen] == [kx.server.rsa.key_id] * 3
+
+
+async def test_each_attempt_and_retry_is_logged_without_key_or_signature(
+    kx: Driver, caplog: pytest.LogCaptureFixture
+) -> None:
+    package = "kalshi_httpx" if kx.flavour.family == "httpx" else kx.flavour.family
+    caplog.set_level(logging.DEBUG, logger=package)
+    kx.server.fail("/portfolio/balance", 503)
+    async with kx.client(key=kx.server.rsa) as client:
+        await maybe(client.portfolio.balance())
+    records = [r for r in caplog.records if r.name == package]
+    assert [r.levelno for r in records] == [logging.DEBUG, logging.INFO, logging.DEBUG]
+    failed, retry, answered = (r.getMessage() for r in records)
+    seen = kx.server.requests()
+    path = "/trade-api/v2/portfolio/balance"
+    first = re.fullmatch(
+        rf"GetBalance: GET {path} -> 503 in [0-9.]+ ms, attempt 1 \[request id req-(\d+)\]", failed
+    )
+    assert first is not None, failed
+    assert re.fullmatch(
+        r"GetBalance: HTTP 503 on GET, attempt 1 of \d, backing off [0-9.]+s \(ServerError: .*\)",
+        retry,
+    ), retry
+    assert re.fullmatch(
+        rf"GetBalance: GET {path} -> 200 in [0-9.]+ ms, attempt 2 \[request id req-{int(first[1]) + 1}\]",
+        answered,
+    ), answered
+    assert [r.__dict__["kalshi_status"] for r in records[::2]] == [r.status for r in seen]
+    # Nothing of the signed headers reaches the log: not the key id, nor any signature.
+    signed = [r.headers[f"kalshi-access-{name}"] for r in seen for name in ("key", "signature")]
+    assert kx.server.rsa.key_id in signed
+    for value in signed:
+        assert value not in caplog.text
 
 
 async def test_post_is_not_retried_after_503(kx: Driver) -> None:

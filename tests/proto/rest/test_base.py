@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar, cast
@@ -30,6 +31,7 @@ from kalshi_proto.errors import (
 from kalshi_proto.rest._async_base import AsyncClientBase
 from kalshi_proto.rest._sync_base import ClientBase
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
+from kalshi_proto.rest.client import RestCore
 from kalshi_proto.rest.executor import AsyncExecutor, SyncExecutor
 from kalshi_proto.rest.generated import calls
 from kalshi_proto.rest.generated import models as m
@@ -119,6 +121,9 @@ class _Fake:
         lock = CountingLock()
         self.locks.append(lock)
         return lock
+
+    def _default_logger(self) -> logging.Logger:
+        return logging.getLogger("tests.fake_client")
 
 
 class CountingLock:
@@ -379,6 +384,76 @@ def test_execute_retries_a_get_and_raises_the_last_error(flavour: type[Client]) 
     # Each attempt's timeout is what is left of the 60 s total.
     assert [timeout for _, timeout in client.sent] == [30.0, 30.0, 30.0, 30.0]
     assert client.clock.now == 1000.0 + 4 * 0.0625 + 0.875
+
+
+# ---- logging -------------------------------------------------------------------------------
+
+
+def test_execute_logs_retries_at_info_to_the_adapters_logger(
+    flavour: type[Client], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="tests.fake_client")
+    client = flavour(script=[ReadError("reset"), json_response({"message": "down"}, 503), STATUS])
+    resolve(client.execute(calls.get_exchange_status()))
+    assert [(r.name, r.levelno) for r in caplog.records] == [("tests.fake_client", logging.INFO)] * 2
+    assert [r.getMessage() for r in caplog.records] == [
+        "GetExchangeStatus: connection error on GET, attempt 1 of 4, backing off 0.12s "
+        "(ReadError: reset)",
+        "GetExchangeStatus: HTTP 503 on GET, attempt 2 of 4, backing off 0.25s "
+        "(ServerError: HTTP 503 from GetExchangeStatus: down)",
+    ]
+    assert [r.__dict__["kalshi_wait"] for r in caplog.records] == client.slept == [0.125, 0.25]
+
+
+def test_execute_logs_each_attempt_at_debug_when_the_logger_wants_it(
+    flavour: type[Client], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="tests.fake_client")
+    client = flavour(script=[json_response({}, 503), STATUS])
+    resolve(client.execute(calls.get_exchange_status()))
+    assert [(r.levelno, r.__dict__["kalshi_attempt"]) for r in caplog.records] == [
+        (logging.DEBUG, 1),
+        (logging.INFO, 1),
+        (logging.DEBUG, 2),
+    ]
+    first, _, last = caplog.records
+    # Each exchange takes a sixteenth of a second on the fake clock.
+    assert first.getMessage() == (
+        "GetExchangeStatus: GET /trade-api/v2/exchange/status -> 503 in 62.5 ms, attempt 1"
+    )
+    assert (last.__dict__["kalshi_status"], last.__dict__["kalshi_elapsed"]) == (200, 0.0625)
+
+
+def test_execute_takes_the_logger_it_is_given(
+    flavour: type[Client], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="tests.fake_client")
+    caplog.set_level(logging.DEBUG, logger="tests.given")
+    client = flavour(script=[STATUS], logger=logging.getLogger("tests.given"))
+    resolve(client.execute(calls.get_exchange_status()))
+    [record] = caplog.records
+    assert (record.name, record.__dict__["kalshi_operation"]) == ("tests.given", "GetExchangeStatus")
+
+
+def test_execute_builds_no_debug_line_when_the_logger_would_drop_it(
+    flavour: type[Client], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="tests.fake_client")
+    traced: list[bool] = []
+    start = RestCore.start
+
+    def spy(self: RestCore, call: Any, now: float, *, trace: bool = False) -> Any:
+        traced.append(trace)
+        return start(self, call, now, trace=trace)
+
+    monkeypatch.setattr(RestCore, "start", spy)
+    client = flavour(script=[STATUS])
+    resolve(client.execute(calls.get_exchange_status()))
+    caplog.set_level(logging.DEBUG, logger="tests.fake_client")
+    client.script.append(STATUS)
+    resolve(client.execute(calls.get_exchange_status()))
+    assert traced == [False, True]
+    assert len(caplog.records) == 1
 
 
 def test_execute_gives_send_the_deadline_of_each_attempt(flavour: type[Client]) -> None:
