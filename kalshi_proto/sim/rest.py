@@ -608,8 +608,8 @@ class ExchangeApp:
     def _op_GetMarketOrderbook(self, ctx: _Context) -> tuple[int, BaseModel]:
         market = self.exchange.market(ctx.args["ticker"])
         depth = ctx.args.get("depth")
-        if depth is not None and depth < 0:
-            raise ExchangeError(400, "invalid_parameters", "depth must not be negative")
+        if depth is not None and not 0 <= depth <= 100:  # the spec's minimum and maximum
+            raise ExchangeError(400, "invalid_parameters", "depth must be between 0 and 100")
         view = self._book_view(market, depth)
         return 200, m.GetMarketOrderbookResponse.model_validate({"orderbook_fp": view})
 
@@ -794,7 +794,8 @@ class ExchangeApp:
                 "revenue": int(s.revenue * 100),
                 "settled_time": _time(s.settled_ms),
                 "fee_cost": _dollars(s.fees),
-                "value": int(s.revenue * 100),
+                # The spec's Settlement.value: the payout of a single YES contract, in cents.
+                "value": 100 if s.result == "yes" else 0,
             }
             for s in chunk
         ]
