@@ -38,6 +38,7 @@ DELETE; ``total_timeout`` bounds the whole run, waits included (`CallTimeout`).
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -86,8 +87,8 @@ class RestConfig:
         base_url: where to send requests (see `kalshi_proto.environments.resolve_base_url`).
         credentials: the key that signs private calls, or None for public calls only.
         retry: the retry policy (``RetryPolicy.disabled()`` turns retries off).
-        timeout: seconds one attempt may take (connect, send and read), capped by what is left
-            of ``retry.total_timeout``.
+        timeout: seconds one attempt may take (connect, send and read), a finite number,
+            capped by what is left of ``retry.total_timeout``.
         user_agent: the ``User-Agent`` header.
     """
 
@@ -100,6 +101,8 @@ class RestConfig:
     def __post_init__(self) -> None:
         if not self.timeout > 0:
             raise ConfigurationError(f"timeout must be positive, got {self.timeout}")
+        if self.timeout == math.inf:  # an attempt needs a deadline a socket can wait for
+            raise ConfigurationError(f"timeout must be finite, got {self.timeout}")
         if not self.user_agent or "\r" in self.user_agent or "\n" in self.user_agent:
             raise ConfigurationError("user_agent must be a non-empty single line")
 
