@@ -249,23 +249,27 @@ async def test_a_connection_coming_back_after_close_is_closed(
 async def close_during_calls(kx: Driver, client: Any, calls: int) -> list[object]:
     """Start ``calls`` balance calls 50 ms apart (threads on a blocking client, tasks on an
     async one) and close the client 50 ms after the last. What each call gave, its answer or
-    its KalshiError, in the order they ended."""
-    outcome: list[object] = []
+    its KalshiError, in the order the calls started (not the order they ended: a call that
+    hands its connection on may return after the call it hands it to)."""
+    outcome: list[object] = [None] * calls
 
-    async def call() -> None:
+    async def call(index: int) -> None:
         try:
-            outcome.append(await maybe(client.portfolio.balance()))
+            outcome[index] = await maybe(client.portfolio.balance())
         except KalshiError as exc:
-            outcome.append(exc)
+            outcome[index] = exc
 
     if kx.is_async:
         async with anyio.create_task_group() as group:
-            for _ in range(calls):
-                group.start_soon(call)
+            for index in range(calls):
+                group.start_soon(call, index)
                 await anyio.sleep(0.05)
             await kx.close(client)
     else:
-        threads = [threading.Thread(target=run_without_loop, args=(call(),)) for _ in range(calls)]
+        threads = [
+            threading.Thread(target=run_without_loop, args=(call(index),))
+            for index in range(calls)
+        ]
         for thread in threads:
             thread.start()
             await kx.sleep(0.05)
@@ -281,12 +285,11 @@ async def test_closing_while_a_request_is_in_flight_leaves_no_socket(kx: Driver)
     # socket is left open.
     kx.server.script("/portfolio/balance", Fault(delay=0.3))
     client = kx.build()
-    outcome = await close_during_calls(kx, client, 1)
-    assert len(outcome) == 1
+    [only] = await close_during_calls(kx, client, 1)
     if kx.flavour.family == "httpx":
-        assert isinstance(outcome[0], GetBalanceResponse | KalshiError)
+        assert isinstance(only, GetBalanceResponse | KalshiError)
     else:
-        assert isinstance(outcome[0], GetBalanceResponse)
+        assert isinstance(only, GetBalanceResponse)
     assert open_sockets_to(kx.server.port) == 0
 
 
@@ -330,11 +333,10 @@ async def test_a_call_waiting_for_a_connection_when_the_client_closes_sends_noth
     # client is closed meanwhile. The first finishes; the second must not go out.
     kx.server.script("/portfolio/balance", Fault(delay=0.3))
     client = kx.build(max_connections=1)
-    outcome = await close_during_calls(kx, client, 2)
-    assert len(outcome) == 2
-    assert isinstance(outcome[0], GetBalanceResponse)
-    assert isinstance(outcome[1], LocalProtocolError)
-    assert str(outcome[1]) == "the client is closed"
+    first, second = await close_during_calls(kx, client, 2)
+    assert isinstance(first, GetBalanceResponse)
+    assert isinstance(second, LocalProtocolError)
+    assert str(second) == "the client is closed"
     assert len(kx.server.requests("/portfolio/balance")) == 1
     assert open_sockets_to(kx.server.port) == 0
 
