@@ -1,9 +1,11 @@
 """The part of every async REST client that is not I/O: construction, the facade, the run loop.
 
-An adapter subclasses `AsyncClientBase` and supplies four small methods: ``_send`` (one HTTP
+An adapter subclasses `AsyncClientBase` and supplies a few small methods: ``_send`` (one HTTP
 exchange, raising `TransportError` subclasses), ``_sleep``, ``_clocks`` (monotonic seconds and
-Unix milliseconds, read at one moment) and ``aclose``, and its logger, ``_default_logger``. Everything else, from building the
-signed request to retrying and paging, is here or deeper in the core, so no adapter repeats it.
+Unix milliseconds, read at one moment), ``aclose``, and its defaults for the jitter source, the
+logger and the rate limiter's lock (``_default_rng``, ``_default_logger``, ``_new_lock``).
+Everything else, from building the signed request to retrying, paging and handing log lines to
+the logger, is here or deeper in the core, so no adapter repeats it.
 
 ``scripts/unasync.py`` writes the blocking twin, ``_sync_base.py``, from this file.
 """
