@@ -439,4 +439,3 @@ class CallRun(Generic[T]):
         error.__cause__ = self._error
         self._finish(error)
         return Finished()
-
