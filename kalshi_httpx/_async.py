@@ -10,6 +10,10 @@ A ready `httpx.AsyncClient` passed as ``http_client`` is used through its public
 all its settings; so is an internal one when the environment names a proxy (``HTTPS_PROXY``,
 ``ALL_PROXY``, ...), which only `httpx.AsyncClient` knows how to route. A pool built here is
 built anew in a forked process and on a new asyncio event loop (see `_pool`).
+
+With a rate limiter on, a call takes one of the pool's connection slots before it reserves its
+tokens (see `_gate`). That needs the pool's size, so it is done for a pool built here over
+HTTP/1.1 with a connection limit; over HTTP/2 calls share connections and do not queue for them.
 """
 
 from __future__ import annotations
@@ -31,8 +35,9 @@ from anyio import sleep as _sleep
 from kalshi_httpx import _pool
 from kalshi_httpx._body import aread_body
 from kalshi_httpx._errors import map_exceptions
+from kalshi_httpx._gate import AsyncGate
 from kalshi_proto.errors import ConfigurationError, LocalProtocolError
-from kalshi_proto.rest._async_base import AsyncClientBase, Logger
+from kalshi_proto.rest._async_base import AsyncClientBase, Logger, Slot
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
 from kalshi_proto.rest.http11 import ACCEPT_ENCODING
 
@@ -108,6 +113,9 @@ class AsyncKalshiClient(AsyncClientBase):
         # Builds the pool anew (see _renew); None for a pool passed in, which is the caller's to
         # look after.
         self._new_pool: Callable[[], None] | None = None
+        # Slots for rate-limited calls, one per connection of a pool built here (see _gate).
+        self._gate_size: int | None = None
+        self._gate: AsyncGate | None = None
         if http_client is None and (
             transport is not None or not _proxy_in_environment(base.scheme)
         ):
@@ -135,6 +143,8 @@ class AsyncKalshiClient(AsyncClientBase):
 
             self._new_pool = new_client
             new_client()
+        if self._new_pool is not None and not http2:
+            self._gate_size = (limits or _LIMITS).max_connections
         # The process and the event loop the pool belongs to (None in the blocking twin).
         self._forks = _pool.FORKS
         self._loop = _pool.current_loop()
@@ -149,56 +159,73 @@ class AsyncKalshiClient(AsyncClientBase):
         elif self._owns_http and self._http is not None:
             await self._http.aclose()
 
-    async def _send(self, request: HttpRequest, timeout: float, deadline: float) -> HttpResponse:
+    async def _claim(self, deadline: float) -> Slot | None:
         if self._closed:
             raise LocalProtocolError("the client is closed")
         if self._forks != _pool.FORKS or self._loop is not _pool.current_loop():
             self._renew()
-        url = self._urls.get(request.target)
-        if url is None:
-            url = httpx.URL(self._origin + request.target)
-            if len(self._urls) >= _URL_CACHE_SIZE:
-                self._urls.clear()
-            self._urls[request.target] = url
-        headers = (*request.headers, ("Accept-Encoding", ACCEPT_ENCODING))
-        with map_exceptions():
-            if self._transport is not None:
-                outgoing = httpx.Request(
-                    request.method,
-                    url,
-                    headers=headers,
-                    content=request.body or None,
-                    extensions={"timeout": dict.fromkeys(_TIMEOUT_KEYS, timeout)},
-                )
-                reply = await self._transport.handle_async_request(outgoing)
-            else:
-                assert self._http is not None
-                outgoing = self._http.build_request(
-                    request.method,
-                    url,
-                    headers=headers,
-                    content=request.body or None,
-                    timeout=timeout,
-                )
-                reply = await self._http.send(outgoing, stream=True)
-            body = await aread_body(reply, deadline)
-        if self._closed and (self._transport is not None or self._owns_http):
-            # Closed during this call. httpx's pool may have opened the call's connection after
-            # the close (the call was waiting for a free one), or dropped it unclosed (it was
-            # still connecting); either way the close did not see it. Close the pool again,
-            # which takes every connection it knows out of it at once; then the call's own, in
-            # case the pool no longer knows it (closing it under the pool's feet would leave a
-            # dead socket there for other calls to trip on).
-            pool = self._transport or self._http
-            assert pool is not None
-            await pool.aclose()
-            connection = reply.extensions.get("network_stream")
-            if connection is not None:
-                await connection.aclose()
-        received = tuple(
-            (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in reply.headers.raw
-        )
-        return HttpResponse(status=reply.status_code, headers=received, body=body)
+        if self._gate_size is None:
+            return None
+        if self._gate is None:  # built on first use, on the loop that uses it
+            self._gate = AsyncGate(self._gate_size)
+        return await self._gate.acquire(deadline)
+
+    async def _send(
+        self, request: HttpRequest, timeout: float, deadline: float, slot: Slot | None
+    ) -> HttpResponse:
+        try:
+            if self._closed:
+                raise LocalProtocolError("the client is closed")
+            if self._forks != _pool.FORKS or self._loop is not _pool.current_loop():
+                self._renew()
+            url = self._urls.get(request.target)
+            if url is None:
+                url = httpx.URL(self._origin + request.target)
+                if len(self._urls) >= _URL_CACHE_SIZE:
+                    self._urls.clear()
+                self._urls[request.target] = url
+            headers = (*request.headers, ("Accept-Encoding", ACCEPT_ENCODING))
+            with map_exceptions():
+                if self._transport is not None:
+                    outgoing = httpx.Request(
+                        request.method,
+                        url,
+                        headers=headers,
+                        content=request.body or None,
+                        extensions={"timeout": dict.fromkeys(_TIMEOUT_KEYS, timeout)},
+                    )
+                    reply = await self._transport.handle_async_request(outgoing)
+                else:
+                    assert self._http is not None
+                    outgoing = self._http.build_request(
+                        request.method,
+                        url,
+                        headers=headers,
+                        content=request.body or None,
+                        timeout=timeout,
+                    )
+                    reply = await self._http.send(outgoing, stream=True)
+                body = await aread_body(reply, deadline)
+            if self._closed and (self._transport is not None or self._owns_http):
+                # Closed during this call. httpx's pool may have opened the call's connection
+                # after the close (the call was waiting for a free one), or dropped it unclosed
+                # (it was still connecting); either way the close did not see it. Close the pool
+                # again, which takes every connection it knows out of it at once; then the
+                # call's own, in case the pool no longer knows it (closing it under the pool's
+                # feet would leave a dead socket there for other calls to trip on).
+                pool = self._transport or self._http
+                assert pool is not None
+                await pool.aclose()
+                connection = reply.extensions.get("network_stream")
+                if connection is not None:
+                    await connection.aclose()
+            received = tuple(
+                (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in reply.headers.raw
+            )
+            return HttpResponse(status=reply.status_code, headers=received, body=body)
+        finally:
+            if slot is not None:
+                slot.release()
 
     def _renew(self) -> None:
         # The pool cannot serve this process or this event loop: after os.fork() its
@@ -216,6 +243,7 @@ class AsyncKalshiClient(AsyncClientBase):
         if forked:
             _pool.forget(pool)
         self._new_pool()
+        self._gate = None
 
     async def _sleep(self, seconds: float) -> None:
         await _sleep(seconds)

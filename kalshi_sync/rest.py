@@ -5,7 +5,8 @@ Connections are kept alive and reused. One idle for longer than ``keepalive_expi
 closed rather than reused, so a request never races a server closing its idle connections (the
 cause of an order whose fate is unknown); one the server has already dropped is noticed before
 reuse and replaced. At most ``max_connections`` requests are in flight at once; more wait
-for a free slot. The pool of idle connections changes under a lock, never held across an await,
+for a free slot (a rate-limited call takes its slot before it reserves tokens: see `_claim`).
+The pool of idle connections changes under a lock, never held across an await,
 so threads may share the blocking twin. A process forked after calls were made does not reuse
 the idle connections it inherited, which are the parent's too (see `_io.forget`); nor does a
 client called from a new asyncio event loop reuse those of the old one (see `_io.abandon`).
@@ -31,7 +32,7 @@ from kalshi_proto.errors import (
     ReadError,
     RemoteProtocolError,
 )
-from kalshi_proto.rest._sync_base import ClientBase, Logger
+from kalshi_proto.rest._sync_base import ClientBase, Logger, Slot
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
 from kalshi_proto.rest.events import ConnectionClosed, ResponseReceived
 from kalshi_proto.rest.http11 import Http11Connection
@@ -110,15 +111,34 @@ class KalshiClient(ClientBase):
             idle, self._idle = self._idle, []
         _io.close_all(connection.stream for connection in idle)
 
-    def _send(self, request: HttpRequest, timeout: float, deadline: float) -> HttpResponse:
+    def _claim(self, deadline: float) -> Slot:
+        # A slot held while the call waits for the rate limiter, then handed to _send: the
+        # call's request goes out as soon as the wait is over, not after a wait for a
+        # connection too.
         if self._closed:
             raise LocalProtocolError("the client is closed")
         if self._forks != _io.FORKS or self._loop is not None:
             self._renew()
-        # The slot goes back to the limiter it came from, even if _renew replaces it meanwhile.
         limiter = self._limiter
-        # A call waiting for a free connection waits no longer than its own deadline.
-        waited = limiter.acquire(deadline)
+        limiter.acquire(deadline)
+        return limiter
+
+    def _send(
+        self, request: HttpRequest, timeout: float, deadline: float, slot: Slot | None
+    ) -> HttpResponse:
+        if self._closed:
+            if slot is not None:
+                slot.release()
+            raise LocalProtocolError("the client is closed")
+        if self._forks != _io.FORKS or self._loop is not None:
+            self._renew()
+        # The slot goes back to the limiter it came from, even if _renew replaces it meanwhile.
+        waited = False
+        if slot is None:
+            limiter = self._limiter
+            # A call waiting for a free connection waits no longer than its own deadline.
+            waited = limiter.acquire(deadline)
+            slot = limiter
         try:
             now = deadline - timeout  # when the attempt started
             if waited:
@@ -137,7 +157,7 @@ class KalshiClient(ClientBase):
                 connection.stream.close()
             return response
         finally:
-            limiter.release()
+            slot.release()
 
     def _renew(self) -> None:
         # The idle connections cannot serve this process or this event loop. After os.fork()

@@ -45,6 +45,7 @@ RULES: tuple[tuple[str, str], ...] = (
     (r"\bhttpx\.AsyncBaseTransport\b", "httpx.BaseTransport"),
     (r"\bhttpx\.AsyncHTTPTransport\b", "httpx.HTTPTransport"),
     (r"\bhandle_async_request\b", "handle_request"),
+    (r"\bAsyncGate\b", "Gate"),
     (r"^from anyio import sleep as _sleep$", "from time import sleep as _sleep"),
     # A blocking client's connections belong to no event loop.
     (r"\b(?:_io|_pool)\.current_loop\(\)", "None"),

@@ -1,9 +1,10 @@
 """The part of every async REST client that is not I/O: construction, the facade, the run loop.
 
 An adapter subclasses `AsyncClientBase` and supplies a few small methods: ``_send`` (one HTTP
-exchange, raising `TransportError` subclasses), ``_sleep``, ``_clocks`` (monotonic seconds and
-Unix milliseconds, read at one moment), ``aclose``, and its defaults for the jitter source, the
-logger and the rate limiter's lock (``_default_rng``, ``_default_logger``, ``_new_lock``).
+exchange, raising `TransportError` subclasses), ``_claim`` (a connection slot held ahead of a
+rate-limited request), ``_sleep``, ``_clocks`` (monotonic seconds and Unix milliseconds, read at
+one moment), ``aclose``, and its defaults for the jitter source, the logger and the rate
+limiter's lock (``_default_rng``, ``_default_logger``, ``_new_lock``).
 Everything else, from building the signed request to retrying, paging and handing log lines to
 the logger, is here or deeper in the core, so no adapter repeats it.
 
@@ -26,6 +27,7 @@ from kalshi_proto.rest.call import Call, HttpRequest, HttpResponse, Page
 from kalshi_proto.rest.client import (
     DEBUG,
     CallRun,
+    Claim,
     Finished,
     RestConfig,
     RestCore,
@@ -43,7 +45,7 @@ from kalshi_proto.rest.settings import (
     rate_limiter_for,
 )
 
-__all__ = ["AsyncClientBase", "Logger"]
+__all__ = ["AsyncClientBase", "Logger", "Slot"]
 
 T = TypeVar("T")
 
@@ -54,6 +56,12 @@ class Logger(Protocol):
     def isEnabledFor(self, level: int) -> bool: ...  # the logging module's spelling
 
     def log(self, level: int, msg: object, *, extra: dict[str, object]) -> None: ...
+
+
+class Slot(Protocol):
+    """A connection slot an adapter's ``_claim`` took: given back with ``release()``."""
+
+    def release(self) -> None: ...
 
 
 class AsyncClientBase(AsyncResources, abc.ABC):
@@ -183,14 +191,20 @@ class AsyncClientBase(AsyncResources, abc.ABC):
             raise LocalProtocolError("the client is closed")
         now, wall_ms = self._clocks()
         run = self._core.start(call, now, trace=self._logger.isEnabledFor(DEBUG))
+        # The connection slot claimed for the next request (rate-limited calls only), until
+        # `_send` takes it over.
+        slot: Slot | None = None
         try:
             while True:
                 step = run.next_step(now, wall_ms)
                 if run.log:
                     self._write_log(run)
                 if isinstance(step, SendRequest):
+                    held, slot = slot, None
                     try:
-                        response = await self._send(step.request, step.timeout, now + step.timeout)
+                        response = await self._send(
+                            step.request, step.timeout, now + step.timeout, held
+                        )
                     except TransportError as exc:
                         now, wall_ms = self._clocks()
                         run.receive_failure(exc, now)
@@ -199,11 +213,25 @@ class AsyncClientBase(AsyncResources, abc.ABC):
                         run.receive_response(response, now, wall_ms)
                 elif isinstance(step, Sleep):
                     await self._sleep(step.seconds)
+                    if self._closed:  # while it slept: the tokens it holds go back
+                        raise LocalProtocolError("the client is closed")
                     now, wall_ms = self._clocks()
+                elif isinstance(step, Claim):
+                    try:
+                        slot = await self._claim(now + step.timeout)
+                    except TransportError as exc:
+                        now, wall_ms = self._clocks()
+                        run.receive_failure(exc, now)
+                    else:
+                        if self._closed:  # while it waited for a connection
+                            raise LocalProtocolError("the client is closed")
+                        now, wall_ms = self._clocks()
                 else:
                     assert isinstance(step, Finished)
                     return run.result()
         finally:
+            if slot is not None:
+                slot.release()
             if not run.done:  # left early: cancelled, or the client closed meanwhile
                 run.abandon()
 
@@ -244,9 +272,26 @@ class AsyncClientBase(AsyncResources, abc.ABC):
         """Close every connection; the client cannot be used afterwards."""
 
     @abc.abstractmethod
-    async def _send(self, request: HttpRequest, timeout: float, deadline: float) -> HttpResponse:
+    async def _send(
+        self, request: HttpRequest, timeout: float, deadline: float, slot: Slot | None
+    ) -> HttpResponse:
         """One HTTP exchange within ``timeout`` seconds, that is by ``deadline`` on the
-        adapter's clock; raise `TransportError` on failure."""
+        adapter's clock; raise `TransportError` on failure.
+
+        ``slot`` is the connection slot `_claim` took for this request, which `_send` gives
+        back when it is done; None when there is none, and the adapter takes one itself if it
+        limits its connections.
+        """
+
+    @abc.abstractmethod
+    async def _claim(self, deadline: float) -> Slot | None:
+        """Take a connection slot for the next request, waiting until ``deadline`` at most;
+        None if the adapter does not limit its connections.
+
+        Raises:
+            ConnectTimeout: no slot became free in time.
+            LocalProtocolError: the client is closed.
+        """
 
     @abc.abstractmethod
     async def _sleep(self, seconds: float) -> None:

@@ -13,10 +13,18 @@ while True:
                              run.receive_response(response, now, wall_ms)
                              or run.receive_failure(TransportError, now)
         case Sleep():        sleep step.seconds
+        case Claim():        take a connection slot (timeout step.timeout) and keep it for the
+                             next SendRequest; then next_step again, or, if none came,
+                             run.receive_failure(ConnectTimeout, now)
         case Finished():     return run.result()   # the parsed value, or raises the error
 # and if the adapter leaves the loop early (cancelled, closed, interrupted):
 run.abandon()                                  # gives back unspent rate-limit tokens
 ```
+
+`Claim` comes only when a rate limiter is on. An attempt then reserves its tokens once it holds
+a connection, and its request goes out as soon as the wait they ask for is over. Tokens reserved
+before waiting for a connection would let calls that queued for one go out together, so that
+the server would see more in a second than the bucket allows.
 
 The core does not log. A run keeps what an operator would want in a log as `LogLine` values in
 ``run.log``, which the adapter hands to its logger after each step: every retry (`INFO`) and,
@@ -25,8 +33,11 @@ with ``core.start(call, now, trace=True)``, every attempt's outcome and every ra
 
 The states of a run:
 
-* READY    -- the next attempt may go out: reserve rate-limit tokens (which may mean a
-              `Sleep`), then sign with the current ``wall_ms`` and emit `SendRequest`.
+* READY    -- the next attempt may go out: with a rate limiter, claim a connection
+              (`Claim`) and reserve tokens (which may mean a `Sleep`); then sign with the
+              current ``wall_ms`` and emit `SendRequest`.
+* CLAIMING -- the adapter is taking a connection slot; the next `next_step` means it has one,
+              a `receive_failure` that none came.
 * WAITING  -- backing off (retry or rate limit) until a known time; `next_step` says `Sleep`.
 * SENT     -- a request is out; only `receive_response` / `receive_failure` are accepted.
 * DONE     -- `result()` returns the value or raises the final error.
@@ -51,6 +62,7 @@ from kalshi_proto.errors import (
     AuthRequiredError,
     CallTimeout,
     ConfigurationError,
+    ConnectError,
     KalshiError,
     LocalProtocolError,
     TransportError,
@@ -64,6 +76,7 @@ __all__ = [
     "INFO",
     "USER_AGENT",
     "CallRun",
+    "Claim",
     "Finished",
     "LogLine",
     "RestConfig",
@@ -123,11 +136,23 @@ class Sleep:
 
 
 @dataclass(frozen=True, slots=True)
+class Claim:
+    """Take a connection slot, waiting at most ``timeout`` seconds for a free one; keep it for
+    the request of the next `SendRequest`, and ask for the next step again.
+
+    If no slot becomes free in time, report `ConnectTimeout` with `CallRun.receive_failure`.
+    An adapter that does not limit its connections asks for the next step at once.
+    """
+
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
 class Finished:
     """The run is over; `CallRun.result` returns the value or raises the error."""
 
 
-Step = SendRequest | Sleep | Finished
+Step = SendRequest | Sleep | Claim | Finished
 
 
 #: The levels of `LogLine`, the numbers of the ``logging`` module's levels of the same names.
@@ -160,6 +185,7 @@ class LogLine:
 
 class _State(enum.Enum):
     READY = "ready"  #: the next attempt may be sent (after any rate-limit wait)
+    CLAIMING = "claiming"  #: the adapter is taking a connection slot for the next attempt
     WAITING = "waiting"  #: backing off until ``_wake_at``
     SENT = "sent"  #: a request is out; a response or a failure is expected
     DONE = "done"  #: the result or the error is final
@@ -268,8 +294,13 @@ class CallRun(Generic[T]):
                 return Sleep(self._wake_at - now)
             self._state = _State.READY
         if not self._reserved:
-            self._reserved = True
             limiter = self._core.rate_limiter
+            if limiter is not None and state is not _State.CLAIMING:
+                # Tokens are reserved only once a connection is in hand (see the module
+                # docstring), so first the adapter claims one.
+                self._state = _State.CLAIMING
+                return Claim(self._attempt_timeout(now))
+            self._reserved = True
             if limiter is not None:
                 call = self.call
                 wait = limiter.reserve(call.operation.operation_id, now, call.items)
@@ -289,13 +320,16 @@ class CallRun(Generic[T]):
         self.attempts += 1
         self._held = None  # spent: the request goes out
         self._state = _State.SENT
-        timeout = self._core.config.timeout
-        if self._deadline is not None:
-            timeout = min(timeout, self._deadline - now)
         request = self._core.build_request(self.call, wall_ms)
         if self._trace:
             self._sent = (request, now)
-        return SendRequest(request, timeout)
+        return SendRequest(request, self._attempt_timeout(now))
+
+    def _attempt_timeout(self, now: float) -> float:
+        timeout = self._core.config.timeout
+        if self._deadline is not None:
+            timeout = min(timeout, self._deadline - now)
+        return timeout
 
     def receive_response(self, response: HttpResponse, now: float, wall_ms: int) -> None:
         """Report the response to the request of the last `SendRequest`."""
@@ -314,11 +348,28 @@ class CallRun(Generic[T]):
             self._state = _State.DONE
 
     def receive_failure(self, error: TransportError, now: float) -> None:
-        """Report that the last request failed without a complete response."""
-        self._expect_sent()
-        if self._trace:
-            self._log_attempt(now, None, f"{type(error).__name__}: {error}", None)
-        self._after_failure(error, None, None, now)
+        """Report that the last request failed without a complete response, or that no
+        connection came for the last `Claim`.
+
+        A failed claim counts as an attempt, as a request that found no connection would.
+        """
+        claiming = self._state is _State.CLAIMING
+        if claiming:
+            self.attempts += 1
+            if self._trace:
+                self._add_line(
+                    DEBUG,
+                    f"no connection for attempt {self.attempts}: {type(error).__name__}: {error}",
+                    {"kalshi_attempt": self.attempts},
+                )
+        else:
+            self._expect_sent()
+            if self._trace:
+                self._log_attempt(now, None, f"{type(error).__name__}: {error}", None)
+        # A connection error (no slot, refused, a failed handshake) comes before any byte of
+        # the request is written.
+        sent = not claiming and not isinstance(error, ConnectError)
+        self._after_failure(error, None, None, now, sent=sent)
 
     def result(self) -> T:
         """The parsed value of the call.
@@ -351,7 +402,13 @@ class CallRun(Generic[T]):
             raise LocalProtocolError("no request is in flight; call next_step() first")
 
     def _after_failure(
-        self, error: KalshiError, status: int | None, retry_after: float | None, now: float
+        self,
+        error: KalshiError,
+        status: int | None,
+        retry_after: float | None,
+        now: float,
+        *,
+        sent: bool = True,
     ) -> None:
         policy = self._core.config.retry
         decision = policy.decide(
@@ -374,6 +431,11 @@ class CallRun(Generic[T]):
             if self.call.method in policy.retry_methods:
                 if status is None or status in policy.retry_statuses:
                     error.add_note(f"not retried: {decision.reason}")
+            elif not sent:
+                error.add_note(
+                    f"not resent ({decision.reason}): no connection was made, so the request "
+                    "never reached the server"
+                )
             elif status is None:
                 error.add_note(
                     f"not resent ({decision.reason}): the request may have reached the server, "

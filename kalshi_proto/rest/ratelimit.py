@@ -28,7 +28,10 @@ cost back with `RateLimiter.refund`, so requests never sent leave no debt behind
 costing more than the whole capacity is allowed; it waits until the balance it leaves behind
 would have refilled to zero. Callers honouring every wait send no more than
 ``capacity + refill_rate * T`` tokens' worth in any window of ``T`` seconds (for requests no
-larger than the capacity).
+larger than the capacity), provided each sends as soon as its wait is over: a caller that
+reserves and then waits for something else (a free connection) sends late, and late requests
+can bunch. The clients therefore reserve only once they hold a connection (see
+`kalshi_proto.rest.client.Claim`).
 
 A bucket starts full at the time of its first use, because the adapter's clock origin is unknown
 when the bucket is built. If the clock goes backwards, no tokens are added. Every caller of one

@@ -340,7 +340,8 @@ class Received:
     """One request as the server saw it.
 
     ``path`` is the raw path from ``/trade-api/v2`` without the query; ``api_path`` is the part
-    after the prefix. ``auth`` is the key id that verified the signature, or None.
+    after the prefix. ``auth`` is the key id that verified the signature, or None. ``arrived``
+    is when the whole request was in, on the `time.monotonic` clock.
     """
 
     method: str
@@ -353,6 +354,7 @@ class Received:
     auth: str | None
     status: int
     http_version: str = "1.1"  #: as the ASGI scope says: "1.1" or "2"
+    arrived: float = 0.0
 
     @property
     def api_path(self) -> str:
@@ -377,6 +379,7 @@ class _App:
             body += message.get("body", b"")
             if not message.get("more_body", False):
                 break
+        arrived = time.monotonic()
         method: str = scope["method"]
         raw_path = bytes(scope["raw_path"]).decode("latin-1").split("?", 1)[0]
         query = bytes(scope["query_string"]).decode("latin-1")
@@ -426,6 +429,7 @@ class _App:
                 auth,
                 status,
                 str(scope.get("http_version", "1.1")),
+                arrived,
             )
         )
         if fault is not None and fault.delay > 0 and await _client_left(receive, fault.delay):

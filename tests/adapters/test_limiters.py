@@ -1,15 +1,20 @@
-"""The connection limiters of kalshi_sync (threads) and kalshi_anyio (tasks, both backends)."""
+"""The connection limiters of kalshi_sync (threads) and kalshi_anyio (tasks, both backends), and
+the gate the httpx clients hold rate-limited calls at."""
 
 from __future__ import annotations
 
 import math
 import threading
 import time
+from typing import Any
 
 import anyio
+import httpx
 import pytest
 
+import kalshi_httpx
 from kalshi_anyio import _io as anyio_io
+from kalshi_httpx._gate import AsyncGate, Gate
 from kalshi_proto.errors import ConnectTimeout
 from kalshi_sync import _io as sync_io
 
@@ -213,3 +218,94 @@ def test_a_waiter_cancelled_just_after_it_was_handed_a_slot_hands_it_on(backend:
     # On both backends today the wake-up reaches w before the cancellation does, so w uses the
     # slot; were the cancellation first, w would hand it on. Either way x gets it afterwards.
     assert got in (["x"], ["w", "x"])
+
+
+# ---- the httpx clients' gate for rate-limited calls ------------------------------------------
+
+
+def test_the_blocking_gate_lets_at_most_its_total_in_and_waits_no_longer_than_the_deadline() -> (
+    None
+):
+    gate = Gate(2)
+    assert gate.acquire(math.inf) is gate
+    assert gate.acquire(time.monotonic() + 5) is gate
+    started = time.monotonic()
+    with pytest.raises(ConnectTimeout, match="no connection became free before the timeout"):
+        gate.acquire(started + 0.05)
+    assert time.monotonic() - started < 2
+    with pytest.raises(ConnectTimeout):
+        gate.acquire(started - 1)  # a deadline already past: no wait at all
+    handed = threading.Event()
+
+    def waiter() -> None:
+        gate.acquire(time.monotonic() + 5)
+        handed.set()
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    assert not handed.wait(0.05)
+    gate.release()  # the waiting thread gets this slot
+    assert handed.wait(5)
+    thread.join(5)
+    with pytest.raises(ConnectTimeout):
+        gate.acquire(time.monotonic())
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_the_async_gate_lets_at_most_its_total_in_and_waits_no_longer_than_the_deadline(
+    backend: str,
+) -> None:
+    async def main() -> list[str]:
+        gate = AsyncGate(1)
+        assert await gate.acquire(math.inf) is gate
+        started = time.monotonic()
+        with anyio.fail_after(5):
+            with pytest.raises(ConnectTimeout, match="no connection became free before the timeout"):
+                await gate.acquire(started + 0.05)
+        assert time.monotonic() - started < 2
+        order: list[str] = []
+
+        async def one(name: str) -> None:
+            await gate.acquire(time.monotonic() + 5)
+            order.append(name)
+            gate.release()
+
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as group:
+                for name in ("b", "c"):
+                    group.start_soon(one, name)
+                    await anyio.sleep(0.01)
+                assert order == []  # both wait for the slot "a" holds
+                gate.release()
+        return order
+
+    assert anyio.run(main, backend=backend) == ["b", "c"]
+
+
+@pytest.mark.parametrize(
+    ("options", "slots"),
+    [
+        ({}, 10),
+        ({"limits": httpx.Limits(max_connections=3)}, 3),
+        ({"limits": httpx.Limits(max_connections=None)}, None),
+        ({"http2": True}, None),  # streams share connections: none queues for one
+        ({"transport": httpx.MockTransport(lambda request: httpx.Response(200))}, None),
+        ({"http_client": httpx.Client()}, None),  # the caller's pool, of unknown size
+    ],
+    ids=["default", "limits", "no-limit", "http2", "transport", "http_client"],
+)
+def test_an_httpx_client_gates_rate_limited_calls_when_it_knows_its_pool(
+    options: dict[str, Any], slots: int | None
+) -> None:
+    client = kalshi_httpx.KalshiClient(base_url="http://127.0.0.1:9", rate_limit="basic", **options)
+    try:
+        assert client._gate_size == slots
+        slot = client._claim(time.monotonic() + 1)
+        assert (slot is None) == (slots is None)
+        if slot is not None:
+            slot.release()
+    finally:
+        client.close()
+        given = options.get("http_client")
+        if isinstance(given, httpx.Client):
+            given.close()

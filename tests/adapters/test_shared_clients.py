@@ -11,6 +11,7 @@ connection is left open.
 
 from __future__ import annotations
 
+import itertools
 import sys
 import threading
 import time
@@ -326,19 +327,27 @@ async def test_a_cancelled_call_still_closes_the_expired_connections(kx: Driver)
 
 
 @pytest.mark.flavours("kalshi_sync", "kalshi_anyio")
+@pytest.mark.parametrize("rate_limited", [False, True], ids=["unlimited", "rate_limited"])
 async def test_a_call_waiting_for_a_connection_when_the_client_closes_sends_nothing(
-    kx: Driver,
+    kx: Driver, rate_limited: bool
 ) -> None:
     # One connection: the first call holds it for 0.3 s, the second waits for it, and the
-    # client is closed meanwhile. The first finishes; the second must not go out.
+    # client is closed meanwhile. The first finishes; the second must not go out. A
+    # rate-limited second call waits for the connection before it reserves (see `Claim`), so
+    # it takes no tokens either.
     kx.server.script("/portfolio/balance", Fault(delay=0.3))
-    client = kx.build(max_connections=1)
+    limiter = RateLimiter.from_limits(1, 1000, 1, 1000) if rate_limited else None
+    client = kx.build(max_connections=1, rate_limit=limiter)
     first, second = await close_during_calls(kx, client, 2)
     assert isinstance(first, GetBalanceResponse)
     assert isinstance(second, LocalProtocolError)
     assert str(second) == "the client is closed"
     assert len(kx.server.requests("/portfolio/balance")) == 1
     assert open_sockets_to(kx.server.port) == 0
+    if limiter is not None:
+        # The first call's 10 tokens out of 1000, refilled at 1 a second for about 0.4 s. Had
+        # the second call reserved before its wait, it would have kept 10 more.
+        assert 990 <= limiter.bucket(Bucket.READ).available(kx.now()) < 995
 
 
 @pytest.mark.flavours("httpx")
@@ -352,3 +361,35 @@ async def test_httpx_a_call_let_through_after_close_leaves_no_socket(kx: Driver)
     failed = [each for each in outcome if isinstance(each, KalshiError)]
     assert (len(answered), len(failed)) == (1, 1)
     assert open_sockets_to(kx.server.port) == 0
+
+
+def small_pool(kx: Driver, connections: int) -> dict[str, Any]:
+    """The constructor argument that limits this flavour's pool to ``connections``."""
+    if kx.flavour.family == "httpx":
+        return {"limits": httpx.Limits(max_connections=connections)}
+    return {"max_connections": connections}
+
+
+async def test_calls_that_queued_for_a_connection_go_out_at_the_rate_limiters_pace(
+    kx: Driver,
+) -> None:
+    # Four callers, two connections, and a Read bucket of one call refilled in 0.4 s. The
+    # first two requests take 1.6 s; the other two callers wait for a connection meanwhile.
+    # Had they reserved their tokens before that wait (due at 0.8 and 1.2 s), both would go
+    # out together when the connections came back at 1.6 s, twice what the bucket allows.
+    # They reserve once they hold a connection instead, so the server sees one every 0.4 s.
+    kx.server.script("/exchange/status", Fault(delay=1.6), times=2)
+    limiter = RateLimiter.from_limits(25, DEFAULT_COST, 25, DEFAULT_COST)
+    callers = 4
+    async with kx.client(key=None, rate_limit=limiter, **small_pool(kx, 2)) as client:
+        if kx.is_async:
+            async with anyio.create_task_group() as group:
+                for _ in range(callers):
+                    group.start_soon(maybe, client.exchange.status())
+        else:
+            assert run_in_threads(client.exchange.status, callers) == []
+    arrivals = sorted(received.arrived for received in kx.server.requests("/exchange/status"))
+    assert len(arrivals) == callers
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+    # 0.4 s apart, less the scheduling noise of a busy machine; two sent together are ~0 apart.
+    assert min(gaps) > 0.2, gaps

@@ -28,7 +28,7 @@ from kalshi_proto.errors import (
     ServerError,
     TransportError,
 )
-from kalshi_proto.rest._async_base import AsyncClientBase
+from kalshi_proto.rest._async_base import AsyncClientBase, Slot
 from kalshi_proto.rest._sync_base import ClientBase
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
 from kalshi_proto.rest.client import RestCore
@@ -96,8 +96,26 @@ class _Fake:
         self.slept: list[float] = []
         self.locks: list[CountingLock] = []
         self.closed = False
+        # What happened to connection slots, in order: ("claim", deadline), ("send", slot held
+        # or None), ("release", slot number); and the answers to the next claims.
+        self.slot_events: list[tuple[str, object]] = []
+        self.claims: deque[TransportError | None] = deque()
+        self.claim_wait = 0.0  # how long each claim waits for a free connection
 
-    def _answer(self, request: HttpRequest, timeout: float, deadline: float) -> HttpResponse:
+    def _take_slot(self, deadline: float) -> FakeSlot:
+        self.slot_events.append(("claim", deadline))
+        self.clock.advance(self.claim_wait)
+        answer = self.claims.popleft() if self.claims else None
+        if answer is not None:
+            raise answer
+        return FakeSlot(self, len(self.slot_events))
+
+    def _answer(
+        self, request: HttpRequest, timeout: float, deadline: float, slot: Slot | None
+    ) -> HttpResponse:
+        self.slot_events.append(("send", slot.number if isinstance(slot, FakeSlot) else None))
+        if slot is not None:
+            slot.release()
         self.sent.append((request, timeout))
         self.deadlines.append(deadline)
         self.clock.advance(0.0625)  # each exchange takes a sixteenth of a second
@@ -126,6 +144,20 @@ class _Fake:
         return logging.getLogger("tests.fake_client")
 
 
+class FakeSlot:
+    """A connection slot of the fakes; fails if it is given back twice."""
+
+    def __init__(self, owner: _Fake, number: int) -> None:
+        self.owner = owner
+        self.number = number
+        self.released = False
+
+    def release(self) -> None:
+        assert not self.released, "the slot was given back twice"
+        self.released = True
+        self.owner.slot_events.append(("release", self.number))
+
+
 class CountingLock:
     """The fakes' lock: counts how often it is taken and fails if it is taken twice."""
 
@@ -152,8 +184,13 @@ class FakeAsyncClient(_Fake, AsyncClientBase):
     async def aclose(self) -> None:
         self.closed = True
 
-    async def _send(self, request: HttpRequest, timeout: float, deadline: float) -> HttpResponse:
-        return self._answer(request, timeout, deadline)
+    async def _send(
+        self, request: HttpRequest, timeout: float, deadline: float, slot: Slot | None
+    ) -> HttpResponse:
+        return self._answer(request, timeout, deadline, slot)
+
+    async def _claim(self, deadline: float) -> Slot:
+        return self._take_slot(deadline)
 
     async def _sleep(self, seconds: float) -> None:
         self._rest(seconds)
@@ -178,8 +215,13 @@ class FakeClient(_Fake, ClientBase):
     def close(self) -> None:
         self.closed = True
 
-    def _send(self, request: HttpRequest, timeout: float, deadline: float) -> HttpResponse:
-        return self._answer(request, timeout, deadline)
+    def _send(
+        self, request: HttpRequest, timeout: float, deadline: float, slot: Slot | None
+    ) -> HttpResponse:
+        return self._answer(request, timeout, deadline, slot)
+
+    def _claim(self, deadline: float) -> Slot:
+        return self._take_slot(deadline)
 
     def _sleep(self, seconds: float) -> None:
         self._rest(seconds)

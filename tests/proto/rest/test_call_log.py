@@ -9,9 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 
-from kalshi_proto.auth import Credentials, Signer
+from kalshi_proto.auth import Credentials
 from kalshi_proto.errors import AuthenticationError, ReadTimeout, ServerError
 from kalshi_proto.rest.call import Call, HttpResponse
 from kalshi_proto.rest.client import DEBUG, INFO, CallRun, Finished, LogLine, Sleep
@@ -19,9 +18,11 @@ from kalshi_proto.rest.generated import calls
 from kalshi_proto.rest.generated import models as m
 from kalshi_proto.rest.retry import RetryPolicy
 from tests.helpers.clock import FakeClock
+from tests.proto.rest.conftest import KEY_ID
 from tests.proto.rest.test_client import (
-    KEY_ID,
     STATUS_BODY,
+    claim,
+    claim_and_send,
     limiter,
     make_core,
     order_call,
@@ -30,16 +31,6 @@ from tests.proto.rest.test_client import (
 )
 
 STATUS_TARGET = "/trade-api/v2/exchange/status"
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def rsa_credentials(rsa_private_key: rsa.RSAPrivateKey) -> Credentials:
-    return Credentials(KEY_ID, Signer.from_private_key(rsa_private_key))
 
 
 def answer(
@@ -172,9 +163,10 @@ def test_a_final_error_is_an_attempt_line_and_no_retry_line(
 def test_a_traced_rate_limit_wait_is_a_debug_line(clock: FakeClock) -> None:
     core = make_core(limiter=limiter())  # a GET costs 10 tokens: one in the bucket
     first = core.start(status_call(), clock.now, trace=True)
-    send(first, clock)
+    claim_and_send(first, clock)
     taken(first)
     run = core.start(status_call(), clock.now, trace=True)
+    claim(run, clock)
     step = run.next_step(clock.now, clock.wall_ms)
     assert step == Sleep(0.5)
     [line] = taken(run)
@@ -186,6 +178,7 @@ def test_a_traced_rate_limit_wait_is_a_debug_line(clock: FakeClock) -> None:
         "kalshi_wait": 0.5,
     }
     untraced = core.start(status_call(), clock.now)
+    claim(untraced, clock)
     assert isinstance(untraced.next_step(clock.now, clock.wall_ms), Sleep)
     assert untraced.log == []
 

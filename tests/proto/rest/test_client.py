@@ -22,6 +22,7 @@ from kalshi_proto.errors import (
     CallTimeout,
     ConfigurationError,
     ConnectError,
+    ConnectTimeout,
     LocalProtocolError,
     NotFoundError,
     ReadError,
@@ -34,6 +35,7 @@ from kalshi_proto.rest.call import Call, HttpRequest, HttpResponse
 from kalshi_proto.rest.client import (
     USER_AGENT,
     CallRun,
+    Claim,
     Finished,
     RestConfig,
     RestCore,
@@ -45,9 +47,10 @@ from kalshi_proto.rest.generated import models as m
 from kalshi_proto.rest.ratelimit import Bucket, RateLimiter
 from kalshi_proto.rest.retry import RetryPolicy
 from tests.helpers.clock import FakeClock
+from tests.proto.rest.conftest import KEY_ID
 
 BASE = resolve_base_url()
-KEY_ID = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
+
 STATUS_BODY = b'{"exchange_active": true, "trading_active": true}'
 BASE_HEADERS = (("Accept", "application/json"), ("User-Agent", USER_AGENT))
 
@@ -101,6 +104,18 @@ def send(run: CallRun[Any], clock: FakeClock) -> SendRequest:
     return step
 
 
+def claim(run: CallRun[Any], clock: FakeClock) -> Claim:
+    step = run.next_step(clock.now, clock.wall_ms)
+    assert isinstance(step, Claim), step
+    return step
+
+
+def claim_and_send(run: CallRun[Any], clock: FakeClock) -> SendRequest:
+    """A rate-limited attempt whose tokens are there: the claim, then the request."""
+    claim(run, clock)
+    return send(run, clock)
+
+
 def verify(credentials: Credentials, request: HttpRequest, message: bytes) -> None:
     """Check the three auth headers of ``request`` with the public key."""
     headers = dict(request.headers)
@@ -119,11 +134,6 @@ def verify(credentials: Credentials, request: HttpRequest, message: bytes) -> No
         public.verify(signature, message)
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
 @pytest.fixture(params=["rsa", "ed25519"])
 def credentials(
     request: pytest.FixtureRequest,
@@ -132,11 +142,6 @@ def credentials(
 ) -> Credentials:
     key = rsa_private_key if request.param == "rsa" else ed25519_private_key
     return Credentials(KEY_ID, Signer.from_private_key(key))
-
-
-@pytest.fixture
-def rsa_credentials(rsa_private_key: rsa.RSAPrivateKey) -> Credentials:
-    return Credentials(KEY_ID, Signer.from_private_key(rsa_private_key))
 
 
 # ---- RestConfig ---------------------------------------------------------------------------
@@ -528,7 +533,7 @@ def test_a_get_stopped_by_the_total_timeout_keeps_its_error_and_says_why(clock: 
     ]
 
 
-@pytest.mark.parametrize("error", [ConnectError("refused"), ReadTimeout("timed out")])
+@pytest.mark.parametrize("error", [ReadTimeout("timed out"), ReadError("reset")])
 def test_an_order_without_an_answer_is_not_resent_and_the_note_says_to_check(
     error: TransportError, rsa_credentials: Credentials, clock: FakeClock
 ) -> None:
@@ -541,6 +546,22 @@ def test_an_order_without_an_answer_is_not_resent_and_the_note_says_to_check(
     assert error.__notes__ == [
         "not resent (POST is never retried): the request may have reached the server, so check "
         "before sending it again (an order: look for its client_order_id)"
+    ]
+
+
+@pytest.mark.parametrize("error", [ConnectError("refused"), ConnectTimeout("no free connection")])
+def test_an_order_that_found_no_connection_is_not_resent_and_the_note_says_it_never_left(
+    error: TransportError, rsa_credentials: Credentials, clock: FakeClock
+) -> None:
+    run = make_core(rsa_credentials).start(order_call(), clock.now)
+    send(run, clock)
+    run.receive_failure(error, clock.now)
+    with pytest.raises(TransportError) as info:
+        run.result()
+    assert info.value is error
+    assert error.__notes__ == [
+        "not resent (POST is never retried): no connection was made, so the request never "
+        "reached the server"
     ]
 
 
@@ -651,10 +672,12 @@ def test_a_rate_limit_wait_is_a_sleep_then_the_request_goes_out(clock: FakeClock
     core = make_core(limiter=limiter())
     assert core.rate_limiter is not None
     first = core.start(status_call(), clock.now)
-    send(first, clock)  # the full bucket covers the first call
+    claim_and_send(first, clock)  # the full bucket covers the first call
     first.receive_response(ok(), clock.now, clock.wall_ms)
 
     run = core.start(status_call(), clock.now)
+    assert run.next_step(clock.now, clock.wall_ms) == Claim(30.0)
+    assert read_balance(core, clock) == 0  # nothing is reserved before the claim
     assert run.next_step(clock.now, clock.wall_ms) == Sleep(0.5)
     assert run.attempts == 0
     clock.advance(0.25)
@@ -666,13 +689,14 @@ def test_a_rate_limit_wait_is_a_sleep_then_the_request_goes_out(clock: FakeClock
     assert core.rate_limiter.bucket_of("GetExchangeStatus").value == "read"
 
 
-def test_each_retry_reserves_tokens_again(clock: FakeClock) -> None:
+def test_each_retry_claims_and_reserves_tokens_again(clock: FakeClock) -> None:
     core = make_core(limiter=limiter())
     run = core.start(status_call(), clock.now)
-    send(run, clock)
+    claim_and_send(run, clock)
     run.receive_response(failed(503), clock.now, clock.wall_ms)
     assert run.next_step(clock.now, clock.wall_ms) == Sleep(0.1875)
     clock.advance(0.1875)
+    claim(run, clock)
     # 0.1875 s refilled 3.75 tokens; the retry's 10 leave a debt of 6.25, paid in 0.3125 s.
     assert run.next_step(clock.now, clock.wall_ms) == Sleep(0.3125)
     clock.advance(0.3125)
@@ -682,8 +706,9 @@ def test_each_retry_reserves_tokens_again(clock: FakeClock) -> None:
 
 def test_a_rate_limit_wait_past_the_total_timeout_is_call_timeout(clock: FakeClock) -> None:
     core = make_core(retry=RetryPolicy(total_timeout=0.25), limiter=limiter())
-    send(core.start(status_call(), clock.now), clock)
+    claim_and_send(core.start(status_call(), clock.now), clock)
     run = core.start(status_call(), clock.now)
+    assert claim(run, clock) == Claim(0.25)  # the attempt's timeout, cut to the total
     assert run.next_step(clock.now, clock.wall_ms) == Finished()
     with pytest.raises(CallTimeout) as info:
         run.result()
@@ -700,9 +725,10 @@ def test_a_rate_limit_wait_that_ends_at_the_total_timeout_is_call_timeout_at_onc
     # Sleeping until the deadline would leave the attempt no time: the call ends now, and the
     # tokens it reserved go back.
     core = make_core(retry=RetryPolicy(total_timeout=0.5), limiter=limiter())
-    send(core.start(status_call(), clock.now), clock)
+    claim_and_send(core.start(status_call(), clock.now), clock)
     before = read_balance(core, clock)
     run = core.start(status_call(), clock.now)
+    claim(run, clock)
     assert run.next_step(clock.now, clock.wall_ms) == Finished()
     with pytest.raises(CallTimeout) as info:
         run.result()
@@ -717,8 +743,9 @@ def test_a_rate_limit_wait_that_ends_just_before_the_total_timeout_is_slept(
     clock: FakeClock,
 ) -> None:
     core = make_core(retry=RetryPolicy(total_timeout=0.5 + 2**-20), limiter=limiter())
-    send(core.start(status_call(), clock.now), clock)
+    claim_and_send(core.start(status_call(), clock.now), clock)
     run = core.start(status_call(), clock.now)
+    claim(run, clock)
     assert run.next_step(clock.now, clock.wall_ms) == Sleep(0.5)
     clock.advance(0.5)
     step = run.next_step(clock.now, clock.wall_ms)
@@ -728,10 +755,11 @@ def test_a_rate_limit_wait_that_ends_just_before_the_total_timeout_is_slept(
 
 def test_a_rate_limit_wait_without_a_total_timeout_is_never_refused(clock: FakeClock) -> None:
     core = make_core(retry=RetryPolicy(total_timeout=None), limiter=limiter())
-    steps = [core.start(status_call(), clock.now).next_step(clock.now, clock.wall_ms)]
-    steps += [
-        core.start(status_call(), clock.now).next_step(clock.now, clock.wall_ms) for _ in range(3)
-    ]
+    steps = []
+    for _ in range(4):
+        run = core.start(status_call(), clock.now)
+        assert claim(run, clock) == Claim(30.0)
+        steps.append(run.next_step(clock.now, clock.wall_ms))
     assert isinstance(steps[0], SendRequest)
     assert steps[1:] == [Sleep(0.5), Sleep(1.0), Sleep(1.5)]
 
@@ -743,23 +771,25 @@ def read_balance(core: RestCore, clock: FakeClock) -> float:
 
 def test_a_call_refused_for_its_rate_limit_wait_gives_its_tokens_back(clock: FakeClock) -> None:
     core = make_core(retry=RetryPolicy(total_timeout=0.25), limiter=limiter())
-    send(core.start(status_call(), clock.now), clock)  # empties the bucket
+    claim_and_send(core.start(status_call(), clock.now), clock)  # empties the bucket
     for _ in range(5):
         refused = core.start(status_call(), clock.now)
+        claim(refused, clock)
         assert refused.next_step(clock.now, clock.wall_ms) == Finished()
     # Nothing was sent, so nothing is owed: had the refused calls kept their tokens, the
     # bucket would be 50 in debt and the next call refused too.
     assert read_balance(core, clock) == 0
     clock.advance(0.5)
-    send(core.start(status_call(), clock.now), clock)
+    claim_and_send(core.start(status_call(), clock.now), clock)
 
 
 def test_a_call_whose_deadline_passes_while_it_waits_gives_its_tokens_back(
     clock: FakeClock,
 ) -> None:
     core = make_core(retry=RetryPolicy(total_timeout=0.55), limiter=limiter())
-    send(core.start(status_call(), clock.now), clock)
+    claim_and_send(core.start(status_call(), clock.now), clock)
     run = core.start(status_call(), clock.now)
+    claim(run, clock)
     assert run.next_step(clock.now, clock.wall_ms) == Sleep(0.5)
     assert read_balance(core, clock) == -10
     clock.advance(0.6)  # slept past the deadline: the request is never sent
@@ -769,8 +799,9 @@ def test_a_call_whose_deadline_passes_while_it_waits_gives_its_tokens_back(
 
 def test_abandoning_a_waiting_call_gives_its_tokens_back(clock: FakeClock) -> None:
     core = make_core(limiter=limiter())
-    send(core.start(status_call(), clock.now), clock)
+    claim_and_send(core.start(status_call(), clock.now), clock)
     run = core.start(status_call(), clock.now)
+    claim(run, clock)
     assert run.next_step(clock.now, clock.wall_ms) == Sleep(0.5)
     run.abandon()  # cancelled during its wait
     assert run.done
@@ -785,12 +816,12 @@ def test_abandoning_a_waiting_call_gives_its_tokens_back(clock: FakeClock) -> No
 def test_abandoning_a_call_whose_request_is_out_keeps_its_cost(clock: FakeClock) -> None:
     core = make_core(limiter=limiter())
     run = core.start(status_call(), clock.now)
-    send(run, clock)
+    claim_and_send(run, clock)
     run.abandon()  # cancelled while waiting for the answer: the request may have arrived
     assert read_balance(core, clock) == 0
     finished = core.start(status_call(), clock.now)
     clock.advance(0.5)
-    send(finished, clock)
+    claim_and_send(finished, clock)
     finished.receive_response(ok(), clock.now, clock.wall_ms)
     finished.abandon()
     assert finished.result().trading_active is True
@@ -800,8 +831,9 @@ def test_the_tokens_go_back_to_the_limiter_they_came_from(clock: FakeClock) -> N
     core = make_core(limiter=limiter())
     first = core.rate_limiter
     assert first is not None
-    send(core.start(status_call(), clock.now), clock)
+    claim_and_send(core.start(status_call(), clock.now), clock)
     run = core.start(status_call(), clock.now)
+    claim(run, clock)
     assert run.next_step(clock.now, clock.wall_ms) == Sleep(0.5)
     core.rate_limiter = replacement = limiter()  # as configure_rate_limit() does
     run.abandon()
@@ -811,12 +843,12 @@ def test_the_tokens_go_back_to_the_limiter_they_came_from(clock: FakeClock) -> N
 
 def test_a_429_under_the_rate_limiter_backs_off_and_reserves_again(clock: FakeClock) -> None:
     run = make_core(limiter=limiter()).start(status_call(), clock.now)
-    send(run, clock)
+    claim_and_send(run, clock)
     resp = HttpResponse(status=429, headers=(), body=b'{"error": "too many requests"}')
     run.receive_response(resp, clock.now, clock.wall_ms)
     assert run.next_step(clock.now, clock.wall_ms) == Sleep(0.1875)
     clock.advance(0.5)  # the bucket is full again
-    send(run, clock)
+    claim_and_send(run, clock)
     run.receive_response(resp, clock.now, clock.wall_ms)
     assert run.next_step(clock.now, clock.wall_ms) == Sleep(0.375)
     assert not run.done

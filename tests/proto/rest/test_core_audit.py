@@ -13,25 +13,20 @@ from kalshi_proto.auth import Credentials, Signer
 from kalshi_proto.environments import resolve_base_url
 from kalshi_proto.errors import CredentialsError, RemoteProtocolError
 from kalshi_proto.rest.call import Call, HttpRequest
-from kalshi_proto.rest.client import RestConfig, RestCore, SendRequest
+from kalshi_proto.rest.client import Claim, RestConfig, RestCore, SendRequest
 from kalshi_proto.rest.generated import calls
 from kalshi_proto.rest.generated import models as m
 from kalshi_proto.rest.http11 import Http11Connection
 from kalshi_proto.rest.ratelimit import Bucket, BucketLimit, RateLimiter, TokenBucket
 from tests.helpers.clock import FakeClock
+from tests.proto.rest.conftest import KEY_ID
 
 BASE = resolve_base_url()
-KEY_ID = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
 
 
 def make_core(*, limiter: RateLimiter, credentials: Credentials) -> RestCore:
     config = RestConfig(base_url=BASE, credentials=credentials)
     return RestCore(config, rng=lambda: 0.5, rate_limiter=limiter)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 # ---- CallRun and the rate limiter ----------------------------------------------------------
@@ -48,7 +43,9 @@ def test_a_batch_call_built_by_hand_is_charged_as_one_item(
     by_hand: Call[m.BatchCancelOrdersV2Response] = Call(
         operation=built.operation, path=built.path, body=built.body
     )
-    step = core.start(by_hand, clock.now).next_step(clock.now, clock.wall_ms)
+    run = core.start(by_hand, clock.now)
+    assert isinstance(run.next_step(clock.now, clock.wall_ms), Claim)
+    step = run.next_step(clock.now, clock.wall_ms)
     assert isinstance(step, SendRequest)
     assert step.request.method == "DELETE"
     assert limiter.bucket(Bucket.WRITE).available(clock.now) == 28.0

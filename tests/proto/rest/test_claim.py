@@ -1,0 +1,358 @@
+"""A rate-limited call claims its connection before it reserves tokens (`Claim`).
+
+Tokens reserved before a wait for a free connection would let calls that queued for one go out
+together, over the bucket on the wire. So with a rate limiter on, each attempt first takes a
+connection slot, then reserves, then sends on that slot as soon as the wait is over. The core
+tests drive `CallRun` by hand; the loop tests run the shared client loop over the fakes of
+``test_base.py``. In both, GetExchangeStatus costs 10 Read tokens; the bucket holds 10 and
+refills 20 a second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from kalshi_proto.auth import Credentials
+from kalshi_proto.errors import (
+    CallTimeout,
+    ConnectTimeout,
+    LocalProtocolError,
+    ReadError,
+    ServerError,
+)
+from kalshi_proto.rest.client import DEBUG, Claim, Finished, SendRequest, Sleep
+from kalshi_proto.rest.generated import calls
+from kalshi_proto.rest.generated import models as m
+from kalshi_proto.rest.ratelimit import Bucket, RateLimiter
+from kalshi_proto.rest.retry import RetryPolicy
+from tests.helpers.clock import FakeClock
+from tests.helpers.stepping import step
+from tests.proto.rest.test_base import (
+    STATUS,
+    FakeAsyncClient,
+    FakeClient,
+    json_response,
+    resolve,
+)
+from tests.proto.rest.test_client import (
+    claim,
+    claim_and_send,
+    failed,
+    limiter,
+    make_core,
+    ok,
+    order_call,
+    read_balance,
+    send,
+    status_call,
+)
+
+# ---- the core ------------------------------------------------------------------------------
+
+
+def test_without_a_rate_limiter_no_claim_is_asked_for(clock: FakeClock) -> None:
+    run = make_core().start(status_call(), clock.now)
+    send(run, clock)
+
+
+def test_the_tokens_are_reserved_after_the_claim_not_before(clock: FakeClock) -> None:
+    core = make_core(limiter=limiter())
+    run = core.start(status_call(), clock.now)
+    assert run.next_step(clock.now, clock.wall_ms) == Claim(30.0)
+    assert read_balance(core, clock) == 10
+    clock.advance(2.0)  # a long wait for a connection
+    assert run.next_step(clock.now, clock.wall_ms) == SendRequest(
+        core.build_request(status_call(), clock.wall_ms), 30.0
+    )
+    assert read_balance(core, clock) == 0
+    assert run.attempts == 1
+
+
+def test_a_claim_waited_for_counts_against_the_total_timeout(clock: FakeClock) -> None:
+    core = make_core(retry=RetryPolicy(total_timeout=5.0), limiter=limiter())
+    run = core.start(status_call(), clock.now)
+    clock.advance(1.0)
+    assert claim(run, clock) == Claim(4.0)
+    clock.advance(1.5)
+    step_ = send(run, clock)
+    assert step_.timeout == 2.5
+
+
+def test_a_claim_that_outlasts_the_total_timeout_ends_the_call_with_nothing_reserved(
+    clock: FakeClock,
+) -> None:
+    core = make_core(retry=RetryPolicy(total_timeout=1.0), limiter=limiter())
+    run = core.start(status_call(), clock.now)
+    claim(run, clock)
+    clock.advance(1.0)  # the slot came at the deadline
+    assert run.next_step(clock.now, clock.wall_ms) == Finished()
+    with pytest.raises(CallTimeout, match=r"total_timeout of 1s reached after 0 attempt\(s\)"):
+        run.result()
+    assert read_balance(core, clock) == 10
+
+
+def test_no_response_is_accepted_while_claiming(clock: FakeClock) -> None:
+    run = make_core(limiter=limiter()).start(status_call(), clock.now)
+    claim(run, clock)
+    with pytest.raises(LocalProtocolError, match="no request is in flight"):
+        run.receive_response(ok(), clock.now, clock.wall_ms)
+
+
+def test_a_failed_claim_is_a_failed_attempt_and_a_get_tries_again(clock: FakeClock) -> None:
+    core = make_core(limiter=limiter())
+    run = core.start(status_call(), clock.now, trace=True)
+    claim(run, clock)
+    run.receive_failure(ConnectTimeout("no connection became free before the timeout"), clock.now)
+    assert run.attempts == 1
+    assert read_balance(core, clock) == 10  # nothing reserved, nothing to give back
+    retry_line, = [line for line in run.log if line.level != DEBUG]
+    assert retry_line.message.startswith(
+        "GetExchangeStatus: connection error on GET, attempt 1 of 4, backing off 0.19s "
+        "(ConnectTimeout: no connection became free before the timeout)"
+    )
+    no_connection, = [line for line in run.log if line.level == DEBUG]
+    assert no_connection.message == (
+        "GetExchangeStatus: no connection for attempt 1: ConnectTimeout: no connection became "
+        "free before the timeout"
+    )
+    assert no_connection.fields == {"kalshi_attempt": 1, "kalshi_operation": "GetExchangeStatus"}
+    assert run.next_step(clock.now, clock.wall_ms) == Sleep(0.1875)
+    clock.advance(0.1875)
+    claim_and_send(run, clock)
+    assert run.attempts == 2
+    run.receive_response(ok(), clock.now, clock.wall_ms)
+    assert run.result().trading_active is True
+
+
+def test_failed_claims_use_up_the_attempts(clock: FakeClock) -> None:
+    core = make_core(retry=RetryPolicy(max_attempts=2, total_timeout=None), limiter=limiter())
+    run = core.start(status_call(), clock.now)
+    for _ in range(2):
+        claim(run, clock)
+        run.receive_failure(ConnectTimeout("none free"), clock.now)
+        clock.advance(1.0)
+    assert run.next_step(clock.now, clock.wall_ms) == Finished()
+    with pytest.raises(ConnectTimeout) as info:
+        run.result()
+    assert info.value.__notes__ == [
+        "not retried: connection error on GET, attempt 2 of 2, no attempts left"
+    ]
+
+
+def test_an_order_that_got_no_connection_says_it_never_left(
+    clock: FakeClock, rsa_credentials: Credentials
+) -> None:
+    core = make_core(rsa_credentials, limiter=limiter())
+    run = core.start(order_call(), clock.now)
+    claim(run, clock)
+    run.receive_failure(ConnectTimeout("none free"), clock.now)
+    with pytest.raises(ConnectTimeout) as info:
+        run.result()
+    assert info.value.__notes__ == [
+        "not resent (POST is never retried): no connection was made, so the request never "
+        "reached the server"
+    ]
+    assert core.rate_limiter is not None
+    assert core.rate_limiter.bucket(Bucket.WRITE).available(clock.now) == 10
+
+
+def test_a_read_error_after_a_claim_is_a_failure_of_the_request_sent(
+    clock: FakeClock, rsa_credentials: Credentials
+) -> None:
+    core = make_core(rsa_credentials, limiter=limiter())
+    run = core.start(order_call(), clock.now)
+    claim_and_send(run, clock)
+    run.receive_failure(ReadError("reset"), clock.now)
+    with pytest.raises(ReadError) as info:
+        run.result()
+    assert "the request may have reached the server" in info.value.__notes__[0]
+    assert core.rate_limiter is not None
+    assert core.rate_limiter.bucket(Bucket.WRITE).available(clock.now) == 0  # it was spent
+
+
+def test_abandoning_a_run_while_it_claims_touches_no_tokens(clock: FakeClock) -> None:
+    core = make_core(limiter=limiter())
+    run = core.start(status_call(), clock.now)
+    claim(run, clock)
+    run.abandon()
+    assert run.next_step(clock.now, clock.wall_ms) == Finished()
+    assert read_balance(core, clock) == 10
+
+
+def test_a_limiter_turned_off_during_the_claim_lets_the_request_go(clock: FakeClock) -> None:
+    core = make_core(limiter=limiter())
+    run = core.start(status_call(), clock.now)
+    claim(run, clock)
+    core.rate_limiter = None
+    send(run, clock)
+    assert run.attempts == 1
+
+
+def test_a_limiter_turned_on_during_a_back_off_claims_for_the_retry(clock: FakeClock) -> None:
+    core = make_core()
+    run = core.start(status_call(), clock.now)
+    send(run, clock)
+    run.receive_response(failed(503), clock.now, clock.wall_ms)
+    core.rate_limiter = limiter()  # as configure_rate_limit() does
+    clock.advance(1.0)
+    claim_and_send(run, clock)
+    assert read_balance(core, clock) == 0
+
+
+# ---- the shared client loop ----------------------------------------------------------------
+
+
+Client = FakeAsyncClient | FakeClient
+
+
+@pytest.fixture(params=[FakeAsyncClient, FakeClient], ids=["async", "sync"])
+def flavour(request: pytest.FixtureRequest) -> type[Client]:
+    kind: type[Client] = request.param
+    return kind
+
+
+def test_the_loop_sends_on_the_slot_it_claimed_and_gives_it_back_once(
+    flavour: type[Client],
+) -> None:
+    client = flavour(rate_limit=limiter(), script=[STATUS, STATUS])
+    client.claim_wait = 0.25
+    resolve(client.execute(calls.get_exchange_status()))
+    resolve(client.execute(calls.get_exchange_status()))
+    # The first call reserves its 10 tokens at 1000.25, once its slot came; its exchange ends
+    # at 1000.3125. The second waits for its slot until 1000.5625 and only then reserves: 6.25
+    # tokens have refilled since 1000.25, so 3.75 are owed, 0.1875 s. (Reserved at 1000.3125,
+    # before its slot came, it would have slept 0.4375 s, and its request would have gone out
+    # 0.25 s later still.)
+    assert client.slept == [0.1875]
+    assert client.slot_events == [
+        ("claim", 1030.0),
+        ("send", 1),
+        ("release", 1),
+        ("claim", 1030.3125),
+        ("send", 4),
+        ("release", 4),
+    ]
+
+
+def test_the_loop_claims_nothing_without_a_rate_limiter(flavour: type[Client]) -> None:
+    client = flavour(script=[STATUS])
+    resolve(client.execute(calls.get_exchange_status()))
+    assert client.slot_events == [("send", None)]
+
+
+def test_a_failed_claim_is_retried_by_the_loop(flavour: type[Client]) -> None:
+    client = flavour(rate_limit=limiter(), script=[STATUS])
+    client.claims.append(ConnectTimeout("no connection became free before the timeout"))
+    assert resolve(client.execute(calls.get_exchange_status())).exchange_active is True
+    assert [kind for kind, _ in client.slot_events] == ["claim", "claim", "send", "release"]
+    assert client.slept == [0.125]  # the fakes' back-off
+
+
+def test_a_call_that_gets_no_slot_at_all_raises_connect_timeout(flavour: type[Client]) -> None:
+    client = flavour(rate_limit=limiter(), retry=RetryPolicy.disabled())
+    client.claims.append(ConnectTimeout("no connection became free before the timeout"))
+    with pytest.raises(ConnectTimeout):
+        resolve(client.execute(calls.get_exchange_status()))
+    assert client.sent == []
+
+
+class Interrupted(BaseException):
+    """What a cancelled sleep raises in these fakes."""
+
+
+def interrupt(client: Client) -> Callable[[float], None]:
+    def rest(seconds: float) -> None:
+        client.slept.append(seconds)
+        raise Interrupted
+
+    return rest
+
+
+def test_a_call_interrupted_in_its_wait_gives_back_its_slot_and_tokens(
+    flavour: type[Client],
+) -> None:
+    client = flavour(rate_limit=limiter(), script=[STATUS])
+    resolve(client.execute(calls.get_exchange_status()))
+    client._rest = interrupt(client)  # type: ignore[method-assign,assignment]
+    with pytest.raises(Interrupted):
+        resolve(client.execute(calls.get_exchange_status()))
+    assert client.slot_events[3:] == [("claim", 1030.0625), ("release", 4)]
+    assert client.rate_limiter is not None
+    assert client.rate_limiter.bucket(Bucket.READ).available(client.clock.now) == 1.25
+
+
+def test_a_client_closed_during_a_rate_limit_wait_sends_nothing_and_refunds(
+    flavour: type[Client],
+) -> None:
+    client = flavour(rate_limit=limiter(), script=[STATUS, STATUS])
+    resolve(client.execute(calls.get_exchange_status()))
+    rest = client._rest
+
+    def close_while_waiting(seconds: float) -> None:
+        rest(seconds)
+        client._closed = True  # as the adapter's close does, from another thread or task
+
+    client._rest = close_while_waiting  # type: ignore[method-assign]
+    with pytest.raises(LocalProtocolError, match="the client is closed"):
+        resolve(client.execute(calls.get_exchange_status()))
+    assert len(client.sent) == 1
+    assert client.slot_events[-1] == ("release", 4)
+    assert client.rate_limiter is not None
+    # 10 tokens reserved at 1000.0625 for a request never sent: back, on top of the refill.
+    assert client.rate_limiter.bucket(Bucket.READ).available(client.clock.now) == 10
+
+
+def test_a_server_error_releases_the_slot_and_the_retry_claims_another(
+    flavour: type[Client],
+) -> None:
+    client = flavour(rate_limit=limiter(), script=[json_response({}, 503), STATUS])
+    status = resolve(client.execute(calls.get_exchange_status()))
+    assert isinstance(status, m.ExchangeStatus)
+    kinds = [kind for kind, _ in client.slot_events]
+    assert kinds == ["claim", "send", "release", "claim", "send", "release"]
+
+
+def test_the_async_loop_claims_with_the_attempt_deadline() -> None:
+    client = FakeAsyncClient(
+        rate_limit=limiter(), script=[STATUS], retry=RetryPolicy(total_timeout=2.0)
+    )
+    step(client.execute(calls.get_exchange_status()))
+    assert client.slot_events[0] == ("claim", 1002.0)
+
+
+def test_a_server_error_after_retries_is_raised_with_every_slot_back(
+    flavour: type[Client],
+) -> None:
+    client = flavour(
+        rate_limit=RateLimiter.from_limits(1000, 1000, 1000, 1000),
+        script=[json_response({}, 503)] * 2,
+        retry=RetryPolicy(max_attempts=2),
+    )
+    with pytest.raises(ServerError):
+        resolve(client.execute(calls.get_exchange_status()))
+    claimed = [number for kind, number in client.slot_events if kind == "send"]
+    released = [number for kind, number in client.slot_events if kind == "release"]
+    assert claimed == released and len(claimed) == 2
+
+
+def test_a_client_closed_while_a_call_waits_for_a_connection_sends_nothing(
+    flavour: type[Client],
+) -> None:
+    client = flavour(rate_limit=limiter(), script=[STATUS])
+    take = client._take_slot
+
+    def close_meanwhile(deadline: float) -> Any:
+        slot = take(deadline)
+        client._closed = True  # as the adapter's close does, from another thread or task
+        return slot
+
+    client._take_slot = close_meanwhile  # type: ignore[method-assign]
+    with pytest.raises(LocalProtocolError, match="the client is closed"):
+        resolve(client.execute(calls.get_exchange_status()))
+    assert client.sent == []
+    assert client.slot_events == [("claim", 1030.0), ("release", 1)]
+    assert client.rate_limiter is not None
+    assert client.rate_limiter.bucket(Bucket.READ).available(client.clock.now) == 10
