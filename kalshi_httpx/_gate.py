@@ -9,9 +9,9 @@ pace the tokens allow, not together.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
+from collections import deque
 
 import anyio
 
@@ -51,10 +51,19 @@ class AsyncGate:
 
 
 class Gate:
-    """``total`` slots shared by threads."""
+    """``total`` slots shared by threads, served in arrival order.
+
+    `release` hands a slot straight to the first waiter, so a thread arriving meanwhile (the one
+    that gave it back, on its next call) cannot take it first: with a semaphore's free-for-all,
+    a busy thread could take slot after slot while another waited past its timeout. This is
+    the algorithm of ``kalshi_sync._io.Limiter``, which this package may not import.
+    """
 
     def __init__(self, total: int) -> None:
-        self._slots = threading.Semaphore(total)
+        self._free = total
+        # One locked lock per waiting thread, oldest first; released to hand it a slot.
+        self._waiters: deque[threading.Lock] = deque()  # never non-empty while _free > 0
+        self._lock = threading.Lock()
 
     def acquire(self, deadline: float) -> Gate:
         """Take a slot, waiting until ``deadline`` (`time.monotonic` clock) at most.
@@ -62,11 +71,38 @@ class Gate:
         Raises:
             ConnectTimeout: no slot became free before ``deadline``.
         """
-        wait = None if deadline == math.inf else max(0.0, deadline - time.monotonic())
-        if not self._slots.acquire(timeout=wait):
-            raise ConnectTimeout(_NONE_FREE)
-        return self
+        with self._lock:
+            if self._free > 0:
+                self._free -= 1
+                return self
+            granted = threading.Lock()
+            granted.acquire()
+            self._waiters.append(granted)
+        wait = deadline - time.monotonic()
+        try:
+            if wait > 0 and granted.acquire(timeout=min(wait, threading.TIMEOUT_MAX)):
+                return self
+        except BaseException:  # interrupted (KeyboardInterrupt, say): its turn passes on
+            if not self._withdraw(granted):
+                self.release()
+            raise
+        if not self._withdraw(granted):
+            return self  # handed a slot as the wait ended: it is this caller's
+        raise ConnectTimeout(_NONE_FREE)
+
+    def _withdraw(self, granted: threading.Lock) -> bool:
+        # Take a waiter out of the queue; False if it was handed a slot already.
+        with self._lock:
+            try:
+                self._waiters.remove(granted)
+            except ValueError:
+                return False
+        return True
 
     def release(self) -> None:
-        """Give back a slot taken with `acquire`."""
-        self._slots.release()
+        """Give back a slot taken with `acquire`: to the first waiter, or to the free ones."""
+        with self._lock:
+            if self._waiters:
+                self._waiters.popleft().release()
+            else:
+                self._free += 1

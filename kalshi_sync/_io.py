@@ -8,12 +8,13 @@ module is written by hand. Third-party exceptions are translated here, once, int
 from __future__ import annotations
 
 import os
-import queue
 import random
 import select
 import socket
 import ssl
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
@@ -203,18 +204,19 @@ def within(deadline: float, result: T) -> T:
 class Limiter:
     """At most ``total`` connections in use at once, across threads (0: no limit).
 
-    ``limiter.acquire(deadline)`` takes one slot, ``limiter.release()`` gives it back. The free
-    slots are tokens in a `queue.SimpleQueue`, whose get and put are C calls: a fraction of the
-    cost of a `threading.BoundedSemaphore`, whose acquire and release are Python code around a
-    lock. Both run on every call.
+    ``limiter.acquire(deadline)`` takes one slot, ``limiter.release()`` gives it back. When none
+    is free, waiters are served in arrival order, each until its own deadline: `release` hands
+    the slot straight to the first waiter, so a thread arriving meanwhile (the one that just
+    gave a slot back, say, on its next call) cannot take it first. Without that hand-over a
+    busy thread could take slot after slot while another waited past its timeout. The state
+    changes under a lock, taken by hand (``with`` costs more, and this runs on every call).
     """
 
     def __init__(self, total: int) -> None:
-        self._slots: queue.SimpleQueue[None] | None = None
-        if total > 0:
-            self._slots = queue.SimpleQueue()
-            for _ in range(total):
-                self._slots.put(None)
+        self._free = total if total > 0 else -1
+        # One locked lock per waiting thread, oldest first; released to hand it a slot.
+        self._waiters: deque[threading.Lock] = deque()  # never non-empty while _free > 0
+        self._lock = threading.Lock()
 
     def acquire(self, deadline: float) -> bool:
         """Take a slot, waiting until ``deadline`` (`monotonic` clock) at most; True if this
@@ -223,20 +225,47 @@ class Limiter:
         Raises:
             ConnectTimeout: no slot became free before ``deadline``.
         """
-        slots = self._slots
-        if slots is None:
+        if self._free < 0:
             return False
+        lock = self._lock
+        lock.acquire()
+        if self._free > 0:
+            self._free -= 1
+            lock.release()
+            return False
+        granted = threading.Lock()
+        granted.acquire()
+        self._waiters.append(granted)
+        lock.release()
+        wait = deadline - time.monotonic()
         try:
-            slots.get_nowait()
-        except queue.Empty:
+            if wait > 0 and granted.acquire(timeout=min(wait, threading.TIMEOUT_MAX)):
+                return True
+        except BaseException:  # interrupted (KeyboardInterrupt, say): its turn passes on
+            if not self._withdraw(granted):
+                self.release()
+            raise
+        if not self._withdraw(granted):
+            return True  # handed a slot as the wait ended: it is this caller's
+        raise ConnectTimeout("no connection became free before the timeout")
+
+    def _withdraw(self, granted: threading.Lock) -> bool:
+        # Take a waiter out of the queue; False if it was handed a slot already.
+        with self._lock:
             try:
-                slots.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                raise ConnectTimeout("no connection became free before the timeout") from None
-            return True
-        return False
+                self._waiters.remove(granted)
+            except ValueError:
+                return False
+        return True
 
     def release(self) -> None:
-        """Give back a slot taken with `acquire`."""
-        if self._slots is not None:
-            self._slots.put(None)
+        """Give back a slot taken with `acquire`: to the first waiter, or to the free ones."""
+        if self._free < 0:
+            return
+        lock = self._lock
+        lock.acquire()
+        if self._waiters:
+            self._waiters.popleft().release()
+        else:
+            self._free += 1
+        lock.release()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 import threading
 import time
+import types
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -14,6 +16,7 @@ import pytest
 
 import kalshi_httpx
 from kalshi_anyio import _io as anyio_io
+from kalshi_httpx import _gate as gate_module
 from kalshi_httpx._gate import AsyncGate, Gate
 from kalshi_proto.errors import ConnectTimeout
 from kalshi_sync import _io as sync_io
@@ -71,6 +74,130 @@ def test_the_blocking_limiter_waits_no_longer_than_the_deadline() -> None:
         limiter.acquire(started - 1)  # a deadline already past: no wait at all
     limiter.release()
     assert limiter.acquire(time.monotonic()) is False  # the failed waits took nothing
+
+
+# The blocking slot queues: kalshi_sync's connection limiter and the blocking httpx client's
+# gate, one algorithm written twice (the adapters never import each other).
+BLOCKING_QUEUES = pytest.mark.parametrize(
+    ("module", "make"),
+    [(sync_io, sync_io.Limiter), (gate_module, Gate)],
+    ids=["kalshi_sync", "httpx"],
+)
+
+
+@BLOCKING_QUEUES
+def test_the_blocking_limiter_serves_waiters_in_arrival_order_and_lets_none_barge_in(
+    module: types.ModuleType, make: Callable[[int], sync_io.Limiter | Gate]
+) -> None:
+    limiter = make(1)
+    limiter.acquire(time.monotonic())
+    order: list[str] = []
+
+    def one(name: str) -> None:
+        assert limiter.acquire(time.monotonic() + 5)  # True, or the gate
+        order.append(name)
+        time.sleep(0.01)
+        limiter.release()
+
+    threads = [threading.Thread(target=one, args=(name,)) for name in "abc"]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.02)  # b and c queue up behind a, in this order
+    limiter.release()
+    # The slot went to "a", the first waiter: a thread that did not wait cannot take it (it
+    # could with the free-for-all of a semaphore, and starve the waiters of a busy pool).
+    with pytest.raises(ConnectTimeout):
+        limiter.acquire(time.monotonic())
+    for thread in threads:
+        thread.join(5)
+    assert order == ["a", "b", "c"]
+    limiter.acquire(time.monotonic())  # and the slot is free again
+
+
+class _Interrupted(BaseException):
+    pass
+
+
+class _InterruptedWait:
+    """A lock whose timed wait is interrupted, as a KeyboardInterrupt would interrupt it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if timeout != -1:
+            raise _Interrupted
+        return self._lock.acquire(blocking)
+
+    def release(self) -> None:
+        self._lock.release()
+
+
+@BLOCKING_QUEUES
+def test_a_blocking_waiter_that_is_interrupted_leaves_the_queue(
+    module: types.ModuleType, make: Callable[[int], sync_io.Limiter | Gate]
+) -> None:
+    limiter = make(1)
+    limiter.acquire(time.monotonic())
+    fake = types.SimpleNamespace(Lock=_InterruptedWait, TIMEOUT_MAX=threading.TIMEOUT_MAX)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(module, "threading", fake)
+        with pytest.raises(_Interrupted):
+            limiter.acquire(time.monotonic() + 5)
+    limiter.release()  # to no one: the interrupted waiter is gone
+    limiter.acquire(time.monotonic())
+    with pytest.raises(ConnectTimeout):
+        limiter.acquire(time.monotonic())  # one slot, held again
+
+
+@BLOCKING_QUEUES
+def test_a_blocking_waiter_handed_a_slot_as_it_is_interrupted_passes_it_on(
+    module: types.ModuleType, make: Callable[[int], sync_io.Limiter | Gate]
+) -> None:
+    limiter = make(1)
+    limiter.acquire(time.monotonic())
+
+    class HandedThenInterrupted(_InterruptedWait):
+        def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+            if timeout != -1:
+                limiter.release()  # the holder hands this waiter the slot, then the interrupt
+                raise _Interrupted
+            return self._lock.acquire(blocking)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            module,
+            "threading",
+            types.SimpleNamespace(Lock=HandedThenInterrupted, TIMEOUT_MAX=threading.TIMEOUT_MAX),
+        )
+        with pytest.raises(_Interrupted):
+            limiter.acquire(time.monotonic() + 5)
+    limiter.acquire(time.monotonic())  # the slot was passed on, not lost
+
+
+@BLOCKING_QUEUES
+def test_a_blocking_waiter_handed_a_slot_as_its_wait_ends_keeps_it(
+    module: types.ModuleType, make: Callable[[int], sync_io.Limiter | Gate]
+) -> None:
+    limiter = make(1)
+    limiter.acquire(time.monotonic())
+
+    class HandedAtTheDeadline(_InterruptedWait):
+        def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+            if timeout != -1:
+                limiter.release()  # handed the slot just after the timed wait gave up
+                return False
+            return self._lock.acquire(blocking)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            module,
+            "threading",
+            types.SimpleNamespace(Lock=HandedAtTheDeadline, TIMEOUT_MAX=threading.TIMEOUT_MAX),
+        )
+        assert limiter.acquire(time.monotonic() + 5)  # True, or the gate
+    with pytest.raises(ConnectTimeout):
+        limiter.acquire(time.monotonic())  # it is held
 
 
 def test_the_blocking_limiter_without_a_total_never_waits() -> None:
@@ -277,6 +404,8 @@ def test_the_async_gate_lets_at_most_its_total_in_and_waits_no_longer_than_the_d
                     await anyio.sleep(0.01)
                 assert order == []  # both wait for the slot "a" holds
                 gate.release()
+                with pytest.raises(ConnectTimeout):  # handed to "b": no barging in
+                    await gate.acquire(time.monotonic())
         return order
 
     assert anyio.run(main, backend=backend) == ["b", "c"]
