@@ -22,6 +22,7 @@ from kalshi_proto.errors import (
     LocalProtocolError,
     ReadError,
     ServerError,
+    TransportError,
 )
 from kalshi_proto.rest.client import DEBUG, Claim, Finished, SendRequest, Sleep
 from kalshi_proto.rest.generated import calls
@@ -38,6 +39,8 @@ from tests.proto.rest.test_base import (
     resolve,
 )
 from tests.proto.rest.test_client import (
+    MAY_HAVE_ARRIVED,
+    NEVER_LEFT,
     claim,
     claim_and_send,
     failed,
@@ -142,35 +145,34 @@ def test_failed_claims_use_up_the_attempts(clock: FakeClock) -> None:
     ]
 
 
-def test_an_order_that_got_no_connection_says_it_never_left(
-    clock: FakeClock, rsa_credentials: Credentials
+@pytest.mark.parametrize(
+    ("failure", "sent", "note", "left"),
+    [
+        (ConnectTimeout("none free"), False, NEVER_LEFT, 10),  # nothing reserved or sent
+        (ReadError("reset"), True, MAY_HAVE_ARRIVED, 0),  # sent: its tokens are spent
+    ],
+    ids=["no-connection", "read-error"],
+)
+def test_a_rate_limited_order_that_fails_says_whether_it_left(
+    failure: TransportError,
+    sent: bool,
+    note: str,
+    left: float,
+    clock: FakeClock,
+    rsa_credentials: Credentials,
 ) -> None:
     core = make_core(rsa_credentials, limiter=limiter())
     run = core.start(order_call(), clock.now)
-    claim(run, clock)
-    run.receive_failure(ConnectTimeout("none free"), clock.now)
-    with pytest.raises(ConnectTimeout) as info:
+    if sent:
+        claim_and_send(run, clock)
+    else:
+        claim(run, clock)
+    run.receive_failure(failure, clock.now)
+    with pytest.raises(TransportError) as info:
         run.result()
-    assert info.value.__notes__ == [
-        "not resent (POST is never retried): no connection was made, so the request never "
-        "reached the server"
-    ]
+    assert info.value.__notes__ == [note]
     assert core.rate_limiter is not None
-    assert core.rate_limiter.bucket(Bucket.WRITE).available(clock.now) == 10
-
-
-def test_a_read_error_after_a_claim_is_a_failure_of_the_request_sent(
-    clock: FakeClock, rsa_credentials: Credentials
-) -> None:
-    core = make_core(rsa_credentials, limiter=limiter())
-    run = core.start(order_call(), clock.now)
-    claim_and_send(run, clock)
-    run.receive_failure(ReadError("reset"), clock.now)
-    with pytest.raises(ReadError) as info:
-        run.result()
-    assert "the request may have reached the server" in info.value.__notes__[0]
-    assert core.rate_limiter is not None
-    assert core.rate_limiter.bucket(Bucket.WRITE).available(clock.now) == 0  # it was spent
+    assert core.rate_limiter.bucket(Bucket.WRITE).available(clock.now) == left
 
 
 def test_abandoning_a_run_while_it_claims_touches_no_tokens(clock: FakeClock) -> None:

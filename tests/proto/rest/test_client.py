@@ -533,9 +533,27 @@ def test_a_get_stopped_by_the_total_timeout_keeps_its_error_and_says_why(clock: 
     ]
 
 
-@pytest.mark.parametrize("error", [ReadTimeout("timed out"), ReadError("reset")])
-def test_an_order_without_an_answer_is_not_resent_and_the_note_says_to_check(
-    error: TransportError, rsa_credentials: Credentials, clock: FakeClock
+MAY_HAVE_ARRIVED = (
+    "not resent (POST is never retried): the request may have reached the server, so check "
+    "before sending it again (an order: look for its client_order_id)"
+)
+NEVER_LEFT = (
+    "not resent (POST is never retried): no connection was made, so the request never "
+    "reached the server"
+)
+
+
+@pytest.mark.parametrize(
+    ("error", "note"),
+    [
+        (ReadTimeout("timed out"), MAY_HAVE_ARRIVED),
+        (ReadError("reset"), MAY_HAVE_ARRIVED),
+        (ConnectError("refused"), NEVER_LEFT),
+        (ConnectTimeout("no free connection"), NEVER_LEFT),
+    ],
+)
+def test_an_order_without_an_answer_is_not_resent_and_the_note_says_whether_it_left(
+    error: TransportError, note: str, rsa_credentials: Credentials, clock: FakeClock
 ) -> None:
     run = make_core(rsa_credentials).start(order_call(), clock.now)
     send(run, clock)
@@ -543,26 +561,7 @@ def test_an_order_without_an_answer_is_not_resent_and_the_note_says_to_check(
     with pytest.raises(TransportError) as info:
         run.result()
     assert info.value is error
-    assert error.__notes__ == [
-        "not resent (POST is never retried): the request may have reached the server, so check "
-        "before sending it again (an order: look for its client_order_id)"
-    ]
-
-
-@pytest.mark.parametrize("error", [ConnectError("refused"), ConnectTimeout("no free connection")])
-def test_an_order_that_found_no_connection_is_not_resent_and_the_note_says_it_never_left(
-    error: TransportError, rsa_credentials: Credentials, clock: FakeClock
-) -> None:
-    run = make_core(rsa_credentials).start(order_call(), clock.now)
-    send(run, clock)
-    run.receive_failure(error, clock.now)
-    with pytest.raises(TransportError) as info:
-        run.result()
-    assert info.value is error
-    assert error.__notes__ == [
-        "not resent (POST is never retried): no connection was made, so the request never "
-        "reached the server"
-    ]
+    assert error.__notes__ == [note]
 
 
 @pytest.mark.parametrize(("make_call", "status"), [(status_call, 404), (order_call, 400), (order_call, 503)])
