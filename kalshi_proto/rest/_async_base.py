@@ -173,7 +173,7 @@ class AsyncClientBase(AsyncResources, abc.ABC):
     def _guarded(self, limiter: RateLimiter | None) -> RateLimiter | None:
         # Threads sharing this client, or clients sharing the limiter, reserve under one lock.
         if limiter is not None and limiter.guard is None:
-            limiter.guard = self._new_lock()
+            limiter.install_guard(self._new_lock())
         return limiter
 
     async def execute(self, call: Call[T]) -> T:

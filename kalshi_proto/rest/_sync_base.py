@@ -174,7 +174,7 @@ class ClientBase(Resources, abc.ABC):
     def _guarded(self, limiter: RateLimiter | None) -> RateLimiter | None:
         # Threads sharing this client, or clients sharing the limiter, reserve under one lock.
         if limiter is not None and limiter.guard is None:
-            limiter.guard = self._new_lock()
+            limiter.install_guard(self._new_lock())
         return limiter
 
     def execute(self, call: Call[T]) -> T:

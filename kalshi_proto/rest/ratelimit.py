@@ -287,7 +287,7 @@ class TokenBucket:
 class RateLimiter:
     """The Read and Write buckets of one account, and the cost table that routes to them."""
 
-    __slots__ = ("_buckets", "guard")
+    __slots__ = ("_buckets", "_offered", "guard")
 
     def __init__(
         self,
@@ -306,8 +306,22 @@ class RateLimiter:
         self._buckets = {Bucket.READ: TokenBucket(read), Bucket.WRITE: TokenBucket(write)}
         #: Held around every `reserve` when not None: a `threading.Lock`, for instance, so that
         #: threads sharing the limiter never lose a reservation. Every client installs one when
-        #: it is None. `TokenBucket.available` peeks without it.
+        #: it is None (`install_guard`). `TokenBucket.available` peeks without it.
         self.guard = guard
+        # The first lock offered to install_guard, kept by dict.setdefault, which is atomic.
+        self._offered: dict[int, AbstractContextManager[object]] = {}
+
+    def install_guard(self, lock: AbstractContextManager[object]) -> AbstractContextManager[object]:
+        """Make ``lock`` the `guard` unless the limiter has one; return the guard in use.
+
+        Clients built at the same moment in different threads on one limiter each offer a lock:
+        the first one offered wins, and every client gets that one, so no two reservations run
+        under different locks. (A plain check-then-set could let two clients each install their
+        own.)
+        """
+        if self.guard is None:
+            self.guard = self._offered.setdefault(0, lock)
+        return self.guard
 
     @classmethod
     def for_tier(cls, name: str) -> RateLimiter:

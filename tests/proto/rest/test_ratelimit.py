@@ -418,6 +418,26 @@ def test_a_guard_given_at_construction_is_used() -> None:
     assert [what for what, _ in guard.seen] == ["taken", "given back"]
 
 
+def test_install_guard_keeps_a_guard_already_there() -> None:
+    guard, other = _Guard(), _Guard()
+    limiter = RateLimiter(*TIERS["basic"], guard=guard)
+    assert limiter.install_guard(other) is guard
+    assert limiter.guard is guard
+
+
+def test_the_first_lock_offered_is_the_guard_of_every_client() -> None:
+    first, second, third = _Guard(), _Guard(), _Guard()
+    limiter = RateLimiter.for_tier("basic")
+    assert limiter.install_guard(first) is first
+    assert limiter.install_guard(second) is first
+    # Two clients built at once both saw no guard; the first had offered its lock but not yet
+    # set it when the second offered its own: the second gets the first's, not a lock of its own.
+    racing = RateLimiter.for_tier("basic")
+    racing._offered[0] = second
+    assert racing.install_guard(third) is second
+    assert racing.guard is second
+
+
 def test_reserve_batches_per_item() -> None:
     limiter = RateLimiter.for_tier("advanced")  # write 300/s, 600 capacity
     assert limiter.reserve("BatchCreateOrdersV2", 0.0, items=60) == 0.0
