@@ -13,9 +13,9 @@ while True:
                              run.receive_response(response, now, wall_ms)
                              or run.receive_failure(TransportError, now)
         case Sleep():        sleep step.seconds
-        case Claim():        take a connection slot (timeout step.timeout) and keep it for the
-                             next SendRequest; then next_step again, or, if none came,
-                             run.receive_failure(ConnectTimeout, now)
+        case Claim():        take a connection slot (waiting step.timeout at most) and keep it
+                             for the next SendRequest; then next_step again, or, if none
+                             came, run.receive_failure(ConnectTimeout, now)
         case Finished():     return run.result()   # the parsed value, or raises the error
 # and if the adapter leaves the loop early (cancelled, closed, interrupted):
 run.abandon()                                  # gives back unspent rate-limit tokens
@@ -24,7 +24,10 @@ run.abandon()                                  # gives back unspent rate-limit t
 `Claim` comes only when a rate limiter is on. An attempt then reserves its tokens once it holds
 a connection, and its request goes out as soon as the wait they ask for is over. Tokens reserved
 before waiting for a connection would let calls that queued for one go out together, so that
-the server would see more in a second than the bucket allows.
+the server would see more in a second than the bucket allows. With more callers than
+connections, the queue for connections is then where calls wait their turn for tokens, so a
+claim may wait as long as a rate-limit wait may: until the total timeout (without one, for as
+long as it takes), not just one attempt's ``timeout``.
 
 The core does not log. A run keeps what an operator would want in a log as `LogLine` values in
 ``run.log``, which the adapter hands to its logger after each step: every retry (`INFO`) and,
@@ -137,8 +140,9 @@ class Sleep:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """Take a connection slot, waiting at most ``timeout`` seconds for a free one; keep it for
-    the request of the next `SendRequest`, and ask for the next step again.
+    """Take a connection slot, waiting at most ``timeout`` seconds for a free one (what is left
+    of the total timeout; ``math.inf`` without one); keep it for the request of the next
+    `SendRequest`, and ask for the next step again.
 
     If no slot becomes free in time, report `ConnectTimeout` with `CallRun.receive_failure`.
     An adapter that does not limit its connections asks for the next step at once.
@@ -299,7 +303,7 @@ class CallRun(Generic[T]):
                 # Tokens are reserved only once a connection is in hand (see the module
                 # docstring), so first the adapter claims one.
                 self._state = _State.CLAIMING
-                return Claim(self._attempt_timeout(now))
+                return Claim(math.inf if self._deadline is None else self._deadline - now)
             self._reserved = True
             if limiter is not None:
                 call = self.call

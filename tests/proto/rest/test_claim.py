@@ -10,6 +10,7 @@ refills 20 a second.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -64,7 +65,7 @@ def test_without_a_rate_limiter_no_claim_is_asked_for(clock: FakeClock) -> None:
 def test_the_tokens_are_reserved_after_the_claim_not_before(clock: FakeClock) -> None:
     core = make_core(limiter=limiter())
     run = core.start(status_call(), clock.now)
-    assert run.next_step(clock.now, clock.wall_ms) == Claim(30.0)
+    assert run.next_step(clock.now, clock.wall_ms) == Claim(60.0)  # the total timeout
     assert read_balance(core, clock) == 10
     clock.advance(2.0)  # a long wait for a connection
     assert run.next_step(clock.now, clock.wall_ms) == SendRequest(
@@ -74,14 +75,17 @@ def test_the_tokens_are_reserved_after_the_claim_not_before(clock: FakeClock) ->
     assert run.attempts == 1
 
 
-def test_a_claim_waited_for_counts_against_the_total_timeout(clock: FakeClock) -> None:
-    core = make_core(retry=RetryPolicy(total_timeout=5.0), limiter=limiter())
+def test_a_claim_may_wait_as_long_as_the_total_timeout_allows(clock: FakeClock) -> None:
+    # The queue for connections is where rate-limited calls wait their turn for tokens: a
+    # claim may wait as long as a rate-limit wait may, not just one attempt's timeout.
+    core = make_core(retry=RetryPolicy(total_timeout=5.0), timeout=1.0, limiter=limiter())
     run = core.start(status_call(), clock.now)
     clock.advance(1.0)
     assert claim(run, clock) == Claim(4.0)
-    clock.advance(1.5)
-    step_ = send(run, clock)
-    assert step_.timeout == 2.5
+    clock.advance(3.5)
+    assert send(run, clock).timeout == 0.5  # what is left of the total
+    unbounded = make_core(retry=RetryPolicy(total_timeout=None), timeout=1.0, limiter=limiter())
+    assert claim(unbounded.start(status_call(), clock.now), clock) == Claim(math.inf)
 
 
 def test_a_claim_that_outlasts_the_total_timeout_ends_the_call_with_nothing_reserved(
@@ -230,10 +234,10 @@ def test_the_loop_sends_on_the_slot_it_claimed_and_gives_it_back_once(
     # 0.25 s later still.)
     assert client.slept == [0.1875]
     assert client.slot_events == [
-        ("claim", 1030.0),
+        ("claim", 1060.0),
         ("send", 1),
         ("release", 1),
-        ("claim", 1030.3125),
+        ("claim", 1060.3125),
         ("send", 4),
         ("release", 4),
     ]
@@ -281,7 +285,7 @@ def test_a_call_interrupted_in_its_wait_gives_back_its_slot_and_tokens(
     client._rest = interrupt(client)  # type: ignore[method-assign,assignment]
     with pytest.raises(Interrupted):
         resolve(client.execute(calls.get_exchange_status()))
-    assert client.slot_events[3:] == [("claim", 1030.0625), ("release", 4)]
+    assert client.slot_events[3:] == [("claim", 1060.0625), ("release", 4)]
     assert client.rate_limiter is not None
     assert client.rate_limiter.bucket(Bucket.READ).available(client.clock.now) == 1.25
 
@@ -317,7 +321,7 @@ def test_a_server_error_releases_the_slot_and_the_retry_claims_another(
     assert kinds == ["claim", "send", "release", "claim", "send", "release"]
 
 
-def test_the_async_loop_claims_with_the_attempt_deadline() -> None:
+def test_the_async_loop_claims_until_the_total_deadline() -> None:
     client = FakeAsyncClient(
         rate_limit=limiter(), script=[STATUS], retry=RetryPolicy(total_timeout=2.0)
     )
@@ -355,6 +359,6 @@ def test_a_client_closed_while_a_call_waits_for_a_connection_sends_nothing(
     with pytest.raises(LocalProtocolError, match="the client is closed"):
         resolve(client.execute(calls.get_exchange_status()))
     assert client.sent == []
-    assert client.slot_events == [("claim", 1030.0), ("release", 1)]
+    assert client.slot_events == [("claim", 1060.0), ("release", 1)]
     assert client.rate_limiter is not None
     assert client.rate_limiter.bucket(Bucket.READ).available(client.clock.now) == 10
