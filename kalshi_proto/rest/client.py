@@ -343,6 +343,8 @@ class CallRun(Generic[T]):
         try:
             self._value = self.call.parse(response, wall_ms=wall_ms)
         except ApiError as exc:
+            if response.status == 429:
+                self._drain(now)
             retry_after = parse_retry_after(response.header("retry-after"), wall_ms=wall_ms)
             self._after_failure(exc, response.status, retry_after, now)
         except KalshiError as exc:
@@ -400,6 +402,20 @@ class CallRun(Generic[T]):
         if self._state is _State.DONE:
             return
         self._finish(LocalProtocolError("the call was abandoned before it finished"))
+
+    def _drain(self, now: float) -> None:
+        # The account's bucket at Kalshi is empty: so is the local one, for every caller.
+        limiter = self._core.rate_limiter
+        if limiter is not None:
+            operation_id = self.call.operation.operation_id
+            limiter.drain(operation_id, now)
+            if self._trace:
+                bucket = limiter.bucket_of(operation_id).value
+                self._add_line(
+                    DEBUG,
+                    f"HTTP 429: the client-side {bucket} bucket is emptied too",
+                    {"kalshi_attempt": self.attempts},
+                )
 
     def _expect_sent(self) -> None:
         if self._state is not _State.SENT:

@@ -24,7 +24,9 @@ The client's buckets use reservation semantics. `TokenBucket.reserve` deducts th
 letting the balance go negative, and returns how long the caller must wait before sending; the
 next caller then waits for the debt as well as for its own cost. A caller that gives up before
 sending (its total timeout would pass first, it was cancelled, its client was closed) gives the
-cost back with `RateLimiter.refund`, so requests never sent leave no debt behind. A request
+cost back with `RateLimiter.refund`, so requests never sent leave no debt behind. An HTTP 429
+from the server empties the bucket (`RateLimiter.drain`): the account's bucket at Kalshi is
+empty, whatever the local one says. A request
 costing more than the whole capacity is allowed; it waits until the balance it leaves behind
 would have refilled to zero. Callers honouring every wait send no more than
 ``capacity + refill_rate * T`` tokens' worth in any window of ``T`` seconds (for requests no
@@ -255,6 +257,17 @@ class TokenBucket:
             raise LocalProtocolError(f"cost must be a finite number of tokens >= 0, got {cost!r}")
         self._tokens = min(self._limit.capacity, self._tokens + cost)
 
+    def drain(self, now: float) -> None:
+        """Empty the bucket at ``now``: the server said it has no tokens left (HTTP 429).
+
+        A balance already below zero (requests reserved and waiting) stays as it is.
+
+        Args:
+            now: the adapter's monotonic clock.
+        """
+        self._refill(now)
+        self._tokens = min(self._tokens, 0.0)
+
     def available(self, now: float) -> float:
         """The balance at ``now``, without changing the bucket.
 
@@ -440,6 +453,22 @@ class RateLimiter:
             return bucket.reserve(cost, now)
         with guard:
             return bucket.reserve(cost, now)
+
+    def drain(self, operation_id: str, now: float) -> None:
+        """Empty the bucket ``operation_id`` spends from: the server answered it with HTTP 429.
+
+        Kalshi sends no header with the balance it has left, so a 429 is the one sign that the
+        account's bucket there is empty: other processes on the account spent it, or the
+        account's tier is lower than the limiter was built for. Every caller of this limiter
+        then waits for the refill instead of collecting 429s too.
+
+        Args:
+            operation_id: the OpenAPI operationId of the call that got the 429.
+            now: the adapter's monotonic clock.
+        """
+        bucket = self._buckets[self.bucket_of(operation_id)]
+        with self.guard or nullcontext():
+            bucket.drain(now)
 
     def refund(self, operation_id: str, items: int = 1) -> None:
         """Give back the tokens `reserve` took for a call whose request was never sent.

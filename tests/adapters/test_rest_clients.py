@@ -51,7 +51,7 @@ from kalshi_proto.rest.generated.models import (
     GetBalanceResponse,
     Market,
 )
-from kalshi_proto.rest.ratelimit import BucketLimit, RateLimiter
+from kalshi_proto.rest.ratelimit import Bucket, BucketLimit, RateLimiter
 from kalshi_proto.rest.retry import RetryPolicy
 from tests.adapters.conftest import (
     Client,
@@ -591,6 +591,22 @@ async def test_rate_limit_wait_past_total_timeout_is_a_call_timeout(kx: Driver) 
         with pytest.raises(CallTimeout, match="rate limiter"):
             await maybe(client.markets.list())
     assert len(kx.server.requests()) == 1
+
+
+async def test_a_429_from_the_server_makes_the_next_call_wait_for_the_refill(kx: Driver) -> None:
+    # A bucket of ten calls, refilled at 20 tokens a second: the local limiter would let the
+    # second call go at once, but the server's 429 says the account's bucket is empty.
+    kx.server.fail("/markets", 429)
+    bucket = BucketLimit(refill_rate=20, capacity=100)
+    limiter = RateLimiter(bucket, bucket)
+    async with kx.client(key=None, rate_limit=limiter, retry=RetryPolicy.disabled()) as client:
+        with pytest.raises(RateLimitError):
+            await maybe(client.markets.list())
+        assert limiter.bucket(Bucket.READ).available(kx.now()) < 10
+        await maybe(client.markets.list())
+    first, second = kx.server.requests("/markets")
+    # The bucket was emptied after the first request arrived; 10 tokens take 0.5 s to refill.
+    assert second.arrived - first.arrived >= 0.5 - 1e-6
 
 
 # ---- a core deadline wakes the adapter -------------------------------------------------------

@@ -362,3 +362,44 @@ def test_a_client_closed_while_a_call_waits_for_a_connection_sends_nothing(
     assert client.slot_events == [("claim", 1060.0), ("release", 1)]
     assert client.rate_limiter is not None
     assert client.rate_limiter.bucket(Bucket.READ).available(client.clock.now) == 10
+
+
+# ---- a 429 from the server empties the local bucket -----------------------------------------
+
+
+def test_a_429_empties_the_bucket_so_that_every_caller_waits(clock: FakeClock) -> None:
+    # A bucket of 30 Read tokens (three calls) refilled at 20 a second. The first call's 429
+    # says the account's bucket at Kalshi is empty: the 20 tokens left here go too, and the
+    # next call waits for its 10.
+    core = make_core(limiter=RateLimiter.from_limits(20, 30, 20, 30))
+    run = core.start(status_call(), clock.now, trace=True)
+    claim_and_send(run, clock)
+    run.receive_response(failed(429), clock.now, clock.wall_ms)
+    assert read_balance(core, clock) == 0
+    assert core.rate_limiter is not None
+    assert core.rate_limiter.bucket(Bucket.WRITE).available(clock.now) == 30  # untouched
+    assert [line.message for line in run.log if line.level == DEBUG] == [
+        "GetExchangeStatus: GET /trade-api/v2/exchange/status -> 429 in 0.0 ms, attempt 1",
+        "GetExchangeStatus: HTTP 429: the client-side read bucket is emptied too",
+    ]
+    other = core.start(status_call(), clock.now)
+    claim(other, clock)
+    assert other.next_step(clock.now, clock.wall_ms) == Sleep(0.5)
+
+
+@pytest.mark.parametrize("status", [500, 503, 400])
+def test_other_errors_leave_the_bucket_alone(status: int, clock: FakeClock) -> None:
+    core = make_core(limiter=RateLimiter.from_limits(20, 30, 20, 30))
+    run = core.start(status_call(), clock.now)
+    claim_and_send(run, clock)
+    run.receive_response(failed(status), clock.now, clock.wall_ms)
+    assert read_balance(core, clock) == 20
+
+
+def test_a_429_without_a_rate_limiter_is_only_retried(clock: FakeClock) -> None:
+    core = make_core()
+    run = core.start(status_call(), clock.now, trace=True)
+    send(run, clock)
+    run.receive_response(failed(429), clock.now, clock.wall_ms)
+    assert not any("bucket" in line.message for line in run.log)
+    assert isinstance(run.next_step(clock.now, clock.wall_ms), Sleep)

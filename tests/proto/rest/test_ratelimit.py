@@ -520,6 +520,29 @@ def test_refund_gives_back_a_reservation_up_to_the_capacity() -> None:
     assert bucket.available(0.0) == 20
 
 
+def test_drain_empties_the_bucket_and_keeps_any_debt() -> None:
+    bucket = TokenBucket(BucketLimit(refill_rate=10, capacity=20))
+    assert bucket.reserve(5, 0.0) == 0.0
+    bucket.drain(0.5)  # 15 tokens left, and 5 refilled (capped at 20): all gone
+    assert bucket.available(0.5) == 0
+    assert bucket.reserve(10, 0.5) == 1.0  # the next request waits for its whole cost
+    bucket.drain(1.0)  # 5 in debt: a waiting request's reservation stands
+    assert bucket.available(1.0) == -5
+    assert bucket.available(2.0) == 5  # and refilling goes on from there
+
+
+def test_the_limiter_drains_the_bucket_the_operation_spends_from_under_its_guard() -> None:
+    limiter = RateLimiter.for_tier("basic")  # read capacity 200, write 100
+    guard = _Guard(limiter)
+    limiter.guard = guard
+    limiter.drain("CreateOrderV2", 0.0)
+    assert limiter.bucket(Bucket.WRITE).available(0.0) == 0
+    assert limiter.bucket(Bucket.READ).available(0.0) == 200
+    limiter.drain("GetMarkets", 0.0)
+    assert guard.seen[-2:] == [("taken", 200.0), ("given back", 0.0)]
+    assert not guard.held
+
+
 @pytest.mark.parametrize("cost", [-1, math.nan, math.inf])
 def test_refund_refuses_a_cost_that_is_not_a_finite_count(cost: float) -> None:
     bucket = TokenBucket(BucketLimit(refill_rate=10, capacity=20))
