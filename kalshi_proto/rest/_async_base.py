@@ -36,7 +36,7 @@ from kalshi_proto.rest.client import (
 )
 from kalshi_proto.rest.generated.async_facade import AsyncResources
 from kalshi_proto.rest.pagination import aiterate_pages
-from kalshi_proto.rest.ratelimit import RateLimiter
+from kalshi_proto.rest.ratelimit import CostTable, RateLimiter
 from kalshi_proto.rest.retry import RetryPolicy
 from kalshi_proto.rest.settings import (
     KeyInput,
@@ -155,17 +155,23 @@ class AsyncClientBase(AsyncResources, abc.ABC):
         return self._core.rate_limiter
 
     async def configure_rate_limit(self) -> RateLimiter:
-        """Size the client-side token buckets from ``GET /account/limits`` and turn them on.
+        """Size the client-side token buckets from ``GET /account/limits``, price the operations
+        from ``GET /account/endpoint_costs``, and turn the limiter on.
 
         Returns:
             The limiter now in use.
         """
         limits = await self.account.limits()
+        listed = await self.account.endpoint_costs()
+        costs = CostTable.from_endpoint_costs(
+            listed.default_cost, ((row.method, row.path, row.cost) for row in listed.endpoint_costs)
+        )
         limiter = RateLimiter.from_limits(
             limits.read.refill_rate,
             limits.read.bucket_capacity,
             limits.write.refill_rate,
             limits.write.bucket_capacity,
+            costs=costs,
         )
         self._core.rate_limiter = self._guarded(limiter)
         return limiter

@@ -19,6 +19,9 @@ operations and the ``BucketLimit`` schema in openapi.yaml):
   `RateLimiter.from_limits` from what ``GET /account/limits`` returns for your account.
 * The Expert and Prestige tiers are named by the API but have no published budgets, so `TIERS`
   has no entry for them; use `RateLimiter.from_limits`.
+* ``GET /account/endpoint_costs`` lists, for the account, the endpoints whose cost differs from
+  its ``default_cost``. `CostTable.from_endpoint_costs` reads that answer; without it a limiter
+  uses `DOCUMENTED_COSTS`, the costs the spec's descriptions give.
 
 The client's buckets use reservation semantics. `TokenBucket.reserve` deducts the cost at once,
 letting the balance go negative, and returns how long the caller must wait before sending; the
@@ -26,9 +29,8 @@ next caller then waits for the debt as well as for its own cost. A caller that g
 sending (its total timeout would pass first, it was cancelled, its client was closed) gives the
 cost back with `RateLimiter.refund`, so requests never sent leave no debt behind. An HTTP 429
 from the server empties the bucket (`RateLimiter.drain`): the account's bucket at Kalshi is
-empty, whatever the local one says. A request
-costing more than the whole capacity is allowed; it waits until the balance it leaves behind
-would have refilled to zero. Callers honouring every wait send no more than
+empty, whatever the local one says. A request costing more than the whole capacity is allowed;
+it waits until the balance it leaves behind would have refilled to zero. Callers honouring every wait send no more than
 ``capacity + refill_rate * T`` tokens' worth in any window of ``T`` seconds (for requests no
 larger than the capacity), provided each sends as soon as its wait is over: a caller that
 reserves and then waits for something else (a free connection) sends late, and late requests
@@ -56,21 +58,24 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from kalshi_proto.errors import ConfigurationError, LocalProtocolError
+from kalshi_proto.rest.operation_table import operations
 
 __all__ = [
     "DEFAULT_COST",
+    "DOCUMENTED_COSTS",
     "ENDPOINT_COSTS",
     "PER_ITEM_COSTS",
     "TIERS",
     "WRITE_OPERATIONS",
     "Bucket",
     "BucketLimit",
+    "CostTable",
     "RateLimiter",
     "TokenBucket",
 ]
@@ -192,6 +197,103 @@ WRITE_OPERATIONS: frozenset[str] = frozenset(
 )
 
 
+#: The prefix the trade API's paths may carry in ``GET /account/endpoint_costs``.
+_API_PREFIX = "/trade-api/v2"
+
+
+def _route(method: str, path: str) -> tuple[str, tuple[str | None, ...]]:
+    """(method, path segments) with every path parameter as None, however it is written
+    (``{order_id}``, ``{id}``, ``:order_id``), and without the API prefix or a query."""
+    path = path.split("?", 1)[0].rstrip("/")
+    if path.startswith(_API_PREFIX + "/"):
+        path = path[len(_API_PREFIX) :]
+    segments = tuple(
+        None if segment.startswith((":", "{")) else segment for segment in path.split("/")[1:]
+    )
+    return method.upper(), segments
+
+
+@dataclass(frozen=True, slots=True)
+class CostTable:
+    """What each operation costs, in tokens.
+
+    Attributes:
+        default: the cost of an operation listed nowhere else.
+        per_request: operations whose cost per request differs from ``default``, by OpenAPI
+            operationId.
+        per_item: batch operations, billed per order in the batch, by operationId; one not
+            listed here but batched is billed ``default`` per order.
+        unmatched: rows of ``GET /account/endpoint_costs`` that match no operation of the
+            spec (method, path, cost), kept for inspection; they change no cost.
+    """
+
+    default: int = DEFAULT_COST
+    per_request: Mapping[str, int] = field(default_factory=dict)
+    per_item: Mapping[str, int] = field(default_factory=dict)
+    unmatched: tuple[tuple[str, str, int], ...] = ()
+
+    def __post_init__(self) -> None:
+        costs = [("default", self.default)]
+        costs += [(name, cost) for name, cost in self.per_request.items()]
+        costs += [(name, cost) for name, cost in self.per_item.items()]
+        for name, cost in costs:
+            if isinstance(cost, bool) or not isinstance(cost, int) or cost < 0:
+                raise ConfigurationError(
+                    f"the cost of {name} must be a whole number of tokens >= 0, got {cost!r}"
+                )
+
+    @classmethod
+    def from_endpoint_costs(
+        cls, default_cost: int, endpoint_costs: Iterable[tuple[str, str, int]]
+    ) -> CostTable:
+        """The costs ``GET /account/endpoint_costs`` gives for the account.
+
+        Each row is matched to an operation by method and path: with or without the
+        ``/trade-api/v2`` prefix, and whatever the path parameters are called. The batch
+        operations of `PER_ITEM_COSTS` stay billed per order, at the row's cost (or
+        ``default_cost``) per order. An operation without a row costs ``default_cost``, as the
+        endpoint says; a row that matches no operation goes to ``unmatched``.
+
+        Args:
+            default_cost: the answer's ``default_cost``.
+            endpoint_costs: (method, path, cost) of each row of the answer's ``endpoint_costs``.
+
+        Raises:
+            ConfigurationError: a cost is not a whole number of tokens >= 0.
+        """
+        by_route = {_route(op.method, op.path): op.operation_id for op in operations()}
+        per_request: dict[str, int] = {}
+        per_item = dict.fromkeys(PER_ITEM_COSTS, default_cost)
+        unmatched: list[tuple[str, str, int]] = []
+        for method, path, cost in endpoint_costs:
+            operation_id = by_route.get(_route(method, path))
+            if operation_id is None:
+                unmatched.append((method, path, cost))
+            elif operation_id in per_item:
+                per_item[operation_id] = cost
+            else:
+                per_request[operation_id] = cost
+        return cls(
+            default=default_cost,
+            per_request=MappingProxyType(per_request),
+            per_item=MappingProxyType(per_item),
+            unmatched=tuple(unmatched),
+        )
+
+    def cost_of(self, operation_id: str, items: int = 1) -> int:
+        """The tokens one call of an operation costs (see `RateLimiter.cost_of`)."""
+        if items < 1:
+            raise LocalProtocolError(f"items must be at least 1, got {items}")
+        per_item = self.per_item.get(operation_id)
+        if per_item is not None:
+            return per_item * items
+        return self.per_request.get(operation_id, self.default)
+
+
+#: The costs the spec's descriptions give (`DEFAULT_COST`, `ENDPOINT_COSTS`, `PER_ITEM_COSTS`).
+DOCUMENTED_COSTS = CostTable(DEFAULT_COST, ENDPOINT_COSTS, PER_ITEM_COSTS)
+
+
 class TokenBucket:
     """One token bucket with reservation semantics.
 
@@ -300,7 +402,7 @@ class TokenBucket:
 class RateLimiter:
     """The Read and Write buckets of one account, and the cost table that routes to them."""
 
-    __slots__ = ("_buckets", "_offered", "guard")
+    __slots__ = ("_buckets", "_offered", "costs", "guard")
 
     def __init__(
         self,
@@ -308,6 +410,7 @@ class RateLimiter:
         write: BucketLimit,
         *,
         guard: AbstractContextManager[object] | None = None,
+        costs: CostTable = DOCUMENTED_COSTS,
     ) -> None:
         """Build a limiter from the limits of its two buckets.
 
@@ -315,8 +418,11 @@ class RateLimiter:
             read: the Read bucket's limit.
             write: the Write bucket's limit.
             guard: a lock to hold around every `reserve` (see `guard`); the clients set one.
+            costs: what each operation costs; the spec's figures by default.
         """
         self._buckets = {Bucket.READ: TokenBucket(read), Bucket.WRITE: TokenBucket(write)}
+        #: What each operation costs (`CostTable`).
+        self.costs = costs
         #: Held around every `reserve` when not None: a `threading.Lock`, for instance, so that
         #: threads sharing the limiter never lose a reservation. Every client installs one when
         #: it is None (`install_guard`). `TokenBucket.available` peeks without it.
@@ -366,6 +472,8 @@ class RateLimiter:
         read_capacity: float,
         write_refill_rate: float,
         write_capacity: float,
+        *,
+        costs: CostTable = DOCUMENTED_COSTS,
     ) -> RateLimiter:
         """Build a limiter from the ``read`` and ``write`` limits of ``GET /account/limits``.
 
@@ -374,6 +482,8 @@ class RateLimiter:
             read_capacity: ``read.bucket_capacity``, tokens.
             write_refill_rate: ``write.refill_rate``, tokens per second.
             write_capacity: ``write.bucket_capacity``, tokens.
+            costs: what each operation costs (`CostTable.from_endpoint_costs` reads them from
+                ``GET /account/endpoint_costs``); the spec's figures by default.
 
         Returns:
             A limiter with both buckets full.
@@ -384,6 +494,7 @@ class RateLimiter:
         return cls(
             BucketLimit(refill_rate=read_refill_rate, capacity=read_capacity),
             BucketLimit(refill_rate=write_refill_rate, capacity=write_capacity),
+            costs=costs,
         )
 
     def bucket(self, which: Bucket) -> TokenBucket:
@@ -402,21 +513,16 @@ class RateLimiter:
 
         Args:
             operation_id: the OpenAPI operationId, e.g. ``"CreateOrderV2"``.
-            items: the number of orders in a batch; only batch operations (`PER_ITEM_COSTS`)
+            items: the number of orders in a batch; only batch operations (`CostTable.per_item`)
                 use it.
 
         Returns:
-            The cost in tokens.
+            The cost in tokens, from `costs`.
 
         Raises:
             LocalProtocolError: ``items`` is below 1.
         """
-        if items < 1:
-            raise LocalProtocolError(f"items must be at least 1, got {items}")
-        per_item = PER_ITEM_COSTS.get(operation_id)
-        if per_item is not None:
-            return per_item * items
-        return ENDPOINT_COSTS.get(operation_id, DEFAULT_COST)
+        return self.costs.cost_of(operation_id, items)
 
     def bucket_of(self, operation_id: str) -> Bucket:
         """The bucket an operation spends from.

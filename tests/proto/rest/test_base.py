@@ -67,6 +67,18 @@ LIMITS = json_response(
 )
 
 
+COSTS = json_response(
+    {
+        "default_cost": 10,
+        "endpoint_costs": [
+            {"method": "GET", "path": "/trade-api/v2/portfolio/orders/{order_id}", "cost": 3},
+            {"method": "DELETE", "path": "/portfolio/events/orders/batched", "cost": 1},
+            {"method": "GET", "path": "/trade-api/v2/something/new", "cost": 7},
+        ],
+    }
+)
+
+
 def program(n: int) -> dict[str, Any]:
     return {
         "id": f"ip-{n}",
@@ -640,13 +652,22 @@ def test_every_reservation_holds_the_guard(flavour: type[Client]) -> None:
 def test_configure_rate_limit_sizes_the_buckets_from_the_account(
     flavour: type[Client], credentials: Credentials
 ) -> None:
-    client = flavour(credentials=credentials, script=[LIMITS])
+    client = flavour(credentials=credentials, script=[LIMITS, COSTS])
     limiter = resolve(client.configure_rate_limit())
     assert client.rate_limiter is limiter
     assert limiter.guard is client.locks[0]
     assert limiter.bucket(Bucket.READ).limit == BucketLimit(refill_rate=300, capacity=300)
     assert limiter.bucket(Bucket.WRITE).limit == BucketLimit(refill_rate=300, capacity=600)
-    assert client.sent[0][0].target == "/trade-api/v2/account/limits"
+    assert [request.target for request, _ in client.sent] == [
+        "/trade-api/v2/account/limits",
+        "/trade-api/v2/account/endpoint_costs",
+    ]
+    # The account's costs, not the spec's: GetOrder 3 (2 in the spec), a batch cancel 1 per
+    # order (2), CancelOrderV2 unlisted so the default (2 in the spec).
+    assert limiter.cost_of("GetOrder") == 3
+    assert limiter.cost_of("BatchCancelOrdersV2", items=4) == 4
+    assert limiter.cost_of("CancelOrderV2") == 10
+    assert limiter.costs.unmatched == (("GET", "/trade-api/v2/something/new", 7),)
 
 
 def test_configure_rate_limit_needs_credentials(flavour: type[Client]) -> None:

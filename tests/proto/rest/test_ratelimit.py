@@ -15,14 +15,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kalshi_proto.errors import ConfigurationError, LocalProtocolError
+from kalshi_proto.rest import operations
 from kalshi_proto.rest.ratelimit import (
     DEFAULT_COST,
+    DOCUMENTED_COSTS,
     ENDPOINT_COSTS,
     PER_ITEM_COSTS,
     TIERS,
     WRITE_OPERATIONS,
     Bucket,
     BucketLimit,
+    CostTable,
     RateLimiter,
     TokenBucket,
 )
@@ -574,3 +577,76 @@ def test_the_limiter_refunds_what_an_operation_reserved(guarded: bool) -> None:
     assert guard.entered == (3 if guarded else 0)
     with pytest.raises(LocalProtocolError, match="items must be at least 1"):
         limiter.refund("BatchCreateOrdersV2", items=0)
+
+
+# ---- the account's costs: GET /account/endpoint_costs ---------------------------------------
+
+
+def test_the_documented_costs_are_the_default_cost_table() -> None:
+    limiter = RateLimiter.for_tier("basic")
+    assert limiter.costs is DOCUMENTED_COSTS
+    assert DOCUMENTED_COSTS == CostTable(DEFAULT_COST, ENDPOINT_COSTS, PER_ITEM_COSTS)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/trade-api/v2/portfolio/orders/{order_id}",
+        "/portfolio/orders/{order_id}",
+        "/portfolio/orders/{id}",
+        "/trade-api/v2/portfolio/orders/:order_id",
+        "/portfolio/orders/{order_id}/",
+        "/portfolio/orders/{order_id}?with=query",
+    ],
+)
+def test_a_row_matches_its_operation_however_the_path_is_written(path: str) -> None:
+    costs = CostTable.from_endpoint_costs(10, [("get", path, 4)])
+    assert costs.per_request == {"GetOrder": 4}
+    assert costs.unmatched == ()
+
+
+def test_the_account_costs_replace_the_documented_ones() -> None:
+    costs = CostTable.from_endpoint_costs(
+        5,
+        [
+            ("DELETE", "/portfolio/events/orders/{order_id}", 1),  # CancelOrderV2
+            ("DELETE", "/portfolio/events/orders/batched", 3),  # per order
+            ("GET", "/no/such/endpoint/{id}", 9),
+            ("PUT", "/portfolio/orders/{order_id}", 9),  # no such method on that path
+        ],
+    )
+    limiter = RateLimiter.from_limits(100, 100, 100, 100, costs=costs)
+    assert limiter.cost_of("CancelOrderV2") == 1
+    assert limiter.cost_of("BatchCancelOrdersV2", items=4) == 12
+    # Batches stay billed per order, at the default when the account lists no cost for them.
+    assert limiter.cost_of("BatchCreateOrdersV2", items=3) == 15
+    # Unlisted operations cost the account's default, whatever the spec said of them.
+    assert limiter.cost_of("GetMarkets") == 5
+    assert limiter.cost_of("GetOrder") == 5
+    assert costs.unmatched == (
+        ("GET", "/no/such/endpoint/{id}", 9),
+        ("PUT", "/portfolio/orders/{order_id}", 9),
+    )
+    assert limiter.reserve("CancelOrderV2", 0.0) == 0.0
+    assert limiter.bucket(Bucket.WRITE).available(0.0) == 99
+
+
+def test_no_two_operations_share_a_route_once_parameters_are_blanked() -> None:
+    # Else a row of the endpoint could be charged to the wrong one of the two.
+    rows = [(op.method, op.path, 1) for op in operations()]
+    costs = CostTable.from_endpoint_costs(10, rows)
+    assert costs.unmatched == ()
+    assert len(costs.per_request) + len(costs.per_item) == len(rows)
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "10"])
+def test_a_cost_that_is_not_a_whole_number_of_tokens_is_refused(bad: object) -> None:
+    with pytest.raises(ConfigurationError, match="must be a whole number of tokens"):
+        CostTable.from_endpoint_costs(10, [("GET", "/portfolio/orders/{order_id}", bad)])  # type: ignore[list-item]
+    with pytest.raises(ConfigurationError, match="the cost of default"):
+        CostTable(default=bad)  # type: ignore[arg-type]
+
+
+def test_a_cost_table_prices_a_batch_of_no_orders_as_an_error() -> None:
+    with pytest.raises(LocalProtocolError, match="items must be at least 1"):
+        DOCUMENTED_COSTS.cost_of("BatchCreateOrdersV2", items=0)
