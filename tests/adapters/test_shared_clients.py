@@ -393,3 +393,27 @@ async def test_calls_that_queued_for_a_connection_go_out_at_the_rate_limiters_pa
     gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
     # 0.4 s apart, less the scheduling noise of a busy machine; two sent together are ~0 apart.
     assert min(gaps) > 0.2, gaps
+
+
+async def test_without_a_total_timeout_a_call_waits_for_a_connection_as_long_as_it_takes(
+    kx: Driver,
+) -> None:
+    # One connection and a bucket of one call refilled in 0.5 s. After a first call empties
+    # the bucket, two callers: one holds the connection through its 0.5 s rate-limit wait, the
+    # other waits that long for the connection, longer than the 0.3 s attempt timeout. Without
+    # a total timeout a claim may wait as long as it takes, as the wait for tokens may.
+    limiter = RateLimiter.from_limits(20, DEFAULT_COST, 20, DEFAULT_COST)
+    policy = RetryPolicy(max_attempts=1, total_timeout=None)
+    async with kx.client(
+        key=None, rate_limit=limiter, retry=policy, timeout=0.3, **small_pool(kx, 1)
+    ) as client:
+        await maybe(client.exchange.status())
+        if kx.is_async:
+            async with anyio.create_task_group() as group:
+                for _ in range(2):
+                    group.start_soon(maybe, client.exchange.status())
+        else:
+            assert run_in_threads(client.exchange.status, 2) == []
+    arrivals = [received.arrived for received in kx.server.requests("/exchange/status")]
+    assert len(arrivals) == 3
+    assert arrivals[2] - arrivals[0] > 0.9  # two refills of 0.5 s, less the first send
