@@ -30,11 +30,11 @@ sending (its total timeout would pass first, it was cancelled, its client was cl
 cost back with `RateLimiter.refund`, so requests never sent leave no debt behind. An HTTP 429
 from the server empties the bucket (`RateLimiter.drain`): the account's bucket at Kalshi is
 empty, whatever the local one says. A request costing more than the whole capacity is allowed;
-it waits until the balance it leaves behind would have refilled to zero. Callers honouring every wait send no more than
-``capacity + refill_rate * T`` tokens' worth in any window of ``T`` seconds (for requests no
-larger than the capacity), provided each sends as soon as its wait is over: a caller that
-reserves and then waits for something else (a free connection) sends late, and late requests
-can bunch. The clients therefore reserve only once they hold a connection (see
+it waits until the balance it leaves behind would have refilled to zero. Callers honouring every
+wait send no more than ``capacity + refill_rate * T`` tokens' worth in any window of ``T``
+seconds (for requests no larger than the capacity), provided each sends as soon as its wait is
+over: a caller that reserves and then waits for something else (a free connection) sends late,
+and late requests can bunch. The clients therefore reserve only once they hold a connection (see
 `kalshi_proto.rest.client.Claim`).
 
 A bucket starts full at the time of its first use, because the adapter's clock origin is unknown
