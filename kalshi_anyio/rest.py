@@ -4,7 +4,7 @@ Connections are kept alive and reused. One idle for longer than ``keepalive_expi
 closed rather than reused, so a request never races a server closing its idle connections (the
 cause of an order whose fate is unknown); one the server has already dropped is noticed before
 reuse and replaced. At most ``max_connections`` requests are in flight at once; more wait
-for a free slot (a rate-limited call takes its slot before it reserves tokens: see `_claim`).
+for a free slot (a rate-limited call takes its slot before its request is paced: see `_claim`).
 The pool of idle connections changes under a lock, never held across an await,
 so threads may share the blocking twin. A process forked after calls were made does not reuse
 the idle connections it inherited, which are the parent's too (see `_io.forget`); nor does a
@@ -111,9 +111,8 @@ class AsyncKalshiClient(AsyncClientBase):
         await _io.close_all(connection.stream for connection in idle)
 
     async def _claim(self, deadline: float) -> Slot:
-        # A slot held while the call waits for the rate limiter, then handed to _send: the
-        # call's request goes out as soon as the wait is over, not after a wait for a
-        # connection too.
+        # A slot held while the rate limiter paces the request, then handed to _send: the
+        # request goes out as soon as the pace allows, not after a wait for a connection too.
         if self._closed:
             raise LocalProtocolError("the client is closed")
         if self._forks != _io.FORKS or self._loop is not _io.current_loop():

@@ -1,10 +1,10 @@
 """Connection slots for rate-limited calls on the httpx clients.
 
-httpx's pool takes a connection inside ``send``, so a call cannot hold one while it waits for
-the rate limiter. A gate with as many slots as the pool has connections stands in for it: a
-rate-limited call takes a slot, then reserves its tokens, and its request finds a connection
-free in the pool when the wait is over. Calls that queued for a connection then go out at the
-pace the tokens allow, not together.
+httpx's pool takes a connection inside ``send``, so a call cannot hold one while the rate
+limiter paces its request. A gate with as many slots as the pool has connections stands in for
+it: once its turn has come, a rate-limited call takes a slot, its request is paced, and it finds
+a connection free in the pool when it goes. Calls that queued for a connection then go out at
+the pace the budget allows, not together.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ all its settings; so is an internal one when the environment names a proxy (``HT
 ``ALL_PROXY``, ...), which only `httpx.Client` knows how to route. A pool built here is
 built anew in a forked process and on a new asyncio event loop (see `_pool`).
 
-With a rate limiter on, a call takes one of the pool's connection slots before it reserves its
-tokens (see `_gate`). That needs the pool's size, so it is done for a pool built here over
+With a rate limiter on, a call takes one of the pool's connection slots before its request is
+paced (see `_gate`). That needs the pool's size, so it is done for a pool built here over
 HTTP/1.1 with a connection limit; over HTTP/2 calls share connections as streams, and queue
 only past the server's limit of concurrent streams.
 """

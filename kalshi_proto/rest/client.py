@@ -21,13 +21,15 @@ while True:
 run.abandon()                                  # gives back unspent rate-limit tokens
 ```
 
-`Claim` comes only when a rate limiter is on. An attempt then reserves its tokens once it holds
-a connection, and its request goes out as soon as the wait they ask for is over. Tokens reserved
-before waiting for a connection would let calls that queued for one go out together, so that
-the server would see more in a second than the bucket allows. With more callers than
-connections, the queue for connections is then where calls wait their turn for tokens, so a
-claim may wait as long as a rate-limit wait may: until the total timeout (without one, for as
-long as it takes), not just one attempt's ``timeout``.
+`Claim` comes only when a rate limiter is on. A rate-limited attempt first reserves its turn in
+the bucket (`RateLimiter.reserve`) and sleeps until it comes, holding no connection, so calls of
+the other bucket find connections free (an order is not held up behind market data). Then it
+claims a connection. One that had to wait for it comes late to its turn, and late calls that
+got their connections together would go out together, over the budget on the wire; so, holding
+the connection, the request is paced too (`RateLimiter.pace`: the same budget, spent at the
+moment of sending), and sleeps again if that says so. A request on its turn is not held up. A
+claim may wait until the total timeout (without one, for as long as it takes), as a rate-limit
+wait may, not just one attempt's ``timeout``.
 
 The core does not log. A run keeps what an operator would want in a log as `LogLine` values in
 ``run.log``, which the adapter hands to its logger after each step: every retry (`INFO`) and,
@@ -36,9 +38,10 @@ with ``core.start(call, now, trace=True)``, every attempt's outcome and every ra
 
 The states of a run:
 
-* READY    -- the next attempt may go out: with a rate limiter, claim a connection
-              (`Claim`) and reserve tokens (which may mean a `Sleep`); then sign with the
-              current ``wall_ms`` and emit `SendRequest`.
+* READY    -- the next attempt may go out: with a rate limiter, reserve its turn (which may
+              mean a `Sleep`), claim a connection (`Claim`) and pace the request (which may
+              mean another `Sleep`); then sign with the current ``wall_ms`` and emit
+              `SendRequest`.
 * CLAIMING -- the adapter is taking a connection slot; the next `next_step` means it has one,
               a `receive_failure` that none came.
 * WAITING  -- backing off (retry or rate limit) until a known time; `next_step` says `Sleep`.
@@ -267,9 +270,11 @@ class CallRun(Generic[T]):
         self._sent: tuple[HttpRequest, float] | None = None  # with trace: the request out, when
         self._state = _State.READY
         self._reserved = False
-        # The limiter holding tokens reserved for the next attempt, until that attempt is sent;
-        # given back if the run ends first.
+        self._claimed = False  # the adapter holds a connection slot for the next attempt
+        # The limiter holding tokens reserved (and then paced) for the next attempt, until that
+        # attempt is sent; given back if the attempt or the run ends first.
         self._held: RateLimiter | None = None
+        self._paced: RateLimiter | None = None
         self._wake_at = now
         self._value: T | None = None
         self._error: KalshiError | None = None
@@ -297,37 +302,52 @@ class CallRun(Generic[T]):
             if now < self._wake_at:
                 return Sleep(self._wake_at - now)
             self._state = _State.READY
+        elif state is _State.CLAIMING:  # the adapter holds a slot now
+            self._claimed = True
+            self._state = _State.READY
+        call = self.call
         if not self._reserved:
-            limiter = self._core.rate_limiter
-            if limiter is not None and state is not _State.CLAIMING:
-                # Tokens are reserved only once a connection is in hand (see the module
-                # docstring), so first the adapter claims one.
-                self._state = _State.CLAIMING
-                return Claim(math.inf if self._deadline is None else self._deadline - now)
+            # The call's turn: no connection is held while it waits for it.
             self._reserved = True
+            limiter = self._core.rate_limiter
             if limiter is not None:
-                call = self.call
                 wait = limiter.reserve(call.operation.operation_id, now, call.items)
                 self._held = limiter
                 if wait > 0:
-                    if self._deadline is not None and now + wait >= self._deadline:
-                        return self._fail_timeout(f"the rate limiter asks for a {wait:.2f}s wait")
-                    if self._trace:
-                        self._add_line(
-                            DEBUG,
-                            f"waiting {wait:.2f}s for the client-side rate limiter",
-                            {"kalshi_attempt": self.attempts + 1, "kalshi_wait": wait},
-                        )
-                    self._state = _State.WAITING
-                    self._wake_at = now + wait
-                    return Sleep(wait)
+                    return self._rate_wait(wait, now)
+        held = self._held
+        if held is not None:
+            if not self._claimed:
+                self._state = _State.CLAIMING
+                return Claim(math.inf if self._deadline is None else self._deadline - now)
+            if self._paced is None:
+                # The request holds its connection: pace it, so that one that came late to
+                # its turn (it waited for the connection) goes out no faster than the budget.
+                self._paced = held
+                wait = held.pace(call.operation.operation_id, now, call.items)
+                if wait > 0:
+                    return self._rate_wait(wait, now)
         self.attempts += 1
-        self._held = None  # spent: the request goes out
+        self._held = self._paced = None  # spent: the request goes out
+        self._claimed = False
         self._state = _State.SENT
         request = self._core.build_request(self.call, wall_ms)
         if self._trace:
             self._sent = (request, now)
         return SendRequest(request, self._attempt_timeout(now))
+
+    def _rate_wait(self, wait: float, now: float) -> Step:
+        if self._deadline is not None and now + wait >= self._deadline:
+            return self._fail_timeout(f"the rate limiter asks for a {wait:.2f}s wait")
+        if self._trace:
+            self._add_line(
+                DEBUG,
+                f"waiting {wait:.2f}s for the client-side rate limiter",
+                {"kalshi_attempt": self.attempts + 1, "kalshi_wait": wait},
+            )
+        self._state = _State.WAITING
+        self._wake_at = now + wait
+        return Sleep(wait)
 
     def _attempt_timeout(self, now: float) -> float:
         timeout = self._core.config.timeout
@@ -361,6 +381,7 @@ class CallRun(Generic[T]):
         """
         claiming = self._state is _State.CLAIMING
         if claiming:
+            self._give_back()  # the attempt reserved tokens for a request it never sends
             self.attempts += 1
             if self._trace:
                 self._add_line(
@@ -470,7 +491,7 @@ class CallRun(Generic[T]):
         )
         self._state = _State.WAITING
         self._wake_at = now + decision.delay
-        self._reserved = False
+        self._reserved = self._claimed = False
         self._error = error  # kept as the cause if the total timeout ends the run
 
     def _log_attempt(
@@ -501,11 +522,18 @@ class CallRun(Generic[T]):
         fields["kalshi_operation"] = operation_id
         self.log.append(LogLine(level, f"{operation_id}: {text}", fields))
 
+    def _give_back(self) -> None:
+        # Tokens taken for an attempt that will not be sent go back to their limiter.
+        call = self.call
+        held, paced = self._held, self._paced
+        self._held = self._paced = None
+        if held is not None:
+            held.refund(call.operation.operation_id, call.items)
+        if paced is not None:
+            paced.unpace(call.operation.operation_id, call.items)
+
     def _finish(self, error: KalshiError) -> None:
-        held = self._held
-        if held is not None:  # the run ends before the attempt it reserved for was sent
-            self._held = None
-            held.refund(self.call.operation.operation_id, self.call.items)
+        self._give_back()  # the run ends before the attempt it reserved for was sent
         self._error = error
         self._state = _State.DONE
 

@@ -34,7 +34,8 @@ it waits until the balance it leaves behind would have refilled to zero. Callers
 wait send no more than ``capacity + refill_rate * T`` tokens' worth in any window of ``T``
 seconds (for requests no larger than the capacity), provided each sends as soon as its wait is
 over: a caller that reserves and then waits for something else (a free connection) sends late,
-and late requests can bunch. The clients therefore reserve only once they hold a connection (see
+and late requests can bunch. The clients therefore also pace each request once it holds its
+connection (`RateLimiter.pace`: the same budgets, spent at the moment of sending; see
 `kalshi_proto.rest.client.Claim`).
 
 A bucket starts full at the time of its first use, because the adapter's clock origin is unknown
@@ -402,7 +403,7 @@ class TokenBucket:
 class RateLimiter:
     """The Read and Write buckets of one account, and the cost table that routes to them."""
 
-    __slots__ = ("_buckets", "_offered", "costs", "guard")
+    __slots__ = ("_buckets", "_offered", "_wire", "costs", "guard")
 
     def __init__(
         self,
@@ -421,6 +422,9 @@ class RateLimiter:
             costs: what each operation costs; the spec's figures by default.
         """
         self._buckets = {Bucket.READ: TokenBucket(read), Bucket.WRITE: TokenBucket(write)}
+        # The same budgets, spent when a request is sent rather than when its call queues (see
+        # `pace`).
+        self._wire = {Bucket.READ: TokenBucket(read), Bucket.WRITE: TokenBucket(write)}
         #: What each operation costs (`CostTable`).
         self.costs = costs
         #: Held around every `reserve` when not None: a `threading.Lock`, for instance, so that
@@ -560,6 +564,35 @@ class RateLimiter:
         with guard:
             return bucket.reserve(cost, now)
 
+    def pace(self, operation_id: str, now: float, items: int = 1) -> float:
+        """Spend the tokens of a request about to be sent, from the budget as the server sees
+        it; say how long to wait first.
+
+        `reserve` puts a call in line for its turn; the request may still go out later than
+        that turn, after a wait for a free connection, and several late requests would then go
+        out together, over the budget on the wire. So once the request holds its connection,
+        it is paced too: the same budget, spent at the moment of sending. A request sent on
+        its turn finds the tokens there and does not wait.
+
+        Args:
+            operation_id: the OpenAPI operationId.
+            now: the adapter's monotonic clock.
+            items: the number of orders in a batch (see `cost_of`).
+
+        Returns:
+            Seconds to wait before sending; ``0.0`` when the request may go now.
+        """
+        cost = self.cost_of(operation_id, items)
+        bucket = self._wire[self.bucket_of(operation_id)]
+        with self.guard or nullcontext():
+            return bucket.reserve(cost, now)
+
+    def unpace(self, operation_id: str, items: int = 1) -> None:
+        """Give back the tokens `pace` took for a request that was never sent."""
+        cost = self.cost_of(operation_id, items)
+        with self.guard or nullcontext():
+            self._wire[self.bucket_of(operation_id)].refund(cost)
+
     def drain(self, operation_id: str, now: float) -> None:
         """Empty the bucket ``operation_id`` spends from: the server answered it with HTTP 429.
 
@@ -572,9 +605,10 @@ class RateLimiter:
             operation_id: the OpenAPI operationId of the call that got the 429.
             now: the adapter's monotonic clock.
         """
-        bucket = self._buckets[self.bucket_of(operation_id)]
+        which = self.bucket_of(operation_id)
         with self.guard or nullcontext():
-            bucket.drain(now)
+            self._buckets[which].drain(now)
+            self._wire[which].drain(now)
 
     def refund(self, operation_id: str, items: int = 1) -> None:
         """Give back the tokens `reserve` took for a call whose request was never sent.

@@ -333,8 +333,7 @@ async def test_a_call_waiting_for_a_connection_when_the_client_closes_sends_noth
 ) -> None:
     # One connection: the first call holds it for 0.3 s, the second waits for it, and the
     # client is closed meanwhile. The first finishes; the second must not go out. A
-    # rate-limited second call waits for the connection before it reserves (see `Claim`), so
-    # it takes no tokens either.
+    # rate-limited second call gives back the tokens of its turn, as it sent nothing.
     kx.server.script("/portfolio/balance", Fault(delay=0.3))
     limiter = RateLimiter.from_limits(1, 1000, 1, 1000) if rate_limited else None
     client = kx.build(max_connections=1, rate_limit=limiter)
@@ -375,9 +374,9 @@ async def test_calls_that_queued_for_a_connection_go_out_at_the_rate_limiters_pa
 ) -> None:
     # Four callers, two connections, and a Read bucket of one call refilled in 0.4 s. The
     # first two requests take 1.6 s; the other two callers wait for a connection meanwhile.
-    # Had they reserved their tokens before that wait (due at 0.8 and 1.2 s), both would go
-    # out together when the connections came back at 1.6 s, twice what the bucket allows.
-    # They reserve once they hold a connection instead, so the server sees one every 0.4 s.
+    # Their turns (0.8 and 1.2 s) pass meanwhile; had they gone as soon as the connections came
+    # back at 1.6 s, both would go out together, twice what the bucket allows. Each request is
+    # paced once it holds its connection instead, so the server sees one every 0.4 s.
     kx.server.script("/exchange/status", Fault(delay=1.6), times=2)
     limiter = RateLimiter.from_limits(25, DEFAULT_COST, 25, DEFAULT_COST)
     callers = 4

@@ -21,7 +21,6 @@ from tests.helpers.clock import FakeClock
 from tests.proto.rest.conftest import KEY_ID
 from tests.proto.rest.test_client import (
     STATUS_BODY,
-    claim,
     claim_and_send,
     limiter,
     make_core,
@@ -166,7 +165,6 @@ def test_a_traced_rate_limit_wait_is_a_debug_line(clock: FakeClock) -> None:
     claim_and_send(first, clock)
     taken(first)
     run = core.start(status_call(), clock.now, trace=True)
-    claim(run, clock)
     step = run.next_step(clock.now, clock.wall_ms)
     assert step == Sleep(0.5)
     [line] = taken(run)
@@ -178,7 +176,6 @@ def test_a_traced_rate_limit_wait_is_a_debug_line(clock: FakeClock) -> None:
         "kalshi_wait": 0.5,
     }
     untraced = core.start(status_call(), clock.now)
-    claim(untraced, clock)
     assert isinstance(untraced.next_step(clock.now, clock.wall_ms), Sleep)
     assert untraced.log == []
 

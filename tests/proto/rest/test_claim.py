@@ -1,11 +1,13 @@
-"""A rate-limited call claims its connection before it reserves tokens (`Claim`).
+"""A rate-limited call waits for its turn, then claims a connection (`Claim`), then is paced.
 
-Tokens reserved before a wait for a free connection would let calls that queued for one go out
-together, over the bucket on the wire. So with a rate limiter on, each attempt first takes a
-connection slot, then reserves, then sends on that slot as soon as the wait is over. The core
-tests drive `CallRun` by hand; the loop tests run the shared client loop over the fakes of
-``test_base.py``. In both, GetExchangeStatus costs 10 Read tokens; the bucket holds 10 and
-refills 20 a second.
+A call reserves its turn in the bucket and waits for it holding no connection, so calls of the
+other bucket (orders behind market data, say) find connections free. Then it claims a
+connection slot; a call that waited for one comes late to its turn, and several late calls
+would go out together, over the budget on the wire, so the request is paced as well
+(`RateLimiter.pace`: the same budget, spent at the moment of sending) and goes out when that
+allows. The core tests drive `CallRun` by hand; the loop tests run the shared client loop over
+the fakes of ``test_base.py``. In both, GetExchangeStatus costs 10 Read tokens; the bucket holds
+10 and refills 20 a second.
 """
 
 from __future__ import annotations
@@ -62,17 +64,57 @@ def test_without_a_rate_limiter_no_claim_is_asked_for(clock: FakeClock) -> None:
     send(run, clock)
 
 
-def test_the_tokens_are_reserved_after_the_claim_not_before(clock: FakeClock) -> None:
+def test_a_call_waits_for_its_turn_holding_no_connection_then_claims_one(
+    clock: FakeClock,
+) -> None:
     core = make_core(limiter=limiter())
+    claim_and_send(core.start(status_call(), clock.now), clock)  # empties the bucket
     run = core.start(status_call(), clock.now)
-    assert run.next_step(clock.now, clock.wall_ms) == Claim(60.0)  # the total timeout
-    assert read_balance(core, clock) == 10
-    clock.advance(2.0)  # a long wait for a connection
+    assert run.next_step(clock.now, clock.wall_ms) == Sleep(0.5)  # no Claim yet
+    assert read_balance(core, clock) == -10
+    clock.advance(0.5)
+    assert run.next_step(clock.now, clock.wall_ms) == Claim(59.5)  # what is left of 60 s
     assert run.next_step(clock.now, clock.wall_ms) == SendRequest(
         core.build_request(status_call(), clock.wall_ms), 30.0
     )
-    assert read_balance(core, clock) == 0
     assert run.attempts == 1
+
+
+def test_calls_that_came_late_to_their_turns_are_paced_to_the_budget(clock: FakeClock) -> None:
+    # Three calls, turns at 0, 0.5 and 1.0 s; the second and third wait for a connection until
+    # 2.0 s. The bucket has refilled by then, but a burst of two would be 20 tokens at once
+    # where the budget allows 10: the later one is paced 0.5 s.
+    core = make_core(limiter=limiter())
+    runs = [core.start(status_call(), clock.now) for _ in range(3)]
+    claim_and_send(runs[0], clock)
+    assert [run.next_step(clock.now, clock.wall_ms) for run in runs[1:]] == [Sleep(0.5), Sleep(1.0)]
+    clock.advance(2.0)
+    claim(runs[1], clock)
+    claim(runs[2], clock)
+    send(runs[1], clock)
+    assert runs[2].next_step(clock.now, clock.wall_ms) == Sleep(0.5)
+    clock.advance(0.5)
+    send(runs[2], clock)
+
+
+def test_a_call_given_up_while_it_is_paced_gives_back_both_reservations(
+    clock: FakeClock,
+) -> None:
+    core = make_core(limiter=limiter())
+    first, second = core.start(status_call(), clock.now), core.start(status_call(), clock.now)
+    claim_and_send(first, clock)
+    assert second.next_step(clock.now, clock.wall_ms) == Sleep(0.5)
+    assert core.rate_limiter is not None
+    wire = core.rate_limiter._wire[Bucket.READ]
+    # Its turn came, but the wire's budget is spent (another request went out just now).
+    clock.advance(0.5)
+    assert core.rate_limiter.pace("GetExchangeStatus", clock.now) == 0.0
+    claim(second, clock)
+    assert second.next_step(clock.now, clock.wall_ms) == Sleep(0.5)
+    assert wire.available(clock.now) == -10
+    second.abandon()
+    assert wire.available(clock.now) == 0
+    assert read_balance(core, clock) == 10  # its turn's 10 tokens are back too
 
 
 def test_a_claim_may_wait_as_long_as_the_total_timeout_allows(clock: FakeClock) -> None:
@@ -88,7 +130,7 @@ def test_a_claim_may_wait_as_long_as_the_total_timeout_allows(clock: FakeClock) 
     assert claim(unbounded.start(status_call(), clock.now), clock) == Claim(math.inf)
 
 
-def test_a_claim_that_outlasts_the_total_timeout_ends_the_call_with_nothing_reserved(
+def test_a_claim_that_outlasts_the_total_timeout_ends_the_call_and_gives_its_tokens_back(
     clock: FakeClock,
 ) -> None:
     core = make_core(retry=RetryPolicy(total_timeout=1.0), limiter=limiter())
@@ -114,7 +156,7 @@ def test_a_failed_claim_is_a_failed_attempt_and_a_get_tries_again(clock: FakeClo
     claim(run, clock)
     run.receive_failure(ConnectTimeout("no connection became free before the timeout"), clock.now)
     assert run.attempts == 1
-    assert read_balance(core, clock) == 10  # nothing reserved, nothing to give back
+    assert read_balance(core, clock) == 10  # the attempt's reservation is given back
     retry_line, = [line for line in run.log if line.level != DEBUG]
     assert retry_line.message.startswith(
         "GetExchangeStatus: connection error on GET, attempt 1 of 4, backing off 0.19s "
@@ -152,7 +194,7 @@ def test_failed_claims_use_up_the_attempts(clock: FakeClock) -> None:
 @pytest.mark.parametrize(
     ("failure", "sent", "note", "left"),
     [
-        (ConnectTimeout("none free"), False, NEVER_LEFT, 10),  # nothing reserved or sent
+        (ConnectTimeout("none free"), False, NEVER_LEFT, 10),  # never sent: tokens back
         (ReadError("reset"), True, MAY_HAVE_ARRIVED, 0),  # sent: its tokens are spent
     ],
     ids=["no-connection", "read-error"],
@@ -179,7 +221,7 @@ def test_a_rate_limited_order_that_fails_says_whether_it_left(
     assert core.rate_limiter.bucket(Bucket.WRITE).available(clock.now) == left
 
 
-def test_abandoning_a_run_while_it_claims_touches_no_tokens(clock: FakeClock) -> None:
+def test_abandoning_a_run_while_it_claims_gives_its_tokens_back(clock: FakeClock) -> None:
     core = make_core(limiter=limiter())
     run = core.start(status_call(), clock.now)
     claim(run, clock)
@@ -188,7 +230,7 @@ def test_abandoning_a_run_while_it_claims_touches_no_tokens(clock: FakeClock) ->
     assert read_balance(core, clock) == 10
 
 
-def test_a_limiter_turned_off_during_the_claim_lets_the_request_go(clock: FakeClock) -> None:
+def test_a_limiter_turned_off_during_the_claim_still_paces_the_request(clock: FakeClock) -> None:
     core = make_core(limiter=limiter())
     run = core.start(status_call(), clock.now)
     claim(run, clock)
@@ -227,11 +269,10 @@ def test_the_loop_sends_on_the_slot_it_claimed_and_gives_it_back_once(
     client.claim_wait = 0.25
     resolve(client.execute(calls.get_exchange_status()))
     resolve(client.execute(calls.get_exchange_status()))
-    # The first call reserves its 10 tokens at 1000.25, once its slot came; its exchange ends
-    # at 1000.3125. The second waits for its slot until 1000.5625 and only then reserves: 6.25
-    # tokens have refilled since 1000.25, so 3.75 are owed, 0.1875 s. (Reserved at 1000.3125,
-    # before its slot came, it would have slept 0.4375 s, and its request would have gone out
-    # 0.25 s later still.)
+    # The first call's turn is at once (1000.0); its slot comes at 1000.25, where the wire's
+    # budget is full, and its exchange ends at 1000.3125. The second's turn is 0.1875 s later
+    # (6.25 of its 10 tokens have refilled), which it sleeps holding no slot; its slot comes at
+    # 1000.75, where the wire's budget has refilled: no pacing wait.
     assert client.slept == [0.1875]
     assert client.slot_events == [
         ("claim", 1060.0),
@@ -285,7 +326,7 @@ def test_a_call_interrupted_in_its_wait_gives_back_its_slot_and_tokens(
     client._rest = interrupt(client)  # type: ignore[method-assign,assignment]
     with pytest.raises(Interrupted):
         resolve(client.execute(calls.get_exchange_status()))
-    assert client.slot_events[3:] == [("claim", 1060.0625), ("release", 4)]
+    assert client.slot_events[3:] == []  # it waited for its turn without a connection
     assert client.rate_limiter is not None
     assert client.rate_limiter.bucket(Bucket.READ).available(client.clock.now) == 1.25
 
@@ -305,7 +346,7 @@ def test_a_client_closed_during_a_rate_limit_wait_sends_nothing_and_refunds(
     with pytest.raises(LocalProtocolError, match="the client is closed"):
         resolve(client.execute(calls.get_exchange_status()))
     assert len(client.sent) == 1
-    assert client.slot_events[-1] == ("release", 4)
+    assert client.slot_events[-1] == ("release", 1)  # the first call's: the second took none
     assert client.rate_limiter is not None
     # 10 tokens reserved at 1000.0625 for a request never sent: back, on top of the refill.
     assert client.rate_limiter.bucket(Bucket.READ).available(client.clock.now) == 10
@@ -383,7 +424,6 @@ def test_a_429_empties_the_bucket_so_that_every_caller_waits(clock: FakeClock) -
         "GetExchangeStatus: HTTP 429: the client-side read bucket is emptied too",
     ]
     other = core.start(status_call(), clock.now)
-    claim(other, clock)
     assert other.next_step(clock.now, clock.wall_ms) == Sleep(0.5)
 
 
@@ -403,3 +443,21 @@ def test_a_429_without_a_rate_limiter_is_only_retried(clock: FakeClock) -> None:
     run.receive_response(failed(429), clock.now, clock.wall_ms)
     assert not any("bucket" in line.message for line in run.log)
     assert isinstance(run.next_step(clock.now, clock.wall_ms), Sleep)
+
+
+def test_a_pacing_wait_past_the_total_timeout_ends_the_call_and_gives_back_both(
+    clock: FakeClock,
+) -> None:
+    core = make_core(retry=RetryPolicy(total_timeout=0.25), limiter=limiter())
+    assert core.rate_limiter is not None
+    first, second = core.start(status_call(), clock.now), core.start(status_call(), clock.now)
+    claim_and_send(first, clock)
+    clock.advance(0.1)
+    core.rate_limiter.drain("GetExchangeStatus", clock.now)  # a 429 elsewhere: empty again
+    core.rate_limiter.refund("GetExchangeStatus")  # but the turn is free (a call gave up)
+    claim(second, clock)
+    assert second.next_step(clock.now, clock.wall_ms) == Finished()  # a 0.5 s pace: too late
+    with pytest.raises(CallTimeout, match=r"the rate limiter asks for a 0\.50s wait"):
+        second.result()
+    assert core.rate_limiter._wire[Bucket.READ].available(clock.now) == 0
+    assert read_balance(core, clock) == 10

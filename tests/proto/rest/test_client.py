@@ -675,14 +675,14 @@ def test_a_rate_limit_wait_is_a_sleep_then_the_request_goes_out(clock: FakeClock
     first.receive_response(ok(), clock.now, clock.wall_ms)
 
     run = core.start(status_call(), clock.now)
-    assert run.next_step(clock.now, clock.wall_ms) == Claim(60.0)
-    assert read_balance(core, clock) == 0  # nothing is reserved before the claim
     assert run.next_step(clock.now, clock.wall_ms) == Sleep(0.5)
+    assert read_balance(core, clock) == -10  # its turn is reserved; no connection is held
     assert run.attempts == 0
     clock.advance(0.25)
     assert run.next_step(clock.now, clock.wall_ms) == Sleep(0.25)
     clock.advance(0.25)
-    step = send(run, clock)  # no second reservation: the wait was already paid for
+    assert run.next_step(clock.now, clock.wall_ms) == Claim(59.5)  # what is left of 60 s
+    step = send(run, clock)  # on its turn: paced, it goes at once
     assert step.timeout == 30.0
     assert run.attempts == 1
     assert core.rate_limiter.bucket_of("GetExchangeStatus").value == "read"
@@ -695,11 +695,10 @@ def test_each_retry_claims_and_reserves_tokens_again(clock: FakeClock) -> None:
     run.receive_response(failed(503), clock.now, clock.wall_ms)
     assert run.next_step(clock.now, clock.wall_ms) == Sleep(0.1875)
     clock.advance(0.1875)
-    claim(run, clock)
     # 0.1875 s refilled 3.75 tokens; the retry's 10 leave a debt of 6.25, paid in 0.3125 s.
     assert run.next_step(clock.now, clock.wall_ms) == Sleep(0.3125)
     clock.advance(0.3125)
-    send(run, clock)
+    claim_and_send(run, clock)
     assert run.attempts == 2
 
 
@@ -707,7 +706,6 @@ def test_a_rate_limit_wait_past_the_total_timeout_is_call_timeout(clock: FakeClo
     core = make_core(retry=RetryPolicy(total_timeout=0.25), limiter=limiter())
     claim_and_send(core.start(status_call(), clock.now), clock)
     run = core.start(status_call(), clock.now)
-    assert claim(run, clock) == Claim(0.25)  # the attempt's timeout, cut to the total
     assert run.next_step(clock.now, clock.wall_ms) == Finished()
     with pytest.raises(CallTimeout) as info:
         run.result()
@@ -727,7 +725,6 @@ def test_a_rate_limit_wait_that_ends_at_the_total_timeout_is_call_timeout_at_onc
     claim_and_send(core.start(status_call(), clock.now), clock)
     before = read_balance(core, clock)
     run = core.start(status_call(), clock.now)
-    claim(run, clock)
     assert run.next_step(clock.now, clock.wall_ms) == Finished()
     with pytest.raises(CallTimeout) as info:
         run.result()
@@ -744,9 +741,9 @@ def test_a_rate_limit_wait_that_ends_just_before_the_total_timeout_is_slept(
     core = make_core(retry=RetryPolicy(total_timeout=0.5 + 2**-20), limiter=limiter())
     claim_and_send(core.start(status_call(), clock.now), clock)
     run = core.start(status_call(), clock.now)
-    claim(run, clock)
     assert run.next_step(clock.now, clock.wall_ms) == Sleep(0.5)
     clock.advance(0.5)
+    assert claim(run, clock) == Claim(2**-20)
     step = run.next_step(clock.now, clock.wall_ms)
     assert isinstance(step, SendRequest)
     assert step.timeout == 2**-20
@@ -754,13 +751,10 @@ def test_a_rate_limit_wait_that_ends_just_before_the_total_timeout_is_slept(
 
 def test_a_rate_limit_wait_without_a_total_timeout_is_never_refused(clock: FakeClock) -> None:
     core = make_core(retry=RetryPolicy(total_timeout=None), limiter=limiter())
-    steps = []
-    for _ in range(4):
-        run = core.start(status_call(), clock.now)
-        assert claim(run, clock) == Claim(math.inf)
-        steps.append(run.next_step(clock.now, clock.wall_ms))
-    assert isinstance(steps[0], SendRequest)
-    assert steps[1:] == [Sleep(0.5), Sleep(1.0), Sleep(1.5)]
+    steps = [
+        core.start(status_call(), clock.now).next_step(clock.now, clock.wall_ms) for _ in range(4)
+    ]
+    assert steps == [Claim(math.inf), Sleep(0.5), Sleep(1.0), Sleep(1.5)]
 
 
 def read_balance(core: RestCore, clock: FakeClock) -> float:
@@ -773,7 +767,6 @@ def test_a_call_refused_for_its_rate_limit_wait_gives_its_tokens_back(clock: Fak
     claim_and_send(core.start(status_call(), clock.now), clock)  # empties the bucket
     for _ in range(5):
         refused = core.start(status_call(), clock.now)
-        claim(refused, clock)
         assert refused.next_step(clock.now, clock.wall_ms) == Finished()
     # Nothing was sent, so nothing is owed: had the refused calls kept their tokens, the
     # bucket would be 50 in debt and the next call refused too.
@@ -788,7 +781,6 @@ def test_a_call_whose_deadline_passes_while_it_waits_gives_its_tokens_back(
     core = make_core(retry=RetryPolicy(total_timeout=0.55), limiter=limiter())
     claim_and_send(core.start(status_call(), clock.now), clock)
     run = core.start(status_call(), clock.now)
-    claim(run, clock)
     assert run.next_step(clock.now, clock.wall_ms) == Sleep(0.5)
     assert read_balance(core, clock) == -10
     clock.advance(0.6)  # slept past the deadline: the request is never sent
@@ -800,7 +792,6 @@ def test_abandoning_a_waiting_call_gives_its_tokens_back(clock: FakeClock) -> No
     core = make_core(limiter=limiter())
     claim_and_send(core.start(status_call(), clock.now), clock)
     run = core.start(status_call(), clock.now)
-    claim(run, clock)
     assert run.next_step(clock.now, clock.wall_ms) == Sleep(0.5)
     run.abandon()  # cancelled during its wait
     assert run.done
@@ -832,7 +823,6 @@ def test_the_tokens_go_back_to_the_limiter_they_came_from(clock: FakeClock) -> N
     assert first is not None
     claim_and_send(core.start(status_call(), clock.now), clock)
     run = core.start(status_call(), clock.now)
-    claim(run, clock)
     assert run.next_step(clock.now, clock.wall_ms) == Sleep(0.5)
     core.rate_limiter = replacement = limiter()  # as configure_rate_limit() does
     run.abandon()

@@ -650,3 +650,23 @@ def test_a_cost_that_is_not_a_whole_number_of_tokens_is_refused(bad: object) -> 
 def test_a_cost_table_prices_a_batch_of_no_orders_as_an_error() -> None:
     with pytest.raises(LocalProtocolError, match="items must be at least 1"):
         DOCUMENTED_COSTS.cost_of("BatchCreateOrdersV2", items=0)
+
+
+# ---- pacing: the same budget, spent at the moment of sending ---------------------------------
+
+
+def test_pace_spends_its_own_budget_and_unpace_gives_it_back() -> None:
+    limiter = RateLimiter.from_limits(10, 10, 10, 10)  # one call, refilled in a second
+    assert limiter.reserve("GetMarkets", 0.0) == 0.0
+    assert limiter.pace("GetMarkets", 0.0) == 0.0  # a request on its turn is not held up
+    assert limiter.pace("GetMarkets", 0.0) == 1.0  # a second one at the same moment waits
+    limiter.unpace("GetMarkets")
+    assert limiter.pace("GetMarkets", 0.0) == 1.0
+    assert limiter.bucket(Bucket.READ).available(0.0) == 0  # the turns' budget is apart
+    assert limiter.pace("CreateOrderV2", 0.0) == 0.0  # and so is the other bucket
+
+
+def test_a_429_drains_the_paced_budget_too() -> None:
+    limiter = RateLimiter.from_limits(10, 20, 10, 20)
+    limiter.drain("GetMarkets", 0.0)
+    assert limiter.pace("GetMarkets", 0.0) == 1.0
