@@ -416,3 +416,35 @@ async def test_without_a_total_timeout_a_call_waits_for_a_connection_as_long_as_
     arrivals = [received.arrived for received in kx.server.requests("/exchange/status")]
     assert len(arrivals) == 3
     assert arrivals[2] - arrivals[0] > 0.9  # two refills of 0.5 s, less the first send
+
+
+async def test_an_order_is_not_held_up_behind_calls_waiting_for_read_tokens(kx: Driver) -> None:
+    # Two connections; four readers share a Read bucket of one call a second, so three of them
+    # are always waiting for their turn. They wait holding no connection: an order, paid from
+    # the Write bucket, finds one free at once. (Readers holding connections through their
+    # waits would keep it about a second.)
+    limiter = RateLimiter.from_limits(10, DEFAULT_COST, 1000, 1000)
+    async with kx.client(rate_limit=limiter, **small_pool(kx, 2)) as client:
+        latencies: list[float] = []
+
+        async def one_order() -> None:
+            await kx.sleep(0.3)
+            started = time.monotonic()
+            await maybe(client.orders.cancel_v2("order-1"))  # CancelOrderV2: the Write bucket
+            latencies.append(time.monotonic() - started)
+
+        if kx.is_async:
+            async with anyio.create_task_group() as group:
+                for _ in range(4):
+                    group.start_soon(maybe, client.exchange.status())
+                group.start_soon(one_order)
+        else:
+            readers = [threading.Thread(target=client.exchange.status) for _ in range(4)]
+            for reader in readers:
+                reader.start()
+            await one_order()
+            for reader in readers:
+                reader.join(10)
+    [latency] = latencies
+    assert latency < 0.5
+    assert len(kx.server.requests("/exchange/status")) == 4
