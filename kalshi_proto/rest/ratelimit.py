@@ -556,13 +556,7 @@ class RateLimiter:
         Raises:
             LocalProtocolError: ``items`` is below 1.
         """
-        cost = self.cost_of(operation_id, items)
-        bucket = self._buckets[self.bucket_of(operation_id)]
-        guard = self.guard
-        if guard is None:
-            return bucket.reserve(cost, now)
-        with guard:
-            return bucket.reserve(cost, now)
+        return self._take(self._buckets, operation_id, now, items)
 
     def pace(self, operation_id: str, now: float, items: int = 1) -> float:
         """Spend the tokens of a request about to be sent, from the budget as the server sees
@@ -582,9 +576,17 @@ class RateLimiter:
         Returns:
             Seconds to wait before sending; ``0.0`` when the request may go now.
         """
+        return self._take(self._wire, operation_id, now, items)
+
+    def _take(
+        self, buckets: dict[Bucket, TokenBucket], operation_id: str, now: float, items: int
+    ) -> float:
         cost = self.cost_of(operation_id, items)
-        bucket = self._wire[self.bucket_of(operation_id)]
-        with self.guard or nullcontext():
+        bucket = buckets[self.bucket_of(operation_id)]
+        guard = self.guard
+        if guard is None:
+            return bucket.reserve(cost, now)
+        with guard:
             return bucket.reserve(cost, now)
 
     def unpace(self, operation_id: str, items: int = 1) -> None:
