@@ -28,8 +28,8 @@ claims a connection. One that had to wait for it comes late to its turn, and lat
 got their connections together would go out together, over the budget on the wire; so, holding
 the connection, the request is paced too (`RateLimiter.pace`: the same budget, spent at the
 moment of sending), and sleeps again if that says so. A request on its turn is not held up. A
-claim may wait until the total timeout (without one, for as long as it takes), as a rate-limit
-wait may, not just one attempt's ``timeout``.
+claim waits for a connection no longer than one attempt's ``timeout``, as a request that takes
+its connection in `SendRequest` does.
 
 The core does not log. A run keeps what an operator would want in a log as `LogLine` values in
 ``run.log``, which the adapter hands to its logger after each step: every retry (`INFO`) and,
@@ -143,9 +143,8 @@ class Sleep:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """Take a connection slot, waiting at most ``timeout`` seconds for a free one (what is left
-    of the total timeout; ``math.inf`` without one); keep it for the request of the next
-    `SendRequest`, and ask for the next step again.
+    """Take a connection slot, waiting at most ``timeout`` seconds (one attempt's) for a free
+    one; keep it for the request of the next `SendRequest`, and ask for the next step again.
 
     If no slot becomes free in time, report `ConnectTimeout` with `CallRun.receive_failure`.
     An adapter that does not limit its connections asks for the next step at once.
@@ -319,7 +318,7 @@ class CallRun(Generic[T]):
         if held is not None:
             if not self._claimed:
                 self._state = _State.CLAIMING
-                return Claim(math.inf if self._deadline is None else self._deadline - now)
+                return Claim(self._attempt_timeout(now))
             if self._paced is None:
                 # The request holds its connection: pace it, so that one that came late to
                 # its turn (it waited for the connection) goes out no faster than the budget.

@@ -394,13 +394,11 @@ async def test_calls_that_queued_for_a_connection_go_out_at_the_rate_limiters_pa
     assert min(gaps) > 0.2, gaps
 
 
-async def test_without_a_total_timeout_a_call_waits_for_a_connection_as_long_as_it_takes(
-    kx: Driver,
-) -> None:
+async def test_calls_on_one_connection_wait_their_turns_without_holding_it(kx: Driver) -> None:
     # One connection and a bucket of one call refilled in 0.5 s. After a first call empties
-    # the bucket, two callers: one holds the connection through its 0.5 s rate-limit wait, the
-    # other waits that long for the connection, longer than the 0.3 s attempt timeout. Without
-    # a total timeout a claim may wait as long as it takes, as the wait for tokens may.
+    # the bucket, two callers wait for their turns, 0.5 and 1 s away: longer than the 0.3 s
+    # attempt timeout. They wait holding no connection, so neither is left waiting for the
+    # connection past its timeout (as one would be if the other held it through its wait).
     limiter = RateLimiter.from_limits(20, DEFAULT_COST, 20, DEFAULT_COST)
     policy = RetryPolicy(max_attempts=1, total_timeout=None)
     async with kx.client(

@@ -12,7 +12,6 @@ the fakes of ``test_base.py``. In both, GetExchangeStatus costs 10 Read tokens; 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -73,7 +72,7 @@ def test_a_call_waits_for_its_turn_holding_no_connection_then_claims_one(
     assert run.next_step(clock.now, clock.wall_ms) == Sleep(0.5)  # no Claim yet
     assert read_balance(core, clock) == -10
     clock.advance(0.5)
-    assert run.next_step(clock.now, clock.wall_ms) == Claim(59.5)  # what is left of 60 s
+    assert run.next_step(clock.now, clock.wall_ms) == Claim(30.0)  # one attempt's timeout
     assert run.next_step(clock.now, clock.wall_ms) == SendRequest(
         core.build_request(status_call(), clock.wall_ms), 30.0
     )
@@ -117,17 +116,17 @@ def test_a_call_given_up_while_it_is_paced_gives_back_both_reservations(
     assert read_balance(core, clock) == 10  # its turn's 10 tokens are back too
 
 
-def test_a_claim_may_wait_as_long_as_the_total_timeout_allows(clock: FakeClock) -> None:
-    # The queue for connections is where rate-limited calls wait their turn for tokens: a
-    # claim may wait as long as a rate-limit wait may, not just one attempt's timeout.
+def test_a_claim_waits_no_longer_than_an_attempt_may(clock: FakeClock) -> None:
+    # The same bound as a request that takes its own connection: one attempt's timeout, cut to
+    # what is left of the total.
     core = make_core(retry=RetryPolicy(total_timeout=5.0), timeout=1.0, limiter=limiter())
     run = core.start(status_call(), clock.now)
     clock.advance(1.0)
-    assert claim(run, clock) == Claim(4.0)
+    assert claim(run, clock) == Claim(1.0)
     clock.advance(3.5)
     assert send(run, clock).timeout == 0.5  # what is left of the total
     unbounded = make_core(retry=RetryPolicy(total_timeout=None), timeout=1.0, limiter=limiter())
-    assert claim(unbounded.start(status_call(), clock.now), clock) == Claim(math.inf)
+    assert claim(unbounded.start(status_call(), clock.now), clock) == Claim(1.0)
 
 
 def test_a_claim_that_outlasts_the_total_timeout_ends_the_call_and_gives_its_tokens_back(
@@ -275,10 +274,10 @@ def test_the_loop_sends_on_the_slot_it_claimed_and_gives_it_back_once(
     # 1000.75, where the wire's budget has refilled: no pacing wait.
     assert client.slept == [0.1875]
     assert client.slot_events == [
-        ("claim", 1060.0),
+        ("claim", 1030.0),
         ("send", 1),
         ("release", 1),
-        ("claim", 1060.3125),
+        ("claim", 1030.5),
         ("send", 4),
         ("release", 4),
     ]
@@ -362,7 +361,7 @@ def test_a_server_error_releases_the_slot_and_the_retry_claims_another(
     assert kinds == ["claim", "send", "release", "claim", "send", "release"]
 
 
-def test_the_async_loop_claims_until_the_total_deadline() -> None:
+def test_the_async_loop_claims_with_the_attempt_deadline() -> None:
     client = FakeAsyncClient(
         rate_limit=limiter(), script=[STATUS], retry=RetryPolicy(total_timeout=2.0)
     )
@@ -400,7 +399,7 @@ def test_a_client_closed_while_a_call_waits_for_a_connection_sends_nothing(
     with pytest.raises(LocalProtocolError, match="the client is closed"):
         resolve(client.execute(calls.get_exchange_status()))
     assert client.sent == []
-    assert client.slot_events == [("claim", 1060.0), ("release", 1)]
+    assert client.slot_events == [("claim", 1030.0), ("release", 1)]
     assert client.rate_limiter is not None
     assert client.rate_limiter.bucket(Bucket.READ).available(client.clock.now) == 10
 

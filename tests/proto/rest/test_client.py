@@ -681,7 +681,7 @@ def test_a_rate_limit_wait_is_a_sleep_then_the_request_goes_out(clock: FakeClock
     clock.advance(0.25)
     assert run.next_step(clock.now, clock.wall_ms) == Sleep(0.25)
     clock.advance(0.25)
-    assert run.next_step(clock.now, clock.wall_ms) == Claim(59.5)  # what is left of 60 s
+    assert run.next_step(clock.now, clock.wall_ms) == Claim(30.0)  # one attempt's timeout
     step = send(run, clock)  # on its turn: paced, it goes at once
     assert step.timeout == 30.0
     assert run.attempts == 1
@@ -754,7 +754,7 @@ def test_a_rate_limit_wait_without_a_total_timeout_is_never_refused(clock: FakeC
     steps = [
         core.start(status_call(), clock.now).next_step(clock.now, clock.wall_ms) for _ in range(4)
     ]
-    assert steps == [Claim(math.inf), Sleep(0.5), Sleep(1.0), Sleep(1.5)]
+    assert steps == [Claim(30.0), Sleep(0.5), Sleep(1.0), Sleep(1.5)]
 
 
 def read_balance(core: RestCore, clock: FakeClock) -> float:
