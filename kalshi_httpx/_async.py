@@ -51,6 +51,7 @@ _log = logging.getLogger("kalshi_httpx")
 _LIMITS = httpx.Limits(max_connections=10, max_keepalive_connections=10)
 _TIMEOUT_KEYS = ("connect", "read", "write", "pool")
 _URL_CACHE_SIZE = 256
+_ACCEPT = ("Accept-Encoding", ACCEPT_ENCODING)
 
 
 def _proxy_in_environment(scheme: str) -> bool:
@@ -185,13 +186,14 @@ class AsyncKalshiClient(AsyncClientBase):
                 if len(self._urls) >= _URL_CACHE_SIZE:
                     self._urls.clear()
                 self._urls[request.target] = url
-            headers = (*request.headers, ("Accept-Encoding", ACCEPT_ENCODING))
+            # The headers are not kept in a local: one that holds the signature would show in
+            # a traceback that prints locals.
             with map_exceptions():
                 if self._transport is not None:
                     outgoing = httpx.Request(
                         request.method,
                         url,
-                        headers=headers,
+                        headers=(*request.headers, _ACCEPT),
                         content=request.body or None,
                         extensions={"timeout": dict.fromkeys(_TIMEOUT_KEYS, timeout)},
                     )
@@ -201,7 +203,7 @@ class AsyncKalshiClient(AsyncClientBase):
                     outgoing = self._http.build_request(
                         request.method,
                         url,
-                        headers=headers,
+                        headers=(*request.headers, _ACCEPT),
                         content=request.body or None,
                         timeout=timeout,
                     )

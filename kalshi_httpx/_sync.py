@@ -52,6 +52,7 @@ _log = logging.getLogger("kalshi_httpx")
 _LIMITS = httpx.Limits(max_connections=10, max_keepalive_connections=10)
 _TIMEOUT_KEYS = ("connect", "read", "write", "pool")
 _URL_CACHE_SIZE = 256
+_ACCEPT = ("Accept-Encoding", ACCEPT_ENCODING)
 
 
 def _proxy_in_environment(scheme: str) -> bool:
@@ -186,13 +187,14 @@ class KalshiClient(ClientBase):
                 if len(self._urls) >= _URL_CACHE_SIZE:
                     self._urls.clear()
                 self._urls[request.target] = url
-            headers = (*request.headers, ("Accept-Encoding", ACCEPT_ENCODING))
+            # The headers are not kept in a local: one that holds the signature would show in
+            # a traceback that prints locals.
             with map_exceptions():
                 if self._transport is not None:
                     outgoing = httpx.Request(
                         request.method,
                         url,
-                        headers=headers,
+                        headers=(*request.headers, _ACCEPT),
                         content=request.body or None,
                         extensions={"timeout": dict.fromkeys(_TIMEOUT_KEYS, timeout)},
                     )
@@ -202,7 +204,7 @@ class KalshiClient(ClientBase):
                     outgoing = self._http.build_request(
                         request.method,
                         url,
-                        headers=headers,
+                        headers=(*request.headers, _ACCEPT),
                         content=request.body or None,
                         timeout=timeout,
                     )

@@ -48,6 +48,9 @@ ItemT = TypeVar("ItemT")
 #: the conventional names, read when present.
 REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid")
 
+#: Request headers whose values `HttpRequest`'s repr hides (names in lower case).
+_HIDDEN_HEADERS = frozenset({"kalshi-access-signature", "authorization"})
+
 
 @dataclass(frozen=True, slots=True)
 class HttpRequest:
@@ -61,6 +64,17 @@ class HttpRequest:
     target: str
     headers: tuple[tuple[str, str], ...]
     body: bytes
+
+    def __repr__(self) -> str:
+        # The signature stays out of reprs, and so out of tracebacks that show local variables.
+        headers = tuple(
+            (name, "<hidden>" if name.lower() in _HIDDEN_HEADERS else value)
+            for name, value in self.headers
+        )
+        return (
+            f"HttpRequest(method={self.method!r}, target={self.target!r}, "
+            f"headers={headers!r}, body={self.body!r})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,7 +301,11 @@ def error_from_response(
         inner = body.get("error")
         if isinstance(inner, dict):
             body = inner
-        raw_code, raw_message, raw_details = body.get("code"), body.get("message"), body.get("details")
+        raw_code, raw_message, raw_details = (
+            body.get("code"),
+            body.get("message"),
+            body.get("details"),
+        )
         code = raw_code if isinstance(raw_code, str) and raw_code else None
         message = raw_message if isinstance(raw_message, str) and raw_message else None
         details = raw_details if isinstance(raw_details, str) and raw_details else None
@@ -412,7 +430,9 @@ def build_call(
             text = _encode_scalar(param, value)
             if not text or text in (".", ".."):
                 # "." and ".." would be dot segments: the URL would name another resource.
-                raise ValueError(f"{param.python_name} must not be empty, '.' or '..'; got {text!r}")
+                raise ValueError(
+                    f"{param.python_name} must not be empty, '.' or '..'; got {text!r}"
+                )
             path = path.replace("{" + param.name + "}", quote(text, safe=""))
         elif param.kind in (ParamKind.STRING_ARRAY, ParamKind.INTEGER_ARRAY):
             if isinstance(value, str | bytes) or not isinstance(value, Sequence):

@@ -157,6 +157,15 @@ def decode_body(encoding: str, data: bytes, *, max_body_size: int = _DEFAULT_MAX
     return decoder.feed(data) + decoder.flush()
 
 
+class _RequestBytes(bytes):
+    """Bytes of a request, which carry its signature: their ``repr`` shows only their length."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} bytes of HTTP request, not shown>"
+
+
 class Http11Connection:
     """One HTTP/1.1 client connection, driven by bytes.
 
@@ -249,8 +258,12 @@ class Http11Connection:
             self._parse()  # bytes that arrived after the last response
 
     def data_to_send(self) -> bytes:
-        """Every byte queued for the server; ``b""`` if none."""
-        out = bytes(self._out)
+        """Every byte queued for the server; ``b""`` if none.
+
+        The bytes carry the request's signature, so their ``repr`` shows only their length: a
+        traceback that prints the locals of the adapter's write shows no signature.
+        """
+        out = _RequestBytes(self._out)
         self._out.clear()
         return out
 

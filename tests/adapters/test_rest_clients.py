@@ -15,6 +15,7 @@ import os
 import re
 import resource
 import ssl
+import traceback
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -430,6 +431,22 @@ async def test_dropped_connection_on_post_is_a_read_error(kx: Driver) -> None:
             await maybe(client.orders.create_v2(order_request()))
     assert not isinstance(info.value, TimeoutError)
     assert len(kx.server.requests()) == 1
+
+
+async def test_a_failed_orders_traceback_with_locals_shows_no_signature(kx: Driver) -> None:
+    # Error reporters (Sentry, rich, pytest --showlocals) print the locals of every frame; the
+    # adapter's frames hold the signed request, its headers and the bytes written.
+    kx.server.script(ORDERS, Fault(drop=True))
+    async with kx.client() as client:
+        with pytest.raises(ReadError) as info:
+            await maybe(client.orders.create_v2(order_request()))
+    report = "".join(  # made before the signature is a local of this frame too
+        traceback.TracebackException.from_exception(info.value, capture_locals=True).format()
+    )
+    signature = kx.server.requests()[0].headers["kalshi-access-signature"]
+    assert len(signature) > 40
+    assert signature not in report
+    assert "<hidden>" in report  # the request is among the locals shown, masked
 
 
 @pytest.mark.parametrize(

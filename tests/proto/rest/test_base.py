@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import traceback
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar, cast
@@ -251,8 +252,6 @@ class FakeClient(_Fake, ClientBase):
 Client = FakeAsyncClient | FakeClient
 
 
-
-
 def resolve(value: Awaitable[T] | T) -> T:
     """The result of a sync call, or of an async one run with `step`."""
     if inspect.isawaitable(value):
@@ -449,7 +448,9 @@ def test_execute_logs_retries_at_info_to_the_adapters_logger(
     caplog.set_level(logging.INFO, logger="tests.fake_client")
     client = flavour(script=[ReadError("reset"), json_response({"message": "down"}, 503), STATUS])
     resolve(client.execute(calls.get_exchange_status()))
-    assert [(r.name, r.levelno) for r in caplog.records] == [("tests.fake_client", logging.INFO)] * 2
+    assert [(r.name, r.levelno) for r in caplog.records] == [
+        ("tests.fake_client", logging.INFO)
+    ] * 2
     assert [r.getMessage() for r in caplog.records] == [
         "GetExchangeStatus: connection error on GET, attempt 1 of 4, backing off 0.12s "
         "(ReadError: reset)",
@@ -486,7 +487,10 @@ def test_execute_takes_the_logger_it_is_given(
     client = flavour(script=[STATUS], logger=logging.getLogger("tests.given"))
     resolve(client.execute(calls.get_exchange_status()))
     [record] = caplog.records
-    assert (record.name, record.__dict__["kalshi_operation"]) == ("tests.given", "GetExchangeStatus")
+    assert (record.name, record.__dict__["kalshi_operation"]) == (
+        "tests.given",
+        "GetExchangeStatus",
+    )
 
 
 def test_execute_builds_no_debug_line_when_the_logger_would_drop_it(
@@ -722,3 +726,20 @@ def test_signer_in_credentials_is_not_in_repr(flavour: type[Client], rsa_pem: by
     client = flavour(key_id=KEY_ID, private_key=signer)
     assert "Signer" not in repr(client)
     assert client.is_authenticated
+
+
+def test_a_failed_calls_traceback_with_locals_shows_no_signature(
+    flavour: type[Client], credentials: Credentials
+) -> None:
+    # Error reporters (Sentry, rich, pytest --showlocals) print the locals of every frame, and
+    # the adapter's frames hold the signed request and the step that carried it.
+    client = flavour(credentials=credentials, script=[ReadError("reset")])
+    with pytest.raises(ReadError) as info:
+        resolve(client.execute(calls.delete_rfq("rfq-1")))
+    report = "".join(  # made before the signature is a local of this frame too
+        traceback.TracebackException.from_exception(info.value, capture_locals=True).format()
+    )
+    signature = dict(client.sent[0][0].headers)["KALSHI-ACCESS-SIGNATURE"]
+    assert "HttpRequest(" in report  # the request is among the locals shown
+    assert signature not in report
+    assert "KALSHI-ACCESS-SIGNATURE', '<hidden>'" in report

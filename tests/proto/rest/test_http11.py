@@ -931,3 +931,41 @@ def test_a_content_length_with_a_non_ascii_digit_is_remote_protocol_error() -> N
     with pytest.raises(RemoteProtocolError, match=r"^invalid HTTP/1\.1 response: "):
         conn.receive_data(b"HTTP/1.1 200 OK\r\nContent-Length: \xb26\r\n\r\n" + b"x" * 26, 0.0)
     assert conn.closed
+
+
+def test_the_repr_of_a_request_hides_the_signature_and_keeps_the_rest() -> None:
+    request = HttpRequest(
+        method="POST",
+        target="/trade-api/v2/portfolio/orders",
+        headers=(
+            ("KALSHI-ACCESS-KEY", "key-1"),
+            ("kalshi-access-signature", "c2VjcmV0"),
+            ("Authorization", "Bearer t0ken"),
+        ),
+        body=b"{}",
+    )
+    text = repr(request)
+    assert "c2VjcmV0" not in text and "t0ken" not in text
+    assert text == (
+        "HttpRequest(method='POST', target='/trade-api/v2/portfolio/orders', headers=("
+        "('KALSHI-ACCESS-KEY', 'key-1'), ('kalshi-access-signature', '<hidden>'), "
+        "('Authorization', '<hidden>')), body=b'{}')"
+    )
+
+
+def test_the_repr_of_the_bytes_to_send_shows_only_their_length() -> None:
+    # The adapter's write holds these bytes in its locals when it fails; a traceback that
+    # prints locals must not print the signature.
+    conn = Http11Connection("127.0.0.1:8080")
+    conn.send_request(
+        HttpRequest(
+            method="GET",
+            target="/x",
+            headers=(("KALSHI-ACCESS-SIGNATURE", "c2VjcmV0"),),
+            body=b"",
+        )
+    )
+    out = conn.data_to_send()
+    assert b"KALSHI-ACCESS-SIGNATURE: c2VjcmV0\r\n" in out
+    assert repr(out) == f"<{len(out)} bytes of HTTP request, not shown>"
+    assert bytes(out).startswith(b"GET /x HTTP/1.1\r\n")
