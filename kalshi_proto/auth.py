@@ -77,9 +77,21 @@ def _no_pickle(obj: object) -> NoReturn:
     )
 
 
+def _utf8(text: str, what: str) -> bytes:
+    # ``surrogateescape`` gives back the bytes that os.environ and os.fsdecode decoded that way
+    # (a Latin-1 passphrase in the environment, say). The exception is dropped: it quotes the
+    # whole text.
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raise CredentialsError(
+            f"cannot load private key: {what} cannot be encoded as UTF-8"
+        ) from None
+
+
 def _encode_passphrase(value: object, *, from_callable: bool) -> bytes:
     if isinstance(value, str):
-        return value.encode("utf-8")
+        return _utf8(value, "the passphrase")
     if isinstance(value, bytes):
         return value
     if from_callable:
@@ -196,7 +208,7 @@ class Signer:
                 contains key material or the passphrase.
         """
         if isinstance(pem, str):
-            data = pem.encode("utf-8")
+            data = _utf8(pem, "the PEM text")
         elif isinstance(pem, bytes):
             data = pem
         else:

@@ -299,6 +299,31 @@ def test_passphrase_callable_returning_the_wrong_type(rsa_encrypted_pem: bytes) 
     assert "the passphrase callable must return str or bytes, got int" in str(exc)
 
 
+def test_a_passphrase_decoded_with_surrogateescape_loads_the_key(
+    rsa_private_key: rsa.RSAPrivateKey,
+) -> None:
+    # os.environ holds a Latin-1 passphrase decoded with surrogateescape; its bytes come back.
+    raw = "p\xe4ssword".encode("latin-1")
+    pem = encrypted_pem(rsa_private_key, passphrase=raw)
+    signer = Signer.from_pem(pem, raw.decode("utf-8", "surrogateescape"))
+    assert signer.public_key_pem() == Signer(rsa_private_key).public_key_pem()
+
+
+@pytest.mark.parametrize("where", ["passphrase", "callable", "pem"])
+def test_text_that_is_not_utf8_is_a_credentials_error_that_quotes_nothing(
+    rsa_encrypted_pem: bytes, where: str
+) -> None:
+    secret = "s3cret\ud800"  # a lone surrogate no encoding can write
+    if where == "pem":
+        exc = load_error(rsa_encrypted_pem.decode() + secret, PASSPHRASE)
+        assert str(exc) == "cannot load private key: the PEM text cannot be encoded as UTF-8"
+    else:
+        exc = load_error(rsa_encrypted_pem, secret if where == "passphrase" else lambda: secret)
+        assert str(exc) == "cannot load private key: the passphrase cannot be encoded as UTF-8"
+    assert exc.__cause__ is None and exc.__suppress_context__
+    assert_no_secrets(repr(exc), "s3cret")
+
+
 def test_pem_of_the_wrong_type() -> None:
     exc = load_error(bytearray(b"x"))  # type: ignore[arg-type]
     assert "PEM must be str or bytes, got bytearray" in str(exc)
