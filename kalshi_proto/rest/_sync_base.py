@@ -43,6 +43,7 @@ from kalshi_proto.rest.settings import (
     KeyInput,
     RateLimitSetting,
     build_rest_config,
+    check_hooks,
     rate_limiter_for,
 )
 
@@ -106,6 +107,7 @@ class ClientBase(Resources, abc.ABC):
         rng: Callable[[], float] | None = None,
         logger: Logger | None = None,
     ) -> None:
+        check_hooks(rng, logger)
         config = build_rest_config(
             key_id=key_id,
             private_key=private_key,

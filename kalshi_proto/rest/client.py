@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -75,7 +76,13 @@ from kalshi_proto.errors import (
 )
 from kalshi_proto.rest.call import Call, HttpRequest, HttpResponse
 from kalshi_proto.rest.ratelimit import RateLimiter
-from kalshi_proto.rest.retry import RetryDecision, RetryPolicy, parse_retry_after
+from kalshi_proto.rest.retry import (
+    MAX_SECONDS,
+    RetryDecision,
+    RetryPolicy,
+    check_number,
+    parse_retry_after,
+)
 
 __all__ = [
     "DEBUG",
@@ -96,6 +103,9 @@ T = TypeVar("T")
 
 #: The ``User-Agent`` every adapter sends unless configured otherwise.
 USER_AGENT = f"kalshi-sansio/{__version__}"
+
+# What a header value may hold: printable ASCII and Latin-1 letters, no edge spaces.
+_USER_AGENT = re.compile(r"[!-~\xa1-\xff](?:[ -~\xa0-\xff]*[!-~\xa1-\xff])?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,12 +128,29 @@ class RestConfig:
     user_agent: str = USER_AGENT
 
     def __post_init__(self) -> None:
+        if self.credentials is not None and not isinstance(self.credentials, Credentials):
+            raise ConfigurationError(
+                f"credentials must be a Credentials or None, got {type(self.credentials).__name__}"
+            )
+        if not isinstance(self.retry, RetryPolicy):
+            raise ConfigurationError(
+                "retry must be a RetryPolicy (for example RetryPolicy(max_attempts=3) or "
+                f"RetryPolicy.disabled()), got {type(self.retry).__name__}"
+            )
+        check_number("timeout", self.timeout)
         if not self.timeout > 0:
             raise ConfigurationError(f"timeout must be positive, got {self.timeout}")
         if self.timeout == math.inf:  # an attempt needs a deadline a socket can wait for
             raise ConfigurationError(f"timeout must be finite, got {self.timeout}")
-        if not self.user_agent or "\r" in self.user_agent or "\n" in self.user_agent:
-            raise ConfigurationError("user_agent must be a non-empty single line")
+        if self.timeout > MAX_SECONDS:
+            raise ConfigurationError(
+                f"timeout must be at most {MAX_SECONDS:.0f} seconds, got {self.timeout}"
+            )
+        agent = self.user_agent
+        if not isinstance(agent, str) or not _USER_AGENT.fullmatch(agent):
+            raise ConfigurationError(
+                "user_agent must be a non-empty single line of printable Latin-1 characters"
+            )
 
 
 @dataclass(frozen=True, slots=True)

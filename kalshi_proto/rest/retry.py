@@ -43,7 +43,14 @@ from email.utils import parsedate_to_datetime
 
 from kalshi_proto.errors import ConfigurationError, LocalProtocolError
 
-__all__ = ["RETRYABLE_METHODS", "RetryDecision", "RetryPolicy", "parse_retry_after"]
+__all__ = [
+    "MAX_SECONDS",
+    "RETRYABLE_METHODS",
+    "RetryDecision",
+    "RetryPolicy",
+    "check_number",
+    "parse_retry_after",
+]
 
 _DEFAULT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
@@ -55,8 +62,22 @@ RETRYABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # (str.isdigit would also accept other scripts' digits).
 _DELTA_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
+#: The longest timeout, delay or cap the clients accept, in seconds (about 11.6 days). Anything
+#: longer is no bound at all in practice, and overflows what blocking sockets and
+#: ``time.sleep`` can wait on some platforms.
+MAX_SECONDS = 1_000_000.0
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
+
+
+def check_number(name: str, value: object, kind: type[int] | type[float] = float) -> None:
+    """Raise `ConfigurationError` unless ``value`` is a number of ``kind`` (an int counts as a
+    float; a bool never counts)."""
+    allowed: tuple[type, ...] = (int,) if kind is int else (int, float)
+    if isinstance(value, bool) or not isinstance(value, allowed):
+        what = "an int" if kind is int else "a number of seconds"
+        raise ConfigurationError(f"{name} must be {what}, got {type(value).__name__}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +111,9 @@ class RetryPolicy:
             `RETRYABLE_METHODS`.
 
     Raises:
-        ConfigurationError: on construction, when a field is out of range (``max_attempts``
-            below 1, a negative, infinite or NaN delay or cap, ``total_timeout`` not above 0,
+        ConfigurationError: on construction, when a field is of the wrong type or out of
+            range (``max_attempts`` below 1, a delay or cap that is negative, NaN or above
+            `MAX_SECONDS`, ``total_timeout`` not above 0,
             a status outside 100-599, a method that is empty, not upper-case, or not one of
             GET, HEAD and OPTIONS).
     """
@@ -105,6 +127,7 @@ class RetryPolicy:
     retry_methods: frozenset[str] = RETRYABLE_METHODS
 
     def __post_init__(self) -> None:
+        check_number("max_attempts", self.max_attempts, int)
         if self.max_attempts < 1:
             raise ConfigurationError(
                 f"max_attempts must be at least 1 (1 disables retries), got {self.max_attempts}"
@@ -114,9 +137,15 @@ class RetryPolicy:
             ("retry_max_delay", self.retry_max_delay),
             ("retry_after_cap", self.retry_after_cap),
         ):
-            # The chained comparison also rejects NaN; an infinite delay would never end.
-            if not 0 <= value < math.inf:
-                raise ConfigurationError(f"{name} must be a finite number >= 0, got {value!r}")
+            check_number(name, value)
+            # The chained comparison also rejects NaN and infinity.
+            if not 0 <= value <= MAX_SECONDS:
+                raise ConfigurationError(
+                    f"{name} must be a finite number >= 0 and at most {MAX_SECONDS:.0f} "
+                    f"seconds, got {value!r}"
+                )
+        if self.total_timeout is not None:
+            check_number("total_timeout", self.total_timeout)
         if self.total_timeout is not None and not self.total_timeout > 0:
             raise ConfigurationError(
                 f"total_timeout must be None or > 0 seconds, got {self.total_timeout!r}"

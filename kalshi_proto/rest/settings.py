@@ -17,7 +17,14 @@ from kalshi_proto.rest.client import USER_AGENT, RestConfig
 from kalshi_proto.rest.ratelimit import RateLimiter
 from kalshi_proto.rest.retry import RetryPolicy
 
-__all__ = ["KeyInput", "RateLimitSetting", "build_rest_config", "rate_limiter_for", "rest_config_from_env"]
+__all__ = [
+    "KeyInput",
+    "RateLimitSetting",
+    "build_rest_config",
+    "check_hooks",
+    "rate_limiter_for",
+    "rest_config_from_env",
+]
 
 #: What ``private_key=`` accepts: PEM text or bytes, a `Signer`, or a loaded cryptography key.
 KeyInput: TypeAlias = str | bytes | Signer | PrivateKey
@@ -82,4 +89,29 @@ def rate_limiter_for(setting: RateLimitSetting) -> RateLimiter | None:
     """The limiter a ``rate_limit=`` argument asks for (a tier name, a limiter, or None)."""
     if setting is None or isinstance(setting, RateLimiter):
         return setting
+    if not isinstance(setting, str):
+        raise ConfigurationError(
+            "rate_limit must be a tier name (such as 'basic'), a RateLimiter or None, got "
+            f"{type(setting).__name__}"
+        )
     return RateLimiter.for_tier(setting)
+
+
+def check_hooks(rng: object, logger: object) -> None:
+    """Refuse an ``rng=`` or ``logger=`` argument a client could not use.
+
+    Raises:
+        ConfigurationError: ``rng`` is not callable, or ``logger`` lacks ``isEnabledFor`` and
+            ``log`` (a `logging.Logger` or `logging.LoggerAdapter` has both).
+    """
+    if rng is not None and not callable(rng):
+        raise ConfigurationError(
+            f"rng must be a callable returning floats in [0, 1), got {type(rng).__name__}"
+        )
+    if logger is not None and not all(
+        callable(getattr(logger, name, None)) for name in ("isEnabledFor", "log")
+    ):
+        raise ConfigurationError(
+            "logger must be a logging.Logger or logging.LoggerAdapter (for example "
+            f"logging.getLogger('my_bot')), got {type(logger).__name__}"
+        )

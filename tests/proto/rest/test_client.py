@@ -45,7 +45,7 @@ from kalshi_proto.rest.client import (
 from kalshi_proto.rest.generated import calls
 from kalshi_proto.rest.generated import models as m
 from kalshi_proto.rest.ratelimit import Bucket, RateLimiter
-from kalshi_proto.rest.retry import RetryPolicy
+from kalshi_proto.rest.retry import MAX_SECONDS, RetryPolicy
 from tests.helpers.clock import FakeClock
 from tests.proto.rest.conftest import KEY_ID
 
@@ -161,10 +161,46 @@ def test_rest_config_refuses_a_timeout_that_is_not_positive(timeout: float) -> N
         RestConfig(base_url=BASE, timeout=timeout)
 
 
-@pytest.mark.parametrize("agent", ["", "a\rb", "a\nb", "a\r\nX-Injected: 1"])
-def test_rest_config_refuses_a_user_agent_that_is_not_one_line(agent: str) -> None:
-    with pytest.raises(ConfigurationError, match=r"^user_agent must be a non-empty single line$"):
+@pytest.mark.parametrize(
+    "agent",
+    ["", "a\rb", "a\nb", "a\r\nX-Injected: 1", "bot\x00", "bot \u20ac", " bot", "bot\t", b"bot"],
+)
+def test_rest_config_refuses_a_user_agent_that_cannot_be_sent(agent: str) -> None:
+    # Each of these would pass construction and then fail every call when it is encoded.
+    with pytest.raises(
+        ConfigurationError,
+        match=r"^user_agent must be a non-empty single line of printable Latin-1 characters$",
+    ):
         RestConfig(base_url=BASE, user_agent=agent)
+
+
+@pytest.mark.parametrize("agent", ["a", "my-bot/1.0 (ops@example.com)", "caf\xe9 bot"])
+def test_rest_config_takes_a_printable_latin1_user_agent(agent: str) -> None:
+    assert RestConfig(base_url=BASE, user_agent=agent).user_agent == agent
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"timeout": None}, r"^timeout must be a number of seconds, got NoneType$"),
+        ({"timeout": "5"}, r"^timeout must be a number of seconds, got str$"),
+        ({"timeout": True}, r"^timeout must be a number of seconds, got bool$"),
+        ({"timeout": 1e10}, r"^timeout must be at most 1000000 seconds, got 10000000000.0$"),
+        ({"retry": 3}, r"^retry must be a RetryPolicy \(for example RetryPolicy\(max_attempts=3\)"),
+        ({"credentials": "key"}, r"^credentials must be a Credentials or None, got str$"),
+    ],
+)
+def test_rest_config_refuses_options_of_the_wrong_type_or_size(
+    kwargs: dict[str, object], message: str
+) -> None:
+    # Before, each of these was accepted and failed later, at the first call, with a TypeError,
+    # an AttributeError or (a huge timeout on a blocking socket) an OverflowError.
+    with pytest.raises(ConfigurationError, match=message):
+        RestConfig(base_url=BASE, **kwargs)  # type: ignore[arg-type]
+
+
+def test_rest_config_takes_the_longest_timeout() -> None:
+    assert RestConfig(base_url=BASE, timeout=MAX_SECONDS).timeout == MAX_SECONDS
 
 
 def test_rest_config_takes_a_timeout_below_one_second() -> None:
@@ -564,7 +600,9 @@ def test_an_order_without_an_answer_is_not_resent_and_the_note_says_whether_it_l
     assert error.__notes__ == [note]
 
 
-@pytest.mark.parametrize(("make_call", "status"), [(status_call, 404), (order_call, 400), (order_call, 503)])
+@pytest.mark.parametrize(
+    ("make_call", "status"), [(status_call, 404), (order_call, 400), (order_call, 503)]
+)
 def test_a_final_answer_the_sdk_would_never_retry_has_no_note(
     make_call: Any, status: int, rsa_credentials: Credentials, clock: FakeClock
 ) -> None:
@@ -579,7 +617,9 @@ def test_a_final_answer_the_sdk_would_never_retry_has_no_note(
 
 def test_an_operation_the_table_marks_not_idempotent_is_never_resent(clock: FakeClock) -> None:
     call = status_call()
-    unsafe = dataclasses.replace(call, operation=dataclasses.replace(call.operation, idempotent=False))
+    unsafe = dataclasses.replace(
+        call, operation=dataclasses.replace(call.operation, idempotent=False)
+    )
     assert unsafe.method == "GET"
     run = make_core().start(unsafe, clock.now)
     send(run, clock)

@@ -99,6 +99,12 @@ def test_disabled() -> None:
         ({"retry_max_delay": math.inf}, "retry_max_delay must be a finite number >= 0"),
         ({"retry_after_cap": -1.0}, "retry_after_cap must be a finite number >= 0"),
         ({"retry_after_cap": math.nan}, "retry_after_cap must be a finite number >= 0"),
+        ({"retry_max_delay": 1e10}, r"retry_max_delay .* at most 1000000 seconds, got 10000000000.0"),
+        ({"retry_after_cap": 1e7}, r"retry_after_cap .* at most 1000000 seconds"),
+        ({"max_attempts": 2.0}, r"^max_attempts must be an int, got float$"),
+        ({"max_attempts": True}, r"^max_attempts must be an int, got bool$"),
+        ({"base_delay": "1"}, r"^base_delay must be a number of seconds, got str$"),
+        ({"total_timeout": "60"}, r"^total_timeout must be a number of seconds, got str$"),
         ({"total_timeout": 0.0}, "total_timeout must be None or > 0"),
         ({"total_timeout": -5.0}, "total_timeout must be None or > 0"),
         ({"total_timeout": math.nan}, "total_timeout must be None or > 0"),
@@ -189,7 +195,9 @@ def test_a_policy_cannot_be_told_to_resend_a_method_that_changes_something(metho
         "changes something (an order, an amend, a cancel) is never resent, since the first one "
         "may have reached the exchange"
     )
-    assert RetryPolicy(retry_methods=frozenset({"GET"})).retry_methods == {"GET"}  # narrowing is fine
+    assert RetryPolicy(retry_methods=frozenset({"GET"})).retry_methods == {
+        "GET"
+    }  # narrowing is fine
 
 
 def test_connection_error_is_retried_for_idempotent_methods() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import random
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,12 @@ from kalshi_proto.errors import ConfigurationError, CredentialsError
 from kalshi_proto.rest.client import USER_AGENT, RestConfig
 from kalshi_proto.rest.ratelimit import TIERS, Bucket, RateLimiter
 from kalshi_proto.rest.retry import RetryPolicy
-from kalshi_proto.rest.settings import build_rest_config, rate_limiter_for, rest_config_from_env
+from kalshi_proto.rest.settings import (
+    build_rest_config,
+    check_hooks,
+    rate_limiter_for,
+    rest_config_from_env,
+)
 
 KEY_ID = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
 ENV_NAMES = (
@@ -187,3 +194,28 @@ def test_a_tier_name_builds_a_fresh_limiter(name: str) -> None:
 def test_an_unknown_tier_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="no published rate limits for tier 'expert'"):
         rate_limiter_for("expert")
+
+
+@pytest.mark.parametrize(
+    ("rng", "logger", "message"),
+    [
+        (0.5, None, r"^rng must be a callable returning floats in \[0, 1\), got float$"),
+        (None, "mylog", r"^logger must be a logging.Logger or logging.LoggerAdapter .*got str$"),
+        (None, object(), r"^logger must be a logging.Logger .*got object$"),
+    ],
+)
+def test_hooks_a_client_cannot_use_are_refused(rng: object, logger: object, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        check_hooks(rng, logger)
+
+
+def test_hooks_a_client_can_use_are_taken() -> None:
+    check_hooks(None, None)
+    check_hooks(lambda: 0.5, logging.getLogger("x"))
+    check_hooks(random.random, logging.LoggerAdapter(logging.getLogger("x"), {}))
+
+
+@pytest.mark.parametrize("setting", [3, 1.5, b"basic"])
+def test_a_rate_limit_of_the_wrong_type_is_refused(setting: object) -> None:
+    with pytest.raises(ConfigurationError, match=r"^rate_limit must be a tier name"):
+        rate_limiter_for(setting)  # type: ignore[arg-type]
