@@ -7,15 +7,17 @@ then writes, under ``kalshi_proto/rest/generated/``:
 
 * ``models.py``       pydantic v2 models: request models forbid unknown keys, take integers that
                       are not bools, ``Literal`` enums and exact `Decimal` money; response models
-                      allow unknown keys, accept enum values they do not know and read ``null``
-                      lists as ``[]``.
+                      allow unknown keys, accept enum values they do not know, read ``null``
+                      lists as ``[]`` and read a list response's ``null`` or missing pagination
+                      cursor as ``None`` (the last page, REST-NOTES 4), even where the spec
+                      lists the cursor as required.
 * ``table.py``        the operation table (`kalshi_proto.rest.operation_table.Operation` rows).
 * ``calls.py``        one ``Call[T]`` builder per operation.
 * ``sync_facade.py``  the resource classes of the blocking clients (``client.markets.list``).
 * ``async_facade.py`` the same for the async clients.
 
 Usage: ``python scripts/generate.py [--specs DIR] [--out DIR]``. The output is deterministic;
-``tests/proto/rest/test_generated.py`` regenerates into a temporary folder and fails on any
+``tests/test_generated.py`` regenerates into a temporary folder and fails on any
 difference. Facade names and irregular pagination come from ``kalshi_proto/rest/naming.py``.
 """
 
@@ -133,6 +135,8 @@ class Generator:
         self.request_roots: set[str] = set()
         self.response_roots: set[str] = set()
         self.ops: list[dict[str, Any]] = []
+        # (response model, cursor field) of every paginated operation; see render_model.
+        self.page_cursors: set[tuple[str, str]] = set()
         self._collect_operations()
 
     # ---- spec walking ----------------------------------------------------------------------
@@ -346,6 +350,11 @@ class Generator:
                 self.ensure_model(name, False)
             elif "enum" in schema:
                 self.enum_alias(name, schema)
+        for entry in self.ops:
+            query = {p["name"] for p in entry["params"] if p["in"] == "query"}
+            pagination = self.pagination(entry["id"], entry["response"], query)
+            if pagination is not None:
+                self.page_cursors.add((entry["response"], pagination["cursor"]))
 
     # ---- rendering: models -----------------------------------------------------------------
 
@@ -408,12 +417,15 @@ class Generator:
             extras: list[str] = []
             if f.name != f.wire:
                 extras.append(f"alias={f.wire!r}")
+            # REST-NOTES 4: an empty or null cursor means the last page, and servers also leave
+            # it out; so a list response's cursor is optional even where the spec requires it.
+            required = f.required and (model.name, f.wire) not in self.page_cursors
             if f.is_list and not model.request:
                 inner = ann.removesuffix(" | None")
                 ann = f"Annotated[{inner}, NoneAsEmpty()]"
-                if not f.required:
+                if not required:
                     extras.insert(0, "default_factory=list")
-            elif not f.required:
+            elif not required:
                 if not ann.endswith("| None") and ann != "Any":
                     ann += " | None"
                 extras.insert(0, "default=None")
@@ -453,6 +465,26 @@ class Generator:
             return "DATETIME", "datetime", None
         return "STRING", literal(list(enum)) if enum else "str", enum
 
+    def pagination(
+        self, op_id: str, response: str | None, query: set[str]
+    ) -> dict[str, Any] | None:
+        """The ``Pagination`` row of an operation, or None when it does not paginate."""
+        if response is None or "cursor" not in query:
+            return None
+        props = self.schemas[response].get("properties", {})
+        cursor_field = CURSOR_FIELDS.get(op_id, "cursor")
+        arrays = [k for k, v in props.items() if v.get("type") == "array"]
+        items_field = PRIMARY_ITEMS.get(op_id) or (arrays[0] if len(arrays) == 1 else None)
+        if cursor_field not in props or items_field is None:
+            return None
+        limit = LIMIT_PARAMS.get(op_id, "limit")
+        return {
+            "items": items_field,
+            "cursor": cursor_field,
+            "param": "cursor",
+            "limit": limit if limit in query else None,
+        }
+
     def op_info(self, entry: dict[str, Any]) -> dict[str, Any]:
         op = entry["op"]
         op_id = entry["id"]
@@ -479,25 +511,12 @@ class Generator:
         order = re.findall(r"{([^}]+)}", entry["path"])
         path_params = sorted((p for p in params if p["in"] == "path"), key=lambda p: order.index(p["name"]))
         query_params = [p for p in params if p["in"] == "query"]
-        pagination = None
         item_type = None
         response = entry["response"]
-        names = {p["name"] for p in query_params}
-        if response is not None and "cursor" in names:
-            props = self.schemas[response].get("properties", {})
-            cursor_field = CURSOR_FIELDS.get(op_id, "cursor")
-            arrays = [k for k, v in props.items() if v.get("type") == "array"]
-            items_field = PRIMARY_ITEMS.get(op_id) or (arrays[0] if len(arrays) == 1 else None)
-            if cursor_field in props and items_field is not None:
-                limit = LIMIT_PARAMS.get(op_id, "limit")
-                pagination = {
-                    "items": items_field,
-                    "cursor": cursor_field,
-                    "param": "cursor",
-                    "limit": limit if limit in names else None,
-                }
-                item_schema = props[items_field]["items"]
-                item_type = ref_name(item_schema["$ref"]) if "$ref" in item_schema else "Any"
+        pagination = self.pagination(op_id, response, {p["name"] for p in query_params})
+        if pagination is not None:
+            item_schema = self.schemas[response]["properties"][pagination["items"]]["items"]
+            item_type = ref_name(item_schema["$ref"]) if "$ref" in item_schema else "Any"
         secured = bool(op.get("security"))
         resource, _, method = facade.partition(".")
         return {

@@ -1375,7 +1375,7 @@ class GetEventFeeChangesResponse(ResponseModel):
 
     event_fee_changes: Annotated[list[EventFeeChange], NoneAsEmpty()]
     #: Pagination cursor for the next page. Empty if there are no more results.
-    cursor: str
+    cursor: str | None = None
 
 
 class GetEventForecastPercentilesHistoryResponse(ResponseModel):
@@ -1467,7 +1467,7 @@ class GetEventsResponse(ResponseModel):
     #: Array of milestones related to the events.
     milestones: Annotated[list[Milestone], NoneAsEmpty()] = Field(default_factory=list)
     #: Pagination cursor for the next page. Empty if there are no more results.
-    cursor: str
+    cursor: str | None = None
 
 
 class MaintenanceWindow(ResponseModel):
@@ -1540,14 +1540,14 @@ class GetFcmFillsResponse(ResponseModel):
     """The ``GetFcmFillsResponse`` schema."""
 
     fills: Annotated[list[FcmFill], NoneAsEmpty()]
-    cursor: str
+    cursor: str | None = None
 
 
 class GetFillsResponse(ResponseModel):
     """The ``GetFillsResponse`` schema."""
 
     fills: Annotated[list[Fill], NoneAsEmpty()]
-    cursor: str
+    cursor: str | None = None
 
 
 class ScopeList(ResponseModel):
@@ -1789,7 +1789,7 @@ class GetMarketsResponse(ResponseModel):
     """The ``GetMarketsResponse`` schema."""
 
     markets: Annotated[list[Market], NoneAsEmpty()]
-    cursor: str
+    cursor: str | None = None
 
 
 class GetMilestoneResponse(ResponseModel):
@@ -1869,7 +1869,7 @@ class GetMultivariateEventsResponse(ResponseModel):
     #: Array of multivariate events matching the query criteria.
     events: Annotated[list[EventData], NoneAsEmpty()]
     #: Pagination cursor for the next page. Empty if there are no more results.
-    cursor: str
+    cursor: str | None = None
 
 
 class GetOrderGroupResponse(ResponseModel):
@@ -1987,7 +1987,7 @@ class GetOrdersResponse(ResponseModel):
     """The ``GetOrdersResponse`` schema."""
 
     orders: Annotated[list[Order], NoneAsEmpty()]
-    cursor: str
+    cursor: str | None = None
 
 
 class GetPortfolioRestingOrderTotalValueResponse(ResponseModel):
@@ -2412,7 +2412,7 @@ class GetTradesResponse(ResponseModel):
     """The ``GetTradesResponse`` schema."""
 
     trades: Annotated[list[Trade], NoneAsEmpty()]
-    cursor: str
+    cursor: str | None = None
 
 
 class GetUserDataTimestampResponse(ResponseModel):
