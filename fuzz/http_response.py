@@ -67,10 +67,11 @@ def _feed(chunks: list[bytes], eof: bool) -> Outcome:
         nonlocal closed
         while (event := conn.next_event()) is not None:
             if isinstance(event, ResponseReceived):
+                # No next request: bytes after a response are dropped and close the connection
+                # when they come in the same read as its end, and would be the next answer when
+                # they come after the next request went out, so whole and split reads could not
+                # agree past the first response (RFC 9112, section 6.3).
                 responses.append(event.response)
-                if conn.reusable:  # keep the exchange going, as an adapter would
-                    conn.send_request(_GET)
-                    conn.data_to_send()
             else:
                 assert isinstance(event, ConnectionClosed), event
                 closed = True

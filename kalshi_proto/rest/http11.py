@@ -4,14 +4,17 @@ How it works: `send_request` queues the bytes of one request (``data_to_send()``
 out); the adapter writes them and feeds what it reads to `receive_data`. When the whole response
 is in, `next_event` returns `ResponseReceived` with the body already decoded from ``gzip`` or
 ``deflate``. If both sides may keep the connection open (no ``Connection: close``, the body was
-fully framed), the connection is ready for the next request (``reusable``); otherwise the adapter
-closes the socket and opens a new one.
+fully framed) and no byte came after the response, the connection is ready for the next request
+(``reusable``); otherwise the adapter closes the socket and opens a new one.
 
 States: IDLE (no request out; `send_request` accepted), AWAITING (a request is out; bytes are
 parsed), CLOSED (the connection cannot carry another request). A server that closes the
 connection before the first byte of an answer, in IDLE or with a request out, gives
 `ConnectionClosed`; a close that cuts an answer short, or bytes h11 refuses, raise
-`RemoteProtocolError` and close the connection. No timers run here: the adapter bounds each
+`RemoteProtocolError` and close the connection. Bytes after a complete response, in the same
+read or while IDLE, are dropped and close the connection: this client never pipelines, so they
+answer nothing it asked, and RFC 9112, section 6.3 forbids reading them as a response (read as
+one, they would answer the next request). No timers run here: the adapter bounds each
 read with the timeout of the `kalshi_proto.rest.client.SendRequest` it is serving.
 
 Two parsers, one behaviour. h11 parses every response that is not the plain common case. The
@@ -55,6 +58,7 @@ _REQUEST_TARGET = re.compile(r"/[\x21-\x7e]*")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", *_BODY_METHODS})
 _VALID_NAMES: set[str] = set()  # header names already checked against _TOKEN
+_MEMBER_PIECE = 16 * 1024  # the bytes a second or later gzip member gets at a time
 
 
 def _is_token(text: str) -> bool:
@@ -86,19 +90,35 @@ class _Decoder:
 
     ``deflate`` should be zlib-wrapped (RFC 9110); some servers send raw RFC 1951 data instead.
     Until the first byte decodes, the input is kept so that a raw stream can be re-read from its
-    start, however it was split.
+    start, however it was split. A ``gzip`` body may hold several members one after another
+    (RFC 1952, section 2.2), as ``gzip.decompress`` accepts; ``limit`` applies to all of them
+    together. A body with no bytes at all decodes to no bytes: servers label empty bodies too.
     """
 
     def __init__(self, encoding: str, limit: int) -> None:
         self._encoding = encoding
-        wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
+        self._gzip = encoding == "gzip"
+        wbits = 16 + zlib.MAX_WBITS if self._gzip else zlib.MAX_WBITS
         self._obj = zlib.decompressobj(wbits)
         self._may_be_raw = encoding == "deflate"
         self._head = bytearray()
         self._limit = limit
         self._size = 0
+        self._fed = False  # whether any body byte arrived
+        self._after = b""  # gzip: one byte after a member's end, too few to tell what follows
 
     def feed(self, data: bytes) -> bytes:
+        if not data:
+            return b""
+        self._fed = True
+        if self._gzip and self._obj.eof:  # the last read ended at or just after a member's end
+            return self._next_members(self._after + data)
+        out = self._decompress(data)
+        if self._gzip and self._obj.eof and self._obj.unused_data:
+            out += self._next_members(self._obj.unused_data)
+        return out
+
+    def _decompress(self, data: bytes) -> bytes:
         if self._may_be_raw:
             self._head += data
         try:
@@ -112,7 +132,7 @@ class _Decoder:
             self._obj = zlib.decompressobj(-zlib.MAX_WBITS)
             head = bytes(self._head)
             self._head.clear()
-            return self.feed(head)
+            return self._decompress(head)
         if out:
             self._may_be_raw = False
             self._head.clear()
@@ -121,11 +141,31 @@ class _Decoder:
             raise RemoteProtocolError(f"the decoded response body exceeds {self._limit} bytes")
         return out
 
+    def _next_members(self, data: bytes) -> bytes:
+        # ``data`` follows the end of a gzip member: more members, each starting with the magic
+        # bytes 1f 8b, or junk. zlib copies whatever follows the end of a stream into
+        # ``unused_data``, so a member gets its bytes a piece at a time: a body of many tiny
+        # members is then copied once, not once per member.
+        out: list[bytes] = []
+        start = 0
+        while len(data) - start >= 2:
+            if data[start : start + 2] != b"\x1f\x8b":
+                raise RemoteProtocolError("the gzip response body has bytes after its end")
+            self._obj = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            while start < len(data) and not self._obj.eof:
+                piece = data[start : start + _MEMBER_PIECE]
+                out.append(self._decompress(piece))
+                start += len(piece) - len(self._obj.unused_data)
+        self._after = data[start:]
+        return b"".join(out)
+
     def flush(self) -> bytes:
+        if not self._fed:
+            return b""  # a HEAD answer, a 204, a 304, a Content-Length of 0: nothing to decode
         out = self._obj.flush()
         if not self._obj.eof:
             raise RemoteProtocolError(f"the {self._encoding} response body is truncated")
-        if self._obj.unused_data:
+        if self._obj.unused_data or self._after:
             raise RemoteProtocolError(f"the {self._encoding} response body has bytes after its end")
         return out
 
@@ -254,8 +294,6 @@ class Http11Connection:
         self._need = 0
         self._parts = []
         self._got = 0
-        if self._in:
-            self._parse()  # bytes that arrived after the last response
 
     def data_to_send(self) -> bytes:
         """Every byte queued for the server; ``b""`` if none.
@@ -274,6 +312,9 @@ class Http11Connection:
     def receive_data(self, data: bytes, now: float) -> None:
         """Feed bytes read from the socket; then drain `next_event`.
 
+        Bytes that come while no request is out, or after the end of a response in the same
+        read, are dropped and close the connection (``closed``): open a new one.
+
         Raises:
             RemoteProtocolError: the bytes are not valid HTTP/1.1, or the body is corrupt or too
                 large; the connection is closed.
@@ -287,9 +328,10 @@ class Http11Connection:
         if self._state is _State.CLOSED:
             return  # after a response that closed the connection: nothing more is read
         if self._state is _State.IDLE:
-            # As h11 does: bytes after a response stay buffered for the next exchange, however
-            # the reads were split. (Adapters do not reuse an idle socket that became readable.)
-            self._in += data
+            # No request is out, so these bytes answer nothing; read as a response, they would
+            # answer the next request (RFC 9112, section 6.3). They are dropped, and the
+            # connection with them.
+            self._state = _State.CLOSED
             return
         if self._h11 is not None:
             self._h11.receive_data(data)
@@ -342,11 +384,11 @@ class Http11Connection:
 
     # ---- the fast path ---------------------------------------------------------------------
 
-    def _parse(self, data: bytes = b"") -> None:
+    def _parse(self, data: bytes) -> None:
         # Look for the head in the bytes kept so far and then ``data``. A response that arrives
         # whole in one read is sliced out of ``data`` without passing through the buffer: the
         # body is copied once, which matters for megabyte pages.
-        if self._in or not data:
+        if self._in:
             self._in += data
             buffer: bytes | bytearray = self._in
         else:
@@ -370,10 +412,11 @@ class Http11Connection:
         self._add_part(rest)
 
     def _add_part(self, data: bytes) -> None:
-        # Body bytes after a fast-parsed head; bytes past the body wait for the next exchange.
+        # Body bytes after a fast-parsed head. Bytes past the body answer nothing: they are
+        # dropped and the connection closes (RFC 9112, section 6.3).
         missing = self._need - self._got
-        if len(data) > missing:
-            self._in += memoryview(data)[missing:]
+        extra = len(data) > missing
+        if extra:
             data = data[:missing]
         if data:
             self._parts.append(data)
@@ -386,7 +429,7 @@ class Http11Connection:
         self._parts = []
         self._got = 0
         self._add_body(body)
-        self._complete(reusable=not self._closing)
+        self._complete(reusable=not (self._closing or extra))
 
     def _fast_head(self, head: bytes) -> bool:
         # Parse a plain response head; False sends the response to h11 instead.
@@ -477,12 +520,10 @@ class Http11Connection:
             elif isinstance(event, h11.Data):
                 self._add_body(bytes(event.data))
             elif isinstance(event, h11.EndOfMessage):
+                leftover, _ = conn.trailing_data
                 reusable = conn.our_state is h11.DONE and conn.their_state is h11.DONE
-                if reusable:
-                    leftover, _ = conn.trailing_data
-                    self._in += leftover
                 self._h11 = None
-                self._complete(reusable=reusable)
+                self._complete(reusable=reusable and not leftover)
                 return
             # h11.InformationalResponse (1xx) carries nothing for us; the final response follows.
             # (A 101 is refused by h11 itself: the request it was given asked for no upgrade.)
