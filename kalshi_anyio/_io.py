@@ -25,6 +25,7 @@ import anyio.abc
 from anyio.streams.tls import TLSStream
 
 from kalshi_proto.errors import (
+    CertificateError,
     ConnectError,
     ConnectTimeout,
     ReadError,
@@ -250,10 +251,26 @@ class Deadline:
 async def close_all(streams: Iterable[Stream]) -> None:
     """Close every one of ``streams``, also in a cancelled scope: a cancellation delivered
     after the first close would otherwise leave the others open. Closing is forceful, so the
-    shield holds for no network round trip."""
+    shield holds for no network round trip.
+
+    Raises:
+        BaseException: what interrupted a close (a native asyncio cancellation, say), once
+            every stream is closed.
+    """
+    interrupted: BaseException | None = None
     with anyio.CancelScope(shield=True):
         for stream in streams:
-            await stream.aclose()
+            try:
+                await stream.aclose()
+            except BaseException as exc:
+                # The shield holds off anyio's and trio's cancellation, not asyncio's own
+                # (``task.cancel()``, as asyncio.timeout and task groups use): it lands at the
+                # checkpoint of a close, after the stream's transport is aborted. The rest are
+                # closed before it goes on.
+                if interrupted is None:
+                    interrupted = exc
+    if interrupted is not None:
+        raise interrupted
 
 
 async def within(deadline: float, exchange: Awaitable[T]) -> T:
@@ -281,6 +298,8 @@ async def connect(
         except BaseException as exc:
             # Failed, timed out or cancelled: the socket goes either way.
             await anyio.aclose_forcefully(tcp)
+            if isinstance(exc, ssl.SSLCertVerificationError):
+                raise CertificateError(f"TLS handshake with {host}:{port} failed: {exc}") from exc
             if isinstance(exc, OSError | ssl.SSLError | anyio.BrokenResourceError | anyio.EndOfStream):
                 raise ConnectError(f"TLS handshake with {host}:{port} failed: {exc}") from exc
             raise

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import math
 import ssl
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import assert_never
 
@@ -70,12 +70,10 @@ class Server:
     client that has read a response sees it counted.
     """
 
-    def __init__(
-        self, host: str, port: int, *, trust: Callable[[ssl.SSLContext], None] | None, tls: bool
-    ) -> None:
+    def __init__(self, host: str, port: int, *, ca_pem: bytes | None, tls: bool) -> None:
         self._host = host
         self._port = port
-        self._trust = trust
+        self._ca_pem = ca_pem
         self._tls = tls
         self._connections_accepted = 0
         self._requests_served = 0
@@ -107,17 +105,25 @@ class Server:
         """Requests answered so far."""
         return self._requests_served
 
+    @property
+    def ca_pem(self) -> bytes | None:
+        """The PEM certificate of the throwaway CA of ``tls=True``, for a client in another
+        process (write it to a file: ``ssl.create_default_context(cafile=...)``).
+
+        None when the server is plain, or when it serves a context you supplied.
+        """
+        return self._ca_pem
+
     def client_ssl_context(self) -> ssl.SSLContext | None:
         """A new client context that trusts the throwaway CA of ``tls=True``.
 
         None when the server is plain, or when it serves a context you supplied (you know which CA
         signed its certificate).
         """
-        if self._trust is None:
+        if self._ca_pem is None:
             return None
-        context = ssl.create_default_context()
+        context = ssl.create_default_context(cadata=self._ca_pem.decode("ascii"))
         context.set_alpn_protocols(["http/1.1"])
-        self._trust(context)
         return context
 
     def __repr__(self) -> str:
@@ -161,11 +167,11 @@ async def serve_rest(
         raise ConfigurationError(
             f"idle_timeout must be a positive number of seconds or None, got {idle_timeout!r}"
         )
-    server_context, trust = _tls_contexts(tls)
+    server_context, ca_pem = _tls_contexts(tls)
     listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
     async with listener:
         bound = listener.extra(SocketAttribute.local_port)
-        server = Server(host, bound, trust=trust, tls=server_context is not None)
+        server = Server(host, bound, ca_pem=ca_pem, tls=server_context is not None)
         handler = _Handler(app, server, server_context, max_body_size, idle_timeout)
         failure: Exception | None = None
         async with anyio.create_task_group() as group:
@@ -213,10 +219,8 @@ def serve_rest_in_thread(
         yield server
 
 
-def _tls_contexts(
-    tls: bool | ssl.SSLContext,
-) -> tuple[ssl.SSLContext | None, Callable[[ssl.SSLContext], None] | None]:
-    # (the server's context, a function making a client context trust it) for each form of tls.
+def _tls_contexts(tls: bool | ssl.SSLContext) -> tuple[ssl.SSLContext | None, bytes | None]:
+    # (the server's context, the PEM of the CA a client should trust) for each form of tls.
     if isinstance(tls, ssl.SSLContext):
         return tls, None
     if tls is False:
@@ -234,7 +238,7 @@ def _tls_contexts(
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.set_alpn_protocols(["http/1.1"])
     certificate.configure_cert(context)
-    return context, ca.configure_trust
+    return context, ca.cert_pem.bytes()
 
 
 class _Peer:

@@ -189,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--scenario", default="default", help="a scenario name or a path to a scenario JSON file")
     parser.add_argument("--tls", action="store_true", help="serve TLS with throwaway test certificates (needs trustme)")
+    parser.add_argument("--ca-file", type=Path, default=Path("local-exchange-ca.pem"), help="with --tls, where to write the certificate of the throwaway CA for clients to trust")
     parser.add_argument("--key-file", type=Path, default=Path("local-exchange-key.pem"), help="where to write the trader's private key")
     parser.add_argument("--key-type", choices=("rsa", "ed25519"), default="rsa")
     parser.add_argument("--seed", type=int, default=0)
@@ -228,8 +229,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"local Kalshi exchange at {local.base_url}")
             print(f"  key id:      {local.key_id}")
             print(f"  private key: {args.key_file}")
-            if args.tls:
-                print("  TLS uses throwaway certificates; trust them with the handle in Python")
+            if local.server.ca_pem is not None:
+                args.ca_file.write_bytes(local.server.ca_pem)
+                print(f"  trust CA:    {args.ca_file} (ssl.create_default_context(cafile=...))")
             print("Ctrl-C stops it.", flush=True)
             await anyio.sleep_forever()
 

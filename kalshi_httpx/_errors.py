@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
 
 from kalshi_proto.errors import (
+    CertificateError,
     ConnectError,
     ConnectTimeout,
     ReadError,
@@ -32,12 +34,44 @@ _MAP: tuple[tuple[type[Exception], type[TransportError]], ...] = (
 
 
 @contextmanager
-def map_exceptions() -> Iterator[None]:
+def map_exceptions(url: httpx.URL) -> Iterator[None]:
     """Re-raise httpx request failures (transport errors, undecodable bodies) as
-    `kalshi_proto.errors.TransportError` subclasses."""
+    `kalshi_proto.errors.TransportError` subclasses; connection failures name ``url``'s host
+    and port."""
     try:
         yield
     except httpx.RequestError as exc:
-        for source, target in _MAP:  # pragma: no branch - the last row catches every RequestError
-            if isinstance(exc, source):
-                raise target(f"{type(exc).__name__}: {exc}") from exc
+        raise _translated(exc, url) from exc
+
+
+def _translated(exc: httpx.RequestError, url: httpx.URL) -> TransportError:
+    # Connection failures say where, in the words kalshi_sync and kalshi_anyio use; a
+    # certificate that fails verification is a CertificateError, which is never retried.
+    if isinstance(exc, httpx.ConnectTimeout):
+        return ConnectTimeout(f"connecting to {_where(url)} timed out")
+    if isinstance(exc, httpx.ConnectError):
+        tls = _ssl_error(exc)
+        if isinstance(tls, ssl.SSLCertVerificationError):
+            return CertificateError(f"TLS handshake with {_where(url)} failed: {tls}")
+        if tls is not None:
+            return ConnectError(f"TLS handshake with {_where(url)} failed: {tls}")
+        return ConnectError(f"cannot connect to {_where(url)}: {exc}")
+    target = next(target for source, target in _MAP if isinstance(exc, source))  # last: any
+    return target(f"{type(exc).__name__}: {exc}")
+
+
+def _where(url: httpx.URL) -> str:
+    port = url.port if url.port is not None else (443 if url.scheme == "https" else 80)
+    return f"{url.host}:{port}"
+
+
+def _ssl_error(exc: BaseException) -> ssl.SSLError | None:
+    # httpx.ConnectError <- httpcore.ConnectError <- the ssl module's exception.
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, ssl.SSLError):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None

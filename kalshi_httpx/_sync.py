@@ -189,7 +189,7 @@ class KalshiClient(ClientBase):
                 self._urls[request.target] = url
             # The headers are not kept in a local: one that holds the signature would show in
             # a traceback that prints locals.
-            with map_exceptions():
+            with map_exceptions(url):
                 if self._transport is not None:
                     outgoing = httpx.Request(
                         request.method,

@@ -12,7 +12,8 @@ KalshiError
     ValidationError 400, AuthenticationError 401, PermissionDeniedError 403,
     NotFoundError 404, ConflictError 409, RateLimitError 429 (.retry_after), ServerError 5xx
   TransportError            ConnectError, ReadError, WriteError, ConnectTimeout, ReadTimeout,
-                            CallTimeout (the three timeouts also subclass TimeoutError)
+                            CallTimeout (the three timeouts also subclass TimeoutError),
+                            CertificateError (a ConnectError that is never retried)
   SequenceGapError, BackpressureError, SubscriptionError, FixRejectError, FixLogoutError
 ```
 
@@ -27,6 +28,7 @@ __all__ = [
     "AuthenticationError",
     "BackpressureError",
     "CallTimeout",
+    "CertificateError",
     "ConfigurationError",
     "ConflictError",
     "ConnectError",
@@ -206,6 +208,11 @@ class TransportError(KalshiError):
 
 class ConnectError(TransportError):
     """The connection could not be opened (refused, DNS failure, TLS handshake failure)."""
+
+
+class CertificateError(ConnectError):
+    """The server's TLS certificate failed verification (not trusted, expired, or for another
+    host). It fails the same way on every attempt, so it is never retried."""
 
 
 class ReadError(TransportError):

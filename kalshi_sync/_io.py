@@ -18,7 +18,14 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
-from kalshi_proto.errors import ConnectError, ConnectTimeout, ReadError, ReadTimeout, WriteError
+from kalshi_proto.errors import (
+    CertificateError,
+    ConnectError,
+    ConnectTimeout,
+    ReadError,
+    ReadTimeout,
+    WriteError,
+)
 
 __all__ = [
     "FORKS",
@@ -164,34 +171,71 @@ class Stream:
         self._sock.close()
 
 
-def connect(host: str, port: int, ssl_context: ssl.SSLContext | None, deadline: float) -> Stream:
-    """Open a TCP connection (and a TLS session when ``ssl_context`` is given) before ``deadline``."""
+def _connect_tcp(host: str, port: int, deadline: float) -> socket.socket:
+    # socket.create_connection, but closing the socket whatever interrupts the connect (a
+    # KeyboardInterrupt, say), where the standard one closes it on OSError only.
     what = f"connecting to {host}:{port}"
     try:
-        sock = socket.create_connection((host, port), _remaining(deadline, ConnectTimeout, what))
-    except TimeoutError:
-        raise ConnectTimeout(f"{what} timed out") from None
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
         raise ConnectError(f"cannot connect to {host}:{port}: {exc}") from exc
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    first: OSError | None = None
+    for family, kind, proto, _, address in addresses:
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(_remaining(deadline, ConnectTimeout, what))
+            sock.connect(address)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except TimeoutError:
+            sock.close()
+            raise ConnectTimeout(f"{what} timed out") from None
+        except OSError as exc:
+            sock.close()
+            first = first or exc
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    raise ConnectError(f"cannot connect to {host}:{port}: {first}") from first
+
+
+def connect(host: str, port: int, ssl_context: ssl.SSLContext | None, deadline: float) -> Stream:
+    """Open a TCP connection (and a TLS session when ``ssl_context`` is given) before ``deadline``."""
+    sock = _connect_tcp(host, port, deadline)
     if ssl_context is None:
         return Stream(sock)
+    # The handshake runs apart from the wrapping: ``wrap_socket`` takes over the descriptor
+    # from ``sock``, so only the wrapped socket can close it if the handshake is interrupted.
+    tls: ssl.SSLSocket | None = None
     try:
-        sock.settimeout(_remaining(deadline, ConnectTimeout, what))
-        tls = ssl_context.wrap_socket(sock, server_hostname=host)
-    except TimeoutError:
-        sock.close()
-        raise ConnectTimeout(f"the TLS handshake with {host}:{port} timed out") from None
-    except (OSError, ssl.SSLError) as exc:
-        sock.close()
-        raise ConnectError(f"TLS handshake with {host}:{port} failed: {exc}") from exc
+        sock.settimeout(_remaining(deadline, ConnectTimeout, f"connecting to {host}:{port}"))
+        tls = ssl_context.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
+        tls.do_handshake()
+    except BaseException as exc:
+        (sock if tls is None else tls).close()
+        if isinstance(exc, TimeoutError):
+            raise ConnectTimeout(f"the TLS handshake with {host}:{port} timed out") from None
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            raise CertificateError(f"TLS handshake with {host}:{port} failed: {exc}") from exc
+        if isinstance(exc, OSError):  # ssl.SSLError among them
+            raise ConnectError(f"TLS handshake with {host}:{port} failed: {exc}") from exc
+        raise
     return Stream(tls)
 
 
 def close_all(streams: Iterable[Stream]) -> None:
-    """Close every one of ``streams``."""
+    """Close every one of ``streams``, also when one close is interrupted (a
+    KeyboardInterrupt, say): what interrupted it is raised once the rest are closed."""
+    interrupted: BaseException | None = None
     for stream in streams:
-        stream.close()
+        try:
+            stream.close()
+        except BaseException as exc:
+            if interrupted is None:
+                interrupted = exc
+    if interrupted is not None:
+        raise interrupted
 
 
 def within(deadline: float, result: T) -> T:

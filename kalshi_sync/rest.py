@@ -195,7 +195,10 @@ class KalshiClient(ClientBase):
 
     def _checkout(self, now: float, deadline: float) -> _Connection:
         # The newest idle connection is reused; the expired and the dropped are closed. The
-        # pool changes under the lock, and nothing is awaited while it is held.
+        # pool changes under the lock, and nothing is awaited while it is held. Nothing is
+        # taken for reuse until the expired are closed: a connection held meanwhile would be
+        # lost, neither pooled nor closed, if the close were interrupted (by a native asyncio
+        # cancellation, a KeyboardInterrupt).
         lock = self._pool_lock
         while True:
             lock.acquire()
@@ -204,17 +207,20 @@ class KalshiClient(ClientBase):
                     raise LocalProtocolError("the client is closed")
                 idle = self._idle
                 stale: Sequence[_Connection] = ()
+                connection = None
                 if idle and now - idle[0].idle_since > self._expiry:
                     expired = 1
                     while expired < len(idle) and now - idle[expired].idle_since > self._expiry:
                         expired += 1
                     stale = idle[:expired]
                     del idle[:expired]
-                connection = idle.pop() if idle else None
+                elif idle:
+                    connection = idle.pop()
             finally:
                 lock.release()
             if stale:  # (a shielded scope costs several µs: none when there is nothing to close)
                 _io.close_all(old.stream for old in stale)
+                continue
             if connection is None:
                 break
             if not connection.stream.is_readable():

@@ -68,6 +68,7 @@ from kalshi_proto.errors import (
     ApiError,
     AuthRequiredError,
     CallTimeout,
+    CertificateError,
     ConfigurationError,
     ConnectError,
     KalshiError,
@@ -353,11 +354,13 @@ class CallRun(Generic[T]):
                 wait = held.pace(call.operation.operation_id, now, call.items)
                 if wait > 0:
                     return self._rate_wait(wait, now)
+        # Signed before the state changes: if signing fails, nothing went out and `abandon`
+        # still gives the reserved tokens back.
+        request = self._core.build_request(self.call, wall_ms)
         self.attempts += 1
         self._held = self._paced = None  # spent: the request goes out
         self._claimed = False
         self._state = _State.SENT
-        request = self._core.build_request(self.call, wall_ms)
         if self._trace:
             self._sent = (request, now)
         return SendRequest(request, self._attempt_timeout(now))
@@ -419,6 +422,11 @@ class CallRun(Generic[T]):
             self._expect_sent()
             if self._trace:
                 self._log_attempt(now, None, f"{type(error).__name__}: {error}", None)
+        if isinstance(error, CertificateError):
+            # Verification fails the same way on every attempt; waiting would not help.
+            error.add_note("not retried: the server's certificate failed verification")
+            self._finish(error)
+            return
         # A connection error (no slot, refused, a failed handshake) comes before any byte of
         # the request is written.
         sent = not claiming and not isinstance(error, ConnectError)

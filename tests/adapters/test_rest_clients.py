@@ -30,6 +30,7 @@ from kalshi_proto.errors import (
     AuthenticationError,
     AuthRequiredError,
     CallTimeout,
+    CertificateError,
     ConfigurationError,
     ConflictError,
     ConnectError,
@@ -479,15 +480,24 @@ async def test_refused_connection_is_a_connect_error(kx: Driver) -> None:
         base_url = raw.base_url
     # The raw server is gone; its port now refuses connections.
     async with kx.client(base_url=base_url) as client:
-        with pytest.raises(ConnectError):
+        with pytest.raises(ConnectError) as info:
             await maybe(client.markets.get("KX"))
+    port = base_url.split(":")[2].split("/")[0]
+    assert str(info.value).startswith(f"cannot connect to 127.0.0.1:{port}: ")
 
 
-async def test_untrusted_certificate_is_a_connect_error(kx: Driver) -> None:
+async def test_untrusted_certificate_is_a_certificate_error_that_is_not_retried(
+    kx: Driver,
+) -> None:
     trusts_nothing = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    async with kx.client(**kx.tls(trusts_nothing), retry=NO_RETRY) as client:
-        with pytest.raises(ConnectError):
+    async with kx.client(**kx.tls(trusts_nothing), retry=RetryPolicy(max_attempts=4)) as client:
+        with pytest.raises(CertificateError) as info:
             await maybe(client.markets.get("KX"))
+    assert isinstance(info.value, ConnectError)
+    assert str(info.value).startswith(f"TLS handshake with 127.0.0.1:{kx.server.port} failed: ")
+    assert "CERTIFICATE_VERIFY_FAILED" in str(info.value)
+    # One attempt: after four, the note would say "attempt 4 of 4, no attempts left".
+    assert info.value.__notes__ == ["not retried: the server's certificate failed verification"]
     assert kx.server.requests() == []
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from kalshi_proto.errors import RateLimitError
+from kalshi_proto.errors import CertificateError, RateLimitError
 from kalshi_proto.rest.retry import RetryPolicy
 from kalshi_proto.sim.scenarios import default_scenario
 from kalshi_sync import KalshiClient
@@ -27,7 +28,8 @@ def exchange(*flags: str, key_file: Path) -> Iterator[str]:
     try:
         assert process.stdout is not None
         first = process.stdout.readline()
-        assert first.startswith("local Kalshi exchange at http://127.0.0.1:"), first
+        scheme = "https" if "--tls" in flags else "http"
+        assert first.startswith(f"local Kalshi exchange at {scheme}://127.0.0.1:"), first
         key_line = process.stdout.readline()
         assert "key id:      local-trader-key" in key_line
         yield first.removeprefix("local Kalshi exchange at ").strip()
@@ -43,6 +45,20 @@ def test_the_command_serves_the_default_scenario_with_a_key_file(tmp_path: Path)
         with KalshiClient(base_url=base_url, key_id="local-trader-key", private_key_path=key_file) as client:
             assert client.portfolio.balance().balance_dollars == 10_000
             assert len(list(client.markets.list_all(limit=5))) == 12
+
+
+def test_with_tls_the_command_writes_the_ca_for_clients_in_other_processes(tmp_path: Path) -> None:
+    ca_file = tmp_path / "ca.pem"
+    key_file = tmp_path / "trader.pem"
+    with exchange("--tls", "--ca-file", str(ca_file), key_file=key_file) as base_url:
+        trusting = ssl.create_default_context(cafile=ca_file)
+        with KalshiClient(
+            base_url=base_url, ssl_context=trusting, key_id="local-trader-key", private_key_path=key_file
+        ) as client:
+            assert client.portfolio.balance().balance_dollars == 10_000
+        with KalshiClient(base_url=base_url, retry=RetryPolicy.disabled()) as client:
+            with pytest.raises(CertificateError):  # the system's CAs do not know it
+                client.exchange.status()
 
 
 def test_the_command_takes_a_scenario_file_and_faults(tmp_path: Path) -> None:

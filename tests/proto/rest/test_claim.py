@@ -12,6 +12,7 @@ the fakes of ``test_base.py``. In both, GetExchangeStatus costs 10 Read tokens; 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -156,12 +157,12 @@ def test_a_failed_claim_is_a_failed_attempt_and_a_get_tries_again(clock: FakeClo
     run.receive_failure(ConnectTimeout("no connection became free before the timeout"), clock.now)
     assert run.attempts == 1
     assert read_balance(core, clock) == 10  # the attempt's reservation is given back
-    retry_line, = [line for line in run.log if line.level != DEBUG]
+    (retry_line,) = [line for line in run.log if line.level != DEBUG]
     assert retry_line.message.startswith(
         "GetExchangeStatus: connection error on GET, attempt 1 of 4, backing off 0.19s "
         "(ConnectTimeout: no connection became free before the timeout)"
     )
-    no_connection, = [line for line in run.log if line.level == DEBUG]
+    (no_connection,) = [line for line in run.log if line.level == DEBUG]
     assert no_connection.message == (
         "GetExchangeStatus: no connection for attempt 1: ConnectTimeout: no connection became "
         "free before the timeout"
@@ -224,6 +225,22 @@ def test_abandoning_a_run_while_it_claims_gives_its_tokens_back(clock: FakeClock
     core = make_core(limiter=limiter())
     run = core.start(status_call(), clock.now)
     claim(run, clock)
+    run.abandon()
+    assert run.next_step(clock.now, clock.wall_ms) == Finished()
+    assert read_balance(core, clock) == 10
+
+
+def test_a_request_that_cannot_be_signed_keeps_nothing_of_the_limiters(
+    clock: FakeClock, rsa_credentials: Credentials
+) -> None:
+    core = make_core(rsa_credentials, limiter=limiter())
+    # A hand-built call whose path cannot be signed (not ASCII).
+    unsignable = dataclasses.replace(calls.get_balance(), path="/portfolio/balance/\u00e9")
+    run = core.start(unsignable, clock.now)
+    claim(run, clock)
+    with pytest.raises(ValueError, match="ASCII"):
+        run.next_step(clock.now, clock.wall_ms)
+    assert run.attempts == 0  # nothing went out
     run.abandon()
     assert run.next_step(clock.now, clock.wall_ms) == Finished()
     assert read_balance(core, clock) == 10

@@ -20,6 +20,7 @@ from kalshi_proto.errors import (
     ApiError,
     AuthRequiredError,
     CallTimeout,
+    CertificateError,
     ConfigurationError,
     ConnectError,
     ConnectTimeout,
@@ -598,6 +599,20 @@ def test_an_order_without_an_answer_is_not_resent_and_the_note_says_whether_it_l
         run.result()
     assert info.value is error
     assert error.__notes__ == [note]
+
+
+def test_a_certificate_that_fails_verification_ends_a_get_at_once(clock: FakeClock) -> None:
+    # Every retry would fail the same way; the default policy would otherwise try 4 times.
+    run = make_core().start(status_call(), clock.now)
+    send(run, clock)
+    error = CertificateError("TLS handshake with example.com:443 failed: expired")
+    run.receive_failure(error, clock.now)
+    assert run.next_step(clock.now, clock.wall_ms) == Finished()
+    with pytest.raises(CertificateError) as info:
+        run.result()
+    assert info.value is error
+    assert run.attempts == 1
+    assert error.__notes__ == ["not retried: the server's certificate failed verification"]
 
 
 @pytest.mark.parametrize(
