@@ -34,7 +34,7 @@ import httpx
 from anyio import sleep as _sleep
 
 from kalshi_httpx import _pool
-from kalshi_httpx._body import aread_body
+from kalshi_httpx._body import aread_reply
 from kalshi_httpx._errors import map_exceptions
 from kalshi_httpx._gate import AsyncGate
 from kalshi_proto.errors import ConfigurationError, LocalProtocolError
@@ -197,7 +197,9 @@ class AsyncKalshiClient(AsyncClientBase):
                         content=request.body or None,
                         extensions={"timeout": dict.fromkeys(_TIMEOUT_KEYS, timeout)},
                     )
-                    reply = await self._transport.handle_async_request(outgoing)
+                    reply, body = await aread_reply(
+                        self._transport.handle_async_request(outgoing), deadline
+                    )
                 else:
                     assert self._http is not None
                     outgoing = self._http.build_request(
@@ -207,8 +209,7 @@ class AsyncKalshiClient(AsyncClientBase):
                         content=request.body or None,
                         timeout=timeout,
                     )
-                    reply = await self._http.send(outgoing, stream=True)
-                body = await aread_body(reply, deadline)
+                    reply, body = await aread_reply(self._http.send(outgoing, stream=True), deadline)
             if self._closed and (self._transport is not None or self._owns_http):
                 # Closed during this call. httpx's pool may have opened the call's connection
                 # after the close (the call was waiting for a free one), or dropped it unclosed

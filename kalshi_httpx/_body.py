@@ -1,15 +1,24 @@
-"""Read an httpx response body within the attempt's deadline, and decode it with the core.
+"""Finish an httpx exchange within the attempt's deadline, and decode the body with the core.
 
-httpx's own timeout bounds each read, not the whole body; a body that trickles in must still end
-by the deadline of the attempt. The body is read raw and decoded by
-`kalshi_proto.rest.http11.decode_body`, so a corrupt ``gzip`` body is reported like on every
-other adapter and no httpx stream is left half-iterated. One function per flavour: the async one
-bounds the read with a cancel scope, the blocking one checks the clock between chunks.
+httpx's own timeouts bound each connect, write and read, each to the attempt's whole timeout,
+not the attempt: a server that sends a byte now and then never trips them. The async flavour
+holds the whole exchange (the request, the response head, the body) with one cancel scope that
+ends it at most `GRACE` seconds after the deadline. The grace lets httpx's own timeouts fire
+first when a single step is slow, as they close what they opened; a cancellation in the middle
+of a TLS handshake leaves the socket to the garbage collector (httpcore 1.0.9). A response that
+is complete is kept, even if it finished after the deadline: a late answer to an order is
+worth more than a timeout that leaves its fate unknown.
+The blocking flavour cannot interrupt httpx: it checks the clock between body chunks and gives
+up when a chunk arrives after the deadline with more to come.
+
+The body is read raw and decoded by `kalshi_proto.rest.http11.decode_body`, so a corrupt
+``gzip`` body is reported like on every other adapter and no httpx stream is left half-iterated.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 from typing import cast
 
 import anyio
@@ -18,7 +27,10 @@ import httpx
 from kalshi_proto.errors import ReadError, ReadTimeout, RemoteProtocolError
 from kalshi_proto.rest.http11 import decode_body
 
-__all__ = ["aread_body", "read_body"]
+__all__ = ["GRACE", "aread_reply", "read_reply"]
+
+#: Seconds past the deadline before the async flavour cancels an exchange httpx has not ended.
+GRACE = 0.25
 
 
 def _decoded(reply: httpx.Response, raw: bytes) -> bytes:
@@ -28,38 +40,53 @@ def _decoded(reply: httpx.Response, raw: bytes) -> bytes:
         raise ReadError(f"bad response body: {exc}") from exc
 
 
-async def aread_body(reply: httpx.Response, deadline: float) -> bytes:
-    """The decoded body of ``reply``, read by ``deadline`` (``time.monotonic()`` clock)."""
-    if reply.is_stream_consumed:
-        return reply.content  # read (and decoded) already, e.g. built by an httpx.MockTransport
-    # The response's stream itself, not ``aiter_raw()``: its re-chunking and byte counting are
-    # not needed here and cost more than the rest of the read (the transport's stream already
-    # turns httpcore's errors into httpx's). One cancel scope bounds the whole body.
-    stream = cast(httpx.AsyncByteStream, reply.stream)
-    chunks: list[bytes] = []
-    try:
-        remaining = deadline - time.monotonic()
-        with anyio.CancelScope(deadline=anyio.current_time() + remaining) as scope:
+async def aread_reply(
+    sending: Awaitable[httpx.Response], deadline: float
+) -> tuple[httpx.Response, bytes]:
+    """The response ``sending`` gets and its decoded body, by `GRACE` seconds after
+    ``deadline`` (``time.monotonic()`` clock).
+
+    Raises:
+        ReadTimeout: the exchange did not end in time.
+    """
+    remaining = deadline - time.monotonic()
+    with anyio.CancelScope(deadline=anyio.current_time() + remaining + GRACE) as scope:
+        reply = await sending
+        if reply.is_stream_consumed:
+            return reply, reply.content  # read and decoded already: an httpx.MockTransport's
+        # The response's stream itself, not ``aiter_raw()``: its re-chunking and byte counting
+        # are not needed here and cost more than the rest of the read (the transport's stream
+        # already turns httpcore's errors into httpx's).
+        stream = cast(httpx.AsyncByteStream, reply.stream)
+        chunks: list[bytes] = []
+        try:
             async for chunk in stream:
                 chunks.append(chunk)
-    finally:
-        await reply.aclose()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await reply.aclose()
     if scope.cancelled_caught:
         raise ReadTimeout("the response did not finish before the timeout")
-    return _decoded(reply, b"".join(chunks))
+    return reply, _decoded(reply, b"".join(chunks))
 
 
-def read_body(reply: httpx.Response, deadline: float) -> bytes:
-    """The decoded body of ``reply``, read by ``deadline`` (``time.monotonic()`` clock)."""
+def read_reply(reply: httpx.Response, deadline: float) -> tuple[httpx.Response, bytes]:
+    """``reply`` and its decoded body, read by ``deadline`` (``time.monotonic()`` clock).
+
+    Raises:
+        ReadTimeout: a chunk came after the deadline and the body was not complete.
+    """
     if reply.is_stream_consumed:
-        return reply.content  # read (and decoded) already, e.g. built by an httpx.MockTransport
-    stream = cast(httpx.SyncByteStream, reply.stream)  # as in aread_body: the stream itself
+        return reply, reply.content  # read and decoded already: an httpx.MockTransport's
+    stream = cast(httpx.SyncByteStream, reply.stream)  # as in aread_reply: the stream itself
     chunks = []
+    late = False
     try:
         for chunk in stream:
-            chunks.append(chunk)
-            if time.monotonic() > deadline:
+            if late:  # the last chunk came after the deadline, and this one shows it was not all
                 raise ReadTimeout("the response did not finish before the timeout")
+            chunks.append(chunk)
+            late = time.monotonic() > deadline
     finally:
         reply.close()
-    return _decoded(reply, b"".join(chunks))
+    return reply, _decoded(reply, b"".join(chunks))

@@ -35,7 +35,7 @@ import httpx
 from time import sleep as _sleep
 
 from kalshi_httpx import _pool
-from kalshi_httpx._body import read_body
+from kalshi_httpx._body import read_reply
 from kalshi_httpx._errors import map_exceptions
 from kalshi_httpx._gate import Gate
 from kalshi_proto.errors import ConfigurationError, LocalProtocolError
@@ -198,7 +198,9 @@ class KalshiClient(ClientBase):
                         content=request.body or None,
                         extensions={"timeout": dict.fromkeys(_TIMEOUT_KEYS, timeout)},
                     )
-                    reply = self._transport.handle_request(outgoing)
+                    reply, body = read_reply(
+                        self._transport.handle_request(outgoing), deadline
+                    )
                 else:
                     assert self._http is not None
                     outgoing = self._http.build_request(
@@ -208,8 +210,7 @@ class KalshiClient(ClientBase):
                         content=request.body or None,
                         timeout=timeout,
                     )
-                    reply = self._http.send(outgoing, stream=True)
-                body = read_body(reply, deadline)
+                    reply, body = read_reply(self._http.send(outgoing, stream=True), deadline)
             if self._closed and (self._transport is not None or self._owns_http):
                 # Closed during this call. httpx's pool may have opened the call's connection
                 # after the close (the call was waiting for a free one), or dropped it unclosed

@@ -32,7 +32,7 @@ RULES: tuple[tuple[str, str], ...] = (
     (r"\b__aenter__\b", "__enter__"),
     (r"\b__aexit__\b", "__exit__"),
     (r"\baclose\b", "close"),
-    (r"\baread_body\b", "read_body"),
+    (r"\baread_reply\b", "read_reply"),
     (r"\bAsyncIterator\b", "Iterator"),
     (r"\baiterate_pages\b", "iterate_pages"),
     (r"\bAsyncResources\b", "Resources"),

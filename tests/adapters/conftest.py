@@ -317,9 +317,10 @@ class Driver:
             time.sleep(seconds)
 
     @asynccontextmanager
-    async def raw_server(self, answer: bytes) -> AsyncIterator[RawServer]:
-        """A `RawServer` that answers every request with ``answer``; stopped after the block."""
-        raw = RawServer(self.server.ca, self._cert_file, answer=answer)
+    async def raw_server(self, answer: bytes, drip: float = 0.0) -> AsyncIterator[RawServer]:
+        """A `RawServer` that answers every request with ``answer`` (a byte every ``drip``
+        seconds, if given); stopped after the block."""
+        raw = RawServer(self.server.ca, self._cert_file, answer=answer, drip=drip)
         try:
             yield raw
         finally:

@@ -730,12 +730,14 @@ class RawServer:
     """Accepts TLS connections on loopback and answers each request with scripted raw bytes.
 
     ``answer`` is written after the request head (and its Content-Length body) has been read;
-    ``b""`` closes without answering. ``accepted`` counts connections.
+    ``b""`` closes without answering. With ``drip``, it is written one byte at a time, ``drip``
+    seconds apart (until the server stops). ``accepted`` counts connections.
     """
 
     ca: trustme.CA
     cert_file: Path
     answer: bytes = b"HTTP/1.1 200 OK\r\n"
+    drip: float = 0.0
     accepted: int = 0
     _listener: socket.socket = field(init=False)
     _context: ssl.SSLContext = field(init=False)
@@ -790,5 +792,10 @@ class RawServer:
             if not chunk:
                 return
             remaining -= len(chunk)
-        if self.answer:
+        if not self.drip:
             conn.sendall(self.answer)
+            return
+        for i in range(len(self.answer)):
+            if self._stopping.wait(self.drip):
+                return
+            conn.sendall(self.answer[i : i + 1])

@@ -1,0 +1,105 @@
+"""`kalshi_httpx._body`: reading a reply within the attempt's deadline, without a network."""
+
+from __future__ import annotations
+
+import gzip
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import anyio
+import httpx
+import pytest
+
+from kalshi_httpx._body import GRACE, aread_reply, read_reply
+from kalshi_proto.errors import ReadError, ReadTimeout
+
+
+class Chunks(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A body stream of fixed chunks, as a transport hands it over."""
+
+    def __init__(self, *chunks: bytes) -> None:
+        self.chunks = chunks
+        self.closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self.chunks
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self.chunks:
+            yield chunk
+
+    def close(self) -> None:
+        self.closed = True
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+def reply(stream: Chunks, *headers: tuple[str, str]) -> httpx.Response:
+    return httpx.Response(200, headers=headers, stream=stream)
+
+
+def test_a_body_whose_last_chunk_came_after_the_deadline_is_kept() -> None:
+    # The body was complete: giving it up would throw away an answer that arrived.
+    stream = Chunks(b'{"a":', b"1}")
+    _, body = read_reply(reply(stream), deadline=time.monotonic() + 60)
+    assert body == b'{"a":1}'
+    late = Chunks(b'{"a":1}')
+    _, body = read_reply(reply(late), deadline=time.monotonic() - 1)
+    assert body == b'{"a":1}' and late.closed
+
+
+def test_a_body_still_coming_after_the_deadline_is_a_read_timeout() -> None:
+    stream = Chunks(b'{"a":', b"1}")
+    with pytest.raises(ReadTimeout, match="did not finish before the timeout"):
+        read_reply(reply(stream), deadline=time.monotonic() - 1)
+    assert stream.closed
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_the_async_reader_decodes_and_closes(backend: str) -> None:
+    stream = Chunks(gzip.compress(b'{"a":1}'))
+
+    async def read() -> bytes:
+        async def sending() -> httpx.Response:
+            return reply(stream, ("Content-Encoding", "gzip"))
+
+        _, body = await aread_reply(sending(), time.monotonic() + 60)
+        return body
+
+    assert anyio.run(read, backend=backend) == b'{"a":1}'
+    assert stream.closed
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_an_async_reply_complete_within_the_grace_is_kept(backend: str) -> None:
+    async def read() -> bytes:
+        async def sending() -> httpx.Response:
+            return reply(Chunks(b'{"a":', b"1}"))
+
+        _, body = await aread_reply(sending(), time.monotonic() - GRACE / 2)
+        return body
+
+    assert anyio.run(read, backend=backend) == b'{"a":1}'
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_an_async_exchange_that_outlasts_deadline_and_grace_is_a_read_timeout(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("kalshi_httpx._body.GRACE", 0.05)
+
+    async def never_answers() -> httpx.Response:
+        await anyio.sleep(60)
+        raise AssertionError("not cancelled")
+
+    async def read() -> None:
+        await aread_reply(never_answers(), time.monotonic() + 0.05)
+
+    with pytest.raises(ReadTimeout, match="did not finish before the timeout"):
+        anyio.run(read, backend=backend)
+
+
+def test_a_corrupt_gzip_body_is_a_read_error() -> None:
+    with pytest.raises(ReadError, match="bad response body"):
+        read_reply(reply(Chunks(b"not gzip"), ("Content-Encoding", "gzip")), time.monotonic() + 60)
