@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import ssl
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from typing import Any
 
 from kalshi_anyio import _io
+from kalshi_proto.auth import Credentials, Passphrase
 from kalshi_proto.errors import (
     ConfigurationError,
     ConnectTimeout,
@@ -35,6 +36,8 @@ from kalshi_proto.rest._async_base import AsyncClientBase, Logger, Slot
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
 from kalshi_proto.rest.events import ConnectionClosed, ResponseReceived
 from kalshi_proto.rest.http11 import Http11Connection
+from kalshi_proto.rest.retry import RetryPolicy
+from kalshi_proto.rest.settings import KeyInput, RateLimitSetting, check_pool_options
 
 __all__ = ["AsyncKalshiClient"]
 
@@ -55,8 +58,8 @@ class _Connection:
 class AsyncKalshiClient(AsyncClientBase):
     """The Kalshi REST API over keep-alive HTTP/1.1 connections.
 
-    Takes every argument of `kalshi_proto.rest._async_base.AsyncClientBase` (``key_id``,
-    ``private_key``, ``demo``, ``base_url``, ``retry``, ...) and:
+    The arguments up to ``logger`` are every client's, described in
+    `kalshi_proto.rest._async_base.AsyncClientBase` and docs/rest.md; then:
 
     Args:
         ssl_context: the TLS context (a verifying default otherwise).
@@ -65,22 +68,54 @@ class AsyncKalshiClient(AsyncClientBase):
             instead (5, as httpx does); None reuses idle connections however old.
 
     Raises:
-        ConfigurationError: ``keepalive_expiry`` is not a positive number or None.
+        ConfigurationError: an argument is of the wrong type or out of range
+            (``max_connections`` not an int of 0 or more, ``keepalive_expiry`` not a positive
+            number or None, and those of every client).
+        CredentialsError: the key arguments are incomplete, contradictory or unusable.
     """
 
     def __init__(
         self,
         *,
+        key_id: str | None = None,
+        private_key: KeyInput | None = None,
+        private_key_path: str | os.PathLike[str] | None = None,
+        passphrase: Passphrase | None = None,
+        credentials: Credentials | None = None,
+        demo: bool = False,
+        base_url: str | None = None,
+        allow_any_host: bool = False,
+        retry: RetryPolicy | None = None,
+        timeout: float = 30.0,
+        rate_limit: RateLimitSetting = None,
+        user_agent: str | None = None,
+        rng: Callable[[], float] | None = None,
+        logger: Logger | None = None,
         ssl_context: ssl.SSLContext | None = None,
         max_connections: int = 10,
         keepalive_expiry: float | None = 5.0,
-        **kwargs: Any,
     ) -> None:
-        if keepalive_expiry is not None and not keepalive_expiry > 0:
+        check_pool_options(max_connections, keepalive_expiry)
+        if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
             raise ConfigurationError(
-                f"keepalive_expiry must be a positive number of seconds or None, got {keepalive_expiry!r}"
+                f"ssl_context must be an ssl.SSLContext or None, got {type(ssl_context).__name__}"
             )
-        super().__init__(**kwargs)
+        super().__init__(
+            key_id=key_id,
+            private_key=private_key,
+            private_key_path=private_key_path,
+            passphrase=passphrase,
+            credentials=credentials,
+            demo=demo,
+            base_url=base_url,
+            allow_any_host=allow_any_host,
+            retry=retry,
+            timeout=timeout,
+            rate_limit=rate_limit,
+            user_agent=user_agent,
+            rng=rng,
+            logger=logger,
+        )
         self._expiry = math.inf if keepalive_expiry is None else keepalive_expiry
         base = self.config.base_url
         self._ssl = _io.default_ssl_context(ssl_context) if base.scheme == "https" else None

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import http.cookiejar
 import logging
+import os
 import random
 import ssl
 import threading
@@ -37,10 +38,13 @@ from kalshi_httpx import _pool
 from kalshi_httpx._body import aread_reply
 from kalshi_httpx._errors import map_exceptions
 from kalshi_httpx._gate import AsyncGate
+from kalshi_proto.auth import Credentials, Passphrase
 from kalshi_proto.errors import ConfigurationError, LocalProtocolError
 from kalshi_proto.rest._async_base import AsyncClientBase, Logger, Slot
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
 from kalshi_proto.rest.http11 import ACCEPT_ENCODING
+from kalshi_proto.rest.retry import RetryPolicy
+from kalshi_proto.rest.settings import KeyInput, RateLimitSetting
 
 __all__ = ["AsyncKalshiClient"]
 
@@ -74,8 +78,8 @@ class _NoCookies(http.cookiejar.CookieJar):
 class AsyncKalshiClient(AsyncClientBase):
     """The Kalshi REST API over httpx (a transport, or an `httpx.AsyncClient` you pass in).
 
-    Takes every argument of `kalshi_proto.rest._async_base.AsyncClientBase` (``key_id``,
-    ``private_key``, ``demo``, ``base_url``, ``retry``, ...) and:
+    The arguments up to ``logger`` are every client's, described in
+    `kalshi_proto.rest._async_base.AsyncClientBase` and docs/rest.md; then:
 
     Args:
         http2: negotiate HTTP/2 (needs the ``http2`` extra, which installs ``h2``).
@@ -85,19 +89,63 @@ class AsyncKalshiClient(AsyncClientBase):
             proxies); `aclose` closes it.
         http_client: a ready `httpx.AsyncClient`; the other httpx options are then ignored and
             the client is not closed by `aclose`.
+
+    Raises:
+        ConfigurationError: an argument is of the wrong type or out of range (``limits`` not
+            an `httpx.Limits`, ``verify`` not a bool or an `ssl.SSLContext`, ``http2`` without
+            h2 installed, and those of every client).
+        CredentialsError: the key arguments are incomplete, contradictory or unusable.
     """
 
     def __init__(
         self,
         *,
+        key_id: str | None = None,
+        private_key: KeyInput | None = None,
+        private_key_path: str | os.PathLike[str] | None = None,
+        passphrase: Passphrase | None = None,
+        credentials: Credentials | None = None,
+        demo: bool = False,
+        base_url: str | None = None,
+        allow_any_host: bool = False,
+        retry: RetryPolicy | None = None,
+        timeout: float = 30.0,
+        rate_limit: RateLimitSetting = None,
+        user_agent: str | None = None,
+        rng: Callable[[], float] | None = None,
+        logger: Logger | None = None,
         http2: bool = False,
         limits: httpx.Limits | None = None,
         verify: ssl.SSLContext | bool = True,
         transport: httpx.AsyncBaseTransport | None = None,
         http_client: httpx.AsyncClient | None = None,
-        **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        if limits is not None and not isinstance(limits, httpx.Limits):
+            raise ConfigurationError(
+                "limits must be an httpx.Limits (for example httpx.Limits(max_connections=20)) "
+                f"or None, got {type(limits).__name__}"
+            )
+        if not isinstance(verify, bool | ssl.SSLContext):
+            raise ConfigurationError(
+                "verify must be True, False or an ssl.SSLContext (for a CA file: "
+                f"ssl.create_default_context(cafile=...)), got {type(verify).__name__}"
+            )
+        super().__init__(
+            key_id=key_id,
+            private_key=private_key,
+            private_key_path=private_key_path,
+            passphrase=passphrase,
+            credentials=credentials,
+            demo=demo,
+            base_url=base_url,
+            allow_any_host=allow_any_host,
+            retry=retry,
+            timeout=timeout,
+            rate_limit=rate_limit,
+            user_agent=user_agent,
+            rng=rng,
+            logger=logger,
+        )
         if http2 and http_client is None:
             try:
                 import h2  # noqa: F401

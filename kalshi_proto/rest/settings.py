@@ -22,6 +22,7 @@ __all__ = [
     "RateLimitSetting",
     "build_rest_config",
     "check_hooks",
+    "check_pool_options",
     "rate_limiter_for",
     "rest_config_from_env",
 ]
@@ -114,4 +115,32 @@ def check_hooks(rng: object, logger: object) -> None:
         raise ConfigurationError(
             "logger must be a logging.Logger or logging.LoggerAdapter (for example "
             f"logging.getLogger('my_bot')), got {type(logger).__name__}"
+        )
+
+
+def check_pool_options(max_connections: object, keepalive_expiry: object) -> None:
+    """Refuse connection-pool options an adapter could not use.
+
+    Raises:
+        ConfigurationError: ``max_connections`` is not an int of 0 (no limit) or more, or
+            ``keepalive_expiry`` is not a positive number of seconds or None.
+    """
+    if isinstance(max_connections, bool) or not isinstance(max_connections, int):
+        raise ConfigurationError(
+            f"max_connections must be an int (0 for no limit), got {type(max_connections).__name__}"
+        )
+    if max_connections < 0:
+        raise ConfigurationError(
+            f"max_connections must be 0 (no limit) or more, got {max_connections}"
+        )
+    if keepalive_expiry is None:
+        return
+    if isinstance(keepalive_expiry, bool) or not isinstance(keepalive_expiry, int | float):
+        raise ConfigurationError(
+            "keepalive_expiry must be a positive number of seconds or None, got "
+            f"{type(keepalive_expiry).__name__}"
+        )
+    if not keepalive_expiry > 0:
+        raise ConfigurationError(
+            f"keepalive_expiry must be a positive number of seconds or None, got {keepalive_expiry!r}"
         )
