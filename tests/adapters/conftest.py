@@ -317,10 +317,15 @@ class Driver:
             time.sleep(seconds)
 
     @asynccontextmanager
-    async def raw_server(self, answer: bytes, drip: float = 0.0) -> AsyncIterator[RawServer]:
+    async def raw_server(
+        self, answer: bytes, drip: float = 0.0, keep_open: bool = False
+    ) -> AsyncIterator[RawServer]:
         """A `RawServer` that answers every request with ``answer`` (a byte every ``drip``
-        seconds, if given); stopped after the block."""
-        raw = RawServer(self.server.ca, self._cert_file, answer=answer, drip=drip)
+        seconds, if given; on one connection as long as the client keeps it, with
+        ``keep_open``); stopped after the block."""
+        raw = RawServer(
+            self.server.ca, self._cert_file, answer=answer, drip=drip, keep_open=keep_open
+        )
         try:
             yield raw
         finally:

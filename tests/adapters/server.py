@@ -731,13 +731,15 @@ class RawServer:
 
     ``answer`` is written after the request head (and its Content-Length body) has been read;
     ``b""`` closes without answering. With ``drip``, it is written one byte at a time, ``drip``
-    seconds apart (until the server stops). ``accepted`` counts connections.
+    seconds apart (until the server stops). With ``keep_open``, the connection stays open for
+    the client's next request, until the client closes it. ``accepted`` counts connections.
     """
 
     ca: trustme.CA
     cert_file: Path
     answer: bytes = b"HTTP/1.1 200 OK\r\n"
     drip: float = 0.0
+    keep_open: bool = False
     accepted: int = 0
     _listener: socket.socket = field(init=False)
     _context: ssl.SSLContext = field(init=False)
@@ -773,16 +775,18 @@ class RawServer:
             raw.settimeout(2)
             try:
                 with self._context.wrap_socket(raw, server_side=True) as conn:
-                    self._answer(conn)
+                    while self._answer(conn) and self.keep_open:
+                        pass
             except OSError:
                 raw.close()
 
-    def _answer(self, conn: ssl.SSLSocket) -> None:
+    def _answer(self, conn: ssl.SSLSocket) -> bool:
+        # True when a request was read and answered.
         data = b""
         while b"\r\n\r\n" not in data:
             chunk = conn.recv(65536)
             if not chunk:
-                return
+                return False
             data += chunk
         head, _, rest = data.partition(b"\r\n\r\n")
         length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
@@ -790,12 +794,13 @@ class RawServer:
         while remaining > 0:
             chunk = conn.recv(65536)
             if not chunk:
-                return
+                return False
             remaining -= len(chunk)
         if not self.drip:
             conn.sendall(self.answer)
-            return
+            return True
         for i in range(len(self.answer)):
             if self._stopping.wait(self.drip):
-                return
+                return False
             conn.sendall(self.answer[i : i + 1])
+        return True
