@@ -89,9 +89,10 @@ async def test_a_client_closed_during_a_back_off_fails_the_retry_at_once(
 class ResettingServer(RawServer):
     """Reads each request, then resets the connection (SO_LINGER 0) instead of answering."""
 
-    def _answer(self, conn: ssl.SSLSocket) -> None:
-        super()._answer(conn)  # with answer=b"": reads the request, sends nothing
+    def _answer(self, conn: ssl.SSLSocket) -> bool:
+        answered = super()._answer(conn)  # with answer=b"": reads the request, sends nothing
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        return answered
 
 
 @pytest.mark.flavours("kalshi_anyio")
