@@ -76,7 +76,7 @@ from kalshi_proto.errors import (
     TransportError,
 )
 from kalshi_proto.rest.call import Call, HttpRequest, HttpResponse
-from kalshi_proto.rest.ratelimit import RateLimiter
+from kalshi_proto.rest.ratelimit import RateLimiter, Reservation
 from kalshi_proto.rest.retry import (
     MAX_SECONDS,
     RetryDecision,
@@ -300,8 +300,10 @@ class CallRun(Generic[T]):
         self._claimed = False  # the adapter holds a connection slot for the next attempt
         # The limiter holding tokens reserved (and then paced) for the next attempt, until that
         # attempt is sent; given back if the attempt or the run ends first.
-        self._held: RateLimiter | None = None
-        self._paced: RateLimiter | None = None
+        # The limiter of the attempt's reservations (the core's may change in the meantime).
+        self._limiter: RateLimiter | None = None
+        self._held: Reservation | None = None
+        self._paced: Reservation | None = None
         self._wake_at = now
         self._value: T | None = None
         self._error: KalshiError | None = None
@@ -338,22 +340,21 @@ class CallRun(Generic[T]):
             self._reserved = True
             limiter = self._core.rate_limiter
             if limiter is not None:
-                wait = limiter.reserve(call.operation.operation_id, now, call.items)
-                self._held = limiter
-                if wait > 0:
-                    return self._rate_wait(wait, now)
-        held = self._held
-        if held is not None:
+                self._limiter = limiter
+                self._held = limiter.reserve_turn(call.operation.operation_id, now, call.items)
+                if self._held.wait > 0:
+                    return self._rate_wait(self._held.wait, now)
+        if self._held is not None:
             if not self._claimed:
                 self._state = _State.CLAIMING
                 return Claim(self._attempt_timeout(now))
             if self._paced is None:
                 # The request holds its connection: pace it, so that one that came late to
                 # its turn (it waited for the connection) goes out no faster than the budget.
-                self._paced = held
-                wait = held.pace(call.operation.operation_id, now, call.items)
-                if wait > 0:
-                    return self._rate_wait(wait, now)
+                assert self._limiter is not None
+                self._paced = self._limiter.pace_turn(call.operation.operation_id, now, call.items)
+                if self._paced.wait > 0:
+                    return self._rate_wait(self._paced.wait, now)
         # Signed before the state changes: if signing fails, nothing went out and `abandon`
         # still gives the reserved tokens back.
         request = self._core.build_request(self.call, wall_ms)
@@ -557,14 +558,14 @@ class CallRun(Generic[T]):
         self.log.append(LogLine(level, f"{operation_id}: {text}", fields))
 
     def _give_back(self) -> None:
-        # Tokens taken for an attempt that will not be sent go back to their limiter.
-        call = self.call
+        # Tokens taken for an attempt that will not be sent go back to their limiter, where
+        # that is safe (`Reservation.give_back`).
         held, paced = self._held, self._paced
         self._held = self._paced = None
         if held is not None:
-            held.refund(call.operation.operation_id, call.items)
+            held.give_back()
         if paced is not None:
-            paced.unpace(call.operation.operation_id, call.items)
+            paced.give_back()
 
     def _finish(self, error: KalshiError) -> None:
         self._give_back()  # the run ends before the attempt it reserved for was sent

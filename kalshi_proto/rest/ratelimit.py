@@ -78,6 +78,7 @@ __all__ = [
     "BucketLimit",
     "CostTable",
     "RateLimiter",
+    "Reservation",
     "TokenBucket",
 ]
 
@@ -222,8 +223,9 @@ class CostTable:
         default: the cost of an operation listed nowhere else.
         per_request: operations whose cost per request differs from ``default``, by OpenAPI
             operationId.
-        per_item: batch operations, billed per order in the batch, by operationId; one not
-            listed here but batched is billed ``default`` per order.
+        per_item: batch operations, billed per order in the batch, by operationId; a batch
+            operation (one of `PER_ITEM_COSTS`) listed neither here nor in ``per_request`` is
+            billed ``default`` per order.
         unmatched: rows of ``GET /account/endpoint_costs`` that match no operation of the
             spec (method, path, cost), kept for inspection; they change no cost.
     """
@@ -288,7 +290,10 @@ class CostTable:
         per_item = self.per_item.get(operation_id)
         if per_item is not None:
             return per_item * items
-        return self.per_request.get(operation_id, self.default)
+        cost = self.per_request.get(operation_id)
+        if cost is not None:
+            return cost
+        return self.default * items if operation_id in PER_ITEM_COSTS else self.default
 
 
 #: The costs the spec's descriptions give (`DEFAULT_COST`, `ENDPOINT_COSTS`, `PER_ITEM_COSTS`).
@@ -301,7 +306,7 @@ class TokenBucket:
     The bucket starts full at the time of its first `reserve` or `available` call.
     """
 
-    __slots__ = ("_last", "_limit", "_tokens")
+    __slots__ = ("_last", "_limit", "_serial", "_tokens")
 
     def __init__(self, limit: BucketLimit) -> None:
         """Build a bucket; it fills to capacity at its first use.
@@ -313,6 +318,15 @@ class TokenBucket:
         self._tokens = limit.capacity
         # The latest clock reading seen; None until the first call.
         self._last: float | None = None
+        # Counts reservations and drains: a reservation may be given back exactly only while
+        # it is the latest thing that happened to the bucket (see `refund`).
+        self._serial = 0
+
+    @property
+    def serial(self) -> int:
+        """How many reservations and drains the bucket has seen; read it right after
+        `reserve` to give that reservation back with `refund`."""
+        return self._serial
 
     @property
     def limit(self) -> BucketLimit:
@@ -339,26 +353,41 @@ class TokenBucket:
             raise LocalProtocolError(f"cost must be a finite number of tokens >= 0, got {cost!r}")
         last = self._refill(now)
         self._tokens -= cost
+        self._serial += 1
         if self._tokens >= 0:
             return 0.0
         # The debt is paid off refill_rate tokens per second, counted from the latest clock
         # reading; when the clock went backwards that reading is later than now.
         return (last - now) + (-self._tokens) / self._limit.refill_rate
 
-    def refund(self, cost: float) -> None:
+    def refund(self, cost: float, serial: int | None = None) -> bool:
         """Give back ``cost`` tokens reserved for a request that was never sent.
 
-        The balance rises by ``cost``, up to the capacity.
+        The balance rises by ``cost``, up to the capacity. With ``serial`` (the `serial` read
+        right after that `reserve`), the tokens go back only if nothing was reserved or drained
+        since. Otherwise they stay spent and the request's turn stays empty: callers that
+        reserved later were already given their turns, counted after this one, and a newcomer
+        handed the freed tokens would go out together with the last of them, which the server's
+        bucket (which banks no more than its capacity) would refuse. And a drain after a 429
+        already set the balance to what the server has, which this request never spent from.
 
         Args:
             cost: the tokens `reserve` took; ``0`` or more.
+            serial: the bucket's `serial` right after that reservation, or None to give the
+                tokens back whatever happened since.
+
+        Returns:
+            True if the tokens went back.
 
         Raises:
             LocalProtocolError: ``cost`` is negative or not a number.
         """
         if not 0 <= cost < math.inf:
             raise LocalProtocolError(f"cost must be a finite number of tokens >= 0, got {cost!r}")
+        if serial is not None and serial != self._serial:
+            return False
         self._tokens = min(self._limit.capacity, self._tokens + cost)
+        return True
 
     def drain(self, now: float) -> None:
         """Empty the bucket at ``now``: the server said it has no tokens left (HTTP 429).
@@ -370,6 +399,7 @@ class TokenBucket:
         """
         self._refill(now)
         self._tokens = min(self._tokens, 0.0)
+        self._serial += 1
 
     def available(self, now: float) -> float:
         """The balance at ``now``, without changing the bucket.
@@ -578,6 +608,14 @@ class RateLimiter:
         """
         return self._take(self._wire, operation_id, now, items)
 
+    def reserve_turn(self, operation_id: str, now: float, items: int = 1) -> Reservation:
+        """`reserve`, returning a `Reservation` that can give exactly these tokens back."""
+        return self._take_turn(self._buckets, operation_id, now, items)
+
+    def pace_turn(self, operation_id: str, now: float, items: int = 1) -> Reservation:
+        """`pace`, returning a `Reservation` that can give exactly these tokens back."""
+        return self._take_turn(self._wire, operation_id, now, items)
+
     def _take(
         self, buckets: dict[Bucket, TokenBucket], operation_id: str, now: float, items: int
     ) -> float:
@@ -589,10 +627,24 @@ class RateLimiter:
         with guard:
             return bucket.reserve(cost, now)
 
-    def unpace(self, operation_id: str, items: int = 1) -> None:
-        """Give back the tokens `pace` took for a request that was never sent."""
+    def _take_turn(
+        self, buckets: dict[Bucket, TokenBucket], operation_id: str, now: float, items: int
+    ) -> Reservation:
         cost = self.cost_of(operation_id, items)
-        with self.guard or nullcontext():
+        bucket = buckets[self.bucket_of(operation_id)]
+        with self._guarded():
+            wait = bucket.reserve(cost, now)
+            return Reservation(wait, self, bucket, cost, bucket.serial)
+
+    def _guarded(self) -> AbstractContextManager[object]:
+        guard = self.guard
+        return nullcontext() if guard is None else guard
+
+    def unpace(self, operation_id: str, items: int = 1) -> None:
+        """Give back the tokens `pace` took for a request that was never sent, whatever
+        happened since (`Reservation.give_back` is exact)."""
+        cost = self.cost_of(operation_id, items)
+        with self._guarded():
             self._wire[self.bucket_of(operation_id)].refund(cost)
 
     def drain(self, operation_id: str, now: float) -> None:
@@ -608,12 +660,13 @@ class RateLimiter:
             now: the adapter's monotonic clock.
         """
         which = self.bucket_of(operation_id)
-        with self.guard or nullcontext():
+        with self._guarded():
             self._buckets[which].drain(now)
             self._wire[which].drain(now)
 
     def refund(self, operation_id: str, items: int = 1) -> None:
-        """Give back the tokens `reserve` took for a call whose request was never sent.
+        """Give back the tokens `reserve` took for a call whose request was never sent, whatever
+        happened since (`Reservation.give_back` gives back only what is safe to).
 
         For a caller that gives up during the wait `reserve` asked for, or instead of waiting.
         A request that went out, even one that failed, keeps its cost: it may have reached the
@@ -627,5 +680,37 @@ class RateLimiter:
             LocalProtocolError: ``items`` is below 1.
         """
         cost = self.cost_of(operation_id, items)
-        with self.guard or nullcontext():  # not on every call, unlike reserve: no fast path
+        with self._guarded():
             self._buckets[self.bucket_of(operation_id)].refund(cost)
+
+
+class Reservation:
+    """The tokens one request took from one bucket (`RateLimiter.reserve_turn` or
+    `RateLimiter.pace_turn`), until it is sent.
+
+    Attributes:
+        wait: seconds to wait before sending, as `RateLimiter.reserve` returns it.
+    """
+
+    __slots__ = ("_bucket", "_cost", "_limiter", "_serial", "wait")
+
+    def __init__(
+        self, wait: float, limiter: RateLimiter, bucket: TokenBucket, cost: float, serial: int
+    ) -> None:
+        self.wait = wait
+        self._limiter = limiter
+        self._bucket = bucket
+        self._cost = cost
+        self._serial = serial
+
+    def give_back(self) -> bool:
+        """Give the tokens back: the request will not be sent.
+
+        They go back only if nothing was reserved from the bucket, or drained, since; otherwise
+        the request's turn stays empty (see `TokenBucket.refund`). Call it once.
+
+        Returns:
+            True if the tokens went back.
+        """
+        with self._limiter._guarded():
+            return self._bucket.refund(self._cost, self._serial)

@@ -246,6 +246,22 @@ def test_a_request_that_cannot_be_signed_keeps_nothing_of_the_limiters(
     assert read_balance(core, clock) == 10
 
 
+def test_a_call_given_up_in_the_middle_of_the_line_leaves_its_turn_empty(
+    clock: FakeClock,
+) -> None:
+    # 10 tokens, 20 a second, 10 a call: turns at 0, 0.5, 1.0 and 1.5 s. The second call is
+    # cancelled; a newcomer goes after the last one, not with it (the server's bucket banks
+    # no more than 10 tokens, so two calls at 1.5 s would be one too many).
+    core = make_core(limiter=limiter())
+    runs = [core.start(status_call(), clock.now) for _ in range(4)]
+    claim_and_send(runs[0], clock)
+    waits = [runs[i].next_step(clock.now, clock.wall_ms) for i in (1, 2, 3)]
+    assert waits == [Sleep(0.5), Sleep(1.0), Sleep(1.5)]
+    runs[1].abandon()
+    newcomer = core.start(status_call(), clock.now)
+    assert newcomer.next_step(clock.now, clock.wall_ms) == Sleep(2.0)
+
+
 def test_a_limiter_turned_off_during_the_claim_still_paces_the_request(clock: FakeClock) -> None:
     core = make_core(limiter=limiter())
     run = core.start(status_call(), clock.now)

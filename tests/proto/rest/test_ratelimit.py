@@ -670,3 +670,80 @@ def test_a_429_drains_the_paced_budget_too() -> None:
     limiter = RateLimiter.from_limits(10, 20, 10, 20)
     limiter.drain("GetMarkets", 0.0)
     assert limiter.pace("GetMarkets", 0.0) == 1.0
+
+
+# ---- giving back exactly: Reservation -----------------------------------------------------
+
+
+def test_a_reservation_last_in_line_goes_back_exactly() -> None:
+    limiter = RateLimiter.from_limits(5, 10, 5, 10)  # 10 tokens, 5 a second
+    assert limiter.reserve_turn("GetMarkets", 0.0).wait == 0.0
+    second = limiter.reserve_turn("GetMarkets", 0.0)
+    assert second.wait == 2.0
+    assert second.give_back() is True
+    assert limiter.bucket(Bucket.READ).available(0.0) == 0
+    assert limiter.reserve_turn("GetMarkets", 0.0).wait == 2.0  # the freed turn, taken again
+
+
+def test_a_reservation_given_back_from_the_middle_of_the_line_leaves_its_turn_empty() -> None:
+    # A sends at 0; B, C and D wait 2, 4 and 6 s. B gives up. Handing B's tokens to a newcomer
+    # would send it at 6 s with D: 20 tokens at once where the server's bucket holds 10.
+    limiter = RateLimiter.from_limits(5, 10, 5, 10)
+    waits = [limiter.reserve_turn("GetMarkets", 0.0) for _ in range(4)]
+    assert [turn.wait for turn in waits] == [0.0, 2.0, 4.0, 6.0]
+    assert waits[1].give_back() is False
+    assert limiter.reserve_turn("GetMarkets", 0.0).wait == 8.0  # after D, not with it
+
+
+def test_a_reservation_made_before_a_429_drain_does_not_go_back() -> None:
+    # The drain set the bucket to what the server has; this request never spent from that.
+    limiter = RateLimiter.from_limits(5, 20, 5, 20)
+    held = limiter.reserve_turn("GetMarkets", 0.0)  # 10 of 20: 10 left
+    limiter.drain("GetMarkets", 0.0)
+    assert held.give_back() is False
+    assert limiter.bucket(Bucket.READ).available(0.0) == 0
+    assert limiter.reserve_turn("GetMarkets", 0.0).wait == 2.0
+
+
+def test_a_reservation_gives_back_no_more_than_the_bucket_could_have_held() -> None:
+    limiter = RateLimiter.from_limits(5, 10, 5, 10)
+    held = limiter.reserve_turn("GetMarkets", 0.0)  # empty at 0, full again at 2 s
+    assert held.give_back() is True
+    assert limiter.bucket(Bucket.READ).available(3.0) == 10
+
+
+def test_paced_reservations_give_back_from_the_wire_buckets() -> None:
+    limiter = RateLimiter.from_limits(5, 10, 5, 10)
+    turn = limiter.reserve_turn("GetMarkets", 0.0)
+    paced = limiter.pace_turn("GetMarkets", 0.0)
+    assert paced.give_back() is True
+    assert limiter.pace_turn("GetMarkets", 0.0).wait == 0.0  # the wire bucket had it back
+    assert limiter.bucket(Bucket.READ).available(0.0) == 0  # the turn is still taken
+    assert turn.give_back() is True
+
+
+class _FalsyGuard(_CountingGuard):
+    def __bool__(self) -> bool:
+        return False
+
+
+def test_a_guard_is_held_by_every_change_even_one_that_is_false_as_a_bool() -> None:
+    guard = _FalsyGuard()
+    limiter = RateLimiter.from_limits(100, 100, 100, 100)
+    limiter.guard = guard
+    limiter.reserve_turn("GetMarkets", 0.0).give_back()
+    limiter.pace_turn("GetMarkets", 0.0).give_back()
+    limiter.refund("GetMarkets")
+    limiter.unpace("GetMarkets")
+    limiter.drain("GetMarkets", 0.0)
+    assert guard.entered == 7
+
+
+def test_a_cost_table_without_per_item_rows_bills_batches_per_order() -> None:
+    costs = CostTable(default=10, per_request={"GetMarkets": 2})
+    assert costs.cost_of("BatchCreateOrdersV2", items=20) == 200
+    assert costs.cost_of("BatchCancelOrdersV2", items=3) == 30
+    assert costs.cost_of("CreateOrderV2", items=1) == 10
+    assert costs.cost_of("GetMarkets") == 2
+    listed = CostTable(default=10, per_request={"BatchCreateOrdersV2": 40})
+    assert listed.cost_of("BatchCreateOrdersV2", items=20) == 40  # listed per request: as listed
