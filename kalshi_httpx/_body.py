@@ -1,15 +1,13 @@
 """Finish an httpx exchange within the attempt's deadline, and decode the body with the core.
 
 httpx's own timeouts bound each connect, write and read, each to the attempt's whole timeout,
-not the attempt: a server that sends a byte now and then never trips them. The async flavour
-holds the whole exchange (the request, the response head, the body) with one cancel scope that
-ends it at most `GRACE` seconds after the deadline. The grace lets httpx's own timeouts fire
-first when a single step is slow, as they close what they opened; a cancellation in the middle
-of a TLS handshake leaves the socket to the garbage collector (httpcore 1.0.9). A response that
-is complete is kept, even if it finished after the deadline: a late answer to an order is
-worth more than a timeout that leaves its fate unknown.
-The blocking flavour cannot interrupt httpx: it checks the clock between body chunks and gives
-up when a chunk arrives after the deadline with more to come.
+not the attempt: a server that sends a byte now and then never trips them. Both flavours hold
+the response body to the deadline: the async one with a cancel scope around reading it, the
+blocking one by checking the clock between chunks (it gives up when a chunk comes after the
+deadline with more to come, and keeps a body that was complete). Neither reaches inside httpx
+to cut the request or the response head short: cancelling httpcore 1.0.9 in the middle of a
+request (its pool wait, its TLS handshake) can leave its pool's connection slot taken for good,
+which the REST soak found (``fuzz/soak_rest.py --seed 1871146910``, a one-connection pool).
 
 The body is read raw and decoded by `kalshi_proto.rest.http11.decode_body`, so a corrupt
 ``gzip`` body is reported like on every other adapter and no httpx stream is left half-iterated.
@@ -27,10 +25,7 @@ import httpx
 from kalshi_proto.errors import ReadError, ReadTimeout, RemoteProtocolError
 from kalshi_proto.rest.http11 import decode_body
 
-__all__ = ["GRACE", "aread_reply", "read_reply"]
-
-#: Seconds past the deadline before the async flavour cancels an exchange httpx has not ended.
-GRACE = 0.25
+__all__ = ["aread_reply", "read_reply"]
 
 
 def _decoded(reply: httpx.Response, raw: bytes) -> bytes:
@@ -43,28 +38,27 @@ def _decoded(reply: httpx.Response, raw: bytes) -> bytes:
 async def aread_reply(
     sending: Awaitable[httpx.Response], deadline: float
 ) -> tuple[httpx.Response, bytes]:
-    """The response ``sending`` gets and its decoded body, by `GRACE` seconds after
-    ``deadline`` (``time.monotonic()`` clock).
+    """The response ``sending`` gets and its decoded body, read by ``deadline``
+    (``time.monotonic()`` clock).
 
     Raises:
-        ReadTimeout: the exchange did not end in time.
+        ReadTimeout: the body did not finish in time.
     """
-    remaining = deadline - time.monotonic()
-    with anyio.CancelScope(deadline=anyio.current_time() + remaining + GRACE) as scope:
-        reply = await sending
-        if reply.is_stream_consumed:
-            return reply, reply.content  # read and decoded already: an httpx.MockTransport's
-        # The response's stream itself, not ``aiter_raw()``: its re-chunking and byte counting
-        # are not needed here and cost more than the rest of the read (the transport's stream
-        # already turns httpcore's errors into httpx's).
-        stream = cast(httpx.AsyncByteStream, reply.stream)
-        chunks: list[bytes] = []
-        try:
+    reply = await sending
+    if reply.is_stream_consumed:
+        return reply, reply.content  # read and decoded already: an httpx.MockTransport's
+    # The response's stream itself, not ``aiter_raw()``: its re-chunking and byte counting are
+    # not needed here and cost more than the rest of the read (the transport's stream already
+    # turns httpcore's errors into httpx's). One cancel scope bounds the whole body.
+    stream = cast(httpx.AsyncByteStream, reply.stream)
+    chunks: list[bytes] = []
+    try:
+        remaining = deadline - time.monotonic()
+        with anyio.CancelScope(deadline=anyio.current_time() + remaining) as scope:
             async for chunk in stream:
                 chunks.append(chunk)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await reply.aclose()
+    finally:
+        await reply.aclose()
     if scope.cancelled_caught:
         raise ReadTimeout("the response did not finish before the timeout")
     return reply, _decoded(reply, b"".join(chunks))
