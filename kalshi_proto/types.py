@@ -13,24 +13,33 @@ Both are `decimal.Decimal` here, never ``float``:
 * Request fields (`DollarsIn`, `CountIn`, `NumberIn`) accept `Decimal`, `int` or `str` and refuse
   ``float`` and ``bool`` (a float cannot say ``0.1`` exactly); they also refuse NaN and infinities
   and more decimal places than the API accepts.
+
+Two more request-side types: `DatetimeIn` (a ``format: date-time`` field) takes a timezone-aware
+`datetime` or an RFC 3339 string with an offset and writes UTC with a ``Z``, as query parameters
+are written; `AsTuple` stores a request list as a tuple, so a built request cannot change.
 """
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
-from pydantic import BeforeValidator, GetCoreSchemaHandler, PlainSerializer
+from pydantic import AfterValidator, BeforeValidator, GetCoreSchemaHandler, PlainSerializer
 from pydantic_core import core_schema
 
 __all__ = [
+    "AsTuple",
     "Count",
     "CountIn",
+    "DatetimeIn",
     "Dollars",
     "DollarsIn",
     "NoneAsEmpty",
     "Number",
     "NumberIn",
+    "datetime_to_wire",
     "decimal_to_wire",
     "dollars_to_wire",
     "none_as_empty",
@@ -42,6 +51,11 @@ __all__ = [
 def decimal_to_wire(value: Decimal) -> str:
     """Format a `Decimal` as a plain fixed-point string, never in exponent form."""
     return format(value, "f")
+
+
+def datetime_to_wire(value: datetime) -> str:
+    """Write an aware `datetime` in RFC 3339 form, in UTC with a ``Z`` (``2026-01-02T03:04:05Z``)."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def number_to_wire(value: Decimal) -> int | float:
@@ -121,6 +135,52 @@ def _number_in(value: Any) -> Decimal:
     return _model_input(value, "a number", None)
 
 
+# RFC 3339 section 5.6 ``date-time``: a full date, a time, and an offset (``Z`` or ``+hh:mm``).
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
+)
+_AWARE_HINT = "pass a timezone-aware datetime, such as datetime(2026, 1, 2, 15, 0, tzinfo=UTC)"
+
+
+def _datetime_in(value: Any) -> Any:
+    # A naive datetime names no instant: the server would read it in a zone of its choosing.
+    # pydantic would also take a bare date, a Unix timestamp or an offset-less string; refuse
+    # those here, where the message can say what to pass instead.
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        if _RFC3339.fullmatch(value) is None:
+            raise ValueError(
+                f"a date-time must be an RFC 3339 string with an offset, got {value!r}; or "
+                + _AWARE_HINT
+            )
+        return value
+    raise ValueError(f"a date-time must be a datetime, not {type(value).__name__}; {_AWARE_HINT}")
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"got a naive datetime ({value.isoformat()}); {_AWARE_HINT}")
+    return value
+
+
+class AsTuple:
+    """Stores a request list field as a tuple: ``Annotated[Sequence[X], AsTuple()]``.
+
+    The field takes a list or a tuple and holds a tuple, so a frozen request model stays
+    unchanged after it is built (``batch.orders.append(...)`` is an error). Type checkers see a
+    ``Sequence``, so passing a list type-checks.
+    """
+
+    __slots__ = ()
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        (item,) = get_args(source)
+        return handler.generate_schema(tuple[item, ...])  # type: ignore[valid-type]
+
+
 def none_as_empty(value: Any) -> Any:
     """Read a JSON ``null`` list as an empty list (Kalshi sends ``null`` for empty arrays)."""
     return [] if value is None else value
@@ -161,3 +221,11 @@ DollarsIn = Annotated[Decimal, BeforeValidator(_dollars_in), _dollars_wire]
 CountIn = Annotated[Decimal, BeforeValidator(_count_in), _wire]
 #: Any other number in a request; refuses float and bool; written as a JSON number.
 NumberIn = Annotated[Decimal, BeforeValidator(_number_in), _number_wire]
+#: A ``format: date-time`` field of a request: an aware `datetime` (or an RFC 3339 string with an
+#: offset); naive datetimes, bare dates and numbers are refused. Written in UTC with a ``Z``.
+DatetimeIn = Annotated[
+    datetime,
+    BeforeValidator(_datetime_in),
+    AfterValidator(_aware),
+    PlainSerializer(datetime_to_wire, return_type=str, when_used="json"),
+]

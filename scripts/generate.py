@@ -6,12 +6,15 @@ there (dict-update of ``paths`` and of each ``components`` section, as the specs
 then writes, under ``kalshi_proto/rest/generated/``:
 
 * ``models.py``       pydantic v2 models: request models forbid unknown keys, take integers that
-                      are not bools, ``Literal`` enums and exact `Decimal` money; response models
+                      are not bools, ``Literal`` enums, exact `Decimal` money and aware
+                      datetimes, hold lists as tuples, and enforce the spec's limits
+                      (``minimum``, ``maxLength``, ``maxItems``, ...); response models
                       allow unknown keys, accept enum values they do not know, read ``null``
                       lists as ``[]`` and read a list response's ``null`` or missing pagination
                       cursor as ``None`` (the last page, REST-NOTES 4), even where the spec
                       lists the cursor as required.
-* ``table.py``        the operation table (`kalshi_proto.rest.operation_table.Operation` rows).
+* ``table.py``        the operation table (`kalshi_proto.rest.operation_table.Operation` rows),
+                      with each parameter's limits (`Constraints`), which ``build_call`` checks.
 * ``calls.py``        one ``Call[T]`` builder per operation.
 * ``sync_facade.py``  the resource classes of the blocking clients (``client.markets.list``).
 * ``async_facade.py`` the same for the async clients.
@@ -55,6 +58,9 @@ MONEY_REFS = {"FixedPointDollars": "Dollars", "FixedPointCount": "Count"}
 PAIR_REFS = {"PriceLevelDollarsCountFp": ("tuple[Dollars, Count]", "tuple[DollarsIn, CountIn]")}
 ACRONYMS = (("RFQs", "Rfqs"), ("RFQ", "Rfq"), ("FCM", "Fcm"), ("ID", "Id"), ("API", "Api"))
 BASEMODEL_NAMES = {"copy", "dict", "json", "schema", "construct", "validate", "fields"}
+# Limits the generator cannot enforce; finding one in a request schema stops it, so no limit of
+# the spec is dropped without anyone noticing.
+UNSUPPORTED_LIMITS = ("multipleOf", "uniqueItems", "minProperties", "maxProperties")
 
 
 def load_spec(specs: Path) -> dict[str, Any]:
@@ -101,6 +107,76 @@ def first_sentence(text: str | None, limit: int = 300) -> str:
 
 def literal(values: list[Any]) -> str:
     return "Literal[" + ", ".join(repr(v) for v in values) + "]"
+
+
+def limits(schema: dict[str, Any], where: str) -> dict[str, Any]:
+    """The limits a request schema sets, named as pydantic names them.
+
+    Numbers give ``ge``/``gt``/``le``/``lt`` (OpenAPI 3.0 ``exclusiveMinimum: true`` turns
+    ``minimum`` into ``gt``; a JSON Schema 2020-12 number ``exclusiveMinimum`` is ``gt`` itself),
+    strings ``min_length``/``max_length``/``pattern``, arrays ``min_items``/``max_items``.
+    """
+    for key in UNSUPPORTED_LIMITS:
+        if key in schema:
+            raise SystemExit(f"{where}: {key} is not supported")
+    out: dict[str, Any] = {}
+    for bound, flag, inclusive, exclusive in (
+        ("minimum", "exclusiveMinimum", "ge", "gt"),
+        ("maximum", "exclusiveMaximum", "le", "lt"),
+    ):
+        value, marker = schema.get(bound), schema.get(flag)
+        if isinstance(marker, bool) or marker is None:
+            if value is not None:
+                out[exclusive if marker else inclusive] = value
+        elif value is not None:
+            raise SystemExit(f"{where}: both {bound} and a numeric {flag}")
+        else:
+            out[exclusive] = marker
+    for key, name in (("minLength", "min_length"), ("maxLength", "max_length"), ("pattern", "pattern")):
+        if key in schema:
+            out[name] = schema[key]
+    for key, name in (("minItems", "min_items"), ("maxItems", "max_items")):
+        if key in schema:
+            out[name] = schema[key]
+    return out
+
+
+def check_limits_fit(found: dict[str, Any], kind: str, where: str) -> None:
+    """Stop when a limit does not apply to the kind of value (a ``maximum`` on a string)."""
+    allowed = {
+        "number": {"ge", "gt", "le", "lt"},
+        "string": {"min_length", "max_length", "pattern"},
+        "array": {"min_items", "max_items"},
+    }.get(kind, set())
+    extra = set(found) - allowed
+    if extra:
+        raise SystemExit(f"{where}: limits {sorted(extra)} on a {kind} value are not supported")
+
+
+def constraints_row(found: dict[str, Any]) -> str:
+    """A ``Constraints(...)`` expression for the table from `limits` output."""
+    args = []
+    order = ("ge", "gt", "le", "lt", "min_length", "max_length", "pattern", "min_items", "max_items")
+    for key, value in sorted(found.items(), key=lambda item: order.index(item[0])):
+        if isinstance(value, float):
+            raise SystemExit(f"a fractional limit ({key}={value}) is not supported in the table")
+        if key in ("ge", "gt"):
+            args.append(f"minimum={value!r}")
+            if key == "gt":
+                args.append("exclusive_minimum=True")
+        elif key in ("le", "lt"):
+            args.append(f"maximum={value!r}")
+            if key == "lt":
+                args.append("exclusive_maximum=True")
+        else:
+            args.append(f"{key}={value!r}")
+    return f"Constraints({', '.join(args)})"
+
+
+def field_limits(found: dict[str, Any]) -> str:
+    """``Field(...)`` arguments for limits; array sizes are a tuple's ``min_length``/``max_length``."""
+    rename = {"min_items": "min_length", "max_items": "max_length"}
+    return ", ".join(f"{rename.get(k, k)}={v!r}" for k, v in sorted(found.items()))
 
 
 @dataclass
@@ -229,7 +305,10 @@ class Generator:
     def type_of(self, schema: dict[str, Any], owner: str, fname: str, request: bool) -> tuple[str, set[str], bool]:
         """Return (annotation, model dependencies, is_list) for a property schema."""
         nullable = bool(schema.get("nullable"))
+        where = f"{owner}.{fname}"
         if "allOf" in schema and len(schema["allOf"]) == 1:
+            if request and limits(schema, where):
+                raise SystemExit(f"{where}: limits beside allOf are not supported")
             wrapped = dict(schema["allOf"][0])
             ann, deps, is_list = self.type_of(wrapped, owner, fname, request)
             return (ann + " | None" if nullable and not ann.endswith("| None") else ann), deps, is_list
@@ -240,9 +319,15 @@ class Generator:
                 ann = PAIR_REFS[name][1 if request else 0]
                 deps, is_list = set(), False
             elif name in MONEY_REFS:
+                # Fixed-point strings: DollarsIn and CountIn check the number and its places.
+                # A maxLength or pattern here would limit the wire text, which they do not check.
+                if request and limits(target, name):
+                    raise SystemExit(f"{where}: limits on {name} are not supported")
                 ann = MONEY_REFS[name] + ("In" if request else "")
                 deps, is_list = set(), False
             elif "enum" in target:
+                if request:
+                    check_limits_fit(limits(target, name), "enum", where)
                 alias = self.enum_alias(name, target)
                 ann = alias if request else f"{alias} | str"
                 deps, is_list = set(), False
@@ -259,6 +344,7 @@ class Generator:
         kind = schema.get("type")
         deps = set()
         is_list = False
+        found = limits(schema, where) if request else {}
         if kind == "array":
             items = schema.get("items", {})
             if items.get("type") == "object" and "properties" in items:
@@ -267,7 +353,14 @@ class Generator:
                 inner, deps = model, {model}
             else:
                 inner, deps, _ = self.type_of(items, owner, fname, request)
-            ann = f"list[{inner}]"
+            if request:
+                # A tuple, so a frozen request cannot change after it is built.
+                check_limits_fit(found, "array", where)
+                sizes = f", Field({field_limits(found)})" if found else ""
+                ann = f"Annotated[Sequence[{inner}], AsTuple(){sizes}]"
+                found = {}
+            else:
+                ann = f"list[{inner}]"
             is_list = True
         elif kind == "object":
             extra = schema.get("additionalProperties")
@@ -286,21 +379,31 @@ class Generator:
             if "enum" in schema:
                 values = [v for v in schema["enum"] if v is not None]
                 ann = literal(values) if request else f"{literal(values)} | str"
+                check_limits_fit(found, "enum", where)
             elif schema.get("format") == "date-time":
-                ann = "datetime"
+                ann = "DatetimeIn" if request else "datetime"
+                check_limits_fit(found, "date-time", where)
             else:
                 ann = "StrictStr" if request else "str"
+                check_limits_fit(found, "string", where)
         elif kind == "integer":
             if "enum" in schema:
                 ann = literal(schema["enum"]) if request else f"{literal(schema['enum'])} | int"
+                check_limits_fit(found, "enum", where)
             else:
                 ann = "StrictInt" if request else "int"
+                check_limits_fit(found, "number", where)
         elif kind == "number":
             ann = "NumberIn" if request else "Number"
+            check_limits_fit(found, "number", where)
         elif kind == "boolean":
             ann = "StrictBool" if request else "bool"
+            check_limits_fit(found, "boolean", where)
         else:
             ann = "Any"
+            check_limits_fit(found, "untyped", where)
+        if found:
+            ann = f"Annotated[{ann}, Field({field_limits(found)})]"
         if nullable:
             ann += " | None"
         return ann, deps, is_list
@@ -381,6 +484,7 @@ class Generator:
             "",
             "from __future__ import annotations",
             "",
+            "from collections.abc import Sequence",
             "from datetime import datetime",
             "from typing import Annotated, Any, Literal",
             "",
@@ -388,7 +492,17 @@ class Generator:
             "",
             "from kalshi_proto.rest.base import RequestModel, ResponseModel",
             "from kalshi_proto.rest.checks import " + ", ".join(sorted(set(CHECKED_MODELS.values()))),
-            "from kalshi_proto.types import Count, CountIn, Dollars, DollarsIn, NoneAsEmpty, Number, NumberIn",
+            "from kalshi_proto.types import (",
+            "    AsTuple,",
+            "    Count,",
+            "    CountIn,",
+            "    DatetimeIn,",
+            "    Dollars,",
+            "    DollarsIn,",
+            "    NoneAsEmpty,",
+            "    Number,",
+            "    NumberIn,",
+            ")",
             "",
             "__all__ = [",
         ]
@@ -465,6 +579,20 @@ class Generator:
             return "DATETIME", "datetime", None
         return "STRING", literal(list(enum)) if enum else "str", enum
 
+    def param_limits(self, schema: dict[str, Any], kind: str, where: str) -> dict[str, Any]:
+        """The limits of a parameter (an array's own and its items'), checked against its kind."""
+        while "$ref" in schema:
+            schema = self.schemas[ref_name(schema["$ref"])]
+        if kind in ("STRING_ARRAY", "INTEGER_ARRAY"):
+            own = limits(schema, where)
+            check_limits_fit(own, "array", where)
+            items = self.param_limits(schema["items"], kind.removesuffix("_ARRAY"), where + " items")
+            return {**own, **items}
+        found = limits(schema, where)
+        value_kind = {"INTEGER": "number", "NUMBER": "number", "STRING": "string"}.get(kind, kind)
+        check_limits_fit(found, "enum" if schema.get("enum") else value_kind, where)
+        return found
+
     def pagination(
         self, op_id: str, response: str | None, query: set[str]
     ) -> dict[str, Any] | None:
@@ -494,7 +622,8 @@ class Generator:
             facade = f"{snake(pascal(tag))}.{snake(op_id)}"
         params = []
         for p in entry["params"]:
-            kind, ann, enum = self.param_kind(p.get("schema", {}))
+            schema = p.get("schema", {})
+            kind, ann, enum = self.param_kind(schema)
             params.append(
                 {
                     "name": p["name"],
@@ -504,6 +633,7 @@ class Generator:
                     "kind": kind,
                     "ann": ann,
                     "enum": enum,
+                    "limits": self.param_limits(schema, kind, f"{op_id} parameter {p['name']}"),
                     "doc": first_sentence(p.get("description"), 160),
                 }
             )
@@ -556,7 +686,14 @@ class Generator:
             "from __future__ import annotations",
             "",
             "from kalshi_proto.rest.generated import models as m",
-            "from kalshi_proto.rest.operation_table import Operation, Pagination, Param, ParamKind, ParamLocation",
+            "from kalshi_proto.rest.operation_table import (",
+            "    Constraints,",
+            "    Operation,",
+            "    Pagination,",
+            "    Param,",
+            "    ParamKind,",
+            "    ParamLocation,",
+            ")",
             "",
             "__all__ = ['BY_ID', 'OPERATIONS'" + "".join(f", {i['const']!r}" for i in infos) + "]",
             "",
@@ -582,6 +719,8 @@ class Generator:
                 for p in params:
                     loc = "_P" if p["in"] == "path" else "_Q"
                     enum = f", enum={p['enum']!r}" if p["enum"] else ""
+                    if p["limits"]:
+                        enum += f", constraints={constraints_row(p['limits'])}"
                     lines.append(
                         f"        Param({p['name']!r}, {p['py']!r}, {loc}, ParamKind.{p['kind']}, {p['required']!r}{enum}),"
                     )

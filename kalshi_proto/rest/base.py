@@ -2,8 +2,11 @@
 
 Request models forbid unknown keys, so a misspelt field is an error before anything is sent, and
 are frozen: a request is checked once, when it is built, and cannot be changed afterwards into
-one that would not pass (build a new one instead). Response models keep unknown keys (``model_extra``), so a field the
-server adds tomorrow never breaks parsing.
+one that would not pass (build a new one instead). Their list fields hold tuples
+(`kalshi_proto.types.AsTuple`), so the lists inside cannot change either. One way around the
+checks remains, by pydantic's design: ``model_copy(update=...)`` does not validate, so a request
+changed that way is sent unchecked; use the constructor or ``model_validate``. Response models
+keep unknown keys (``model_extra``), so a field the server adds tomorrow never breaks parsing.
 """
 
 from __future__ import annotations

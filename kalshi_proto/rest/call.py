@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import gc
 import json
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, get_args, overload
 from urllib.parse import quote
@@ -23,9 +24,15 @@ from pydantic import BaseModel
 
 from kalshi_proto import frames
 from kalshi_proto.errors import ApiError, RateLimitError, RemoteProtocolError, api_error_for_status
-from kalshi_proto.rest.operation_table import Operation, Param, ParamKind, ParamLocation
+from kalshi_proto.rest.operation_table import (
+    Constraints,
+    Operation,
+    Param,
+    ParamKind,
+    ParamLocation,
+)
 from kalshi_proto.rest.retry import parse_retry_after
-from kalshi_proto.types import decimal_to_wire
+from kalshi_proto.types import datetime_to_wire, decimal_to_wire
 
 if TYPE_CHECKING:
     import pandas
@@ -376,15 +383,52 @@ def _encode_scalar(param: Param, value: object) -> str:
             raise TypeError(
                 f"{param.python_name} must be Decimal or int, not {type(value).__name__}"
             )
-        return decimal_to_wire(Decimal(value))
+        number = Decimal(value)
+        if not number.is_finite():
+            raise ValueError(f"{param.python_name} must be a finite number, got {number}")
+        return decimal_to_wire(number)
     if kind is ParamKind.DATETIME:
         if not isinstance(value, datetime) or value.tzinfo is None:
             raise TypeError(f"{param.python_name} must be a timezone-aware datetime")
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return datetime_to_wire(value)
     # STRING_ARRAY items
     if not isinstance(value, str):
         raise TypeError(f"{param.python_name} items must be str, not {type(value).__name__}")
     return value
+
+
+def _check_value(name: str, limits: Constraints, value: object) -> None:
+    # ``value`` has passed _encode_scalar: an int, a finite Decimal or a str.
+    if isinstance(value, str):
+        size = len(value)
+        if limits.min_length is not None and size < limits.min_length:
+            raise ValueError(
+                f"{name} must be at least {limits.min_length} characters long, got {size}"
+            )
+        if limits.max_length is not None and size > limits.max_length:
+            raise ValueError(
+                f"{name} must be at most {limits.max_length} characters long, got {size}"
+            )
+        if limits.pattern is not None and re.search(limits.pattern, value) is None:
+            raise ValueError(f"{name} must match {limits.pattern!r}, got {value!r}")
+        return
+    number = cast("int | Decimal", value)
+    low, high = limits.minimum, limits.maximum
+    too_low = low is not None and (number <= low if limits.exclusive_minimum else number < low)
+    too_high = high is not None and (
+        number >= high if limits.exclusive_maximum else number > high
+    )
+    if too_low or too_high:
+        raise ValueError(f"{name} must be {limits.describe_range()}, got {number}")
+
+
+def _check_items(param: Param, limits: Constraints, count: int) -> None:
+    if limits.min_items is not None and count < limits.min_items:
+        raise ValueError(
+            f"{param.python_name} takes at least {limits.min_items} items, got {count}"
+        )
+    if limits.max_items is not None and count > limits.max_items:
+        raise ValueError(f"{param.python_name} takes at most {limits.max_items} items, got {count}")
 
 
 def _check_enum(param: Param, value: object) -> None:
@@ -413,7 +457,9 @@ def build_call(
     Raises:
         TypeError: an argument has the wrong type, an argument is unknown, or the body model is
             not the one the operation takes.
-        ValueError: a required argument is missing or empty, or a value is not in the spec's enum.
+        ValueError: a required argument is missing or empty, a value is not in the spec's enum,
+            or a value breaks one of the spec's limits (`Constraints`: a range, a length, a
+            pattern, a number of items), or a number is NaN or infinite.
     """
     path = operation.path
     query: list[tuple[str, str]] = []
@@ -426,8 +472,11 @@ def build_call(
             if param.required:
                 raise ValueError(f"{operation.operation_id} needs {param.python_name}")
             continue
+        limits = param.constraints
         if param.location is ParamLocation.PATH:
             text = _encode_scalar(param, value)
+            if limits is not None:
+                _check_value(param.python_name, limits, value)
             if not text or text in (".", ".."):
                 # "." and ".." would be dot segments: the URL would name another resource.
                 raise ValueError(
@@ -439,12 +488,18 @@ def build_call(
                 raise TypeError(f"{param.python_name} must be a list, not {type(value).__name__}")
             if param.required and not value:
                 raise ValueError(f"{operation.operation_id} needs at least one {param.python_name}")
+            if limits is not None:
+                _check_items(param, limits, len(value))
             for item in value:
                 _check_enum(param, item)
                 query.append((param.name, _encode_scalar(param, item)))
+                if limits is not None:
+                    _check_value(f"{param.python_name} items", limits, item)
         else:
             _check_enum(param, value)
             text = _encode_scalar(param, value)
+            if limits is not None:
+                _check_value(param.python_name, limits, value)
             if param.required and not text:
                 raise ValueError(f"{param.python_name} must not be empty")
             query.append((param.name, text))

@@ -15,10 +15,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from pydantic import BaseModel
 
 __all__ = [
+    "Constraints",
     "Operation",
     "Pagination",
     "Param",
@@ -49,6 +51,39 @@ class ParamKind(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class Constraints:
+    """The spec's limits on a parameter value (``minimum``, ``maxLength``, ``maxItems``, ...).
+
+    For an array parameter, ``min_items`` and ``max_items`` limit the list and the other fields
+    limit each item. ``pattern`` is searched for, unanchored, as JSON Schema does.
+    """
+
+    minimum: int | Decimal | None = None
+    maximum: int | Decimal | None = None
+    exclusive_minimum: bool = False  #: ``minimum`` itself is out of range
+    exclusive_maximum: bool = False  #: ``maximum`` itself is out of range
+    min_length: int | None = None  #: the fewest characters in a string
+    max_length: int | None = None  #: the most characters in a string
+    pattern: str | None = None
+    min_items: int | None = None
+    max_items: int | None = None
+
+    def describe_range(self) -> str:
+        """The allowed range in words: ``between 1 and 1000``, ``at least 0``, ``less than 5``."""
+        low, high = self.minimum, self.maximum
+        if low is not None and high is not None and not (
+            self.exclusive_minimum or self.exclusive_maximum
+        ):
+            return f"between {low} and {high}"
+        parts = []
+        if low is not None:
+            parts.append(f"greater than {low}" if self.exclusive_minimum else f"at least {low}")
+        if high is not None:
+            parts.append(f"less than {high}" if self.exclusive_maximum else f"at most {high}")
+        return " and ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
 class Param:
     """One path or query parameter of an operation, as the spec declares it."""
 
@@ -58,6 +93,7 @@ class Param:
     kind: ParamKind
     required: bool
     enum: tuple[str | int, ...] | None = None  #: the allowed values, if the spec lists them
+    constraints: Constraints | None = None  #: the spec's limits, if it sets any
 
 
 @dataclass(frozen=True, slots=True)

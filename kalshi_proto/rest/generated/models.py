@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -11,7 +12,17 @@ from pydantic import Field, StrictBool, StrictInt, StrictStr
 
 from kalshi_proto.rest.base import RequestModel, ResponseModel
 from kalshi_proto.rest.checks import AmendOrderV2Checks, DecreaseOrderV2Checks, NewOrderV2Checks
-from kalshi_proto.types import Count, CountIn, Dollars, DollarsIn, NoneAsEmpty, Number, NumberIn
+from kalshi_proto.types import (
+    AsTuple,
+    Count,
+    CountIn,
+    DatetimeIn,
+    Dollars,
+    DollarsIn,
+    NoneAsEmpty,
+    Number,
+    NumberIn,
+)
 
 __all__ = [
     'AcceptBlockTradeProposalRequest',
@@ -235,7 +246,7 @@ class AcceptBlockTradeProposalRequest(RequestModel):
     #: Subtrader ID to accept as. Provide either this or subaccount, not both.
     subtrader_id: StrictStr | None = None
     #: User-managed subaccount number to accept as (0 for primary, 1-63 for numbered subaccounts). Provide either this or subtrader_id, not both.
-    subaccount: StrictInt | None = None
+    subaccount: Annotated[StrictInt, Field(ge=0, le=63)] | None = None
 
 
 class AcceptQuoteRequest(RequestModel):
@@ -279,7 +290,7 @@ class AmendOrderV2Request(AmendOrderV2Checks):
     #: The new client-specified order ID after amendment
     updated_client_order_id: StrictStr | None = None
     #: New Unix expiration timestamp in seconds. Omit to preserve the current expiry, or use 0 to remove it (good-till-canceled). A nonzero expiry must be in the future. Send the current price and total ...
-    expiration_time: StrictInt | None = None
+    expiration_time: Annotated[StrictInt, Field(ge=0)] | None = None
     #: Exchange shard index. If omitted, auto-routes when ticker is provided; otherwise defaults to 0. Use -1 to require auto-routing by ticker.
     exchange_index: StrictInt | None = None
 
@@ -368,7 +379,7 @@ class BatchCancelOrdersV2RequestOrdersItem(RequestModel):
     #: Order ID to cancel.
     order_id: StrictStr
     #: Optional subaccount number to use for this cancellation (0 for primary, 1-63 for subaccounts). Subaccount-restricted API keys must omit this field or pass their locked subaccount.
-    subaccount: StrictInt | None = None
+    subaccount: Annotated[StrictInt, Field(ge=0)] | None = None
     #: Exchange shard index. If omitted, auto-routes when market_ticker is provided; otherwise defaults to 0. Use -1 to require auto-routing. The market_ticker field is required for auto-routing.
     exchange_index: StrictInt | None = None
     #: Market ticker. Required for auto-routing when exchange_index is omitted or -1.
@@ -379,7 +390,7 @@ class BatchCancelOrdersV2Request(RequestModel):
     """The ``BatchCancelOrdersV2Request`` schema."""
 
     #: An array of orders to cancel, each optionally specifying a subaccount.
-    orders: list[BatchCancelOrdersV2RequestOrdersItem]
+    orders: Annotated[Sequence[BatchCancelOrdersV2RequestOrdersItem], AsTuple()]
 
 
 class ErrorResponse(ResponseModel):
@@ -433,7 +444,7 @@ class CreateOrderV2Request(NewOrderV2Checks):
     #: Specifies whether the order place count should be capped by the member's current position. Orders with reduce_only set to true will be rejected unless time_in_force is immediate_or_cancel.
     reduce_only: StrictBool | None = None
     #: The subaccount number to use for this order. 0 is the primary subaccount. Subaccount-restricted API keys must omit this field or pass their locked subaccount.
-    subaccount: StrictInt | None = None
+    subaccount: Annotated[StrictInt, Field(ge=0)] | None = None
     #: The order group this order is part of
     order_group_id: StrictStr | None = None
     #: Exchange shard index. If omitted, auto-routes when ticker is provided; otherwise defaults to 0. Use -1 to require auto-routing by ticker.
@@ -443,7 +454,7 @@ class CreateOrderV2Request(NewOrderV2Checks):
 class BatchCreateOrdersV2Request(RequestModel):
     """The ``BatchCreateOrdersV2Request`` schema."""
 
-    orders: list[CreateOrderV2Request]
+    orders: Annotated[Sequence[CreateOrderV2Request], AsTuple()]
 
 
 class BatchCreateOrdersV2ResponseOrdersItem(ResponseModel):
@@ -625,9 +636,9 @@ class CreateApiKeyRequest(RequestModel):
     #: RSA or Ed25519 public key in PEM format (`-----BEGIN PUBLIC KEY-----`). This will be used to verify signatures on API requests - RSA-PSS with SHA-256 for RSA keys, Ed25519 for Ed25519 keys
     public_key: StrictStr
     #: List of scopes to grant to the API key. If the broad `write` parent scope is included, `read` must also be included. Child scopes may be granted without the broad parent scope. Defaults to full ...
-    scopes: list[ApiKeyScope] | None = None
+    scopes: Annotated[Sequence[ApiKeyScope], AsTuple()] | None = None
     #: If set, restricts the API key to a single sub-account (0-63) that you own. A restricted key may only read and trade on that sub-account; it cannot act on other sub-accounts, transfer funds between ...
-    subaccount: StrictInt | None = None
+    subaccount: Annotated[StrictInt, Field(ge=0, le=63)] | None = None
     #: FCM members only. If set, binds the API key to a single FCM subtrader that you own, spelled {your_user_id}_{suffix} with a suffix of 1-16 case-sensitive ASCII alphanumeric characters. The subtrader ...
     fcm_subtrader_id: StrictStr | None = None
 
@@ -653,7 +664,7 @@ class CreateFCMPositionTransferRequest(RequestModel):
     #: Contracts to move, in centicounts (contracts x 100). Positive moves YES, negative moves NO. Must be a non-zero whole number of contracts, e.g. 1000 for 10 YES or -500 for 5 NO.
     position_centicount: StrictInt
     #: YES price per contract in centicents (cents x 100), in whole cents, even when moving NO. For example, 4500 is 45 cents.
-    price_centicents: StrictInt
+    price_centicents: Annotated[StrictInt, Field(ge=0, le=10000)]
 
 
 class CreateFCMPositionTransferResponse(ResponseModel):
@@ -692,7 +703,7 @@ class CreateMarketInMultivariateEventCollectionRequest(RequestModel):
     """The ``CreateMarketInMultivariateEventCollectionRequest`` schema."""
 
     #: List of selected markets that act as parameters to determine which market is created.
-    selected_markets: list[TickerPair]
+    selected_markets: Annotated[Sequence[TickerPair], AsTuple()]
     #: Whether to include the market payload in the response.
     with_market_payload: StrictBool | None = None
 
@@ -839,9 +850,9 @@ class CreateOrderGroupRequest(RequestModel):
     """The ``CreateOrderGroupRequest`` schema."""
 
     #: Optional subaccount number to use for this order group (0 for primary, 1-63 for subaccounts). Subaccount-restricted API keys must omit this field or pass their locked subaccount.
-    subaccount: StrictInt | None = None
+    subaccount: Annotated[StrictInt, Field(ge=0)] | None = None
     #: Specifies the maximum number of contracts that can be matched within this group over a rolling 15-second window. Whole contracts only. Provide contracts_limit or contracts_limit_fp; if both provided ...
-    contracts_limit: StrictInt | None = None
+    contracts_limit: Annotated[StrictInt, Field(ge=1)] | None = None
     #: String representation of the maximum number of contracts that can be matched within this group over a rolling 15-second window. Provide contracts_limit or contracts_limit_fp; if both provided they ...
     contracts_limit_fp: CountIn | None = None
     #: Identifier for an exchange shard. Defaults to 0.
@@ -1259,9 +1270,9 @@ class GenerateApiKeyRequest(RequestModel):
     name: StrictStr
     key_type: ApiKeyType | None = None
     #: List of scopes to grant to the API key. If the broad `write` parent scope is included, `read` must also be included. Child scopes may be granted without the broad parent scope. Defaults to full ...
-    scopes: list[ApiKeyScope] | None = None
+    scopes: Annotated[Sequence[ApiKeyScope], AsTuple()] | None = None
     #: If set, restricts the API key to a single sub-account (0-63) that you own. A restricted key may only read and trade on that sub-account; it cannot act on other sub-accounts, transfer funds between ...
-    subaccount: StrictInt | None = None
+    subaccount: Annotated[StrictInt, Field(ge=0, le=63)] | None = None
     #: FCM members only. If set, binds the API key to a single FCM subtrader that you own, spelled {your_user_id}_{suffix} with a suffix of 1-16 case-sensitive ASCII alphanumeric characters. The subtrader ...
     fcm_subtrader_id: StrictStr | None = None
 
@@ -2551,9 +2562,9 @@ class IntraExchangeInstanceTransferRequest(RequestModel):
     #: The amount to transfer in centicents
     amount: StrictInt
     #: Source exchange shard index (default 0)
-    source_exchange_shard: StrictInt | None = None
+    source_exchange_shard: Annotated[StrictInt, Field(ge=0, le=100)] | None = None
     #: Destination exchange shard index (default 0)
-    destination_exchange_shard: StrictInt | None = None
+    destination_exchange_shard: Annotated[StrictInt, Field(ge=0, le=100)] | None = None
     #: Source subaccount number (default 0 for the primary account). Only supported for event contract to event contract transfers.
     source_subaccount: StrictInt | None = None
     #: Destination subaccount number (default 0 for the primary account). Only supported for event contract to event contract transfers.
@@ -2581,23 +2592,23 @@ class ProposeBlockTradeRequest(RequestModel):
     #: Subtrader ID of the buyer. Provide either this or buyer_subaccount, not both.
     buyer_subtrader_id: StrictStr | None = None
     #: User-managed subaccount number of the buyer (0 for primary, 1-63 for numbered subaccounts). Provide either this or buyer_subtrader_id, not both.
-    buyer_subaccount: StrictInt | None = None
+    buyer_subaccount: Annotated[StrictInt, Field(ge=0, le=63)] | None = None
     #: User ID of the seller
     seller_user_id: StrictStr
     #: Subtrader ID of the seller. Provide either this or seller_subaccount, not both.
     seller_subtrader_id: StrictStr | None = None
     #: User-managed subaccount number of the seller (0 for primary, 1-63 for numbered subaccounts). Provide either this or seller_subtrader_id, not both.
-    seller_subaccount: StrictInt | None = None
+    seller_subaccount: Annotated[StrictInt, Field(ge=0, le=63)] | None = None
     #: The ticker of the market for this block trade
     market_ticker: StrictStr
     #: Price in centi-cents
-    price_centi_cents: StrictInt
+    price_centi_cents: Annotated[StrictInt, Field(ge=1)]
     #: Number of contracts in centicounts
-    centicount: StrictInt
+    centicount: Annotated[StrictInt, Field(ge=1)]
     #: The maker side of the trade
     maker_side: Literal['yes', 'no']
     #: Expiration time of the proposal
-    expiration_ts: datetime
+    expiration_ts: DatetimeIn
 
 
 class ProposeBlockTradeResponse(ResponseModel):
@@ -2611,15 +2622,15 @@ class TargetBalanceAllocationInput(RequestModel):
     """The ``TargetBalanceAllocationInput`` schema."""
 
     #: Exchange index that receives this percentage of sweepable balance
-    exchange_index: StrictInt
+    exchange_index: Annotated[StrictInt, Field(ge=0)]
     #: Target percentage of sweepable balance for the exchange index
-    percent: StrictInt
+    percent: Annotated[StrictInt, Field(ge=0, le=100)]
 
 
 class SetTargetBalanceAllocationRequest(RequestModel):
     """The ``SetTargetBalanceAllocationRequest`` schema."""
 
-    allocations: list[TargetBalanceAllocationInput]
+    allocations: Annotated[Sequence[TargetBalanceAllocationInput], AsTuple(), Field(max_length=101)]
     #: Defaults to `sum` when omitted.
     resting_margin_reservation: RestingMarginReservation | None = None
 
@@ -2654,7 +2665,7 @@ class UpdateOrderGroupLimitRequest(RequestModel):
     """The ``UpdateOrderGroupLimitRequest`` schema."""
 
     #: New maximum number of contracts that can be matched within this group over a rolling 15-second window. Whole contracts only. Provide contracts_limit or contracts_limit_fp; if both provided they must ...
-    contracts_limit: StrictInt | None = None
+    contracts_limit: Annotated[StrictInt, Field(ge=1)] | None = None
     #: String representation of the new maximum number of contracts that can be matched within this group over a rolling 15-second window. Provide contracts_limit or contracts_limit_fp; if both provided ...
     contracts_limit_fp: CountIn | None = None
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import json
+import re
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -34,6 +36,7 @@ from kalshi_proto.rest.call import (
 from kalshi_proto.rest.generated import calls
 from kalshi_proto.rest.generated import models as m
 from kalshi_proto.rest.operation_table import (
+    Constraints,
     Operation,
     Param,
     ParamKind,
@@ -767,3 +770,83 @@ def test_no_collection_runs_while_a_large_page_is_validated() -> None:
     # Validating allocates thousands of objects (several young-generation passes if the
     # collector ran); at most the one pass the restored collector may start at the end.
     assert len(collections) <= 1
+
+
+@pytest.mark.parametrize("value", ["NaN", "-Infinity", "Infinity", "sNaN"])
+def test_number_parameters_refuse_nan_and_infinity(value: str) -> None:
+    message = f"strike must be a finite number, got {value}"
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        build_call(_number_operation(), {"strike": Decimal(value)})
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: calls.get_markets(limit=5000), r"^limit must be between 0 and 1000, got 5000$"),
+        (lambda: calls.get_milestones(limit=0), r"^limit must be between 1 and 500, got 0$"),
+        (
+            lambda: calls.get_market_orderbooks(tickers=["KX"] * 101),
+            r"^tickers takes at most 100 items, got 101$",
+        ),
+        (
+            lambda: calls.get_market_orderbooks(tickers=["K" * 250]),
+            r"^tickers items must be at most 200 characters long, got 250$",
+        ),
+        (
+            lambda: calls.get_event_forecast_percentiles_history(
+                "S", "E", percentiles=[10, 10000], start_ts=1, end_ts=2, period_interval=60
+            ),
+            r"^percentiles items must be between 0 and 9999, got 10000$",
+        ),
+    ],
+)
+def test_parameters_outside_the_spec_limits_are_value_errors(
+    build: Any, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        build()
+
+
+def _limited(kind: ParamKind, limits: Constraints, location: ParamLocation = ParamLocation.QUERY) -> Operation:
+    return _operation_with(Param("x", "x", location, kind, False, constraints=limits))
+
+
+@pytest.mark.parametrize(
+    ("kind", "limits", "good", "bad", "message"),
+    [
+        (ParamKind.INTEGER, Constraints(minimum=0), 0, -1, "x must be at least 0, got -1"),
+        (ParamKind.INTEGER, Constraints(maximum=9), 9, 10, "x must be at most 9, got 10"),
+        (
+            ParamKind.NUMBER,
+            Constraints(minimum=0, exclusive_minimum=True),
+            Decimal("0.01"),
+            Decimal("0"),
+            "x must be greater than 0, got 0",
+        ),
+        (
+            ParamKind.NUMBER,
+            Constraints(minimum=Decimal("0.5"), maximum=1, exclusive_maximum=True),
+            Decimal("0.5"),
+            1,
+            "x must be at least 0.5 and less than 1, got 1",
+        ),
+        (ParamKind.STRING, Constraints(min_length=2), "ab", "a", "x must be at least 2 characters long, got 1"),
+        (ParamKind.STRING, Constraints(pattern="^[A-Z]+$"), "KX", "kx", "x must match '^[A-Z]+$', got 'kx'"),
+        (ParamKind.STRING_ARRAY, Constraints(min_items=2), ["a", "b"], ["a"], "x takes at least 2 items, got 1"),
+    ],
+)
+def test_each_kind_of_limit_is_checked_with_its_message(
+    kind: ParamKind, limits: Constraints, good: object, bad: object, message: str
+) -> None:
+    op = _limited(kind, limits)
+    build_call(op, {"x": good})
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        build_call(op, {"x": bad})
+
+
+def test_path_parameters_are_checked_against_their_limits() -> None:
+    op = _limited(ParamKind.STRING, Constraints(max_length=3), ParamLocation.PATH)
+    op = replace(op, path="/things/{x}")
+    assert build_call(op, {"x": "abc"}).path == "/things/abc"
+    with pytest.raises(ValueError, match=r"^x must be at most 3 characters long, got 4$"):
+        build_call(op, {"x": "abcd"})
