@@ -224,13 +224,16 @@ def main(argv: list[str] | None = None) -> int:
             scenario=scenario, host=args.host, port=args.port, tls=args.tls, faults=faults,
             seed=args.seed, key_type=args.key_type, idle_timeout=args.idle_timeout or None,
         ) as local:
+            # Every file is written before the first line, which tells a waiting script that
+            # the exchange is ready.
             args.key_file.write_bytes(local.private_key_pem)
             args.key_file.chmod(0o600)
+            if local.server.ca_pem is not None:
+                args.ca_file.write_bytes(local.server.ca_pem)
             print(f"local Kalshi exchange at {local.base_url}")
             print(f"  key id:      {local.key_id}")
             print(f"  private key: {args.key_file}")
             if local.server.ca_pem is not None:
-                args.ca_file.write_bytes(local.server.ca_pem)
                 print(f"  trust CA:    {args.ca_file} (ssl.create_default_context(cafile=...))")
             print("Ctrl-C stops it.", flush=True)
             await anyio.sleep_forever()

@@ -17,7 +17,8 @@ Money rules (all `Decimal`, never float):
   at the least favourable price it may trade at -- plus $0.02 per contract for per-fill rounding
   (at most $0.0001 of fee rounding and $0.0001 of balance rounding on a fill of at least 0.01
   contracts). What rests keeps its cost and its maker fee budget reserved until it fills (each
-  fill releases its share) or is cancelled, so available cash never goes below zero.
+  fill releases its share, floored to $0.0001; the last contracts release the rest) or is
+  cancelled, so available cash never goes below zero and every amount stays exact.
 * Fees follow the series' ``fee_type`` and ``fee_multiplier``: the taker pays
   ``0.07 * fee_multiplier * count * P * (1 - P)``; on ``quadratic_with_maker_fees`` and
   ``quadratic_with_combo_maker_fees`` series the maker pays the same with 0.0175; ``flat`` series
@@ -429,10 +430,12 @@ class Exchange:
 
     def _release(self, order: OrderState, count: Decimal, before: Decimal) -> None:
         # Release what ``count`` of the ``before`` resting contracts held: their cost, and their
-        # share of the fee budget (all of what is left when the last contracts go).
+        # share of the fee budget, floored to $0.0001 so every amount stays exact (a plain
+        # ``fee_reserved * count / before`` rounds at 28 digits and leaves residue such as 6E-29
+        # behind); what flooring keeps back goes with the last contracts.
         account = self.account(order.user_id)
         cost = order.reserved if count >= before else count * order.cost_per_contract
-        fees = order.fee_reserved if count >= before else order.fee_reserved * count / before
+        fees = order.fee_reserved if count >= before else order.fee_reserved * count // (before * CENTICENT) * CENTICENT
         order.reserved -= cost
         order.fee_reserved -= fees
         account.reserved[order.subaccount] -= cost
@@ -483,6 +486,10 @@ class Exchange:
             group = self.order_groups.get(order_group_id)
             if group is None or group.user_id != user_id:
                 raise ExchangeError(404, "order_group_not_found", f"order group {order_group_id} not found")
+            if group.subaccount != sub:
+                raise ExchangeError(
+                    400, "invalid_subaccount", f"order group {order_group_id} belongs to subaccount {group.subaccount}, not {sub}"
+                )
             if group.triggered:
                 raise ExchangeError(400, "order_group_triggered", f"order group {order_group_id} hit its limit; reset it first")
         if post_only and market.book.would_cross(side, price):
@@ -665,12 +672,13 @@ class Exchange:
         """Cancel a resting order; returns it and the count cancelled.
 
         Raises:
-            ExchangeError: 404 for an unknown order, 400 when it is no longer resting.
+            ExchangeError: 404 for an unknown order, and 404 ``order_not_resting`` when it no
+                longer rests: CancelOrderV2 declares 200, 401, 404 and 500 only.
         """
         self.advance(wall_ms)
         order = self.order_of(user_id, order_id)
         if order.status != "resting":
-            raise ExchangeError(400, "order_not_resting", f"order {order_id} is {order.status}")
+            raise ExchangeError(404, "order_not_resting", f"order {order_id} is {order.status}; nothing rests to cancel")
         return order, self._cancel(order, wall_ms)
 
     def cancel_all(self, user_id: str, wall_ms: int, subaccount: int | None = None) -> list[OrderState]:
@@ -737,7 +745,8 @@ class Exchange:
             raise ExchangeError(400, "invalid_amend", f"count {count} is not above the filled {order.fill_count}")
         if expiration_s and expiration_s * 1000 <= wall_ms:
             raise ExchangeError(400, "invalid_expiration", "expiration_time must be in the future")
-        if updated_client_order_id and (user_id, updated_client_order_id) in self._client_ids:
+        # Resending the order's own client order id (a retried amend) is no duplicate.
+        if updated_client_order_id and self._client_ids.get((user_id, updated_client_order_id), order_id) != order_id:
             raise ExchangeError(409, "duplicate_client_order_id", f"client_order_id {updated_client_order_id!r} was already used")
         if order.post_only and price != order.price and market.book.would_cross(side, price):
             raise ExchangeError(400, "post_only_cross", "a post-only order would trade at once")
@@ -774,9 +783,10 @@ class Exchange:
     # ---- order groups ----------------------------------------------------------------------
 
     def create_order_group(self, user_id: str, contracts_limit: Decimal, wall_ms: int, subaccount: int | None = None) -> OrderGroupState:
+        sub = self.subaccount_number(self.account(user_id), subaccount)
         if contracts_limit <= 0:
             raise ExchangeError(400, "invalid_contracts_limit", "contracts_limit must be positive")
-        group = OrderGroupState(self.new_id(4), user_id, contracts_limit, subaccount or 0)
+        group = OrderGroupState(self.new_id(4), user_id, contracts_limit, sub)
         self.order_groups[group.order_group_id] = group
         return group
 

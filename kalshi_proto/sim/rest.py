@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -58,7 +58,7 @@ from kalshi_proto.sim.exchange import (
     PlaceResult,
 )
 from kalshi_proto.sim.matching import Side, StpMode, TimeInForce
-from kalshi_proto.sim.scenario import run_actions
+from kalshi_proto.sim.scenario import ActionRefused, check_actions, run_actions
 
 __all__ = ["NOT_MODELLED", "ExchangeApp", "Faults"]
 
@@ -67,6 +67,8 @@ _DOLLARS = Decimal("0.0001")
 _COUNT = Decimal("0.01")
 _DEFAULT_LIMIT = 100
 _MAX_LIMIT = 1000
+_K = TypeVar("_K", int, str)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +121,33 @@ def _time(wall_ms: int) -> datetime:
     return datetime.fromtimestamp(wall_ms / 1000, UTC)
 
 
+def _newest_first(items: Sequence[_T], keep: Callable[[_T], bool]) -> list[tuple[int, _T]]:
+    # The rows of a list that only grows, newest first, keyed for `ExchangeApp._page` by minus
+    # their place in it: ascending keys, and what arrives later sorts before every cursor.
+    return [(-index, item) for index, item in reversed(list(enumerate(items))) if keep(item)]
+
+
+def _sequence_cursor(issued: int) -> tuple[Callable[[str], int | None], Callable[[int], str]]:
+    # Cursors over `_newest_first` rows: the place of the last item returned, which must be a
+    # place the list has.
+    def decode(text: str) -> int | None:
+        return -int(text) if text.isascii() and text.isdigit() and int(text) < issued else None
+
+    return decode, lambda key: str(-key)
+
+
+def _ticker_cursor(known: Mapping[str, object]) -> tuple[Callable[[str], str | None], Callable[[str], str]]:
+    # Cursors over rows sorted by ticker: the ticker of the last item returned.
+    return (lambda text: text if text in known else None), str
+
+
+def _in_window(wall_ms: int, args: Mapping[str, Any], low: str = "min_ts", high: str = "max_ts") -> bool:
+    # The spec's "Filter items after / before this Unix timestamp", in seconds: strictly after
+    # ``low`` and strictly before ``high``.
+    after, before = args.get(low), args.get(high)
+    return (after is None or wall_ms > after * 1000) and (before is None or wall_ms < before * 1000)
+
+
 def _verify(public_key: object, message: bytes, signature: bytes) -> bool:
     try:
         if isinstance(public_key, rsa.RSAPublicKey):
@@ -161,12 +190,17 @@ class ExchangeApp:
         prefix: the path prefix of the API (``/trade-api/v2``).
         max_clock_skew_ms: how far a request timestamp may be from ``wall_ms``.
         actions: the scenario's scripted actions (``scenario["actions"]``), applied when the
-            exchange's clock reaches them; times count from the exchange's start.
+            exchange's clock reaches them; times count from the exchange's start. One the
+            exchange refuses when it comes due is skipped and added to `action_refusals`; the
+            request being answered, and every later one, is served as usual.
         epoch_ms: the wall-clock time at which the exchange's own clock reads its start time
             (``exchange.wall_ms`` when the app is made); the first request's ``wall_ms`` when
             None. The exchange's clock then runs at wall-clock speed from its scenario start, so
             a scenario dated in the past still trades; signatures are checked against
             ``wall_ms`` itself.
+
+    Raises:
+        ValueError: a malformed action (see `kalshi_proto.sim.scenario.check_actions`).
     """
 
     def __init__(
@@ -183,8 +217,11 @@ class ExchangeApp:
         self.exchange = exchange
         self._origin = exchange.wall_ms
         self._epoch = epoch_ms
+        check_actions(exchange, actions)
         self._actions = tuple(actions)
         self._actions_done = 0
+        #: Scripted actions the exchange refused when they came due, in order.
+        self.action_refusals: list[ActionRefused] = []
         self.faults = faults or Faults()
         if self.faults.active and rng is None:
             raise ConfigurationError("fault injection needs an rng (e.g. random.Random(seed).random)")
@@ -275,7 +312,8 @@ class ExchangeApp:
         account = self._authenticate(op, request, wall_ms) if op.requires_auth else None
         wall_ms = self.exchange_time(wall_ms)
         if self._actions_done < len(self._actions):
-            self._actions_done = run_actions(self.exchange, self._actions, self._origin, wall_ms, self._actions_done)
+            self._actions_done, refused = run_actions(self.exchange, self._actions, self._origin, wall_ms, self._actions_done)
+            self.action_refusals.extend(refused)
         self.exchange.advance(wall_ms)
         handler = self._handlers.get(op.operation_id)
         if handler is None:
@@ -457,17 +495,27 @@ class ExchangeApp:
         )
 
     @staticmethod
-    def _page(items: list[Any], args: Mapping[str, Any], *, limit_name: str = "limit") -> tuple[list[Any], str]:
-        cursor = args.get("cursor") or ""
-        if cursor and not (cursor.isascii() and cursor.isdigit()):
-            raise ExchangeError(400, "invalid_cursor", "the cursor is not one this exchange issued")
-        start = int(cursor) if cursor else 0
-        limit = args.get(limit_name) or _DEFAULT_LIMIT
+    def _page(
+        rows: Sequence[tuple[_K, _T]],
+        args: Mapping[str, Any],
+        cursor: tuple[Callable[[str], _K | None], Callable[[_K], str]],
+    ) -> tuple[list[_T], str]:
+        # ``rows`` ascend by key; a cursor names the key of the last item returned, and the next
+        # page starts after it. Items that arrive between two requests therefore neither repeat
+        # an item nor push one out of reach (an offset into a rebuilt list does both).
+        decode, encode = cursor
+        text = args.get("cursor") or ""
+        limit = args.get("limit") or _DEFAULT_LIMIT
         if not 1 <= limit <= _MAX_LIMIT:
-            raise ExchangeError(400, "invalid_parameters", f"{limit_name} must be between 1 and {_MAX_LIMIT}")
-        chunk = items[start : start + limit]
-        following = start + limit
-        return chunk, str(following) if following < len(items) else ""
+            raise ExchangeError(400, "invalid_parameters", f"limit must be between 1 and {_MAX_LIMIT}")
+        if text:
+            after = decode(text)
+            if after is None:
+                raise ExchangeError(400, "invalid_cursor", "the cursor is not one this exchange issued")
+            rows = [row for row in rows if row[0] > after]
+        chunk = rows[:limit]
+        following = encode(chunk[-1][0]) if len(rows) > limit else ""
+        return [item for _, item in chunk], following
 
     @staticmethod
     def _average(total: Decimal, count: Decimal) -> Decimal | None:
@@ -549,10 +597,34 @@ class ExchangeApp:
     def _markets_of(self, event_ticker: str) -> list[MarketState]:
         return [mk for _, mk in sorted(self.exchange.markets.items()) if mk.event_ticker == event_ticker]
 
+    def _event_status(self, ticker: str) -> str:
+        # The spec's event statuses from the markets': open while one trades, settled once all
+        # are, unopened while none has opened, closed otherwise.
+        statuses = {mk.status for mk in self._markets_of(ticker)}
+        if "active" in statuses:
+            return "open"
+        if statuses == {"finalized"}:
+            return "settled"
+        if statuses <= {"initialized"}:
+            return "unopened"
+        return "closed"
+
     def _op_GetEvents(self, ctx: _Context) -> tuple[int, BaseModel]:
-        series = ctx.args.get("series_ticker")
-        tickers = [t for t, e in sorted(self.exchange.events.items()) if series in (None, e.series_ticker)]
-        chunk, cursor = self._page(tickers, ctx.args)
+        args = ctx.args
+        wanted = set(args["tickers"].split(",")) if args.get("tickers") else None
+        min_close = args.get("min_close_ts")
+        # An event's metadata never changes here: it was last updated when its markets were made.
+        min_updated = args.get("min_updated_ts")
+        tickers = [
+            (t, t)
+            for t, e in sorted(self.exchange.events.items())
+            if args.get("series_ticker") in (None, e.series_ticker)
+            and (wanted is None or t in wanted)
+            and args.get("status") in (None, self._event_status(t))
+            and (min_close is None or any(mk.close_ms > min_close * 1000 for mk in self._markets_of(t)))
+            and (min_updated is None or any(mk.created_ms > min_updated * 1000 for mk in self._markets_of(t)))
+        ]
+        chunk, cursor = self._page(tickers, args, _ticker_cursor(self.exchange.events))
         nested = bool(ctx.args.get("with_nested_markets"))
         events = [self._event_view(t, nested) for t in chunk]
         return 200, m.GetEventsResponse.model_validate({"events": events, "cursor": cursor})
@@ -587,8 +659,20 @@ class ExchangeApp:
                 continue
             if tickers is not None and ticker not in tickers:
                 continue
-            chosen.append(market)
-        chunk, cursor = self._page(chosen, args)
+            # No market here is multivariate: mve_filter=only finds none. A market's metadata
+            # changes only with its status (updated_ms).
+            if not (
+                _in_window(market.close_ms, args, "min_close_ts", "max_close_ts")
+                and _in_window(market.created_ms, args, "min_created_ts", "max_created_ts")
+                and _in_window(market.updated_ms or market.created_ms, args, "min_updated_ts", "max_updated_ts")
+                and args.get("mve_filter") != "only"
+            ):
+                continue
+            settled = args.get("min_settled_ts") is not None or args.get("max_settled_ts") is not None
+            if settled and (market.settled_ms is None or not _in_window(market.settled_ms, args, "min_settled_ts", "max_settled_ts")):
+                continue
+            chosen.append((ticker, market))
+        chunk, cursor = self._page(chosen, args, _ticker_cursor(self.exchange.markets))
         return 200, m.GetMarketsResponse.model_validate({"markets": [self._market_view(mk) for mk in chunk], "cursor": cursor})
 
     def _op_GetMarket(self, ctx: _Context) -> tuple[int, BaseModel]:
@@ -666,9 +750,15 @@ class ExchangeApp:
         return 200, m.GetMarketCandlesticksResponse.model_validate({"ticker": market.ticker, "candlesticks": candles})
 
     def _op_GetTrades(self, ctx: _Context) -> tuple[int, BaseModel]:
-        ticker = ctx.args.get("ticker")
-        trades = [t for t in reversed(self.exchange.trades) if ticker in (None, t.ticker)]
-        chunk, cursor = self._page(trades, ctx.args)
+        args = ctx.args
+        # Every trade here is an ordinary one: is_block_trade=true finds none.
+        trades = _newest_first(
+            self.exchange.trades,
+            lambda t: args.get("ticker") in (None, t.ticker)
+            and _in_window(t.created_ms, args)
+            and not args.get("is_block_trade"),
+        )
+        chunk, cursor = self._page(trades, args, _sequence_cursor(len(self.exchange.trades)))
         views = [
             {
                 "trade_id": t.trade_id,
@@ -690,8 +780,10 @@ class ExchangeApp:
 
     def _op_GetBalance(self, ctx: _Context) -> tuple[int, BaseModel]:
         account = ctx.user
-        sub = self.exchange.subaccount_number(account, ctx.args.get("subaccount"))
-        available = account.available(sub)
+        # GetBalance declares no 400: a subaccount that was never created holds nothing, as
+        # GetPositions and the other portfolio lists answer for it.
+        sub = ctx.args.get("subaccount") or 0
+        available = account.available(sub) if sub in account.cash else ZERO
         value = sum(
             (max(p.position, ZERO) * self.exchange.markets[t].last_price + max(-p.position, ZERO) * (ONE - self.exchange.markets[t].last_price))
             for (s, t), p in account.positions.items()
@@ -711,11 +803,18 @@ class ExchangeApp:
         account = ctx.user
         args = ctx.args
         sub = args.get("subaccount") or 0
+        # count_filter: keep positions where any of the named counts is non-zero.
+        fields = [name.strip() for name in args["count_filter"].split(",")] if args.get("count_filter") else []
+        unknown = sorted(set(fields) - {"position", "total_traded"})
+        if unknown:
+            raise ExchangeError(400, "invalid_parameters", f"count_filter accepts position and total_traded, not {', '.join(unknown)}")
         rows = []
         by_event: dict[str, list[Any]] = {}
         for (s, ticker), pos in sorted(account.positions.items()):
             market = self.exchange.markets[ticker]
             if s != sub or args.get("ticker") not in (None, ticker):
+                continue
+            if fields and not any(getattr(pos, name) for name in fields):
                 continue
             if args.get("event_ticker") not in (None, market.event_ticker):
                 continue
@@ -723,9 +822,9 @@ class ExchangeApp:
             wanted = args.get("settlement_status", "unsettled")
             if (wanted == "unsettled" and settled) or (wanted == "settled" and not settled):
                 continue
-            rows.append((ticker, pos))
+            rows.append((ticker, (ticker, pos)))
             by_event.setdefault(market.event_ticker, []).append(pos)
-        chunk, cursor = self._page(rows, args)
+        chunk, cursor = self._page(rows, args, _ticker_cursor(self.exchange.markets))
         markets = [
             {
                 "ticker": ticker,
@@ -754,14 +853,22 @@ class ExchangeApp:
 
     def _op_GetOrders(self, ctx: _Context) -> tuple[int, BaseModel]:
         args = ctx.args
-        orders = [
-            o
-            for o in reversed(list(self.exchange.user_orders(ctx.user.user_id)))
-            if args.get("ticker") in (None, o.ticker)
+        user_id = ctx.user.user_id
+        # event_ticker is a comma-separated list (at most 10) here.
+        events = args["event_ticker"].split(",") if args.get("event_ticker") else None
+        if events is not None and len(events) > 10:
+            raise ExchangeError(400, "invalid_parameters", "event_ticker takes at most 10 event tickers")
+        everything = list(self.exchange.orders.values())
+        orders = _newest_first(
+            everything,
+            lambda o: o.user_id == user_id
+            and args.get("ticker") in (None, o.ticker)
             and args.get("status") in (None, o.status)
-            and args.get("event_ticker") in (None, self.exchange.markets[o.ticker].event_ticker)
-        ]
-        chunk, cursor = self._page(orders, args)
+            and (events is None or self.exchange.markets[o.ticker].event_ticker in events)
+            and args.get("subaccount") in (None, o.subaccount)
+            and _in_window(o.created_ms, args),
+        )
+        chunk, cursor = self._page(orders, args, _sequence_cursor(len(everything)))
         return 200, m.GetOrdersResponse(orders=[self._order_view(o) for o in chunk], cursor=cursor)
 
     def _op_GetOrder(self, ctx: _Context) -> tuple[int, BaseModel]:
@@ -770,17 +877,30 @@ class ExchangeApp:
 
     def _op_GetFills(self, ctx: _Context) -> tuple[int, BaseModel]:
         args = ctx.args
-        fills = [
-            f
-            for f in reversed(list(self.exchange.user_fills(ctx.user.user_id)))
-            if args.get("ticker") in (None, f.ticker) and args.get("order_id") in (None, f.order_id)
-        ]
-        chunk, cursor = self._page(fills, args)
+        user_id = ctx.user.user_id
+        fills = _newest_first(
+            self.exchange.fills,
+            lambda f: f.user_id == user_id
+            and args.get("ticker") in (None, f.ticker)
+            and args.get("order_id") in (None, f.order_id)
+            and args.get("subaccount") in (None, f.subaccount)
+            and _in_window(f.created_ms, args),
+        )
+        chunk, cursor = self._page(fills, args, _sequence_cursor(len(self.exchange.fills)))
         return 200, m.GetFillsResponse(fills=[self._fill_view(f) for f in chunk], cursor=cursor)
 
     def _op_GetSettlements(self, ctx: _Context) -> tuple[int, BaseModel]:
-        rows = [s for s in reversed(self.exchange.settlements) if s.user_id == ctx.user.user_id]
-        chunk, cursor = self._page(rows, ctx.args)
+        args = ctx.args
+        user_id = ctx.user.user_id
+        rows = _newest_first(
+            self.exchange.settlements,
+            lambda s: s.user_id == user_id
+            and args.get("ticker") in (None, s.ticker)
+            and args.get("event_ticker") in (None, s.event_ticker)
+            and args.get("subaccount") in (None, s.subaccount)
+            and _in_window(s.settled_ms, args),
+        )
+        chunk, cursor = self._page(rows, args, _sequence_cursor(len(self.exchange.settlements)))
         views = [
             {
                 "ticker": s.ticker,
@@ -998,8 +1118,9 @@ class ExchangeApp:
         return 200, m.GetSubaccountBalancesResponse.model_validate({"subaccount_balances": rows})
 
     def _op_GetSubaccountTransfers(self, ctx: _Context) -> tuple[int, BaseModel]:
-        rows = [t for t in reversed(self.exchange.transfers) if t.user_id == ctx.user.user_id]
-        chunk, cursor = self._page(rows, ctx.args)
+        user_id = ctx.user.user_id
+        rows = _newest_first(self.exchange.transfers, lambda t: t.user_id == user_id)
+        chunk, cursor = self._page(rows, ctx.args, _sequence_cursor(len(self.exchange.transfers)))
         views = [
             {
                 "transfer_id": t.transfer_id,

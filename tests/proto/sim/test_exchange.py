@@ -413,6 +413,25 @@ def test_order_group_refusals() -> None:
     )
 
 
+def test_an_order_group_lives_in_an_existing_subaccount_and_takes_only_its_orders() -> None:
+    s = Sim()
+    refused(s.ex, lambda: s.ex.create_order_group("t", D(5), s.now, 9), 400, "invalid_subaccount")
+    assert s.ex.order_groups == {}
+    sub = s.ex.create_subaccount("t")
+    s.ex.transfer("t", 0, sub, D(100), transfer_id="x", wall_ms=s.now)
+    group = s.ex.create_order_group("t", D(5), s.now, sub)
+    assert group.subaccount == sub
+    refused(
+        s.ex,
+        lambda: s.place("t", "Q", BID, "0.40", 1, order_group_id=group.order_group_id),
+        400,
+        "invalid_subaccount",
+    )
+    placed = s.place("t", "Q", BID, "0.40", 1, order_group_id=group.order_group_id, subaccount=sub)
+    assert placed.order.order_group_id == group.order_group_id
+    assert s.ex.create_order_group("t", D(5), s.now).subaccount == 0
+
+
 # ---- fills, collateral and fees -------------------------------------------------------------
 
 
@@ -747,7 +766,7 @@ def test_cancel_releases_collateral_and_refuses_twice() -> None:
         W + 7,
     )
     assert s.reserved("t") == 0 and s.book("Q") == []
-    refused(s.ex, lambda: s.ex.cancel_order("t", order.order_id, s.now), 400, "order_not_resting")
+    refused(s.ex, lambda: s.ex.cancel_order("t", order.order_id, s.now), 404, "order_not_resting")
     refused(s.ex, lambda: s.ex.cancel_order("t", "missing", s.now), 404, "order_not_found")
 
 
@@ -1183,6 +1202,23 @@ def test_amend_with_a_past_expiration_is_refused_and_changes_nothing() -> None:
     )
 
 
+def test_partial_fills_release_the_fee_budget_exactly() -> None:
+    # 17 and 3 resting at 0.81 on a maker-fee series, filled one contract at a time: each fill
+    # releases its share of a fee budget such as 0.3858 / 17, which is not a finite decimal.
+    s = Sim({"t": "100", "mm": "100"})
+    first = s.place("t", "MF", BID, "0.81", 17).order
+    second = s.place("t", "MF", BID, "0.81", 3).order
+    for _ in range(18):
+        s.place("mm", "MF", ASK, "0.81", 1, IOC)
+        assert first.fee_reserved == first.fee_reserved.quantize(D("0.0001"))
+    assert (first.status, second.remaining) == ("executed", D(2))
+    s.ex.cancel_order("t", second.order_id, s.now)
+    account = s.ex.account("t")
+    assert account.fee_reserved[0] == 0 and account.reserved[0] == 0
+    assert account.available(0) == account.cash[0]
+    assert account.cash[0] == account.cash[0].quantize(D("0.0001"))
+
+
 # ---- properties -----------------------------------------------------------------------------
 
 USERS = ("u0", "u1", "u2")
@@ -1441,6 +1477,38 @@ def test_available_cash_is_never_negative(ops: list[Op], results: list[str]) -> 
     run(fresh_property_exchange(), ops, results, check_available)
 
 
+def check_fee_reservations(ex: Exchange, start: Decimal) -> None:
+    # Each subaccount's reserved fees are exactly its resting orders' fee budgets: zero, not
+    # 6E-29, once nothing rests there.
+    for user, account in ex.accounts.items():
+        for sub, fee_reserved in account.fee_reserved.items():
+            resting = [
+                o for o in ex.user_orders(user) if o.subaccount == sub and o.status == "resting"
+            ]
+            assert fee_reserved == sum((o.fee_reserved for o in resting), Decimal(0))
+            if not resting:
+                assert fee_reserved == 0, (user, sub, fee_reserved)
+    for order in ex.orders.values():
+        assert order.fee_reserved == order.fee_reserved.quantize(D("0.0001"))
+        assert order.status == "resting" or order.fee_reserved == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(_op_lists, _results)
+@example(
+    ops=[
+        Place(0, "MF", BID, 51, D(17), GTC, TAKER),
+        *[Place(1, "MF", ASK, 51, D(1), IOC, TAKER)] * 3,
+        Cancel(0, 0),
+    ],
+    results=["yes", "no"],
+)
+def test_reserved_fee_total_is_exactly_zero_when_nothing_rests(
+    ops: list[Op], results: list[str]
+) -> None:
+    run(fresh_property_exchange(), ops, results, check_fee_reservations)
+
+
 def test_an_amended_expiry_replaces_the_old_one() -> None:
     s = Sim()
     expires = (s.now // 1000) + 60
@@ -1495,3 +1563,38 @@ def test_a_transfer_id_used_for_another_transfer_is_409() -> None:
         "duplicate_transfer_id",
     )
     assert s.cash("t", sub) == D("5")
+
+
+def test_a_retried_amend_may_resend_the_orders_own_client_order_id() -> None:
+    s = Sim()
+    order = s.place("t", "Q", BID, "0.40", 10, client_order_id="mine").order
+    for price in ("0.41", "0.41"):  # the same amend twice, as a retry sends it
+        s.ex.amend_order(
+            "t",
+            order.order_id,
+            s.now,
+            ticker="Q",
+            side=BID,
+            price=D(price),
+            count=D(10),
+            updated_client_order_id="mine",
+        )
+    assert (order.client_order_id, order.price, order.status) == ("mine", D("0.41"), "resting")
+    s.ex.amend_order(
+        "t",
+        order.order_id,
+        s.now,
+        ticker="Q",
+        side=BID,
+        price=D("0.41"),
+        count=D(8),
+        updated_client_order_id="mine",
+    )  # a decrease at the same price, keeping the id
+    assert order.remaining == D(8) and order.client_order_id == "mine"
+    # The id still belongs to this order alone.
+    refused(
+        s.ex,
+        lambda: s.place("t", "Q", BID, "0.30", 1, client_order_id="mine"),
+        409,
+        "duplicate_client_order_id",
+    )

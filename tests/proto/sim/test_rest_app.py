@@ -635,9 +635,9 @@ def test_series_and_events(h: Harness) -> None:
     assert [e.event_ticker for e in page] == [
         "KXBTCD-26JAN3017",
         "KXFED-26JAN",
-    ] and page.cursor == "2"
+    ] and page.cursor == "KXFED-26JAN"
     assert all(not e.markets for e in page)
-    page = h.ok(calls.get_events(limit=2, cursor="2", with_nested_markets=True))
+    page = h.ok(calls.get_events(limit=2, cursor=page.cursor, with_nested_markets=True))
     assert [e.event_ticker for e in page] == ["KXHIGHNY-26JAN30"] and page.cursor is None
     assert len(page[0].markets) == 4
     fed = h.ok(calls.get_events(series_ticker="KXFED"))
@@ -663,14 +663,14 @@ def test_markets_filters_and_paging(h: Harness) -> None:
     chosen = h.ok(calls.get_markets(tickers=f"{T100K},{HOLD},NOPE"))
     assert [mk.ticker for mk in chosen] == [T100K, HOLD]
     first = h.ok(calls.get_markets(limit=5))
-    assert len(first) == 5 and first.cursor == "5"
+    assert len(first) == 5 and first.cursor == first[4].ticker
     second = h.ok(calls.get_markets(limit=5, cursor=first.cursor))
     third = h.ok(calls.get_markets(limit=5, cursor=second.cursor))
     assert len(third) == 2 and third.cursor is None
     assert len({mk.ticker for page in (first, second, third) for mk in page}) == 12
     for query, code in (
         ("cursor=abc", "invalid_cursor"),
-        ("cursor=%C2%B2", "invalid_cursor"),  # a superscript two: isdigit() but not a number
+        ("cursor=5", "invalid_cursor"),  # not a market ticker
         ("limit=1001", "invalid_parameters"),
         ("limit=-1", "invalid_parameters"),
     ):
@@ -904,8 +904,8 @@ def test_balance_and_resting_value(h: Harness) -> None:
     assert balance.updated_ts == START_MS // 1000
     resting = h.ok(calls.get_portfolio_resting_order_total_value())
     assert resting.total_resting_order_value == 540
-    response = h.call(calls.get_balance(subaccount=7))
-    assert (response.status, error(response)["code"]) == (400, "invalid_subaccount")
+    # GetBalance declares no 400: a subaccount never created holds nothing.
+    assert h.ok(calls.get_balance(subaccount=7)).balance_dollars == 0
     assert h.ok(calls.get_balance(subaccount=1)).balance_dollars == 0
 
 
@@ -956,8 +956,9 @@ def test_create_amend_decrease_and_cancel(h: Harness) -> None:
     assert decreased.remaining_count == D(3) and decreased.client_order_id == "rest"
     cancelled = h.ok(calls.cancel_order_v2(rest.order_id))
     assert cancelled.reduced_by == D(3) and cancelled.ts_ms == START_MS
+    # CancelOrderV2 declares 200, 401, 404 and 500: an order that no longer rests is a 404.
     response = h.call(calls.cancel_order_v2(rest.order_id))
-    assert (response.status, error(response)["code"]) == (400, "order_not_resting")
+    assert (response.status, error(response)["code"]) == (404, "order_not_resting")
     assert h.ex.account("trader").reserved[0] == 0
 
 
@@ -1029,7 +1030,7 @@ def test_order_groups(h: Harness) -> None:
     response = h.call(calls.create_order_group(m.CreateOrderGroupRequest()))
     assert (response.status, error(response)) == (400, no_limit)
     response = h.call(
-        calls.update_order_group_limit(gid, m.UpdateOrderGroupLimitRequest(contracts_limit=0))
+        calls.update_order_group_limit(gid, m.UpdateOrderGroupLimitRequest(contracts_limit_fp=D(0)))
     )
     assert (response.status, error(response)["code"]) == (400, "invalid_contracts_limit")
     h.ok(calls.delete_order_group(gid))
@@ -1039,6 +1040,21 @@ def test_order_groups(h: Harness) -> None:
         calls.create_order_group(m.CreateOrderGroupRequest(contracts_limit=1, subaccount=0))
     )
     assert sub_group.subaccount == 0
+    # A group lives in a subaccount that exists, and takes that subaccount's orders only.
+    response = h.call(
+        calls.create_order_group(m.CreateOrderGroupRequest(contracts_limit=5, subaccount=9))
+    )
+    assert (response.status, error(response)["code"]) == (400, "invalid_subaccount")
+    h.ok(calls.create_subaccount())
+    other = h.ok(
+        calls.create_order_group(m.CreateOrderGroupRequest(contracts_limit=5, subaccount=1))
+    )
+    response = h.call(
+        calls.create_order_v2(
+            order_request(client_order_id="g", order_group_id=other.order_group_id)
+        )
+    )
+    assert (response.status, error(response)["code"]) == (400, "invalid_subaccount")
 
 
 def test_subaccounts_and_transfers(h: Harness) -> None:
@@ -1326,3 +1342,215 @@ def test_fault_free_app_never_calls_an_rng(keys: Keys) -> None:
 
     app = _app(keys, Faults(), rng)
     assert all(app.handle(STATUS, now=0.0, wall_ms=WALL).response.status == 200 for _ in range(3))
+
+
+# ---- stable cursors and spec filters --------------------------------------------------------
+
+Listing = Callable[[int, str | None], Call[Any]]
+LISTINGS: dict[str, tuple[Listing, str]] = {
+    "orders": (lambda limit, cursor: calls.get_orders(limit=limit, cursor=cursor), "order_id"),
+    "fills": (lambda limit, cursor: calls.get_fills(limit=limit, cursor=cursor), "fill_id"),
+    "trades": (
+        lambda limit, cursor: calls.get_trades(limit=limit, cursor=cursor, ticker=T100K),
+        "trade_id",
+    ),
+}
+
+
+def _trade_one(h: Harness, name: str) -> None:
+    # A new order that trades: one more order, two more fills (one ours), one more trade.
+    h.ok(calls.create_order_v2(order_request(price="0.56", count="1", client_order_id=name)))
+
+
+@pytest.mark.parametrize("name", sorted(LISTINGS))
+def test_a_cursor_walk_sees_each_item_once_while_items_arrive(h: Harness, name: str) -> None:
+    listing, key = LISTINGS[name]
+    for n in range(5):
+        _trade_one(h, f"old-{n}")
+    before = [getattr(item, key) for item in h.ok(listing(1000, None))]
+    seen: list[str] = []
+    page = h.ok(listing(2, None))
+    seen += [getattr(item, key) for item in page]
+    while page.cursor:
+        _trade_one(h, f"new-{len(seen)}")  # arrives between two page requests
+        page = h.ok(listing(2, page.cursor))
+        seen += [getattr(item, key) for item in page]
+    # Offsets into a rebuilt newest-first list repeated an item on every page after an arrival.
+    assert seen == before
+
+
+def test_a_cursor_from_another_list_or_past_the_end_is_refused(h: Harness) -> None:
+    _trade_one(h, "one")
+    for target in (
+        f"{PREFIX}/portfolio/orders?cursor=100000",  # past every order the exchange has had
+        f"{PREFIX}/portfolio/fills?cursor=-1",
+        f"{PREFIX}/markets?cursor=KXFED-26JAN",  # an event ticker, not a market's
+        f"{PREFIX}/portfolio/positions?cursor=NOPE",
+    ):
+        response = h.signed_raw("GET", target)
+        assert (response.status, error(response)["code"]) == (400, "invalid_cursor"), target
+
+
+def test_time_filters_keep_items_strictly_inside_the_window(h: Harness) -> None:
+    _trade_one(h, "early")
+    later = WALL + 10_000  # the exchange's clock reads START_MS + 10 s
+    h.ok(
+        calls.create_order_v2(order_request(price="0.56", count="1", client_order_id="late")), later
+    )
+    at = START_S + 10
+
+    def ids(call: Call[Any]) -> list[str]:
+        return [o.client_order_id for o in h.ok(call, later)]
+
+    assert ids(calls.get_orders()) == ["late", "early"]
+    assert ids(calls.get_orders(min_ts=START_S)) == ["late"]
+    assert ids(calls.get_orders(min_ts=START_S - 1)) == ["late", "early"]
+    assert ids(calls.get_orders(max_ts=at)) == ["early"]
+    assert ids(calls.get_orders(min_ts=START_S - 1, max_ts=at + 1)) == ["late", "early"]
+    assert ids(calls.get_orders(min_ts=at)) == []
+    fills = h.ok(calls.get_fills(max_ts=at), later)
+    assert [f.created_time.timestamp() for f in fills] == [START_S]
+    assert len(h.ok(calls.get_fills(min_ts=at - 1), later)) == 1
+    assert len(h.ok(calls.get_fills(max_ts=1), later)) == 0
+    trades = h.ok(calls.get_trades(ticker=T100K, min_ts=START_S), later)
+    assert [t.created_time.timestamp() for t in trades] == [at]
+    assert len(h.ok(calls.get_trades(max_ts=1), later)) == 0
+    # Every trade here is an ordinary one.
+    assert len(h.ok(calls.get_trades(is_block_trade=True), later)) == 0
+    assert len(h.ok(calls.get_trades(is_block_trade=False), later)) == 2
+
+
+def test_portfolio_lists_filter_by_subaccount(h: Harness) -> None:
+    sub = h.ok(calls.create_subaccount(m.CreateSubaccountRequest())).subaccount_number
+    h.ok(
+        calls.apply_subaccount_transfer(
+            m.ApplySubaccountTransferRequest(
+                client_transfer_id="t-1", from_subaccount=0, to_subaccount=sub, amount_cents=10_000
+            )
+        )
+    )
+    _trade_one(h, "primary")
+    h.ok(
+        calls.create_order_v2(
+            order_request(price="0.56", count="2", client_order_id="second", subaccount=sub)
+        )
+    )
+    orders = h.ok(calls.get_orders())
+    assert [o.client_order_id for o in orders] == ["second", "primary"]
+    assert [o.client_order_id for o in h.ok(calls.get_orders(subaccount=sub))] == ["second"]
+    assert [o.client_order_id for o in h.ok(calls.get_orders(subaccount=0))] == ["primary"]
+    assert h.ok(calls.get_orders(subaccount=5)).items == []
+    # GetOrders takes a comma-separated list of at most ten event tickers.
+    both = h.ok(calls.get_orders(event_ticker="KXFED-26JAN,KXBTCD-26JAN3017"))
+    assert [o.client_order_id for o in both] == ["second", "primary"]
+    assert h.ok(calls.get_orders(event_ticker="KXFED-26JAN")).items == []
+    response = h.call(calls.get_orders(event_ticker=",".join(["KXFED-26JAN"] * 11)))
+    assert (response.status, error(response)["code"]) == (400, "invalid_parameters")
+    assert [f.subaccount_number for f in h.ok(calls.get_fills(subaccount=sub))] == [sub]
+    assert [f.subaccount_number for f in h.ok(calls.get_fills())] == [sub, 0]
+    h.ex.determine_market(T100K, "yes", START_MS)
+    h.ex.settle_market(T100K, START_MS)
+    settled = h.ok(calls.get_settlements(subaccount=sub))
+    assert [(s.ticker, s.yes_count_fp) for s in settled] == [(T100K, D(2))]
+    assert [s.yes_count_fp for s in h.ok(calls.get_settlements(subaccount=0))] == [D(1)]
+    assert len(h.ok(calls.get_settlements())) == 2
+    assert h.ok(calls.get_settlements(subaccount=5)).items == []
+
+
+def test_settlements_filter_by_ticker_event_and_time(h: Harness) -> None:
+    _trade_one(h, "btc")
+    h.ok(
+        calls.create_order_v2(
+            order_request(ticker=C50, price="0.03", count="1", client_order_id="fed")
+        )
+    )
+    for ticker in (T100K, C50):
+        h.ex.determine_market(ticker, "no", START_MS)
+    h.ex.settle_market(T100K, START_MS)
+    h.ex.settle_market(C50, START_MS + 5_000)
+    assert [s.ticker for s in h.ok(calls.get_settlements())] == [C50, T100K]
+    assert [s.ticker for s in h.ok(calls.get_settlements(ticker=T100K))] == [T100K]
+    assert h.ok(calls.get_settlements(ticker="NOPE")).items == []
+    assert [s.ticker for s in h.ok(calls.get_settlements(event_ticker="KXFED-26JAN"))] == [C50]
+    assert [s.ticker for s in h.ok(calls.get_settlements(min_ts=START_S))] == [C50]
+    assert [s.ticker for s in h.ok(calls.get_settlements(max_ts=START_S + 5))] == [T100K]
+
+
+def test_events_filter_by_status_tickers_and_close_time(h: Harness) -> None:
+    def tickers(**query: Any) -> list[str]:
+        return [e.event_ticker for e in h.ok(calls.get_events(**query))]
+
+    assert tickers(status="open") == ["KXBTCD-26JAN3017", "KXFED-26JAN", "KXHIGHNY-26JAN30"]
+    assert tickers(status="settled") == tickers(status="closed") == tickers(status="unopened") == []
+    for ticker in [mk.ticker for mk in h.ex.markets.values() if mk.event_ticker == "KXFED-26JAN"]:
+        h.ex.determine_market(ticker, "no", START_MS)
+    assert tickers(status="closed") == ["KXFED-26JAN"]
+    for ticker in [mk.ticker for mk in h.ex.markets.values() if mk.event_ticker == "KXFED-26JAN"]:
+        h.ex.settle_market(ticker, START_MS)
+    assert tickers(status="settled") == ["KXFED-26JAN"]
+    assert tickers(status="open") == ["KXBTCD-26JAN3017", "KXHIGHNY-26JAN30"]
+    btc = [mk for mk in h.ex.markets.values() if mk.event_ticker == "KXBTCD-26JAN3017"]
+    for mk in btc:  # an event whose markets have not opened yet
+        mk.status, mk.open_ms = "initialized", mk.close_ms - 1
+    assert tickers(status="unopened") == ["KXBTCD-26JAN3017"]
+    assert tickers(tickers="KXFED-26JAN,NOPE") == ["KXFED-26JAN"]
+    last_close = max(mk.close_ms for mk in btc) // 1000
+    assert "KXBTCD-26JAN3017" in tickers(min_close_ts=last_close - 1)
+    assert "KXBTCD-26JAN3017" not in tickers(min_close_ts=last_close)
+    assert len(tickers(min_updated_ts=START_S - 1)) == 3 and tickers(min_updated_ts=START_S) == []
+
+
+def test_markets_filter_by_close_created_and_settled_time(h: Harness) -> None:
+    closes = sorted({mk.close_ms // 1000 for mk in h.ex.markets.values()})
+    first = closes[0]
+
+    def count(**query: Any) -> int:
+        return len(h.ok(calls.get_markets(**query)))
+
+    assert count(max_close_ts=1) == 0
+    assert count(max_close_ts=first) == 0
+    early = sum(mk.close_ms // 1000 == first for mk in h.ex.markets.values())
+    assert count(max_close_ts=first + 1) == early
+    assert count(min_close_ts=first) == 12 - early
+    assert count(min_close_ts=first - 1) == 12
+    assert count(min_created_ts=START_S) == 0 and count(max_created_ts=START_S + 1) == 12
+    assert count(min_settled_ts=0) == 0
+    h.ex.determine_market(C50, "no", START_MS)
+    h.ex.settle_market(C50, START_MS)
+    assert [mk.ticker for mk in h.ok(calls.get_markets(min_settled_ts=START_S - 1))] == [C50]
+    assert count(max_settled_ts=START_S) == 0 and count(max_settled_ts=START_S + 1) == 1
+    # No market is multivariate; metadata changes with the status only.
+    assert count(mve_filter="only") == 0 and count(mve_filter="exclude") == 12
+    assert count(min_updated_ts=START_S - 1) == 12 and count(min_updated_ts=START_S) == 0
+    h.ex.markets[C50].updated_ms = START_MS + 5_000
+    assert [mk.ticker for mk in h.ok(calls.get_markets(min_updated_ts=START_S + 4))] == [C50]
+    assert count(max_updated_ts=START_S + 4) == 11
+
+
+def test_positions_count_filter(h: Harness) -> None:
+    _trade_one(h, "buy")
+    h.ok(
+        calls.create_order_v2(
+            order_request(side="ask", price="0.54", count="1", client_order_id="sell")
+        )
+    )  # flat again, but traded
+    h.ok(
+        calls.create_order_v2(
+            order_request(ticker=C50, price="0.03", count="1", client_order_id="c")
+        )
+    )
+    assert [p.ticker for p in h.ok(calls.get_positions())] == [T100K, C50]
+    assert [p.ticker for p in h.ok(calls.get_positions(count_filter="position"))] == [C50]
+    traded = h.ok(calls.get_positions(count_filter="total_traded"))
+    assert [p.ticker for p in traded] == [T100K, C50]
+    both = h.ok(calls.get_positions(count_filter="position, total_traded"))
+    assert [p.ticker for p in both] == [T100K, C50]
+    response = h.call(calls.get_positions(count_filter="volume"))
+    assert (response.status, error(response)["code"]) == (400, "invalid_parameters")
+
+
+def test_an_unknown_subaccount_reads_as_empty_everywhere(h: Harness) -> None:
+    # GetBalance declares 200/401/500 only: it and GetPositions answer 200 with nothing held.
+    balance = h.ok(calls.get_balance(subaccount=7))
+    assert (balance.balance, balance.balance_dollars, balance.portfolio_value) == (0, 0, 0)
+    assert h.ok(calls.get_positions(subaccount=7)).items == []

@@ -12,7 +12,12 @@ import pytest
 
 from kalshi_proto.sim.exchange import Exchange
 from kalshi_proto.sim.matching import Side
-from kalshi_proto.sim.scenario import build_exchange, liquidity_client_order_id, run_actions
+from kalshi_proto.sim.scenario import (
+    ActionRefused,
+    build_exchange,
+    liquidity_client_order_id,
+    run_actions,
+)
 from kalshi_proto.sim.scenarios import SCENARIOS, default_scenario
 from kalshi_proto.sim.scenarios.default import START_MS
 
@@ -161,7 +166,10 @@ _ORDER = _small()["liquidity"][0]
     [
         ({"start_ms": "soon"}, "scenario: invalid literal for int()"),
         ({"markets": [_without(_MARKET, "title")]}, "scenario markets[0]: missing 'title'"),
-        ({"markets": [{**_MARKET, "tick": "a cent"}]}, "scenario markets[0]: a number is malformed"),
+        (
+            {"markets": [{**_MARKET, "tick": "a cent"}]},
+            "scenario markets[0]: a number is malformed",
+        ),
         ({"markets": [{**_MARKET, "close_after_ms": None}]}, "scenario markets[0]: int() argument"),
         ({"markets": {"M": _MARKET}}, "scenario markets: must be a list of objects"),
         ({"accounts": ["a"]}, "scenario accounts: must be a list of objects"),
@@ -228,9 +236,9 @@ def test_run_actions_applies_each_action_at_its_time() -> None:
     scenario = _small(actions=actions)
     ex = build_exchange(scenario)
     start = scenario["start_ms"]
-    assert run_actions(ex, actions, start, start + 999) == 0
+    assert run_actions(ex, actions, start, start + 999) == (0, ())
     assert ex.trades == []
-    done = run_actions(ex, actions, start, start + 1_000)
+    done, _ = run_actions(ex, actions, start, start + 1_000)
     assert done == 1
     [trade] = ex.trades
     assert (trade.price, trade.count, trade.created_ms) == (
@@ -241,23 +249,23 @@ def test_run_actions_applies_each_action_at_its_time() -> None:
     assert ex.wall_ms == start + 1_000
     taker = next(o for o in ex.orders.values() if o.user_id == "b")
     assert taker.client_order_id == "action-0000"
-    done = run_actions(ex, actions, start, start + 2_500, done)
+    done, _ = run_actions(ex, actions, start, start + 2_500, done)
     assert done == 2
     mine = next(o for o in ex.orders.values() if o.client_order_id == "mine")
     assert mine.status == "resting" and mine.stp.value == "taker_at_cross"
-    done = run_actions(ex, actions, start, start + 3_000, done)
+    done, _ = run_actions(ex, actions, start, start + 3_000, done)
     assert done == 3 and mine.status == "canceled" and mine.updated_ms == start + 3_000
-    done = run_actions(ex, actions, start, start + 4_000, done)
+    done, _ = run_actions(ex, actions, start, start + 4_000, done)
     assert done == 4 and ex.markets["M"].status == "closed"
-    done = run_actions(ex, actions, start, start + 5_500, done)
+    done, _ = run_actions(ex, actions, start, start + 5_500, done)
     assert done == 5 and ex.markets["M"].status == "determined" and ex.markets["M"].result == "yes"
     # Time passing by itself opened LATE on the way.
     assert ex.markets["LATE"].status == "active"
     cash_before = ex.account("b").cash[0]
-    done = run_actions(ex, actions, start, start + 10_000, done)
+    done, _ = run_actions(ex, actions, start, start + 10_000, done)
     assert done == 6 and ex.markets["M"].status == "finalized"
     assert ex.account("b").cash[0] == cash_before + 4
-    assert run_actions(ex, actions, start, start + 20_000, done) == 6
+    assert run_actions(ex, actions, start, start + 20_000, done) == (6, ())
 
 
 def test_run_actions_applies_everything_due_in_one_call() -> None:
@@ -267,14 +275,113 @@ def test_run_actions_applies_everything_due_in_one_call() -> None:
         {"at_ms": 30, "do": "settle", "ticker": "M"},
     ]
     ex = build_exchange(_small())
-    assert run_actions(ex, actions, 1_000_000, 1_000_030) == 3
+    assert run_actions(ex, actions, 1_000_000, 1_000_030) == (3, ())
     assert ex.markets["M"].status == "finalized" and ex.markets["M"].settled_ms == 1_000_030
 
 
-def test_an_unknown_action_raises_value_error() -> None:
-    ex = build_exchange(_small())
-    with pytest.raises(ValueError, match="unknown scenario action 'explode'"):
-        run_actions(ex, [{"at_ms": 0, "do": "explode"}], 1_000_000, 1_000_000)
+_PLACE = {
+    "at_ms": 0,
+    "do": "place",
+    "user_id": "b",
+    "ticker": "M",
+    "side": "bid",
+    "price": "0.5",
+    "count": "1",
+}
+
+
+@pytest.mark.parametrize(
+    ("actions", "message"),
+    [
+        ([{"at_ms": 0, "do": "explode"}], "scenario actions[0]: unknown scenario action 'explode'"),
+        ([{"do": "close", "ticker": "M"}], "scenario actions[0]: missing 'at_ms'"),
+        (
+            [{"at_ms": "later", "do": "close", "ticker": "M"}],
+            "scenario actions[0]: invalid literal",
+        ),
+        ([{"at_ms": 0, "ticker": "M"}], "scenario actions[0]: missing 'do'"),
+        ([{"at_ms": 0, "do": "close"}], "scenario actions[0]: missing 'ticker'"),
+        ([{"at_ms": 0, "do": "settle", "ticker": "NOPE"}], "scenario actions[0]: refused by"),
+        (
+            [{"at_ms": 0, "do": "cancel_all", "user_id": "nobody"}],
+            "scenario actions[0]: unknown user",
+        ),
+        (
+            [{"at_ms": 0, "do": "determine", "ticker": "M", "result": "maybe"}],
+            "scenario actions[0]: result must be 'yes' or 'no', not 'maybe'",
+        ),
+        ([{**_PLACE, "side": "up"}], "scenario actions[0]: 'up' is not a valid"),
+        ([{**_PLACE, "count": "lots"}], "scenario actions[0]: a number is malformed"),
+        ([_without(_PLACE, "price")], "scenario actions[0]: missing 'price'"),
+        (
+            [
+                {"at_ms": 5, "do": "close", "ticker": "M"},
+                {"at_ms": 4, "do": "settle", "ticker": "M"},
+            ],
+            "scenario actions[1]: at_ms 4 is before the previous action's 5",
+        ),
+    ],
+    ids=[
+        "kind",
+        "no-time",
+        "time",
+        "no-kind",
+        "key",
+        "market",
+        "user",
+        "result",
+        "enum",
+        "number",
+        "price",
+        "order",
+    ],
+)
+def test_a_malformed_action_is_refused_when_the_scenario_is_built(
+    actions: list[dict[str, Any]], message: str
+) -> None:
+    with pytest.raises(ValueError) as info:
+        build_exchange(_small(actions=actions))
+    assert str(info.value).startswith(message), str(info.value)
+    assert info.value.__cause__ is None
+
+
+def test_an_action_the_exchange_refuses_is_reported_once_and_the_script_goes_on() -> None:
+    actions: list[dict[str, Any]] = [
+        {**_PLACE, "at_ms": 10, "price": "0.40"},
+        {"at_ms": 10, "do": "settle", "ticker": "M"},  # refused: nobody determined M
+        {**_PLACE, "at_ms": 10, "price": "0.405"},  # refused: off M's tick
+        {"at_ms": 20, "do": "close", "ticker": "M"},
+    ]
+    ex = build_exchange(_small(actions=actions))
+    done, refused = run_actions(ex, actions, 1_000_000, 1_000_010)
+    assert done == 3
+    assert refused == (
+        ActionRefused(
+            index=1,
+            action=actions[1],
+            at_ms=1_000_010,
+            status=400,
+            code="market_not_determined",
+            message="market M is active",
+        ),
+        ActionRefused(
+            index=2,
+            action=actions[2],
+            at_ms=1_000_010,
+            status=400,
+            code="invalid_price",
+            message="price 0.405 is not on the market's tick of 0.01",
+        ),
+    )
+    assert str(refused[0]) == (
+        "scenario actions[1] (settle): refused by the exchange: market_not_determined: "
+        "market M is active"
+    )
+    # The place before the refusal ran once, and is not run again.
+    assert [o.price for o in ex.orders.values() if o.user_id == "b"] == [Decimal("0.40")]
+    assert run_actions(ex, actions, 1_000_000, 1_000_020, done) == (4, ())
+    assert [o.price for o in ex.orders.values() if o.user_id == "b"] == [Decimal("0.40")]
+    assert ex.markets["M"].status == "closed"
 
 
 def _state(ex: Exchange) -> Any:
@@ -329,3 +436,51 @@ def test_a_served_exchange_runs_the_scripted_actions_as_its_clock_reaches_them()
     assert status(1_000_000 + 59_999) == "active"
     assert status(1_000_000 + 60_000) == "determined"
     assert status(1_000_000 + 120_000) == "finalized"
+
+
+def test_a_served_exchange_reports_a_refused_action_and_keeps_serving() -> None:
+    from kalshi_proto.rest.call import HttpRequest
+    from kalshi_proto.sim.rest import ExchangeApp
+
+    scenario = default_scenario()
+    ticker = "KXFED-26JAN-HOLD"
+    scenario["actions"] = [
+        {
+            "at_ms": 1_000,
+            "do": "place",
+            "user_id": "mm",
+            "ticker": ticker,
+            "side": "bid",
+            "price": "0.10",
+            "count": "1",
+        },
+        {"at_ms": 1_000, "do": "close", "ticker": ticker},
+        {"at_ms": 1_000, "do": "settle", "ticker": ticker},  # closed, not determined
+        {"at_ms": 2_000, "do": "determine", "ticker": ticker, "result": "no"},
+    ]
+    app = ExchangeApp(build_exchange(scenario), epoch_ms=0, actions=scenario["actions"])
+    status = HttpRequest(method="GET", target="/trade-api/v2/exchange/status", headers=(), body=b"")
+    for wall_ms in (1_500, 1_600, 1_700):
+        assert app.handle(status, now=0.0, wall_ms=wall_ms).response.status == 200
+    [refusal] = app.action_refusals
+    assert (refusal.index, refusal.code) == (2, "market_not_determined")
+    placed = [o for o in app.exchange.orders.values() if o.client_order_id == "action-0000"]
+    assert len(placed) == 1
+    assert app.handle(status, now=0.0, wall_ms=2_000).response.status == 200
+    assert app.exchange.markets[ticker].status == "determined"
+    assert len(app.action_refusals) == 1
+
+
+def test_a_served_exchange_checks_its_actions_when_made() -> None:
+    from kalshi_proto.sim.rest import ExchangeApp
+
+    exchange = build_exchange(default_scenario())
+    with pytest.raises(ValueError, match=r"^scenario actions\[0\]: must be an object, not str$"):
+        ExchangeApp(exchange, actions=["settle"])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match=r"^scenario actions\[0\]: result must be"):
+        ExchangeApp(
+            exchange,
+            actions=[
+                {"at_ms": 0, "do": "determine", "ticker": "KXFED-26JAN-HOLD", "result": "maybe"}
+            ],
+        )

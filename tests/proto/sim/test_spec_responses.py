@@ -590,7 +590,7 @@ REFUSALS: dict[str, Refusal] = {
         "CreateOrderV2", 409, "duplicate_client_order_id", _duplicate, "schema"
     ),
     "cancel-not-resting": Refusal(
-        "CancelOrderV2", 400, "order_not_resting", _not_resting, "undeclared"
+        "CancelOrderV2", 404, "order_not_resting", _not_resting, "schema"
     ),
     "not-modelled-public": Refusal(
         "GetHistoricalCutoff",
