@@ -171,13 +171,19 @@ def credentials_from_arguments(
     return Credentials(key_id, signer)
 
 
+def _unquoted(text: str) -> str:
+    # .env files and ``docker --env-file`` can leave the quotes around a value in it. A key
+    # id, a path and a PEM never start and end with the same quote.
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        return text[1:-1].strip()
+    return text
+
+
 def _unescape_pem(text: str) -> str:
     # .env files and CI secret stores often hold a PEM on one line with literal "\n"
     # sequences, sometimes inside quotes. Base64 has no backslash or quote, so neither
     # replacement can damage a real PEM.
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
-        text = text[1:-1].strip()
-    return text.replace("\\r\\n", "\n").replace("\\n", "\n")
+    return _unquoted(text).replace("\\r\\n", "\n").replace("\\n", "\n")
 
 
 def credentials_from_env(environ: Mapping[str, str] | None = None) -> Credentials | None:
@@ -198,9 +204,9 @@ def credentials_from_env(environ: Mapping[str, str] | None = None) -> Credential
 
     def get(name: str) -> str | None:
         value = env.get(name)
-        if value is None or not value.strip():
+        if value is None or not _unquoted(value.strip()):
             return None
-        return value.strip()
+        return _unquoted(value.strip())
 
     key_id = get(ENV_KEY_ID)
     pem = get(ENV_PRIVATE_KEY)

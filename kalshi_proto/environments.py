@@ -75,6 +75,8 @@ def _host_problem(host: str) -> str | None:
         except ValueError:
             return f"{host!r} is not a valid IPv6 address"
         return None
+    if host.endswith("."):
+        return f"{host!r} ends with a dot: remove it"
     if not all(_HOST_LABEL.fullmatch(label) for label in host.split(".")):
         return f"{host!r} is not a valid lower-case host name (use punycode for IDNs)"
     return None
@@ -191,11 +193,17 @@ def resolve_base_url(
         The parsed base URL.
 
     Raises:
-        ConfigurationError: ``demo`` and ``base_url`` were both given; the URL is not http(s),
+        ConfigurationError: ``demo`` or ``allow_any_host`` is not a bool; ``demo`` and
+            ``base_url`` were both given; the URL is not http(s),
             has no host, or has user info, a query or a fragment; the port or host is invalid;
             the host is not a Kalshi or loopback host and ``allow_any_host`` is false; or the
             URL is plain http to a host that is not loopback.
     """
+    for name, flag in (("demo", demo), ("allow_any_host", allow_any_host)):
+        # Strictly a bool: a string from a config file ("no", "false") is truthy and would
+        # switch the environment, or the host policy, off.
+        if not isinstance(flag, bool):
+            raise ConfigurationError(f"{name} must be True or False, got {type(flag).__name__}")
     if base_url is None:
         base_url = DEMO_SERVERS[0] if demo else PRODUCTION_SERVERS[0]
     elif demo:

@@ -19,7 +19,9 @@ Install them with the ``pandas`` and ``polars`` extras.
 
 The dtypes come from the field annotations and from the values together: an annotation types a
 column whose values are all None (and the columns of an empty input when you pass ``model=``),
-the values give the decimal scales and the fields of keys no annotation names.
+the values give the decimal scales and the fields of keys no annotation names. In pandas, a
+``bool`` column with a None in it is the nullable ``boolean`` dtype, an ``int`` one ``Int64``,
+and a ``float`` column is always ``float64`` (None is NaN).
 """
 
 from __future__ import annotations
@@ -106,6 +108,7 @@ def to_pandas(
         import pandas as pd
     except ImportError as exc:
         raise _missing("to_pandas", "pandas") from exc
+    text_dtype = str if int(pd.__version__.split(".")[0]) >= 3 else object
     table = _Table.build(items, model, "to_pandas")
     frame: dict[str, pandas.Series[Any]] = {}
     for name, shape in table.shapes().items():
@@ -115,9 +118,16 @@ def to_pandas(
             frame[name] = pd.Series(values, dtype=pd.DatetimeTZDtype(unit="us", tz="UTC"))
         elif shape is int:
             frame[name] = pd.Series(values, dtype="Int64" if has_none or not values else "int64")
-        elif shape in (str, bool, float):
-            # With no values to infer from, ask for the dtype pandas would have inferred.
-            frame[name] = pd.Series(values, dtype=shape if not values else None)
+        elif shape is bool:
+            # None needs pandas' nullable boolean; plain bool would read it as False.
+            frame[name] = pd.Series(values, dtype="boolean" if has_none or not values else "bool")
+        elif shape is float:
+            frame[name] = pd.Series(values, dtype="float64")
+        elif shape is str:
+            # The annotation types a column of None only (or no rows), as the values would:
+            # pandas 3 infers its string dtype, pandas 2 object.
+            known = any(value is not None for value in values)
+            frame[name] = pd.Series(values, dtype=None if known else text_dtype)
         else:  # Decimal, nested, mixed, or nothing known: the Python objects as they are
             frame[name] = pd.Series(values, dtype=object)
     return pd.DataFrame(frame)

@@ -18,7 +18,7 @@ import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import Any, Protocol, Self, TypeVar
+from typing import Any, NoReturn, Protocol, Self, SupportsIndex, TypeVar
 
 from kalshi_proto.auth import Credentials, Passphrase
 from kalshi_proto.environ import credentials_from_env
@@ -272,6 +272,15 @@ class AsyncClientBase(AsyncResources, abc.ABC):
         credentials = self._core.config.credentials
         who = f"key_id={credentials.key_id!r}" if credentials else "unauthenticated"
         return f"{type(self).__name__}({self._core.config.base_url.url!r}, {who})"
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
+        # Used by pickle, copy.copy and copy.deepcopy alike. A copy would share the original's
+        # connections and facade (closing one would not close the other), and a key must not
+        # travel in a pickle.
+        raise TypeError(
+            f"{type(self).__name__} objects cannot be copied or pickled: they hold connections "
+            "and a key. Build another client (from_env() in another process)."
+        )
 
     # ---- supplied by each adapter ----------------------------------------------------------
 

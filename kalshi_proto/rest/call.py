@@ -145,6 +145,15 @@ class Page(Generic[ItemT]):
     def __getitem__(self, index: int | slice) -> ItemT | list[ItemT]:
         return self.items[index]
 
+    def __repr__(self) -> str:
+        # A summary: a page of 1,000 markets would print megabytes, and every item twice (the
+        # response holds the same list).
+        kinds = sorted({type(item).__name__ for item in self.items}) or ["items"]
+        return (
+            f"<Page of {len(self.items)} {' / '.join(kinds)}, cursor={self.cursor!r}, "
+            f"response={type(self.response).__name__}>"
+        )
+
     def to_records(self) -> list[dict[str, object]]:
         """The items as one dict per item; see `kalshi_proto.frames.to_records`."""
         return frames.to_records(self._models(), model=self._item_model())

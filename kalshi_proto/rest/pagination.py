@@ -33,10 +33,13 @@ class CursorPager(Generic[T]):
 
     Raises:
         ValueError: ``max_pages`` is less than 1.
-        TypeError: the operation is not cursor-paginated.
+        TypeError: ``max_pages`` is not an int or None, or the operation is not
+            cursor-paginated.
     """
 
     def __init__(self, first: Call[Page[T]], *, max_pages: int | None = None) -> None:
+        if max_pages is not None and not isinstance(max_pages, int):
+            raise TypeError(f"max_pages must be an int or None, got {type(max_pages).__name__}")
         if max_pages is not None and (isinstance(max_pages, bool) or max_pages < 1):
             raise ValueError(f"max_pages must be at least 1, or None for no limit; got {max_pages}")
         pagination = first.operation.pagination
@@ -107,14 +110,40 @@ def aiterate_pages(
 ) -> AsyncIterator[T]:
     """The async twin of `iterate_pages`: an async iterator over every item, fetched lazily."""
     pager = CursorPager(first, max_pages=max_pages)
-    return _awalk(execute, pager)
+    return _AsyncWalk(execute, pager)
 
 
-async def _awalk(
-    execute: Callable[[Call[Page[T]]], Awaitable[Page[T]]], pager: CursorPager[T]
-) -> AsyncIterator[T]:
-    while (call := pager.next_call()) is not None:
-        page = await execute(call)
-        pager.feed(page)
-        for item in page.items:
-            yield item
+class _AsyncWalk(AsyncIterator[T]):
+    # A plain async iterator, not an async generator: one left unfinished (a loop that breaks
+    # early) holds nothing to finalise, so trio warns of nothing and no event loop hook is
+    # needed. ``aclose`` ends the walk, for code that closes what it iterates.
+
+    __slots__ = ("_execute", "_items", "_pager")
+
+    def __init__(
+        self, execute: Callable[[Call[Page[T]]], Awaitable[Page[T]]], pager: CursorPager[T]
+    ) -> None:
+        self._execute = execute
+        self._pager: CursorPager[T] | None = pager
+        self._items: Iterator[T] = iter(())
+
+    def __aiter__(self) -> _AsyncWalk[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        while True:
+            for item in self._items:
+                return item
+            call = self._pager.next_call() if self._pager is not None else None
+            if call is None:
+                self._pager = None
+                raise StopAsyncIteration
+            assert self._pager is not None
+            page = await self._execute(call)
+            self._pager.feed(page)
+            self._items = iter(page.items)
+
+    async def aclose(self) -> None:
+        """End the walk: no further page is fetched."""
+        self._pager = None
+        self._items = iter(())

@@ -370,6 +370,23 @@ def test_credentials_from_pem_variable(rsa_pem: bytes, rsa_private_key: rsa.RSAP
         assert_signs_for(credentials.signer, rsa_private_key)
 
 
+@pytest.mark.parametrize("quote", ['"', "'"])
+def test_quotes_an_env_file_left_around_the_key_id_and_path_are_dropped(
+    quote: str, key_file: Path, rsa_private_key: rsa.RSAPrivateKey
+) -> None:
+    # As they are around a PEM: with them, the key id would fail later, at the server (401),
+    # and the path would name a file that does not exist.
+    env = {
+        ENV_KEY_ID: f"{quote}{KEY_ID}{quote}",
+        ENV_PRIVATE_KEY_PATH: f"{quote}{key_file}{quote}",
+    }
+    credentials = credentials_from_env(env)
+    assert credentials is not None
+    assert credentials.key_id == KEY_ID
+    assert_signs_for(credentials.signer, rsa_private_key)
+    assert credentials_from_env({ENV_KEY_ID: f"{quote}{quote}"}) is None  # quoted nothing
+
+
 def test_credentials_from_encrypted_pem_variable(
     rsa_encrypted_pem: bytes, rsa_private_key: rsa.RSAPrivateKey
 ) -> None:

@@ -146,7 +146,7 @@ def test_base_url_is_frozen_and_hashable() -> None:
         ({"scheme": "https", "host": ""}, "invalid host: the host is empty"),
         ({"scheme": "https", "host": "Upper.kalshi.com"}, "is not a valid lower-case host name"),
         ({"scheme": "https", "host": "bad_host.kalshi.com"}, "is not a valid lower-case host"),
-        ({"scheme": "https", "host": "kalshi.com."}, "is not a valid lower-case host name"),
+        ({"scheme": "https", "host": "kalshi.com."}, "invalid host: 'kalshi.com.' ends with a dot: remove it"),
         ({"scheme": "https", "host": "-x.kalshi.com"}, "is not a valid lower-case host name"),
         ({"scheme": "https", "host": "bücher.example"}, "use punycode for IDNs"),
         ({"scheme": "https", "host": "::zz"}, "invalid host: '::zz' is not a valid IPv6 address"),
@@ -323,3 +323,19 @@ def test_user_info_is_refused_without_echoing_it(base_url: str) -> None:
     assert "must not contain user info" in str(info.value)
     assert "hunter2" not in str(info.value)
     assert "hunter2" not in repr(info.value)
+
+
+@pytest.mark.parametrize("name", ["demo", "allow_any_host"])
+@pytest.mark.parametrize("value", ["no", "false", 0, 1, None, [0]])
+def test_the_switches_take_only_a_bool(name: str, value: object) -> None:
+    # A string from a config file is truthy: "no" would have turned the host policy off, and
+    # "false" would have picked the demo servers.
+    with pytest.raises(ConfigurationError, match=rf"^{name} must be True or False, got "):
+        resolve_base_url(**{name: value})  # type: ignore[arg-type]
+
+
+def test_a_host_ending_with_a_dot_is_refused_with_the_fix() -> None:
+    with pytest.raises(
+        ConfigurationError, match=r"'api\.elections\.kalshi\.com\.' ends with a dot: remove it"
+    ):
+        resolve_base_url(base_url="https://api.elections.kalshi.com./trade-api/v2")

@@ -328,6 +328,25 @@ def test_model_must_be_the_class_of_the_items(convert: Converter) -> None:
 # --- empty input --------------------------------------------------------------------------------
 
 
+def test_a_column_of_none_only_has_the_dtype_of_its_annotation_as_with_no_rows() -> None:
+    # subtitle (str), is_provisional (bool), ... were object on a page whose values were all
+    # None, and str / bool on an empty page.
+    class Row(BaseModel):
+        text: str | None = None
+        flag: bool | None = None
+        ratio: float | None = None
+
+    empty = to_pandas([], model=Row)
+    nones = to_pandas([Row(), Row()])
+    assert list(nones.dtypes) == list(empty.dtypes)
+    assert nones["text"].dtype == pd.Series(["x"]).dtype  # what pandas infers for text
+    assert nones["flag"].dtype == pd.BooleanDtype() and nones["flag"].isna().all()
+    assert nones["ratio"].dtype == "float64" and nones["ratio"].isna().all()
+    mixed = to_pandas([Row(flag=True, ratio=0.5), Row()])
+    assert mixed["flag"].tolist() == [True, pd.NA]
+    assert to_pandas([Row(flag=False)])["flag"].dtype == bool
+
+
 def test_empty_input_without_a_model() -> None:
     assert to_records([]) == []
     assert to_records([], model=m.Market) == []
@@ -341,7 +360,7 @@ def test_empty_input_with_a_model_has_its_columns_and_dtypes() -> None:
     assert frame["yes_bid_dollars"].dtype == object
     assert frame["created_time"].dtype == pd.DatetimeTZDtype(unit="us", tz="UTC")
     assert frame["settlement_timer_seconds"].dtype == pd.Int64Dtype()
-    assert frame["can_close_early"].dtype == bool
+    assert frame["can_close_early"].dtype == pd.BooleanDtype()  # nullable, as Int64 is
     assert frame["ticker"].dtype == pd.Series(["x"]).dtype  # what pandas infers for text
     assert frame["price_ranges"].dtype == object
 

@@ -7,9 +7,11 @@ with one ``send(None)``: no event loop is needed.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import json
 import logging
+import pickle
 import traceback
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
@@ -726,6 +728,18 @@ def test_signer_in_credentials_is_not_in_repr(flavour: type[Client], rsa_pem: by
     client = flavour(key_id=KEY_ID, private_key=signer)
     assert "Signer" not in repr(client)
     assert client.is_authenticated
+
+
+@pytest.mark.parametrize("how", [copy.copy, copy.deepcopy, pickle.dumps])
+@pytest.mark.parametrize("keyed", [False, True])
+def test_a_client_cannot_be_copied_or_pickled(
+    flavour: type[Client], credentials: Credentials, how: Callable[[object], object], keyed: bool
+) -> None:
+    # copy.copy made a twin that drove the original's facade and pool; deepcopy and pickle
+    # failed on the jitter source with "System entropy source does not have state".
+    client = flavour(credentials=credentials) if keyed else flavour()
+    with pytest.raises(TypeError, match=r"objects cannot be copied or pickled: they hold"):
+        how(client)
 
 
 def test_a_failed_calls_traceback_with_locals_shows_no_signature(

@@ -8,7 +8,7 @@ import re
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import pydantic
 import pytest
@@ -116,6 +116,17 @@ def test_page_is_a_sequence_of_its_items() -> None:
     assert page[1:] == ["b", "c"]
     assert page.response is model
     assert not Page(items=[], cursor=None, response=model).has_next
+
+
+def test_the_repr_of_a_page_is_a_summary() -> None:
+    # Not the items: a page of 1,000 markets printed them all, twice (the response holds them).
+    # Built unchecked: only their classes show.
+    markets = [cast(Any, m.Market).model_construct(ticker=f"KX-{n}") for n in range(3)]
+    response = cast(Any, m.GetMarketsResponse).model_construct(markets=markets, cursor="c2")
+    page = Page(items=markets, cursor="c2", response=response)
+    assert repr(page) == "<Page of 3 Market, cursor='c2', response=GetMarketsResponse>"
+    empty: Page[object] = Page(items=[], cursor=None, response=m.EmptyResponse())
+    assert repr(empty) == "<Page of 0 items, cursor=None, response=EmptyResponse>"
 
 
 # ---- Call ---------------------------------------------------------------------------------

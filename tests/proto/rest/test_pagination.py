@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 import pytest
+import trio
 
 from kalshi_proto.errors import LocalProtocolError, RemoteProtocolError
 from kalshi_proto.rest.call import Call, HttpResponse, Page
@@ -53,8 +55,6 @@ class Server:
 
     async def aexecute(self, call: FeeCall) -> Page[m.EventFeeChange]:
         return self.execute(call)
-
-
 
 
 def anext_item(iterator: AsyncIterator[T]) -> T:
@@ -125,6 +125,13 @@ def test_max_pages_stops_the_walk(max_pages: int) -> None:
         fed += 1
         pager.feed(page_of(call, [fed], f"c{fed + 1}"))  # the server always has more
     assert fed == max_pages == pager.pages
+
+
+@pytest.mark.parametrize(("max_pages", "kind"), [(1.5, "float"), ("2", "str")])
+def test_max_pages_that_is_not_an_int_is_a_type_error(max_pages: object, kind: str) -> None:
+    # 1.5 walked two pages, and "2" failed comparing a str with an int.
+    with pytest.raises(TypeError, match=rf"^max_pages must be an int or None, got {kind}$"):
+        CursorPager(calls.get_event_fee_changes(), max_pages=max_pages)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("max_pages", [0, -1, True, False])
@@ -319,6 +326,32 @@ def test_aiterate_pages_raises_on_a_cursor_loop() -> None:
     assert anext_item(iterator).id == "fc-1"
     with pytest.raises(RemoteProtocolError, match="cursor 'c1' again after 2 pages"):
         anext_item(iterator)
+
+
+@pytest.mark.filterwarnings("error::ResourceWarning")
+def test_an_async_walk_left_early_on_trio_leaves_nothing_to_finalise() -> None:
+    # A loop that breaks early drops the iterator. Trio warns of an async generator dropped
+    # unfinished; the walk is a plain async iterator, so there is nothing to warn of.
+    server = Server(TWO_PAGES)
+
+    async def first_only() -> str:
+        async for item in aiterate_pages(server.aexecute, calls.get_event_fee_changes()):
+            return item.id
+        raise AssertionError("no item")
+
+    assert trio.run(first_only) == "fc-1"
+    gc.collect()
+    assert server.seen == [None]
+
+
+def test_an_async_walk_closed_early_fetches_nothing_more() -> None:
+    server = Server(TWO_PAGES)
+    iterator = aiterate_pages(server.aexecute, calls.get_event_fee_changes())
+    assert anext_item(iterator).id == "fc-1"
+    step(iterator.aclose())  # type: ignore[attr-defined]
+    with pytest.raises(StopAsyncIteration):
+        anext_item(iterator)
+    assert server.seen == [None]
 
 
 def test_step_refuses_an_awaitable_that_suspends() -> None:
