@@ -23,7 +23,7 @@ from typing import Any, NoReturn, Protocol, Self, SupportsIndex, TypeVar
 
 from kalshi_proto.auth import Credentials, Passphrase
 from kalshi_proto.environ import credentials_from_env
-from kalshi_proto.errors import LocalProtocolError, TransportError
+from kalshi_proto.errors import ConfigurationError, LocalProtocolError, TransportError
 from kalshi_proto.rest.call import Call, HttpRequest, HttpResponse, Page
 from kalshi_proto.rest.client import (
     DEBUG,
@@ -50,6 +50,10 @@ from kalshi_proto.rest.settings import (
 __all__ = ["ClientBase", "Logger", "Slot"]
 
 T = TypeVar("T")
+
+
+#: The constructor arguments that name a key, which `from_env` reads from the environment.
+_KEY_ARGUMENTS = frozenset({"key_id", "private_key", "private_key_path", "passphrase", "credentials"})
 
 
 class Logger(Protocol):
@@ -139,7 +143,18 @@ class ClientBase(Resources, abc.ABC):
 
         Other keyword arguments are passed to the constructor. With none of the variables set
         the client is unauthenticated.
+
+        Raises:
+            ConfigurationError: a key argument (``key_id``, ``private_key``,
+                ``private_key_path``, ``passphrase``, ``credentials``) was given too: the key
+                comes from the environment here; pass key arguments to the constructor instead.
         """
+        given = sorted(_KEY_ARGUMENTS.intersection(kwargs))
+        if given:
+            raise ConfigurationError(
+                f"from_env() takes the key from the environment, so it takes no {', '.join(given)}; "
+                f"pass key arguments to {cls.__name__}(...) instead"
+            )
         return cls(credentials=credentials_from_env(), **kwargs)
 
     @property

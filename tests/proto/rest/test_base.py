@@ -388,6 +388,26 @@ def test_from_env_with_a_bad_variable_names_it(
         flavour.from_env()
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "names"),
+    [
+        ({"key_id": "k"}, "key_id"),
+        ({"credentials": None, "passphrase": "p"}, "credentials, passphrase"),
+    ],
+)
+def test_from_env_refuses_key_arguments_and_says_where_they_go(
+    flavour: type[Client], no_env: pytest.MonkeyPatch, kwargs: dict[str, object], names: str
+) -> None:
+    # from_env(key_id=...) said "key_id was given without private_key" although the variable
+    # was set, and from_env(credentials=...) raised a bare duplicate-argument TypeError.
+    with pytest.raises(
+        ConfigurationError,
+        match=rf"^from_env\(\) takes the key from the environment, so it takes no {names}; "
+        rf"pass key arguments to {flavour.__name__}\(\.\.\.\) instead$",
+    ):
+        flavour.from_env(**kwargs)
+
+
 # ---- execute ------------------------------------------------------------------------------
 
 
