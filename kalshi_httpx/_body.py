@@ -4,8 +4,8 @@ httpx's own timeouts bound each connect, write and read, each to the attempt's w
 not the attempt: a server that sends a byte now and then never trips them. Both flavours hold
 the response body to the deadline: the async one with a cancel scope around reading it, the
 blocking one by checking the clock between chunks (it gives up when a chunk comes after the
-deadline with more to come, and keeps a body that was complete). Neither reaches inside httpx
-to cut the request or the response head short: cancelling httpcore 1.0.9 in the middle of a
+deadline and the body is not complete by its Content-Length, and keeps a body that is).
+Neither reaches inside httpx to cut the request or the response head short: cancelling httpcore 1.0.9 in the middle of a
 request (its pool wait, its TLS handshake) can leave its pool's connection slot taken for good,
 which the REST soak found (``fuzz/soak_rest.py --seed 1871146910``, a one-connection pool).
 
@@ -68,19 +68,24 @@ def read_reply(reply: httpx.Response, deadline: float) -> tuple[httpx.Response, 
     """``reply`` and its decoded body, read by ``deadline`` (``time.monotonic()`` clock).
 
     Raises:
-        ReadTimeout: a chunk came after the deadline and the body was not complete.
+        ReadTimeout: a chunk came after the deadline and the body was not complete (by its
+            Content-Length; without one, any chunk after the deadline).
     """
     if reply.is_stream_consumed:
         return reply, reply.content  # read and decoded already: an httpx.MockTransport's
     stream = cast(httpx.SyncByteStream, reply.stream)  # as in aread_reply: the stream itself
+    # The stream gives the body as sent, so Content-Length tells when it is all in. A chunk
+    # that comes after the deadline ends the read, unless it completed the body.
+    length = reply.headers.get("content-length")
+    expected = int(length) if length is not None and length.isdigit() else None
     chunks = []
-    late = False
+    received = 0
     try:
         for chunk in stream:
-            if late:  # the last chunk came after the deadline, and this one shows it was not all
-                raise ReadTimeout("the response did not finish before the timeout")
             chunks.append(chunk)
-            late = time.monotonic() > deadline
+            received += len(chunk)
+            if time.monotonic() > deadline and (expected is None or received < expected):
+                raise ReadTimeout("the response did not finish before the timeout")
     finally:
         reply.close()
     return reply, _decoded(reply, b"".join(chunks))

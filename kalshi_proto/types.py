@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any, cast, get_args
 
 from pydantic import AfterValidator, BeforeValidator, GetCoreSchemaHandler, PlainSerializer
 from pydantic_core import core_schema
@@ -169,7 +169,7 @@ class AsTuple:
 
     The field takes a list or a tuple and holds a tuple, so a frozen request model stays
     unchanged after it is built (``batch.orders.append(...)`` is an error). Type checkers see a
-    ``Sequence``, so passing a list type-checks.
+    ``Sequence``, so passing a list type-checks. ``model_dump()`` gives a list, as for any list.
     """
 
     __slots__ = ()
@@ -178,7 +178,16 @@ class AsTuple:
         self, source: Any, handler: GetCoreSchemaHandler
     ) -> core_schema.CoreSchema:
         (item,) = get_args(source)
-        return handler.generate_schema(tuple[item, ...])  # type: ignore[valid-type]
+        schema = dict(handler.generate_schema(tuple[item, ...]))  # type: ignore[valid-type]
+        # Dumped as a list, as before it was stored as a tuple: model_dump() output is unchanged.
+        schema["serialization"] = core_schema.wrap_serializer_function_ser_schema(
+            _dumped_as_list, schema=cast(core_schema.CoreSchema, dict(schema))
+        )
+        return cast(core_schema.CoreSchema, schema)
+
+
+def _dumped_as_list(value: Any, dump: core_schema.SerializerFunctionWrapHandler) -> Any:
+    return list(dump(value))
 
 
 def none_as_empty(value: Any) -> Any:

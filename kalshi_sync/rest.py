@@ -96,7 +96,7 @@ class KalshiClient(ClientBase):
         max_connections: int = 10,
         keepalive_expiry: float | None = 5.0,
     ) -> None:
-        check_pool_options(max_connections, keepalive_expiry)
+        max_connections, keepalive_expiry = check_pool_options(max_connections, keepalive_expiry)
         if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
             raise ConfigurationError(
                 f"ssl_context must be an ssl.SSLContext or None, got {type(ssl_context).__name__}"

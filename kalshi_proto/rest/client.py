@@ -139,6 +139,7 @@ class RestConfig:
                 f"RetryPolicy.disabled()), got {type(self.retry).__name__}"
             )
         check_number("timeout", self.timeout)
+        object.__setattr__(self, "timeout", float(self.timeout))
         if not self.timeout > 0:
             raise ConfigurationError(f"timeout must be positive, got {self.timeout}")
         if self.timeout == math.inf:  # an attempt needs a deadline a socket can wait for

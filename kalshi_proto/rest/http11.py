@@ -59,6 +59,9 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", *_BODY_METHODS})
 _VALID_NAMES: set[str] = set()  # header names already checked against _TOKEN
 _MEMBER_PIECE = 16 * 1024  # the bytes a second or later gzip member gets at a time
+# How far the encoded bytes of a body may exceed the decoded limit: headers and trailers of
+# gzip members, and data that does not compress, make the encoded form a little larger.
+_ENCODING_SLACK = 64 * 1024
 
 
 def _is_token(text: str) -> bool:
@@ -104,6 +107,9 @@ class _Decoder:
         self._head = bytearray()
         self._limit = limit
         self._size = 0
+        # The encoded bytes count too (with `_ENCODING_SLACK`): gzip members that decode to
+        # nothing would otherwise let a body go on without end.
+        self._encoded = 0
         self._fed = False  # whether any body byte arrived
         self._after = b""  # gzip: one byte after a member's end, too few to tell what follows
 
@@ -111,6 +117,11 @@ class _Decoder:
         if not data:
             return b""
         self._fed = True
+        self._encoded += len(data)
+        if self._encoded > self._limit + _ENCODING_SLACK:
+            raise RemoteProtocolError(
+                f"the encoded response body exceeds {self._limit + _ENCODING_SLACK} bytes"
+            )
         if self._gzip and self._obj.eof:  # the last read ended at or just after a member's end
             return self._next_members(self._after + data)
         out = self._decompress(data)

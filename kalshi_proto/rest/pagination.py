@@ -13,6 +13,7 @@ they do no I/O themselves, so every adapter shares them.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -38,10 +39,11 @@ class CursorPager(Generic[T]):
     """
 
     def __init__(self, first: Call[Page[T]], *, max_pages: int | None = None) -> None:
-        if max_pages is not None and not isinstance(max_pages, int):
+        if max_pages is not None and not isinstance(max_pages, numbers.Integral):
             raise TypeError(f"max_pages must be an int or None, got {type(max_pages).__name__}")
         if max_pages is not None and (isinstance(max_pages, bool) or max_pages < 1):
             raise ValueError(f"max_pages must be at least 1, or None for no limit; got {max_pages}")
+        max_pages = None if max_pages is None else int(max_pages)
         pagination = first.operation.pagination
         if pagination is None:
             raise TypeError(f"{first.operation.operation_id} is not a paginated operation")
@@ -118,7 +120,7 @@ class _AsyncWalk(AsyncIterator[T]):
     # early) holds nothing to finalise, so trio warns of nothing and no event loop hook is
     # needed. ``aclose`` ends the walk, for code that closes what it iterates.
 
-    __slots__ = ("_execute", "_items", "_pager")
+    __slots__ = ("_execute", "_fetching", "_items", "_pager")
 
     def __init__(
         self, execute: Callable[[Call[Page[T]]], Awaitable[Page[T]]], pager: CursorPager[T]
@@ -126,6 +128,7 @@ class _AsyncWalk(AsyncIterator[T]):
         self._execute = execute
         self._pager: CursorPager[T] | None = pager
         self._items: Iterator[T] = iter(())
+        self._fetching = False
 
     def __aiter__(self) -> _AsyncWalk[T]:
         return self
@@ -139,7 +142,15 @@ class _AsyncWalk(AsyncIterator[T]):
                 self._pager = None
                 raise StopAsyncIteration
             assert self._pager is not None
-            page = await self._execute(call)
+            if self._fetching:
+                # As an async generator would say: two tasks on one walk would fetch one page
+                # twice.
+                raise RuntimeError("anext(): the walk is already fetching a page in another task")
+            self._fetching = True
+            try:
+                page = await self._execute(call)
+            finally:
+                self._fetching = False
             self._pager.feed(page)
             self._items = iter(page.items)
 

@@ -35,6 +35,7 @@ HTTP-date) into seconds, given the current wall-clock time in milliseconds.
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -72,9 +73,10 @@ _ONE_MS = timedelta(milliseconds=1)
 
 
 def check_number(name: str, value: object, kind: type[int] | type[float] = float) -> None:
-    """Raise `ConfigurationError` unless ``value`` is a number of ``kind`` (an int counts as a
-    float; a bool never counts)."""
-    allowed: tuple[type, ...] = (int,) if kind is int else (int, float)
+    """Raise `ConfigurationError` unless ``value`` is a number of ``kind``: for ``int`` any
+    `numbers.Integral` (numpy's integers too), for ``float`` any `numbers.Real`; a bool never
+    counts. The caller stores ``int(value)`` or ``float(value)``."""
+    allowed = numbers.Integral if kind is int else numbers.Real
     if isinstance(value, bool) or not isinstance(value, allowed):
         what = "an int" if kind is int else "a number of seconds"
         raise ConfigurationError(f"{name} must be {what}, got {type(value).__name__}")
@@ -128,6 +130,7 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         check_number("max_attempts", self.max_attempts, int)
+        object.__setattr__(self, "max_attempts", int(self.max_attempts))
         if self.max_attempts < 1:
             raise ConfigurationError(
                 f"max_attempts must be at least 1 (1 disables retries), got {self.max_attempts}"
@@ -138,6 +141,8 @@ class RetryPolicy:
             ("retry_after_cap", self.retry_after_cap),
         ):
             check_number(name, value)
+            value = float(value)
+            object.__setattr__(self, name, value)
             # The chained comparison also rejects NaN and infinity.
             if not 0 <= value <= MAX_SECONDS:
                 raise ConfigurationError(
@@ -146,6 +151,7 @@ class RetryPolicy:
                 )
         if self.total_timeout is not None:
             check_number("total_timeout", self.total_timeout)
+            object.__setattr__(self, "total_timeout", float(self.total_timeout))
         if self.total_timeout is not None and not self.total_timeout > 0:
             raise ConfigurationError(
                 f"total_timeout must be None or > 0 seconds, got {self.total_timeout!r}"

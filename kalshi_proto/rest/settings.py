@@ -6,6 +6,7 @@ the protocol machinery never imports it.
 
 from __future__ import annotations
 
+import numbers
 import os
 from typing import TypeAlias
 
@@ -118,14 +119,17 @@ def check_hooks(rng: object, logger: object) -> None:
         )
 
 
-def check_pool_options(max_connections: object, keepalive_expiry: object) -> None:
-    """Refuse connection-pool options an adapter could not use.
+def check_pool_options(
+    max_connections: object, keepalive_expiry: object
+) -> tuple[int, float | None]:
+    """Check connection-pool options an adapter could not use, and give them back as an
+    ``int`` and a ``float`` (or None).
 
     Raises:
-        ConfigurationError: ``max_connections`` is not an int of 0 (no limit) or more, or
+        ConfigurationError: ``max_connections`` is not an integer of 0 (no limit) or more, or
             ``keepalive_expiry`` is not a positive number of seconds or None.
     """
-    if isinstance(max_connections, bool) or not isinstance(max_connections, int):
+    if isinstance(max_connections, bool) or not isinstance(max_connections, numbers.Integral):
         raise ConfigurationError(
             f"max_connections must be an int (0 for no limit), got {type(max_connections).__name__}"
         )
@@ -134,13 +138,15 @@ def check_pool_options(max_connections: object, keepalive_expiry: object) -> Non
             f"max_connections must be 0 (no limit) or more, got {max_connections}"
         )
     if keepalive_expiry is None:
-        return
-    if isinstance(keepalive_expiry, bool) or not isinstance(keepalive_expiry, int | float):
+        return int(max_connections), None
+    if isinstance(keepalive_expiry, bool) or not isinstance(keepalive_expiry, numbers.Real):
         raise ConfigurationError(
             "keepalive_expiry must be a positive number of seconds or None, got "
             f"{type(keepalive_expiry).__name__}"
         )
-    if not keepalive_expiry > 0:
+    expiry = float(keepalive_expiry)
+    if not expiry > 0:
         raise ConfigurationError(
             f"keepalive_expiry must be a positive number of seconds or None, got {keepalive_expiry!r}"
         )
+    return int(max_connections), expiry

@@ -217,8 +217,8 @@ class ExchangeApp:
         self.exchange = exchange
         self._origin = exchange.wall_ms
         self._epoch = epoch_ms
-        check_actions(exchange, actions)
-        self._actions = tuple(actions)
+        self._actions = tuple(actions)  # taken once: an iterator would be used up by the check
+        check_actions(exchange, self._actions)
         self._actions_done = 0
         #: Scripted actions the exchange refused when they came due, in order.
         self.action_refusals: list[ActionRefused] = []
@@ -597,10 +597,18 @@ class ExchangeApp:
     def _markets_of(self, event_ticker: str) -> list[MarketState]:
         return [mk for _, mk in sorted(self.exchange.markets.items()) if mk.event_ticker == event_ticker]
 
-    def _event_status(self, ticker: str) -> str:
+    def _markets_by_event(self) -> dict[str, list[MarketState]]:
+        # Every event's markets in ticker order, in one pass over the markets.
+        grouped: dict[str, list[MarketState]] = {}
+        for _, mk in sorted(self.exchange.markets.items()):
+            grouped.setdefault(mk.event_ticker, []).append(mk)
+        return grouped
+
+    @staticmethod
+    def _event_status(markets: list[MarketState]) -> str:
         # The spec's event statuses from the markets': open while one trades, settled once all
         # are, unopened while none has opened, closed otherwise.
-        statuses = {mk.status for mk in self._markets_of(ticker)}
+        statuses = {mk.status for mk in markets}
         if "active" in statuses:
             return "open"
         if statuses == {"finalized"}:
@@ -615,14 +623,16 @@ class ExchangeApp:
         min_close = args.get("min_close_ts")
         # An event's metadata never changes here: it was last updated when its markets were made.
         min_updated = args.get("min_updated_ts")
+        status = args.get("status")
+        markets = self._markets_by_event()  # once per request, not once per event and filter
         tickers = [
             (t, t)
             for t, e in sorted(self.exchange.events.items())
             if args.get("series_ticker") in (None, e.series_ticker)
             and (wanted is None or t in wanted)
-            and args.get("status") in (None, self._event_status(t))
-            and (min_close is None or any(mk.close_ms > min_close * 1000 for mk in self._markets_of(t)))
-            and (min_updated is None or any(mk.created_ms > min_updated * 1000 for mk in self._markets_of(t)))
+            and (status is None or status == self._event_status(markets.get(t, [])))
+            and (min_close is None or any(mk.close_ms > min_close * 1000 for mk in markets.get(t, [])))
+            and (min_updated is None or any(mk.created_ms > min_updated * 1000 for mk in markets.get(t, [])))
         ]
         chunk, cursor = self._page(tickers, args, _ticker_cursor(self.exchange.events))
         nested = bool(ctx.args.get("with_nested_markets"))

@@ -12,6 +12,7 @@ import ssl
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
 import kalshi_anyio
@@ -106,3 +107,15 @@ def test_good_options_are_taken() -> None:
         max_connections=0, keepalive_expiry=None, ssl_context=ssl.create_default_context()
     ).close()
     kalshi_httpx.KalshiClient(limits=httpx.Limits(max_connections=2), verify=False).close()
+
+
+def test_numeric_options_of_other_numeric_types_are_taken() -> None:
+    # numpy's scalars are numbers: a config read with numpy or pandas must not be refused.
+    options: dict[str, Any] = {
+        "timeout": np.int64(10),
+        "max_connections": np.int64(4),
+        "keepalive_expiry": np.float32(2.5),
+    }
+    client = kalshi_sync.KalshiClient(**options)
+    assert client.config.timeout == 10.0 and type(client.config.timeout) is float
+    client.close()

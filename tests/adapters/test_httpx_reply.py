@@ -20,9 +20,12 @@ class Chunks(httpx.SyncByteStream, httpx.AsyncByteStream):
     def __init__(self, *chunks: bytes) -> None:
         self.chunks = chunks
         self.closed = False
+        self.taken = 0  # chunks handed to the blocking reader
 
     def __iter__(self) -> Iterator[bytes]:
-        yield from self.chunks
+        for chunk in self.chunks:
+            self.taken += 1
+            yield chunk
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         for chunk in self.chunks:
@@ -40,20 +43,27 @@ def reply(stream: Chunks, *headers: tuple[str, str]) -> httpx.Response:
 
 
 def test_a_body_whose_last_chunk_came_after_the_deadline_is_kept() -> None:
-    # The body was complete: giving it up would throw away an answer that arrived.
+    # The body was complete by its Content-Length: giving it up would throw away an answer
+    # that arrived.
     stream = Chunks(b'{"a":', b"1}")
     _, body = read_reply(reply(stream), deadline=time.monotonic() + 60)
     assert body == b'{"a":1}'
-    late = Chunks(b'{"a":1}')
-    _, body = read_reply(reply(late), deadline=time.monotonic() - 1)
+    late = Chunks(b'{"a":1}')  # came whole, after the deadline
+    _, body = read_reply(reply(late, ("Content-Length", "7")), deadline=time.monotonic() - 1)
     assert body == b'{"a":1}' and late.closed
 
 
-def test_a_body_still_coming_after_the_deadline_is_a_read_timeout() -> None:
-    stream = Chunks(b'{"a":', b"1}")
+@pytest.mark.parametrize("length", [None, "7"])
+def test_a_body_still_coming_after_the_deadline_is_a_read_timeout_at_once(
+    length: str | None,
+) -> None:
+    # At the first late chunk that leaves the body short (or whose length is unknown): no
+    # waiting for another chunk, which could take a whole read timeout more.
+    stream = Chunks(b'{"a":', b"1}", b"never read")
+    headers = () if length is None else (("Content-Length", length),)
     with pytest.raises(ReadTimeout, match="did not finish before the timeout"):
-        read_reply(reply(stream), deadline=time.monotonic() - 1)
-    assert stream.closed
+        read_reply(reply(stream, *headers), deadline=time.monotonic() - 1)
+    assert stream.closed and stream.taken == 1
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])

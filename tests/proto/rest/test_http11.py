@@ -734,6 +734,25 @@ def test_a_gzip_bomb_in_a_later_member_is_stopped_at_max_body_size() -> None:
         decode_body("gzip", bomb, max_body_size=1024 * 1024)
 
 
+def test_gzip_members_that_decode_to_nothing_cannot_go_on_without_end() -> None:
+    # Each empty member decodes to no bytes, so the decoded size never grows; the encoded
+    # bytes are counted against the same limit.
+    empty = gzip.compress(b"")
+    allowed = 4096 + 64 * 1024  # the limit, and room for what encoding adds
+    stream = empty * (allowed // len(empty) + 1)
+    with pytest.raises(RemoteProtocolError, match=rf"^the encoded response body exceeds {allowed}"):
+        decode_body("gzip", stream, max_body_size=4096)
+    assert decode_body("gzip", empty * 10, max_body_size=4096) == b""
+    conn = awaiting(max_body_size=4096)
+    head = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"
+    conn.receive_data(head, 0.0)
+    chunk = b"%x\r\n%s\r\n" % (len(empty) * 100, empty * 100)
+    with pytest.raises(RemoteProtocolError, match=f"exceeds {allowed} bytes"):
+        for _ in range(allowed // (len(empty) * 100) + 1):
+            conn.receive_data(chunk, 0.0)
+    assert conn.closed
+
+
 # ---- size limits --------------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import pytest
 import trio
+import trio.testing
 
 from kalshi_proto.errors import LocalProtocolError, RemoteProtocolError
 from kalshi_proto.rest.call import Call, HttpResponse, Page
@@ -351,6 +352,49 @@ def test_an_async_walk_closed_early_fetches_nothing_more() -> None:
     step(iterator.aclose())  # type: ignore[attr-defined]
     with pytest.raises(StopAsyncIteration):
         anext_item(iterator)
+    assert server.seen == [None]
+
+
+def test_an_async_walk_refuses_a_second_task_while_it_fetches() -> None:
+    server = Server(TWO_PAGES)
+    release = trio.Event()
+
+    async def slow(call: FeeCall) -> Page[m.EventFeeChange]:
+        await release.wait()
+        return server.execute(call)
+
+    async def main() -> str:
+        walk = aiterate_pages(slow, calls.get_event_fee_changes())
+        async with trio.open_nursery() as nursery:
+            first: list[str] = []
+
+            async def take() -> None:
+                first.append((await walk.__anext__()).id)
+
+            nursery.start_soon(take)
+            await trio.testing.wait_all_tasks_blocked()
+            with pytest.raises(RuntimeError, match="already fetching a page in another task"):
+                await walk.__anext__()
+            release.set()
+        return first[0]
+
+    assert trio.run(main) == "fc-1"
+    assert server.seen == [None]  # the page was fetched once
+
+
+def test_an_async_walk_fetches_the_same_page_again_after_a_failure() -> None:
+    server = Server(TWO_PAGES)
+    failures = [RuntimeError("reset")]
+
+    async def flaky(call: FeeCall) -> Page[m.EventFeeChange]:
+        if failures:
+            raise failures.pop()
+        return server.execute(call)
+
+    walk = aiterate_pages(flaky, calls.get_event_fee_changes())
+    with pytest.raises(RuntimeError, match="reset"):
+        anext_item(walk)
+    assert anext_item(walk).id == "fc-1"  # the walk goes on from where it failed
     assert server.seen == [None]
 
 

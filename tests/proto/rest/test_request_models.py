@@ -152,6 +152,16 @@ def test_request_lists_are_tuples_and_a_built_batch_cannot_change() -> None:
     assert [o["client_order_id"] for o in json.loads(call.body)["orders"]] == ["c-1"]
 
 
+def test_a_request_list_stored_as_a_tuple_is_dumped_as_a_list() -> None:
+    # model_dump() gave lists before the fields became tuples; code comparing dumps keeps working.
+    keys = m.CreateApiKeyRequest(name="k", public_key="pem", scopes=("read",))
+    assert keys.model_dump()["scopes"] == ["read"]
+    batch = m.BatchCreateOrdersV2Request(orders=[_order()])
+    dumped = batch.model_dump(mode="python")["orders"]
+    assert isinstance(dumped, list) and isinstance(dumped[0], dict)
+    assert dumped[0]["client_order_id"] == "c-1"
+
+
 def test_request_lists_take_lists_and_tuples_but_not_a_string() -> None:
     from_list = m.CreateApiKeyRequest(name="k", public_key="pem", scopes=["read", "write"])
     from_tuple = m.CreateApiKeyRequest(name="k", public_key="pem", scopes=("read", "write"))

@@ -7,7 +7,11 @@ import math
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -99,7 +103,10 @@ def test_disabled() -> None:
         ({"retry_max_delay": math.inf}, "retry_max_delay must be a finite number >= 0"),
         ({"retry_after_cap": -1.0}, "retry_after_cap must be a finite number >= 0"),
         ({"retry_after_cap": math.nan}, "retry_after_cap must be a finite number >= 0"),
-        ({"retry_max_delay": 1e10}, r"retry_max_delay .* at most 1000000 seconds, got 10000000000.0"),
+        (
+            {"retry_max_delay": 1e10},
+            r"retry_max_delay .* at most 1000000 seconds, got 10000000000.0",
+        ),
         ({"retry_after_cap": 1e7}, r"retry_after_cap .* at most 1000000 seconds"),
         ({"max_attempts": 2.0}, r"^max_attempts must be an int, got float$"),
         ({"max_attempts": True}, r"^max_attempts must be an int, got bool$"),
@@ -538,3 +545,22 @@ def test_parse_formatted_dates(moment: datetime, wall_ms: int) -> None:
     header = moment.strftime("%a, %d %b %Y %H:%M:%S GMT")
     target_ms = round(moment.timestamp()) * 1000
     assert parse_retry_after(header, wall_ms=wall_ms) == max(0, target_ms - wall_ms) / 1000
+
+
+def test_numbers_of_other_numeric_types_are_taken_and_stored_as_int_and_float() -> None:
+    # numpy's scalars and Fractions are numbers too; a config read with numpy must not fail.
+    numbers: dict[str, Any] = {
+        "max_attempts": np.int64(3),
+        "base_delay": Fraction(1, 4),
+        "retry_max_delay": np.float32(2.0),
+        "total_timeout": np.float64(5),
+    }
+    policy = RetryPolicy(**numbers)
+    assert policy == RetryPolicy(
+        max_attempts=3, base_delay=0.25, retry_max_delay=2.0, total_timeout=5.0
+    )
+    assert type(policy.max_attempts) is int and type(policy.total_timeout) is float
+    with pytest.raises(
+        ConfigurationError, match=r"^base_delay must be a number of seconds, got Decimal$"
+    ):
+        RetryPolicy(base_delay=Decimal("0.25"))  # type: ignore[arg-type]

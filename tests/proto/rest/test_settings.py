@@ -6,6 +6,7 @@ import logging
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from kalshi_proto.auth import Credentials, KeyType
@@ -17,6 +18,7 @@ from kalshi_proto.rest.retry import RetryPolicy
 from kalshi_proto.rest.settings import (
     build_rest_config,
     check_hooks,
+    check_pool_options,
     rate_limiter_for,
     rest_config_from_env,
 )
@@ -219,3 +221,29 @@ def test_hooks_a_client_can_use_are_taken() -> None:
 def test_a_rate_limit_of_the_wrong_type_is_refused(setting: object) -> None:
     with pytest.raises(ConfigurationError, match=r"^rate_limit must be a tier name"):
         rate_limiter_for(setting)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("max_connections", "keepalive_expiry", "message"),
+    [
+        (-1, 5.0, r"^max_connections must be 0 \(no limit\) or more, got -1$"),
+        (1.5, 5.0, r"^max_connections must be an int \(0 for no limit\), got float$"),
+        (True, 5.0, r"^max_connections must be an int"),
+        (10, "5", r"^keepalive_expiry must be a positive number of seconds or None, got str$"),
+        (10, False, r"^keepalive_expiry must be a positive number of seconds or None, got bool$"),
+        (10, 0, r"^keepalive_expiry must be a positive number of seconds or None, got 0$"),
+        (10, float("nan"), r"^keepalive_expiry must be a positive number of seconds or None"),
+    ],
+)
+def test_pool_options_an_adapter_cannot_use_are_refused(
+    max_connections: object, keepalive_expiry: object, message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        check_pool_options(max_connections, keepalive_expiry)
+
+
+def test_pool_options_come_back_as_int_and_float() -> None:
+    assert check_pool_options(0, None) == (0, None)
+    assert check_pool_options(4, 2) == (4, 2.0)
+    connections, expiry = check_pool_options(np.int64(4), np.float32(2.5))
+    assert (type(connections), type(expiry)) == (int, float) and (connections, expiry) == (4, 2.5)
