@@ -341,6 +341,11 @@ class CallRun(Generic[T]):
             self._reserved = True
             limiter = self._core.rate_limiter
             if limiter is not None:
+                refused = limiter.beyond_capacity(call.operation.operation_id, call.items)
+                if refused is not None:
+                    # Nothing is sent: the exchange would answer 429 on every attempt.
+                    self._finish(LocalProtocolError(f"{call.operation.operation_id}: {refused}"))
+                    return Finished()
                 self._limiter = limiter
                 self._held = limiter.reserve_turn(call.operation.operation_id, now, call.items)
                 if self._held.wait > 0:

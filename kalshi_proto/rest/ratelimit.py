@@ -569,6 +569,29 @@ class RateLimiter:
         """
         return Bucket.WRITE if operation_id in WRITE_OPERATIONS else Bucket.READ
 
+    def beyond_capacity(self, operation_id: str, items: int = 1) -> str | None:
+        """Why the exchange would refuse a call of this cost whatever the wait, or None.
+
+        A request is allowed only if its bucket holds enough tokens to cover its cost (the
+        spec's ``BucketLimit``), so one that costs more than the bucket's capacity gets HTTP 429
+        every time: a batch of too many orders for the account's tier, say.
+
+        Args:
+            operation_id: the OpenAPI operationId.
+            items: the number of orders in a batch (see `cost_of`).
+        """
+        cost = self.cost_of(operation_id, items)
+        which = self.bucket_of(operation_id)
+        capacity = self._buckets[which].limit.capacity
+        if cost <= capacity:
+            return None
+        what = f"{items} orders" if operation_id in self.costs.per_item else "one call"
+        return (
+            f"{what} cost {cost} {which.value} tokens, more than the {which.value} bucket holds "
+            f"({capacity:g}); the exchange refuses such a request however long the client waits"
+            + ("; send the orders in smaller batches" if items > 1 else "")
+        )
+
     def reserve(self, operation_id: str, now: float, items: int = 1) -> float:
         """Spend the tokens of one call and say how long to wait before sending it.
 

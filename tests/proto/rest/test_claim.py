@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -493,3 +494,53 @@ def test_a_pacing_wait_past_the_total_timeout_ends_the_call_and_gives_back_both(
         second.result()
     assert core.rate_limiter._wire[Bucket.READ].available(clock.now) == 0
     assert read_balance(core, clock) == 10
+
+
+# ---- a call the exchange would refuse whatever the wait ------------------------------------
+
+
+def batch_call(orders: int) -> Any:
+    batch = [
+        m.CreateOrderV2Request(
+            ticker="KXBTC-25",
+            client_order_id=f"c-{n}",
+            side="bid",
+            count=Decimal("1"),
+            price=Decimal("0.5"),
+            time_in_force="good_till_canceled",
+            self_trade_prevention_type="maker",
+        )
+        for n in range(orders)
+    ]
+    return calls.batch_create_orders_v2(m.BatchCreateOrdersV2Request(orders=batch))
+
+
+def test_a_batch_costing_more_than_its_bucket_holds_is_refused_before_anything_is_sent(
+    clock: FakeClock, rsa_credentials: Credentials
+) -> None:
+    # Basic: a Write bucket of 100 tokens, 10 an order. The exchange allows a request only if
+    # the bucket covers its cost (the spec's BucketLimit), so 11 orders get a 429 every time.
+    core = make_core(rsa_credentials, limiter=RateLimiter.for_tier("basic"))
+    run = core.start(batch_call(11), clock.now)
+    assert run.next_step(clock.now, clock.wall_ms) == Finished()
+    with pytest.raises(LocalProtocolError) as info:
+        run.result()
+    assert str(info.value) == (
+        "BatchCreateOrdersV2: 11 orders cost 110 write tokens, more than the write bucket holds "
+        "(100); the exchange refuses such a request however long the client waits; send the "
+        "orders in smaller batches"
+    )
+    assert run.attempts == 0
+    assert core.rate_limiter is not None
+    assert core.rate_limiter.bucket(Bucket.WRITE).available(clock.now) == 100
+    fits = core.start(batch_call(10), clock.now)
+    assert isinstance(fits.next_step(clock.now, clock.wall_ms), Claim)
+
+
+def test_a_single_call_costing_more_than_its_bucket_holds_says_so() -> None:
+    tiny = RateLimiter.from_limits(5, 5, 5, 5)
+    assert tiny.beyond_capacity("GetMarkets") == (
+        "one call cost 10 read tokens, more than the read bucket holds (5); the exchange "
+        "refuses such a request however long the client waits"
+    )
+    assert tiny.beyond_capacity("GetOrder") is None  # 2 tokens
