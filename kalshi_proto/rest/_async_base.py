@@ -288,6 +288,15 @@ class AsyncClientBase(AsyncResources, abc.ABC):
         who = f"key_id={credentials.key_id!r}" if credentials else "unauthenticated"
         return f"{type(self).__name__}({self._core.config.base_url.url!r}, {who})"
 
+    # unasync: async only
+    def __enter__(self) -> NoReturn:
+        # Python's own error ("does not support the context manager protocol") does not say why.
+        raise TypeError(f"{type(self).__name__} is an async client: use 'async with', not 'with'")
+
+    def __exit__(self, *exc_info: object) -> None:  # pragma: no cover - __enter__ refuses
+        return None  # ``with`` looks both up before it calls __enter__
+
+    # unasync: end
     def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
         # Used by pickle, copy.copy and copy.deepcopy alike. A copy would share the original's
         # connections and facade (closing one would not close the other), and a key must not

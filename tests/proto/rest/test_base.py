@@ -736,6 +736,14 @@ def test_async_context_manager_closes_on_error() -> None:
     assert client.closed
 
 
+def test_with_on_an_async_client_says_to_use_async_with() -> None:
+    client = FakeAsyncClient()
+    with pytest.raises(TypeError, match=r"^FakeAsyncClient is an async client: use 'async with'"):
+        with client:
+            pass
+    assert not client.closed
+
+
 def test_async_iterate_needs_no_event_loop() -> None:
     client = FakeAsyncClient(script=[programs([1], None)])
     iterator = client.iterate(calls.get_incentive_programs())
