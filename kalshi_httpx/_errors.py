@@ -20,11 +20,11 @@ from kalshi_proto.errors import (
 
 __all__ = ["map_exceptions"]
 
+# The failures other than httpx.ConnectTimeout and httpx.ConnectError (see _translated), in
+# order: the first row the exception is an instance of gives its class.
 _MAP: tuple[tuple[type[Exception], type[TransportError]], ...] = (
-    (httpx.ConnectTimeout, ConnectTimeout),
     (httpx.PoolTimeout, ConnectTimeout),
     (httpx.TimeoutException, ReadTimeout),
-    (httpx.ConnectError, ConnectError),
     (httpx.WriteError, WriteError),
     (httpx.ReadError, ReadError),
     (httpx.RemoteProtocolError, ReadError),

@@ -299,9 +299,9 @@ class CallRun(Generic[T]):
         self._state = _State.READY
         self._reserved = False
         self._claimed = False  # the adapter holds a connection slot for the next attempt
-        # The limiter holding tokens reserved (and then paced) for the next attempt, until that
-        # attempt is sent; given back if the attempt or the run ends first.
-        # The limiter of the attempt's reservations (the core's may change in the meantime).
+        # The tokens reserved, then paced, for the next attempt, until it is sent; given back
+        # if the attempt or the run ends first. ``_limiter`` is the limiter they came from (the
+        # core's may be replaced meanwhile).
         self._limiter: RateLimiter | None = None
         self._held: Reservation | None = None
         self._paced: Reservation | None = None

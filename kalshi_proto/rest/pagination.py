@@ -137,11 +137,11 @@ class _AsyncWalk(AsyncIterator[T]):
         while True:
             for item in self._items:
                 return item
-            call = self._pager.next_call() if self._pager is not None else None
-            if call is None:
+            pager = self._pager
+            call = None if pager is None else pager.next_call()
+            if pager is None or call is None:
                 self._pager = None
                 raise StopAsyncIteration
-            assert self._pager is not None
             if self._fetching:
                 # As an async generator would say: two tasks on one walk would fetch one page
                 # twice.
@@ -151,7 +151,7 @@ class _AsyncWalk(AsyncIterator[T]):
                 page = await self._execute(call)
             finally:
                 self._fetching = False
-            self._pager.feed(page)
+            pager.feed(page)
             self._items = iter(page.items)
 
     async def aclose(self) -> None:

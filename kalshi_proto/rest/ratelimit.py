@@ -27,7 +27,8 @@ The client's buckets use reservation semantics. `TokenBucket.reserve` deducts th
 letting the balance go negative, and returns how long the caller must wait before sending; the
 next caller then waits for the debt as well as for its own cost. A caller that gives up before
 sending (its total timeout would pass first, it was cancelled, its client was closed) gives the
-cost back with `RateLimiter.refund`, so requests never sent leave no debt behind. An HTTP 429
+cost back with `Reservation.give_back`, so requests never sent leave no debt behind, as long as
+no later caller was already given a turn counted after it (see `TokenBucket.refund`). An HTTP 429
 from the server empties the bucket (`RateLimiter.drain`): the account's bucket at Kalshi is
 empty, whatever the local one says. A request costing more than the whole capacity is allowed;
 it waits until the balance it leaves behind would have refilled to zero. Callers honouring every
@@ -585,7 +586,7 @@ class RateLimiter:
         capacity = self._buckets[which].limit.capacity
         if cost <= capacity:
             return None
-        what = f"{items} orders" if operation_id in self.costs.per_item else "one call"
+        what = f"{items} orders" if items > 1 else "one call"
         return (
             f"{what} cost {cost} {which.value} tokens, more than the {which.value} bucket holds "
             f"({capacity:g}); the exchange refuses such a request however long the client waits"
@@ -609,7 +610,7 @@ class RateLimiter:
         Raises:
             LocalProtocolError: ``items`` is below 1.
         """
-        return self._take(self._buckets, operation_id, now, items)
+        return self.reserve_turn(operation_id, now, items).wait
 
     def pace(self, operation_id: str, now: float, items: int = 1) -> float:
         """Spend the tokens of a request about to be sent, from the budget as the server sees
@@ -629,7 +630,7 @@ class RateLimiter:
         Returns:
             Seconds to wait before sending; ``0.0`` when the request may go now.
         """
-        return self._take(self._wire, operation_id, now, items)
+        return self.pace_turn(operation_id, now, items).wait
 
     def reserve_turn(self, operation_id: str, now: float, items: int = 1) -> Reservation:
         """`reserve`, returning a `Reservation` that can give exactly these tokens back."""
@@ -638,17 +639,6 @@ class RateLimiter:
     def pace_turn(self, operation_id: str, now: float, items: int = 1) -> Reservation:
         """`pace`, returning a `Reservation` that can give exactly these tokens back."""
         return self._take_turn(self._wire, operation_id, now, items)
-
-    def _take(
-        self, buckets: dict[Bucket, TokenBucket], operation_id: str, now: float, items: int
-    ) -> float:
-        cost = self.cost_of(operation_id, items)
-        bucket = buckets[self.bucket_of(operation_id)]
-        guard = self.guard
-        if guard is None:
-            return bucket.reserve(cost, now)
-        with guard:
-            return bucket.reserve(cost, now)
 
     def _take_turn(
         self, buckets: dict[Bucket, TokenBucket], operation_id: str, now: float, items: int
