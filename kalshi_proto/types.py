@@ -14,9 +14,11 @@ Both are `decimal.Decimal` here, never ``float``:
   ``float`` and ``bool`` (a float cannot say ``0.1`` exactly); they also refuse NaN and infinities
   and more decimal places than the API accepts.
 
-Two more request-side types: `DatetimeIn` (a ``format: date-time`` field) takes a timezone-aware
+More request-side types: `DatetimeIn` (a ``format: date-time`` field) takes a timezone-aware
 `datetime` or an RFC 3339 string with an offset and writes UTC with a ``Z``, as query parameters
-are written; `AsTuple` stores a request list as a tuple, so a built request cannot change.
+are written; `Int32In` and `Int64In` (``format: int32`` / ``int64``) refuse an int the format
+cannot hold; `UuidIn` (``format: uuid``) takes a UUID string in its canonical form; `AsTuple`
+stores a request list as a tuple, so a built request cannot change.
 """
 
 from __future__ import annotations
@@ -26,19 +28,31 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, cast, get_args
 
-from pydantic import AfterValidator, BeforeValidator, GetCoreSchemaHandler, PlainSerializer
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    GetCoreSchemaHandler,
+    PlainSerializer,
+    Strict,
+)
 from pydantic_core import core_schema
 
 __all__ = [
+    "INT32_RANGE",
+    "INT64_RANGE",
     "AsTuple",
     "Count",
     "CountIn",
     "DatetimeIn",
     "Dollars",
     "DollarsIn",
+    "Int32In",
+    "Int64In",
     "NoneAsEmpty",
     "Number",
     "NumberIn",
+    "UuidIn",
     "datetime_to_wire",
     "decimal_to_wire",
     "dollars_to_wire",
@@ -67,10 +81,21 @@ def number_to_wire(value: Decimal) -> int | float:
 
 
 def dollars_to_wire(value: Decimal) -> str:
-    """Format a dollar amount with at least two decimals (``0.5`` -> ``"0.50"``)."""
+    """Format a dollar amount with 2 to 4 decimals where its value allows.
+
+    ``0.5`` -> ``"0.50"``; ``0.5600`` stays ``"0.5600"``; trailing zeros past the fourth place go
+    (``0.560000`` -> ``"0.5600"``), as most request fields take 2-4 places. Digits that are not
+    zeros are kept (``0.12345`` -> ``"0.12345"``): the value is never rounded.
+    """
     exponent = value.as_tuple().exponent
-    if isinstance(exponent, int) and exponent > -2:
-        value = value.quantize(Decimal("0.01"))
+    if not isinstance(exponent, int):  # NaN and infinities: DollarsIn refuses them before this
+        return format(value, "f")
+    if exponent > -2:
+        return format(value.quantize(Decimal("0.01")), "f")
+    for places in range(4, -exponent):
+        shorter = value.quantize(Decimal(1).scaleb(-places))
+        if shorter == value:  # only zeros went
+            return format(shorter, "f")
     return format(value, "f")
 
 
@@ -133,6 +158,21 @@ def _count_in(value: Any) -> Decimal:
 
 def _number_in(value: Any) -> Decimal:
     return _model_input(value, "a number", None)
+
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}", re.ASCII)
+
+
+def _uuid_in(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(
+            f"a UUID must be a str, not {type(value).__name__}; pass str(uuid.uuid4()) for a new one"
+        )
+    if _UUID.fullmatch(value) is None:
+        raise ValueError(
+            f"a UUID must be 32 hexadecimal digits in 8-4-4-4-12 groups, got {value!r}"
+        )
+    return value
 
 
 # RFC 3339 section 5.6 ``date-time``: a full date, a time, and an offset (``Z`` or ``+hh:mm``).
@@ -230,6 +270,17 @@ DollarsIn = Annotated[Decimal, BeforeValidator(_dollars_in), _dollars_wire]
 CountIn = Annotated[Decimal, BeforeValidator(_count_in), _wire]
 #: Any other number in a request; refuses float and bool; written as a JSON number.
 NumberIn = Annotated[Decimal, BeforeValidator(_number_in), _number_wire]
+#: The range of a ``format: int32`` integer (a signed 32-bit integer).
+INT32_RANGE = (-(2**31), 2**31 - 1)
+#: The range of a ``format: int64`` integer (a signed 64-bit integer).
+INT64_RANGE = (-(2**63), 2**63 - 1)
+#: A ``format: int32`` integer in a request: an `int` (not a `bool`) in `INT32_RANGE`.
+Int32In = Annotated[int, Strict(), Field(ge=INT32_RANGE[0], le=INT32_RANGE[1])]
+#: A ``format: int64`` integer in a request: an `int` (not a `bool`) in `INT64_RANGE`.
+Int64In = Annotated[int, Strict(), Field(ge=INT64_RANGE[0], le=INT64_RANGE[1])]
+#: A ``format: uuid`` string in a request, in the canonical 8-4-4-4-12 hexadecimal form
+#: (``str(uuid.uuid4())``); braces, a ``urn:uuid:`` prefix or missing hyphens are refused.
+UuidIn = Annotated[str, BeforeValidator(_uuid_in)]
 #: A ``format: date-time`` field of a request: an aware `datetime` (or an RFC 3339 string with an
 #: offset); naive datetimes, bare dates and numbers are refused. Written in UTC with a ``Z``.
 DatetimeIn = Annotated[

@@ -33,7 +33,7 @@ import sys
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -47,6 +47,7 @@ from kalshi_proto.rest.naming import (  # noqa: E402
     LIMIT_PARAMS,
     PRIMARY_ITEMS,
 )
+from kalshi_proto.types import INT32_RANGE, INT64_RANGE  # noqa: E402
 
 DEFAULT_SPECS = ROOT.parent / "shared" / "specs"
 DEFAULT_OUT = ROOT / "kalshi_proto" / "rest" / "generated"
@@ -153,6 +154,47 @@ def check_limits_fit(found: dict[str, Any], kind: str, where: str) -> None:
         raise SystemExit(f"{where}: limits {sorted(extra)} on a {kind} value are not supported")
 
 
+#: The ``format`` values understood for each ``type``; any other stops the generator.
+FORMATS = {
+    "integer": {None, "int32", "int64"},
+    "number": {None, "double", "float"},
+    "string": {None, "date-time", "uuid"},
+}
+#: The range each integer format holds; a request value outside it is refused.
+INTEGER_FORMATS = {"int32": INT32_RANGE, "int64": INT64_RANGE}
+
+
+def check_format(schema: dict[str, Any], where: str) -> str | None:
+    """The schema's ``format``, after checking that the generator knows what it means."""
+    kind, fmt = schema.get("type"), schema.get("format")
+    if fmt not in FORMATS.get(str(kind), {None}):
+        raise SystemExit(f"{where}: format {fmt!r} on a {kind} value is not supported")
+    return cast("str | None", fmt)
+
+
+def with_format_range(found: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """``found`` with the range of an integer format on each side the spec leaves open."""
+    span = INTEGER_FORMATS.get(str(schema.get("format")))
+    if schema.get("type") != "integer" or span is None or "enum" in schema:
+        return found
+    out = dict(found)
+    if not {"ge", "gt"} & set(out):
+        out["ge"] = span[0]
+    if not {"le", "lt"} & set(out):
+        out["le"] = span[1]
+    return out
+
+
+#: Names for the format ranges' ends in the table, which defines them from `INT32_RANGE` and
+#: `INT64_RANGE` (``maximum=_INT64_MAX`` reads better than nineteen digits).
+BOUND_NAMES = {
+    INT32_RANGE[0]: "_INT32_MIN",
+    INT32_RANGE[1]: "_INT32_MAX",
+    INT64_RANGE[0]: "_INT64_MIN",
+    INT64_RANGE[1]: "_INT64_MAX",
+}
+
+
 def constraints_row(found: dict[str, Any]) -> str:
     """A ``Constraints(...)`` expression for the table from `limits` output."""
     args = []
@@ -160,12 +202,14 @@ def constraints_row(found: dict[str, Any]) -> str:
     for key, value in sorted(found.items(), key=lambda item: order.index(item[0])):
         if isinstance(value, float):
             raise SystemExit(f"a fractional limit ({key}={value}) is not supported in the table")
+        if key in ("ge", "gt", "le", "lt"):
+            value = BOUND_NAMES.get(value, repr(value))
         if key in ("ge", "gt"):
-            args.append(f"minimum={value!r}")
+            args.append(f"minimum={value}")
             if key == "gt":
                 args.append("exclusive_minimum=True")
         elif key in ("le", "lt"):
-            args.append(f"maximum={value!r}")
+            args.append(f"maximum={value}")
             if key == "lt":
                 args.append("exclusive_maximum=True")
         else:
@@ -342,6 +386,7 @@ class Generator:
                 ann += " | None"
             return ann, deps, is_list
         kind = schema.get("type")
+        fmt = check_format(schema, where)
         deps = set()
         is_list = False
         found = limits(schema, where) if request else {}
@@ -380,9 +425,12 @@ class Generator:
                 values = [v for v in schema["enum"] if v is not None]
                 ann = literal(values) if request else f"{literal(values)} | str"
                 check_limits_fit(found, "enum", where)
-            elif schema.get("format") == "date-time":
+            elif fmt == "date-time":
                 ann = "DatetimeIn" if request else "datetime"
                 check_limits_fit(found, "date-time", where)
+            elif fmt == "uuid":
+                ann = "UuidIn" if request else "str"
+                check_limits_fit(found, "string", where)
             else:
                 ann = "StrictStr" if request else "str"
                 check_limits_fit(found, "string", where)
@@ -391,7 +439,12 @@ class Generator:
                 ann = literal(schema["enum"]) if request else f"{literal(schema['enum'])} | int"
                 check_limits_fit(found, "enum", where)
             else:
-                ann = "StrictInt" if request else "int"
+                if not request:
+                    ann = "int"
+                elif fmt in INTEGER_FORMATS:  # the format's range, with the spec's limits on top
+                    ann = "Int32In" if fmt == "int32" else "Int64In"
+                else:
+                    ann = "StrictInt"
                 check_limits_fit(found, "number", where)
         elif kind == "number":
             ann = "NumberIn" if request else "Number"
@@ -499,9 +552,12 @@ class Generator:
             "    DatetimeIn,",
             "    Dollars,",
             "    DollarsIn,",
+            "    Int32In,",
+            "    Int64In,",
             "    NoneAsEmpty,",
             "    Number,",
             "    NumberIn,",
+            "    UuidIn,",
             ")",
             "",
             "__all__ = [",
@@ -588,7 +644,9 @@ class Generator:
             check_limits_fit(own, "array", where)
             items = self.param_limits(schema["items"], kind.removesuffix("_ARRAY"), where + " items")
             return {**own, **items}
-        found = limits(schema, where)
+        if check_format(schema, where) == "uuid":
+            raise SystemExit(f"{where}: format 'uuid' on a parameter is not supported")
+        found = with_format_range(limits(schema, where), schema)
         value_kind = {"INTEGER": "number", "NUMBER": "number", "STRING": "string"}.get(kind, kind)
         check_limits_fit(found, "enum" if schema.get("enum") else value_kind, where)
         return found
@@ -694,11 +752,14 @@ class Generator:
             "    ParamKind,",
             "    ParamLocation,",
             ")",
+            "from kalshi_proto.types import INT32_RANGE, INT64_RANGE",
             "",
             "__all__ = ['BY_ID', 'OPERATIONS'" + "".join(f", {i['const']!r}" for i in infos) + "]",
             "",
             "_P = ParamLocation.PATH",
             "_Q = ParamLocation.QUERY",
+            "_INT32_MIN, _INT32_MAX = INT32_RANGE  # format: int32",
+            "_INT64_MIN, _INT64_MAX = INT64_RANGE  # format: int64",
             "",
         ]
         del models

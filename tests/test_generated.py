@@ -6,6 +6,7 @@ import filecmp
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,3 +39,34 @@ def test_unasync_twins_are_up_to_date() -> None:
         [sys.executable, str(ROOT / "scripts" / "unasync.py"), "--check"], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _generator() -> Any:
+    import tests.helpers.spec  # noqa: F401  (puts scripts/ on sys.path and imports the generator)
+
+    return sys.modules["generate"]
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "string", "format": "email"},
+        {"type": "integer", "format": "uint64"},
+        {"type": "number", "format": "decimal"},
+        {"type": "string", "format": "int64"},
+    ],
+)
+def test_the_generator_stops_at_a_format_it_does_not_know(schema: dict[str, Any]) -> None:
+    with pytest.raises(SystemExit, match=f"format '{schema['format']}' on a {schema['type']} value"):
+        _generator().check_format(schema, "Thing.field")
+
+
+def test_an_integer_format_fills_only_the_sides_the_spec_leaves_open() -> None:
+    fill = _generator().with_format_range
+    int32 = {"type": "integer", "format": "int32"}
+    assert fill({}, int32) == {"ge": -(2**31), "le": 2**31 - 1}
+    assert fill({"ge": 0}, int32) == {"ge": 0, "le": 2**31 - 1}
+    assert fill({"gt": 0, "lt": 9}, int32) == {"gt": 0, "lt": 9}
+    assert fill({}, {**int32, "enum": [1, 60]}) == {}
+    assert fill({}, {"type": "integer"}) == {}
+    assert fill({"le": 5}, {"type": "integer", "format": "int64"}) == {"ge": -(2**63), "le": 5}

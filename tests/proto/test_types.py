@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -16,8 +17,11 @@ from kalshi_proto.types import (
     CountIn,
     Dollars,
     DollarsIn,
+    Int32In,
+    Int64In,
     Number,
     NumberIn,
+    UuidIn,
     decimal_to_wire,
     dollars_to_wire,
     none_as_empty,
@@ -145,10 +149,20 @@ def test_decimal_to_wire_never_uses_exponents(value: Decimal, wire: str) -> None
         (Decimal("0.56"), "0.56"),
         (Decimal("0.5600"), "0.5600"),
         (Decimal("0.123456"), "0.123456"),
+        (Decimal("0.560000"), "0.5600"),  # zeros past the fourth place go
+        (Decimal("0.123450"), "0.12345"),
+        (Decimal("0.1234560"), "0.123456"),
+        (Decimal("100.000000"), "100.0000"),
+        (Decimal("0E-6"), "0.0000"),
+        (Decimal("-0.100000"), "-0.1000"),
+        (Decimal("0.00001"), "0.00001"),  # never rounded
     ],
 )
-def test_dollars_to_wire_pads_to_two_decimals(value: Decimal, wire: str) -> None:
+def test_dollars_to_wire_writes_two_to_four_decimals_where_the_value_allows(
+    value: Decimal, wire: str
+) -> None:
     assert dollars_to_wire(value) == wire
+    assert Decimal(wire) == value
 
 
 def test_none_as_empty() -> None:
@@ -267,3 +281,76 @@ def test_a_generated_request_model_refuses_a_float_price() -> None:
     assert isinstance(info.value, ValueError) and not isinstance(info.value, TypeError)
     fields["price"] = "0.56"
     assert m.CreateOrderV2Request.model_validate(fields).price == Decimal("0.56")
+
+
+# ---- integer and uuid formats -------------------------------------------------------------
+
+
+class Formats(RequestModel):
+    small: Int32In | None = None
+    big: Int64In | None = None
+    transfer_id: UuidIn | None = None
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "ok"),
+    [
+        ("small", 2**31 - 1, True),
+        ("small", -(2**31), True),
+        ("small", 2**31, False),
+        ("small", -(2**31) - 1, False),
+        ("big", 2**63 - 1, True),
+        ("big", -(2**63), True),
+        ("big", 2**63, False),
+        ("big", -(2**63) - 1, False),
+        ("big", True, False),
+        ("big", "5", False),
+        ("big", 5.0, False),
+    ],
+)
+def test_integer_formats_hold_their_range_and_only_ints(
+    field: str, value: object, ok: bool
+) -> None:
+    if ok:
+        assert getattr(Formats.model_validate({field: value}), field) == value
+        return
+    with pytest.raises(pydantic.ValidationError) as caught:
+        Formats.model_validate({field: value})
+    assert caught.value.errors()[0]["loc"] == (field,)
+
+
+def test_uuid_takes_the_canonical_form_in_either_case() -> None:
+    fresh = str(uuid.uuid4())
+    assert Formats(transfer_id=fresh).transfer_id == fresh
+    assert Formats(transfer_id=fresh.upper()).transfer_id == fresh.upper()  # kept as given
+    assert json.loads(Formats(transfer_id=fresh).model_dump_json())["transfer_id"] == fresh
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("x", "8-4-4-4-12"),
+        ("0123456789abcdef0123456789abcdef", "8-4-4-4-12"),  # no hyphens
+        ("{01234567-89ab-cdef-0123-456789abcdef}", "8-4-4-4-12"),
+        ("urn:uuid:01234567-89ab-cdef-0123-456789abcdef", "8-4-4-4-12"),
+        ("01234567-89ab-cdef-0123-456789abcdeg", "8-4-4-4-12"),
+        ("01234567-89ab-cdef-0123-456789abcdef\n", "8-4-4-4-12"),
+        (uuid.UUID(int=1), r"not UUID; pass str\(uuid.uuid4\(\)\)"),
+        (12, "not int"),
+    ],
+)
+def test_uuid_refuses_other_forms_and_types(value: object, message: str) -> None:
+    with pytest.raises(pydantic.ValidationError, match=message):
+        Formats.model_validate({"transfer_id": value})
+
+
+def test_the_generated_transfer_request_takes_a_uuid_only() -> None:
+    fresh = str(uuid.uuid4())
+    request = m.ApplySubaccountTransferRequest(
+        client_transfer_id=fresh, from_subaccount=0, to_subaccount=1, amount_cents=100
+    )
+    assert request.client_transfer_id == fresh
+    with pytest.raises(pydantic.ValidationError, match="8-4-4-4-12"):
+        m.ApplySubaccountTransferRequest(
+            client_transfer_id="transfer-1", from_subaccount=0, to_subaccount=1, amount_cents=100
+        )

@@ -19,9 +19,12 @@ from kalshi_proto.types import (
     DatetimeIn,
     Dollars,
     DollarsIn,
+    Int32In,
+    Int64In,
     NoneAsEmpty,
     Number,
     NumberIn,
+    UuidIn,
 )
 
 __all__ = [
@@ -290,7 +293,7 @@ class AmendOrderV2Request(AmendOrderV2Checks):
     #: The new client-specified order ID after amendment
     updated_client_order_id: StrictStr | None = None
     #: New Unix expiration timestamp in seconds. Omit to preserve the current expiry, or use 0 to remove it (good-till-canceled). A nonzero expiry must be in the future. Send the current price and total ...
-    expiration_time: Annotated[StrictInt, Field(ge=0)] | None = None
+    expiration_time: Annotated[Int64In, Field(ge=0)] | None = None
     #: Exchange shard index. If omitted, auto-routes when ticker is provided; otherwise defaults to 0. Use -1 to require auto-routing by ticker.
     exchange_index: StrictInt | None = None
 
@@ -343,13 +346,13 @@ class ApplySubaccountTransferRequest(RequestModel):
     """The ``ApplySubaccountTransferRequest`` schema."""
 
     #: Unique client-provided transfer ID for idempotency.
-    client_transfer_id: StrictStr
+    client_transfer_id: UuidIn
     #: Source subaccount number (0 for primary, 1-63 for numbered subaccounts).
     from_subaccount: StrictInt
     #: Destination subaccount number (0 for primary, 1-63 for numbered subaccounts).
     to_subaccount: StrictInt
     #: Amount to transfer in cents.
-    amount_cents: StrictInt
+    amount_cents: Int64In
     #: Identifier for an exchange shard. Defaults to 0 if unspecified.
     exchange_index: StrictInt | None = None
 
@@ -434,7 +437,7 @@ class CreateOrderV2Request(NewOrderV2Checks):
     #: Price for the order in fixed-point dollars.
     price: DollarsIn
     #: Optional Unix timestamp in seconds for when the order expires. To place an expiring order, set `time_in_force` to `good_till_canceled` and provide this `expiration_time`. `GTT` is an internal ...
-    expiration_time: StrictInt | None = None
+    expiration_time: Int64In | None = None
     #: Specifies how long the order remains active. Use `good_till_canceled` with `expiration_time` for an order that should rest until a specific expiration time; without `expiration_time`, ...
     time_in_force: Literal['fill_or_kill', 'good_till_canceled', 'immediate_or_cancel']
     post_only: StrictBool | None = None
@@ -662,9 +665,9 @@ class CreateFCMPositionTransferRequest(RequestModel):
     #: Ticker of the market whose position is moved.
     market_ticker: StrictStr
     #: Contracts to move, in centicounts (contracts x 100). Positive moves YES, negative moves NO. Must be a non-zero whole number of contracts, e.g. 1000 for 10 YES or -500 for 5 NO.
-    position_centicount: StrictInt
+    position_centicount: Int64In
     #: YES price per contract in centicents (cents x 100), in whole cents, even when moving NO. For example, 4500 is 45 cents.
-    price_centicents: Annotated[StrictInt, Field(ge=0, le=10000)]
+    price_centicents: Annotated[Int64In, Field(ge=0, le=10000)]
 
 
 class CreateFCMPositionTransferResponse(ResponseModel):
@@ -852,7 +855,7 @@ class CreateOrderGroupRequest(RequestModel):
     #: Optional subaccount number to use for this order group (0 for primary, 1-63 for subaccounts). Subaccount-restricted API keys must omit this field or pass their locked subaccount.
     subaccount: Annotated[StrictInt, Field(ge=0)] | None = None
     #: Specifies the maximum number of contracts that can be matched within this group over a rolling 15-second window. Whole contracts only. Provide contracts_limit or contracts_limit_fp; if both provided ...
-    contracts_limit: Annotated[StrictInt, Field(ge=1)] | None = None
+    contracts_limit: Annotated[Int64In, Field(ge=1)] | None = None
     #: String representation of the maximum number of contracts that can be matched within this group over a rolling 15-second window. Provide contracts_limit or contracts_limit_fp; if both provided they ...
     contracts_limit_fp: CountIn | None = None
     #: Identifier for an exchange shard. Defaults to 0.
@@ -920,7 +923,7 @@ class CreateRFQRequest(RequestModel):
     #: Fixed-point number of contracts for the RFQ. Supports partial contracts in 0.01-contract increments; if contracts is also provided, both values must match.
     contracts_fp: CountIn | None = None
     #: Deprecated. DEPRECATED: The target cost for the RFQ in centi-cents. Use target_cost_dollars instead.
-    target_cost_centi_cents: StrictInt | None = None
+    target_cost_centi_cents: Int64In | None = None
     #: The target cost for the RFQ in dollars
     target_cost_dollars: DollarsIn | None = None
     #: Sizes quotes against the target cost as principal only (contracts = target cost / price), with your taker fees charged on top of the target cost. By default (false) the target cost caps principal ...
@@ -2560,7 +2563,7 @@ class IntraExchangeInstanceTransferRequest(RequestModel):
     #: The destination exchange instance
     destination: ExchangeInstance
     #: The amount to transfer in centicents
-    amount: StrictInt
+    amount: Int64In
     #: Source exchange shard index (default 0)
     source_exchange_shard: Annotated[StrictInt, Field(ge=0, le=100)] | None = None
     #: Destination exchange shard index (default 0)
@@ -2602,9 +2605,9 @@ class ProposeBlockTradeRequest(RequestModel):
     #: The ticker of the market for this block trade
     market_ticker: StrictStr
     #: Price in centi-cents
-    price_centi_cents: Annotated[StrictInt, Field(ge=1)]
+    price_centi_cents: Annotated[Int64In, Field(ge=1)]
     #: Number of contracts in centicounts
-    centicount: Annotated[StrictInt, Field(ge=1)]
+    centicount: Annotated[Int64In, Field(ge=1)]
     #: The maker side of the trade
     maker_side: Literal['yes', 'no']
     #: Expiration time of the proposal
@@ -2665,7 +2668,7 @@ class UpdateOrderGroupLimitRequest(RequestModel):
     """The ``UpdateOrderGroupLimitRequest`` schema."""
 
     #: New maximum number of contracts that can be matched within this group over a rolling 15-second window. Whole contracts only. Provide contracts_limit or contracts_limit_fp; if both provided they must ...
-    contracts_limit: Annotated[StrictInt, Field(ge=1)] | None = None
+    contracts_limit: Annotated[Int64In, Field(ge=1)] | None = None
     #: String representation of the new maximum number of contracts that can be matched within this group over a rolling 15-second window. Provide contracts_limit or contracts_limit_fp; if both provided ...
     contracts_limit_fp: CountIn | None = None
 

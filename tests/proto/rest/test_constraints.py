@@ -9,6 +9,10 @@ and the value one step beyond it is refused before anything is signed: a ``Value
 the parameter from ``build_call``, or a ``pydantic.ValidationError`` at the field from the
 request model. A keyword with no boundary rule here fails the walk, so a new kind of limit in
 the spec cannot pass unnoticed.
+
+An integer's ``format`` (``int32``, ``int64``) is a limit too: on each side the spec leaves
+open, the end of the format's range is accepted and one beyond it refused (``format-minimum``,
+``format-maximum`` in the test ids).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import pytest
 from kalshi_proto.environments import BaseUrl
 from kalshi_proto.rest.client import RestCore
 from kalshi_proto.rest.operation_table import Operation, ParamKind, ParamLocation
+from kalshi_proto.types import INT32_RANGE, INT64_RANGE
 from tests.helpers.spec import schemas
 from tests.proto.rest.test_spec_conformance import (
     OPS,
@@ -63,6 +68,7 @@ KEYWORDS = (
     "maxProperties",
 )
 _ARRAY_KINDS = (ParamKind.STRING_ARRAY, ParamKind.INTEGER_ARRAY)
+_FORMAT_RANGES = {"int32": INT32_RANGE, "int64": INT64_RANGE}
 
 
 @dataclass(frozen=True)
@@ -88,16 +94,21 @@ def _resolve(node: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         elif len(node.get("allOf", [])) == 1:
             node = node["allOf"][0]
         else:
-            return node, {**found, "type": node.get("type")}
+            return node, {**found, "type": node.get("type"), "format": node.get("format"), "enum": node.get("enum")}
 
 
 def _limits_of(found: dict[str, Any]) -> list[str]:
     # exclusiveMinimum: true (OpenAPI 3.0) modifies minimum; it is tested with minimum.
-    return [
+    keywords = [
         k
         for k in KEYWORDS
         if k in found and not (k.startswith("exclusive") and isinstance(found[k], bool))
     ]
+    if found["type"] == "integer" and found["format"] in _FORMAT_RANGES and not found["enum"]:
+        for side in ("minimum", "maximum"):
+            if side not in found and "exclusive" + side.title() not in found:
+                keywords.append("format-" + side)
+    return keywords
 
 
 def _walk_body(
@@ -157,6 +168,9 @@ def _step(node: dict[str, Any]) -> int | Decimal:
 def _boundary(limit: Limit, sample: Any) -> tuple[Any, Any]:
     """(the value at the limit, a value one step beyond it); ``sample`` is a valid value."""
     node, keyword = limit.node, limit.keyword
+    if keyword.startswith("format-"):
+        low, high = _FORMAT_RANGES[node["format"]]
+        return (low, low - 1) if keyword == "format-minimum" else (high, high + 1)
     bound = node[keyword]
     if keyword in ("minimum", "maximum"):
         exclusive = node.get("exclusiveMinimum" if keyword == "minimum" else "exclusiveMaximum")
@@ -245,7 +259,14 @@ def test_the_walk_finds_the_limits_the_spec_sets() -> None:
         "BatchCancelOrdersV2Request.orders[].subaccount:minimum",
         "SetTargetBalanceAllocationRequest.allocations:maxItems",
         "SetTargetBalanceAllocationRequest.allocations[].percent:maximum",
+        "GetTrades min_ts:format-minimum",
+        "GetTrades min_ts:format-maximum",
+        "CreateOrderV2Request.expiration_time:format-minimum",
+        "CreateOrderV2Request.expiration_time:format-maximum",
+        "AmendOrderV2Request.expiration_time:format-maximum",
+        "ApplySubaccountTransferRequest.amount_cents:format-maximum",
     } <= found
+    assert "AmendOrderV2Request.expiration_time:format-minimum" not in found  # minimum: 0
     assert len(LIMITS) == len(found)
 
 
