@@ -197,7 +197,10 @@ async def session(client: Any, local: LocalExchange) -> None:
     # -- subaccounts
     sub = (await maybe(client.subaccounts.create(m.CreateSubaccountRequest()))).subaccount_number
     transfer = m.ApplySubaccountTransferRequest(
-        client_transfer_id="t-1", from_subaccount=0, to_subaccount=sub, amount_cents=500
+        client_transfer_id="00000000-0000-4000-8000-000000000001",
+        from_subaccount=0,
+        to_subaccount=sub,
+        amount_cents=500,
     )
     await maybe(client.subaccounts.transfer(transfer))
     await maybe(client.subaccounts.transfer(transfer))  # the same id again moves nothing
