@@ -27,6 +27,13 @@ Money rules (all `Decimal`, never float):
   to $0.0001; the balance change is floored to $0.0001 (every simulated user is a direct member)
   and the difference is a rounding fee; rounding overpaid across the fills of one order comes back
   as a $0.01 rebate once it reaches $0.01.
+* Cost basis (``PositionState.exposure``): opening adds what the contracts cost; closing
+  releases the average cost of the contracts closed, floored to $0.0001, and closing the last
+  contracts releases whatever basis is left. Every partial close therefore moves exposure and
+  realized P&L by whole $0.0001 steps, a full close leaves exactly zero, and over a position's
+  life realized P&L is exactly what closing paid minus what opening cost (a plain
+  ``exposure * closed / held`` rounds at 28 digits and leaves residue such as 1E-28 behind).
+  The YES and NO cost bases are the exposure of whichever side is held.
 * Settlement pays $1 per contract on the winning side; the market's resting orders are
   cancelled when it closes.
 
@@ -207,12 +214,31 @@ class TradeState:
 class PositionState:
     position: Decimal = ZERO  #: contracts; positive YES, negative NO
     total_traded: Decimal = ZERO
-    exposure: Decimal = ZERO  #: cost basis of the open position
+    exposure: Decimal = ZERO  #: cost basis of the open position (see the module docstring)
     realized_pnl: Decimal = ZERO
     fees_paid: Decimal = ZERO
-    yes_cost: Decimal = ZERO  #: total paid for YES contracts still held at settlement time
-    no_cost: Decimal = ZERO
     updated_ms: int = 0
+
+    @property
+    def yes_cost(self) -> Decimal:
+        """The cost basis of the YES contracts held (zero unless the position is long YES)."""
+        return self.exposure if self.position > 0 else ZERO
+
+    @property
+    def no_cost(self) -> Decimal:
+        """The cost basis of the NO contracts held (zero unless the position is long NO)."""
+        return self.exposure if self.position < 0 else ZERO
+
+    def release(self, closing: Decimal) -> Decimal:
+        """Take the basis of ``closing`` of the contracts held off `exposure`; returns it.
+
+        The average cost of the contracts closed, floored to $0.0001; all that is left when
+        ``closing`` is the whole position.
+        """
+        held = abs(self.position)
+        released = self.exposure if closing >= held else self.exposure * closing // (held * CENTICENT) * CENTICENT
+        self.exposure -= released
+        return released
 
 
 @dataclass(frozen=True, slots=True)
@@ -582,18 +608,8 @@ class Exchange:
         opening = count - closing
         revenue = closing * (ONE - cost) - opening * cost
         if closing > 0:
-            released = pos.exposure * closing / held_opposite
-            pos.realized_pnl += closing * (ONE - cost) - released
-            pos.exposure -= released
-            if direction == 1:
-                pos.no_cost -= pos.no_cost * closing / held_opposite
-            else:
-                pos.yes_cost -= pos.yes_cost * closing / held_opposite
+            pos.realized_pnl += closing * (ONE - cost) - pos.release(closing)
         pos.exposure += opening * cost
-        if direction == 1:
-            pos.yes_cost += opening * cost
-        else:
-            pos.no_cost += opening * cost
         before = pos.position
         pos.position += count * direction
         pos.total_traded += count * cost
@@ -905,8 +921,6 @@ class Exchange:
                 )
                 pos.position = ZERO
                 pos.exposure = ZERO
-                pos.yes_cost = ZERO
-                pos.no_cost = ZERO
                 pos.updated_ms = wall_ms
                 self.settlements.append(record)
                 done.append(record)

@@ -12,7 +12,13 @@ answers with a body built from the generated response models:
 * a query value of the wrong type or a body the request model refuses -> 400 with the reason
   in ``details``; refusals from the exchange (unknown ticker 404, insufficient balance 400, ...)
   -> their status with an ``ErrorResponse`` body;
-* operations the exchange does not model -> 501 naming the operation (`NOT_MODELLED` lists them).
+* operations the exchange does not model -> 501 naming the operation (`NOT_MODELLED` lists them);
+* each list pages with its own bounds and default (the spec's, for its page-size parameter: the
+  bounds from the operation table, the defaults in `LIST_DEFAULT_LIMITS`); a page size out of
+  bounds -> 400 naming them;
+* the query parameters the spec gives an operation are applied as it describes them, except
+  those in `QUERY_PARAMETERS_WITHOUT_EFFECT`, which are accepted and change nothing (the table
+  says why for each); parameters the spec does not declare are ignored.
 
 Fault injection (`Faults`) turns a share of requests into 429s (with or without
 ``Retry-After``), bursts of 5xx, added latency, or responses cut off mid-body; the decisions come
@@ -60,13 +66,11 @@ from kalshi_proto.sim.exchange import (
 from kalshi_proto.sim.matching import Side, StpMode, TimeInForce
 from kalshi_proto.sim.scenario import ActionRefused, check_actions, run_actions
 
-__all__ = ["NOT_MODELLED", "ExchangeApp", "Faults"]
+__all__ = ["LIST_DEFAULT_LIMITS", "NOT_MODELLED", "QUERY_PARAMETERS_WITHOUT_EFFECT", "ExchangeApp", "Faults"]
 
 _JSON = (("content-type", "application/json"),)
 _DOLLARS = Decimal("0.0001")
 _COUNT = Decimal("0.01")
-_DEFAULT_LIMIT = 100
-_MAX_LIMIT = 1000
 _K = TypeVar("_K", int, str)
 _T = TypeVar("_T")
 
@@ -148,6 +152,11 @@ def _in_window(wall_ms: int, args: Mapping[str, Any], low: str = "min_ts", high:
     return (after is None or wall_ms > after * 1000) and (before is None or wall_ms < before * 1000)
 
 
+def _on_shard(args: Mapping[str, Any]) -> bool:
+    # The exchange is one shard, index 0: an ``exchange_index`` filter for any other finds nothing.
+    return args.get("exchange_index") in (None, 0)
+
+
 def _verify(public_key: object, message: bytes, signature: bytes) -> bool:
     try:
         if isinstance(public_key, rsa.RSAPublicKey):
@@ -174,6 +183,69 @@ class _Route:
         regex = re.sub(r"\\{([a-z_]+)\\}", r"(?P<\1>[^/]+)", re.escape(operation.path))
         self.pattern = re.compile(re.escape(prefix) + regex + r"\Z")
 
+
+#: The page size of each list operation the exchange serves when the request gives none: the
+#: ``default`` of the operation's page-size parameter in the spec. The operation table carries
+#: the parameter's ``minimum`` and ``maximum`` (checked from there) but not its default.
+LIST_DEFAULT_LIMITS: Mapping[str, int] = {
+    "GetEvents": 200,
+    "GetFills": 100,
+    "GetMarkets": 100,
+    "GetOrders": 100,
+    "GetPositions": 100,
+    "GetSettlements": 100,
+    "GetSubaccountTransfers": 100,
+    "GetTrades": 100,
+}
+
+
+def _page_size(op: Operation, args: Mapping[str, Any]) -> int:
+    # The operation's own bounds, from the spec's minimum and maximum. GetMarkets and GetTrades
+    # allow 0, and their validate tag (``omitempty,gte=0,lte=1000``) counts a zero as not
+    # given: 0 asks for the default page there.
+    assert op.pagination is not None and op.pagination.limit_param is not None
+    name = op.pagination.limit_param
+    default = LIST_DEFAULT_LIMITS[op.operation_id]
+    limit: int | None = args.get(name)
+    if limit is None:
+        return default
+    bounds = next(p.constraints for p in op.query_params if p.name == name)
+    assert bounds is not None and bounds.minimum is not None and bounds.maximum is not None
+    if not bounds.minimum <= limit <= bounds.maximum:
+        raise ExchangeError(400, "invalid_parameters", f"{name} must be {bounds.describe_range()}")
+    return limit or default
+
+
+_ORDER_BY_ID = "the order id alone names the order, in whichever subaccount it is; the subaccount is not checked"
+_GROUP_BY_ID = "the order group id alone names the group, in whichever subaccount it is; the subaccount is not checked"
+_ONE_SHARD = "it routes the request to an exchange shard, and the exchange is one shard (index 0)"
+
+#: Query parameters of modelled operations that the exchange accepts and does nothing with, as
+#: (operationId, parameter) -> why. Every other query parameter the spec gives an operation it
+#: serves is read and applied as the spec describes it (a test checks that each is either read or
+#: listed here). None is refused: a client that sends one to the real API must not fail here.
+QUERY_PARAMETERS_WITHOUT_EFFECT: Mapping[tuple[str, str], str] = {
+    ("GetMarketCandlesticks", "include_latest_before_start"): (
+        "the spec does not say the synthetic candle's end when start_ts falls on a period boundary, "
+        "nor its volume, open interest and bid/ask values"
+    ),
+    ("GetSeriesList", "tags"): "the spec does not describe it",
+    ("GetSeriesList", "include_product_metadata"): "the spec does not describe it, and the exchange keeps no product metadata",
+    ("GetEvents", "with_milestones"): "there are no milestones: `milestones` is empty either way",
+    ("CancelOrderV2", "subaccount"): _ORDER_BY_ID,
+    ("CancelOrderV2", "exchange_index"): _ONE_SHARD,
+    ("CancelOrderV2", "market_ticker"): "it serves only to route the cancel to a shard, and the exchange is one shard (index 0)",
+    ("AmendOrderV2", "subaccount"): _ORDER_BY_ID,
+    ("DecreaseOrderV2", "subaccount"): _ORDER_BY_ID,
+    ("DeleteOrderGroup", "subaccount"): _GROUP_BY_ID,
+    ("DeleteOrderGroup", "exchange_index"): _ONE_SHARD,
+    ("ResetOrderGroup", "subaccount"): _GROUP_BY_ID,
+    ("ResetOrderGroup", "exchange_index"): _ONE_SHARD,
+    ("TriggerOrderGroup", "subaccount"): _GROUP_BY_ID,
+    ("TriggerOrderGroup", "exchange_index"): _ONE_SHARD,
+    ("UpdateOrderGroupLimit", "subaccount"): _GROUP_BY_ID,
+    ("UpdateOrderGroupLimit", "exchange_index"): _ONE_SHARD,
+}
 
 #: Operations the local exchange answers with 501: it models a single trader's account on binary
 #: markets, not RFQs, block trades, FCM, API-key management, live data or historical archives.
@@ -496,18 +568,16 @@ class ExchangeApp:
 
     @staticmethod
     def _page(
+        ctx: _Context,
         rows: Sequence[tuple[_K, _T]],
-        args: Mapping[str, Any],
         cursor: tuple[Callable[[str], _K | None], Callable[[_K], str]],
     ) -> tuple[list[_T], str]:
         # ``rows`` ascend by key; a cursor names the key of the last item returned, and the next
         # page starts after it. Items that arrive between two requests therefore neither repeat
         # an item nor push one out of reach (an offset into a rebuilt list does both).
         decode, encode = cursor
-        text = args.get("cursor") or ""
-        limit = args.get("limit") or _DEFAULT_LIMIT
-        if not 1 <= limit <= _MAX_LIMIT:
-            raise ExchangeError(400, "invalid_parameters", f"limit must be between 1 and {_MAX_LIMIT}")
+        text = ctx.args.get("cursor") or ""
+        limit = _page_size(ctx.operation, ctx.args)
         if text:
             after = decode(text)
             if after is None:
@@ -550,9 +620,9 @@ class ExchangeApp:
     def _op_GetUserDataTimestamp(self, ctx: _Context) -> tuple[int, BaseModel]:
         return 200, m.GetUserDataTimestampResponse(as_of_time=_time(ctx.wall_ms))
 
-    def _series_view(self, ticker: str) -> dict[str, Any]:
+    def _series_view(self, ticker: str, with_volume: bool) -> dict[str, Any]:
         s = self.exchange.series[ticker]
-        return {
+        view: dict[str, Any] = {
             "ticker": s.ticker,
             "frequency": s.frequency,
             "title": s.title,
@@ -566,17 +636,34 @@ class ExchangeApp:
             "fee_multiplier": s.fee_multiplier,
             "additional_prohibitions": [],
         }
+        if with_volume:  # include_volume: contracts traded across all the series' events
+            view["volume_fp"] = _count(sum((mk.volume for mk in self._markets_of_series(ticker)), ZERO))
+        return view
+
+    def _markets_of_series(self, series_ticker: str) -> list[MarketState]:
+        return [mk for mk in self.exchange.markets.values() if self.exchange.events[mk.event_ticker].series_ticker == series_ticker]
 
     def _op_GetSeriesList(self, ctx: _Context) -> tuple[int, BaseModel]:
-        category = ctx.args.get("category")
-        series = [self._series_view(t) for t, s in sorted(self.exchange.series.items()) if category in (None, s.category)]
+        args = ctx.args
+        category = args.get("category")
+        # A series' metadata never changes here: it was last updated when its markets were made
+        # (as GetEvents reads min_updated_ts for events).
+        min_updated = args.get("min_updated_ts")
+        with_volume = bool(args.get("include_volume"))
+        series = [
+            self._series_view(t, with_volume)
+            for t, s in sorted(self.exchange.series.items())
+            if category in (None, s.category)
+            and (min_updated is None or any(mk.created_ms > min_updated * 1000 for mk in self._markets_of_series(t)))
+        ]
         return 200, m.GetSeriesListResponse.model_validate({"series": series})
 
     def _op_GetSeries(self, ctx: _Context) -> tuple[int, BaseModel]:
         ticker = ctx.args["series_ticker"]
         if ticker not in self.exchange.series:
             raise ExchangeError(404, "series_not_found", f"series {ticker} not found")
-        return 200, m.GetSeriesResponse.model_validate({"series": self._series_view(ticker)})
+        view = self._series_view(ticker, bool(ctx.args.get("include_volume")))
+        return 200, m.GetSeriesResponse.model_validate({"series": view})
 
     def _event_view(self, ticker: str, with_markets: bool) -> dict[str, Any]:
         e = self.exchange.events[ticker]
@@ -634,7 +721,7 @@ class ExchangeApp:
             and (min_close is None or any(mk.close_ms > min_close * 1000 for mk in markets.get(t, [])))
             and (min_updated is None or any(mk.created_ms > min_updated * 1000 for mk in markets.get(t, [])))
         ]
-        chunk, cursor = self._page(tickers, args, _ticker_cursor(self.exchange.events))
+        chunk, cursor = self._page(ctx, tickers, _ticker_cursor(self.exchange.events))
         nested = bool(ctx.args.get("with_nested_markets"))
         events = [self._event_view(t, nested) for t in chunk]
         return 200, m.GetEventsResponse.model_validate({"events": events, "cursor": cursor})
@@ -643,8 +730,11 @@ class ExchangeApp:
         ticker = ctx.args["event_ticker"]
         if ticker not in self.exchange.events:
             raise ExchangeError(404, "event_not_found", f"event {ticker} not found")
+        # with_nested_markets also puts the markets inside the event; the top-level list, which
+        # the spec deprecates in favour of that one, stays.
+        event = self._event_view(ticker, bool(ctx.args.get("with_nested_markets")))
         markets = [self._market_view(mk) for mk in self._markets_of(ticker)]
-        return 200, m.GetEventResponse.model_validate({"event": self._event_view(ticker, False), "markets": markets})
+        return 200, m.GetEventResponse.model_validate({"event": event, "markets": markets})
 
     _STATUS_FILTER: ClassVar[dict[str, tuple[str, ...]]] = {
         "unopened": ("initialized", "inactive"),
@@ -682,7 +772,7 @@ class ExchangeApp:
             if settled and (market.settled_ms is None or not _in_window(market.settled_ms, args, "min_settled_ts", "max_settled_ts")):
                 continue
             chosen.append((ticker, market))
-        chunk, cursor = self._page(chosen, args, _ticker_cursor(self.exchange.markets))
+        chunk, cursor = self._page(ctx, chosen, _ticker_cursor(self.exchange.markets))
         return 200, m.GetMarketsResponse.model_validate({"markets": [self._market_view(mk) for mk in chunk], "cursor": cursor})
 
     def _op_GetMarket(self, ctx: _Context) -> tuple[int, BaseModel]:
@@ -768,7 +858,7 @@ class ExchangeApp:
             and _in_window(t.created_ms, args)
             and not args.get("is_block_trade"),
         )
-        chunk, cursor = self._page(trades, args, _sequence_cursor(len(self.exchange.trades)))
+        chunk, cursor = self._page(ctx, trades, _sequence_cursor(len(self.exchange.trades)))
         views = [
             {
                 "trade_id": t.trade_id,
@@ -799,11 +889,14 @@ class ExchangeApp:
             for (s, t), p in account.positions.items()
             if s == sub
         )
+        # exchange_index scopes balance and portfolio value to one shard; everything is on 0.
+        # The breakdown lists every shard whatever the scope.
+        in_scope = _on_shard(ctx.args)
         return 200, m.GetBalanceResponse.model_validate(
             {
-                "balance": int(available * 100),
-                "balance_dollars": _dollars(available),
-                "portfolio_value": int(Decimal(value) * 100),
+                "balance": int(available * 100) if in_scope else 0,
+                "balance_dollars": _dollars(available if in_scope else ZERO),
+                "portfolio_value": int(Decimal(value) * 100) if in_scope else 0,
                 "updated_ts": ctx.wall_ms // 1000,
                 "balance_breakdown": [{"exchange_index": 0, "balance": _dollars(available)}],
             }
@@ -820,9 +913,10 @@ class ExchangeApp:
             raise ExchangeError(400, "invalid_parameters", f"count_filter accepts position and total_traded, not {', '.join(unknown)}")
         rows = []
         by_event: dict[str, list[Any]] = {}
+        shard = _on_shard(args)
         for (s, ticker), pos in sorted(account.positions.items()):
             market = self.exchange.markets[ticker]
-            if s != sub or args.get("ticker") not in (None, ticker):
+            if not shard or s != sub or args.get("ticker") not in (None, ticker):
                 continue
             if fields and not any(getattr(pos, name) for name in fields):
                 continue
@@ -834,7 +928,7 @@ class ExchangeApp:
                 continue
             rows.append((ticker, (ticker, pos)))
             by_event.setdefault(market.event_ticker, []).append(pos)
-        chunk, cursor = self._page(rows, args, _ticker_cursor(self.exchange.markets))
+        chunk, cursor = self._page(ctx, rows, _ticker_cursor(self.exchange.markets))
         markets = [
             {
                 "ticker": ticker,
@@ -869,16 +963,18 @@ class ExchangeApp:
         if events is not None and len(events) > 10:
             raise ExchangeError(400, "invalid_parameters", "event_ticker takes at most 10 event tickers")
         everything = list(self.exchange.orders.values())
+        shard = _on_shard(args)
         orders = _newest_first(
             everything,
-            lambda o: o.user_id == user_id
+            lambda o: shard
+            and o.user_id == user_id
             and args.get("ticker") in (None, o.ticker)
             and args.get("status") in (None, o.status)
             and (events is None or self.exchange.markets[o.ticker].event_ticker in events)
             and args.get("subaccount") in (None, o.subaccount)
             and _in_window(o.created_ms, args),
         )
-        chunk, cursor = self._page(orders, args, _sequence_cursor(len(everything)))
+        chunk, cursor = self._page(ctx, orders, _sequence_cursor(len(everything)))
         return 200, m.GetOrdersResponse(orders=[self._order_view(o) for o in chunk], cursor=cursor)
 
     def _op_GetOrder(self, ctx: _Context) -> tuple[int, BaseModel]:
@@ -888,15 +984,17 @@ class ExchangeApp:
     def _op_GetFills(self, ctx: _Context) -> tuple[int, BaseModel]:
         args = ctx.args
         user_id = ctx.user.user_id
+        shard = _on_shard(args)
         fills = _newest_first(
             self.exchange.fills,
-            lambda f: f.user_id == user_id
+            lambda f: shard
+            and f.user_id == user_id
             and args.get("ticker") in (None, f.ticker)
             and args.get("order_id") in (None, f.order_id)
             and args.get("subaccount") in (None, f.subaccount)
             and _in_window(f.created_ms, args),
         )
-        chunk, cursor = self._page(fills, args, _sequence_cursor(len(self.exchange.fills)))
+        chunk, cursor = self._page(ctx, fills, _sequence_cursor(len(self.exchange.fills)))
         return 200, m.GetFillsResponse(fills=[self._fill_view(f) for f in chunk], cursor=cursor)
 
     def _op_GetSettlements(self, ctx: _Context) -> tuple[int, BaseModel]:
@@ -910,7 +1008,7 @@ class ExchangeApp:
             and args.get("subaccount") in (None, s.subaccount)
             and _in_window(s.settled_ms, args),
         )
-        chunk, cursor = self._page(rows, args, _sequence_cursor(len(self.exchange.settlements)))
+        chunk, cursor = self._page(ctx, rows, _sequence_cursor(len(self.exchange.settlements)))
         views = [
             {
                 "ticker": s.ticker,
@@ -948,8 +1046,9 @@ class ExchangeApp:
         rows = []
         wanted = set(ctx.args["market_tickers"].split(",")) if ctx.args.get("market_tickers") else None
         event = ctx.args.get("event_ticker")
+        sub = ctx.args.get("subaccount") or 0  # the spec: "Defaults to 0"
         for order in self.exchange.user_orders(ctx.user.user_id):
-            if order.status != "resting" or (wanted is not None and order.ticker not in wanted):
+            if order.status != "resting" or order.subaccount != sub or (wanted is not None and order.ticker not in wanted):
                 continue
             if event in (None, self.exchange.markets[order.ticker].event_ticker):
                 rows.append({"order_id": order.order_id, "market_ticker": order.ticker, "queue_position_fp": _count(self._queue_position(order))})
@@ -1070,7 +1169,12 @@ class ExchangeApp:
         }
 
     def _op_GetOrderGroups(self, ctx: _Context) -> tuple[int, BaseModel]:
-        groups = [self._group_view(g) for g in self.exchange.order_groups.values() if g.user_id == ctx.user.user_id]
+        sub = ctx.args.get("subaccount")  # all subaccounts when omitted
+        groups = [
+            self._group_view(g)
+            for g in self.exchange.order_groups.values()
+            if g.user_id == ctx.user.user_id and sub in (None, g.subaccount)
+        ]
         return 200, m.GetOrderGroupsResponse.model_validate({"order_groups": groups})
 
     def _op_CreateOrderGroup(self, ctx: _Context) -> tuple[int, BaseModel]:
@@ -1080,6 +1184,8 @@ class ExchangeApp:
 
     def _op_GetOrderGroup(self, ctx: _Context) -> tuple[int, BaseModel]:
         group = self.exchange.order_group(ctx.user.user_id, ctx.args["order_group_id"])
+        if ctx.args.get("subaccount") not in (None, group.subaccount):  # any subaccount when omitted
+            raise ExchangeError(404, "order_group_not_found", f"order group {group.order_group_id} is not in subaccount {ctx.args['subaccount']}")
         orders = [o.order_id for o in self.exchange.user_orders(ctx.user.user_id) if o.order_group_id == group.order_group_id and o.status == "resting"]
         view = self._group_view(group)
         return 200, m.GetOrderGroupResponse.model_validate(
@@ -1130,7 +1236,7 @@ class ExchangeApp:
     def _op_GetSubaccountTransfers(self, ctx: _Context) -> tuple[int, BaseModel]:
         user_id = ctx.user.user_id
         rows = _newest_first(self.exchange.transfers, lambda t: t.user_id == user_id)
-        chunk, cursor = self._page(rows, ctx.args, _sequence_cursor(len(self.exchange.transfers)))
+        chunk, cursor = self._page(ctx, rows, _sequence_cursor(len(self.exchange.transfers)))
         views = [
             {
                 "transfer_id": t.transfer_id,

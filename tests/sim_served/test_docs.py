@@ -1,4 +1,5 @@
-"""docs/sim.md lists exactly what the local exchange models and what it answers with 501."""
+"""docs/sim.md lists exactly what the local exchange models, what it answers with 501, and the
+query parameters it accepts without effect."""
 
 from __future__ import annotations
 
@@ -6,16 +7,24 @@ import re
 from pathlib import Path
 
 from kalshi_proto.rest.operation_table import operations
-from kalshi_proto.sim.rest import NOT_MODELLED
+from kalshi_proto.sim.rest import NOT_MODELLED, QUERY_PARAMETERS_WITHOUT_EFFECT
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "sim.md"
 
 
 def test_docs_list_every_operation_once_in_the_right_table() -> None:
-    text = DOC.read_text()
+    text = DOC.read_text().partition("\n## Operations\n")[2]
     modelled_part, _, unmodelled_part = text.partition("Answered with 501")
     listed_modelled = set(re.findall(r"^\| `(\w+)` \|", modelled_part, re.MULTILINE))
     listed_unmodelled = set(re.findall(r"^\| `(\w+)` \|", unmodelled_part, re.MULTILINE))
     every = {op.operation_id for op in operations()}
     assert listed_unmodelled == set(NOT_MODELLED)
     assert listed_modelled == every - set(NOT_MODELLED)
+
+
+def test_docs_list_the_query_parameters_accepted_without_effect() -> None:
+    section = DOC.read_text().partition("#### Query parameters accepted without effect")[2]
+    section = section.partition("\n#")[0]
+    rows = re.findall(r"^\| `(\w+)` \| `(\w+)` \| (.+) \|$", section, re.MULTILINE)
+    assert {(op, name): why for op, name, why in rows} == dict(QUERY_PARAMETERS_WITHOUT_EFFECT)
+    assert len(rows) == len(QUERY_PARAMETERS_WITHOUT_EFFECT)

@@ -9,10 +9,12 @@ bookkeeping, zero-sum positions and determinism.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable
 from dataclasses import astuple, dataclass
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import pytest
@@ -25,6 +27,7 @@ from kalshi_proto.sim.exchange import (
     ExchangeError,
     MarketState,
     PlaceResult,
+    PositionState,
     SeriesState,
 )
 from kalshi_proto.sim.matching import Side, StpMode, TimeInForce
@@ -1217,6 +1220,152 @@ def test_partial_fills_release_the_fee_budget_exactly() -> None:
     assert account.fee_reserved[0] == 0 and account.reserved[0] == 0
     assert account.available(0) == account.cash[0]
     assert account.cash[0] == account.cash[0].quantize(D("0.0001"))
+
+
+# ---- cost basis on partial closes -------------------------------------------------------------
+
+
+def places(value: Decimal) -> int:
+    """How many decimal places a Decimal carries."""
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int)
+    return max(0, -exponent)
+
+
+def average_cost_release(exposure: Decimal, closing: Decimal, held: Decimal) -> Decimal:
+    """The module docstring's rule, in exact fractions: the average cost of the contracts
+    closed floored to $0.0001, or all that is left on a full close."""
+    if closing == 0:
+        return D(0)
+    if closing == held:
+        return exposure
+    return D(math.floor(Fraction(exposure) * Fraction(closing) / Fraction(held) * 10_000)) / 10_000
+
+
+def released_by(
+    pos_before: tuple[Decimal, Decimal, Decimal],
+    pos: PositionState,
+    side: Side,
+    price: Decimal,
+    count: Decimal,
+) -> tuple[Decimal, Decimal, Decimal]:
+    """(closed, held before, released) for one user's fill, read off the realized P&L change."""
+    position, _, realized = pos_before
+    cost = price if side is BID else 1 - price
+    held = max(D(0), -position) if side is BID else max(D(0), position)
+    closing = min(count, held)
+    return closing, held, closing * (1 - cost) + realized - pos.realized_pnl
+
+
+@pytest.mark.parametrize(
+    ("opens", "closes"),
+    [
+        # thirds: 0.32 over 3 contracts is not a finite decimal per contract
+        ([("0.10", "1"), ("0.11", "2")], [("0.20", "1")] * 3),
+        # sevenths, closed at different prices
+        ([("0.10", "1"), ("0.11", "6")], [(f"0.{20 + n}", "1") for n in range(7)]),
+        # fractional contracts: 0.07 held, closed 0.01 at a time
+        ([("0.13", "0.04"), ("0.17", "0.03")], [("0.20", "0.01")] * 7),
+        # a count that divides nothing evenly, closed in thirds of unequal size
+        ([("0.13", "1"), ("0.17", "0.07")], [("0.21", "0.33"), ("0.19", "0.33"), ("0.20", "0.41")]),
+    ],
+)
+def test_partial_closes_release_the_cost_basis_exactly(
+    opens: list[tuple[str, str]], closes: list[tuple[str, str]]
+) -> None:
+    # t buys YES from mm (mm goes long NO), then both close in parts: t sells YES, mm buys YES.
+    s = Sim()
+    for price, count in opens:
+        s.place("mm", "Q", ASK, price, count)
+        s.place("t", "Q", BID, price, count)
+    cost = {
+        "t": sum((D(c) * D(p) for p, c in opens), D(0)),
+        "mm": sum((D(c) * (1 - D(p)) for p, c in opens), D(0)),
+    }
+    t_pos = s.ex.position(s.ex.account("t"), 0, "Q")
+    mm_pos = s.ex.position(s.ex.account("mm"), 0, "Q")
+    assert (t_pos.exposure, mm_pos.exposure) == (cost["t"], cost["mm"])
+    receipts = {"t": D(0), "mm": D(0)}
+    for price, count in closes:
+        before = {
+            u: (p.position, p.exposure, p.realized_pnl) for u, p in (("t", t_pos), ("mm", mm_pos))
+        }
+        s.place("mm", "Q", BID, price, count)
+        s.place("t", "Q", ASK, price, count, IOC)
+        receipts["t"] += D(count) * D(price)
+        receipts["mm"] += D(count) * (1 - D(price))
+        for user, pos, side in (("t", t_pos, ASK), ("mm", mm_pos, BID)):
+            closing, held, released = released_by(before[user], pos, side, D(price), D(count))
+            assert released == average_cost_release(before[user][1], closing, held)
+            assert places(pos.exposure) <= 4 and places(pos.realized_pnl) <= 4
+            # What is realized plus what is still held at cost is what went in and came out.
+            assert pos.realized_pnl - pos.exposure == receipts[user] - cost[user]
+    for user, pos in (("t", t_pos), ("mm", mm_pos)):
+        assert pos.position == 0
+        assert pos.exposure == 0 and (pos.yes_cost, pos.no_cost) == (D(0), D(0))
+        assert pos.realized_pnl == receipts[user] - cost[user]
+
+
+def test_a_partial_close_keeps_the_held_sides_cost_basis() -> None:
+    s = Sim()
+    s.place("mm", "Q", ASK, "0.10", 1)
+    s.place("t", "Q", BID, "0.10", 1)
+    s.place("mm", "Q", ASK, "0.11", 2)
+    s.place("t", "Q", BID, "0.11", 2)  # t: 3 YES for 0.32; mm: 3 NO for 2.68
+    s.place("mm", "Q", BID, "0.20", 1)
+    s.place("t", "Q", ASK, "0.20", 1)  # closes one of three
+    t_pos = s.ex.position(s.ex.account("t"), 0, "Q")
+    mm_pos = s.ex.position(s.ex.account("mm"), 0, "Q")
+    # floor(0.32 / 3) = 0.1066 and floor(2.68 / 3) = 0.8933 are released.
+    assert (t_pos.exposure, t_pos.yes_cost, t_pos.no_cost) == (D("0.2134"), D("0.2134"), D(0))
+    assert (t_pos.realized_pnl, mm_pos.realized_pnl) == (D("0.0934"), D("-0.0933"))
+    assert (mm_pos.exposure, mm_pos.yes_cost, mm_pos.no_cost) == (D("1.7867"), D(0), D("1.7867"))
+    s.ex.determine_market("Q", "no", W + 10)
+    records = {r.user_id: r for r in s.ex.settle_market("Q", W + 20)}
+    assert (records["t"].yes_cost, records["mm"].no_cost) == (D("0.2134"), D("1.7867"))
+    assert (t_pos.realized_pnl, mm_pos.realized_pnl) == (D("-0.1200"), D("0.1200"))
+
+
+_trade_step = st.tuples(
+    st.sampled_from([BID, ASK]),  # t's side
+    st.integers(1, 99).map(lambda n: Decimal(n) / 100),
+    st.integers(1, 500).map(lambda n: Decimal(n) / 100),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_trade_step, min_size=1, max_size=30), st.sampled_from(["yes", "no"]))
+@example(
+    steps=[(BID, D("0.10"), D(1)), (BID, D("0.11"), D(2))] + [(ASK, D("0.20"), D(1))] * 3,
+    result="yes",
+)
+def test_cost_basis_stays_exact_through_any_sequence_of_fills(
+    steps: list[tuple[Side, Decimal, Decimal]], result: str
+) -> None:
+    # t takes what mm rests, one trade per step, so both hold opposite positions that grow,
+    # shrink and flip; each close must follow the average-cost rule exactly.
+    s = Sim({"mm": "1000", "t": "1000"})
+    users = (("t", 1), ("mm", -1))
+    pos = {u: s.ex.position(s.ex.account(u), 0, "Q") for u, _ in users}
+    for side, price, count in steps:
+        before = {u: (p.position, p.exposure, p.realized_pnl) for u, p in pos.items()}
+        s.place("mm", "Q", ASK if side is BID else BID, str(price), str(count))
+        s.place("t", "Q", side, str(price), str(count), IOC)
+        for user, sign in users:
+            own_side = side if sign == 1 else (ASK if side is BID else BID)
+            p = pos[user]
+            closing, held, released = released_by(before[user], p, own_side, price, count)
+            assert released == average_cost_release(before[user][1], closing, held)
+            assert places(p.exposure) <= 4 and places(p.realized_pnl) <= 4
+            assert p.exposure >= 0 and (p.exposure == 0) == (p.position == 0)
+            # Cash moved by what closing paid, less what opening cost, less fees.
+            assert p.realized_pnl - p.exposure - p.fees_paid == s.cash(user) - 1000
+    s.ex.determine_market("Q", result, W + 10)
+    s.ex.settle_market("Q", W + 20)
+    for user, _ in users:
+        p = pos[user]
+        assert (p.position, p.exposure) == (D(0), D(0))
+        assert p.realized_pnl - p.fees_paid == s.cash(user) - 1000
 
 
 # ---- properties -----------------------------------------------------------------------------

@@ -52,6 +52,9 @@ C50 = "KXFED-26JAN-C50"  # mid 0.02: bid 0.01, asks 0.03/0.04/0.05
 HOLD = "KXFED-26JAN-HOLD"
 START_S = START_MS // 1000
 D = Decimal
+#: ApplySubaccountTransfer's client_transfer_id is ``format: uuid``.
+TRANSFER_1 = "00000000-0000-4000-8000-000000000001"
+TRANSFER_2 = "00000000-0000-4000-8000-000000000002"
 
 
 def _public_pem(
@@ -571,7 +574,7 @@ def _examples() -> dict[str, Callable[[State], Call[Any]]]:
         "CreateSubaccount": lambda s: calls.create_subaccount(),
         "ApplySubaccountTransfer": lambda s: calls.apply_subaccount_transfer(
             m.ApplySubaccountTransferRequest(
-                client_transfer_id="tr-1", from_subaccount=0, to_subaccount=1, amount_cents=1234
+                client_transfer_id=TRANSFER_1, from_subaccount=0, to_subaccount=1, amount_cents=1234
             )
         ),
         "GetSubaccountBalances": lambda s: calls.get_subaccount_balances(),
@@ -893,6 +896,34 @@ def test_orders_fills_trades_and_positions(h: Harness) -> None:
     ) == (C50, "yes", 200, D(2))
 
 
+def test_positions_report_an_exact_cost_basis_through_partial_closes(h: Harness) -> None:
+    # 101 YES for 56.57 (100 at 0.56, 1 at 0.57), sold back in three orders into mm's bids
+    # (100 at 0.54, then 0.53). Each partial close releases the average cost floored to $0.0001
+    # (kalshi_proto.sim.exchange); the last one releases what is left.
+    ioc = {"time_in_force": "immediate_or_cancel"}
+    h.ok(
+        calls.create_order_v2(order_request(price="0.57", count="101", client_order_id="b", **ioc))
+    )
+    reported = []
+    for n, count in enumerate(("33", "33", "35")):
+        sell = order_request(side="ask", price="0.53", count=count, client_order_id=f"s{n}", **ioc)
+        h.ok(calls.create_order_v2(sell))
+        body = json.loads(h.call(calls.get_positions(settlement_status="all")).body)
+        [row] = body["market_positions"]
+        [event] = body["event_positions"]
+        reported.append(
+            (row["position_fp"], row["market_exposure_dollars"], row["realized_pnl_dollars"])
+        )
+        assert (event["event_exposure_dollars"], event["realized_pnl_dollars"]) == reported[-1][1:]
+    # 56.57 * 33 / 101 = 18.48326.. -> 18.4832; 38.0868 * 33 / 68 = 18.48330.. -> 18.4833;
+    # 19.6035 * 34 / 35 = 19.0434 (34 at 0.54); the last contract (at 0.53) releases 0.5601.
+    assert reported == [
+        ("68.00", "38.0868", "-0.6632"),
+        ("35.00", "19.6035", "-1.3265"),
+        ("0.00", "0.0000", "-2.0400"),  # 100 * 0.54 + 0.53 - 56.57
+    ]
+
+
 def test_balance_and_resting_value(h: Harness) -> None:
     seed_state(h)
     balance = h.ok(calls.get_balance())
@@ -1060,7 +1091,7 @@ def test_order_groups(h: Harness) -> None:
 def test_subaccounts_and_transfers(h: Harness) -> None:
     assert h.ok(calls.create_subaccount()).subaccount_number == 1
     transfer = m.ApplySubaccountTransferRequest(
-        client_transfer_id="tr-1", from_subaccount=0, to_subaccount=1, amount_cents=12_345
+        client_transfer_id=TRANSFER_1, from_subaccount=0, to_subaccount=1, amount_cents=12_345
     )
     h.ok(calls.apply_subaccount_transfer(transfer))
     balances = h.ok(calls.get_subaccount_balances()).subaccount_balances
@@ -1070,10 +1101,10 @@ def test_subaccounts_and_transfers(h: Harness) -> None:
     ]
     page = h.ok(calls.get_subaccount_transfers())
     assert [(t.from_subaccount, t.to_subaccount, t.amount_cents, t.transfer_id) for t in page] == [
-        (0, 1, 12_345, "tr-1")
+        (0, 1, 12_345, TRANSFER_1)
     ]
     bad = m.ApplySubaccountTransferRequest(
-        client_transfer_id="tr-2", from_subaccount=1, to_subaccount=0, amount_cents=1_000_000
+        client_transfer_id=TRANSFER_2, from_subaccount=1, to_subaccount=0, amount_cents=1_000_000
     )
     response = h.call(calls.apply_subaccount_transfer(bad))
     assert (response.status, error(response)["code"]) == (400, "insufficient_balance")
@@ -1103,7 +1134,7 @@ def test_average_fill_price_of_an_ask_is_a_yes_price(h: Harness) -> None:
 def test_a_repeated_transfer_id_moves_money_once(h: Harness) -> None:
     h.ok(calls.create_subaccount())
     transfer = m.ApplySubaccountTransferRequest(
-        client_transfer_id="tr-1", from_subaccount=0, to_subaccount=1, amount_cents=100
+        client_transfer_id=TRANSFER_1, from_subaccount=0, to_subaccount=1, amount_cents=100
     )
     h.call(calls.apply_subaccount_transfer(transfer))
     h.call(calls.apply_subaccount_transfer(transfer))
@@ -1425,7 +1456,10 @@ def test_portfolio_lists_filter_by_subaccount(h: Harness) -> None:
     h.ok(
         calls.apply_subaccount_transfer(
             m.ApplySubaccountTransferRequest(
-                client_transfer_id="t-1", from_subaccount=0, to_subaccount=sub, amount_cents=10_000
+                client_transfer_id=TRANSFER_1,
+                from_subaccount=0,
+                to_subaccount=sub,
+                amount_cents=10_000,
             )
         )
     )
