@@ -651,6 +651,15 @@ class Generator:
         check_limits_fit(found, "enum" if schema.get("enum") else value_kind, where)
         return found
 
+    def param_default(self, schema: dict[str, Any], where: str) -> str | int | bool | None:
+        """The spec's ``default`` of a parameter: what the server uses when it is left out."""
+        while "$ref" in schema and "default" not in schema:
+            schema = self.schemas[ref_name(schema["$ref"])]
+        value = schema.get("default")
+        if value is not None and (isinstance(value, float) or not isinstance(value, str | int)):
+            raise SystemExit(f"{where}: a default of {value!r} is not supported")
+        return value
+
     def pagination(
         self, op_id: str, response: str | None, query: set[str]
     ) -> dict[str, Any] | None:
@@ -692,6 +701,7 @@ class Generator:
                     "ann": ann,
                     "enum": enum,
                     "limits": self.param_limits(schema, kind, f"{op_id} parameter {p['name']}"),
+                    "default": self.param_default(schema, f"{op_id} parameter {p['name']}"),
                     "doc": first_sentence(p.get("description"), 160),
                 }
             )
@@ -782,6 +792,8 @@ class Generator:
                     enum = f", enum={p['enum']!r}" if p["enum"] else ""
                     if p["limits"]:
                         enum += f", constraints={constraints_row(p['limits'])}"
+                    if p["default"] is not None:
+                        enum += f", default={p['default']!r}"
                     lines.append(
                         f"        Param({p['name']!r}, {p['py']!r}, {loc}, ParamKind.{p['kind']}, {p['required']!r}{enum}),"
                     )

@@ -94,6 +94,9 @@ class Param:
     required: bool
     enum: tuple[str | int, ...] | None = None  #: the allowed values, if the spec lists them
     constraints: Constraints | None = None  #: the spec's limits, if it sets any
+    #: the spec's ``default``: the value the server uses when the parameter is left out (the SDK
+    #: sends nothing for it then; this is for reading)
+    default: str | int | bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

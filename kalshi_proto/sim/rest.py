@@ -13,9 +13,8 @@ answers with a body built from the generated response models:
   in ``details``; refusals from the exchange (unknown ticker 404, insufficient balance 400, ...)
   -> their status with an ``ErrorResponse`` body;
 * operations the exchange does not model -> 501 naming the operation (`NOT_MODELLED` lists them);
-* each list pages with its own bounds and default (the spec's, for its page-size parameter: the
-  bounds from the operation table, the defaults in `LIST_DEFAULT_LIMITS`); a page size out of
-  bounds -> 400 naming them;
+* each list pages with its own bounds and default (the spec's, for its page-size parameter, as
+  the operation table gives them); a page size out of bounds -> 400 naming them;
 * the query parameters the spec gives an operation are applied as it describes them, except
   those in `QUERY_PARAMETERS_WITHOUT_EFFECT`, which are accepted and change nothing (the table
   says why for each); parameters the spec does not declare are ignored.
@@ -66,7 +65,7 @@ from kalshi_proto.sim.exchange import (
 from kalshi_proto.sim.matching import Side, StpMode, TimeInForce
 from kalshi_proto.sim.scenario import ActionRefused, check_actions, run_actions
 
-__all__ = ["LIST_DEFAULT_LIMITS", "NOT_MODELLED", "QUERY_PARAMETERS_WITHOUT_EFFECT", "ExchangeApp", "Faults"]
+__all__ = ["NOT_MODELLED", "QUERY_PARAMETERS_WITHOUT_EFFECT", "ExchangeApp", "Faults"]
 
 _JSON = (("content-type", "application/json"),)
 _DOLLARS = Decimal("0.0001")
@@ -184,33 +183,19 @@ class _Route:
         self.pattern = re.compile(re.escape(prefix) + regex + r"\Z")
 
 
-#: The page size of each list operation the exchange serves when the request gives none: the
-#: ``default`` of the operation's page-size parameter in the spec. The operation table carries
-#: the parameter's ``minimum`` and ``maximum`` (checked from there) but not its default.
-LIST_DEFAULT_LIMITS: Mapping[str, int] = {
-    "GetEvents": 200,
-    "GetFills": 100,
-    "GetMarkets": 100,
-    "GetOrders": 100,
-    "GetPositions": 100,
-    "GetSettlements": 100,
-    "GetSubaccountTransfers": 100,
-    "GetTrades": 100,
-}
-
-
 def _page_size(op: Operation, args: Mapping[str, Any]) -> int:
     # The operation's own bounds, from the spec's minimum and maximum. GetMarkets and GetTrades
     # allow 0, and their validate tag (``omitempty,gte=0,lte=1000``) counts a zero as not
     # given: 0 asks for the default page there.
     assert op.pagination is not None and op.pagination.limit_param is not None
     name = op.pagination.limit_param
-    default = LIST_DEFAULT_LIMITS[op.operation_id]
+    param = next(p for p in op.query_params if p.name == name)
+    default, bounds = param.default, param.constraints
+    assert isinstance(default, int) and bounds is not None
+    assert bounds.minimum is not None and bounds.maximum is not None
     limit: int | None = args.get(name)
     if limit is None:
         return default
-    bounds = next(p.constraints for p in op.query_params if p.name == name)
-    assert bounds is not None and bounds.minimum is not None and bounds.maximum is not None
     if not bounds.minimum <= limit <= bounds.maximum:
         raise ExchangeError(400, "invalid_parameters", f"{name} must be {bounds.describe_range()}")
     return limit or default

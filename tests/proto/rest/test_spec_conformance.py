@@ -802,6 +802,8 @@ def test_operation_row_matches_the_spec(op: Operation) -> None:
         node = _deref(_spec_param(op, param).get("schema", {}))
         enum = node.get("enum") or _deref(node.get("items", {})).get("enum")
         assert param.enum == (tuple(enum) if enum else None), param.name
+        assert param.default == node.get("default"), param.name
+        assert type(param.default) is type(node.get("default")), param.name  # False is not 0
         assert param.python_name.isidentifier() and param.python_name.rstrip("_") == param.name
     body = _body_schema_name(op)
     assert (op.request_model is None) is (body is None)
