@@ -8,7 +8,8 @@ a bad order fails when you build it, before anything is signed or sent:
   exchange (and the SDK never resends a POST on its own).
 * Prices are dollars strictly between 0 and 1 with at most 4 decimal places, the finest tick any
   price-level structure uses (``FixedPointDollars``: requests take 2-4 decimals). The
-  market's own tick (``price_ranges``) is checked by the exchange.
+  market's own tick (``price_ranges``) is checked by the exchange, or beforehand with
+  `kalshi_proto.prices.PriceGrid`.
 * Counts are positive with at most 2 decimal places (``FixedPointCount``).
 * ``immediate_or_cancel`` cannot carry ``expiration_time``, and ``reduce_only`` needs
   ``immediate_or_cancel`` (both from ``CreateOrderV2Request`` in ``openapi.yaml``).
