@@ -56,7 +56,7 @@ def _exchange(users: int) -> Exchange:
 
 
 def _cent_markets(ex: Exchange) -> list[str]:
-    return sorted(t for t, m in ex.markets.items() if m.tick == CENT)
+    return sorted(t for t, m in ex.markets.items() if m.price_level_structure == "linear_cent")
 
 
 def _quotes(ex: Exchange, ticker: str) -> tuple[int, int]:

@@ -46,9 +46,10 @@ import heapq
 import uuid
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
+from kalshi_proto.prices import PriceBand, PriceError, PriceGrid
 from kalshi_proto.sim.matching import BookOrder, OrderBook, Side, StpMode, TimeInForce
 
 __all__ = [
@@ -72,6 +73,28 @@ ZERO = Decimal(0)
 ONE = Decimal(1)
 CENTICENT = Decimal("0.0001")
 CENT = Decimal("0.01")
+DECICENT = Decimal("0.001")
+
+#: The price-level structures Kalshi names (its subpenny-pricing page), as the ranges a market
+#: of that structure lists in ``price_ranges``.
+PRICE_LEVEL_STRUCTURES: dict[str, PriceGrid] = {
+    "linear_cent": PriceGrid([PriceBand(ZERO, ONE, CENT)]),
+    "deci_cent": PriceGrid([PriceBand(ZERO, ONE, DECICENT)]),
+    "tapered_deci_cent": PriceGrid(
+        [
+            PriceBand(ZERO, Decimal("0.1"), DECICENT),
+            PriceBand(Decimal("0.1"), Decimal("0.9"), CENT),
+            PriceBand(Decimal("0.9"), ONE, DECICENT),
+        ]
+    ),
+}
+
+
+def linear_grid(tick: Decimal) -> tuple[str, PriceGrid]:
+    """(structure name, grid) of one tick from 0 to 1: a named structure, or ``custom``."""
+    grid = PriceGrid([PriceBand(ZERO, ONE, tick)])
+    name = next((n for n, known in PRICE_LEVEL_STRUCTURES.items() if known == grid), "custom")
+    return name, grid
 TAKER_RATE = Decimal("0.07")
 MAKER_RATE = Decimal("0.0175")
 MAKER_FEE_TYPES = frozenset({"quadratic_with_maker_fees", "quadratic_with_combo_maker_fees"})
@@ -131,7 +154,10 @@ class MarketState:
     created_ms: int
     status: str = "active"  #: initialized, active, closed, determined, finalized
     result: str = ""  #: "", "yes" or "no"
-    tick: Decimal = CENT  #: one linear tick across the whole range
+    price_level_structure: str = "linear_cent"  #: a name from PRICE_LEVEL_STRUCTURES, or custom
+    grid: PriceGrid = PRICE_LEVEL_STRUCTURES["linear_cent"]  #: the valid order prices
+    #: a shorthand for one tick from 0 to 1; it sets the structure and grid (see `linear_grid`)
+    tick: InitVar[Decimal | None] = None
     rules_primary: str = ""
     rules_secondary: str = ""
     last_price: Decimal = ZERO
@@ -141,12 +167,11 @@ class MarketState:
     updated_ms: int = 0
     book: OrderBook = field(init=False)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, tick: Decimal | None) -> None:
         self.book = OrderBook(self.ticker)
+        if tick is not None:
+            self.price_level_structure, self.grid = linear_grid(tick)
 
-    @property
-    def price_level_structure(self) -> str:
-        return "linear_cent" if self.tick == CENT else "deci_cent" if self.tick == Decimal("0.001") else "custom"
 
 
 @dataclass(slots=True)
@@ -565,8 +590,10 @@ class Exchange:
     def _check_price(self, market: MarketState, price: Decimal) -> None:
         if not ZERO < price < ONE:
             raise ExchangeError(400, "invalid_price", f"price must be between 0 and 1, got {price}")
-        if price % market.tick != 0:
-            raise ExchangeError(400, "invalid_price", f"price {price} is not on the market's tick of {market.tick}")
+        try:
+            market.grid.check(price)
+        except PriceError as exc:
+            raise ExchangeError(400, "invalid_price", str(exc)) from None
 
     def _submit(self, order: OrderState, market: MarketState, wall_ms: int) -> tuple[FillState, ...]:
         incoming = BookOrder(order.order_id, order.user_id, order.side, order.price, order.remaining)

@@ -489,7 +489,10 @@ class ExchangeApp:
             "rules_primary": market.rules_primary,
             "rules_secondary": market.rules_secondary,
             "price_level_structure": market.price_level_structure,
-            "price_ranges": [{"start": "0.0000", "end": "1.0000", "step": str(_dollars(market.tick))}],
+            "price_ranges": [
+                {"start": str(_dollars(band.start)), "end": str(_dollars(band.end)), "step": str(_dollars(band.step))}
+                for band in market.grid.bands
+            ],
             "settlement_bounds_type": "default",
             "exchange_index": 0,
         }

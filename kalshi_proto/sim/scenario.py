@@ -20,7 +20,8 @@ Shape (prices and amounts are decimal strings; times are milliseconds after ``st
       "series":   [{"ticker", "title", "category", "frequency"?, "fee_type"?, "fee_multiplier"?, "tags"?}],
       "events":   [{"event_ticker", "series_ticker", "title", "sub_title"?, "mutually_exclusive"?}],
       "markets":  [{"ticker", "event_ticker", "title", "yes_sub_title", "no_sub_title",
-                    "open_after_ms"?, "close_after_ms", "tick"?, "rules_primary"?, "rules_secondary"?}],
+                    "open_after_ms"?, "close_after_ms", "tick"? | "price_level_structure"?,
+                    "rules_primary"?, "rules_secondary"?}],
       "accounts": [{"user_id", "balance"}],
       "liquidity": [{"user_id", "ticker", "side": "bid"|"ask", "price", "count"}],
       "actions":  [{"at_ms", "do": "place"|"cancel_all"|"close"|"determine"|"settle", ...}]
@@ -35,7 +36,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from kalshi_proto.sim.exchange import EventState, Exchange, ExchangeError, MarketState, SeriesState
+from kalshi_proto.sim.exchange import (
+    PRICE_LEVEL_STRUCTURES,
+    EventState,
+    Exchange,
+    ExchangeError,
+    MarketState,
+    SeriesState,
+)
 from kalshi_proto.sim.matching import Side, StpMode, TimeInForce
 
 __all__ = ["ActionRefused", "build_exchange", "check_actions", "liquidity_client_order_id", "run_actions"]
@@ -123,7 +131,7 @@ def build_exchange(scenario: Mapping[str, Any], *, seed: int = 0) -> Exchange:
                     close_ms=start + int(mk["close_after_ms"]),
                     created_ms=start,
                     status="active" if open_ms <= start else "initialized",
-                    tick=Decimal(str(mk.get("tick", "0.01"))),
+                    **_price_levels(mk),
                     rules_primary=mk.get("rules_primary", ""),
                     rules_secondary=mk.get("rules_secondary", ""),
                 )
@@ -178,6 +186,20 @@ def _entries(scenario: Mapping[str, Any], section: str) -> list[Mapping[str, Any
     if not isinstance(value, list | tuple) or not all(isinstance(v, Mapping) for v in value):
         raise ValueError(f"scenario {section}: must be a list of objects")
     return list(value)
+
+
+def _price_levels(market: Mapping[str, Any]) -> dict[str, Any]:
+    # "tick": one step from 0 to 1 ("0.01" is linear_cent, "0.001" deci_cent, others custom);
+    # "price_level_structure": a structure by name, such as tapered_deci_cent. Neither: cents.
+    if "tick" in market and "price_level_structure" in market:
+        raise ValueError("give tick or price_level_structure, not both")
+    if "price_level_structure" not in market:
+        return {"tick": Decimal(str(market.get("tick", "0.01")))}
+    name = market["price_level_structure"]
+    if name not in PRICE_LEVEL_STRUCTURES:
+        known = ", ".join(sorted(PRICE_LEVEL_STRUCTURES))
+        raise ValueError(f"price_level_structure must be one of {known}, not {name!r}")
+    return {"price_level_structure": name, "grid": PRICE_LEVEL_STRUCTURES[name]}
 
 
 @contextmanager

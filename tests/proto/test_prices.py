@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from kalshi_proto.prices import PriceBand, PriceError, PriceGrid
 from kalshi_proto.rest.generated import calls
 from kalshi_proto.rest.generated import models as m
+from kalshi_proto.sim.exchange import PRICE_LEVEL_STRUCTURES
 from tests.proto.sim import test_rest_app as rest_app
 from tests.proto.sim.test_rest_app import T100K, Harness, order_request
 
@@ -214,14 +215,20 @@ def test_rounding_lands_on_the_grid_and_goes_the_right_way(name: str, price: Dec
     assert (floor == ceil == price) is grid.is_valid(price)
 
 
-@pytest.mark.parametrize("tick", ["0.01", "0.001"])
+@pytest.mark.parametrize("structure", sorted(PRICE_LEVEL_STRUCTURES))
 def test_the_local_exchange_accepts_exactly_the_prices_its_grid_allows(
-    h: Harness, tick: str
+    h: Harness, structure: str
 ) -> None:
-    h.ex.markets[T100K].tick = D(tick)
+    h.ex.markets[T100K].price_level_structure = structure
+    h.ex.markets[T100K].grid = PRICE_LEVEL_STRUCTURES[structure]
     market = h.ok(calls.get_market(T100K)).market
-    grid = PriceGrid.from_market(market)
-    for n, price in enumerate(["0.0005", "0.001", "0.005", "0.01", "0.055", "0.5", "0.999"]):
-        request = order_request(price=price, count="1", client_order_id=f"grid-{tick}-{n}")
-        status = h.call(calls.create_order_v2(request)).status
-        assert (status == 201) is grid.is_valid(price), (tick, price, status)
+    assert market.price_level_structure == structure
+    grid = PriceGrid.from_market(market)  # from the JSON the exchange sent
+    assert grid == PriceGrid.from_ranges(GRIDS[structure])
+    prices = ["0.0005", "0.001", "0.005", "0.01", "0.055", "0.095", "0.105", "0.5", "0.555"]
+    for n, price in enumerate([*prices, "0.91", "0.905", "0.999", "0.9995"]):
+        request = order_request(price=price, count="1", client_order_id=f"grid-{structure}-{n}")
+        response = h.call(calls.create_order_v2(request))
+        assert (response.status == 201) is grid.is_valid(price), (price, response.body)
+        if response.status != 201:
+            assert b"invalid_price" in response.body and b"not a valid price" in response.body

@@ -51,8 +51,8 @@ def test_default_scenario_shape() -> None:
         bid, ask = market.book.best(Side.BID), market.book.best(Side.ASK)
         assert bid is not None and ask is not None and bid < ask, market.ticker
         assert market.volume == 0 and market.open_interest == 0
-    assert ex.markets["KXHIGHNY-26JAN30-B31"].tick == Decimal("0.001")
-    assert ex.markets["KXFED-26JAN-HOLD"].tick == Decimal("0.01")
+    assert ex.markets["KXHIGHNY-26JAN30-B31"].price_level_structure == "deci_cent"
+    assert ex.markets["KXFED-26JAN-HOLD"].price_level_structure == "linear_cent"
     assert set(ex.accounts) == {"mm"}
 
 
@@ -128,14 +128,14 @@ def test_defaults_of_a_minimal_scenario() -> None:
     event = ex.events["E"]
     assert (event.sub_title, event.mutually_exclusive) == ("", False)
     market = ex.markets["M"]
-    assert (market.tick, market.rules_primary, market.status, market.created_ms) == (
-        Decimal("0.01"),
+    assert (market.price_level_structure, market.rules_primary, market.status, market.created_ms) == (
+        "linear_cent",
         "",
         "active",
         1_000_000,
     )
     late = ex.markets["LATE"]
-    assert (late.status, late.open_ms, late.tick) == ("initialized", 1_005_000, Decimal("0.001"))
+    assert (late.status, late.open_ms, late.price_level_structure) == ("initialized", 1_005_000, "deci_cent")
     assert ex.account("b").cash[0] == 100
     [order] = ex.orders.values()
     assert order.tif.value == "good_till_canceled" and order.stp.value == "maker"
@@ -176,6 +176,19 @@ _ORDER = _small()["liquidity"][0]
         ({"actions": "none"}, "scenario actions: must be a list of objects"),
         ({"liquidity": [{**_ORDER, "side": "up"}]}, "scenario liquidity[0]: 'up' is not a valid"),
         ({"liquidity": [{**_ORDER, "ticker": "NOPE"}]}, "scenario liquidity[0]: refused by"),
+        (
+            {"markets": [{**_MARKET, "tick": "0"}]},
+            "scenario markets[0]: a price range's step must be positive",
+        ),
+        (
+            {"markets": [{**_without(_MARKET, "tick"), "price_level_structure": "quarter"}]},
+            "scenario markets[0]: price_level_structure must be one of deci_cent, linear_cent, "
+            "tapered_deci_cent, not 'quarter'",
+        ),
+        (
+            {"markets": [{**_MARKET, "price_level_structure": "deci_cent"}]},
+            "scenario markets[0]: give tick or price_level_structure, not both",
+        ),
     ],
     ids=[
         "start",
@@ -187,6 +200,9 @@ _ORDER = _small()["liquidity"][0]
         "actions",
         "enum",
         "refused",
+        "tick-zero",
+        "structure-unknown",
+        "tick-and-structure",
     ],
 )
 def test_a_malformed_scenario_is_a_value_error_naming_the_entry(
@@ -370,7 +386,8 @@ def test_an_action_the_exchange_refuses_is_reported_once_and_the_script_goes_on(
             at_ms=1_000_010,
             status=400,
             code="invalid_price",
-            message="price 0.405 is not on the market's tick of 0.01",
+            message="0.405 is not a valid price on this market (steps of 0.01 from 0 to 1); "
+            "the nearest are 0.40 and 0.41",
         ),
     )
     assert str(refused[0]) == (
@@ -484,3 +501,16 @@ def test_a_served_exchange_checks_its_actions_when_made() -> None:
                 {"at_ms": 0, "do": "determine", "ticker": "KXFED-26JAN-HOLD", "result": "maybe"}
             ],
         )
+
+
+def test_a_market_takes_a_tapered_price_structure_by_name() -> None:
+    tapered = {**_without(_MARKET, "tick"), "price_level_structure": "tapered_deci_cent"}
+    ex = build_exchange(_small(markets=[_small()["markets"][0], tapered]))
+    market = ex.markets["LATE"]
+    assert market.price_level_structure == "tapered_deci_cent"
+    assert [(b.start, b.end, b.step) for b in market.grid.bands] == [
+        (Decimal(0), Decimal("0.1"), Decimal("0.001")),
+        (Decimal("0.1"), Decimal("0.9"), Decimal("0.01")),
+        (Decimal("0.9"), Decimal(1), Decimal("0.001")),
+    ]
+    assert ex.markets["M"].price_level_structure == "linear_cent"  # neither key: cents
