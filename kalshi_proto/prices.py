@@ -20,9 +20,18 @@ the grid's outer ends, 0 and 1 on a binary market: those two are never valid ord
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from decimal import Decimal
+from dataclasses import dataclass, field
+from decimal import (
+    Context,
+    Decimal,
+    DivisionByZero,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+    localcontext,
+)
 from typing import Any
 
 from kalshi_proto.types import parse_decimal
@@ -34,6 +43,12 @@ class PriceError(ValueError):
     """A price is not one the market accepts; the message names the nearest that are."""
 
 
+@functools.lru_cache(maxsize=64)
+def _exact_context(digits: int) -> Context:
+    # A context that works to ``digits`` digits and raises rather than round.
+    return Context(prec=digits, traps=[Inexact, InvalidOperation, DivisionByZero, Overflow])
+
+
 @dataclass(frozen=True, slots=True)
 class PriceBand:
     """One ``PriceRange``: the ticks ``start``, ``start + step``, ... up to ``end``, in dollars."""
@@ -41,6 +56,8 @@ class PriceBand:
     start: Decimal
     end: Decimal
     step: Decimal
+    #: the highest tick, ``end`` itself when ``end`` is a whole number of steps from ``start``
+    last: Decimal = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name in ("start", "end", "step"):
@@ -51,33 +68,40 @@ class PriceBand:
             raise ValueError(f"a price range's step must be positive, got {self.step}")
         if self.end < self.start:
             raise ValueError(f"a price range ends before it starts: {self.start} to {self.end}")
+        object.__setattr__(self, "last", self._nearest(self.end, up=False, strictly=False))
 
-    def _steps(self, price: Decimal) -> tuple[Decimal, bool]:
-        # (whole steps from start to price, rounded toward minus infinity; exactly on a tick).
-        # divmod is exact: no rounding at the context's 28 digits can move a tick.
-        whole, rest = divmod(price - self.start, self.step)
-        if rest < 0:  # divmod truncates toward zero
-            whole -= 1
-        return whole, rest == 0
+    def _nearest(self, price: Decimal, up: bool, strictly: bool) -> Decimal:
+        # The tick at or below (``up``: at or above; ``strictly``: not equal to) a price in
+        # [start, last]. Worked to as many digits as it takes to be exact: at the default 28,
+        # 0.12999... (30 nines) would round to 0.13 and be called a tick. Inexact is trapped,
+        # so a digit lost cannot pass unseen.
+        exponent = min(int(value.as_tuple().exponent) for value in (price, self.start, self.step))
+        top = max(self.start.adjusted(), self.end.adjusted(), 0)
+        with localcontext(_exact_context(max(28, top - exponent + 4))):
+            whole, rest = divmod(price - self.start, self.step)
+            if up and (rest or strictly):
+                whole += 1
+            elif not up and not rest and strictly:
+                whole -= 1
+            return self.start + whole * self.step
 
     def at_or_below(self, price: Decimal, *, strictly: bool = False) -> Decimal | None:
         """The highest tick of this band at (or, ``strictly``, below) ``price``; None if none."""
-        if price > self.end:
-            price, strictly = self.end, False
-        whole, exact = self._steps(price)
-        if exact and strictly:
-            whole -= 1
-        return self.start + whole * self.step if whole >= 0 else None
+        if price < self.start:
+            return None
+        if price > self.last:  # the common case for a band wholly below the price: no sums
+            return self.last
+        tick = self._nearest(price, up=False, strictly=strictly)
+        return tick if tick >= self.start else None
 
     def at_or_above(self, price: Decimal, *, strictly: bool = False) -> Decimal | None:
         """The lowest tick of this band at (or, ``strictly``, above) ``price``; None if none."""
-        if price < self.start:
-            price, strictly = self.start, False
-        whole, exact = self._steps(price)
-        if not exact or strictly:
-            whole += 1
-        tick = self.start + whole * self.step
-        return tick if tick <= self.end else None
+        if price > self.last:
+            return None
+        if price < self.start:  # the common case for a band wholly above the price
+            return self.start
+        tick = self._nearest(price, up=True, strictly=strictly)
+        return tick if tick <= self.last else None
 
 
 class PriceGrid:
@@ -164,9 +188,7 @@ class PriceGrid:
             ),
             outside,
         )
-        raise PriceError(
-            f"{value} is not a valid price on this market{where}; {nearest}"
-        )
+        raise PriceError(f"{value} is not a valid price on this market{where}; {nearest}")
 
     def floor(self, price: Decimal | int | str) -> Decimal | None:
         """The highest valid price at or below ``price``; None when there is none."""

@@ -9,7 +9,7 @@ prices the grid of its own market calls valid.
 from __future__ import annotations
 
 import bisect
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 import pytest
@@ -97,6 +97,23 @@ def test_the_tapered_structure_in_words() -> None:
     assert grid.below("0.91") == D("0.909")  # 0.001 steps from 0.90 up
     assert grid.above("0.999") is None and grid.below("0.001") is None
     assert (grid.low, grid.high) == (D(0), D(1))
+
+
+@pytest.mark.parametrize("name", GRIDS)
+def test_prices_with_many_digits_or_far_away_are_answered_exactly(name: str) -> None:
+    # 0.1299... with 30 nines would round to 0.13 at the default 28 digits and count as a tick.
+    grid = PriceGrid.from_ranges(GRIDS[name])
+    ticks = _all_ticks(GRIDS[name])
+    for tick in ticks[1:-1]:
+        with localcontext(prec=60):  # the test's own sums must not round either
+            just_under, just_over = tick - D("1E-32"), tick + D("1E-32")
+        assert grid.floor(just_under) == grid.below(tick) and grid.ceil(just_under) == tick
+        assert grid.ceil(just_over) == grid.above(tick) and grid.floor(just_over) == tick
+        assert not grid.is_valid(just_under) and not grid.is_valid(just_over)
+    for far in (D("1E+30"), D("-1E+30"), D("1E-100"), D("-1E-100")):
+        below, above = [t for t in ticks if t <= far], [t for t in ticks if t >= far]
+        assert grid.floor(far) == (below[-1] if below else None)
+        assert grid.ceil(far) == (above[0] if above else None)
 
 
 def test_check_returns_a_valid_price_as_given() -> None:
