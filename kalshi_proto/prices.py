@@ -58,6 +58,10 @@ class PriceBand:
     step: Decimal
     #: the highest tick, ``end`` itself when ``end`` is a whole number of steps from ``start``
     last: Decimal = field(init=False, repr=False, compare=False)
+    # For the working precision of `_nearest`: the band's finest decimal place, and the
+    # digits above the point plus a margin. Fixed by the band, so found once.
+    _finest: int = field(init=False, repr=False, compare=False)
+    _above_point: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name in ("start", "end", "step"):
@@ -68,6 +72,11 @@ class PriceBand:
             raise ValueError(f"a price range's step must be positive, got {self.step}")
         if self.end < self.start:
             raise ValueError(f"a price range ends before it starts: {self.start} to {self.end}")
+        finest = min(int(self.start.as_tuple().exponent), int(self.step.as_tuple().exponent))
+        object.__setattr__(self, "_finest", finest)
+        object.__setattr__(
+            self, "_above_point", max(self.start.adjusted(), self.end.adjusted(), 0) + 4
+        )
         object.__setattr__(self, "last", self._nearest(self.end, up=False, strictly=False))
 
     def _nearest(self, price: Decimal, up: bool, strictly: bool) -> Decimal:
@@ -75,9 +84,8 @@ class PriceBand:
         # [start, last]. Worked to as many digits as it takes to be exact: at the default 28,
         # 0.12999... (30 nines) would round to 0.13 and be called a tick. Inexact is trapped,
         # so a digit lost cannot pass unseen.
-        exponent = min(int(value.as_tuple().exponent) for value in (price, self.start, self.step))
-        top = max(self.start.adjusted(), self.end.adjusted(), 0)
-        with localcontext(_exact_context(max(28, top - exponent + 4))):
+        finest = min(int(price.as_tuple().exponent), self._finest)
+        with localcontext(_exact_context(max(28, self._above_point - finest))):
             whole, rest = divmod(price - self.start, self.step)
             if up and (rest or strictly):
                 whole += 1

@@ -656,7 +656,7 @@ class Generator:
         while "$ref" in schema and "default" not in schema:
             schema = self.schemas[ref_name(schema["$ref"])]
         value = schema.get("default")
-        if value is not None and (isinstance(value, float) or not isinstance(value, str | int)):
+        if value is not None and not isinstance(value, str | int):  # a bool is an int
             raise SystemExit(f"{where}: a default of {value!r} is not supported")
         return value
 
