@@ -274,7 +274,8 @@ async def test_httpx_client(tls: bool) -> None:
                 first = await client.get("/markets", params={"limit": 2})
                 second = await client.post("/orders", json={"count": 1})
             assert first.status_code == 200 and first.json()["target"] == "/markets?limit=2"
-            assert second.json()["body"] == '{"count":1}'
+            # (httpx before 0.28 writes JSON with spaces: compare what it says, not its layout)
+            assert json.loads(second.json()["body"]) == {"count": 1}
             assert server.connections_accepted == 1
 
 
@@ -334,9 +335,17 @@ async def test_a_client_reset_mid_request_leaves_the_server_running(
             async with raw_client(server) as client:
                 await client.send(get("/after"))
                 assert (await client.response())[0] == 200
+            # The reset ends the first connection quietly: read as a reset ("ended", anyio 4.5
+            # and later) or as an end of stream before the body ("refused", anyio 4.4), never
+            # as a failure logged with its traceback.
             with anyio.fail_after(2):
-                while not any("ended" in r.getMessage() for r in caplog.records):
+                while not any(_ended_or_refused(r.getMessage()) for r in caplog.records):
                     await anyio.sleep(0.01)
+            assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def _ended_or_refused(message: str) -> bool:
+    return " ended: " in message or message.startswith("refused a request (answering 400)")
 
 
 async def test_a_client_gone_in_mid_response_is_a_transport_error() -> None:
