@@ -55,7 +55,9 @@ def test_every_argument_of_the_base_is_in_the_signature_with_its_default(
 def test_a_misspelt_argument_names_the_class_the_caller_used(cls: type, base: type) -> None:
     with pytest.raises(
         TypeError,
-        match=rf"^{cls.__name__}.__init__\(\) got an unexpected keyword argument 'key_idd'$",
+        # (Python 3.13 and later add a suggestion)
+        match=rf"^{cls.__name__}.__init__\(\) got an unexpected keyword argument 'key_idd'"
+        r"(\. Did you mean 'key_id'\?)?$",
     ):
         cls(key_idd="x")
 
