@@ -36,6 +36,8 @@ def exchange(*flags: str, key_file: Path) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 def test_the_command_serves_the_default_scenario_with_a_key_file(tmp_path: Path) -> None:
