@@ -11,6 +11,8 @@ keep unknown keys (``model_extra``), so a field the server adds tomorrow never b
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import BaseModel, ConfigDict
 
 __all__ = ["RequestModel", "ResponseModel"]
@@ -19,10 +21,12 @@ __all__ = ["RequestModel", "ResponseModel"]
 class RequestModel(BaseModel):
     """Base of request models: unknown keys are an error; instances are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True
+    )
 
 
 class ResponseModel(BaseModel):
     """Base of response models: unknown keys are kept, so a new server field never breaks parsing."""
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(extra="allow", populate_by_name=True)

@@ -291,7 +291,7 @@ class CallRun(Generic[T]):
         self._core = core
         self.call = call
         self.started_at = now
-        self.attempts = 0
+        self.attempts: int = 0
         #: Lines for the adapter's logger, oldest first; the adapter empties the list.
         self.log: list[LogLine] = []
         self._trace = trace

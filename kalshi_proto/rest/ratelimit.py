@@ -457,7 +457,7 @@ class RateLimiter:
         # `pace`).
         self._wire = {Bucket.READ: TokenBucket(read), Bucket.WRITE: TokenBucket(write)}
         #: What each operation costs (`CostTable`).
-        self.costs = costs
+        self.costs: CostTable = costs
         #: Held around every `reserve` when not None: a `threading.Lock`, for instance, so that
         #: threads sharing the limiter never lose a reservation. Every client installs one when
         #: it is None (`install_guard`). `TokenBucket.available` peeks without it.
@@ -710,7 +710,7 @@ class Reservation:
     def __init__(
         self, wait: float, limiter: RateLimiter, bucket: TokenBucket, cost: float, serial: int
     ) -> None:
-        self.wait = wait
+        self.wait: float = wait
         self._limiter = limiter
         self._bucket = bucket
         self._cost = cost

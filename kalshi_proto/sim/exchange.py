@@ -347,8 +347,8 @@ class Exchange:
         self.settlements: list[SettlementState] = []
         self.order_groups: dict[str, OrderGroupState] = {}
         self.transfers: list[TransferState] = []
-        self.fees_collected = ZERO
-        self.wall_ms = 0
+        self.fees_collected: Decimal = ZERO
+        self.wall_ms: int = 0
         self._counter = 0
         self._client_ids: dict[tuple[str, str], str] = {}  # (user, client_order_id) -> order id
         self._expiries: list[tuple[int, str]] = []  # heap of (expiration ms, order id)

@@ -279,7 +279,7 @@ class ExchangeApp:
         self._actions_done = 0
         #: Scripted actions the exchange refused when they came due, in order.
         self.action_refusals: list[ActionRefused] = []
-        self.faults = faults or Faults()
+        self.faults: Faults = faults or Faults()
         if self.faults.active and rng is None:
             raise ConfigurationError("fault injection needs an rng (e.g. random.Random(seed).random)")
         self._rng = rng
@@ -290,7 +290,7 @@ class ExchangeApp:
         self._routes = [_Route(op, prefix) for op in ordered]
         self._keys: dict[bytes, object] = {}
         self._burst_left = 0
-        self.requests = 0
+        self.requests: int = 0
         #: How many requests each operation answered (by operationId), faults and refusals included.
         self.operation_counts: Counter[str] = Counter()
         self._handlers: dict[str, Callable[[_Context], tuple[int, BaseModel | None]]] = {
