@@ -65,6 +65,13 @@ def _proxy_in_environment(scheme: str) -> bool:
     return scheme in proxies or "all" in proxies
 
 
+def _kind(value: object) -> str:
+    """A value's type for an error message: ``httpx.Client``, ``str``."""
+    kind = type(value)
+    package = kind.__module__.partition(".")[0]
+    return kind.__qualname__ if package == "builtins" else f"{package}.{kind.__qualname__}"
+
+
 class _NoCookies(http.cookiejar.CookieJar):
     """A cookie jar that keeps nothing: the API authenticates every request by signature, and
     reading ``Set-Cookie`` on every response is measurable overhead."""
@@ -93,8 +100,9 @@ class KalshiClient(ClientBase):
 
     Raises:
         ConfigurationError: an argument is of the wrong type or out of range (``limits`` not
-            an `httpx.Limits`, ``verify`` not a bool or an `ssl.SSLContext`, ``http2`` without
-            h2 installed, and those of every client).
+            an `httpx.Limits`, ``verify`` not a bool or an `ssl.SSLContext`, ``http2`` not a
+            bool or without h2 installed, ``transport`` without ``handle_request``,
+            ``http_client`` not an `httpx.Client`, and those of every client).
         CredentialsError: the key arguments are incomplete, contradictory or unusable.
     """
 
@@ -130,6 +138,21 @@ class KalshiClient(ClientBase):
             raise ConfigurationError(
                 "verify must be True, False or an ssl.SSLContext (for a CA file: "
                 f"ssl.create_default_context(cafile=...)), got {type(verify).__name__}"
+            )
+        if not isinstance(http2, bool):
+            raise ConfigurationError(f"http2 must be True or False, got {_kind(http2)}")
+        # The blocking and async flavours are easy to mix up; either would fail only at the
+        # first call, with an error that does not say why.
+        if transport is not None and not callable(
+            getattr(transport, "handle_request", None)
+        ):
+            raise ConfigurationError(
+                "transport must be an httpx.BaseTransport (one with handle_request), "
+                f"got {_kind(transport)}"
+            )
+        if http_client is not None and not isinstance(http_client, httpx.Client):
+            raise ConfigurationError(
+                f"http_client must be an httpx.Client, got {_kind(http_client)}"
             )
         super().__init__(
             key_id=key_id,

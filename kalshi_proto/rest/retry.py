@@ -82,6 +82,26 @@ def check_number(name: str, value: object, kind: type[int] | type[float] = float
         raise ConfigurationError(f"{name} must be {what}, got {type(value).__name__}")
 
 
+def _as_frozenset(name: str, value: object, what: str) -> frozenset[object]:
+    # A set, frozenset, list or tuple of items becomes a frozenset (so the policy stays
+    # hashable); a lone str, or anything else, is refused rather than read item by item.
+    if isinstance(value, (set, frozenset, list, tuple)):
+        try:
+            return frozenset(value)
+        except TypeError:  # an unhashable item
+            raise ConfigurationError(
+                f"{name} must hold {what}, got {_listed(list(value))}"
+            ) from None
+    raise ConfigurationError(
+        f"{name} must be a set of {what}, got {type(value).__name__} {value!r}"
+    )
+
+
+def _listed(items: list[object]) -> str:
+    # The offending items, in a stable order, for an error message.
+    return "[" + ", ".join(sorted(repr(item) for item in items)) + "]"
+
+
 @dataclass(frozen=True, slots=True)
 class RetryDecision:
     """What to do after a failed attempt.
@@ -108,16 +128,18 @@ class RetryPolicy:
         retry_after_cap: cap on an honoured ``Retry-After``, in seconds.
         total_timeout: seconds the whole call may take, retries and waits included, or ``None``
             for no bound.
-        retry_statuses: HTTP statuses that may be retried.
+        retry_statuses: HTTP statuses that may be retried (a set, list or tuple of ints; kept
+            as a frozenset).
         retry_methods: upper-case HTTP methods that may be retried: some of
-            `RETRYABLE_METHODS`.
+            `RETRYABLE_METHODS` (a set, list or tuple; kept as a frozenset).
 
     Raises:
         ConfigurationError: on construction, when a field is of the wrong type or out of
             range (``max_attempts`` below 1, a delay or cap that is negative, NaN or above
             `MAX_SECONDS`, ``total_timeout`` not above 0,
-            a status outside 100-599, a method that is empty, not upper-case, or not one of
-            GET, HEAD and OPTIONS).
+            statuses or methods that are not a set, list or tuple (a lone ``"GET"`` is refused),
+            a status that is not an int or is outside 100-599, a method that is not a str, is
+            empty, not upper-case, or not one of GET, HEAD and OPTIONS).
     """
 
     max_attempts: int = 4
@@ -156,11 +178,31 @@ class RetryPolicy:
             raise ConfigurationError(
                 f"total_timeout must be None or > 0 seconds, got {self.total_timeout!r}"
             )
+        statuses = _as_frozenset("retry_statuses", self.retry_statuses, "HTTP statuses")
+        ints: set[int] = set()
+        not_ints: list[object] = []
+        for status in statuses:
+            if isinstance(status, numbers.Integral) and not isinstance(status, bool):
+                ints.add(int(status))  # an HTTPStatus or a numpy integer becomes a plain int
+            else:
+                not_ints.append(status)
+        if not_ints:
+            raise ConfigurationError(
+                f"retry_statuses must be HTTP statuses (ints), got {_listed(not_ints)}"
+            )
+        object.__setattr__(self, "retry_statuses", frozenset(ints))
         bad_statuses = sorted(s for s in self.retry_statuses if not 100 <= s <= 599)
         if bad_statuses:
             raise ConfigurationError(
                 f"retry_statuses must be HTTP statuses from 100 to 599, got {bad_statuses}"
             )
+        methods = _as_frozenset("retry_methods", self.retry_methods, "method names")
+        not_strs = [m for m in methods if not isinstance(m, str)]
+        if not_strs:
+            raise ConfigurationError(
+                f"retry_methods must be method names (str), got {_listed(not_strs)}"
+            )
+        object.__setattr__(self, "retry_methods", methods)
         bad_methods = sorted(m for m in self.retry_methods if m != m.upper() or not m)
         if bad_methods:
             raise ConfigurationError(

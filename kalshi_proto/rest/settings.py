@@ -59,10 +59,12 @@ def build_rest_config(
         raise ConfigurationError("give credentials= or key_id/private_key, not both")
     return RestConfig(
         base_url=resolve_base_url(demo=demo, base_url=base_url, allow_any_host=allow_any_host),
-        credentials=credentials or loaded,
+        # (``is None``, not ``or``: a wrong value such as ``0`` or ``""`` is refused, not
+        # taken for "not given".)
+        credentials=loaded if credentials is None else credentials,
         retry=retry if retry is not None else RetryPolicy(),
         timeout=timeout,
-        user_agent=user_agent or USER_AGENT,
+        user_agent=USER_AGENT if user_agent is None else user_agent,
     )
 
 

@@ -104,6 +104,55 @@ def test_bad_options_of_the_httpx_clients(cls: type, kwargs: dict[str, Any], mes
         cls(**kwargs)
 
 
+def test_the_httpx_clients_refuse_the_other_flavours_pool_and_transport() -> None:
+    # The blocking and async httpx objects are easy to mix up; each mix-up is refused at once,
+    # naming what was given, instead of failing at the first call.
+    async_pool = httpx.AsyncClient()  # (nothing to close: it has opened no connection)
+    with httpx.Client() as pool:
+        with pytest.raises(
+            ConfigurationError, match=r"^http_client must be an httpx.Client, got httpx.AsyncCl"
+        ):
+            kalshi_httpx.KalshiClient(http_client=async_pool)  # type: ignore[arg-type]
+        with pytest.raises(
+            ConfigurationError, match=r"^http_client must be an httpx.AsyncClient, got httpx.Cl"
+        ):
+            kalshi_httpx.AsyncKalshiClient(http_client=pool)  # type: ignore[arg-type]
+    with pytest.raises(
+        ConfigurationError,
+        match=r"^transport must be an httpx.BaseTransport \(one with handle_request\), "
+        r"got httpx.AsyncHTTPTransport$",
+    ):
+        kalshi_httpx.KalshiClient(transport=httpx.AsyncHTTPTransport())  # type: ignore[arg-type]
+    with pytest.raises(
+        ConfigurationError,
+        match=r"^transport must be an httpx.AsyncBaseTransport \(one with handle_async_request\), "
+        r"got httpx.HTTPTransport$",
+    ):
+        kalshi_httpx.AsyncKalshiClient(transport=httpx.HTTPTransport())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"http2": "yes"}, r"^http2 must be True or False, got str$"),
+        ({"http2": 1}, r"^http2 must be True or False, got int$"),
+        ({"http_client": "pool"}, r"^http_client must be an httpx\.(Async)?Client, got str$"),
+        ({"transport": object()}, r"^transport must be an httpx\.(Async)?BaseTr.*got object$"),
+    ],
+)
+@pytest.mark.parametrize("cls", [kalshi_httpx.KalshiClient, kalshi_httpx.AsyncKalshiClient])
+def test_wrong_kinds_of_httpx_options(cls: type, kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        cls(**kwargs)
+
+
+def test_a_transport_of_both_flavours_is_taken_by_both() -> None:
+    # httpx.MockTransport has handle_request and handle_async_request.
+    transport = httpx.MockTransport(lambda request: httpx.Response(200))
+    kalshi_httpx.KalshiClient(transport=transport).close()
+    assert kalshi_httpx.AsyncKalshiClient(transport=transport) is not None
+
+
 def test_good_options_are_taken() -> None:
     kalshi_sync.KalshiClient(
         max_connections=0, keepalive_expiry=None, ssl_context=ssl.create_default_context()

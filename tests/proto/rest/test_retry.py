@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from fractions import Fraction
+from http import HTTPStatus
 from typing import Any
 
 import numpy as np
@@ -119,11 +120,37 @@ def test_disabled() -> None:
         ({"retry_statuses": frozenset({600})}, r"retry_statuses .* got \[600\]"),
         ({"retry_methods": frozenset({"GET", "get"})}, r"upper-case .* got \['get'\]"),
         ({"retry_methods": frozenset({""})}, r"non-empty .* got \[''\]"),
+        ({"retry_statuses": 429}, r"^retry_statuses must be a set of HTTP statuses, got int 429$"),
+        ({"retry_statuses": {"429"}}, r"^retry_statuses must be .* \(ints\), got \['429'\]$"),
+        ({"retry_statuses": {429.0}}, r"^retry_statuses must be .* \(ints\), got \[429.0\]$"),
+        ({"retry_statuses": [True]}, r"^retry_statuses must be .* \(ints\), got \[True\]$"),
+        ({"retry_statuses": [[429]]}, r"^retry_statuses must hold HTTP statuses, got \[\[429\]\]$"),
+        # A lone str would otherwise be read letter by letter.
+        ({"retry_methods": "GET"}, r"^retry_methods must be a set of method names, got str 'GET'$"),
+        ({"retry_methods": {1}}, r"^retry_methods must be method names \(str\), got \[1\]$"),
     ],
 )
 def test_invalid_configuration(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         RetryPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+def test_statuses_and_methods_may_be_any_collection_and_are_kept_as_frozensets() -> None:
+    # A list or a tuple is as good as a set, and the policy stays hashable (it is frozen).
+    policy = RetryPolicy(
+        retry_statuses=[503, HTTPStatus.TOO_MANY_REQUESTS, 503],  # type: ignore[arg-type]
+        retry_methods=("GET",),  # type: ignore[arg-type]
+    )
+    assert policy.retry_statuses == frozenset({429, 503})
+    assert type(policy.retry_statuses) is frozenset
+    assert all(type(status) is int for status in policy.retry_statuses)
+    assert policy.retry_methods == frozenset({"GET"})
+    assert type(policy.retry_methods) is frozenset
+    same = RetryPolicy(retry_statuses=frozenset({429, 503}), retry_methods=frozenset({"GET"}))
+    assert policy == same
+    assert hash(policy) == hash(same)
+    assert decide(policy, status=429).retry
+    assert not decide(policy, status=500).retry
 
 
 def test_retry_statuses_may_be_any_status_from_100_to_599() -> None:

@@ -65,8 +65,19 @@ def test_options_are_passed_through() -> None:
     assert config.user_agent == "bot/1"
 
 
-def test_an_empty_user_agent_means_the_default() -> None:
-    assert build_rest_config(user_agent="").user_agent == USER_AGENT
+def test_only_none_means_the_default_user_agent() -> None:
+    assert build_rest_config(user_agent=None).user_agent == USER_AGENT
+    # A value that is falsy but wrong is refused, not taken for "not given".
+    wrongs: list[object] = ["", 0, []]
+    for wrong in wrongs:
+        with pytest.raises(ConfigurationError, match=r"^user_agent must be a non-empty single"):
+            build_rest_config(user_agent=wrong)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("wrong", [0, "", [], {}, False])
+def test_a_falsy_wrong_credentials_value_is_refused(wrong: object) -> None:
+    with pytest.raises(ConfigurationError, match=r"^credentials must be a Credentials or None"):
+        build_rest_config(credentials=wrong)  # type: ignore[arg-type]
 
 
 def test_an_explicit_base_url() -> None:
