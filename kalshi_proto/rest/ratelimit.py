@@ -58,8 +58,10 @@ These tables cover the Trade API (openapi.yaml). The perps API has its own limit
 
 from __future__ import annotations
 
+import difflib
 import enum
 import math
+import numbers
 from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -98,7 +100,7 @@ class BucketLimit:
     """The budget of one bucket, as in the ``BucketLimit`` schema of ``GET /account/limits``.
 
     Attributes:
-        refill_rate: tokens added per second; must be finite and > 0.
+        refill_rate: tokens added per second; a number (kept as a float), finite and > 0.
         capacity: the most tokens the bucket holds (``bucket_capacity``); must be finite and > 0.
     """
 
@@ -106,6 +108,11 @@ class BucketLimit:
     capacity: float
 
     def __post_init__(self) -> None:
+        for name in ("refill_rate", "capacity"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise ConfigurationError(f"{name} must be a number, got {type(value).__name__}")
+            object.__setattr__(self, name, float(value))
         # The chained comparisons also reject NaN.
         if not 0 < self.refill_rate < math.inf:
             raise ConfigurationError(
@@ -237,6 +244,27 @@ class CostTable:
     unmatched: tuple[tuple[str, str, int], ...] = ()
 
     def __post_init__(self) -> None:
+        known: frozenset[str] | None = None
+        for table_name in ("per_request", "per_item"):
+            table = getattr(self, table_name)
+            if not isinstance(table, Mapping):
+                raise ConfigurationError(
+                    f"{table_name} must be a mapping of operationId to tokens, got "
+                    f"{type(table).__name__}"
+                )
+            if not isinstance(table, MappingProxyType):
+                # A copy that cannot change: the caller's dict stays the caller's.
+                object.__setattr__(self, table_name, MappingProxyType(dict(table)))
+            if known is None:
+                known = frozenset(op.operation_id for op in operations())
+            for operation_id in table:
+                if operation_id not in known:
+                    close = difflib.get_close_matches(str(operation_id), known, n=1)
+                    hint = f"; did you mean {close[0]!r}?" if close else ""
+                    raise ConfigurationError(
+                        f"{table_name} names {operation_id!r}, which is no operationId of the "
+                        f"API{hint}"
+                    )
         costs = [("default", self.default)]
         costs += [(name, cost) for name, cost in self.per_request.items()]
         costs += [(name, cost) for name, cost in self.per_item.items()]
@@ -314,7 +342,15 @@ class TokenBucket:
 
         Args:
             limit: the refill rate and capacity.
+
+        Raises:
+            ConfigurationError: ``limit`` is not a `BucketLimit`.
         """
+        if not isinstance(limit, BucketLimit):
+            raise ConfigurationError(
+                "a bucket's limit must be a BucketLimit (for example "
+                f"BucketLimit(refill_rate=20, capacity=20)), got {type(limit).__name__}"
+            )
         self._limit = limit
         self._tokens = limit.capacity
         # The latest clock reading seen; None until the first call.
@@ -451,7 +487,21 @@ class RateLimiter:
             write: the Write bucket's limit.
             guard: a lock to hold around every `reserve` (see `guard`); the clients set one.
             costs: what each operation costs; the spec's figures by default.
+
+        Raises:
+            ConfigurationError: a limit is not a `BucketLimit`, ``guard`` is not a context
+                manager (a lock), or ``costs`` is not a `CostTable`.
         """
+        if guard is not None and not (hasattr(guard, "__enter__") and hasattr(guard, "__exit__")):
+            raise ConfigurationError(
+                "guard must be a lock (such as threading.Lock()) or None, got "
+                f"{type(guard).__name__}"
+            )
+        if not isinstance(costs, CostTable):
+            raise ConfigurationError(
+                "costs must be a CostTable (for example CostTable.from_endpoint_costs(...)), "
+                f"got {type(costs).__name__}"
+            )
         self._buckets = {Bucket.READ: TokenBucket(read), Bucket.WRITE: TokenBucket(write)}
         # The same budgets, spent when a request is sent rather than when its call queues (see
         # `pace`).
@@ -488,8 +538,12 @@ class RateLimiter:
             A limiter with both buckets full.
 
         Raises:
-            ConfigurationError: the tier has no published budget.
+            ConfigurationError: ``name`` is not a str, or the tier has no published budget.
         """
+        if not isinstance(name, str):
+            raise ConfigurationError(
+                f"a tier name must be a str (such as 'basic'), got {type(name).__name__}"
+            )
         limits = TIERS.get(name.strip().lower())
         if limits is None:
             known = ", ".join(TIERS)

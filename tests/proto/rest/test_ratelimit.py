@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from fractions import Fraction
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 from hypothesis import given
@@ -170,6 +172,44 @@ def test_bucket_limit_rejects_bad_rate(rate: float) -> None:
 def test_bucket_limit_rejects_bad_capacity(capacity: float) -> None:
     with pytest.raises(ConfigurationError, match="capacity must be a finite number"):
         BucketLimit(refill_rate=10, capacity=capacity)
+
+
+@pytest.mark.parametrize(("bad", "kind"), [("10", "str"), (None, "NoneType"), (True, "bool")])
+def test_bucket_limit_rejects_what_is_not_a_number(bad: object, kind: str) -> None:
+    with pytest.raises(ConfigurationError, match=rf"^refill_rate must be a number, got {kind}$"):
+        BucketLimit(refill_rate=bad, capacity=10)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match=rf"^capacity must be a number, got {kind}$"):
+        BucketLimit(refill_rate=10, capacity=bad)  # type: ignore[arg-type]
+
+
+def test_bucket_limit_keeps_any_real_number_as_a_float() -> None:
+    rate, capacity = np.float32(2.5), Fraction(7, 2)
+    limit = BucketLimit(refill_rate=rate, capacity=capacity)  # type: ignore[arg-type]
+    assert (limit.refill_rate, limit.capacity) == (2.5, 3.5)
+    assert type(limit.refill_rate) is float and type(limit.capacity) is float
+
+
+def test_what_is_not_a_bucket_limit_is_refused_by_buckets_and_limiters() -> None:
+    good = BucketLimit(refill_rate=10, capacity=10)
+    message = r"^a bucket's limit must be a BucketLimit .*got int$"
+    with pytest.raises(ConfigurationError, match=message):
+        TokenBucket(10)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match=message):
+        RateLimiter(read=good, write=10)  # type: ignore[arg-type]
+
+
+def test_a_limiter_refuses_a_guard_that_is_no_lock_and_costs_that_are_no_table() -> None:
+    good = BucketLimit(refill_rate=10, capacity=10)
+    with pytest.raises(ConfigurationError, match=r"^guard must be a lock .*got str$"):
+        RateLimiter(good, good, guard="lock")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match=r"^costs must be a CostTable .*got dict$"):
+        RateLimiter(good, good, costs={"GetMarket": 1})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", [None, 5, 5.0, b"basic"])
+def test_a_tier_name_that_is_not_a_str_is_refused(bad: object) -> None:
+    with pytest.raises(ConfigurationError, match=r"^a tier name must be a str \(such as 'basic'\)"):
+        RateLimiter.for_tier(bad)  # type: ignore[arg-type]
 
 
 def test_bucket_limit_is_frozen() -> None:
@@ -645,6 +685,31 @@ def test_a_cost_that_is_not_a_whole_number_of_tokens_is_refused(bad: object) -> 
         CostTable.from_endpoint_costs(10, [("GET", "/portfolio/orders/{order_id}", bad)])  # type: ignore[list-item]
     with pytest.raises(ConfigurationError, match="the cost of default"):
         CostTable(default=bad)  # type: ignore[arg-type]
+
+
+def test_a_cost_table_names_only_operations_of_the_api() -> None:
+    # A misspelt operationId would otherwise never match, and its cost never apply.
+    with pytest.raises(
+        ConfigurationError,
+        match=r"^per_request names 'GetMarketz', which is no operationId of the API; did you "
+        r"mean 'GetMarkets?'\?$",
+    ):
+        CostTable(per_request={"GetMarketz": 3})
+    with pytest.raises(ConfigurationError, match=r"^per_item names 'Nothing', which is no .*API$"):
+        CostTable(per_item={"Nothing": 3})
+    with pytest.raises(ConfigurationError, match=r"^per_request must be a mapping .*got list$"):
+        CostTable(per_request=[("GetMarket", 3)])  # type: ignore[arg-type]
+
+
+def test_a_cost_table_keeps_its_own_copy_of_the_costs() -> None:
+    given = {"GetMarket": 3}
+    table = CostTable(per_request=given)
+    given["GetMarket"] = 99
+    given["GetEvent"] = 99
+    assert table.cost_of("GetMarket") == 3
+    assert table.cost_of("GetEvent") == table.default
+    with pytest.raises(TypeError):
+        table.per_request["GetMarket"] = 1  # type: ignore[index]
 
 
 def test_a_cost_table_prices_a_batch_of_no_orders_as_an_error() -> None:
