@@ -38,6 +38,8 @@ SEEDS = [
     b"PUT /x HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n{}",
     b"GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
     b"GET / HTTP/1.0\r\n\r\n",
+    # A HEAD whose whole head is over the limit (512 bytes here): refused with no body.
+    b"HEAD /x HTTP/1.1\r\nHost: h\r\nX-Pad: " + b"a" * 600 + b"\r\n\r\n",
 ]
 TOKENS = [
     b"\r\n",
@@ -51,6 +53,7 @@ TOKENS = [
     b" HTTP/1.1",
     b"HTTP/2.0",
     b"CONNECT ",
+    b"HEAD ",
     b"0",
     b"99999999999",
     b"-1",

@@ -186,9 +186,7 @@ class HttpServerConnection:
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 return None
             if isinstance(event, h11.Request):
-                if buffered - len(self._h11.trailing_data[0]) > self._max_header:
-                    self._fail(self._too_long(), 431)
-                self._start_request(event)
+                self._start_request(event, buffered - len(self._h11.trailing_data[0]))
             elif isinstance(event, h11.Data):
                 self._add_body(bytes(event.data))
             elif isinstance(event, h11.EndOfMessage):
@@ -263,10 +261,13 @@ class HttpServerConnection:
         self._hint = hint
         raise RemoteProtocolError(message, hint=hint)
 
-    def _start_request(self, event: h11.Request) -> None:
+    def _start_request(self, event: h11.Request, head_size: int) -> None:
+        # First of all: h11 now answers this request, and sends no body to a HEAD, refusal or not.
+        self._head = event.method == b"HEAD"
+        if head_size > self._max_header:
+            self._fail(self._too_long(), 431)
         self._request = event
         self._body = bytearray()
-        self._head = event.method == b"HEAD"
         if not event.http_version.startswith(b"1."):
             version = event.http_version.decode("ascii")
             self._fail(f"expected HTTP/1.x, got HTTP/{version}", 505)

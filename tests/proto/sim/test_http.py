@@ -551,6 +551,22 @@ def test_refused_head_request_gets_no_body() -> None:
     assert out.endswith(b"connection: close\r\n\r\n")
 
 
+def test_a_head_request_refused_for_its_size_gets_no_body() -> None:
+    # Found by fuzz/http_request.py: a whole HEAD request over the head limit was refused before
+    # the connection noted it was a HEAD, and the refusal's body then broke h11's framing. (A
+    # head refused while still incomplete was never parsed, so its method is not known: that
+    # refusal carries its body, and the connection closes after it either way.)
+    conn = HttpServerConnection(max_header_size=64)
+    error = refused(conn, b"HEAD / HTTP/1.1\r\nHost: h\r\nX-Long: " + b"a" * 100 + b"\r\n\r\n")
+    assert error.hint == 431
+    conn.send_error_response()
+    out = conn.data_to_send()
+    assert out.startswith(b"HTTP/1.1 431 ")
+    assert b"content-length: " in out  # the length a GET would get
+    assert out.endswith(b"connection: close\r\n\r\n")  # the head only: no body follows
+    assert conn.closing
+
+
 def test_receive_data_needs_bytes() -> None:
     conn = HttpServerConnection()
     with pytest.raises(LocalProtocolError, match="receive_eof"):
