@@ -160,9 +160,23 @@ async def serve_rest(
         The `Server`, with its origin and counters.
 
     Raises:
-        ConfigurationError: ``tls=True`` without ``trustme`` installed, or ``tls`` of a wrong type.
+        ConfigurationError: ``tls=True`` without ``trustme`` installed, or ``tls``, ``host``,
+            ``port`` or ``idle_timeout`` of a wrong type or out of range.
         OSError: the address cannot be listened on.
     """
+    if not isinstance(host, str) or not host:
+        raise ConfigurationError(f"host must be an address or a host name, got {host!r}")
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ConfigurationError(
+            f"port must be an int from 0 (any free port) to 65535, got {port!r}"
+        )
+    if idle_timeout is not None and (
+        isinstance(idle_timeout, bool) or not isinstance(idle_timeout, int | float)
+    ):
+        raise ConfigurationError(
+            "idle_timeout must be a positive number of seconds or None, got "
+            f"{type(idle_timeout).__name__}"
+        )
     if idle_timeout is not None and not idle_timeout > 0:
         raise ConfigurationError(
             f"idle_timeout must be a positive number of seconds or None, got {idle_timeout!r}"

@@ -119,7 +119,7 @@ def build_app(
     scenario: str | Mapping[str, Any] = "default",
     faults: Faults | None = None,
     seed: int = 0,
-    balance: Decimal = Decimal("10000"),
+    balance: Decimal | int = Decimal("10000"),
     key_type: str = "rsa",
 ) -> tuple[ExchangeApp, bytes]:
     """The exchange app for a scenario with the ready-made account added; returns (app, private PEM)."""
@@ -127,7 +127,8 @@ def build_app(
     exchange = build_exchange(chosen, seed=seed)
     private, public = _new_key(key_type)
     exchange.add_account(TRADER, balance, {TRADER_KEY_ID: public})
-    rng = random.Random(seed).random if faults is not None and faults.active else None
+    # (ExchangeApp refuses a faults= that is not a Faults.)
+    rng = random.Random(seed).random if isinstance(faults, Faults) and faults.active else None
     return ExchangeApp(exchange, faults=faults, rng=rng, actions=chosen.get("actions", ())), private
 
 
@@ -140,7 +141,7 @@ async def serve_exchange(
     tls: bool | ssl.SSLContext = False,
     faults: Faults | None = None,
     seed: int = 0,
-    balance: Decimal = Decimal("10000"),
+    balance: Decimal | int = Decimal("10000"),
     key_type: str = "rsa",
     idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
 ) -> AsyncIterator[LocalExchange]:
@@ -162,6 +163,12 @@ async def serve_exchange(
 
     Yields:
         The `LocalExchange` handle.
+
+    Raises:
+        ConfigurationError: an argument of a wrong type or out of range (a float ``balance``,
+            a ``seed`` outside 0 to 2**32 - 1, a ``port`` outside 0 to 65535, ...).
+        ValueError: the scenario is malformed; the message names the entry.
+        OSError: the address cannot be listened on.
     """
     app, private = build_app(scenario=scenario, faults=faults, seed=seed, balance=balance, key_type=key_type)
     async with serve_rest(app, host=host, port=port, tls=tls, idle_timeout=idle_timeout) as server:

@@ -49,6 +49,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import InitVar, dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
+from kalshi_proto.errors import ConfigurationError
 from kalshi_proto.prices import PriceBand, PriceError, PriceGrid
 from kalshi_proto.sim.matching import BookOrder, OrderBook, Side, StpMode, TimeInForce
 
@@ -336,6 +337,9 @@ class Exchange:
     """
 
     def __init__(self, *, seed: int = 0) -> None:
+        # The seed fills the top 32 bits of every generated id (see new_id).
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 1 << 32:
+            raise ConfigurationError(f"seed must be an int from 0 to 2**32 - 1, got {seed!r}")
         self.seed = seed
         self.series: dict[str, SeriesState] = {}
         self.events: dict[str, EventState] = {}
@@ -393,7 +397,20 @@ class Exchange:
             raise ValueError(f"unknown event {market.event_ticker}")
         self.markets[market.ticker] = market
 
-    def add_account(self, user_id: str, balance: Decimal, api_keys: dict[str, bytes] | None = None) -> Account:
+    def add_account(self, user_id: str, balance: Decimal | int, api_keys: dict[str, bytes] | None = None) -> Account:
+        """Open an account with ``balance`` dollars in subaccount 0.
+
+        Raises:
+            ConfigurationError: ``balance`` is not a finite `Decimal` (or int) of 0 or more; a
+                float is refused, since money here is exact.
+        """
+        if isinstance(balance, int) and not isinstance(balance, bool):
+            balance = Decimal(balance)
+        if not isinstance(balance, Decimal) or not balance.is_finite() or balance < 0:
+            hint = " (money is exact: use Decimal('100.50'))" if isinstance(balance, float) else ""
+            raise ConfigurationError(
+                f"a balance must be a finite Decimal of 0 or more{hint}, got {balance!r}"
+            )
         account = Account(
             user_id=user_id, cash={0: balance}, reserved={0: ZERO}, fee_reserved={0: ZERO}, api_keys=dict(api_keys or {})
         )

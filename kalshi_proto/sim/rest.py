@@ -271,6 +271,11 @@ class ExchangeApp:
         epoch_ms: int | None = None,
         actions: Sequence[Mapping[str, Any]] = (),
     ) -> None:
+        if faults is not None and not isinstance(faults, Faults):
+            raise ConfigurationError(
+                "faults must be a Faults (for example Faults(rate_limit_share=0.1)) or None, got "
+                f"{type(faults).__name__}"
+            )
         self.exchange = exchange
         self._origin = exchange.wall_ms
         self._epoch = epoch_ms

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import anyio
@@ -233,6 +234,27 @@ async def test_without_an_idle_timeout_an_idle_connection_stays_usable(tls: bool
 async def test_an_idle_timeout_must_be_positive(idle_timeout: float) -> None:
     with pytest.raises(ConfigurationError, match="idle_timeout must be a positive number"):
         async with serve_rest(EchoApp(), idle_timeout=idle_timeout):
+            pass
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"idle_timeout": "5"}, r"^idle_timeout must be a positive number of seconds .* got str$"),
+        ({"idle_timeout": True}, r"^idle_timeout must be .* got bool$"),
+        ({"port": 65536}, r"^port must be an int from 0 \(any free port\) to 65535, got 65536$"),
+        ({"port": "8080"}, r"^port must be an int .* got '8080'$"),
+        ({"port": True}, r"^port must be an int .* got True$"),
+        ({"host": None}, r"^host must be an address or a host name, got None$"),
+        ({"host": ""}, r"^host must be an address or a host name, got ''$"),
+    ],
+)
+async def test_options_of_a_wrong_kind_are_refused_before_listening(
+    options: dict[str, Any], message: str
+) -> None:
+    # (host=None would otherwise listen on every interface.)
+    with pytest.raises(ConfigurationError, match=message):
+        async with serve_rest(EchoApp(), **options):
             pass
 
 

@@ -21,6 +21,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from kalshi_proto.errors import ConfigurationError
 from kalshi_proto.sim.exchange import (
     EventState,
     Exchange,
@@ -205,6 +206,27 @@ def test_ids_are_uuids_of_seed_kind_and_counter() -> None:
         str(uuid.UUID(int=(1 << 64) | 1)),
         str(uuid.UUID(int=(2 << 64) | 2)),
     ]
+
+
+def test_the_seed_fills_the_top_32_bits_of_an_id_and_must_fit_them() -> None:
+    top = (1 << 32) - 1
+    assert Exchange(seed=top).new_id(0) == str(uuid.UUID(int=(top << 96) | 1))
+    for wrong in (-1, 1 << 32, True, 1.0, "7"):
+        with pytest.raises(ConfigurationError, match=r"^seed must be an int from 0 to 2\*\*32 - 1"):
+            Exchange(seed=wrong)  # type: ignore[arg-type]
+
+
+def test_an_account_balance_is_exact_money_of_0_or_more() -> None:
+    ex = Exchange()
+    assert ex.add_account("a", 5).cash[0] == Decimal(5)  # an int is exact too
+    assert type(ex.accounts["a"].cash[0]) is Decimal
+    assert ex.add_account("b", Decimal("0")).cash[0] == 0
+    with pytest.raises(ConfigurationError, match=r"exact: use Decimal\('100.50'\)\), got 1.5$"):
+        ex.add_account("c", 1.5)  # type: ignore[arg-type]
+    for wrong in (Decimal("-0.01"), Decimal("NaN"), Decimal("Infinity"), "100", True, None):
+        with pytest.raises(ConfigurationError, match=r"^a balance must be a finite Decimal of 0"):
+            ex.add_account("c", wrong)  # type: ignore[arg-type]
+    assert "c" not in ex.accounts
 
 
 def test_price_level_structure() -> None:

@@ -1243,6 +1243,12 @@ def _app(keys: Keys, faults: Faults, rng: Callable[[], float] | None) -> Exchang
     return ExchangeApp(make_exchange(keys), faults=faults, rng=rng, epoch_ms=WALL)
 
 
+@pytest.mark.parametrize("wrong", ["429", {"rate_limit_share": 1.0}, 0.5])
+def test_faults_that_are_not_a_faults_are_refused(keys: Keys, wrong: object) -> None:
+    with pytest.raises(ConfigurationError, match=r"^faults must be a Faults \(for example"):
+        _app(keys, wrong, None)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     ("retry_after", "header"), [(None, None), (2.5, "2.5"), (2.0, "2"), (0.0, "0")]
 )
