@@ -182,7 +182,12 @@ async def serve_rest(
             f"idle_timeout must be a positive number of seconds or None, got {idle_timeout!r}"
         )
     server_context, ca_pem = _tls_contexts(tls)
-    listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
+    try:
+        listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
+    except OSError as exc:
+        # The same error, with the address it was about.
+        message = f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+        raise type(exc)(exc.errno, message) from exc
     async with listener:
         bound = listener.extra(SocketAttribute.local_port)
         server = Server(host, bound, ca_pem=ca_pem, tls=server_context is not None)

@@ -217,14 +217,17 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError) as exc:
             parser.error(f"--scenario {args.scenario}: {exc}")
         scenario = loaded
-    faults = Faults(
-        rate_limit_share=args.fault_429,
-        retry_after=args.retry_after,
-        error_share=args.fault_5xx,
-        error_burst=args.burst,
-        latency=args.latency,
-        drop_share=args.fault_drop,
-    )
+    try:
+        faults = Faults(
+            rate_limit_share=args.fault_429,
+            retry_after=args.retry_after,
+            error_share=args.fault_5xx,
+            error_burst=args.burst,
+            latency=args.latency,
+            drop_share=args.fault_drop,
+        )
+    except ConfigurationError as exc:
+        parser.error(str(exc))
 
     async def run() -> None:
         async with serve_exchange(
@@ -249,6 +252,11 @@ def main(argv: list[str] | None = None) -> int:
         anyio.run(run, backend=args.backend)
     except KeyboardInterrupt:
         pass
+    except ConfigurationError as exc:  # an option out of range (--seed, --port), before listening
+        parser.error(str(exc))
+    except OSError as exc:  # the address is taken, say, or a file cannot be written
+        print(f"{parser.prog}: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -113,3 +113,35 @@ def test_a_bad_scenario_file_is_a_usage_error(
     assert last.startswith(f"python -m kalshi_anyio.sim: error: --scenario {path}: "), last
     assert message in last
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--seed", "-1"], "seed must be an int from 0 to 2**32 - 1, got -1"),
+        (["--port", "70000"], "port must be an int from 0 (any free port) to 65535, got 70000"),
+        (["--fault-429", "2"], "rate_limit_share must be within [0, 1], got 2.0"),
+    ],
+)
+def test_an_option_out_of_range_is_a_usage_error(flags: list[str], message: str) -> None:
+    command = [sys.executable, "-m", "kalshi_anyio.sim", "--port", "0", *flags]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.strip().splitlines()[-1] == f"python -m kalshi_anyio.sim: error: {message}"
+    assert "Traceback" not in done.stderr
+
+
+def test_an_address_in_use_is_reported_with_the_address() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = [sys.executable, "-m", "kalshi_anyio.sim", "--port", str(port)]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("python -m kalshi_anyio.sim: [Errno "), last
+    assert f"cannot listen on 127.0.0.1:{port}: " in last
+    assert "Traceback" not in done.stderr
