@@ -125,7 +125,14 @@ class PriceGrid:
     high: Decimal  #: the highest ``end``: not itself a valid order price
 
     def __init__(self, bands: Iterable[PriceBand]) -> None:
-        self.bands = tuple(sorted(bands, key=lambda band: (band.start, band.end)))
+        given = tuple(bands)
+        for band in given:
+            if not isinstance(band, PriceBand):
+                raise TypeError(
+                    "a price grid is made of PriceBand items (or use PriceGrid.from_ranges or "
+                    f"PriceGrid.from_market), got {type(band).__name__}"
+                )
+        self.bands = tuple(sorted(given, key=lambda band: (band.start, band.end)))
         if not self.bands:
             raise ValueError("a price grid needs at least one price range; the market lists none")
         self.low = self.bands[0].start
@@ -147,8 +154,23 @@ class PriceGrid:
 
     @classmethod
     def from_market(cls, market: Any) -> PriceGrid:
-        """The grid of a `Market` (or anything with ``price_ranges``, such as a collection)."""
-        return cls.from_ranges(market.price_ranges)
+        """The grid of a `Market` (or anything with ``price_ranges``, such as a collection, or
+        a market's JSON object as a mapping).
+
+        Raises:
+            TypeError: ``market`` has no ``price_ranges``.
+            ValueError: a range lacks a bound or a step, or the market lists no range.
+        """
+        if isinstance(market, Mapping):
+            ranges = market.get("price_ranges")
+        else:
+            ranges = getattr(market, "price_ranges", None)
+        if ranges is None:
+            raise TypeError(
+                "PriceGrid.from_market needs a Market (or another model with price_ranges), got "
+                f"{type(market).__name__}"
+            )
+        return cls.from_ranges(ranges)
 
     def __repr__(self) -> str:
         bands = ", ".join(f"{b.start}-{b.end} by {b.step}" for b in self.bands)

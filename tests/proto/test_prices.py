@@ -249,3 +249,30 @@ def test_the_local_exchange_accepts_exactly_the_prices_its_grid_allows(
         assert (response.status == 201) is grid.is_valid(price), (price, response.body)
         if response.status != 201:
             assert b"invalid_price" in response.body and b"not a valid price" in response.body
+
+
+def test_a_grid_from_a_market_model_or_its_json_object() -> None:
+    grid = PriceGrid.from_ranges(LINEAR_CENT)
+    assert PriceGrid.from_market({"ticker": "M", "price_ranges": LINEAR_CENT}) == grid
+    ranges = [m.PriceRange.model_validate(row) for row in LINEAR_CENT]
+    assert PriceGrid.from_market(_HasRanges(ranges)) == grid
+
+
+class _HasRanges:
+    def __init__(self, ranges: list[Any]) -> None:
+        self.price_ranges = ranges
+
+
+@pytest.mark.parametrize("wrong", [None, "KX-1", 5, {"ticker": "M"}])
+def test_a_grid_from_what_is_not_a_market_is_a_type_error(wrong: object) -> None:
+    with pytest.raises(
+        TypeError, match=r"^PriceGrid.from_market needs a Market \(or another model with price_r"
+    ):
+        PriceGrid.from_market(wrong)
+
+
+@pytest.mark.parametrize("wrong", ["0.01-0.99", {"start": "0"}, 1])
+def test_a_grid_is_made_of_price_bands(wrong: object) -> None:
+    band = PriceBand(D("0"), D("1"), D("0.01"))
+    with pytest.raises(TypeError, match=r"^a price grid is made of PriceBand items .*got "):
+        PriceGrid([band, wrong])  # type: ignore[list-item]
