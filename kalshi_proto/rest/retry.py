@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 import numbers
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -83,9 +83,9 @@ def check_number(name: str, value: object, kind: type[int] | type[float] = float
 
 
 def _as_frozenset(name: str, value: object, what: str) -> frozenset[object]:
-    # A set, frozenset, list or tuple of items becomes a frozenset (so the policy stays
-    # hashable); a lone str, or anything else, is refused rather than read item by item.
-    if isinstance(value, (set, frozenset, list, tuple)):
+    # A collection of items (a set, list, tuple, range...) becomes a frozenset, so the policy
+    # stays hashable; a lone str, bytes or a mapping is refused rather than read item by item.
+    if isinstance(value, Collection) and not isinstance(value, str | bytes | bytearray | Mapping):
         try:
             return frozenset(value)
         except TypeError:  # an unhashable item
@@ -128,16 +128,16 @@ class RetryPolicy:
         retry_after_cap: cap on an honoured ``Retry-After``, in seconds.
         total_timeout: seconds the whole call may take, retries and waits included, or ``None``
             for no bound.
-        retry_statuses: HTTP statuses that may be retried (a set, list or tuple of ints; kept
-            as a frozenset).
+        retry_statuses: HTTP statuses that may be retried (a set, list, tuple or range of ints;
+            kept as a frozenset).
         retry_methods: upper-case HTTP methods that may be retried: some of
-            `RETRYABLE_METHODS` (a set, list or tuple; kept as a frozenset).
+            `RETRYABLE_METHODS` (a set, list or tuple of str; kept as a frozenset).
 
     Raises:
         ConfigurationError: on construction, when a field is of the wrong type or out of
             range (``max_attempts`` below 1, a delay or cap that is negative, NaN or above
             `MAX_SECONDS`, ``total_timeout`` not above 0,
-            statuses or methods that are not a set, list or tuple (a lone ``"GET"`` is refused),
+            statuses or methods that are not a collection (a lone ``"GET"`` is refused),
             a status that is not an int or is outside 100-599, a method that is not a str, is
             empty, not upper-case, or not one of GET, HEAD and OPTIONS).
     """

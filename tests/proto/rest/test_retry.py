@@ -151,6 +151,11 @@ def test_statuses_and_methods_may_be_any_collection_and_are_kept_as_frozensets()
     assert hash(policy) == hash(same)
     assert decide(policy, status=429).retry
     assert not decide(policy, status=500).retry
+    every_5xx = RetryPolicy(retry_statuses=range(500, 600))  # type: ignore[arg-type]
+    assert every_5xx.retry_statuses == frozenset(range(500, 600))
+    assert decide(every_5xx, status=599).retry
+    with pytest.raises(ConfigurationError, match=r"^retry_statuses must be a set of HTTP sta"):
+        RetryPolicy(retry_statuses={429: True})  # type: ignore[arg-type]
 
 
 def test_retry_statuses_may_be_any_status_from_100_to_599() -> None:
