@@ -44,6 +44,7 @@ from kalshi_proto.errors import (
     WriteError,
 )
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
+from kalshi_proto.rest.settings import check_optional_seconds
 from kalshi_proto.sim.app import Drop, Reply, Respond, RestApp
 from kalshi_proto.sim.events import ConnectionClosed, RequestReceived
 from kalshi_proto.sim.http import DEFAULT_MAX_BODY_SIZE, HttpServerConnection, error_response
@@ -170,17 +171,7 @@ async def serve_rest(
         raise ConfigurationError(
             f"port must be an int from 0 (any free port) to 65535, got {port!r}"
         )
-    if idle_timeout is not None and (
-        isinstance(idle_timeout, bool) or not isinstance(idle_timeout, int | float)
-    ):
-        raise ConfigurationError(
-            "idle_timeout must be a positive number of seconds or None, got "
-            f"{type(idle_timeout).__name__}"
-        )
-    if idle_timeout is not None and not idle_timeout > 0:
-        raise ConfigurationError(
-            f"idle_timeout must be a positive number of seconds or None, got {idle_timeout!r}"
-        )
+    idle_timeout = check_optional_seconds("idle_timeout", idle_timeout)
     server_context, ca_pem = _tls_contexts(tls)
     try:
         listener = await anyio.create_tcp_listener(local_host=host, local_port=port)

@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import difflib
 import enum
+import functools
 import math
 import numbers
 from collections.abc import Iterable, Mapping
@@ -123,6 +124,12 @@ class BucketLimit:
             raise ConfigurationError(
                 f"capacity must be a finite number of tokens > 0, got {self.capacity!r}"
             )
+
+
+@functools.cache
+def _operation_ids() -> frozenset[str]:
+    """Every operationId of the API, for checking the names in a `CostTable`."""
+    return frozenset(op.operation_id for op in operations())
 
 
 def _tier(per_second: float, *, write_seconds: float) -> tuple[BucketLimit, BucketLimit]:
@@ -244,7 +251,7 @@ class CostTable:
     unmatched: tuple[tuple[str, str, int], ...] = ()
 
     def __post_init__(self) -> None:
-        known: frozenset[str] | None = None
+        known = _operation_ids()
         for table_name in ("per_request", "per_item"):
             table = getattr(self, table_name)
             if not isinstance(table, Mapping):
@@ -255,8 +262,6 @@ class CostTable:
             if not isinstance(table, MappingProxyType):
                 # A copy that cannot change: the caller's dict stays the caller's.
                 object.__setattr__(self, table_name, MappingProxyType(dict(table)))
-            if known is None:
-                known = frozenset(op.operation_id for op in operations())
             for operation_id in table:
                 if operation_id not in known:
                     close = difflib.get_close_matches(str(operation_id), known, n=1)

@@ -23,6 +23,7 @@ __all__ = [
     "RateLimitSetting",
     "build_rest_config",
     "check_hooks",
+    "check_optional_seconds",
     "check_pool_options",
     "rate_limiter_for",
     "rest_config_from_env",
@@ -139,16 +140,26 @@ def check_pool_options(
         raise ConfigurationError(
             f"max_connections must be 0 (no limit) or more, got {max_connections}"
         )
-    if keepalive_expiry is None:
-        return int(max_connections), None
-    if isinstance(keepalive_expiry, bool) or not isinstance(keepalive_expiry, numbers.Real):
+    return int(max_connections), check_optional_seconds("keepalive_expiry", keepalive_expiry)
+
+
+def check_optional_seconds(name: str, value: object) -> float | None:
+    """Check an option that is a positive number of seconds or None, and give it back as a
+    ``float`` (or None).
+
+    Raises:
+        ConfigurationError: ``value`` is neither None nor a real number above 0 (a bool, NaN,
+            0 or a negative number is refused).
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ConfigurationError(
-            "keepalive_expiry must be a positive number of seconds or None, got "
-            f"{type(keepalive_expiry).__name__}"
+            f"{name} must be a positive number of seconds or None, got {type(value).__name__}"
         )
-    expiry = float(keepalive_expiry)
-    if not expiry > 0:
+    seconds = float(value)
+    if not seconds > 0:
         raise ConfigurationError(
-            f"keepalive_expiry must be a positive number of seconds or None, got {keepalive_expiry!r}"
+            f"{name} must be a positive number of seconds or None, got {value!r}"
         )
-    return int(max_connections), expiry
+    return seconds
