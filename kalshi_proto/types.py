@@ -114,10 +114,14 @@ def parse_decimal(value: object, *, what: str = "value", max_places: int | None 
         TypeError: for ``float``, ``bool`` and other types.
         ValueError: for text that is not a number, NaN, infinity, or too many decimal places.
     """
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, float):
         raise TypeError(
-            f"{what} must be a Decimal, int or str, not {type(value).__name__} "
+            f"{what} must be a Decimal, int or str, not float "
             "(floats cannot represent money exactly)"
+        )
+    if isinstance(value, bool):
+        raise TypeError(
+            f"{what} must be a Decimal, int or str, not bool (True and False are not amounts)"
         )
     if isinstance(value, Decimal):
         result = value
