@@ -39,9 +39,11 @@ class CursorPager(Generic[T]):
     """
 
     def __init__(self, first: Call[Page[T]], *, max_pages: int | None = None) -> None:
-        if max_pages is not None and not isinstance(max_pages, numbers.Integral):
+        if max_pages is not None and (
+            isinstance(max_pages, bool) or not isinstance(max_pages, numbers.Integral)
+        ):
             raise TypeError(f"max_pages must be an int or None, got {type(max_pages).__name__}")
-        if max_pages is not None and (isinstance(max_pages, bool) or max_pages < 1):
+        if max_pages is not None and max_pages < 1:
             raise ValueError(f"max_pages must be at least 1, or None for no limit; got {max_pages}")
         max_pages = None if max_pages is None else int(max_pages)
         pagination = first.operation.pagination

@@ -128,14 +128,16 @@ def test_max_pages_stops_the_walk(max_pages: int) -> None:
     assert fed == max_pages == pager.pages
 
 
-@pytest.mark.parametrize(("max_pages", "kind"), [(1.5, "float"), ("2", "str")])
+@pytest.mark.parametrize(
+    ("max_pages", "kind"), [(1.5, "float"), ("2", "str"), (True, "bool"), (False, "bool")]
+)
 def test_max_pages_that_is_not_an_int_is_a_type_error(max_pages: object, kind: str) -> None:
-    # 1.5 walked two pages, and "2" failed comparing a str with an int.
+    # 1.5 walked two pages, "2" failed comparing a str with an int, and True read as 1.
     with pytest.raises(TypeError, match=rf"^max_pages must be an int or None, got {kind}$"):
         CursorPager(calls.get_event_fee_changes(), max_pages=max_pages)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("max_pages", [0, -1, True, False])
+@pytest.mark.parametrize("max_pages", [0, -1])
 def test_max_pages_below_one_is_a_value_error(max_pages: int) -> None:
     with pytest.raises(
         ValueError, match=rf"^max_pages must be at least 1, or None for no limit; got {max_pages}$"
