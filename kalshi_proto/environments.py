@@ -5,6 +5,8 @@ recommended host first. `resolve_base_url` turns a client's ``demo`` / ``base_ur
 a `BaseUrl`, and refuses URLs that would send signed requests somewhere unexpected:
 
 - only ``https`` and ``http`` URLs with a host, and no user info, query or fragment;
+- a path on the spec's hosts (``https://external-api.kalshi.com`` alone would make every call
+  a 404: the API is under ``/trade-api/v2``);
 - only Kalshi hosts (the spec's hosts and any host under ``.kalshi.com`` or ``.kalshi.co``),
   unless you pass ``allow_any_host=True``; loopback hosts are always allowed, for the local
   exchange and tests;
@@ -196,6 +198,8 @@ def resolve_base_url(
         ConfigurationError: ``demo`` or ``allow_any_host`` is not a bool; ``demo`` and
             ``base_url`` were both given; the URL is not http(s),
             has no host, or has user info, a query or a fragment; the port or host is invalid;
+            the host is one of the spec's servers and the URL has no path (as in
+            ``https://external-api.kalshi.com``, whose API is under ``/trade-api/v2``);
             the host is not a Kalshi or loopback host and ``allow_any_host`` is false; or the
             URL is plain http to a host that is not loopback.
     """
@@ -248,6 +252,17 @@ def resolve_base_url(
     # BaseUrl checks the shape and refuses plain http to a non-loopback host whatever
     # allow_any_host says; the host policy comes after.
     url = BaseUrl(scheme=scheme, host=host, port=port or 0, prefix=parts.path.rstrip("/"))
+    if not url.prefix and host in _KALSHI_HOSTS:
+        # Nothing is served at the root of the spec's hosts: each call would be a 404.
+        server = next(
+            server
+            for server in PRODUCTION_SERVERS + DEMO_SERVERS
+            if urlsplit(server).hostname == host
+        )
+        raise ConfigurationError(
+            f"base_url has no path: the API on {host} is under a path, as in "
+            f"base_url={server!r}"
+        )
     if not url.is_loopback and not allow_any_host and not _is_kalshi_host(host):
         raise ConfigurationError(
             f"host {host!r} is not a Kalshi host (the spec's servers, *.kalshi.com, "

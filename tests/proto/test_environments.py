@@ -183,7 +183,7 @@ def test_base_url_validation(kwargs: dict[str, object], expected: str) -> None:
         ("http://127.3.4.5/", BaseUrl("http", "127.3.4.5", 80, "")),
         ("http://[::1]:8080/trade-api/v2/", BaseUrl("http", "::1", 8080, "/trade-api/v2")),
         ("https://localhost:8443/x//", BaseUrl("https", "localhost", 8443, "/x")),
-        ("https://external-api.kalshi.com", BaseUrl("https", "external-api.kalshi.com")),
+        ("https://other-api.kalshi.com", BaseUrl("https", "other-api.kalshi.com")),
         ("https://EXTERNAL-API.Kalshi.COM/trade-api/v2", resolve_base_url()),
         ("  https://external-api.kalshi.com/trade-api/v2\n", resolve_base_url()),
         (
@@ -200,6 +200,27 @@ def test_base_url_validation(kwargs: dict[str, object], expected: str) -> None:
 )
 def test_accepted_base_urls(base_url: str, expected: BaseUrl) -> None:
     assert resolve_base_url(base_url=base_url) == expected
+
+
+@pytest.mark.parametrize(
+    ("base_url", "suggested"),
+    [
+        ("https://external-api.kalshi.com", "https://external-api.kalshi.com/trade-api/v2"),
+        ("https://api.elections.kalshi.com/", "https://api.elections.kalshi.com/trade-api/v2"),
+        ("https://external-api.demo.kalshi.co:443//", DEMO_SERVERS[0]),
+        ("https://demo-api.kalshi.co", "https://demo-api.kalshi.co/trade-api/v2"),
+    ],
+)
+def test_a_spec_host_without_a_path_is_refused_with_the_spec_url(
+    base_url: str, suggested: str
+) -> None:
+    host = base_url.split("/")[2].split(":")[0]
+    with pytest.raises(ConfigurationError) as info:
+        resolve_base_url(base_url=base_url)
+    assert str(info.value) == (
+        f"base_url has no path: the API on {host} is under a path, as in "
+        f"base_url={suggested!r}"
+    )
 
 
 def test_prefix_is_kept_as_given() -> None:
