@@ -22,6 +22,8 @@ No message or ``repr`` here ever carries a key, a signature or a passphrase.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "ApiError",
     "AuthRequiredError",
@@ -56,7 +58,24 @@ __all__ = [
 
 
 class KalshiError(Exception):
-    """Base class of every error this SDK raises."""
+    """Base class of every error this SDK raises.
+
+    Every one pickles and copies with its attributes and notes, so it crosses a process pool
+    (`concurrent.futures.ProcessPoolExecutor`, `multiprocessing`) as it was raised.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # An exception pickles as ``type(self)(*self.args)`` by default, which does not fit an
+        # ``__init__`` with other parameters (ApiError's status and message): unpickling, and
+        # copy.copy, raised TypeError. Rebuild it without calling ``__init__`` instead.
+        return (_rebuild, (type(self), self.args), self.__dict__ or None)
+
+
+def _rebuild(cls: type[KalshiError], args: tuple[object, ...]) -> KalshiError:
+    # Unpickles a KalshiError; pickle then restores its __dict__ (attributes and __notes__).
+    error = cls.__new__(cls, *args)
+    error.args = args
+    return error
 
 
 class ConfigurationError(KalshiError, ValueError):
