@@ -67,6 +67,7 @@ from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import NoReturn, SupportsIndex
 
 from kalshi_proto.errors import ConfigurationError, LocalProtocolError
 from kalshi_proto.rest.operation_table import operations
@@ -317,6 +318,12 @@ class CostTable:
             unmatched=tuple(unmatched),
         )
 
+    def __reduce__(self) -> tuple[type[CostTable], tuple[object, ...]]:
+        # Pickled and copied as its four fields, the read-only mappings as plain dicts (a
+        # mappingproxy does not pickle); the copy is checked and made read-only again.
+        fields = (self.default, dict(self.per_request), dict(self.per_item), self.unmatched)
+        return (CostTable, fields)
+
     def cost_of(self, operation_id: str, items: int = 1) -> int:
         """The tokens one call of an operation costs (see `RateLimiter.cost_of`)."""
         if items < 1:
@@ -519,6 +526,16 @@ class RateLimiter:
         self.guard = guard
         # The first lock offered to install_guard, kept by dict.setdefault, which is atomic.
         self._offered: dict[int, AbstractContextManager[object]] = {}
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
+        # Used by pickle, copy.copy and copy.deepcopy alike.
+        raise TypeError(
+            "RateLimiter objects cannot be copied or pickled: their buckets count what this "
+            "process has spent, and a second limiter on the account would spend its budget "
+            "again. Share the one limiter between the clients of a process, and give each "
+            "process a limiter of its own with a share of the account's limits "
+            "(RateLimiter.from_limits(...))."
+        )
 
     def install_guard(self, lock: AbstractContextManager[object]) -> AbstractContextManager[object]:
         """Make ``lock`` the `guard` unless the limiter has one; return the guard in use.

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
+import pickle
 import re
+from collections.abc import Callable
 from fractions import Fraction
 from functools import cache
 from pathlib import Path
@@ -710,6 +713,32 @@ def test_a_cost_table_keeps_its_own_copy_of_the_costs() -> None:
     assert table.cost_of("GetEvent") == table.default
     with pytest.raises(TypeError):
         table.per_request["GetMarket"] = 1  # type: ignore[index]
+
+
+@pytest.mark.parametrize("how", ["pickle", "copy", "deepcopy"])
+def test_a_cost_table_pickles_and_copies_as_a_read_only_table(how: str) -> None:
+    # The read-only mappings made pickling fail ("cannot pickle 'mappingproxy' object").
+    table = CostTable.from_endpoint_costs(
+        5, [("GET", "/trade-api/v2/markets", 2), ("POST", "/portfolio/events/orders", 3)]
+    )
+    twin: CostTable
+    if how == "pickle":
+        twin = pickle.loads(pickle.dumps(table))
+    else:
+        twin = getattr(copy, how)(table)
+    assert twin == table
+    assert twin.cost_of("GetMarkets") == 2
+    assert twin.cost_of("BatchCreateOrdersV2", items=4) == 20
+    with pytest.raises(TypeError):
+        twin.per_request["GetMarkets"] = 1  # type: ignore[index]
+
+
+@pytest.mark.parametrize("how", [pickle.dumps, copy.copy, copy.deepcopy])
+def test_a_rate_limiter_refuses_to_be_copied_or_pickled(how: Callable[[object], object]) -> None:
+    # A copy would be a second budget for the one account (and copy.copy shared the buckets).
+    limiter = RateLimiter.for_tier("basic")
+    with pytest.raises(TypeError, match=r"^RateLimiter objects cannot be copied or pickled: "):
+        how(limiter)
 
 
 def test_a_cost_table_prices_a_batch_of_no_orders_as_an_error() -> None:
