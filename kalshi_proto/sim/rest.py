@@ -29,6 +29,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
+import numbers
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -87,6 +89,11 @@ class Faults:
         error_status: the 5xx status of a burst.
         latency: seconds added before every response.
         drop_share: cut this share of responses off half-way through the body.
+
+    Raises:
+        ConfigurationError: a share is not a number within [0, 1]; ``latency`` or
+            ``retry_after`` is not a finite number of seconds >= 0; ``error_burst`` is not an
+            int of 1 or more, or ``error_status`` not an int from 500 to 599.
     """
 
     rate_limit_share: float = 0.0
@@ -98,14 +105,31 @@ class Faults:
     drop_share: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("rate_limit_share", "error_share", "drop_share"):
+        # Numbers are kept as floats and ints; a bool, a str or NaN is refused, and so is an
+        # infinite delay (the server would never answer, or send "Retry-After: inf").
+        for name in ("rate_limit_share", "error_share", "drop_share", "latency", "retry_after"):
             value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
+            if value is None and name == "retry_after":
+                continue
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise ConfigurationError(f"{name} must be a number, got {type(value).__name__}")
+            amount = float(value)
+            if name.endswith("_share") and not 0.0 <= amount <= 1.0:
                 raise ConfigurationError(f"{name} must be within [0, 1], got {value}")
-        if self.error_burst < 1 or not 500 <= self.error_status <= 599:
-            raise ConfigurationError("error_burst must be >= 1 and error_status a 5xx status")
-        if self.latency < 0 or (self.retry_after is not None and self.retry_after < 0):
-            raise ConfigurationError("latency and retry_after must not be negative")
+            if not name.endswith("_share") and not 0.0 <= amount < math.inf:
+                raise ConfigurationError(
+                    f"{name} must be a finite number of seconds >= 0, got {value}"
+                )
+            object.__setattr__(self, name, amount)
+        for name, low, high in (("error_burst", 1, None), ("error_status", 500, 599)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise ConfigurationError(f"{name} must be an int, got {type(value).__name__}")
+            whole = int(value)
+            if whole < low or (high is not None and whole > high):
+                within = f"from {low} to {high}" if high is not None else f"{low} or more"
+                raise ConfigurationError(f"{name} must be {within}, got {whole}")
+            object.__setattr__(self, name, whole)
 
     @property
     def active(self) -> bool:

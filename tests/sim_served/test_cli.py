@@ -121,6 +121,9 @@ def test_a_bad_scenario_file_is_a_usage_error(
         (["--seed", "-1"], "seed must be an int from 0 to 2**32 - 1, got -1"),
         (["--port", "70000"], "port must be an int from 0 (any free port) to 65535, got 70000"),
         (["--fault-429", "2"], "rate_limit_share must be within [0, 1], got 2.0"),
+        (["--latency", "inf"], "latency must be a finite number of seconds >= 0, got inf"),
+        (["--retry-after", "nan"], "retry_after must be a finite number of seconds >= 0, got nan"),
+        (["--burst", "0"], "error_burst must be 1 or more, got 0"),
     ],
 )
 def test_an_option_out_of_range_is_a_usage_error(flags: list[str], message: str) -> None:

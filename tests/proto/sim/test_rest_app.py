@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
+import numpy as np
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -1347,22 +1350,47 @@ def test_faults_are_not_active_by_default() -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs",
+    ("kwargs", "message"),
     [
-        {"rate_limit_share": -0.1},
-        {"rate_limit_share": 1.1},
-        {"error_share": 2.0},
-        {"drop_share": -1.0},
-        {"error_burst": 0},
-        {"error_status": 404},
-        {"error_status": 600},
-        {"latency": -0.1},
-        {"retry_after": -1.0},
+        ({"rate_limit_share": -0.1}, "rate_limit_share must be within [0, 1], got -0.1"),
+        ({"rate_limit_share": 1.1}, "rate_limit_share must be within [0, 1], got 1.1"),
+        ({"error_share": math.nan}, "error_share must be within [0, 1], got nan"),
+        ({"drop_share": -1}, "drop_share must be within [0, 1], got -1"),
+        ({"drop_share": "0.5"}, "drop_share must be a number, got str"),
+        ({"drop_share": True}, "drop_share must be a number, got bool"),
+        ({"error_burst": 0}, "error_burst must be 1 or more, got 0"),
+        ({"error_burst": 1.5}, "error_burst must be an int, got float"),
+        ({"error_burst": True}, "error_burst must be an int, got bool"),
+        ({"error_status": 404}, "error_status must be from 500 to 599, got 404"),
+        ({"error_status": 600}, "error_status must be from 500 to 599, got 600"),
+        ({"error_status": 503.0}, "error_status must be an int, got float"),
+        ({"latency": -0.1}, "latency must be a finite number of seconds >= 0, got -0.1"),
+        ({"latency": math.inf}, "latency must be a finite number of seconds >= 0, got inf"),
+        ({"latency": "1"}, "latency must be a number, got str"),
+        ({"retry_after": -1.0}, "retry_after must be a finite number of seconds >= 0, got -1.0"),
+        ({"retry_after": math.nan}, "retry_after must be a finite number of seconds >= 0, got nan"),
+        ({"retry_after": False}, "retry_after must be a number, got bool"),
     ],
 )
-def test_faults_validation(kwargs: dict[str, Any]) -> None:
-    with pytest.raises(ConfigurationError):
+def test_faults_validation(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
         Faults(**kwargs)
+    assert str(info.value) == message
+
+
+def test_faults_keep_numbers_of_any_kind_as_floats_and_ints() -> None:
+    numbers: dict[str, Any] = {
+        "rate_limit_share": Fraction(1, 4),
+        "retry_after": np.float32(0.5),
+        "error_share": 1,
+        "error_burst": np.int64(3),
+        "error_status": np.int16(502),
+        "latency": np.float64(0.125),
+    }
+    faults = Faults(**numbers)
+    assert (faults.rate_limit_share, faults.retry_after, faults.error_share) == (0.25, 0.5, 1.0)
+    assert (faults.error_burst, faults.error_status, faults.latency) == (3, 502, 0.125)
+    assert type(faults.retry_after) is float and type(faults.error_status) is int
 
 
 @pytest.mark.parametrize(
