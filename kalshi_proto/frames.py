@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import decimal
 import types
-from collections.abc import Iterable
+from collections.abc import AsyncIterable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -212,6 +212,19 @@ class _Table:
     ) -> _Table:
         if model is not None and not (isinstance(model, type) and issubclass(model, BaseModel)):
             raise TypeError(f"{caller}: model must be a pydantic model class, got {model!r}")
+        if isinstance(items, BaseModel):  # iterating a model would give its (field, value) pairs
+            raise TypeError(
+                f"{caller} takes an iterable of models (a Page, a list, list_all(...)), got one "
+                f"{type(items).__name__}; for a single row, pass a list of one"
+            )
+        if not isinstance(items, Iterable):
+            hint = ""
+            if isinstance(items, AsyncIterable):
+                hint = f"; collect an async iterator first: {caller}([m async for m in ...])"
+            raise TypeError(
+                f"{caller} takes an iterable of models (a Page, a list, list_all(...)), got "
+                f"{type(items).__name__}{hint}"
+            )
         rows = list(items)
         found: type[BaseModel] | None = None
         for row in rows:

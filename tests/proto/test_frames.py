@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -314,6 +314,37 @@ def test_items_of_two_classes_are_refused(convert: Converter) -> None:
 def test_items_that_are_not_models_are_refused(convert: Converter, item: object) -> None:
     with pytest.raises(TypeError, match=rf"takes pydantic models, got {type(item).__name__}"):
         convert([market(), item])
+
+
+@pytest.mark.parametrize("convert", CONVERTERS)
+def test_one_model_instead_of_an_iterable_of_them_is_refused(convert: Converter) -> None:
+    # A pydantic model iterates as its (field, value) pairs: this said "got tuple".
+    with pytest.raises(TypeError) as info:
+        convert(market())
+    assert str(info.value) == (
+        f"{convert.__name__} takes an iterable of models (a Page, a list, list_all(...)), got "
+        "one Market; for a single row, pass a list of one"
+    )
+
+
+@pytest.mark.parametrize("convert", CONVERTERS)
+def test_something_that_is_not_iterable_is_refused_with_a_hint_for_async_iterators(
+    convert: Converter,
+) -> None:
+    async def walk() -> AsyncIterator[m.Market]:
+        yield market()
+
+    expected = f"{convert.__name__} takes an iterable of models (a Page, a list, list_all(...)), got"
+    with pytest.raises(TypeError) as info:
+        convert(None)
+    assert str(info.value) == f"{expected} NoneType"
+    walking = walk()
+    with pytest.raises(TypeError) as info:
+        convert(walking)
+    assert str(info.value) == (
+        f"{expected} async_generator; collect an async iterator first: "
+        f"{convert.__name__}([m async for m in ...])"
+    )
 
 
 @pytest.mark.parametrize("convert", CONVERTERS)
