@@ -209,6 +209,7 @@ class AsyncClientBase(AsyncResources, abc.ABC):
             LocalProtocolError: the client is closed.
             ApiError: the API answered with an error status (after any retries).
             TransportError: the connection failed (after any retries).
+            TypeError: ``call`` is not a `Call`.
         """
         if self._closed:
             raise LocalProtocolError("the client is closed")
@@ -269,6 +270,8 @@ class AsyncClientBase(AsyncResources, abc.ABC):
 
         Raises:
             ValueError: ``max_pages`` is less than 1.
+            TypeError: ``call`` is not a `Call` of a list operation, or ``max_pages`` is not
+                an int or None.
         """
         return aiterate_pages(self.execute, call, max_pages)
 

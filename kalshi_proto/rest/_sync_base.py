@@ -210,6 +210,7 @@ class ClientBase(Resources, abc.ABC):
             LocalProtocolError: the client is closed.
             ApiError: the API answered with an error status (after any retries).
             TransportError: the connection failed (after any retries).
+            TypeError: ``call`` is not a `Call`.
         """
         if self._closed:
             raise LocalProtocolError("the client is closed")
@@ -270,6 +271,8 @@ class ClientBase(Resources, abc.ABC):
 
         Raises:
             ValueError: ``max_pages`` is less than 1.
+            TypeError: ``call`` is not a `Call` of a list operation, or ``max_pages`` is not
+                an int or None.
         """
         return iterate_pages(self.execute, call, max_pages)
 

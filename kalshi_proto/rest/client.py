@@ -264,7 +264,13 @@ class RestCore:
         Raises:
             AuthRequiredError: the operation needs credentials and the client has none; nothing
                 has been sent.
+            TypeError: ``call`` is not a `Call`.
         """
+        if not isinstance(call, Call):
+            raise TypeError(
+                "expected a Call built by kalshi_proto.rest.generated.calls "
+                f"(calls.get_markets(limit=100), say), got {type(call).__name__}"
+            )
         if call.requires_auth and self.config.credentials is None:
             raise AuthRequiredError(
                 f"{call.operation.operation_id} ({call.method} {call.operation.path}) needs "

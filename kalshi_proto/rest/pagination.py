@@ -34,8 +34,8 @@ class CursorPager(Generic[T]):
 
     Raises:
         ValueError: ``max_pages`` is less than 1.
-        TypeError: ``max_pages`` is not an int or None, or the operation is not
-            cursor-paginated.
+        TypeError: ``max_pages`` is not an int or None, ``first`` is not a `Call`, or its
+            operation is not cursor-paginated.
     """
 
     def __init__(self, first: Call[Page[T]], *, max_pages: int | None = None) -> None:
@@ -46,6 +46,11 @@ class CursorPager(Generic[T]):
         if max_pages is not None and max_pages < 1:
             raise ValueError(f"max_pages must be at least 1, or None for no limit; got {max_pages}")
         max_pages = None if max_pages is None else int(max_pages)
+        if not isinstance(first, Call):
+            raise TypeError(
+                "expected a Call of a list operation built by kalshi_proto.rest.generated.calls "
+                f"(calls.get_markets(limit=100), say), got {type(first).__name__}"
+            )
         pagination = first.operation.pagination
         if pagination is None:
             raise TypeError(f"{first.operation.operation_id} is not a paginated operation")

@@ -238,6 +238,17 @@ def test_private_call_without_credentials_is_refused_before_any_io(clock: FakeCl
     )
 
 
+@pytest.mark.parametrize("given", ["GetBalance", None, calls.get_balance])
+def test_something_other_than_a_call_is_a_type_error(given: Any, clock: FakeClock) -> None:
+    # A str, None or the builder itself (not called) raised AttributeError 'requires_auth'.
+    with pytest.raises(TypeError) as info:
+        make_core().start(given, clock.now)
+    assert str(info.value) == (
+        "expected a Call built by kalshi_proto.rest.generated.calls "
+        f"(calls.get_markets(limit=100), say), got {type(given).__name__}"
+    )
+
+
 def test_public_call_needs_no_credentials(clock: FakeClock) -> None:
     run = make_core().start(status_call(), clock.now)
     assert run.call == status_call()

@@ -151,6 +151,17 @@ def test_a_non_paginated_operation_is_a_type_error() -> None:
         CursorPager(call)
 
 
+@pytest.mark.parametrize("given", ["GetMarkets", None, calls.get_markets])
+def test_something_other_than_a_call_is_a_type_error(given: Any) -> None:
+    # It raised AttributeError 'operation'.
+    with pytest.raises(TypeError) as info:
+        CursorPager(given)
+    assert str(info.value) == (
+        "expected a Call of a list operation built by kalshi_proto.rest.generated.calls "
+        f"(calls.get_markets(limit=100), say), got {type(given).__name__}"
+    )
+
+
 def test_a_cursor_seen_before_is_a_remote_protocol_error() -> None:
     first = calls.get_event_fee_changes()
     pager = CursorPager(first)
