@@ -129,6 +129,11 @@ class RestConfig:
     user_agent: str = USER_AGENT
 
     def __post_init__(self) -> None:
+        if not isinstance(self.base_url, BaseUrl):
+            raise ConfigurationError(
+                "base_url must be a BaseUrl (kalshi_proto.environments.resolve_base_url builds "
+                f"one from a URL, with the host policy), got {type(self.base_url).__name__}"
+            )
         if self.credentials is not None and not isinstance(self.credentials, Credentials):
             raise ConfigurationError(
                 f"credentials must be a Credentials or None, got {type(self.credentials).__name__}"

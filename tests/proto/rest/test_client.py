@@ -200,6 +200,17 @@ def test_rest_config_refuses_options_of_the_wrong_type_or_size(
         RestConfig(base_url=BASE, **kwargs)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("base_url", ["https://external-api.kalshi.com/trade-api/v2", None])
+def test_rest_config_refuses_a_base_url_that_is_not_a_base_url(base_url: object) -> None:
+    # A URL as text was accepted, and the first call failed with an AttributeError.
+    with pytest.raises(ConfigurationError) as info:
+        RestConfig(base_url=base_url)  # type: ignore[arg-type]
+    assert str(info.value) == (
+        "base_url must be a BaseUrl (kalshi_proto.environments.resolve_base_url builds one from "
+        f"a URL, with the host policy), got {type(base_url).__name__}"
+    )
+
+
 def test_rest_config_takes_the_longest_timeout() -> None:
     assert RestConfig(base_url=BASE, timeout=MAX_SECONDS).timeout == MAX_SECONDS
 
