@@ -238,6 +238,9 @@ class RestCore:
         config: the client's configuration.
         rng: a source of floats in [0, 1) for retry jitter (``random.SystemRandom().random``).
         rate_limiter: client-side token buckets, or None to send without waiting.
+
+    Raises:
+        ConfigurationError: an argument is of the wrong kind.
     """
 
     def __init__(
@@ -247,6 +250,16 @@ class RestCore:
         rng: Callable[[], float],
         rate_limiter: RateLimiter | None = None,
     ) -> None:
+        if not isinstance(config, RestConfig):
+            raise ConfigurationError(f"config must be a RestConfig, got {type(config).__name__}")
+        if not callable(rng):
+            raise ConfigurationError(
+                f"rng must be a callable returning floats in [0, 1), got {type(rng).__name__}"
+            )
+        if rate_limiter is not None and not isinstance(rate_limiter, RateLimiter):
+            raise ConfigurationError(
+                f"rate_limiter must be a RateLimiter or None, got {type(rate_limiter).__name__}"
+            )
         self.config = config
         self.rate_limiter = rate_limiter
         self._rng = rng

@@ -211,6 +211,24 @@ def test_rest_config_refuses_a_base_url_that_is_not_a_base_url(base_url: object)
     )
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"config": "https://external-api.kalshi.com"}, "config must be a RestConfig, got str"),
+        ({"rng": 0.5}, "rng must be a callable returning floats in [0, 1), got float"),
+        ({"rate_limiter": "basic"}, "rate_limiter must be a RateLimiter or None, got str"),
+    ],
+)
+def test_rest_core_refuses_arguments_of_the_wrong_kind(
+    kwargs: dict[str, Any], message: str
+) -> None:
+    # Each was accepted and failed later, with an AttributeError or a TypeError.
+    arguments: dict[str, Any] = {"config": RestConfig(base_url=BASE), "rng": lambda: 0.5}
+    with pytest.raises(ConfigurationError) as info:
+        RestCore(**{**arguments, **kwargs})
+    assert str(info.value) == message
+
+
 def test_rest_config_takes_the_longest_timeout() -> None:
     assert RestConfig(base_url=BASE, timeout=MAX_SECONDS).timeout == MAX_SECONDS
 
