@@ -416,7 +416,14 @@ class CallRun(Generic[T]):
         return timeout
 
     def receive_response(self, response: HttpResponse, now: float, wall_ms: int) -> None:
-        """Report the response to the request of the last `SendRequest`."""
+        """Report the response to the request of the last `SendRequest`.
+
+        Raises:
+            LocalProtocolError: no request is in flight.
+            TypeError: ``response`` is not an `HttpResponse`.
+        """
+        if not isinstance(response, HttpResponse):
+            raise TypeError(f"response must be an HttpResponse, got {type(response).__name__}")
         self._expect_sent()
         if self._trace:
             self._log_attempt(now, response.status, str(response.status), response.request_id())
@@ -438,7 +445,18 @@ class CallRun(Generic[T]):
         connection came for the last `Claim`.
 
         A failed claim counts as an attempt, as a request that found no connection would.
+
+        Raises:
+            LocalProtocolError: no request is in flight and no claim is pending.
+            TypeError: ``error`` is not a `TransportError`. Any other exception is a bug to
+                raise, not a failed attempt to retry.
         """
+        if not isinstance(error, TransportError):
+            raise TypeError(
+                "error must be a TransportError (ConnectError, ReadError, ...), got "
+                f"{type(error).__name__}; any other exception is a bug to raise, not a failed "
+                "attempt to retry"
+            )
         claiming = self._state is _State.CLAIMING
         if claiming:
             self._give_back()  # the attempt reserved tokens for a request it never sends

@@ -429,6 +429,35 @@ def test_reports_without_a_request_out_are_local_protocol_errors(
     assert run.done is (when == "done")
 
 
+@pytest.mark.parametrize("failure", [ValueError("a bug in the adapter"), "reset"])
+def test_a_failure_that_is_not_a_transport_error_is_a_type_error(
+    failure: object, clock: FakeClock
+) -> None:
+    # It was taken for a failed attempt, and retried: a bug in the code driving the run hidden.
+    run = make_core().start(status_call(), clock.now)
+    send(run, clock)
+    with pytest.raises(TypeError) as info:
+        run.receive_failure(failure, clock.now)  # type: ignore[arg-type]
+    assert str(info.value) == (
+        f"error must be a TransportError (ConnectError, ReadError, ...), got "
+        f"{type(failure).__name__}; any other exception is a bug to raise, not a failed "
+        "attempt to retry"
+    )
+    assert run.attempts == 1 and not run.done
+    run.receive_response(ok(), clock.now, clock.wall_ms)  # the request is still out
+    assert run.done
+
+
+def test_a_response_that_is_not_an_http_response_is_a_type_error(clock: FakeClock) -> None:
+    run = make_core().start(status_call(), clock.now)
+    send(run, clock)
+    raw: Any = b"HTTP/1.1 200 OK\r\n\r\n"
+    with pytest.raises(TypeError, match=r"^response must be an HttpResponse, got bytes$"):
+        run.receive_response(raw, clock.now, clock.wall_ms)
+    run.receive_response(ok(), clock.now, clock.wall_ms)
+    assert run.done
+
+
 def test_result_before_the_run_is_done_is_local_protocol_error(clock: FakeClock) -> None:
     run = make_core().start(status_call(), clock.now)
     message = r"^the call is not finished; keep calling next_step\(\)$"
