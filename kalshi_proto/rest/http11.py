@@ -37,7 +37,7 @@ from collections import deque
 
 import h11
 
-from kalshi_proto.errors import LocalProtocolError, RemoteProtocolError
+from kalshi_proto.errors import ConfigurationError, LocalProtocolError, RemoteProtocolError
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
 from kalshi_proto.rest.events import ConnectionClosed, HttpEvent, ResponseReceived
 
@@ -55,6 +55,9 @@ _STATUS_LINE = re.compile(rb"HTTP/1\.1 ([2-5][0-9][0-9])(?: [\t\x20-\x7e\x80-\xf
 # character can match two ways (no backtracking on a hostile line).
 _HEADER_BLOCK = re.compile(rb"(?:[-!#$%&'*+.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*\r\n)*")
 _REQUEST_TARGET = re.compile(r"/[\x21-\x7e]*")
+# A Host header value (RFC 9110, section 7.2): a host name or address, an IPv6 address in
+# brackets, and an optional port.
+_HOST_HEADER = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(?::[0-9]{1,5})?")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", *_BODY_METHODS})
 _VALID_NAMES: set[str] = set()  # header names already checked against _TOKEN
@@ -221,11 +224,27 @@ class Http11Connection:
     """One HTTP/1.1 client connection, driven by bytes.
 
     Args:
-        host: the ``Host`` header value (``host`` or ``host:port``).
+        host: the ``Host`` header value (``host`` or ``host:port``), as
+            `kalshi_proto.environments.BaseUrl.host_header` gives it.
         max_body_size: the largest decoded response body accepted, in bytes.
+
+    Raises:
+        ConfigurationError: ``host`` is not a valid ``Host`` header value, or
+            ``max_body_size`` is not an int of 1 or more.
     """
 
     def __init__(self, host: str, *, max_body_size: int = _DEFAULT_MAX_BODY) -> None:
+        if not isinstance(host, str) or not _HOST_HEADER.fullmatch(host):
+            shown = repr(host) if isinstance(host, str) else type(host).__name__
+            raise ConfigurationError(
+                f"host must be a Host header value (host or host:port), got {shown}"
+            )
+        if isinstance(max_body_size, bool) or not isinstance(max_body_size, int):
+            raise ConfigurationError(
+                f"max_body_size must be an int, got {type(max_body_size).__name__}"
+            )
+        if max_body_size < 1:
+            raise ConfigurationError(f"max_body_size must be 1 or more, got {max_body_size}")
         self._host = host.encode("ascii")
         self._prelude = f"\r\nHost: {host}\r\nAccept-Encoding: {ACCEPT_ENCODING}\r\n"
         self._max_body = max_body_size
@@ -263,8 +282,12 @@ class Http11Connection:
 
         Raises:
             LocalProtocolError: a request is already out, the connection is closed, or the
-                request cannot be written (a bad method, target or header).
+                request cannot be written (a bad method, target or header, a body that is not
+                bytes).
+            TypeError: ``request`` is not an `HttpRequest`.
         """
+        if not isinstance(request, HttpRequest):
+            raise TypeError(f"request must be an HttpRequest, got {type(request).__name__}")
         self._guard()
         if self._state is not _State.IDLE:
             why = (
@@ -283,6 +306,11 @@ class Http11Connection:
             if "\r" in value or "\n" in value or "\0" in value or not _valid_name(name):
                 raise LocalProtocolError(f"cannot encode the request: bad header {name!r}")
             parts += (name, ": ", value, "\r\n")
+        if not isinstance(request.body, bytes):
+            raise LocalProtocolError(
+                f"cannot encode the request: the body must be bytes, got "
+                f"{type(request.body).__name__}"
+            )
         if request.body or method in _BODY_METHODS:
             parts.append(f"Content-Length: {len(request.body)}\r\n")
         parts.append("\r\n")
@@ -326,11 +354,19 @@ class Http11Connection:
         Bytes that come while no request is out, or after the end of a response in the same
         read, are dropped and close the connection (``closed``): open a new one.
 
+        ``data`` may be any bytes-like object (a ``bytearray``, a ``memoryview`` of a receive
+        buffer); it is copied.
+
         Raises:
             RemoteProtocolError: the bytes are not valid HTTP/1.1, or the body is corrupt or too
                 large; the connection is closed.
+            TypeError: ``data`` is not bytes-like (a ``str``, say).
         """
         del now
+        if type(data) is not bytes:
+            if not isinstance(data, bytes | bytearray | memoryview):
+                raise TypeError(f"data must be bytes, got {type(data).__name__}")
+            data = bytes(data)
         if not data:
             raise LocalProtocolError("receive_data() needs bytes; report EOF with receive_eof()")
         self._guard()

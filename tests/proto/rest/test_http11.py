@@ -7,12 +7,13 @@ import random
 import re
 import zlib
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kalshi_proto.errors import LocalProtocolError, RemoteProtocolError
+from kalshi_proto.errors import ConfigurationError, LocalProtocolError, RemoteProtocolError
 from kalshi_proto.rest import http11
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
 from kalshi_proto.rest.events import ConnectionClosed, HttpEvent, ResponseReceived
@@ -945,6 +946,84 @@ def test_receive_data_with_no_bytes_is_local_protocol_error() -> None:
         conn.receive_data(b"", 0.0)
     conn.receive_data(ok(b"{}"), 0.0)  # nothing changed
     assert only_response(conn).body == b"{}"
+
+
+@pytest.mark.parametrize("kind", [bytearray, memoryview])
+@FEEDS
+def test_receive_data_takes_any_bytes_like_object_and_copies_it(
+    kind: Callable[[bytes], bytes], feed: Feed
+) -> None:
+    # A memoryview (of a recv_into buffer, say) raised AttributeError; a bytearray reused for
+    # the next read must not change what was received.
+    buffers: list[bytearray] = []
+
+    def receive(data: bytes, now: float) -> None:
+        buffer = bytearray(data)
+        buffers.append(buffer)
+        conn.receive_data(kind(buffer), now)  # type: ignore[arg-type]
+
+    conn = awaiting()
+    feed(receive, ok(b'{"a": 1}'))
+    for buffer in buffers:
+        buffer[:] = b"x" * len(buffer)  # the adapter reuses its buffer
+    assert only_response(conn).body == b'{"a": 1}'
+
+
+@pytest.mark.parametrize("data", ["HTTP/1.1 200 OK\r\n", 200, None])
+def test_receive_data_that_is_not_bytes_like_is_a_type_error(data: object) -> None:
+    conn = awaiting()
+    with pytest.raises(TypeError, match=rf"^data must be bytes, got {type(data).__name__}$"):
+        conn.receive_data(data, 0.0)  # type: ignore[arg-type]
+    conn.receive_data(ok(b"{}"), 0.0)  # nothing changed
+    assert only_response(conn).body == b"{}"
+
+
+@pytest.mark.parametrize(
+    ("host", "shown"),
+    [("", "''"), ("a\r\nX-Evil: 1", "'a\\r\\nX-Evil: 1'"), ("h/x", "'h/x'"), (5, "int")],
+)
+def test_a_host_that_is_not_a_host_header_value_is_refused(host: object, shown: str) -> None:
+    # Any str was accepted and written into the Host header as it was, line breaks included.
+    with pytest.raises(ConfigurationError) as info:
+        Http11Connection(host)  # type: ignore[arg-type]
+    assert str(info.value) == f"host must be a Host header value (host or host:port), got {shown}"
+
+
+@pytest.mark.parametrize("host", [HOST, "127.0.0.1:8443", "[::1]:8080", "localhost"])
+def test_host_header_values_are_accepted(host: str) -> None:
+    conn = Http11Connection(host)
+    conn.send_request(GET)
+    assert f"\r\nHost: {host}\r\n".encode() in conn.data_to_send()
+
+
+@pytest.mark.parametrize(
+    ("size", "message"),
+    [
+        (0, "max_body_size must be 1 or more, got 0"),
+        (-1, "max_body_size must be 1 or more, got -1"),
+        ("1", "max_body_size must be an int, got str"),
+        (True, "max_body_size must be an int, got bool"),
+    ],
+)
+def test_max_body_size_must_be_a_positive_int(size: object, message: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        Http11Connection(HOST, max_body_size=size)  # type: ignore[arg-type]
+    assert str(info.value) == message
+
+
+def test_send_request_refuses_what_is_not_a_request_or_a_body_that_is_not_bytes() -> None:
+    conn = Http11Connection(HOST)
+    with pytest.raises(TypeError, match=r"^request must be an HttpRequest, got str$"):
+        conn.send_request("GET / HTTP/1.1")  # type: ignore[arg-type]
+    text: Any = "{}"
+    text_body = HttpRequest(method="POST", target="/x", headers=(), body=text)
+    with pytest.raises(
+        LocalProtocolError, match=r"^cannot encode the request: the body must be bytes, got str$"
+    ):
+        conn.send_request(text_body)
+    assert conn.data_to_send() == b"" and conn.reusable  # nothing was queued
+    conn.send_request(GET)
+    assert conn.data_to_send().startswith(b"GET ")
 
 
 @pytest.mark.parametrize("fresh", [True, False], ids=["fresh", "after-a-response"])
