@@ -348,7 +348,7 @@ class Http11Connection:
         """Always None: read timeouts belong to the `SendRequest` being served."""
         return None
 
-    def receive_data(self, data: bytes, now: float) -> None:
+    def receive_data(self, data: bytes | bytearray | memoryview, now: float) -> None:
         """Feed bytes read from the socket; then drain `next_event`.
 
         Bytes that come while no request is out, or after the end of a response in the same

@@ -100,8 +100,8 @@ class HttpServerConnection:
         max_header_size: the largest request head accepted, in bytes (hint 431 beyond).
 
     Raises:
-        ConfigurationError: a limit is negative (``max_body_size``) or not positive
-            (``max_header_size``).
+        ConfigurationError: a limit is not an int, or is negative (``max_body_size``) or not
+            positive (``max_header_size``).
     """
 
     def __init__(
@@ -110,6 +110,9 @@ class HttpServerConnection:
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
     ) -> None:
+        for name, limit in (("max_body_size", max_body_size), ("max_header_size", max_header_size)):
+            if isinstance(limit, bool) or not isinstance(limit, int):
+                raise ConfigurationError(f"{name} must be an int, got {type(limit).__name__}")
         if max_body_size < 0:
             raise ConfigurationError(f"max_body_size must be >= 0, got {max_body_size}")
         if max_header_size <= 0:
@@ -133,7 +136,7 @@ class HttpServerConnection:
         close the socket."""
         return self._state is _State.CLOSED
 
-    def receive_data(self, data: bytes, now: float) -> None:
+    def receive_data(self, data: bytes | bytearray | memoryview, now: float) -> None:
         """Buffer bytes read from the socket; then drain `next_event`.
 
         Bytes that arrive once the connection is closing are discarded.
@@ -141,8 +144,13 @@ class HttpServerConnection:
         Raises:
             LocalProtocolError: ``data`` is empty (report EOF with `receive_eof`), EOF was
                 already reported, or the connection failed earlier.
+            TypeError: ``data`` is not bytes-like (a ``str``, say).
         """
         del now
+        if type(data) is not bytes:
+            if not isinstance(data, bytes | bytearray | memoryview):
+                raise TypeError(f"data must be bytes, got {type(data).__name__}")
+            data = bytes(data)
         if not data:
             raise LocalProtocolError("receive_data() needs bytes; report EOF with receive_eof()")
         self._guard()
@@ -206,8 +214,12 @@ class HttpServerConnection:
         Raises:
             LocalProtocolError: no request is waiting for an answer, the status is not a final
                 status (200-599), a 204 or 304 response has a body, or a header cannot be sent
-                (not latin-1, or containing a line break). The connection is unchanged.
+                (not latin-1, or containing a line break), or the body is not bytes. The
+                connection is unchanged.
+            TypeError: ``response`` is not an `HttpResponse`.
         """
+        if not isinstance(response, HttpResponse):
+            raise TypeError(f"response must be an HttpResponse, got {type(response).__name__}")
         self._guard()
         if self._state is not _State.RESPONDING:
             why = "closed" if self._state is _State.CLOSED else "waiting for a request"
@@ -307,15 +319,29 @@ class HttpServerConnection:
     def _encode(self, response: HttpResponse, *, close: bool) -> h11.Response:
         # Everything that can go wrong is checked here, before h11's state moves.
         status = response.status
-        if not 200 <= status <= 599:
-            raise LocalProtocolError(f"cannot send status {status}: expected 200 to 599")
+        if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599:
+            raise LocalProtocolError(f"cannot send status {status!r}: expected 200 to 599")
+        if not isinstance(response.body, bytes):
+            raise LocalProtocolError(
+                f"cannot send a body of {type(response.body).__name__}: expected bytes"
+            )
         bodiless = status in (204, 304)
         if bodiless and response.body:
             raise LocalProtocolError(
                 f"a {status} response has no body, got {len(response.body)} bytes"
             )
         headers: list[tuple[bytes, bytes]] = []
-        for name, value in response.headers:
+        for header in response.headers:
+            if not (
+                isinstance(header, tuple)
+                and len(header) == 2
+                and isinstance(header[0], str)
+                and isinstance(header[1], str)
+            ):
+                raise LocalProtocolError(
+                    f"cannot send the header {header!r}: expected a (name, value) pair of str"
+                )
+            name, value = header
             if name.lower() in ("content-length", "transfer-encoding"):
                 continue
             try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from http import HTTPStatus
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -19,6 +20,12 @@ from kalshi_proto.sim.http import (
 )
 
 NOW = 1000.0
+
+
+def wrong(value: object) -> Any:
+    """``value``, typed as Any: a field of the wrong type, on purpose."""
+    return value
+
 
 GET = (
     b"GET /trade-api/v2/markets?status=open&limit=100 HTTP/1.1\r\n"
@@ -182,6 +189,18 @@ def test_head_response_has_the_length_but_no_body() -> None:
         (HttpResponse(status=200, headers=(("x-name", "é€"),), body=b""), "not latin-1"),
         (HttpResponse(status=200, headers=(("x-a", "1\r\nx-b: 2"),), body=b""), "cannot encode"),
         (HttpResponse(status=200, headers=(("bad name", "1"),), body=b""), "cannot encode"),
+        # These raised TypeError or ValueError from deep inside the encoding.
+        (HttpResponse(status=wrong("200"), headers=(), body=b""), r"^cannot send status '200': "),
+        (HttpResponse(status=True, headers=(), body=b""), r"^cannot send status True: expected"),
+        (HttpResponse(status=200, headers=(), body=wrong("{}")), r"^cannot send a body of str: "),
+        (
+            HttpResponse(status=200, headers=wrong((("x-a",),)), body=b""),
+            r"^cannot send the header \('x-a',\): expected a \(name, value\) pair of str$",
+        ),
+        (
+            HttpResponse(status=200, headers=wrong((("x-a", 1),)), body=b""),
+            r"^cannot send the header \('x-a', 1\): expected",
+        ),
     ],
 )
 def test_a_response_http_cannot_carry_is_refused_and_changes_nothing(
@@ -387,11 +406,32 @@ def test_next_deadline_is_none() -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"max_body_size": -1}, {"max_header_size": 0}], ids=["body", "header"]
+    ("kwargs", "message"),
+    [
+        ({"max_body_size": -1}, "max_body_size must be >= 0, got -1"),
+        ({"max_header_size": 0}, "max_header_size must be > 0, got 0"),
+        ({"max_body_size": "1"}, "max_body_size must be an int, got str"),
+        ({"max_body_size": True}, "max_body_size must be an int, got bool"),
+        ({"max_header_size": 1.5}, "max_header_size must be an int, got float"),
+        ({"max_header_size": None}, "max_header_size must be an int, got NoneType"),
+    ],
 )
-def test_limits_are_validated(kwargs: dict[str, int]) -> None:
-    with pytest.raises(ConfigurationError):
-        HttpServerConnection(**kwargs)
+def test_limits_are_validated(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        HttpServerConnection(**kwargs)  # type: ignore[arg-type]
+    assert str(info.value) == message
+
+
+def test_what_is_not_a_response_or_not_bytes_is_a_type_error() -> None:
+    conn = HttpServerConnection()
+    with pytest.raises(TypeError, match=r"^data must be bytes, got str$"):
+        conn.receive_data(GET.decode(), NOW)  # type: ignore[arg-type]
+    conn.receive_data(memoryview(GET), NOW)  # any bytes-like object
+    assert conn.next_event() == RequestReceived(request=GET_REQUEST)
+    with pytest.raises(TypeError, match=r"^response must be an HttpResponse, got bytes$"):
+        conn.send_response(OK_BYTES)  # type: ignore[arg-type]
+    conn.send_response(OK)  # nothing changed
+    assert conn.data_to_send() == OK_BYTES
 
 
 # --- body and head limits ---------------------------------------------------------------------
