@@ -5,9 +5,8 @@ signed in as the ready-made account of a local exchange served on 127.0.0.1 from
 thread (`kalshi_anyio.sim.serve_exchange_in_thread`). A block whose first line is
 ``# not run: <reason>`` is only compiled, and at most a quarter of the blocks may be.
 
-A ``try`` statement in the guide shows an exception. Before a block runs, each of its ``try``
-statements without an ``else`` gets one that fails, so a block whose promised exception no longer
-comes fails here instead of passing quietly. Line numbers in tracebacks are lines of the guide.
+A ``try`` statement in the guide shows an exception: one that no longer comes fails the block
+(`tests.helpers.docs`).
 
 The tables of the guide are checked against the code: the facade table lists exactly the
 operations' facade names, the constructor table the constructor's arguments, the retry table the
@@ -21,9 +20,6 @@ import dataclasses
 import inspect
 import os
 import re
-from dataclasses import dataclass
-from pathlib import Path
-from types import CodeType
 
 import pytest
 
@@ -32,52 +28,14 @@ from kalshi_proto.rest._sync_base import ClientBase
 from kalshi_proto.rest.operation_table import operations
 from kalshi_proto.rest.retry import RetryPolicy
 from kalshi_sync import KalshiClient
+from tests.helpers import docs
+from tests.helpers.docs import DOCS, NOT_RUN, Block, compile_block, run_blocks
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "rest.md"
-NOT_RUN = "# not run:"
-
-_FENCE = re.compile(r"^```python\n(.*?)^```$", re.MULTILINE | re.DOTALL)
-
-
-@dataclass(frozen=True, slots=True)
-class Block:
-    """One fenced python block: its code and the guide line its code starts on."""
-
-    line: int
-    code: str
-
-    @property
-    def runs(self) -> bool:
-        return not self.code.startswith(NOT_RUN)
+DOC = DOCS / "rest.md"
 
 
 def python_blocks() -> list[Block]:
-    text = DOC.read_text(encoding="utf-8")
-    blocks = [
-        Block(line=text.count("\n", 0, found.start(1)) + 1, code=found.group(1))
-        for found in _FENCE.finditer(text)
-    ]
-    assert blocks, f"{DOC} has no python blocks"
-    return blocks
-
-
-class _ExpectRaise(ast.NodeTransformer):
-    # Gives every `try` with handlers and no `else` an `else` that fails.
-    def visit_Try(self, node: ast.Try) -> ast.Try:
-        self.generic_visit(node)
-        if node.handlers and not node.orelse:
-            caught = ", ".join(ast.unparse(h.type) for h in node.handlers if h.type is not None)
-            message = f"docs/rest.md line {node.lineno}: expected {caught}, nothing was raised"
-            call = ast.Call(ast.Name("AssertionError", ast.Load()), [ast.Constant(message)], [])
-            node.orelse = [ast.copy_location(ast.Raise(exc=call, cause=None), node)]
-        return node
-
-
-def compile_block(block: Block) -> CodeType:
-    tree = ast.parse(block.code, filename=str(DOC))
-    ast.increment_lineno(tree, block.line - 1)
-    tree = ast.fix_missing_locations(_ExpectRaise().visit(tree))
-    return compile(tree, str(DOC), "exec")
+    return docs.python_blocks(DOC)
 
 
 def test_the_guide_has_python_blocks_and_runs_at_least_three_quarters() -> None:
@@ -102,21 +60,12 @@ def test_every_block_runs_in_order_against_the_local_exchange(
     for name in list(os.environ):
         if name.lower().endswith("_proxy") or name.startswith("KALSHI_"):
             monkeypatch.delenv(name)
-    runnable = [block for block in python_blocks() if block.runs]
-    assert runnable
     with (
         serve_exchange_in_thread(host="127.0.0.1") as local,
         KalshiClient(**local.client_options()) as client,
     ):
         assert client.config.base_url.host == "127.0.0.1"
-        namespace: dict[str, object] = {"__name__": "docs_rest", "client": client}
-        for block in runnable:
-            code = compile_block(block)
-            try:
-                exec(code, namespace)
-            except BaseException as exc:
-                exc.add_note(f"in the python block at docs/rest.md line {block.line}")
-                raise
+        run_blocks(python_blocks(), {"__name__": "docs_rest", "client": client})
 
 
 # ---- the guide's tables against the code -------------------------------------------------
