@@ -340,12 +340,16 @@ def signing_message(wall_ms: int, method: str, path: str) -> bytes:
         The ASCII bytes to sign.
 
     Raises:
-        TypeError: ``wall_ms`` is not an int.
+        TypeError: ``wall_ms`` is not an int, or ``method`` or ``path`` not a str.
         ValueError: ``wall_ms`` is negative, the method is not a word of ASCII letters, or
             the path does not start with ``/`` or is not ASCII (percent-encode it first).
     """
     if isinstance(wall_ms, bool) or not isinstance(wall_ms, int):
         raise TypeError(f"wall_ms must be an int (Unix milliseconds), got {type(wall_ms).__name__}")
+    if not isinstance(method, str):
+        raise TypeError(f"method must be a str, got {type(method).__name__}")
+    if not isinstance(path, str):
+        raise TypeError(f"path must be a str, got {type(path).__name__}")
     if wall_ms < 0:
         raise ValueError(f"wall_ms must not be negative, got {wall_ms}")
     if not _METHOD.fullmatch(method):

@@ -460,6 +460,24 @@ def test_signing_message_needs_an_int_timestamp(wall_ms: object) -> None:
         signing_message(wall_ms, "GET", "/x")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "message"),
+    [
+        (5, "/x", "method must be a str, got int"),
+        (b"GET", "/x", "method must be a str, got bytes"),
+        ("GET", b"/x", "path must be a str, got bytes"),
+        ("GET", None, "path must be a str, got NoneType"),
+    ],
+)
+def test_signing_message_needs_a_str_method_and_path(
+    method: object, path: object, message: str
+) -> None:
+    # These raised TypeErrors from inside re and str.split that named neither argument.
+    with pytest.raises(TypeError) as info:
+        signing_message(0, method, path)  # type: ignore[arg-type]
+    assert str(info.value) == message
+
+
 def test_signing_message_refuses_a_negative_timestamp() -> None:
     with pytest.raises(ValueError, match="wall_ms must not be negative, got -1"):
         signing_message(-1, "GET", "/x")
