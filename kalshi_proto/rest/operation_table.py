@@ -12,6 +12,7 @@ defines its row types and the public accessors. Other SDK authors and our own ch
 
 from __future__ import annotations
 
+import difflib
 import enum
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -164,8 +165,13 @@ def operation(operation_id: str) -> Operation:
     """The operation with this ``operationId``.
 
     Raises:
-        KeyError: no operation has that id.
+        KeyError: no operation has that id; the message names the nearest one.
     """
     from kalshi_proto.rest.generated.table import BY_ID
 
-    return BY_ID[operation_id]
+    found = BY_ID.get(operation_id) if isinstance(operation_id, str) else None
+    if found is None:
+        close = difflib.get_close_matches(str(operation_id), BY_ID, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise KeyError(f"no operation has the operationId {operation_id!r}{hint}")
+    return found

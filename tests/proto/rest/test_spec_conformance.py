@@ -424,6 +424,24 @@ def test_the_table_is_public_where_the_issue_names_it() -> None:
     assert (create.facade, create.requires_auth, create.idempotent) == ("orders.create_v2", True, False)
 
 
+@pytest.mark.parametrize(
+    ("wanted", "message"),
+    [
+        ("getmarkets", "no operation has the operationId 'getmarkets'; did you mean 'GetMarkets'?"),
+        ("Nothing", "no operation has the operationId 'Nothing'"),
+        (None, "no operation has the operationId None"),
+    ],
+)
+def test_an_unknown_operation_id_is_a_key_error_naming_the_nearest(
+    wanted: Any, message: str
+) -> None:
+    import kalshi_proto.rest
+
+    with pytest.raises(KeyError) as info:
+        kalshi_proto.rest.operation(wanted)
+    assert info.value.args == (message,)
+
+
 @pytest.mark.parametrize("op", OPS, ids=_op_id)
 def test_request_with_every_parameter_matches_the_spec(
     op: Operation, core: RestCore, base_url: BaseUrl
