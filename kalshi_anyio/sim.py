@@ -17,16 +17,17 @@ pair (RSA by default) and $10,000 is ready for you; its key id and private key a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import random
 import ssl
 import sys
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.from_thread
@@ -46,6 +47,8 @@ PREFIX = "/trade-api/v2"
 TRADER = "trader"
 TRADER_KEY_ID = "local-trader-key"
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True, slots=True)
 class LocalExchange:
@@ -55,11 +58,28 @@ class LocalExchange:
     app: ExchangeApp
     key_id: str
     private_key_pem: bytes
+    #: The portal of the background thread that serves it (`serve_exchange_in_thread`), or
+    #: None when it is served on the caller's own event loop (`serve_exchange`).
+    portal: anyio.from_thread.BlockingPortal | None = field(default=None, repr=False)
 
     @property
     def exchange(self) -> Exchange:
-        """The exchange state, for inspection (touch it only from the serving thread or loop)."""
+        """The exchange state. Change it, or read more than one value of it, with `call`: the
+        server's thread may be answering a request meanwhile."""
         return self.app.exchange
+
+    def call(self, function: Callable[..., T], /, *args: Any) -> T:
+        """Run ``function(*args)`` where the exchange is served, between two requests, and return
+        its result (or raise its exception).
+
+        Served by `serve_exchange_in_thread`, the function runs on the background thread's event
+        loop, so it never interleaves with a request being answered: use it to settle a market,
+        close one, or read a consistent snapshot from a test thread. Served by `serve_exchange`
+        on your own event loop, it runs at once (call it from that loop's thread).
+        """
+        if self.portal is None:
+            return function(*args)
+        return self.portal.call(function, *args)
 
     @property
     def base_url(self) -> str:
@@ -180,13 +200,13 @@ def serve_exchange_in_thread(**kwargs: Any) -> Iterator[LocalExchange]:
     """`serve_exchange` on an asyncio loop in a background thread, for blocking code.
 
     Takes the arguments of `serve_exchange`. The exchange state belongs to that thread while the
-    block runs.
+    block runs: change it through `LocalExchange.call`.
     """
     with (
         anyio.from_thread.start_blocking_portal(backend="asyncio") as portal,
         portal.wrap_async_context_manager(serve_exchange(**kwargs)) as local,
     ):
-        yield local
+        yield dataclasses.replace(local, portal=portal)
 
 
 def main(argv: list[str] | None = None) -> int:

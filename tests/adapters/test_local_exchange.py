@@ -229,9 +229,10 @@ async def session(client: Any, local: LocalExchange) -> None:
     assert sum(c.volume_fp for c in candles.candlesticks) == Decimal("5.00")
     resting_value = await maybe(client.portfolio.resting_order_total_value())
     assert resting_value.total_resting_order_value == 0
-    # Settle the market on the exchange (between requests, so no request is in flight).
-    local.exchange.determine_market(TICKER, "yes", local.exchange.wall_ms)
-    local.exchange.settle_market(TICKER, local.exchange.wall_ms)
+    # Settle the market on the exchange's own thread, between two requests.
+    exchange = local.exchange
+    local.call(exchange.determine_market, TICKER, "yes", exchange.wall_ms)
+    local.call(exchange.settle_market, TICKER, exchange.wall_ms)
     settlements = await maybe(client.portfolio.settlements())
     assert [(s.ticker, s.market_result, s.yes_count_fp, s.revenue) for s in settlements] == [
         (TICKER, "yes", Decimal("5.00"), 500)
