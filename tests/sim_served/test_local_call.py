@@ -24,7 +24,7 @@ def test_call_runs_on_the_serving_thread_between_requests() -> None:
         local.call(exchange.determine_market, HOLD, "no", exchange.wall_ms)
         assert local.call(lambda: exchange.market(HOLD).result) == "no"
         assert client.markets.get(HOLD).market.result == "no"
-        with pytest.raises(ValueError, match="result must be 'yes' or 'no'"):
+        with pytest.raises(ValueError, match=r"^result must be 'yes' or 'no', not 'maybe'$"):
             local.call(exchange.determine_market, HOLD, "maybe", exchange.wall_ms)
 
 

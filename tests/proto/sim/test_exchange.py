@@ -1117,6 +1117,33 @@ def test_determine_and_settle_refusals() -> None:
     refused(s.ex, lambda: s.ex.determine_market("NOPE", "yes", W), 404, "market_not_found")
 
 
+@pytest.mark.parametrize(
+    ("wall_ms", "error", "message"),
+    [
+        ("now", TypeError, "wall_ms must be an int (Unix milliseconds), got str"),
+        (1.5e12, TypeError, "wall_ms must be an int (Unix milliseconds), got float"),
+        (True, TypeError, "wall_ms must be an int (Unix milliseconds), got bool"),
+        (-1, ValueError, "wall_ms must not be negative, got -1"),
+    ],
+)
+@pytest.mark.parametrize("method", ["advance", "close_market", "determine_market", "settle_market"])
+def test_the_lifecycle_methods_refuse_a_time_that_is_not_unix_milliseconds(
+    method: str, wall_ms: object, error: type[Exception], message: str
+) -> None:
+    # A str was stored as the market's updated time, and broke the answers that showed it.
+    s = Sim()
+    arguments: dict[str, tuple[object, ...]] = {
+        "advance": (wall_ms,),
+        "close_market": ("Q", wall_ms),
+        "determine_market": ("Q", "yes", wall_ms),
+        "settle_market": ("Q", wall_ms),
+    }
+    with pytest.raises(error) as info:
+        getattr(s.ex, method)(*arguments[method])
+    assert str(info.value) == message
+    assert s.ex.markets["Q"].status == "active"
+
+
 @pytest.mark.parametrize("result", ["yes", "no"])
 def test_settlement_pays_a_dollar_per_winning_contract(result: str) -> None:
     s = Sim({"mm": "1000", "t": "1000", "flat": "1000", "idle": "50"})
