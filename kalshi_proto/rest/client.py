@@ -231,6 +231,16 @@ class _State(enum.Enum):
     DONE = "done"  #: the result or the error is final
 
 
+def _check_now(now: object) -> None:
+    # The monotonic clock a driver passes: NaN or infinity would leave every deadline unmet.
+    if type(now) is not float and (isinstance(now, bool) or not isinstance(now, int | float)):
+        raise TypeError(
+            f"now must be a number of seconds (time.monotonic()), got {type(now).__name__}"
+        )
+    if not math.isfinite(now):
+        raise ValueError(f"now must be finite, got {now}")
+
+
 class RestCore:
     """Turns calls into runs for one client; holds the client's configuration.
 
@@ -282,13 +292,15 @@ class RestCore:
         Raises:
             AuthRequiredError: the operation needs credentials and the client has none; nothing
                 has been sent.
-            TypeError: ``call`` is not a `Call`.
+            TypeError: ``call`` is not a `Call`, or ``now`` is not a number.
+            ValueError: ``now`` is NaN or infinite.
         """
         if not isinstance(call, Call):
             raise TypeError(
                 "expected a Call built by kalshi_proto.rest.generated.calls "
                 f"(calls.get_markets(limit=100), say), got {type(call).__name__}"
             )
+        _check_now(now)
         if call.requires_auth and self.config.credentials is None:
             raise AuthRequiredError(
                 f"{call.operation.operation_id} ({call.method} {call.operation.path}) needs "
@@ -344,7 +356,9 @@ class CallRun(Generic[T]):
 
         Raises:
             LocalProtocolError: a request is out and its outcome has not been reported.
+            TypeError, ValueError: ``now`` is not a finite number of seconds.
         """
+        _check_now(now)
         state = self._state
         if state is _State.DONE:
             return Finished()

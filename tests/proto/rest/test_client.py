@@ -278,6 +278,30 @@ def test_something_other_than_a_call_is_a_type_error(given: Any, clock: FakeCloc
     )
 
 
+@pytest.mark.parametrize(
+    ("now", "error", "message"),
+    [
+        (math.nan, ValueError, "now must be finite, got nan"),
+        (math.inf, ValueError, "now must be finite, got inf"),
+        ("0", TypeError, "now must be a number of seconds (time.monotonic()), got str"),
+        (None, TypeError, "now must be a number of seconds (time.monotonic()), got NoneType"),
+        (True, TypeError, "now must be a number of seconds (time.monotonic()), got bool"),
+    ],
+)
+def test_a_clock_that_is_not_a_finite_number_is_refused(
+    now: Any, error: type[Exception], message: str, clock: FakeClock
+) -> None:
+    # A NaN clock made every deadline unreachable: a call could wait and retry for ever.
+    with pytest.raises(error) as info:
+        make_core().start(status_call(), now)
+    assert str(info.value) == message
+    run = make_core().start(status_call(), clock.now)
+    with pytest.raises(error) as info:
+        run.next_step(now, clock.wall_ms)
+    assert str(info.value) == message
+    assert isinstance(run.next_step(clock.now, clock.wall_ms), SendRequest)
+
+
 def test_public_call_needs_no_credentials(clock: FakeClock) -> None:
     run = make_core().start(status_call(), clock.now)
     assert run.call == status_call()
