@@ -106,6 +106,60 @@ def first_sentence(text: str | None, limit: int = 300) -> str:
     return text
 
 
+def doc_lines(text: str | None, width: int = 92) -> list[str]:
+    """A description as docstring lines that keep its shape: paragraphs and headings wrapped to
+    ``width``, list items (``- ...``) wrapped under their dash, table rows (``| ... |``) as
+    written, and a blank line between blocks. (Reflowed into one paragraph, a table became
+    noise.)"""
+    lines: list[str] = []
+    kind = ""  # the block being read: "text", "item", "table" or "" (between blocks)
+    words: list[str] = []  # the paragraph or list item being read
+
+    def flush() -> None:
+        text = " ".join(" ".join(words).split())
+        if kind == "text" and text:
+            lines.extend(textwrap.wrap(text, width))
+        elif kind == "item" and text:
+            wrapped = textwrap.wrap(text, width - 2)
+            lines.extend(["- " + wrapped[0], *("  " + rest for rest in wrapped[1:])])
+        words.clear()
+
+    def start(new_kind: str) -> None:
+        nonlocal kind
+        flush()
+        same_block = kind == new_kind and new_kind in ("item", "table")
+        if lines and lines[-1] and not same_block:
+            lines.append("")
+        kind = new_kind
+
+    for raw in (text or "").splitlines():
+        line = raw.strip()
+        if not line:  # the end of any block
+            flush()
+            kind = ""
+        elif line.startswith("|"):
+            start("table")
+            lines.append(" ".join(line.split()))
+        elif line.startswith(("- ", "* ")):
+            start("item")
+            words.append(line[2:])
+        elif line.startswith("#"):
+            start("text")
+            words.append(line.lstrip("#").strip() + ":")
+            start("")
+        elif kind == "item" and raw[:1].isspace() and not raw.startswith(" -"):
+            words.append(line)  # a list item's continuation
+        elif kind == "text":
+            words.append(line)
+        else:
+            start("text")
+            words.append(line)
+    flush()
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines
+
+
 def literal(values: list[Any]) -> str:
     return "Literal[" + ", ".join(repr(v) for v in values) + "]"
 
@@ -728,7 +782,7 @@ class Generator:
             "meth": method,
             "tag": (op.get("tags") or [""])[0],
             "summary": first_sentence(op.get("summary"), 200),
-            "description": first_sentence(op.get("description"), 600),
+            "description": op.get("description") or "",
             "auth": secured,
             "idempotent": entry["method"] in SAFE_METHODS,
             "deprecated": bool(op.get("deprecated")),
@@ -858,12 +912,12 @@ class Generator:
 
     def docstring(self, i: dict[str, Any], indent: str, extra: str = "") -> list[str]:
         head = f"{i['summary'] or i['id']}: ``{i['method']} {i['path']}`` ({i['id']})."
-        body = i["description"]
+        body = i["description"].strip()
         if i["deprecated"]:
             body = ("Deprecated by Kalshi. " + body).strip()
         text = [head]
-        if body and body.rstrip(".") != i["summary"]:
-            text += ["", *textwrap.wrap(_doc_escape(body), 92)]
+        if body and " ".join(body.split()).rstrip(".") != i["summary"]:
+            text += ["", *doc_lines(_doc_escape(body))]
         params = i["path_params"] + i["query_params"]
         documented = [p for p in params if p["doc"]]
         if documented:

@@ -70,3 +70,40 @@ def test_an_integer_format_fills_only_the_sides_the_spec_leaves_open() -> None:
     assert fill({}, {**int32, "enum": [1, 60]}) == {}
     assert fill({}, {"type": "integer"}) == {}
     assert fill({"le": 5}, {"type": "integer", "format": "int64"}) == {"ge": -(2**63), "le": 5}
+
+
+def test_descriptions_keep_their_paragraphs_lists_and_tables() -> None:
+    from tests.helpers import spec  # puts scripts/ on sys.path
+
+    generate: Any = spec.generate  # type: ignore[attr-defined]
+    text = (
+        "First  paragraph,\nstill the first.\n"
+        " - an item\n   that goes on\n - another item\n\n"
+        " | a | b |\n |---|---|\n | 1 |  2 |\n\n"
+        "## Heading\n"
+        "Last paragraph."
+    )
+    assert generate.doc_lines(text, width=40) == [
+        "First paragraph, still the first.",
+        "",
+        "- an item that goes on",
+        "- another item",
+        "",
+        "| a | b |",
+        "|---|---|",
+        "| 1 | 2 |",
+        "",
+        "Heading:",
+        "",
+        "Last paragraph.",
+    ]
+
+
+def test_the_get_markets_docstring_keeps_the_filter_table() -> None:
+    # It was reflowed into one paragraph and cut at 600 characters, in the middle of the table.
+    from kalshi_proto.rest.generated.sync_facade import MarketsApi
+
+    doc = MarketsApi.list.__doc__
+    assert doc is not None
+    assert "\n        | min_close_ts, max_close_ts | `closed`, *empty* | |\n" in doc
+    assert "only available via `GET\n        /historical/markets`" in doc

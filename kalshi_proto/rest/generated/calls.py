@@ -87,7 +87,8 @@ def get_trades(*, limit: int | None = None, cursor: str | None = None, ticker: s
     and identified by the `is_block_trade` field; use the `is_block_trade` query parameter to
     filter by block / non-block. This endpoint returns a paginated response. Use the 'limit'
     parameter to control page size (1-1000, defaults to 100). The response includes a 'cursor'
-    field - pass this value in the 'cursor' parameter of your ...
+    field - pass this value in the 'cursor' parameter of your next request to get the next page.
+    An empty cursor indicates no more pages are available.
 
     Args:
         limit: Number of results per page. Defaults to 100. Maximum value is 1000.
@@ -130,7 +131,7 @@ def get_market_orderbooks(*, tickers: Sequence[str]) -> Call[GetMarketOrderbooks
     a bid for yes at price X is equivalent to an ask for no at price (100-X). For example, a yes
     bid at 7¢ is the same as a no ask at 93¢, with identical contract sizes. Each side shows
     price levels with their corresponding quantities and order counts, organized from best to
-    worst prices. Returns one orderbook per requested ...
+    worst prices. Returns one orderbook per requested market ticker.
 
     Args:
         tickers: List of market tickers to fetch orderbooks for
@@ -178,12 +179,22 @@ def get_markets(*, limit: int | None = None, cursor: str | None = None, event_ti
     """Get Markets: ``GET /markets`` (GetMarkets).
 
     Filter by market status. Possible values: `unopened`, `open`, `closed`, `settled`. Leave
-    empty to return markets with any status. - Only one `status` filter may be supplied at a
-    time. - Timestamp filters will be mutually exclusive from other timestamp filters and
-    certain status filters. | Compatible Timestamp Filters | Additional Status Filters| Extra
-    Notes | |------------------------------|--------------------------|-------------| |
-    min_created_ts, max_created_ts | `unopened`, `open`, *empty* | | | min_close_ts,
-    max_close_ts | `closed`, *empty* | | | min_settled_ts, max_settled_ts | ...
+    empty to return markets with any status.
+
+    - Only one `status` filter may be supplied at a time.
+    - Timestamp filters will be mutually exclusive from other timestamp filters and certain
+      status filters.
+
+    | Compatible Timestamp Filters | Additional Status Filters| Extra Notes |
+    |------------------------------|--------------------------|-------------|
+    | min_created_ts, max_created_ts | `unopened`, `open`, *empty* | |
+    | min_close_ts, max_close_ts | `closed`, *empty* | |
+    | min_settled_ts, max_settled_ts | `settled`, *empty* | |
+    | min_updated_ts, max_updated_ts | *empty* | Incompatible with all filters besides `mve_filter=exclude`. May be combined with `series_ticker`, which requires `mve_filter=exclude` |
+
+    Markets that settled before the historical cutoff are only available via `GET
+    /historical/markets`. See [Historical
+    Data](https://docs.kalshi.com/getting_started/historical_data) for details.
 
     Args:
         limit: Number of results per page. Defaults to 100. Maximum value is 1000.
@@ -227,10 +238,13 @@ def get_market(ticker: str) -> Call[GetMarketResponse]:
 def batch_get_market_candlesticks(*, market_tickers: str, start_ts: int, end_ts: int, period_interval: int, include_latest_before_start: bool | None = None) -> Call[BatchGetMarketCandlesticksResponse]:
     """Batch Get Market Candlesticks: ``GET /markets/candlesticks`` (BatchGetMarketCandlesticks).
 
-    Endpoint for retrieving candlestick data for multiple markets. - Accepts up to 100 market
-    tickers per request - Returns up to 10,000 candlesticks total across all markets - Returns
-    candlesticks grouped by market_id - Optionally includes a synthetic initial candlestick for
-    price continuity (see `include_latest_before_start` parameter)
+    Endpoint for retrieving candlestick data for multiple markets.
+
+    - Accepts up to 100 market tickers per request
+    - Returns up to 10,000 candlesticks total across all markets
+    - Returns candlesticks grouped by market_id
+    - Optionally includes a synthetic initial candlestick for price continuity (see
+      `include_latest_before_start` parameter)
 
     Args:
         market_tickers: Comma-separated list of market tickers (maximum 100)
@@ -639,12 +653,15 @@ def get_balance(*, subaccount: int | None = None, exchange_index: int | None = N
 def intra_exchange_instance_transfer(request: IntraExchangeInstanceTransferRequest) -> Call[IntraExchangeInstanceTransferResponse]:
     """Intra Account Transfer: ``POST /portfolio/intra_exchange_instance_transfer`` (IntraExchangeInstanceTransfer).
 
-    Transfers funds within the same account. When `source_exchange_shard` and
-    `destination_exchange_shard` are the same, Kalshi treats the request as a subaccount
-    transfer. The returned transfer ID appears in the subaccount transfer history. Cross-
-    exchange-index subaccount transfers run in up to three non-atomic steps. If a later step
-    fails, completed steps are not undone, so funds may remain in the primary account on the
-    source or destination exchange index.
+    Transfers funds within the same account.
+
+    When `source_exchange_shard` and `destination_exchange_shard` are the same, Kalshi treats
+    the request as a subaccount transfer. The returned transfer ID appears in the subaccount
+    transfer history.
+
+    Cross-exchange-index subaccount transfers run in up to three non-atomic steps. If a later
+    step fails, completed steps are not undone, so funds may remain in the primary account on
+    the source or destination exchange index.
     """
     return build_call(t.INTRA_EXCHANGE_INSTANCE_TRANSFER, {}, request)
 
@@ -740,7 +757,8 @@ def get_positions(*, cursor: str | None = None, limit: int | None = None, count_
     Settled and all-state positions are paginated by event ticker to keep large histories
     bounded. Cursors are specific to the selected settlement status. `count_filter` restricts
     positions to those with a non-zero position or total traded count. Registered partners may
-    also use a user OAuth access token with the explicitly granted ...
+    also use a user OAuth access token with the explicitly granted read::compliance_partner
+    scope.
 
     Args:
         cursor: The Cursor represents a pointer to the next page of records in the pagination.
@@ -1172,9 +1190,10 @@ def get_account_endpoint_costs() -> Call[GetAccountEndpointCostsResponse]:
 def get_tags_for_series_categories() -> Call[GetTagsForSeriesCategoriesResponse]:
     """Get Tags for Series Categories: ``GET /search/tags_by_categories`` (GetTagsForSeriesCategories).
 
-    Retrieve tags organized by series categories. This endpoint returns a mapping of series
-    categories to their associated tags, which can be used for filtering and search
-    functionality.
+    Retrieve tags organized by series categories.
+
+    This endpoint returns a mapping of series categories to their associated tags, which can be
+    used for filtering and search functionality.
     """
     return build_call(t.GET_TAGS_FOR_SERIES_CATEGORIES, {})
 
@@ -1182,9 +1201,10 @@ def get_tags_for_series_categories() -> Call[GetTagsForSeriesCategoriesResponse]
 def get_filters_for_sports() -> Call[GetFiltersBySportsResponse]:
     """Get Filters for Sports: ``GET /search/filters_by_sport`` (GetFiltersForSports).
 
-    Retrieve available filters organized by sport. This endpoint returns filtering options
-    available for each sport, including scopes and competitions. It also provides an ordered
-    list of sports for display purposes.
+    Retrieve available filters organized by sport.
+
+    This endpoint returns filtering options available for each sport, including scopes and
+    competitions. It also provides an ordered list of sports for display purposes.
     """
     return build_call(t.GET_FILTERS_FOR_SPORTS, {})
 
@@ -1294,7 +1314,7 @@ def get_weather_index_calibrations(city: str) -> Call[GetWeatherIndexCalibration
     to compute index values from the record's effective time until the next record — everything
     needed to reproduce published index values for minutes computed under that configuration
     version. Offsets are re-estimated weekly after each complete UTC week; weights never change
-    through calibration. The timeline is append-only and ...
+    through calibration. The timeline is append-only and complete: it is never trimmed.
 
     Args:
         city: Index city ID (e.g. `miami`)
@@ -1498,7 +1518,10 @@ def get_fcm_event_contract_daily_cap(*, subtrader_id: str | None = None) -> Call
     open and in-flight orders at their full worst-case cost plus fees. Executed utilization
     resets at midnight New York time on the returned cap date; resting and pending reservations
     persist for as long as their orders remain open, including across the reset. Returns 404
-    when the subtrader has no cap configured — in that state every ...
+    when the subtrader has no cap configured — in that state every order placed through the
+    subtrader's bound API keys is rejected. API keys bound to a single FCM subtrader may also
+    call this endpoint: `subtrader_id` may be omitted and defaults to the key's bound subtrader,
+    and if supplied it must equal the bound subtrader or the request is rejected.
 
     Args:
         subtrader_id: The subtrader whose daily cap should be returned. Must belong to the
@@ -1606,12 +1629,21 @@ def get_historical_cutoff() -> Call[GetHistoricalCutoffResponse]:
     """Get Historical Cutoff Timestamps: ``GET /historical/cutoff`` (GetHistoricalCutoff).
 
     Returns the cutoff timestamps that define the boundary between **live** and **historical**
-    data. ## Cutoff fields - `market_settled_ts` : Markets that **settled** before this
-    timestamp, and their candlesticks, must be accessed via `GET /historical/markets` and `GET
-    /historical/markets/{ticker}/candlesticks`. - `trades_created_ts` : Trades that were
-    **filled** before this timestamp must be accessed via `GET /historical/fills`. -
-    `orders_updated_ts` : Orders that were **canceled or fully executed** before this timestamp
-    must be accessed via `GET /historical/orders`. Resting (active) orders are ...
+    data.
+
+    Cutoff fields:
+
+    - `market_settled_ts` : Markets that **settled** before this timestamp, and their
+      candlesticks, must be accessed via `GET /historical/markets` and `GET
+      /historical/markets/{ticker}/candlesticks`.
+    - `trades_created_ts` : Trades that were **filled** before this timestamp must be accessed
+      via `GET /historical/fills`.
+    - `orders_updated_ts` : Orders that were **canceled or fully executed** before this
+      timestamp must be accessed via `GET /historical/orders`. Resting (active) orders are
+      always available in `GET /portfolio/orders`.
+    - `market_positions_last_updated_ts` : Settled positions **archived from the live data set**
+      before this timestamp must be accessed via `GET /historical/positions`. Unsettled
+      positions are always available in `GET /portfolio/positions`.
     """
     return build_call(t.GET_HISTORICAL_CUTOFF, {})
 
@@ -1756,11 +1788,46 @@ def create_fcm_position_transfer(request: CreateFCMPositionTransferRequest) -> C
     """Create FCM Position Transfer: ``POST /fcm/positions/transfers`` (CreateFCMPositionTransfer).
 
     Endpoint for FCM members to move a position in one market from one of their subtraders into
-    a subtrader under their FCM's error account. **This endpoint must be enabled for your FCM by
-    Kalshi.** Kalshi enables it by configuring the error account that receives transferred
-    positions and gives you that account's user id, which prefixes `target_subtrader_id`.
-    Contact Kalshi to enable it; until then, requests return 400. - The destination is always
-    your FCM's error account. `target_subtrader_id` picks the subtrader under it, which is
-    created on first use. - Each request moves one market for one ...
+    a subtrader under their FCM's error account.
+
+    **This endpoint must be enabled for your FCM by Kalshi.** Kalshi enables it by configuring
+    the error account that receives transferred positions and gives you that account's user id,
+    which prefixes `target_subtrader_id`. Contact Kalshi to enable it; until then, requests
+    return 400.
+
+    - The destination is always your FCM's error account. `target_subtrader_id` picks the
+      subtrader under it, which is created on first use.
+    - Each request moves one market for one source subtrader. To move many positions, send one
+      request per subtrader and market.
+    - The transfer is booked like a trade at `price_centicents`, which is always the YES price,
+      even when moving NO. No fee is charged and no fill is created. For YES, the error account
+      pays the price per contract; for NO, it pays $1 minus the price per contract. The FCM
+      receives the same amount. Use 0 for YES or 10000 for NO to move no cash. These amounts
+      assume the source holds the side being moved and the target subtrader holds no opposite
+      position in that market; otherwise the positions net like a trade and the balance changes
+      differ.
+    - The source's current position is not checked. A request for more than the source holds, or
+      with the opposite sign, flips or grows the source's position.
+    - Requests are not idempotent. After a timeout or 5xx, check the position before retrying.
+    - The market must be open, neither account may be blocked, and the error account must have
+      enough available balance on the market's exchange index to pay for the transfer. Otherwise
+      the request returns 409.
+
+    **Example: moving YES.** A customer subtrader holds 10 YES contracts. Send
+    `position_centicount` 1000 and `price_centicents` 4500 (YES at 45 cents):
+
+    - The customer subtrader goes from 10 YES to 0, and the error account subtrader from 0 to 10
+      YES.
+    - The error account pays 10 x $0.45 = $4.50 and the FCM receives $4.50.
+    - Sending `price_centicents` 0 instead moves the position with no cash.
+
+    **Example: moving NO.** A customer subtrader holds 5 NO contracts. Send
+    `position_centicount` -500 and `price_centicents` 7000 (YES at 70 cents, so NO at 30 cents):
+
+    - The customer subtrader goes from 5 NO to 0, and the error account subtrader from 0 to 5
+      NO.
+    - The error account pays 5 x $0.30 = $1.50 and the FCM receives $1.50.
+    - Sending `price_centicents` 10000 instead moves the position with no cash. Sending 0 makes
+      the error account pay the full $1 per contract ($5.00).
     """
     return build_call(t.CREATE_FCM_POSITION_TRANSFER, {}, request)
