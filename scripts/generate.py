@@ -756,7 +756,7 @@ class Generator:
                     "enum": enum,
                     "limits": self.param_limits(schema, kind, f"{op_id} parameter {p['name']}"),
                     "default": self.param_default(schema, f"{op_id} parameter {p['name']}"),
-                    "doc": first_sentence(p.get("description"), 160),
+                    "doc": first_sentence(p.get("description"), 1000),
                 }
             )
         # path params in template order

@@ -271,7 +271,7 @@ class AsyncEventsApi:
             event_ticker: Event ticker
             with_nested_markets: If true, markets are included within the event object. If false
                 (default), markets are returned as a separate top-level field in the response.
-                Historical ...
+                Historical markets settled before the historical cutoff will not be included.
         """
         return await self._client.execute(c.get_event(event_ticker, with_nested_markets=with_nested_markets))
 
@@ -286,10 +286,11 @@ class AsyncEventsApi:
             limit: Parameter to specify the number of results per page. Defaults to 200. Maximum
                 value is 200.
             cursor: Parameter to specify the pagination cursor. Use the cursor value returned from
-                the previous response to get the next page of results. Leave empty for the first ...
+                the previous response to get the next page of results. Leave empty for the first page.
             with_nested_markets: Parameter to specify if nested markets should be included in the
                 response. When true, each event will include a 'markets' field containing a list of
-                Market ...
+                Market objects associated with that event. Historical markets settled before the
+                historical cutoff will not be included.
             with_milestones: If true, includes related milestones as a field alongside events.
             status: Filter by event status. Possible values are 'unopened', 'open', 'closed',
                 'settled'. Leave empty to return events with any status.
@@ -314,10 +315,11 @@ class AsyncEventsApi:
             limit: Parameter to specify the number of results per page. Defaults to 200. Maximum
                 value is 200.
             cursor: Parameter to specify the pagination cursor. Use the cursor value returned from
-                the previous response to get the next page of results. Leave empty for the first ...
+                the previous response to get the next page of results. Leave empty for the first page.
             with_nested_markets: Parameter to specify if nested markets should be included in the
                 response. When true, each event will include a 'markets' field containing a list of
-                Market ...
+                Market objects associated with that event. Historical markets settled before the
+                historical cutoff will not be included.
             with_milestones: If true, includes related milestones as a field alongside events.
             status: Filter by event status. Possible values are 'unopened', 'open', 'closed',
                 'settled'. Leave empty to return events with any status.
@@ -359,7 +361,7 @@ class AsyncEventsApi:
                 belonging to the specified collection. Cannot be used together with series_ticker.
             with_nested_markets: Parameter to specify if nested markets should be included in the
                 response. When true, each event will include a 'markets' field containing a list of
-                Market ...
+                Market objects associated with that event.
         """
         return await self._client.execute(c.get_multivariate_events(limit=limit, cursor=cursor, series_ticker=series_ticker, collection_ticker=collection_ticker, with_nested_markets=with_nested_markets))
 
@@ -378,7 +380,7 @@ class AsyncEventsApi:
                 belonging to the specified collection. Cannot be used together with series_ticker.
             with_nested_markets: Parameter to specify if nested markets should be included in the
                 response. When true, each event will include a 'markets' field containing a list of
-                Market ...
+                Market objects associated with that event.
 
         Walks every page of ``multivariate`` lazily and yields each item of ``events``; ``max_pages`` stops after that many pages.
         """
@@ -514,7 +516,7 @@ class AsyncFcmApi:
         Args:
             subtrader_id: The subtrader whose daily cap should be returned. Must belong to the
                 requesting FCM. Required unless the API key is bound to a subtrader, in which case it
-                ...
+                defaults to the bound subtrader when omitted and must equal it when supplied.
         """
         return await self._client.execute(c.get_fcm_event_contract_daily_cap(subtrader_id=subtrader_id))
 
@@ -558,10 +560,13 @@ class AsyncFcmApi:
 
         Args:
             subtrader_id: Restricts the response to orders for a specific subtrader (FCM members
-                only). Required unless client_order_ids is supplied. For an API key bound to a ...
+                only). Required unless client_order_ids is supplied. For an API key bound to a
+                subtrader, defaults to the bound subtrader when omitted and must equal it when supplied.
             client_order_ids: Client order IDs to filter by, as a comma-separated list (maximum
                 100). Only orders created within the last 24 hours are searched, and a min_ts earlier
-                than ...
+                than that is raised to 24 hours ago. Client order IDs are only unique within a subtrader
+                among live and recent orders, so a single ID can match orders across subtraders or
+                across time. Required unless subtrader_id is supplied.
             cursor: Pagination cursor. Use the cursor value returned from the previous response to
                 get the next page of results. Leave empty for the first page.
             event_ticker: Event ticker to filter by. Only a single event ticker is supported.
@@ -587,10 +592,13 @@ class AsyncFcmApi:
 
         Args:
             subtrader_id: Restricts the response to orders for a specific subtrader (FCM members
-                only). Required unless client_order_ids is supplied. For an API key bound to a ...
+                only). Required unless client_order_ids is supplied. For an API key bound to a
+                subtrader, defaults to the bound subtrader when omitted and must equal it when supplied.
             client_order_ids: Client order IDs to filter by, as a comma-separated list (maximum
                 100). Only orders created within the last 24 hours are searched, and a min_ts earlier
-                than ...
+                than that is raised to 24 hours ago. Client order IDs are only unique within a subtrader
+                among live and recent orders, so a single ID can match orders across subtraders or
+                across time. Required unless subtrader_id is supplied.
             cursor: Pagination cursor. Use the cursor value returned from the previous response to
                 get the next page of results. Leave empty for the first page.
             event_ticker: Event ticker to filter by. Only a single event ticker is supported.
@@ -617,8 +625,8 @@ class AsyncFcmApi:
 
         Args:
             subtrader_id: Restricts the response to positions for a specific subtrader (FCM members
-                only). Required unless the API key is bound to a subtrader, in which case it defaults
-                ...
+                only). Required unless the API key is bound to a subtrader, in which case it defaults to
+                the bound subtrader when omitted and must equal it when supplied.
             ticker: Ticker of desired positions
             event_ticker: Event ticker of desired positions
             count_filter: Restricts the positions to those with any of following fields with non-
@@ -640,8 +648,8 @@ class AsyncFcmApi:
 
         Args:
             subtrader_id: Restricts the response to positions for a specific subtrader (FCM members
-                only). Required unless the API key is bound to a subtrader, in which case it defaults
-                ...
+                only). Required unless the API key is bound to a subtrader, in which case it defaults to
+                the bound subtrader when omitted and must equal it when supplied.
             ticker: Ticker of desired positions
             event_ticker: Event ticker of desired positions
             count_filter: Restricts the positions to those with any of following fields with non-
@@ -940,7 +948,7 @@ class AsyncHistoricalApi:
                 get the next page of results. Leave empty for the first page.
             is_block_trade: Filter trades by whether they are block trades. Omit to return all
                 trades. Set to `true` to return only block trades. Set to `false` to return only non-
-                block ...
+                block trades.
         """
         return await self._client.execute(c.get_trades_historical(ticker=ticker, min_ts=min_ts, max_ts=max_ts, limit=limit, cursor=cursor, is_block_trade=is_block_trade))
 
@@ -962,7 +970,7 @@ class AsyncHistoricalApi:
                 get the next page of results. Leave empty for the first page.
             is_block_trade: Filter trades by whether they are block trades. Omit to return all
                 trades. Set to `true` to return only block trades. Set to `false` to return only non-
-                block ...
+                block trades.
 
         Walks every page of ``trades`` lazily and yields each item of ``trades``; ``max_pages`` stops after that many pages.
         """
@@ -1029,7 +1037,8 @@ class AsyncLiveDataApi:
             milestone_ids: Array of milestone IDs
             include_player_stats: When true, includes player-level statistics in the live data
                 response. Supported for Pro Football, Pro Basketball, and College Men's Basketball
-                milestones that ...
+                milestones that have player ID mappings configured. Has no effect for other sports or
+                milestones without player mappings.
         """
         return await self._client.execute(c.get_live_datas(milestone_ids=milestone_ids, include_player_stats=include_player_stats))
 
@@ -1042,7 +1051,8 @@ class AsyncLiveDataApi:
             milestone_id: Milestone ID
             include_player_stats: When true, includes player-level statistics in the live data
                 response. Supported for Pro Football, Pro Basketball, and College Men's Basketball
-                milestones that ...
+                milestones that have player ID mappings configured. Has no effect for other sports or
+                milestones without player mappings.
         """
         return await self._client.execute(c.get_live_data_by_milestone(milestone_id, include_player_stats=include_player_stats))
 
@@ -1084,7 +1094,8 @@ class AsyncLiveDataApi:
             milestone_id: Milestone ID
             include_player_stats: When true, includes player-level statistics in the live data
                 response. Supported for Pro Football, Pro Basketball, and College Men's Basketball
-                milestones that ...
+                milestones that have player ID mappings configured. Has no effect for other sports or
+                milestones without player mappings.
         """
         return await self._client.execute(c.get_live_data(type, milestone_id, include_player_stats=include_player_stats))
 
@@ -1152,7 +1163,9 @@ class AsyncMarketsApi:
             period_interval: Candlestick period interval in minutes
             include_latest_before_start: If true, prepends the latest candlestick available before
                 the start_ts. This synthetic candlestick is created by: 1. Finding the most recent real
-                candlestick ...
+                candlestick before start_ts 2. Projecting it forward to the first period boundary
+                (calculated as the next period interval after start_ts) 3. Setting all OHLC prices to
+                null, and `previous_price` to the close price from the real candlestick
         """
         return await self._client.execute(c.batch_get_market_candlesticks(market_tickers=market_tickers, start_ts=start_ts, end_ts=end_ts, period_interval=period_interval, include_latest_before_start=include_latest_before_start))
 
@@ -1175,7 +1188,9 @@ class AsyncMarketsApi:
                 (1 minute), 60 (1 hour), or 1440 (1 day).
             include_latest_before_start: If true, prepends the latest candlestick available before
                 the start_ts. This synthetic candlestick is created by: 1. Finding the most recent real
-                candlestick ...
+                candlestick before start_ts 2. Projecting it forward to the first period boundary
+                (calculated as the next period interval after start_ts) 3. Setting all OHLC prices to
+                null, and `previous_price` to the close price from the real candlestick
         """
         return await self._client.execute(c.get_market_candlesticks(series_ticker, ticker, start_ts=start_ts, end_ts=end_ts, period_interval=period_interval, include_latest_before_start=include_latest_before_start))
 
@@ -1221,10 +1236,13 @@ class AsyncMarketsApi:
             min_created_ts: Filter items that created after this Unix timestamp
             max_created_ts: Filter items that created before this Unix timestamp
             min_updated_ts: Return markets with metadata updated later than this Unix timestamp (in
-                seconds). Tracks non-trading changes only. May be combined with max_updated_ts and ...
+                seconds). Tracks non-trading changes only. May be combined with max_updated_ts and
+                mve_filter=exclude. May also be combined with series_ticker, which requires
+                mve_filter=exclude. Incompatible with other filters.
             max_updated_ts: Return markets with metadata updated at or before this Unix timestamp
                 (in seconds). Tracks non-trading changes only. May be combined with min_updated_ts and
-                ...
+                mve_filter=exclude. May also be combined with series_ticker, which requires
+                mve_filter=exclude. Incompatible with other filters.
             max_close_ts: Filter items that close before this Unix timestamp
             min_close_ts: Filter items that close after this Unix timestamp
             min_settled_ts: Filter items that settled after this Unix timestamp
@@ -1267,10 +1285,13 @@ class AsyncMarketsApi:
             min_created_ts: Filter items that created after this Unix timestamp
             max_created_ts: Filter items that created before this Unix timestamp
             min_updated_ts: Return markets with metadata updated later than this Unix timestamp (in
-                seconds). Tracks non-trading changes only. May be combined with max_updated_ts and ...
+                seconds). Tracks non-trading changes only. May be combined with max_updated_ts and
+                mve_filter=exclude. May also be combined with series_ticker, which requires
+                mve_filter=exclude. Incompatible with other filters.
             max_updated_ts: Return markets with metadata updated at or before this Unix timestamp
                 (in seconds). Tracks non-trading changes only. May be combined with min_updated_ts and
-                ...
+                mve_filter=exclude. May also be combined with series_ticker, which requires
+                mve_filter=exclude. Incompatible with other filters.
             max_close_ts: Filter items that close before this Unix timestamp
             min_close_ts: Filter items that close after this Unix timestamp
             min_settled_ts: Filter items that settled after this Unix timestamp
@@ -1339,7 +1360,7 @@ class AsyncMarketsApi:
             max_ts: Filter items before this Unix timestamp
             is_block_trade: Filter trades by whether they are block trades. Omit to return all
                 trades. Set to `true` to return only block trades. Set to `false` to return only non-
-                block ...
+                block trades.
         """
         return await self._client.execute(c.get_trades(limit=limit, cursor=cursor, ticker=ticker, min_ts=min_ts, max_ts=max_ts, is_block_trade=is_block_trade))
 
@@ -1364,7 +1385,7 @@ class AsyncMarketsApi:
             max_ts: Filter items before this Unix timestamp
             is_block_trade: Filter trades by whether they are block trades. Omit to return all
                 trades. Set to `true` to return only block trades. Set to `false` to return only non-
-                block ...
+                block trades.
 
         Walks every page of ``trades`` lazily and yields each item of ``trades``; ``max_pages`` stops after that many pages.
         """
@@ -1476,7 +1497,8 @@ class AsyncMultivariateCollectionsApi:
             series_ticker: Only return collections with a particular series ticker.
             limit: Specify the maximum number of results.
             cursor: The Cursor represents a pointer to the next page of records in the pagination.
-                This optional parameter, when filled, should be filled with the cursor string ...
+                This optional parameter, when filled, should be filled with the cursor string returned
+                in a previous request to this end-point.
         """
         return await self._client.execute(c.get_multivariate_event_collections(status=status, associated_event_ticker=associated_event_ticker, series_ticker=series_ticker, limit=limit, cursor=cursor))
 
@@ -1492,7 +1514,8 @@ class AsyncMultivariateCollectionsApi:
             series_ticker: Only return collections with a particular series ticker.
             limit: Specify the maximum number of results.
             cursor: The Cursor represents a pointer to the next page of records in the pagination.
-                This optional parameter, when filled, should be filled with the cursor string ...
+                This optional parameter, when filled, should be filled with the cursor string returned
+                in a previous request to this end-point.
 
         Walks every page of ``list`` lazily and yields each item of ``multivariate_contracts``; ``max_pages`` stops after that many pages.
         """
@@ -1656,7 +1679,8 @@ class AsyncOrdersApi:
             order_id: Order ID
             subaccount: Subaccount number (0 for primary, 1-63 for subaccounts). Defaults to 0.
             exchange_index: Exchange shard index. If omitted, auto-routes when market_ticker is
-                provided; otherwise defaults to 0. Use -1 to require auto-routing. The market_ticker ...
+                provided; otherwise defaults to 0. Use -1 to require auto-routing. The market_ticker
+                parameter is required for auto-routing.
             market_ticker: Market ticker. Required for auto-routing when exchange_index is omitted
                 or -1.
         """
@@ -1939,7 +1963,7 @@ class AsyncPortfolioApi:
             limit: Parameter to specify the number of results per page. Defaults to 100.
             count_filter: Restricts the positions to those with any of following fields with non-
                 zero values, as a comma separated list. The following values are accepted - position,
-                ...
+                total_traded
             settlement_status: Return unsettled positions by default, settled positions that have
                 not yet been archived, or all positions in the live data set.
             ticker: Filter by market ticker
@@ -1968,7 +1992,7 @@ class AsyncPortfolioApi:
             limit: Parameter to specify the number of results per page. Defaults to 100.
             count_filter: Restricts the positions to those with any of following fields with non-
                 zero values, as a comma separated list. The following values are accepted - position,
-                ...
+                total_traded
             settlement_status: Return unsettled positions by default, settled positions that have
                 not yet been archived, or all positions in the live data set.
             ticker: Filter by market ticker
@@ -2386,7 +2410,9 @@ class AsyncSeriesApi:
 
         Args:
             category: Return series whose `categories` list contains this value. A series can have
-                more than one discovery category, so the `category` field of a returned series ...
+                more than one discovery category, so the `category` field of a returned series (its
+                primary category) may differ from the filter value. Matching is exact and case-
+                sensitive.
             include_volume: If true, includes the total volume traded across all events in each
                 series.
             min_updated_ts: Filter series with metadata updated after this Unix timestamp (in
