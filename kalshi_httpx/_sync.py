@@ -8,9 +8,10 @@ Requests go straight to an httpx transport (`httpx.HTTPTransport`, or the one pa
 The core already does what `httpx.Client.send` would add on top (headers, redirects are
 not followed by the API, no cookies, no auth flow), and skipping it saves about 60 µs a call.
 A ready `httpx.Client` passed as ``http_client`` is used through its public ``send``, with
-all its settings; so is an internal one when the environment names a proxy (``HTTPS_PROXY``,
-``ALL_PROXY``, ...), which only `httpx.Client` knows how to route. A pool built here is
-built anew in a forked process and on a new asyncio event loop (see `_pool`).
+all its settings but ``follow_redirects`` (a redirect is an answer, never followed); so is an
+internal one when the environment names a proxy (``HTTPS_PROXY``, ``ALL_PROXY``, ...), which
+only `httpx.Client` knows how to route. A pool built here is built anew in a forked
+process and on a new asyncio event loop (see `_pool`).
 
 With a rate limiter on, a call takes one of the pool's connection slots before its request is
 paced (see `_gate`). That needs the pool's size, so it is done for a pool built here over
@@ -281,7 +282,10 @@ class KalshiClient(ClientBase):
                         content=request.body or None,
                         timeout=timeout,
                     )
-                    reply, body = read_reply(self._http.send(outgoing, stream=True), deadline)
+                    # Never a redirect, whatever the client says: httpx would send the signed
+                    # request, body and all, to the Location's host.
+                    sent = self._http.send(outgoing, stream=True, follow_redirects=False)
+                    reply, body = read_reply(sent, deadline)
             if self._closed and (self._transport is not None or self._owns_http):
                 # Closed during this call. httpx's pool may have opened the call's connection
                 # after the close (the call was waiting for a free one), or dropped it unclosed

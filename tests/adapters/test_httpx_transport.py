@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 import kalshi_httpx
-from kalshi_proto.errors import NotFoundError, TransportError
+from kalshi_proto.errors import ApiError, NotFoundError, TransportError
 from kalshi_proto.rest.retry import RetryPolicy
 from tests.helpers.spec import example
 
@@ -114,6 +114,47 @@ def test_a_given_http_client_is_used_with_its_settings_and_left_open() -> None:
     assert seen[0].headers["x-desk"] == "rates"
     assert not http_client.is_closed
     http_client.close()
+
+
+def _redirecting(seen: list[httpx.Request]) -> httpx.MockTransport:
+    # Kalshi's host answers every request with a redirect to another host.
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.host == "elsewhere.example":
+            return httpx.Response(200, content=STATUS)
+        return httpx.Response(307, headers={"Location": "https://elsewhere.example/steal"})
+
+    return httpx.MockTransport(answer)
+
+
+def test_a_given_http_client_that_follows_redirects_is_not_led_elsewhere() -> None:
+    # httpx would resend the signed request, headers and body, to the Location's host.
+    seen: list[httpx.Request] = []
+    http_client = httpx.Client(transport=_redirecting(seen), follow_redirects=True)
+    with kalshi_httpx.KalshiClient(base_url=BASE, http_client=http_client) as client:
+        with pytest.raises(ApiError) as info:
+            client.exchange.status()
+    assert info.value.status == 307
+    assert [request.url.host for request in seen] == ["external-api.kalshi.com"]
+    http_client.close()
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_given_async_http_client_that_follows_redirects_is_not_led_elsewhere(
+    backend: str,
+) -> None:
+    seen: list[httpx.Request] = []
+
+    async def main() -> None:
+        http_client = httpx.AsyncClient(transport=_redirecting(seen), follow_redirects=True)
+        async with kalshi_httpx.AsyncKalshiClient(base_url=BASE, http_client=http_client) as client:
+            with pytest.raises(ApiError) as info:
+                await client.exchange.status()
+        assert info.value.status == 307
+        await http_client.aclose()
+
+    anyio.run(main, backend=backend)
+    assert [request.url.host for request in seen] == ["external-api.kalshi.com"]
 
 
 class _Chunks(httpx.SyncByteStream, httpx.AsyncByteStream):
