@@ -103,7 +103,8 @@ class KalshiClient(ClientBase):
         ConfigurationError: an argument is of the wrong type or out of range (``limits`` not
             an `httpx.Limits`, ``verify`` not a bool or an `ssl.SSLContext`, ``http2`` not a
             bool or without h2 installed, ``transport`` without ``handle_request``,
-            ``http_client`` not an `httpx.Client`, and those of every client).
+            ``http_client`` not an `httpx.Client` or already closed, and those of every
+            client).
         CredentialsError: the key arguments are incomplete, contradictory or unusable.
     """
 
@@ -155,6 +156,8 @@ class KalshiClient(ClientBase):
             raise ConfigurationError(
                 f"http_client must be an httpx.Client, got {_kind(http_client)}"
             )
+        if http_client is not None and http_client.is_closed:
+            raise ConfigurationError("http_client is closed: pass one that is open")
         super().__init__(
             key_id=key_id,
             private_key=private_key,
@@ -275,6 +278,11 @@ class KalshiClient(ClientBase):
                     )
                 else:
                     assert self._http is not None
+                    if self._http.is_closed and not self._owns_http:
+                        raise LocalProtocolError(
+                            "the httpx client given as http_client is closed; close this client "
+                            "too, or build one with an open httpx client"
+                        )
                     outgoing = self._http.build_request(
                         request.method,
                         url,

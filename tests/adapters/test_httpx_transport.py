@@ -13,7 +13,13 @@ import httpx
 import pytest
 
 import kalshi_httpx
-from kalshi_proto.errors import ApiError, NotFoundError, TransportError
+from kalshi_proto.errors import (
+    ApiError,
+    ConfigurationError,
+    LocalProtocolError,
+    NotFoundError,
+    TransportError,
+)
 from kalshi_proto.rest.retry import RetryPolicy
 from tests.helpers.spec import example
 
@@ -155,6 +161,40 @@ def test_a_given_async_http_client_that_follows_redirects_is_not_led_elsewhere(
 
     anyio.run(main, backend=backend)
     assert [request.url.host for request in seen] == ["external-api.kalshi.com"]
+
+
+def test_a_given_http_client_that_is_closed_is_refused_with_a_kalshi_error() -> None:
+    # httpx's own RuntimeError ("Cannot send a request, as the client has been closed") came
+    # out of the call, outside the SDK's error tree.
+    closed = httpx.Client(transport=httpx.MockTransport(handler))
+    closed.close()
+    with pytest.raises(ConfigurationError, match=r"^http_client is closed: pass one that is open$"):
+        kalshi_httpx.KalshiClient(base_url=BASE, http_client=closed)
+    http_client = httpx.Client(transport=httpx.MockTransport(handler))
+    with kalshi_httpx.KalshiClient(base_url=BASE, http_client=http_client) as client:
+        assert client.exchange.status().exchange_active is True
+        http_client.close()  # closed under the SDK's feet
+        with pytest.raises(LocalProtocolError, match=r"^the httpx client given as http_client"):
+            client.exchange.status()
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_given_async_http_client_that_is_closed_is_refused_with_a_kalshi_error(
+    backend: str,
+) -> None:
+    async def main() -> None:
+        closed = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+        await closed.aclose()
+        with pytest.raises(ConfigurationError, match=r"^http_client is closed"):
+            kalshi_httpx.AsyncKalshiClient(base_url=BASE, http_client=closed)
+        http_client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+        async with kalshi_httpx.AsyncKalshiClient(base_url=BASE, http_client=http_client) as client:
+            assert (await client.exchange.status()).exchange_active is True
+            await http_client.aclose()
+            with pytest.raises(LocalProtocolError, match=r"^the httpx client given as http_client"):
+                await client.exchange.status()
+
+    anyio.run(main, backend=backend)
 
 
 class _Chunks(httpx.SyncByteStream, httpx.AsyncByteStream):
