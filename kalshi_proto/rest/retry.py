@@ -287,7 +287,8 @@ class RetryPolicy:
             return RetryDecision(False, 0.0, f"{where}, no attempts left")
 
         jitter = rng()
-        if not 0.0 <= jitter <= 1.0:
+        # (1.0 itself is let through: a generator of [0, 1] floats is harmless here.)
+        if isinstance(jitter, bool) or not isinstance(jitter, int | float) or not 0 <= jitter <= 1:
             raise LocalProtocolError(f"rng must return a float in [0, 1), got {jitter!r}")
         try:
             # base_delay * 2 ** (attempt - 1), exact for any base (even one so small that the

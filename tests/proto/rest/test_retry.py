@@ -318,10 +318,12 @@ def test_zero_base_delay_retries_at_once() -> None:
     assert decide(RetryPolicy(base_delay=0.0), attempt=3, rng=fixed(0.7)).delay == 0.0
 
 
-@pytest.mark.parametrize("value", [-0.01, 1.01, math.nan, math.inf])
-def test_rng_out_of_range_is_rejected(value: float) -> None:
-    with pytest.raises(LocalProtocolError, match="rng must return a float in"):
+@pytest.mark.parametrize("value", [-0.01, 1.01, math.nan, math.inf, "0.5", None, True])
+def test_rng_out_of_range_is_rejected(value: Any) -> None:
+    # A str or None raised a bare TypeError from the comparison; True passed as 1.
+    with pytest.raises(LocalProtocolError) as info:
         decide(RetryPolicy(), rng=fixed(value))
+    assert str(info.value) == f"rng must return a float in [0, 1), got {value!r}"
 
 
 def test_rng_is_called_once_per_backoff() -> None:
