@@ -334,7 +334,9 @@ def test_something_that_is_not_iterable_is_refused_with_a_hint_for_async_iterato
     async def walk() -> AsyncIterator[m.Market]:
         yield market()
 
-    expected = f"{convert.__name__} takes an iterable of models (a Page, a list, list_all(...)), got"
+    expected = (
+        f"{convert.__name__} takes an iterable of models (a Page, a list, list_all(...)), got"
+    )
     with pytest.raises(TypeError) as info:
         convert(None)
     assert str(info.value) == f"{expected} NoneType"
