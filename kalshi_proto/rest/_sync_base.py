@@ -23,7 +23,12 @@ from typing import Any, NoReturn, Protocol, Self, SupportsIndex, TypeVar
 
 from kalshi_proto.auth import Credentials, Passphrase
 from kalshi_proto.environ import credentials_from_env
-from kalshi_proto.errors import ConfigurationError, LocalProtocolError, TransportError
+from kalshi_proto.errors import (
+    ConfigurationError,
+    LocalProtocolError,
+    RemoteProtocolError,
+    TransportError,
+)
 from kalshi_proto.rest.call import Call, HttpRequest, HttpResponse, Page
 from kalshi_proto.rest.client import (
     DEBUG,
@@ -178,19 +183,30 @@ class ClientBase(Resources, abc.ABC):
 
         Returns:
             The limiter now in use.
+
+        Raises:
+            RemoteProtocolError: the server's figures cannot size a limiter (a refill rate of
+                0, a negative cost); the client's limiter is left as it was.
         """
         limits = self.account.limits()
         listed = self.account.endpoint_costs()
-        costs = CostTable.from_endpoint_costs(
-            listed.default_cost, ((row.method, row.path, row.cost) for row in listed.endpoint_costs)
-        )
-        limiter = RateLimiter.from_limits(
-            limits.read.refill_rate,
-            limits.read.bucket_capacity,
-            limits.write.refill_rate,
-            limits.write.bucket_capacity,
-            costs=costs,
-        )
+        try:
+            costs = CostTable.from_endpoint_costs(
+                listed.default_cost,
+                ((row.method, row.path, row.cost) for row in listed.endpoint_costs),
+            )
+            limiter = RateLimiter.from_limits(
+                limits.read.refill_rate,
+                limits.read.bucket_capacity,
+                limits.write.refill_rate,
+                limits.write.bucket_capacity,
+                costs=costs,
+            )
+        except ConfigurationError as exc:  # the figures came from the server, not the caller
+            raise RemoteProtocolError(
+                f"GET /account/limits and GET /account/endpoint_costs gave figures no rate "
+                f"limiter can use: {exc}"
+            ) from exc
         self._core.rate_limiter = self._guarded(limiter)
         return limiter
 

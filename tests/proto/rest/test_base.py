@@ -697,6 +697,42 @@ def test_configure_rate_limit_sizes_the_buckets_from_the_account(
     assert limiter.costs.unmatched == (("GET", "/trade-api/v2/something/new", 7),)
 
 
+@pytest.mark.parametrize(
+    ("limits", "costs", "why"),
+    [
+        (
+            {"read": {"refill_rate": 0, "bucket_capacity": 300}},
+            {},
+            "refill_rate must be a finite number of tokens per second > 0, got 0.0",
+        ),
+        ({}, {"default_cost": -1}, "the cost of default must be a whole number of tokens >= 0"),
+    ],
+)
+def test_configure_rate_limit_reports_figures_it_cannot_use_as_the_servers(
+    flavour: type[Client], credentials: Credentials, limits: Any, costs: Any, why: str
+) -> None:
+    # They were ConfigurationErrors, which say the caller's own settings are wrong.
+    limit_body = {
+        "usage_tier": "advanced",
+        "read": {"refill_rate": 300, "bucket_capacity": 300},
+        "write": {"refill_rate": 300, "bucket_capacity": 600},
+        "grants": None,
+        **limits,
+    }
+    cost_body = {"default_cost": 10, "endpoint_costs": [], **costs}
+    script = [json_response(limit_body), json_response(cost_body)]
+    client = flavour(credentials=credentials, script=script, rate_limit="basic")
+    before = client.rate_limiter
+    with pytest.raises(RemoteProtocolError) as info:
+        resolve(client.configure_rate_limit())
+    assert str(info.value).startswith(
+        "GET /account/limits and GET /account/endpoint_costs gave figures no rate limiter can "
+        f"use: {why}"
+    )
+    assert isinstance(info.value.__cause__, ConfigurationError)
+    assert client.rate_limiter is before
+
+
 def test_configure_rate_limit_needs_credentials(flavour: type[Client]) -> None:
     client = flavour(script=[LIMITS])
     with pytest.raises(AuthRequiredError):
