@@ -5,15 +5,22 @@ complain about. Never run.
 
 from __future__ import annotations
 
+import random
 from decimal import Decimal
 
 import anyio
 
 from kalshi_anyio import AsyncKalshiClient
+from kalshi_anyio.sim import serve_exchange_in_thread
 from kalshi_httpx import KalshiClient as HttpxClient
+from kalshi_proto.environments import resolve_base_url
 from kalshi_proto.errors import ApiError, RateLimitError
 from kalshi_proto.prices import PriceGrid
+from kalshi_proto.rest import operation
+from kalshi_proto.rest.client import RestConfig, RestCore, SendRequest
+from kalshi_proto.rest.generated import calls
 from kalshi_proto.rest.generated.models import CreateOrderV2Request, Market
+from kalshi_proto.rest.http11 import Http11Connection
 from kalshi_sync import KalshiClient
 
 
@@ -47,6 +54,24 @@ async def async_bot() -> None:
 def httpx_bot(request: CreateOrderV2Request) -> str:
     with HttpxClient(demo=True) as client:
         return client.orders.create_v2(request).order_id
+
+
+def check_against_the_local_exchange() -> str:
+    with serve_exchange_in_thread() as local, KalshiClient(**local.client_options()) as client:
+        exchange = local.exchange
+        local.call(exchange.determine_market, "KXFED-26JAN-HOLD", "no", exchange.wall_ms)
+        result: str | None = local.call(lambda: exchange.market("KXFED-26JAN-HOLD").result)
+        return client.markets.get("KXFED-26JAN-HOLD").market.ticker + (result or "")
+
+
+def drive_the_core_by_hand() -> None:
+    core = RestCore(RestConfig(base_url=resolve_base_url(demo=True)), rng=random.random)
+    run = core.start(calls.get_exchange_status(), now=0.0)
+    step = run.next_step(0.0, 1_767_225_600_000)
+    if isinstance(step, SendRequest):
+        connection = Http11Connection(core.config.base_url.host_header)
+        connection.send_request(step.request)
+        print(len(connection.data_to_send()), operation("GetExchangeStatus").path)
 
 
 if __name__ == "__main__":  # (only type-checked: never run)
