@@ -24,6 +24,7 @@ import anyio
 import anyio.abc
 from anyio.streams.tls import TLSStream
 
+from kalshi_proto.environ import proxy_variable
 from kalshi_proto.errors import (
     CertificateError,
     ConnectError,
@@ -283,6 +284,18 @@ async def connect(
     host: str, port: int, ssl_context: ssl.SSLContext | None, deadline: float
 ) -> Stream:
     """Open a TCP connection (and a TLS session when ``ssl_context`` is given) before ``deadline``."""
+    try:
+        return await _connect(host, port, ssl_context, deadline)
+    except ConnectError as exc:
+        proxy = proxy_variable()
+        if proxy is not None:
+            exc.add_note(f"{proxy} is set, but kalshi_anyio connects directly: use kalshi_httpx")
+        raise
+
+
+async def _connect(
+    host: str, port: int, ssl_context: ssl.SSLContext | None, deadline: float
+) -> Stream:
     with Deadline(deadline, ConnectTimeout, f"connecting to {host}:{port} timed out"):
         try:
             tcp = await anyio.connect_tcp(host, port)

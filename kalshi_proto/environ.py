@@ -34,9 +34,11 @@ __all__ = [
     "ENV_PRIVATE_KEY",
     "ENV_PRIVATE_KEY_PASSPHRASE",
     "ENV_PRIVATE_KEY_PATH",
+    "PROXY_VARIABLES",
     "credentials_from_arguments",
     "credentials_from_env",
     "load_key_file",
+    "proxy_variable",
 ]
 
 #: Environment variable holding the API key id.
@@ -249,3 +251,17 @@ def credentials_from_env(environ: Mapping[str, str] | None = None) -> Credential
         return Credentials(key_id, signer)
     except CredentialsError as exc:
         raise CredentialsError(f"{ENV_KEY_ID}: {exc}") from None
+
+
+#: The variables that name a proxy for HTTPS, as curl and httpx read them.
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+
+
+def proxy_variable(environ: Mapping[str, str] | None = None) -> str | None:
+    """The name of the first of `PROXY_VARIABLES` that is set (not blank), or None.
+
+    `kalshi_sync` and `kalshi_anyio` connect directly, so a connection that fails while one is
+    set gets a note saying so.
+    """
+    env = os.environ if environ is None else environ
+    return next((name for name in PROXY_VARIABLES if env.get(name, "").strip()), None)

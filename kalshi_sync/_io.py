@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
+from kalshi_proto.environ import proxy_variable
 from kalshi_proto.errors import (
     CertificateError,
     ConnectError,
@@ -202,6 +203,16 @@ def _connect_tcp(host: str, port: int, deadline: float) -> socket.socket:
 
 def connect(host: str, port: int, ssl_context: ssl.SSLContext | None, deadline: float) -> Stream:
     """Open a TCP connection (and a TLS session when ``ssl_context`` is given) before ``deadline``."""
+    try:
+        return _connect(host, port, ssl_context, deadline)
+    except ConnectError as exc:
+        proxy = proxy_variable()
+        if proxy is not None:
+            exc.add_note(f"{proxy} is set, but kalshi_sync connects directly: use kalshi_httpx")
+        raise
+
+
+def _connect(host: str, port: int, ssl_context: ssl.SSLContext | None, deadline: float) -> Stream:
     sock = _connect_tcp(host, port, deadline)
     if ssl_context is None:
         return Stream(sock)

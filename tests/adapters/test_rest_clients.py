@@ -506,6 +506,27 @@ async def test_refused_connection_is_a_connect_error(kx: Driver) -> None:
     assert str(info.value).startswith(f"cannot connect to 127.0.0.1:{port}: ")
 
 
+@pytest.mark.flavours("kalshi_sync", "kalshi_anyio")
+async def test_a_failed_connection_says_when_a_proxy_variable_is_set_but_not_used(
+    kx: Driver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with kx.raw_server(b"") as raw:
+        base_url = raw.base_url
+    package = kx.flavour.id.split("-")[0]
+    monkeypatch.setenv("ALL_PROXY", "http://proxy.example:3128")
+    async with kx.client(base_url=base_url, retry=NO_RETRY) as client:
+        with pytest.raises(ConnectError) as info:
+            await maybe(client.markets.get("KX"))
+    assert f"ALL_PROXY is set, but {package} connects directly: use kalshi_httpx" in (
+        info.value.__notes__
+    )
+    monkeypatch.delenv("ALL_PROXY")
+    async with kx.client(base_url=base_url, retry=NO_RETRY) as client:
+        with pytest.raises(ConnectError) as info:
+            await maybe(client.markets.get("KX"))
+    assert not any("connects directly" in note for note in getattr(info.value, "__notes__", []))
+
+
 async def test_untrusted_certificate_is_a_certificate_error_that_is_not_retried(
     kx: Driver,
 ) -> None:

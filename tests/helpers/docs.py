@@ -95,3 +95,18 @@ def run_blocks(blocks: list[Block], namespace: dict[str, object]) -> None:
         except BaseException as exc:
             exc.add_note(f"in the python block at {block.where}")
             raise
+
+
+def table_rows(text: str, first_column: str) -> list[list[str]]:
+    """The rows of the first markdown table in ``text`` whose header starts with
+    ``first_column``, past the header and the ``|---|`` line, as lists of stripped cells."""
+    rows: list[list[str]] = []
+    for line in text.splitlines():
+        if line.startswith("|"):
+            rows.append([cell.strip() for cell in line.strip("|").split(" | ")])
+        elif rows and rows[0][0] == first_column:
+            break
+        else:
+            rows = []
+    assert rows and rows[0][0] == first_column, f"no table starting {first_column!r}"
+    return rows[2:]

@@ -19,6 +19,7 @@ from kalshi_proto.environ import (
     credentials_from_arguments,
     credentials_from_env,
     load_key_file,
+    proxy_variable,
 )
 from kalshi_proto.errors import CredentialsError
 
@@ -518,3 +519,19 @@ def test_bad_key_id_variable_names_the_variable(rsa_pem: bytes) -> None:
     assert str(info.value).startswith("KALSHI_KEY_ID: key_id must be visible ASCII")
     assert "two words" not in str(info.value)
     assert info.value.__cause__ is None
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({}, None),
+        ({"HTTPS_PROXY": "  "}, None),
+        ({"https_proxy": "http://p:1"}, "https_proxy"),
+        ({"ALL_PROXY": "socks5://p:1", "HTTPS_PROXY": "http://p:1"}, "HTTPS_PROXY"),
+        ({"HTTP_PROXY": "http://p:1"}, None),  # plain http only: the API is https
+    ],
+)
+def test_proxy_variable_names_the_first_https_proxy_set(
+    environ: dict[str, str], named: str | None
+) -> None:
+    assert proxy_variable(environ) == named

@@ -29,7 +29,7 @@ from kalshi_proto.rest.operation_table import operations
 from kalshi_proto.rest.retry import RetryPolicy
 from kalshi_sync import KalshiClient
 from tests.helpers import docs
-from tests.helpers.docs import DOCS, NOT_RUN, Block, compile_block, run_blocks
+from tests.helpers.docs import DOCS, NOT_RUN, Block, compile_block, run_blocks, table_rows
 
 DOC = DOCS / "rest.md"
 
@@ -76,17 +76,7 @@ def table(heading: str, first_column: str) -> list[list[str]]:
     text = DOC.read_text(encoding="utf-8")
     _, found, rest = text.partition(f"\n## {heading}\n")
     assert found, f"docs/rest.md has no section {heading!r}"
-    section = rest.split("\n## ", 1)[0]
-    rows: list[list[str]] = []
-    for line in section.splitlines():
-        if line.startswith("|"):
-            rows.append([cell.strip() for cell in line.strip("|").split(" | ")])
-        elif rows and rows[0][0] == first_column:
-            break
-        else:
-            rows = []
-    assert rows and rows[0][0] == first_column, f"no table starting {first_column!r} in {heading!r}"
-    return rows[2:]  # past the header and the |---| line
+    return table_rows(rest.split("\n## ", 1)[0], first_column)
 
 
 def test_the_facade_table_names_every_group_and_method_of_the_client() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from kalshi_proto.rest.client import Step
-from tests.helpers.docs import DOCS, Block, python_blocks, run_blocks
+from tests.helpers.docs import DOCS, Block, python_blocks, run_blocks, table_rows
 
 DOC = DOCS / "sansio.md"
 
@@ -27,17 +27,7 @@ def test_every_block_runs_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _table(first_column: str) -> list[list[str]]:
-    # The rows of the table whose header starts with ``first_column``, past the |---| line.
-    rows: list[list[str]] = []
-    for line in DOC.read_text(encoding="utf-8").splitlines():
-        if line.startswith("|"):
-            rows.append([cell.strip() for cell in line.strip("|").split(" | ")])
-        elif rows and rows[0][0] == first_column:
-            break
-        else:
-            rows = []
-    assert rows and rows[0][0] == first_column, f"no table starting {first_column!r}"
-    return rows[2:]
+    return table_rows(DOC.read_text(encoding="utf-8"), first_column)
 
 
 def test_the_pieces_table_names_what_its_modules_have() -> None:
