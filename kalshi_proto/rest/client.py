@@ -76,7 +76,7 @@ from kalshi_proto.errors import (
     TransportError,
 )
 from kalshi_proto.rest.call import Call, HttpRequest, HttpResponse
-from kalshi_proto.rest.ratelimit import RateLimiter, Reservation
+from kalshi_proto.rest.ratelimit import RateLimiter, Reservation, check_clock
 from kalshi_proto.rest.retry import (
     MAX_SECONDS,
     RetryDecision,
@@ -231,16 +231,6 @@ class _State(enum.Enum):
     DONE = "done"  #: the result or the error is final
 
 
-def _check_now(now: object) -> None:
-    # The monotonic clock a driver passes: NaN or infinity would leave every deadline unmet.
-    if type(now) is not float and (isinstance(now, bool) or not isinstance(now, int | float)):
-        raise TypeError(
-            f"now must be a number of seconds (time.monotonic()), got {type(now).__name__}"
-        )
-    if not math.isfinite(now):
-        raise ValueError(f"now must be finite, got {now}")
-
-
 class RestCore:
     """Turns calls into runs for one client; holds the client's configuration.
 
@@ -300,7 +290,7 @@ class RestCore:
                 "expected a Call built by kalshi_proto.rest.generated.calls "
                 f"(calls.get_markets(limit=100), say), got {type(call).__name__}"
             )
-        _check_now(now)
+        check_clock(now)
         if call.requires_auth and self.config.credentials is None:
             raise AuthRequiredError(
                 f"{call.operation.operation_id} ({call.method} {call.operation.path}) needs "
@@ -358,7 +348,7 @@ class CallRun(Generic[T]):
             LocalProtocolError: a request is out and its outcome has not been reported.
             TypeError, ValueError: ``now`` is not a finite number of seconds.
         """
-        _check_now(now)
+        check_clock(now)
         state = self._state
         if state is _State.DONE:
             return Finished()

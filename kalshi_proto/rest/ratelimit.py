@@ -85,7 +85,26 @@ __all__ = [
     "RateLimiter",
     "Reservation",
     "TokenBucket",
+    "check_clock",
 ]
+
+
+def check_clock(now: object) -> None:
+    """Refuse a reading of the monotonic clock that is not a finite number of seconds.
+
+    A NaN would poison a bucket for good (every later wait NaN) and leave a call's deadlines
+    unmet; the adapters read `time.monotonic()`, a sans-I/O driver passes its own.
+
+    Raises:
+        TypeError: ``now`` is not an int or a float (a bool is neither).
+        ValueError: ``now`` is NaN or infinite.
+    """
+    if type(now) is not float and (isinstance(now, bool) or not isinstance(now, int | float)):
+        raise TypeError(
+            f"now must be a number of seconds (time.monotonic()), got {type(now).__name__}"
+        )
+    if not math.isfinite(now):
+        raise ValueError(f"now must be finite, got {now}")
 
 
 class Bucket(enum.Enum):
@@ -326,6 +345,13 @@ class CostTable:
 
     def cost_of(self, operation_id: str, items: int = 1) -> int:
         """The tokens one call of an operation costs (see `RateLimiter.cost_of`)."""
+        if operation_id not in _operation_ids():
+            # A misspelt id would be priced at the default, from the Read bucket, silently.
+            close = difflib.get_close_matches(str(operation_id), _operation_ids(), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise LocalProtocolError(f"no operation has the operationId {operation_id!r}{hint}")
+        if isinstance(items, bool) or not isinstance(items, int):
+            raise LocalProtocolError(f"items must be an int, got {type(items).__name__}")
         if items < 1:
             raise LocalProtocolError(f"items must be at least 1, got {items}")
         per_item = self.per_item.get(operation_id)
@@ -459,11 +485,13 @@ class TokenBucket:
         Returns:
             Tokens in the bucket; negative while reserved requests are still waiting.
         """
+        check_clock(now)
         if self._last is None:
             return self._limit.capacity
         return self._balance_at(now, self._last)
 
     def _refill(self, now: float) -> float:
+        check_clock(now)
         if self._last is None:
             self._last = now
         else:

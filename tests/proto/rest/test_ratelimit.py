@@ -350,9 +350,59 @@ def test_cost_of() -> None:
     assert limiter.cost_of("GetOrder") == 2
     assert limiter.cost_of("CancelOrderV2") == 2
     assert limiter.cost_of("UpgradeAccountApiUsageLevel") == 30
-    assert limiter.cost_of("SomethingNew") == DEFAULT_COST
     # items only matters for batches.
     assert limiter.cost_of("GetOrder", items=7) == 2
+
+
+@pytest.mark.parametrize(
+    ("operation_id", "items", "message"),
+    [
+        ("CreateOrderv2", 1, "no operation has the operationId 'CreateOrderv2'; did you mean "),
+        ("SomethingNew", 1, "no operation has the operationId 'SomethingNew'"),
+        (None, 1, "no operation has the operationId None"),
+        ("BatchCreateOrdersV2", 1.5, "items must be an int, got float"),
+        ("BatchCreateOrdersV2", True, "items must be an int, got bool"),
+    ],
+)
+def test_cost_of_refuses_an_unknown_operation_or_items_that_are_not_a_count(
+    operation_id: Any, items: Any, message: str
+) -> None:
+    # A misspelt id was priced at the default cost, from the Read bucket (a write misspelt
+    # spent read tokens), and 1.5 orders cost 15.0 tokens.
+    limiter = RateLimiter.for_tier("basic")
+    for spend in (limiter.cost_of, limiter.beyond_capacity, limiter.unpace):
+        with pytest.raises(LocalProtocolError) as info:
+            spend(operation_id, items)
+        assert str(info.value).startswith(message)
+    with pytest.raises(LocalProtocolError):
+        limiter.reserve(operation_id, 0.0, items)
+    assert limiter.bucket(Bucket.READ).available(0.0) == 200  # nothing was spent
+
+
+@pytest.mark.parametrize(
+    ("now", "error", "message"),
+    [
+        (math.nan, ValueError, "now must be finite, got nan"),
+        (-math.inf, ValueError, "now must be finite, got -inf"),
+        ("1", TypeError, "now must be a number of seconds (time.monotonic()), got str"),
+    ],
+)
+def test_a_clock_reading_that_is_not_a_finite_number_is_refused(
+    now: Any, error: type[Exception], message: str
+) -> None:
+    # One NaN made every later wait of the bucket NaN.
+    limiter = RateLimiter.from_limits(10, 10, 10, 10)
+    for use in (
+        lambda: limiter.reserve("GetMarkets", now),
+        lambda: limiter.pace("GetMarkets", now),
+        lambda: limiter.drain("GetMarkets", now),
+        lambda: limiter.bucket(Bucket.READ).available(now),
+    ):
+        with pytest.raises(error) as info:
+            use()
+        assert str(info.value) == message
+    assert limiter.reserve("GetMarkets", 100.0) == 0.0
+    assert limiter.reserve("GetMarkets", 100.0) == 1.0
 
 
 @pytest.mark.parametrize(
