@@ -809,7 +809,7 @@ class Reservation:
         wait: seconds to wait before sending, as `RateLimiter.reserve` returns it.
     """
 
-    __slots__ = ("_bucket", "_cost", "_limiter", "_serial", "wait")
+    __slots__ = ("_bucket", "_cost", "_given", "_limiter", "_serial", "wait")
 
     def __init__(
         self, wait: float, limiter: RateLimiter, bucket: TokenBucket, cost: float, serial: int
@@ -819,15 +819,20 @@ class Reservation:
         self._bucket = bucket
         self._cost = cost
         self._serial = serial
+        self._given = False
 
     def give_back(self) -> bool:
         """Give the tokens back: the request will not be sent.
 
         They go back only if nothing was reserved from the bucket, or drained, since; otherwise
-        the request's turn stays empty (see `TokenBucket.refund`). Call it once.
+        the request's turn stays empty (see `TokenBucket.refund`). Only the first call gives
+        anything back: a second one would credit tokens this request never took.
 
         Returns:
-            True if the tokens went back.
+            True if the tokens went back (now).
         """
         with self._limiter._guarded():
+            if self._given:
+                return False
+            self._given = True
             return self._bucket.refund(self._cost, self._serial)

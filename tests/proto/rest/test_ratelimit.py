@@ -819,6 +819,16 @@ def test_a_429_drains_the_paced_budget_too() -> None:
 # ---- giving back exactly: Reservation -----------------------------------------------------
 
 
+def test_a_reservation_goes_back_once() -> None:
+    # A second give_back credited the tokens again: another request's turn came back with them.
+    limiter = RateLimiter.from_limits(1, 100, 1, 100)
+    limiter.reserve_turn("GetMarkets", 0.0)
+    second = limiter.reserve_turn("GetMarkets", 0.0)
+    assert second.give_back() is True
+    assert second.give_back() is False
+    assert limiter.bucket(Bucket.READ).available(0.0) == 90
+
+
 def test_a_reservation_last_in_line_goes_back_exactly() -> None:
     limiter = RateLimiter.from_limits(5, 10, 5, 10)  # 10 tokens, 5 a second
     assert limiter.reserve_turn("GetMarkets", 0.0).wait == 0.0
