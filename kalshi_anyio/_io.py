@@ -22,11 +22,12 @@ from typing import TypeVar
 
 import anyio
 import anyio.abc
-from anyio.streams.tls import TLSStream
+from anyio.streams.tls import TLSAttribute, TLSStream
 
 from kalshi_proto.environ import proxy_variable
 from kalshi_proto.errors import (
     CertificateError,
+    ConfigurationError,
     ConnectError,
     ConnectTimeout,
     ReadError,
@@ -34,6 +35,7 @@ from kalshi_proto.errors import (
     TransportError,
     WriteError,
 )
+from kalshi_proto.rest.http11 import http11_only
 
 __all__ = [
     "FORKS",
@@ -316,6 +318,10 @@ async def _connect(
             if isinstance(exc, OSError | ssl.SSLError | anyio.BrokenResourceError | anyio.EndOfStream):
                 raise ConnectError(f"TLS handshake with {host}:{port} failed: {exc}") from exc
             raise
+        chosen = tls.extra(TLSAttribute.alpn_protocol, None)
+        if chosen not in (None, "http/1.1"):
+            await anyio.aclose_forcefully(tls)
+            raise ConfigurationError(http11_only(host, port, chosen))
         return Stream(tls, raw)
 
 

@@ -21,12 +21,14 @@ from typing import TypeVar
 from kalshi_proto.environ import proxy_variable
 from kalshi_proto.errors import (
     CertificateError,
+    ConfigurationError,
     ConnectError,
     ConnectTimeout,
     ReadError,
     ReadTimeout,
     WriteError,
 )
+from kalshi_proto.rest.http11 import http11_only
 
 __all__ = [
     "FORKS",
@@ -232,6 +234,10 @@ def _connect(host: str, port: int, ssl_context: ssl.SSLContext | None, deadline:
         if isinstance(exc, OSError):  # ssl.SSLError among them
             raise ConnectError(f"TLS handshake with {host}:{port} failed: {exc}") from exc
         raise
+    chosen = tls.selected_alpn_protocol()
+    if chosen not in (None, "http/1.1"):
+        tls.close()
+        raise ConfigurationError(http11_only(host, port, chosen))
     return Stream(tls)
 
 

@@ -41,7 +41,7 @@ from kalshi_proto.errors import ConfigurationError, LocalProtocolError, RemotePr
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
 from kalshi_proto.rest.events import ConnectionClosed, HttpEvent, ResponseReceived
 
-__all__ = ["ACCEPT_ENCODING", "Http11Connection", "decode_body"]
+__all__ = ["ACCEPT_ENCODING", "Http11Connection", "decode_body", "http11_only"]
 
 #: The ``Accept-Encoding`` header this connection sends; it decodes both.
 ACCEPT_ENCODING = "gzip, deflate"
@@ -209,6 +209,17 @@ def decode_body(encoding: str, data: bytes, *, max_body_size: int = _DEFAULT_MAX
     if decoder is None:
         return data
     return decoder.feed(data) + decoder.flush()
+
+
+def http11_only(host: str, port: int, chosen: str) -> str:
+    """Why a TLS connection cannot be used: the server chose ``chosen`` (``"h2"``, say) from
+    the protocols the client's `ssl.SSLContext` offered by ALPN, and this connection speaks
+    HTTP/1.1 only."""
+    return (
+        f"the server at {host}:{port} chose {chosen!r} from the protocols the ssl_context offers "
+        "by ALPN, and this client speaks HTTP/1.1 only: offer just 'http/1.1' "
+        "(context.set_alpn_protocols(['http/1.1'])), or use kalshi_httpx with http2=True"
+    )
 
 
 class _RequestBytes(bytes):

@@ -318,13 +318,22 @@ class Driver:
 
     @asynccontextmanager
     async def raw_server(
-        self, answer: bytes, drip: float = 0.0, keep_open: bool = False
+        self,
+        answer: bytes,
+        drip: float = 0.0,
+        keep_open: bool = False,
+        alpn: tuple[str, ...] = (),
     ) -> AsyncIterator[RawServer]:
         """A `RawServer` that answers every request with ``answer`` (a byte every ``drip``
         seconds, if given; on one connection as long as the client keeps it, with
-        ``keep_open``); stopped after the block."""
+        ``keep_open``; choosing among ``alpn`` by ALPN, if given); stopped after the block."""
         raw = RawServer(
-            self.server.ca, self._cert_file, answer=answer, drip=drip, keep_open=keep_open
+            self.server.ca,
+            self._cert_file,
+            answer=answer,
+            drip=drip,
+            keep_open=keep_open,
+            alpn=alpn,
         )
         try:
             yield raw

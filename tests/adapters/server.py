@@ -740,6 +740,7 @@ class RawServer:
     answer: bytes = b"HTTP/1.1 200 OK\r\n"
     drip: float = 0.0
     keep_open: bool = False
+    alpn: tuple[str, ...] = ()
     accepted: int = 0
     _listener: socket.socket = field(init=False)
     _context: ssl.SSLContext = field(init=False)
@@ -749,6 +750,8 @@ class RawServer:
     def __post_init__(self) -> None:
         self._context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self._context.load_cert_chain(str(self.cert_file))
+        if self.alpn:
+            self._context.set_alpn_protocols(list(self.alpn))
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.05)
         self._thread = threading.Thread(target=self._serve, name="raw-server", daemon=True)

@@ -527,6 +527,28 @@ async def test_a_failed_connection_says_when_a_proxy_variable_is_set_but_not_use
     assert not any("connects directly" in note for note in getattr(info.value, "__notes__", []))
 
 
+@pytest.mark.flavours("kalshi_sync", "kalshi_anyio")
+async def test_a_server_that_chooses_http2_by_alpn_is_refused_with_a_clear_error(
+    kx: Driver,
+) -> None:
+    # With a context offering h2 (one made for an HTTP/2 client, say), a server that chose it
+    # got HTTP/1.1 bytes, and its answer read as a garbled response.
+    offers_h2 = kx.server.ssl_context()
+    offers_h2.set_alpn_protocols(["h2", "http/1.1"])
+    async with kx.raw_server(b"HTTP/1.1 200 OK\r\n\r\n", alpn=("h2",)) as raw:
+        port = raw.base_url.split(":")[2].split("/")[0]
+        async with kx.client(base_url=raw.base_url, **kx.tls(offers_h2)) as client:
+            with pytest.raises(ConfigurationError) as info:
+                await maybe(client.markets.get("KX"))
+        assert raw.accepted == 1  # not retried: it would choose h2 again
+        left_open = open_sockets_to(int(port))
+    assert str(info.value).startswith(
+        f"the server at 127.0.0.1:{port} chose 'h2' from the protocols the ssl_context offers "
+        "by ALPN, and this client speaks HTTP/1.1 only"
+    )
+    assert left_open == 0
+
+
 async def test_untrusted_certificate_is_a_certificate_error_that_is_not_retried(
     kx: Driver,
 ) -> None:
