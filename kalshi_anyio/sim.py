@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from kalshi_anyio.serve import DEFAULT_IDLE_TIMEOUT, Server, serve_rest
-from kalshi_proto.errors import ConfigurationError
+from kalshi_proto.errors import ConfigurationError, LocalProtocolError
 from kalshi_proto.sim.exchange import Exchange
 from kalshi_proto.sim.rest import ExchangeApp, Faults
 from kalshi_proto.sim.scenario import build_exchange
@@ -76,10 +76,20 @@ class LocalExchange:
         loop, so it never interleaves with a request being answered: use it to settle a market,
         close one, or read a consistent snapshot from a test thread. Served by `serve_exchange`
         on your own event loop, it runs at once (call it from that loop's thread).
+
+        Raises:
+            LocalProtocolError: the exchange has stopped (its ``with`` block has ended).
         """
         if self.portal is None:
             return function(*args)
-        return self.portal.call(function, *args)
+        try:
+            return self.portal.call(function, *args)
+        except RuntimeError as exc:
+            if str(exc) != "This portal is not running":
+                raise  # the function's own error
+            raise LocalProtocolError(
+                "the local exchange has stopped: its serve_exchange_in_thread block has ended"
+            ) from None
 
     @property
     def base_url(self) -> str:

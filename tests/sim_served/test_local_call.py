@@ -8,6 +8,7 @@ import anyio
 import pytest
 
 from kalshi_anyio.sim import serve_exchange, serve_exchange_in_thread
+from kalshi_proto.errors import LocalProtocolError
 from kalshi_sync import KalshiClient
 
 HOLD = "KXFED-26JAN-HOLD"
@@ -26,6 +27,21 @@ def test_call_runs_on_the_serving_thread_between_requests() -> None:
         assert client.markets.get(HOLD).market.result == "no"
         with pytest.raises(ValueError, match=r"^result must be 'yes' or 'no', not 'maybe'$"):
             local.call(exchange.determine_market, HOLD, "maybe", exchange.wall_ms)
+
+
+def test_call_after_the_exchange_stopped_says_so() -> None:
+    with serve_exchange_in_thread() as local:
+        assert local.call(int, "7") == 7
+    with pytest.raises(LocalProtocolError, match=r"^the local exchange has stopped: "):
+        local.call(int, "7")  # was anyio's RuntimeError('This portal is not running')
+
+
+def test_call_raises_the_functions_own_runtime_error() -> None:
+    def fails() -> None:
+        raise RuntimeError("from the function")
+
+    with serve_exchange_in_thread() as local, pytest.raises(RuntimeError, match="^from the"):
+        local.call(fails)
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
