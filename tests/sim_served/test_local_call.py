@@ -40,7 +40,7 @@ def test_call_raises_the_functions_own_runtime_error() -> None:
     def fails() -> None:
         raise RuntimeError("from the function")
 
-    with serve_exchange_in_thread() as local, pytest.raises(RuntimeError, match="^from the"):
+    with serve_exchange_in_thread() as local, pytest.raises(RuntimeError, match=r"^from the"):
         local.call(fails)
 
 
