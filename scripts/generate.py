@@ -106,6 +106,11 @@ def first_sentence(text: str | None, limit: int = 300) -> str:
     return text
 
 
+def _wrap(text: str, width: int) -> list[str]:
+    # Words stay whole: "auto-route" is not cut after its hyphen, a long URL not cut at all.
+    return textwrap.wrap(text, width, break_on_hyphens=False, break_long_words=False)
+
+
 def doc_lines(text: str | None, width: int = 92) -> list[str]:
     """A description as docstring lines that keep its shape: paragraphs and headings wrapped to
     ``width``, list items (``- ...``) wrapped under their dash, table rows (``| ... |``) as
@@ -118,9 +123,9 @@ def doc_lines(text: str | None, width: int = 92) -> list[str]:
     def flush() -> None:
         text = " ".join(" ".join(words).split())
         if kind == "text" and text:
-            lines.extend(textwrap.wrap(text, width))
+            lines.extend(_wrap(text, width))
         elif kind == "item" and text:
-            wrapped = textwrap.wrap(text, width - 2)
+            wrapped = _wrap(text, width - 2)
             lines.extend(["- " + wrapped[0], *("  " + rest for rest in wrapped[1:])])
         words.clear()
 
@@ -923,7 +928,7 @@ class Generator:
         if documented:
             text += ["", "Args:"]
             for p in documented:
-                wrapped = textwrap.wrap(f"{p['py']}: {_doc_escape(p['doc'])}", 88)
+                wrapped = _wrap(f"{p['py']}: {_doc_escape(p['doc'])}", 88)
                 text.append("    " + wrapped[0])
                 text += ["        " + w for w in wrapped[1:]]
         if extra:

@@ -33,9 +33,9 @@ class AsyncAccountApi:
     async def api_usage_level_volume_progress(self) -> m.GetAccountApiUsageLevelVolumeProgressResponse:
         """Get Account API Usage Level Volume Progress: ``GET /account/api_usage_level/volume_progress`` (GetAccountApiUsageLevelVolumeProgress).
 
-        Returns the authenticated user's latest cron-computed trading volume progress toward volume-
-        based API usage tiers for the predictions (event_contract) lane. Volume figures are reported
-        as fixed-point contract counts.
+        Returns the authenticated user's latest cron-computed trading volume progress toward
+        volume-based API usage tiers for the predictions (event_contract) lane. Volume figures are
+        reported as fixed-point contract counts.
         """
         return await self._client.execute(c.get_account_api_usage_level_volume_progress())
 
@@ -629,8 +629,8 @@ class AsyncFcmApi:
                 the bound subtrader when omitted and must equal it when supplied.
             ticker: Ticker of desired positions
             event_ticker: Event ticker of desired positions
-            count_filter: Restricts the positions to those with any of following fields with non-
-                zero values, as a comma separated list
+            count_filter: Restricts the positions to those with any of following fields with
+                non-zero values, as a comma separated list
             settlement_status: Settlement status of the markets to return. Defaults to unsettled
             limit: Parameter to specify the number of results per page. Defaults to 100
             cursor: The Cursor represents a pointer to the next page of records in the pagination
@@ -652,8 +652,8 @@ class AsyncFcmApi:
                 the bound subtrader when omitted and must equal it when supplied.
             ticker: Ticker of desired positions
             event_ticker: Event ticker of desired positions
-            count_filter: Restricts the positions to those with any of following fields with non-
-                zero values, as a comma separated list
+            count_filter: Restricts the positions to those with any of following fields with
+                non-zero values, as a comma separated list
             settlement_status: Settlement status of the markets to return. Defaults to unsettled
             limit: Parameter to specify the number of results per page. Defaults to 100
             cursor: The Cursor represents a pointer to the next page of records in the pagination
@@ -947,8 +947,8 @@ class AsyncHistoricalApi:
             cursor: Pagination cursor. Use the cursor value returned from the previous response to
                 get the next page of results. Leave empty for the first page.
             is_block_trade: Filter trades by whether they are block trades. Omit to return all
-                trades. Set to `true` to return only block trades. Set to `false` to return only non-
-                block trades.
+                trades. Set to `true` to return only block trades. Set to `false` to return only
+                non-block trades.
         """
         return await self._client.execute(c.get_trades_historical(ticker=ticker, min_ts=min_ts, max_ts=max_ts, limit=limit, cursor=cursor, is_block_trade=is_block_trade))
 
@@ -969,8 +969,8 @@ class AsyncHistoricalApi:
             cursor: Pagination cursor. Use the cursor value returned from the previous response to
                 get the next page of results. Leave empty for the first page.
             is_block_trade: Filter trades by whether they are block trades. Omit to return all
-                trades. Set to `true` to return only block trades. Set to `false` to return only non-
-                block trades.
+                trades. Set to `true` to return only block trades. Set to `false` to return only
+                non-block trades.
 
         Walks every page of ``trades`` lazily and yields each item of ``trades``; ``max_pages`` stops after that many pages.
         """
@@ -1359,8 +1359,8 @@ class AsyncMarketsApi:
             min_ts: Filter items after this Unix timestamp
             max_ts: Filter items before this Unix timestamp
             is_block_trade: Filter trades by whether they are block trades. Omit to return all
-                trades. Set to `true` to return only block trades. Set to `false` to return only non-
-                block trades.
+                trades. Set to `true` to return only block trades. Set to `false` to return only
+                non-block trades.
         """
         return await self._client.execute(c.get_trades(limit=limit, cursor=cursor, ticker=ticker, min_ts=min_ts, max_ts=max_ts, is_block_trade=is_block_trade))
 
@@ -1384,8 +1384,8 @@ class AsyncMarketsApi:
             min_ts: Filter items after this Unix timestamp
             max_ts: Filter items before this Unix timestamp
             is_block_trade: Filter trades by whether they are block trades. Omit to return all
-                trades. Set to `true` to return only block trades. Set to `false` to return only non-
-                block trades.
+                trades. Set to `true` to return only block trades. Set to `false` to return only
+                non-block trades.
 
         Walks every page of ``trades`` lazily and yields each item of ``trades``; ``max_pages`` stops after that many pages.
         """
@@ -1638,9 +1638,9 @@ class AsyncOrdersApi:
     async def batch_cancel_v2(self, request: m.BatchCancelOrdersV2Request) -> m.BatchCancelOrdersV2Response:
         """Batch Cancel Orders (V2): ``DELETE /portfolio/events/orders/batched`` (BatchCancelOrdersV2).
 
-        Endpoint for cancelling a batch of event-market orders using the V2 response shape. To auto-
-        route a cancellation, provide its `market_ticker` and omit `exchange_index` or set it to
-        `-1`. The maximum batch size scales with your tier's write budget — see [Rate Limits and
+        Endpoint for cancelling a batch of event-market orders using the V2 response shape. To
+        auto-route a cancellation, provide its `market_ticker` and omit `exchange_index` or set it
+        to `-1`. The maximum batch size scales with your tier's write budget — see [Rate Limits and
         Tiers](/getting_started/rate_limits).
         """
         return await self._client.execute(c.batch_cancel_orders_v2(request))
@@ -1961,9 +1961,9 @@ class AsyncPortfolioApi:
             cursor: The Cursor represents a pointer to the next page of records in the pagination.
                 Use the value returned from the previous response to get the next page.
             limit: Parameter to specify the number of results per page. Defaults to 100.
-            count_filter: Restricts the positions to those with any of following fields with non-
-                zero values, as a comma separated list. The following values are accepted - position,
-                total_traded
+            count_filter: Restricts the positions to those with any of following fields with
+                non-zero values, as a comma separated list. The following values are accepted -
+                position, total_traded
             settlement_status: Return unsettled positions by default, settled positions that have
                 not yet been archived, or all positions in the live data set.
             ticker: Filter by market ticker
@@ -1990,9 +1990,9 @@ class AsyncPortfolioApi:
             cursor: The Cursor represents a pointer to the next page of records in the pagination.
                 Use the value returned from the previous response to get the next page.
             limit: Parameter to specify the number of results per page. Defaults to 100.
-            count_filter: Restricts the positions to those with any of following fields with non-
-                zero values, as a comma separated list. The following values are accepted - position,
-                total_traded
+            count_filter: Restricts the positions to those with any of following fields with
+                non-zero values, as a comma separated list. The following values are accepted -
+                position, total_traded
             settlement_status: Return unsettled positions by default, settled positions that have
                 not yet been archived, or all positions in the live data set.
             ticker: Filter by market ticker
@@ -2411,8 +2411,8 @@ class AsyncSeriesApi:
         Args:
             category: Return series whose `categories` list contains this value. A series can have
                 more than one discovery category, so the `category` field of a returned series (its
-                primary category) may differ from the filter value. Matching is exact and case-
-                sensitive.
+                primary category) may differ from the filter value. Matching is exact and
+                case-sensitive.
             include_volume: If true, includes the total volume traded across all events in each
                 series.
             min_updated_ts: Filter series with metadata updated after this Unix timestamp (in

@@ -100,8 +100,8 @@ def get_trades(*, limit: int | None = None, cursor: str | None = None, ticker: s
         min_ts: Filter items after this Unix timestamp
         max_ts: Filter items before this Unix timestamp
         is_block_trade: Filter trades by whether they are block trades. Omit to return all
-            trades. Set to `true` to return only block trades. Set to `false` to return only non-
-            block trades.
+            trades. Set to `true` to return only block trades. Set to `false` to return only
+            non-block trades.
     """
     return build_call(t.GET_TRADES, {'limit': limit, 'cursor': cursor, 'ticker': ticker, 'min_ts': min_ts, 'max_ts': max_ts, 'is_block_trade': is_block_trade})
 
@@ -169,8 +169,8 @@ def get_series_list(*, category: str | None = None, tags: str | None = None, inc
     Args:
         category: Return series whose `categories` list contains this value. A series can have
             more than one discovery category, so the `category` field of a returned series (its
-            primary category) may differ from the filter value. Matching is exact and case-
-            sensitive.
+            primary category) may differ from the filter value. Matching is exact and
+            case-sensitive.
         include_volume: If true, includes the total volume traded across all events in each
             series.
         min_updated_ts: Filter series with metadata updated after this Unix timestamp (in
@@ -499,9 +499,9 @@ def batch_create_orders_v2(request: BatchCreateOrdersV2Request) -> Call[BatchCre
 def batch_cancel_orders_v2(request: BatchCancelOrdersV2Request) -> Call[BatchCancelOrdersV2Response]:
     """Batch Cancel Orders (V2): ``DELETE /portfolio/events/orders/batched`` (BatchCancelOrdersV2).
 
-    Endpoint for cancelling a batch of event-market orders using the V2 response shape. To auto-
-    route a cancellation, provide its `market_ticker` and omit `exchange_index` or set it to
-    `-1`. The maximum batch size scales with your tier's write budget — see [Rate Limits and
+    Endpoint for cancelling a batch of event-market orders using the V2 response shape. To
+    auto-route a cancellation, provide its `market_ticker` and omit `exchange_index` or set it
+    to `-1`. The maximum batch size scales with your tier's write budget — see [Rate Limits and
     Tiers](/getting_started/rate_limits).
     """
     return build_call(t.BATCH_CANCEL_ORDERS_V2, {}, request, items=max(1, len(request.orders)))
@@ -775,9 +775,9 @@ def get_positions(*, cursor: str | None = None, limit: int | None = None, count_
         cursor: The Cursor represents a pointer to the next page of records in the pagination.
             Use the value returned from the previous response to get the next page.
         limit: Parameter to specify the number of results per page. Defaults to 100.
-        count_filter: Restricts the positions to those with any of following fields with non-
-            zero values, as a comma separated list. The following values are accepted - position,
-            total_traded
+        count_filter: Restricts the positions to those with any of following fields with
+            non-zero values, as a comma separated list. The following values are accepted -
+            position, total_traded
         settlement_status: Return unsettled positions by default, settled positions that have
             not yet been archived, or all positions in the live data set.
         ticker: Filter by market ticker
@@ -1182,9 +1182,9 @@ def upgrade_account_api_usage_level() -> Call[None]:
 def get_account_api_usage_level_volume_progress() -> Call[GetAccountApiUsageLevelVolumeProgressResponse]:
     """Get Account API Usage Level Volume Progress: ``GET /account/api_usage_level/volume_progress`` (GetAccountApiUsageLevelVolumeProgress).
 
-    Returns the authenticated user's latest cron-computed trading volume progress toward volume-
-    based API usage tiers for the predictions (event_contract) lane. Volume figures are reported
-    as fixed-point contract counts.
+    Returns the authenticated user's latest cron-computed trading volume progress toward
+    volume-based API usage tiers for the predictions (event_contract) lane. Volume figures are
+    reported as fixed-point contract counts.
     """
     return build_call(t.GET_ACCOUNT_API_USAGE_LEVEL_VOLUME_PROGRESS, {})
 
@@ -1634,8 +1634,8 @@ def get_fcm_positions(*, subtrader_id: str | None = None, ticker: str | None = N
             the bound subtrader when omitted and must equal it when supplied.
         ticker: Ticker of desired positions
         event_ticker: Event ticker of desired positions
-        count_filter: Restricts the positions to those with any of following fields with non-
-            zero values, as a comma separated list
+        count_filter: Restricts the positions to those with any of following fields with
+            non-zero values, as a comma separated list
         settlement_status: Settlement status of the markets to return. Defaults to unsettled
         limit: Parameter to specify the number of results per page. Defaults to 100
         cursor: The Cursor represents a pointer to the next page of records in the pagination
@@ -1764,8 +1764,8 @@ def get_trades_historical(*, ticker: str | None = None, min_ts: int | None = Non
         cursor: Pagination cursor. Use the cursor value returned from the previous response to
             get the next page of results. Leave empty for the first page.
         is_block_trade: Filter trades by whether they are block trades. Omit to return all
-            trades. Set to `true` to return only block trades. Set to `false` to return only non-
-            block trades.
+            trades. Set to `true` to return only block trades. Set to `false` to return only
+            non-block trades.
     """
     return build_call(t.GET_TRADES_HISTORICAL, {'ticker': ticker, 'min_ts': min_ts, 'max_ts': max_ts, 'limit': limit, 'cursor': cursor, 'is_block_trade': is_block_trade})
 
