@@ -76,7 +76,12 @@ class CursorPager(Generic[T]):
         Raises:
             LocalProtocolError: the walk is already over.
             RemoteProtocolError: the server sent a cursor it had sent before.
+            TypeError: ``page`` is not a `Page` (the result of the call `next_call` gave).
         """
+        if not isinstance(page, Page):
+            raise TypeError(
+                f"feed takes the Page the call of next_call() returned, got {type(page).__name__}"
+            )
         current = self._next
         if current is None:
             raise LocalProtocolError("the pager is finished; there is no page to feed")

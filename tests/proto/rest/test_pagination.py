@@ -162,6 +162,18 @@ def test_something_other_than_a_call_is_a_type_error(given: Any) -> None:
     )
 
 
+@pytest.mark.parametrize("given", [None, [], "c2"])
+def test_feeding_something_other_than_a_page_is_a_type_error(given: Any) -> None:
+    # It raised AttributeError 'cursor', after counting a page.
+    pager = CursorPager(calls.get_event_fee_changes())
+    with pytest.raises(TypeError) as info:
+        pager.feed(given)
+    assert str(info.value) == (
+        f"feed takes the Page the call of next_call() returned, got {type(given).__name__}"
+    )
+    assert pager.pages == 0 and pager.next_call() is not None
+
+
 def test_a_cursor_seen_before_is_a_remote_protocol_error() -> None:
     first = calls.get_event_fee_changes()
     pager = CursorPager(first)
