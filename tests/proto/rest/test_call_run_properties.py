@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-from decimal import Decimal
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -26,7 +25,7 @@ from kalshi_proto.errors import (
     ReadTimeout,
     TransportError,
 )
-from kalshi_proto.rest.call import Call, HttpResponse
+from kalshi_proto.rest.call import HttpResponse
 from kalshi_proto.rest.client import (
     CallRun,
     Claim,
@@ -37,10 +36,10 @@ from kalshi_proto.rest.client import (
     Sleep,
 )
 from kalshi_proto.rest.generated import calls
-from kalshi_proto.rest.generated import models as m
 from kalshi_proto.rest.ratelimit import Bucket, RateLimiter
 from kalshi_proto.rest.retry import RetryPolicy
 from tests.helpers.spec import example
+from tests.proto.rest.test_client import order_call
 
 PREFIX = resolve_base_url().prefix
 CREDENTIALS = Credentials("key-1", Signer.from_private_key(ed25519.Ed25519PrivateKey.generate()))
@@ -65,20 +64,6 @@ def _answer(outcome: str, body: bytes) -> HttpResponse | TransportError:
         "read timeout": ReadTimeout("reading the response timed out"),
     }
     return answers[outcome]
-
-
-def _order() -> Call[Any]:
-    return calls.create_order_v2(
-        m.CreateOrderV2Request(
-            ticker="KX-1",
-            client_order_id="c-1",
-            side="bid",
-            count=Decimal("1"),
-            price=Decimal("0.5"),
-            time_in_force="good_till_canceled",
-            self_trade_prevention_type="maker",
-        )
-    )
 
 
 policies = st.builds(
@@ -114,7 +99,7 @@ def test_a_run_driven_at_random_keeps_its_promises(
         base_url=resolve_base_url(), credentials=CREDENTIALS, retry=policy, timeout=timeout
     )
     core = RestCore(config, rng=lambda: jitter, rate_limiter=limiter)
-    call = _order() if post else calls.get_exchange_status()
+    call = order_call() if post else calls.get_exchange_status()
     body = ORDER_BODY if post else STATUS_BODY
     now, wall_ms = 1000.0, 1_767_225_600_000
     run: CallRun[Any] = core.start(call, now)
