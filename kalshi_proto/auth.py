@@ -41,6 +41,7 @@ __all__ = [
     "Passphrase",
     "PrivateKey",
     "Signer",
+    "check_wall_ms",
     "signing_message",
 ]
 
@@ -327,6 +328,19 @@ class Signer:
         _no_pickle(self)
 
 
+def check_wall_ms(wall_ms: object) -> None:
+    """Refuse a wall-clock time that is not Unix milliseconds: an int (not a bool), 0 or more.
+
+    Raises:
+        TypeError: ``wall_ms`` is not an int.
+        ValueError: ``wall_ms`` is negative.
+    """
+    if isinstance(wall_ms, bool) or not isinstance(wall_ms, int):
+        raise TypeError(f"wall_ms must be an int (Unix milliseconds), got {type(wall_ms).__name__}")
+    if wall_ms < 0:
+        raise ValueError(f"wall_ms must not be negative, got {wall_ms}")
+
+
 def signing_message(wall_ms: int, method: str, path: str) -> bytes:
     """Build the text Kalshi signs: ``f"{wall_ms}{METHOD}{path}"`` without the query string.
 
@@ -344,14 +358,11 @@ def signing_message(wall_ms: int, method: str, path: str) -> bytes:
         ValueError: ``wall_ms`` is negative, the method is not a word of ASCII letters, or
             the path does not start with ``/`` or is not ASCII (percent-encode it first).
     """
-    if isinstance(wall_ms, bool) or not isinstance(wall_ms, int):
-        raise TypeError(f"wall_ms must be an int (Unix milliseconds), got {type(wall_ms).__name__}")
+    check_wall_ms(wall_ms)
     if not isinstance(method, str):
         raise TypeError(f"method must be a str, got {type(method).__name__}")
     if not isinstance(path, str):
         raise TypeError(f"path must be a str, got {type(path).__name__}")
-    if wall_ms < 0:
-        raise ValueError(f"wall_ms must not be negative, got {wall_ms}")
     if not _METHOD.fullmatch(method):
         raise ValueError(f"method must be an HTTP method such as 'GET', got {method!r}")
     bare_path = path.split("?", 1)[0]

@@ -152,7 +152,7 @@ def doc_lines(text: str | None, width: int = 92) -> list[str]:
             start("text")
             words.append(line.lstrip("#").strip() + ":")
             start("")
-        elif kind == "item" and raw[:1].isspace() and not raw.startswith(" -"):
+        elif kind == "item" and raw[:1].isspace():
             words.append(line)  # a list item's continuation
         elif kind == "text":
             words.append(line)

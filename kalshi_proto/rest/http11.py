@@ -40,6 +40,7 @@ import h11
 from kalshi_proto.errors import ConfigurationError, LocalProtocolError, RemoteProtocolError
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
 from kalshi_proto.rest.events import ConnectionClosed, HttpEvent, ResponseReceived
+from kalshi_proto.rest.retry import check_number
 
 __all__ = ["ACCEPT_ENCODING", "Http11Connection", "decode_body", "http11_only"]
 
@@ -250,10 +251,8 @@ class Http11Connection:
             raise ConfigurationError(
                 f"host must be a Host header value (host or host:port), got {shown}"
             )
-        if isinstance(max_body_size, bool) or not isinstance(max_body_size, int):
-            raise ConfigurationError(
-                f"max_body_size must be an int, got {type(max_body_size).__name__}"
-            )
+        check_number("max_body_size", max_body_size, int)
+        max_body_size = int(max_body_size)
         if max_body_size < 1:
             raise ConfigurationError(f"max_body_size must be 1 or more, got {max_body_size}")
         self._host = host.encode("ascii")

@@ -49,6 +49,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import InitVar, dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
+from kalshi_proto.auth import check_wall_ms
 from kalshi_proto.errors import ConfigurationError
 from kalshi_proto.prices import PriceBand, PriceError, PriceGrid
 from kalshi_proto.sim.matching import BookOrder, OrderBook, Side, StpMode, TimeInForce
@@ -121,14 +122,6 @@ def _ceil(value: Decimal, quantum: Decimal = CENTICENT) -> Decimal:
 
 def _floor(value: Decimal, quantum: Decimal = CENTICENT) -> Decimal:
     return value.quantize(quantum, rounding=ROUND_FLOOR)
-
-
-def _check_wall_ms(wall_ms: object) -> None:
-    # The time the lifecycle methods, which tests call directly, are given.
-    if isinstance(wall_ms, bool) or not isinstance(wall_ms, int):
-        raise TypeError(f"wall_ms must be an int (Unix milliseconds), got {type(wall_ms).__name__}")
-    if wall_ms < 0:
-        raise ValueError(f"wall_ms must not be negative, got {wall_ms}")
 
 
 @dataclass(slots=True)
@@ -374,7 +367,7 @@ class Exchange:
 
     def advance(self, wall_ms: int) -> None:
         """Let time pass: open and close markets, expire orders. Time never goes back."""
-        _check_wall_ms(wall_ms)
+        check_wall_ms(wall_ms)  # tests call the lifecycle methods directly
         if wall_ms < self.wall_ms:
             return
         self.wall_ms = wall_ms
@@ -922,7 +915,7 @@ class Exchange:
 
     def close_market(self, ticker: str, wall_ms: int) -> None:
         """Stop trading: the market becomes ``closed`` and its resting orders are cancelled."""
-        _check_wall_ms(wall_ms)
+        check_wall_ms(wall_ms)  # tests call the lifecycle methods directly
         market = self.market(ticker)
         if market.status not in ("active", "initialized"):
             return
@@ -934,7 +927,7 @@ class Exchange:
 
     def determine_market(self, ticker: str, result: str, wall_ms: int) -> None:
         """Record the outcome (``yes`` or ``no``); the market becomes ``determined``."""
-        _check_wall_ms(wall_ms)
+        check_wall_ms(wall_ms)  # tests call the lifecycle methods directly
         if result not in ("yes", "no"):
             raise ValueError(f"result must be 'yes' or 'no', not {result!r}")
         self.close_market(ticker, wall_ms)
@@ -947,7 +940,7 @@ class Exchange:
 
     def settle_market(self, ticker: str, wall_ms: int) -> list[SettlementState]:
         """Pay $1 per winning contract; the market becomes ``finalized``."""
-        _check_wall_ms(wall_ms)
+        check_wall_ms(wall_ms)  # tests call the lifecycle methods directly
         market = self.market(ticker)
         if market.status != "determined":
             raise ExchangeError(400, "market_not_determined", f"market {ticker} is {market.status}")

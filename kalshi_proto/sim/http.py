@@ -44,6 +44,7 @@ import h11
 
 from kalshi_proto.errors import ConfigurationError, LocalProtocolError, RemoteProtocolError
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
+from kalshi_proto.rest.retry import check_number
 from kalshi_proto.sim.events import ConnectionClosed, HttpServerEvent, RequestReceived
 
 __all__ = [
@@ -110,9 +111,9 @@ class HttpServerConnection:
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
     ) -> None:
-        for name, limit in (("max_body_size", max_body_size), ("max_header_size", max_header_size)):
-            if isinstance(limit, bool) or not isinstance(limit, int):
-                raise ConfigurationError(f"{name} must be an int, got {type(limit).__name__}")
+        check_number("max_body_size", max_body_size, int)
+        check_number("max_header_size", max_header_size, int)
+        max_body_size, max_header_size = int(max_body_size), int(max_header_size)
         if max_body_size < 0:
             raise ConfigurationError(f"max_body_size must be >= 0, got {max_body_size}")
         if max_header_size <= 0:

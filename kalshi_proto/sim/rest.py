@@ -51,6 +51,7 @@ from kalshi_proto.rest.call import HttpRequest, HttpResponse
 from kalshi_proto.rest.generated import models as m
 from kalshi_proto.rest.operation_table import Operation, ParamKind, ParamLocation, operations
 from kalshi_proto.rest.ratelimit import DEFAULT_COST, ENDPOINT_COSTS, PER_ITEM_COSTS
+from kalshi_proto.rest.retry import check_number
 from kalshi_proto.sim.app import Drop, Reply, Respond
 from kalshi_proto.sim.exchange import (
     ONE,
@@ -123,8 +124,7 @@ class Faults:
             object.__setattr__(self, name, amount)
         for name, low, high in (("error_burst", 1, None), ("error_status", 500, 599)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-                raise ConfigurationError(f"{name} must be an int, got {type(value).__name__}")
+            check_number(name, value, int)
             whole = int(value)
             if whole < low or (high is not None and whole > high):
                 within = f"from {low} to {high}" if high is not None else f"{low} or more"
