@@ -35,6 +35,7 @@ from kalshi_proto.errors import (
     TransportError,
     WriteError,
 )
+from kalshi_proto.proxy import ProxyTunnel, ProxyUrl
 from kalshi_proto.rest.http11 import http11_only
 
 __all__ = [
@@ -58,6 +59,8 @@ __all__ = [
 T = TypeVar("T")
 
 _READ_SIZE = 256 * 1024
+# A proxy's answer to CONNECT is a few hundred bytes, and nothing may follow it.
+_TUNNEL_READ_SIZE = 4096
 
 #: How many ``os.fork()`` calls made this process, counted in the child. A client pools
 #: connections with the count it saw; when the count has changed, its idle connections are the
@@ -283,26 +286,69 @@ async def within(deadline: float, exchange: Awaitable[T]) -> T:
 
 
 async def connect(
-    host: str, port: int, ssl_context: ssl.SSLContext | None, deadline: float
+    host: str,
+    port: int,
+    ssl_context: ssl.SSLContext | None,
+    deadline: float,
+    proxy: ProxyUrl | None = None,
+    user_agent: str | None = None,
 ) -> Stream:
-    """Open a TCP connection (and a TLS session when ``ssl_context`` is given) before ``deadline``."""
+    """Open a TCP connection (and a TLS session when ``ssl_context`` is given) before
+    ``deadline``: to ``host:port``, or through a tunnel of ``proxy`` (the ``CONNECT`` request
+    carrying ``user_agent``)."""
     try:
-        return await _connect(host, port, ssl_context, deadline)
+        return await _connect(host, port, ssl_context, deadline, proxy, user_agent)
     except ConnectError as exc:
-        proxy = proxy_variable()
-        if proxy is not None:
-            exc.add_note(f"{proxy} is set, but kalshi_anyio connects directly: use kalshi_httpx")
+        variable = proxy_variable() if proxy is None else None
+        if variable is not None:
+            exc.add_note(
+                f"{variable} is set, but kalshi_anyio connects directly unless given a proxy: "
+                f"pass proxy=os.environ[{variable!r}], or use kalshi_httpx"
+            )
         raise
 
 
+async def _connect_tcp(host: str, port: int, what: str) -> anyio.abc.SocketStream:
+    try:
+        return await anyio.connect_tcp(host, port)
+    except OSError as exc:
+        raise ConnectError(f"cannot connect to {what}: {exc}") from exc
+
+
+async def _open_tunnel(tcp: anyio.abc.SocketStream, tunnel: ProxyTunnel) -> None:
+    # The CONNECT exchange on a fresh connection to the proxy; the caller's Deadline bounds it.
+    try:
+        await tcp.send(tunnel.data_to_send())
+        while True:
+            try:
+                data = await tcp.receive(_TUNNEL_READ_SIZE)
+            except anyio.EndOfStream:
+                data = b""
+            if tunnel.receive_data(data):
+                return
+    except (OSError, anyio.BrokenResourceError) as exc:
+        raise ConnectError(f"opening a tunnel through {tunnel.proxy} failed: {exc!r}") from exc
+
+
 async def _connect(
-    host: str, port: int, ssl_context: ssl.SSLContext | None, deadline: float
+    host: str,
+    port: int,
+    ssl_context: ssl.SSLContext | None,
+    deadline: float,
+    proxy: ProxyUrl | None,
+    user_agent: str | None,
 ) -> Stream:
-    with Deadline(deadline, ConnectTimeout, f"connecting to {host}:{port} timed out"):
-        try:
-            tcp = await anyio.connect_tcp(host, port)
-        except OSError as exc:
-            raise ConnectError(f"cannot connect to {host}:{port}: {exc}") from exc
+    via = "" if proxy is None else f" through the proxy {proxy.address}"
+    with Deadline(deadline, ConnectTimeout, f"connecting to {host}:{port}{via} timed out"):
+        if proxy is None:
+            tcp = await _connect_tcp(host, port, f"{host}:{port}")
+        else:
+            tcp = await _connect_tcp(proxy.host, proxy.port, f"the proxy {proxy.address}")
+            try:
+                await _open_tunnel(tcp, ProxyTunnel(proxy, host, port, user_agent=user_agent))
+            except BaseException:
+                await anyio.aclose_forcefully(tcp)
+                raise
         raw = tcp.extra(anyio.abc.SocketAttribute.raw_socket)
         if ssl_context is None:
             return Stream(tcp, raw)

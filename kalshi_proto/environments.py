@@ -28,6 +28,7 @@ __all__ = [
     "DEMO_SERVERS",
     "PRODUCTION_SERVERS",
     "BaseUrl",
+    "host_problem",
     "resolve_base_url",
 ]
 
@@ -67,8 +68,9 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _host_problem(host: str) -> str | None:
-    # Returns why `host` is not a valid host, or None when it is.
+def host_problem(host: str) -> str | None:
+    """Why ``host`` is not a valid host (a lower-case DNS name, an IPv4 or an IPv6 address
+    without brackets), or None when it is."""
     if not host:
         return "the host is empty"
     if ":" in host:
@@ -110,7 +112,7 @@ class BaseUrl:
     def __post_init__(self) -> None:
         if self.scheme not in _DEFAULT_PORTS:
             raise ConfigurationError(f"scheme must be 'https' or 'http', got {self.scheme!r}")
-        problem = _host_problem(self.host)
+        problem = host_problem(self.host)
         if problem is not None:
             raise ConfigurationError(f"invalid host: {problem}")
         if isinstance(self.port, bool) or not isinstance(self.port, int):

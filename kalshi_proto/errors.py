@@ -13,7 +13,8 @@ KalshiError
     NotFoundError 404, ConflictError 409, RateLimitError 429 (.retry_after), ServerError 5xx
   TransportError            ConnectError, ReadError, WriteError, ConnectTimeout, ReadTimeout,
                             CallTimeout (the three timeouts also subclass TimeoutError),
-                            CertificateError (a ConnectError that is never retried)
+                            CertificateError (a ConnectError that is never retried),
+                            ProxyError (a ConnectError: a proxy refused a tunnel; .status)
   SequenceGapError, BackpressureError, SubscriptionError, FixRejectError, FixLogoutError
 ```
 
@@ -43,6 +44,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "ProtocolError",
+    "ProxyError",
     "RateLimitError",
     "ReadError",
     "ReadTimeout",
@@ -232,6 +234,21 @@ class ConnectError(TransportError):
 class CertificateError(ConnectError):
     """The server's TLS certificate failed verification (not trusted, expired, or for another
     host). It fails the same way on every attempt, so it is never retried."""
+
+
+class ProxyError(ConnectError):
+    """An HTTP proxy did not open a tunnel to the API host.
+
+    Attributes:
+        status: the proxy's HTTP status (407 when it wants credentials, 403 when it forbids
+            the host, 502 when it could not reach it), or None when it closed the connection
+            or sent no valid answer. A refusal with a 4xx status other than 408 and 429 is
+            never retried: the proxy would refuse the same tunnel again.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class ReadError(TransportError):

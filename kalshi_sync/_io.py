@@ -28,6 +28,7 @@ from kalshi_proto.errors import (
     ReadTimeout,
     WriteError,
 )
+from kalshi_proto.proxy import ProxyTunnel, ProxyUrl
 from kalshi_proto.rest.http11 import http11_only
 
 __all__ = [
@@ -49,6 +50,8 @@ __all__ = [
 T = TypeVar("T")
 
 _READ_SIZE = 256 * 1024
+# A proxy's answer to CONNECT is a few hundred bytes, and nothing may follow it.
+_TUNNEL_READ_SIZE = 4096
 
 #: How many ``os.fork()`` calls made this process, counted in the child. A client pools
 #: connections with the count it saw; when the count has changed, its idle connections are the
@@ -174,24 +177,23 @@ class Stream:
         self._sock.close()
 
 
-def _connect_tcp(host: str, port: int, deadline: float) -> socket.socket:
+def _connect_tcp(host: str, port: int, deadline: float, what: str) -> socket.socket:
     # socket.create_connection, but closing the socket whatever interrupts the connect (a
     # KeyboardInterrupt, say), where the standard one closes it on OSError only.
-    what = f"connecting to {host}:{port}"
     try:
         addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
-        raise ConnectError(f"cannot connect to {host}:{port}: {exc}") from exc
+        raise ConnectError(f"cannot connect to {what}: {exc}") from exc
     first: OSError | None = None
     for family, kind, proto, _, address in addresses:
         sock = socket.socket(family, kind, proto)
         try:
-            sock.settimeout(_remaining(deadline, ConnectTimeout, what))
+            sock.settimeout(_remaining(deadline, ConnectTimeout, f"connecting to {what}"))
             sock.connect(address)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except TimeoutError:
             sock.close()
-            raise ConnectTimeout(f"{what} timed out") from None
+            raise ConnectTimeout(f"connecting to {what} timed out") from None
         except OSError as exc:
             sock.close()
             first = first or exc
@@ -200,22 +202,65 @@ def _connect_tcp(host: str, port: int, deadline: float) -> socket.socket:
             sock.close()
             raise
         return sock
-    raise ConnectError(f"cannot connect to {host}:{port}: {first}") from first
+    raise ConnectError(f"cannot connect to {what}: {first}") from first
 
 
-def connect(host: str, port: int, ssl_context: ssl.SSLContext | None, deadline: float) -> Stream:
-    """Open a TCP connection (and a TLS session when ``ssl_context`` is given) before ``deadline``."""
+def _open_tunnel(sock: socket.socket, tunnel: ProxyTunnel, deadline: float) -> None:
+    # The CONNECT exchange on a fresh connection to the proxy.
+    what = f"opening a tunnel through {tunnel.proxy}"
     try:
-        return _connect(host, port, ssl_context, deadline)
+        sock.settimeout(_remaining(deadline, ConnectTimeout, what))
+        sock.sendall(tunnel.data_to_send())
+        while True:
+            sock.settimeout(_remaining(deadline, ConnectTimeout, what))
+            if tunnel.receive_data(sock.recv(_TUNNEL_READ_SIZE)):
+                return
+    except TimeoutError:
+        raise ConnectTimeout(f"{what} timed out") from None
+    except OSError as exc:
+        raise ConnectError(f"{what} failed: {exc}") from exc
+
+
+def connect(
+    host: str,
+    port: int,
+    ssl_context: ssl.SSLContext | None,
+    deadline: float,
+    proxy: ProxyUrl | None = None,
+    user_agent: str | None = None,
+) -> Stream:
+    """Open a TCP connection (and a TLS session when ``ssl_context`` is given) before
+    ``deadline``: to ``host:port``, or through a tunnel of ``proxy`` (the ``CONNECT`` request
+    carrying ``user_agent``)."""
+    try:
+        return _connect(host, port, ssl_context, deadline, proxy, user_agent)
     except ConnectError as exc:
-        proxy = proxy_variable()
-        if proxy is not None:
-            exc.add_note(f"{proxy} is set, but kalshi_sync connects directly: use kalshi_httpx")
+        variable = proxy_variable() if proxy is None else None
+        if variable is not None:
+            exc.add_note(
+                f"{variable} is set, but kalshi_sync connects directly unless given a proxy: "
+                f"pass proxy=os.environ[{variable!r}], or use kalshi_httpx"
+            )
         raise
 
 
-def _connect(host: str, port: int, ssl_context: ssl.SSLContext | None, deadline: float) -> Stream:
-    sock = _connect_tcp(host, port, deadline)
+def _connect(
+    host: str,
+    port: int,
+    ssl_context: ssl.SSLContext | None,
+    deadline: float,
+    proxy: ProxyUrl | None,
+    user_agent: str | None,
+) -> Stream:
+    if proxy is None:
+        sock = _connect_tcp(host, port, deadline, f"{host}:{port}")
+    else:
+        sock = _connect_tcp(proxy.host, proxy.port, deadline, f"the proxy {proxy.address}")
+        try:
+            _open_tunnel(sock, ProxyTunnel(proxy, host, port, user_agent=user_agent), deadline)
+        except BaseException:
+            sock.close()
+            raise
     if ssl_context is None:
         return Stream(sock)
     # The handshake runs apart from the wrapping: ``wrap_socket`` takes over the descriptor

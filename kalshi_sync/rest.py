@@ -33,6 +33,7 @@ from kalshi_proto.errors import (
     ReadError,
     RemoteProtocolError,
 )
+from kalshi_proto.proxy import ProxyUrl, check_proxy
 from kalshi_proto.rest._sync_base import ClientBase, Logger, Slot
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
 from kalshi_proto.rest.events import ConnectionClosed, ResponseReceived
@@ -67,11 +68,17 @@ class KalshiClient(ClientBase):
         max_connections: the most connections open at once (0 for no limit).
         keepalive_expiry: seconds an idle connection may wait for reuse before it is closed
             instead (5, as httpx does); None reuses idle connections however old.
+        proxy: an HTTP proxy to reach the API through, as a URL
+            (``"http://user:password@proxy.example.com:3128"``) or a
+            `kalshi_proto.proxy.ProxyUrl`; each connection is a ``CONNECT`` tunnel with the
+            API's TLS session inside. None (the default) connects directly, whatever the
+            environment says.
 
     Raises:
         ConfigurationError: an argument is of the wrong type or out of range
             (``max_connections`` not an int of 0 or more, ``keepalive_expiry`` not a positive
-            number or None, and those of every client).
+            number or None, ``proxy`` not an ``http://`` proxy URL, and those of every
+            client).
         CredentialsError: the key arguments are incomplete, contradictory or unusable.
     """
 
@@ -95,8 +102,10 @@ class KalshiClient(ClientBase):
         ssl_context: ssl.SSLContext | None = None,
         max_connections: int = 10,
         keepalive_expiry: float | None = 5.0,
+        proxy: str | ProxyUrl | None = None,
     ) -> None:
         max_connections, keepalive_expiry = check_pool_options(max_connections, keepalive_expiry)
+        self._proxy = check_proxy(proxy)
         if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
             raise ConfigurationError(
                 f"ssl_context must be an ssl.SSLContext or None, got {type(ssl_context).__name__}"
@@ -261,7 +270,9 @@ class KalshiClient(ClientBase):
             if not connection.stream.is_readable():
                 return connection
             connection.stream.close()
-        stream = _io.connect(self._host, self._port, self._ssl, deadline)
+        stream = _io.connect(
+            self._host, self._port, self._ssl, deadline, self._proxy, self.config.user_agent
+        )
         return _Connection(stream, self._host_header, self._loop)
 
     def _exchange(

@@ -73,6 +73,7 @@ from kalshi_proto.errors import (
     ConnectError,
     KalshiError,
     LocalProtocolError,
+    ProxyError,
     TransportError,
 )
 from kalshi_proto.rest.call import Call, HttpRequest, HttpResponse
@@ -478,6 +479,11 @@ class CallRun(Generic[T]):
         if isinstance(error, CertificateError):
             # Verification fails the same way on every attempt; waiting would not help.
             error.add_note("not retried: the server's certificate failed verification")
+            self._finish(error)
+            return
+        status = error.status if isinstance(error, ProxyError) else None
+        if status is not None and 400 <= status < 500 and status not in (408, 429):
+            error.add_note(f"not retried: the proxy would refuse again (HTTP {status})")
             self._finish(error)
             return
         # A connection error (no slot, refused, a failed handshake) comes before any byte of

@@ -517,8 +517,9 @@ async def test_a_failed_connection_says_when_a_proxy_variable_is_set_but_not_use
     async with kx.client(base_url=base_url, retry=NO_RETRY) as client:
         with pytest.raises(ConnectError) as info:
             await maybe(client.markets.get("KX"))
-    assert f"ALL_PROXY is set, but {package} connects directly: use kalshi_httpx" in (
-        info.value.__notes__
+    assert info.value.__notes__[0] == (
+        f"ALL_PROXY is set, but {package} connects directly unless given a proxy: "
+        "pass proxy=os.environ['ALL_PROXY'], or use kalshi_httpx"
     )
     monkeypatch.delenv("ALL_PROXY")
     async with kx.client(base_url=base_url, retry=NO_RETRY) as client:

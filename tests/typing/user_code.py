@@ -14,8 +14,9 @@ from kalshi_anyio import AsyncKalshiClient
 from kalshi_anyio.sim import serve_exchange_in_thread
 from kalshi_httpx import KalshiClient as HttpxClient
 from kalshi_proto.environments import resolve_base_url
-from kalshi_proto.errors import ApiError, RateLimitError
+from kalshi_proto.errors import ApiError, ProxyError, RateLimitError
 from kalshi_proto.prices import PriceGrid
+from kalshi_proto.proxy import ProxyTunnel, ProxyUrl
 from kalshi_proto.rest import operation
 from kalshi_proto.rest.client import RestConfig, RestCore, SendRequest
 from kalshi_proto.rest.generated import calls
@@ -44,11 +45,22 @@ def sync_bot() -> Decimal:
 
 
 async def async_bot() -> None:
-    async with AsyncKalshiClient(demo=True) as client:
+    async with AsyncKalshiClient(demo=True, proxy="http://proxy.example.com:3128") as client:
         async for market in client.markets.list_all(status="open"):
             print(market.yes_bid_dollars)
         status = await client.exchange.status()
         print(status.trading_active)
+
+
+def tunnel_by_hand(data: bytes) -> bool:
+    proxy = ProxyUrl.parse("http://bot:secret@proxy.example.com:3128")
+    tunnel = ProxyTunnel(proxy, "external-api.kalshi.com", 443, user_agent="my-bot/1")
+    print(len(tunnel.data_to_send()), tunnel.target)
+    try:
+        return tunnel.receive_data(data)
+    except ProxyError as exc:
+        print(exc.status)
+        return False
 
 
 def httpx_bot(request: CreateOrderV2Request) -> str:

@@ -26,6 +26,7 @@ from kalshi_proto.errors import (
     ConnectTimeout,
     LocalProtocolError,
     NotFoundError,
+    ProxyError,
     ReadError,
     ReadTimeout,
     RemoteProtocolError,
@@ -706,6 +707,33 @@ def test_a_certificate_that_fails_verification_ends_a_get_at_once(clock: FakeClo
     assert info.value is error
     assert run.attempts == 1
     assert error.__notes__ == ["not retried: the server's certificate failed verification"]
+
+
+@pytest.mark.parametrize("status", [400, 403, 407, 451])
+def test_a_proxy_that_refuses_the_tunnel_with_a_4xx_ends_a_get_at_once(
+    status: int, clock: FakeClock
+) -> None:
+    run = make_core().start(status_call(), clock.now)
+    send(run, clock)
+    error = ProxyError("the proxy refused the tunnel", status=status)
+    run.receive_failure(error, clock.now)
+    assert run.next_step(clock.now, clock.wall_ms) == Finished()
+    with pytest.raises(ProxyError) as info:
+        run.result()
+    assert info.value is error
+    assert run.attempts == 1
+    assert error.__notes__ == [f"not retried: the proxy would refuse again (HTTP {status})"]
+
+
+@pytest.mark.parametrize("status", [None, 408, 429, 502, 503])
+def test_a_proxy_that_could_not_open_the_tunnel_this_time_is_retried_as_a_connection_error(
+    status: int | None, clock: FakeClock
+) -> None:
+    run = make_core().start(status_call(), clock.now)
+    send(run, clock)
+    run.receive_failure(ProxyError("no tunnel", status=status), clock.now)
+    assert isinstance(run.next_step(clock.now, clock.wall_ms), Sleep)
+    assert run.attempts == 1
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,177 @@
+"""A ``CONNECT`` proxy on loopback, for the tests of clients that tunnel through one.
+
+Written against the sockets, not against `kalshi_proto.proxy`: it is the independent peer the
+client's tunnel code is tested with. It reads a request head, answers it, and, when it grants
+the tunnel, copies bytes both ways between the client and the target until either side closes.
+Only loopback targets are reached, so no test can tunnel anywhere else.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import select
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+__all__ = ["TunnelProxy", "tunnel_proxy"]
+
+_HEAD_LIMIT = 64 * 1024
+
+
+@dataclass
+class TunnelProxy:
+    """The proxy's settings and what it saw.
+
+    Attributes:
+        answer: bytes to send instead of granting the tunnel (a refusal, garbage), then close;
+            ``b""`` closes without answering; None grants it.
+        silent: accept connections and read the request, but never answer.
+        credentials: ``(user, password)`` the proxy demands (407 otherwise), or None.
+        heads: the request heads received (everything up to the blank line), in order.
+        upstream_ports: the local port of each tunnel's connection to its target: the client
+            port the target sees for requests that came through the tunnel.
+    """
+
+    answer: bytes | None = None
+    silent: bool = False
+    credentials: tuple[str, str] | None = None
+    heads: list[bytes] = field(default_factory=list)
+    upstream_ports: list[int] = field(default_factory=list)
+    _listener: socket.socket = field(init=False)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _sockets: list[socket.socket] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _stopping: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.05)
+        #: The port the proxy listens on (refusing connections once it has stopped).
+        self.port: int = self._listener.getsockname()[1]
+        self._start(self._accept)
+
+    def url(self, userinfo: str = "") -> str:
+        """The proxy's URL, with ``userinfo`` (``"user:password@"``) if given."""
+        return f"http://{userinfo}127.0.0.1:{self.port}"
+
+    def headers(self, index: int = 0) -> dict[str, str]:
+        """The headers of the ``index``-th request head, names lower-cased."""
+        lines = self.heads[index].decode("latin-1").split("\r\n")[1:]
+        pairs = (line.split(":", 1) for line in lines if line)
+        return {name.strip().lower(): value.strip() for name, value in pairs}
+
+    def stop(self) -> None:
+        """Close every socket and wait for every thread."""
+        self._stopping.set()
+        for thread in list(self._threads):
+            thread.join(10)
+        self._listener.close()
+        with self._lock:
+            for sock in self._sockets:
+                sock.close()
+
+    def _start(self, target: object, *args: object) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)  # type: ignore[arg-type]
+        self._threads.append(thread)
+        thread.start()
+
+    def _keep(self, sock: socket.socket) -> socket.socket:
+        with self._lock:
+            self._sockets.append(sock)
+        return sock
+
+    def _accept(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self._start(self._serve, self._keep(client))
+
+    def _read_head(self, client: socket.socket) -> bytes | None:
+        client.settimeout(0.05)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            if self._stopping.is_set() or len(data) > _HEAD_LIMIT:
+                return None
+            try:
+                chunk = client.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return None
+            if not chunk:
+                return None
+            data += chunk
+        return data.split(b"\r\n\r\n", 1)[0]
+
+    def _serve(self, client: socket.socket) -> None:
+        head = self._read_head(client)
+        if head is None:
+            return
+        with self._lock:
+            self.heads.append(head)
+        if self.silent:
+            self._stopping.wait()
+            return
+        if self.answer is not None:
+            client.sendall(self.answer)
+            client.shutdown(socket.SHUT_RDWR)
+            return
+        index = len(self.heads) - 1
+        if self.credentials is not None:
+            token = base64.b64encode(":".join(self.credentials).encode()).decode()
+            if self.headers(index).get("proxy-authorization") != f"Basic {token}":
+                client.sendall(
+                    b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+                    b'Proxy-Authenticate: Basic realm="test"\r\nContent-Length: 0\r\n\r\n'
+                )
+                client.shutdown(socket.SHUT_RDWR)
+                return
+        method, target, _ = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
+        host, _, port = target.rpartition(":")
+        if method != "CONNECT" or not ipaddress.ip_address(host.strip("[]")).is_loopback:
+            client.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+            client.shutdown(socket.SHUT_RDWR)
+            return
+        try:
+            upstream = self._keep(socket.create_connection((host.strip("[]"), int(port)), 5))
+        except OSError:
+            client.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+            client.shutdown(socket.SHUT_RDWR)
+            return
+        with self._lock:
+            self.upstream_ports.append(upstream.getsockname()[1])
+        client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        self._pipe(client, upstream)
+
+    def _pipe(self, client: socket.socket, upstream: socket.socket) -> None:
+        peers = {client: upstream, upstream: client}
+        for sock in peers:
+            sock.setblocking(True)
+        while not self._stopping.is_set():
+            readable, _, _ = select.select(list(peers), [], [], 0.05)
+            for sock in readable:
+                try:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    peers[sock].sendall(data)
+                except OSError:
+                    return
+
+
+@contextmanager
+def tunnel_proxy(**settings: object) -> Iterator[TunnelProxy]:
+    """A running `TunnelProxy` with ``settings``; stopped, every socket closed, after."""
+    proxy = TunnelProxy(**settings)  # type: ignore[arg-type]
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
