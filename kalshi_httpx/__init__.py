@@ -2,8 +2,9 @@
 
 `KalshiClient` sends through an `httpx.HTTPTransport` (or the transport you pass), and
 `AsyncKalshiClient` through an `httpx.AsyncHTTPTransport`. Pass ``http_client=`` to use your own
-`httpx.Client` / `httpx.AsyncClient` with all its settings; a proxy named in the environment
-(``HTTPS_PROXY``, ``ALL_PROXY``) is honoured through an internal httpx client.
+`httpx.Client` / `httpx.AsyncClient` with all its settings. ``proxy=`` routes the transport
+through a proxy; without it, a proxy named in the environment (``HTTPS_PROXY``, ``ALL_PROXY``)
+is honoured through an internal httpx client.
 """
 
 from __future__ import annotations

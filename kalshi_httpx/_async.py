@@ -8,8 +8,9 @@ The core already does what `httpx.AsyncClient.send` would add on top (headers, r
 not followed by the API, no cookies, no auth flow), and skipping it saves about 60 µs a call.
 A ready `httpx.AsyncClient` passed as ``http_client`` is used through its public ``send``, with
 all its settings but ``follow_redirects`` (a redirect is an answer, never followed); so is an
-internal one when the environment names a proxy (``HTTPS_PROXY``, ``ALL_PROXY``, ...), which
-only `httpx.AsyncClient` knows how to route. A pool built here is built anew in a forked
+internal one when the environment names a proxy (``HTTPS_PROXY``, ``ALL_PROXY``, ...) and
+``proxy=`` is not given, since only `httpx.AsyncClient` knows how to route by the environment.
+``proxy=`` goes to the transport itself. A pool built here is built anew in a forked
 process and on a new asyncio event loop (see `_pool`).
 
 With a rate limiter on, a call takes one of the pool's connection slots before its request is
@@ -39,8 +40,10 @@ from kalshi_httpx import _pool
 from kalshi_httpx._body import aread_reply
 from kalshi_httpx._errors import map_exceptions
 from kalshi_httpx._gate import AsyncGate
+from kalshi_httpx._proxy import httpx_proxy
 from kalshi_proto.auth import Credentials, Passphrase
 from kalshi_proto.errors import ConfigurationError, LocalProtocolError
+from kalshi_proto.proxy import ProxyUrl
 from kalshi_proto.rest._async_base import AsyncClientBase, Logger, Slot
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
 from kalshi_proto.rest.http11 import ACCEPT_ENCODING
@@ -97,12 +100,18 @@ class AsyncKalshiClient(AsyncClientBase):
             proxies); `aclose` closes it.
         http_client: a ready `httpx.AsyncClient`; the other httpx options are then ignored and
             the client is not closed by `aclose`.
+        proxy: a proxy to reach the API through: an ``http://``, ``https://``, ``socks5://``
+            or ``socks5h://`` URL (SOCKS needs ``socksio``), or a
+            `kalshi_proto.proxy.ProxyUrl`. Given, it is used instead of any proxy the
+            environment names; not with ``transport`` or ``http_client``, which connect as
+            they are configured to.
 
     Raises:
         ConfigurationError: an argument is of the wrong type or out of range (``limits`` not
             an `httpx.Limits`, ``verify`` not a bool or an `ssl.SSLContext`, ``http2`` not a
             bool or without h2 installed, ``transport`` without ``handle_async_request``,
-            ``http_client`` not an `httpx.AsyncClient` or already closed, and those of every
+            ``http_client`` not an `httpx.AsyncClient` or already closed, ``proxy`` not a
+            usable proxy URL or given with ``transport`` or ``http_client``, and those of every
             client).
         CredentialsError: the key arguments are incomplete, contradictory or unusable.
     """
@@ -129,6 +138,7 @@ class AsyncKalshiClient(AsyncClientBase):
         verify: ssl.SSLContext | bool = True,
         transport: httpx.AsyncBaseTransport | None = None,
         http_client: httpx.AsyncClient | None = None,
+        proxy: str | ProxyUrl | None = None,
     ) -> None:
         if limits is not None and not isinstance(limits, httpx.Limits):
             raise ConfigurationError(
@@ -157,6 +167,13 @@ class AsyncKalshiClient(AsyncClientBase):
             )
         if http_client is not None and http_client.is_closed:
             raise ConfigurationError("http_client is closed: pass one that is open")
+        routed = httpx_proxy(proxy)
+        if routed is not None and (transport is not None or http_client is not None):
+            given = "transport" if transport is not None else "http_client"
+            raise ConfigurationError(
+                f"give proxy= or {given}=, not both: a {given} of your own connects as it is "
+                "configured to (httpx.AsyncClient(proxy=...), httpx.AsyncHTTPTransport(proxy=...))"
+            )
         super().__init__(
             key_id=key_id,
             private_key=private_key,
@@ -194,13 +211,13 @@ class AsyncKalshiClient(AsyncClientBase):
         self._gate_size: int | None = None
         self._gate: AsyncGate | None = None
         if http_client is None and (
-            transport is not None or not _proxy_in_environment(base.scheme)
+            transport is not None or routed is not None or not _proxy_in_environment(base.scheme)
         ):
             if transport is None:
 
                 def new_transport() -> None:
                     self._transport = httpx.AsyncHTTPTransport(
-                        http2=http2, limits=limits or _LIMITS, verify=verify
+                        http2=http2, limits=limits or _LIMITS, verify=verify, proxy=routed
                     )
 
                 self._new_pool = new_transport

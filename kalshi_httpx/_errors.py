@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +13,7 @@ from kalshi_proto.errors import (
     CertificateError,
     ConnectError,
     ConnectTimeout,
+    ProxyError,
     ReadError,
     ReadTimeout,
     TransportError,
@@ -19,6 +21,9 @@ from kalshi_proto.errors import (
 )
 
 __all__ = ["map_exceptions"]
+
+# httpcore's refusal of a CONNECT: "407 Proxy Authentication Required".
+_REFUSAL = re.compile(r"([1-5][0-9][0-9])(?: |$)")
 
 # The failures other than httpx.ConnectTimeout and httpx.ConnectError (see _translated), in
 # order: the first row the exception is an instance of gives its class.
@@ -56,6 +61,15 @@ def _translated(exc: httpx.RequestError, url: httpx.URL) -> TransportError:
         if tls is not None:
             return ConnectError(f"TLS handshake with {_where(url)} failed: {tls}")
         return ConnectError(f"cannot connect to {_where(url)}: {exc}")
+    if isinstance(exc, httpx.ProxyError):
+        # Before the request: the proxy did not open a tunnel (kalshi_sync's words again).
+        refusal = _REFUSAL.match(str(exc))
+        if refusal is None:
+            return ProxyError(f"the proxy did not open a tunnel to {_where(url)}: {exc}")
+        return ProxyError(
+            f"the proxy refused the tunnel to {_where(url)}: HTTP {exc}".rstrip(),
+            status=int(refusal.group(1)),
+        )
     target = next(target for source, target in _MAP if isinstance(exc, source))  # last: any
     return target(f"{type(exc).__name__}: {exc}")
 

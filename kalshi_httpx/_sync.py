@@ -9,8 +9,9 @@ The core already does what `httpx.Client.send` would add on top (headers, redire
 not followed by the API, no cookies, no auth flow), and skipping it saves about 60 µs a call.
 A ready `httpx.Client` passed as ``http_client`` is used through its public ``send``, with
 all its settings but ``follow_redirects`` (a redirect is an answer, never followed); so is an
-internal one when the environment names a proxy (``HTTPS_PROXY``, ``ALL_PROXY``, ...), which
-only `httpx.Client` knows how to route. A pool built here is built anew in a forked
+internal one when the environment names a proxy (``HTTPS_PROXY``, ``ALL_PROXY``, ...) and
+``proxy=`` is not given, since only `httpx.Client` knows how to route by the environment.
+``proxy=`` goes to the transport itself. A pool built here is built anew in a forked
 process and on a new asyncio event loop (see `_pool`).
 
 With a rate limiter on, a call takes one of the pool's connection slots before its request is
@@ -40,8 +41,10 @@ from kalshi_httpx import _pool
 from kalshi_httpx._body import read_reply
 from kalshi_httpx._errors import map_exceptions
 from kalshi_httpx._gate import Gate
+from kalshi_httpx._proxy import httpx_proxy
 from kalshi_proto.auth import Credentials, Passphrase
 from kalshi_proto.errors import ConfigurationError, LocalProtocolError
+from kalshi_proto.proxy import ProxyUrl
 from kalshi_proto.rest._sync_base import ClientBase, Logger, Slot
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
 from kalshi_proto.rest.http11 import ACCEPT_ENCODING
@@ -98,12 +101,18 @@ class KalshiClient(ClientBase):
             proxies); `close` closes it.
         http_client: a ready `httpx.Client`; the other httpx options are then ignored and
             the client is not closed by `close`.
+        proxy: a proxy to reach the API through: an ``http://``, ``https://``, ``socks5://``
+            or ``socks5h://`` URL (SOCKS needs ``socksio``), or a
+            `kalshi_proto.proxy.ProxyUrl`. Given, it is used instead of any proxy the
+            environment names; not with ``transport`` or ``http_client``, which connect as
+            they are configured to.
 
     Raises:
         ConfigurationError: an argument is of the wrong type or out of range (``limits`` not
             an `httpx.Limits`, ``verify`` not a bool or an `ssl.SSLContext`, ``http2`` not a
             bool or without h2 installed, ``transport`` without ``handle_request``,
-            ``http_client`` not an `httpx.Client` or already closed, and those of every
+            ``http_client`` not an `httpx.Client` or already closed, ``proxy`` not a
+            usable proxy URL or given with ``transport`` or ``http_client``, and those of every
             client).
         CredentialsError: the key arguments are incomplete, contradictory or unusable.
     """
@@ -130,6 +139,7 @@ class KalshiClient(ClientBase):
         verify: ssl.SSLContext | bool = True,
         transport: httpx.BaseTransport | None = None,
         http_client: httpx.Client | None = None,
+        proxy: str | ProxyUrl | None = None,
     ) -> None:
         if limits is not None and not isinstance(limits, httpx.Limits):
             raise ConfigurationError(
@@ -158,6 +168,13 @@ class KalshiClient(ClientBase):
             )
         if http_client is not None and http_client.is_closed:
             raise ConfigurationError("http_client is closed: pass one that is open")
+        routed = httpx_proxy(proxy)
+        if routed is not None and (transport is not None or http_client is not None):
+            given = "transport" if transport is not None else "http_client"
+            raise ConfigurationError(
+                f"give proxy= or {given}=, not both: a {given} of your own connects as it is "
+                "configured to (httpx.Client(proxy=...), httpx.HTTPTransport(proxy=...))"
+            )
         super().__init__(
             key_id=key_id,
             private_key=private_key,
@@ -195,13 +212,13 @@ class KalshiClient(ClientBase):
         self._gate_size: int | None = None
         self._gate: Gate | None = None
         if http_client is None and (
-            transport is not None or not _proxy_in_environment(base.scheme)
+            transport is not None or routed is not None or not _proxy_in_environment(base.scheme)
         ):
             if transport is None:
 
                 def new_transport() -> None:
                     self._transport = httpx.HTTPTransport(
-                        http2=http2, limits=limits or _LIMITS, verify=verify
+                        http2=http2, limits=limits or _LIMITS, verify=verify, proxy=routed
                     )
 
                 self._new_pool = new_transport

@@ -16,8 +16,8 @@ while not tunnel.receive_data(sock.recv(4096)):  # b"" at EOF raises ProxyError
 ```
 
 Only ``http://`` proxies are taken (the connection to the proxy itself is not encrypted, as
-with curl's ``http://`` proxies; the API's TLS session runs inside it). For an ``https://`` or
-a SOCKS proxy, use `kalshi_httpx` with an ``httpx.Client(proxy=...)``.
+with curl's ``http://`` proxies; the API's TLS session runs inside it). `kalshi_httpx` takes
+``proxy=`` too, where httpx also tunnels through ``https://`` and SOCKS proxies.
 """
 
 from __future__ import annotations
@@ -115,8 +115,8 @@ class ProxyUrl:
         if scheme != "http":
             raise ConfigurationError(
                 f"a {scheme}:// proxy is not supported here, only http:// proxies (the API's TLS "
-                "session runs inside the tunnel either way); for https:// or SOCKS proxies use "
-                "kalshi_httpx with httpx.Client(proxy=...)"
+                "session runs inside the tunnel either way); kalshi_httpx's proxy= takes "
+                "https:// and SOCKS proxies too"
             )
         if parts.path not in ("", "/") or parts.query or parts.fragment or url.endswith(("?", "#")):
             raise _malformed("URL may not have a path, query or fragment")

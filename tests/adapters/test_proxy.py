@@ -1,7 +1,8 @@
 """Clients that reach the API through an HTTP proxy's ``CONNECT`` tunnel.
 
-`kalshi_sync` and `kalshi_anyio` take ``proxy=``; `kalshi_httpx` takes an httpx client with
-its own proxy. The proxy (``tests/helpers/proxy.py``) is a plain socket relay written apart from
+Every client takes ``proxy=``: `kalshi_sync` and `kalshi_anyio` open the tunnel with
+`kalshi_proto.proxy`, `kalshi_httpx` hands it to httpx (which also takes an httpx client with
+its own proxy). The proxy (``tests/helpers/proxy.py``) is a plain socket relay written apart from
 the SDK's tunnel code; the server behind it is the usual uvicorn test server, which verifies
 every signature, so a call that works went through the tunnel with its TLS session and its
 signed request intact.
@@ -10,21 +11,32 @@ signed request intact.
 from __future__ import annotations
 
 import base64
+import ssl
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
-from kalshi_proto.errors import ConfigurationError, ConnectError, ConnectTimeout, ProxyError
+from kalshi_proto.errors import (
+    CertificateError,
+    ConfigurationError,
+    ConnectError,
+    ConnectTimeout,
+    ProxyError,
+    TransportError,
+)
 from kalshi_proto.proxy import ProxyUrl
 from kalshi_proto.rest.client import USER_AGENT
 from kalshi_proto.rest.retry import RetryPolicy
 from tests.adapters.conftest import FAST_RETRY, Driver, Flavour, backend_of, maybe
+from tests.adapters.test_rest_clients import order_request
 from tests.helpers.proxy import TunnelProxy, tunnel_proxy
 
-pytestmark = [pytest.mark.anyio, pytest.mark.flavours("kalshi_sync", "kalshi_anyio")]
+pytestmark = pytest.mark.anyio
 
 NO_RETRY = RetryPolicy.disabled()
+OURS = ("kalshi_sync", "kalshi_anyio")  #: the clients whose tunnel is `kalshi_proto.proxy`
 
 
 @pytest.fixture
@@ -34,6 +46,10 @@ def anyio_backend(flavour: Flavour) -> str | None:
 
 def _target(kx: Driver) -> str:
     return f"127.0.0.1:{kx.server.port}"
+
+
+def _ours(kx: Driver) -> bool:
+    return kx.flavour.family in OURS
 
 
 async def test_calls_go_through_one_tunnel_that_is_kept_alive(kx: Driver) -> None:
@@ -46,20 +62,33 @@ async def test_calls_go_through_one_tunnel_that_is_kept_alive(kx: Driver) -> Non
         assert len(proxy.heads) == 1  # the second call reused the tunnel
         request_line = proxy.heads[0].split(b"\r\n")[0].decode()
         assert request_line == f"CONNECT {_target(kx)} HTTP/1.1"
-        assert proxy.headers() == {"host": _target(kx), "user-agent": USER_AGENT}
+        assert proxy.headers()["host"] == _target(kx)
         seen = kx.server.requests()
         assert [request.operation_id for request in seen] == ["GetBalance", "GetMarket"]
         assert seen[0].auth == kx.server.ed25519.key_id  # the signature verified
         assert {request.client_port for request in seen} == set(proxy.upstream_ports)
 
 
-async def test_a_proxy_url_object_and_the_client_user_agent_are_used(kx: Driver) -> None:
+@pytest.mark.flavours(*OURS)
+async def test_the_connect_request_carries_the_client_user_agent_and_nothing_else(
+    kx: Driver,
+) -> None:
     with tunnel_proxy() as proxy:
-        given = ProxyUrl("127.0.0.1", proxy.port)
-        async with kx.client(proxy=given, user_agent="my-bot/2") as client:
+        async with kx.client(proxy=proxy.url()) as client:
             await maybe(client.markets.get("KXTEST-1"))
-        assert proxy.headers()["user-agent"] == "my-bot/2"
-        assert kx.server.requests()[0].headers["user-agent"] == "my-bot/2"
+        async with kx.client(proxy=proxy.url(), user_agent="my-bot/2") as client:
+            await maybe(client.markets.get("KXTEST-1"))
+        assert proxy.headers(0) == {"host": _target(kx), "user-agent": USER_AGENT}
+        assert proxy.headers(1) == {"host": _target(kx), "user-agent": "my-bot/2"}
+
+
+async def test_a_proxy_url_object_is_taken(kx: Driver) -> None:
+    with tunnel_proxy(credentials=("bot", "s@cret")) as proxy:
+        given = ProxyUrl("127.0.0.1", proxy.port, "bot", "s@cret")
+        async with kx.client(proxy=given) as client:
+            await maybe(client.markets.get("KXTEST-1"))
+        assert len(proxy.heads) == 1
+        assert len(kx.server.requests()) == 1
 
 
 async def test_credentials_in_the_url_are_sent_percent_decoded(kx: Driver) -> None:
@@ -76,18 +105,27 @@ async def test_refused_credentials_end_the_call_at_once_without_showing_them(kx:
         async with kx.client(proxy=proxy.url("bot:wrong-one@"), retry=FAST_RETRY) as client:
             with pytest.raises(ProxyError) as info:
                 await maybe(client.markets.get("KXTEST-1"))
-            assert "bot:***" not in repr(client) and "wrong-one" not in repr(client)
+            assert "wrong-one" not in repr(client)
         assert len(proxy.heads) == 1  # not retried: the proxy would refuse again
     error = info.value
     assert error.status == 407
-    assert str(error) == (
-        f"the proxy 127.0.0.1:{proxy.port} refused the tunnel to {_target(kx)}: HTTP 407 Proxy "
-        "Authentication Required (it refused the user name and password of the proxy URL)"
-    )
+    assert "wrong-one" not in str(error)
     assert error.__notes__ == ["not retried: the proxy would refuse again (HTTP 407)"]
     assert kx.server.requests() == []
+    if _ours(kx):
+        assert str(error) == (
+            f"the proxy 127.0.0.1:{proxy.port} refused the tunnel to {_target(kx)}: HTTP 407 "
+            "Proxy Authentication Required (it refused the user name and password of the proxy "
+            "URL)"
+        )
+    else:
+        assert str(error) == (
+            f"the proxy refused the tunnel to {_target(kx)}: HTTP 407 Proxy Authentication "
+            "Required"
+        )
 
 
+@pytest.mark.flavours(*OURS)
 async def test_missing_credentials_say_how_to_give_them(kx: Driver) -> None:
     with tunnel_proxy(credentials=("bot", "right")) as proxy:
         async with kx.client(proxy=proxy.url(), retry=NO_RETRY) as client:
@@ -107,6 +145,18 @@ async def test_a_proxy_that_cannot_reach_the_api_is_retried_like_a_refused_conne
     assert info.value.status == 502
 
 
+async def test_an_order_refused_by_the_proxy_says_it_never_left(kx: Driver) -> None:
+    answer = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n"
+    with tunnel_proxy(answer=answer) as proxy:
+        async with kx.client(proxy=proxy.url(), retry=FAST_RETRY) as client:
+            with pytest.raises(ProxyError) as info:
+                await maybe(client.orders.create_v2(order_request()))
+        assert len(proxy.heads) == 1
+    assert info.value.status == 403
+    assert info.value.__notes__ == ["not retried: the proxy would refuse again (HTTP 403)"]
+
+
+@pytest.mark.flavours(*OURS)
 @pytest.mark.parametrize(
     ("answer", "message"),
     [
@@ -123,16 +173,17 @@ async def test_a_broken_proxy_is_a_proxy_error(kx: Driver, answer: bytes, messag
     assert info.value.status is None
 
 
-async def test_a_proxy_that_never_answers_is_a_connect_timeout(kx: Driver) -> None:
+async def test_a_proxy_that_never_answers_times_out(kx: Driver) -> None:
     with tunnel_proxy(silent=True) as proxy:
         async with kx.client(proxy=proxy.url(), timeout=0.3, retry=NO_RETRY) as client:
             started = kx.now()
-            with pytest.raises(ConnectTimeout, match="timed out"):
+            with pytest.raises(TransportError) as info:
                 await maybe(client.markets.get("KXTEST-1"))
             assert kx.now() - started < 3
+    assert isinstance(info.value, ConnectTimeout if _ours(kx) else TimeoutError)
 
 
-async def test_a_proxy_that_is_not_there_is_named(
+async def test_a_proxy_that_is_not_there_is_a_connect_error(
     kx: Driver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     proxy = TunnelProxy()
@@ -141,24 +192,24 @@ async def test_a_proxy_that_is_not_there_is_named(
     async with kx.client(proxy=proxy.url(), retry=NO_RETRY) as client:
         with pytest.raises(ConnectError) as info:
             await maybe(client.markets.get("KXTEST-1"))
-    assert str(info.value).startswith(f"cannot connect to the proxy 127.0.0.1:{proxy.port}: ")
     assert not isinstance(info.value, ProxyError)
-    # A proxy was used: no note about the variable.
-    assert not any("HTTPS_PROXY" in note for note in info.value.__notes__)
+    if _ours(kx):
+        assert str(info.value).startswith(f"cannot connect to the proxy 127.0.0.1:{proxy.port}: ")
+        # A proxy was used: no note about the variable.
+        assert not any("HTTPS_PROXY" in note for note in info.value.__notes__)
 
 
 async def test_the_api_certificate_is_still_verified_inside_the_tunnel(kx: Driver) -> None:
-    import ssl
-
     untrusting = ssl.create_default_context()  # the system CAs: not the test CA
     with tunnel_proxy() as proxy:
-        async with kx.client(proxy=proxy.url(), ssl_context=untrusting) as client:
-            with pytest.raises(ConnectError, match="certificate verify failed"):
+        async with kx.client(proxy=proxy.url(), **kx.tls(untrusting)) as client:
+            with pytest.raises(CertificateError, match="certificate verify failed"):
                 await maybe(client.markets.get("KXTEST-1"))
         assert len(proxy.heads) == 1  # a certificate failure is not retried
     assert kx.server.requests() == []
 
 
+@pytest.mark.flavours(*OURS)
 @pytest.mark.parametrize(
     ("proxy", "message"),
     [
@@ -169,7 +220,68 @@ async def test_the_api_certificate_is_still_verified_inside_the_tunnel(kx: Drive
 )
 def test_a_bad_proxy_is_refused_at_construction(flavour: Flavour, proxy: Any, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
-        flavour.cls(proxy=proxy)  # type: ignore[call-arg]
+        flavour.cls(proxy=proxy)
+
+
+@pytest.mark.flavours("httpx")
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"proxy": "proxy.example.com:3128"}, "URL has no scheme"),
+        ({"proxy": "ftp://proxy.example.com"}, "a ftp:// proxy is not supported here"),
+        ({"proxy": "https://"}, "proxy is not a usable https:// URL"),
+        ({"proxy": "https://proxy.example.com:99999"}, "proxy is not a usable https:// URL"),
+        ({"proxy": "socks5://proxy.example.com"}, "needs the socksio package"),
+        ({"proxy": 3128}, "proxy must be a URL such as"),
+        ({"proxy": "http://proxy.example.com", "transport": "T"}, "give proxy= or transport="),
+        ({"proxy": "http://proxy.example.com", "http_client": "C"}, "give proxy= or http_client="),
+    ],
+)
+def test_a_bad_proxy_is_refused_by_the_httpx_clients(
+    flavour: Flavour, kwargs: dict[str, Any], message: str
+) -> None:
+    kwargs = dict(kwargs)  # (shared by the flavours' variants)
+    if kwargs.get("transport") == "T":
+        kwargs["transport"] = (
+            httpx.AsyncHTTPTransport() if flavour.is_async else httpx.HTTPTransport()
+        )
+    if kwargs.get("http_client") == "C":
+        kwargs["http_client"] = httpx.AsyncClient() if flavour.is_async else httpx.Client()
+    try:
+        with pytest.raises(ConfigurationError, match=message) as info:
+            flavour.cls(**kwargs)
+        assert "proxy.example.com:99999" not in str(info.value)
+    finally:
+        for closable in (kwargs.get("transport"), kwargs.get("http_client")):
+            if isinstance(closable, httpx.Client | httpx.HTTPTransport):
+                closable.close()
+            elif closable is not None:
+                anyio.run(closable.aclose)
+
+
+@pytest.mark.flavours("httpx")
+async def test_the_httpx_clients_take_https_proxies(kx: Driver) -> None:
+    # An https:// proxy is spoken to over TLS: the plain-text test proxy takes the connection
+    # and cannot answer the handshake, so the call fails before any request.
+    with tunnel_proxy() as proxy:
+        https = f"https://127.0.0.1:{proxy.port}"
+        async with kx.client(proxy=https, timeout=0.5, retry=NO_RETRY) as client:
+            with pytest.raises(TransportError):
+                await maybe(client.markets.get("KXTEST-1"))
+        assert proxy.accepted == 1
+        assert proxy.heads == []  # no plain CONNECT: it was TLS
+    assert kx.server.requests() == []
+
+
+@pytest.mark.flavours("httpx")
+async def test_a_given_proxy_wins_over_the_environment(
+    kx: Driver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # the discard port: nothing there
+    with tunnel_proxy() as proxy:
+        async with kx.client(proxy=proxy.url()) as client:
+            await maybe(client.markets.get("KXTEST-1"))
+        assert len(proxy.heads) == 1
 
 
 @pytest.mark.flavours("httpx")

@@ -32,6 +32,7 @@ class TunnelProxy:
         silent: accept connections and read the request, but never answer.
         credentials: ``(user, password)`` the proxy demands (407 otherwise), or None.
         heads: the request heads received (everything up to the blank line), in order.
+        accepted: how many connections it accepted.
         upstream_ports: the local port of each tunnel's connection to its target: the client
             port the target sees for requests that came through the tunnel.
     """
@@ -41,6 +42,7 @@ class TunnelProxy:
     credentials: tuple[str, str] | None = None
     heads: list[bytes] = field(default_factory=list)
     upstream_ports: list[int] = field(default_factory=list)
+    accepted: int = 0
     _listener: socket.socket = field(init=False)
     _threads: list[threading.Thread] = field(default_factory=list)
     _sockets: list[socket.socket] = field(default_factory=list)
@@ -92,6 +94,8 @@ class TunnelProxy:
                 continue
             except OSError:
                 return
+            with self._lock:
+                self.accepted += 1
             self._start(self._serve, self._keep(client))
 
     def _read_head(self, client: socket.socket) -> bytes | None:
