@@ -32,7 +32,7 @@ from kalshi_proto.errors import (
     ReadError,
     RemoteProtocolError,
 )
-from kalshi_proto.proxy import ProxyUrl, check_proxy
+from kalshi_proto.proxy import ProxyUrl, check_proxy, check_route
 from kalshi_proto.rest._async_base import AsyncClientBase, Logger, Slot
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
 from kalshi_proto.rest.events import ConnectionClosed, ResponseReceived
@@ -127,6 +127,8 @@ class AsyncKalshiClient(AsyncClientBase):
         )
         self._expiry = math.inf if keepalive_expiry is None else keepalive_expiry
         base = self.config.base_url
+        if self._proxy is not None:
+            check_route(self._proxy.host, base)
         self._ssl = _io.default_ssl_context(ssl_context) if base.scheme == "https" else None
         self._host = base.host
         self._port = base.port

@@ -43,7 +43,7 @@ from kalshi_httpx._gate import AsyncGate
 from kalshi_httpx._proxy import httpx_proxy
 from kalshi_proto.auth import Credentials, Passphrase
 from kalshi_proto.errors import ConfigurationError, LocalProtocolError
-from kalshi_proto.proxy import ProxyUrl
+from kalshi_proto.proxy import ProxyUrl, check_route
 from kalshi_proto.rest._async_base import AsyncClientBase, Logger, Slot
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
 from kalshi_proto.rest.http11 import ACCEPT_ENCODING
@@ -198,6 +198,8 @@ class AsyncKalshiClient(AsyncClientBase):
                     "http2=True needs the h2 package: pip install 'kalshi-sansio[http2]'"
                 ) from None
         base = self.config.base_url
+        if routed is not None:
+            check_route(routed.url.host, base)
         self._origin = base.origin
         # Parsed URLs by request target: parsing one costs more than the rest of the request.
         self._urls: dict[str, httpx.URL] = {}

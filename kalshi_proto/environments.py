@@ -29,6 +29,7 @@ __all__ = [
     "PRODUCTION_SERVERS",
     "BaseUrl",
     "host_problem",
+    "is_loopback",
     "resolve_base_url",
 ]
 
@@ -59,7 +60,9 @@ _PATH = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*")
 _LOOPBACK_HINT = "localhost, 127.0.0.0/8 or ::1"
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name, or an IP address without brackets) is ``localhost``, in
+    127.0.0.0/8 or ``::1``."""
     if host == "localhost":
         return True
     try:
@@ -139,7 +142,7 @@ class BaseUrl:
     @property
     def is_loopback(self) -> bool:
         """Whether the host is ``localhost``, in 127.0.0.0/8 or ``::1``."""
-        return _is_loopback(self.host)
+        return is_loopback(self.host)
 
     @property
     def host_header(self) -> str:

@@ -28,10 +28,10 @@ from urllib.parse import unquote, urlsplit
 
 import h11
 
-from kalshi_proto.environments import host_problem
+from kalshi_proto.environments import BaseUrl, host_problem, is_loopback
 from kalshi_proto.errors import ConfigurationError, LocalProtocolError, ProxyError
 
-__all__ = ["ProxyTunnel", "ProxyUrl", "check_proxy"]
+__all__ = ["ProxyTunnel", "ProxyUrl", "check_proxy", "check_route"]
 
 _EXAMPLE = "http://proxy.example.com:3128"
 
@@ -167,6 +167,24 @@ def check_proxy(value: object) -> ProxyUrl | None:
     raise ConfigurationError(
         f"proxy must be a URL such as {_EXAMPLE!r}, a ProxyUrl or None, got {type(value).__name__}"
     )
+
+
+def check_route(proxy_host: str, base_url: BaseUrl) -> None:
+    """Refuse a route that cannot mean what it says: a loopback API host (the local exchange,
+    say) through a proxy on another machine, which would reach the proxy's own loopback.
+
+    Args:
+        proxy_host: the proxy's host, as a `ProxyUrl` has it.
+        base_url: the client's base URL.
+
+    Raises:
+        ConfigurationError: ``base_url`` is on loopback and ``proxy_host`` is not.
+    """
+    if base_url.is_loopback and not is_loopback(proxy_host):
+        raise ConfigurationError(
+            f"base_url {base_url.url} is on this machine, but the proxy is not: a tunnel "
+            "would reach the proxy's own loopback; leave proxy= out for a loopback base_url"
+        )
 
 
 class ProxyTunnel:

@@ -209,6 +209,14 @@ async def test_the_api_certificate_is_still_verified_inside_the_tunnel(kx: Drive
     assert kx.server.requests() == []
 
 
+@pytest.mark.parametrize("proxy", ["http://proxy.example.com:3128", "https://[2001:db8::1]:8443"])
+async def test_a_loopback_api_through_a_proxy_elsewhere_is_refused(kx: Driver, proxy: str) -> None:
+    if _ours(kx) and proxy.startswith("https"):
+        proxy = "http://[2001:db8::1]:8443"
+    with pytest.raises(ConfigurationError, match=r"would reach the proxy's own loopback"):
+        kx.build(proxy=proxy)
+
+
 @pytest.mark.flavours(*OURS)
 @pytest.mark.parametrize(
     ("proxy", "message"),

@@ -10,8 +10,9 @@ import re
 
 import pytest
 
+from kalshi_proto.environments import resolve_base_url
 from kalshi_proto.errors import ConfigurationError, ConnectError, LocalProtocolError, ProxyError
-from kalshi_proto.proxy import ProxyTunnel, ProxyUrl, check_proxy
+from kalshi_proto.proxy import ProxyTunnel, ProxyUrl, check_proxy, check_route
 from tests.helpers.feed import chunks_bytewise, chunks_random
 
 OK = b"HTTP/1.1 200 Connection established\r\n\r\n"
@@ -124,6 +125,29 @@ def test_a_proxy_url_copies_and_pickles_whole() -> None:
     assert pickle.loads(pickle.dumps(proxy)) == proxy
     assert copy.copy(proxy) == proxy
     assert proxy != ProxyUrl.parse("http://alice:other@proxy.example.com:3128")
+
+
+@pytest.mark.parametrize(
+    ("proxy_host", "base_url", "refused"),
+    [
+        ("proxy.example.com", "https://127.0.0.1:8443/trade-api/v2", True),
+        ("2001:db8::1", "http://localhost:8080/trade-api/v2", True),
+        ("127.0.0.1", "https://127.0.0.1:8443/trade-api/v2", False),
+        ("::1", "https://localhost:8443/trade-api/v2", False),
+        ("localhost", "https://[::1]:8443/trade-api/v2", False),
+        ("proxy.example.com", "https://external-api.kalshi.com/trade-api/v2", False),
+        ("127.0.0.1", "https://external-api.kalshi.com/trade-api/v2", False),
+    ],
+)
+def test_a_loopback_api_is_reached_only_through_a_loopback_proxy(
+    proxy_host: str, base_url: str, refused: bool
+) -> None:
+    base = resolve_base_url(base_url=base_url)
+    if refused:
+        with pytest.raises(ConfigurationError, match=r"would reach the proxy's own loopback"):
+            check_route(proxy_host, base)
+    else:
+        check_route(proxy_host, base)
 
 
 # ---- ProxyTunnel -----------------------------------------------------------------------------
