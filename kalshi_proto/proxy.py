@@ -217,9 +217,9 @@ class ProxyTunnel:
         if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
             raise ConfigurationError(f"tunnel port must be an int from 1 to 65535, got {port!r}")
         #: The proxy.
-        self.proxy = proxy
+        self.proxy: ProxyUrl = proxy
         #: ``host:port`` as the ``CONNECT`` request names it (IPv6 in brackets).
-        self.target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self.target: str = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         headers = [(b"Host", self.target.encode())]
         if user_agent is not None:
             headers.append((b"User-Agent", user_agent.encode()))
@@ -231,7 +231,7 @@ class ProxyTunnel:
             h11.Request(method=b"CONNECT", target=self.target.encode(), headers=headers)
         ) + (self._connection.send(h11.EndOfMessage()) or b"")
         #: True once the proxy has answered 2xx: the connection is the tunnel now.
-        self.is_open = False
+        self.is_open: bool = False
         self._failed = False
 
     def __repr__(self) -> str:
