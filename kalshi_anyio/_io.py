@@ -24,7 +24,7 @@ import anyio
 import anyio.abc
 from anyio.streams.tls import TLSAttribute, TLSStream
 
-from kalshi_proto.environ import proxy_variable
+from kalshi_proto.environ import unused_proxy_note
 from kalshi_proto.errors import (
     CertificateError,
     ConfigurationError,
@@ -299,12 +299,9 @@ async def connect(
     try:
         return await _connect(host, port, ssl_context, deadline, proxy, user_agent)
     except ConnectError as exc:
-        variable = proxy_variable() if proxy is None else None
-        if variable is not None:
-            exc.add_note(
-                f"{variable} is set, but kalshi_anyio connects directly unless given a proxy: "
-                f"pass proxy=os.environ[{variable!r}], or use kalshi_httpx"
-            )
+        note = unused_proxy_note("kalshi_anyio") if proxy is None else None
+        if note is not None:
+            exc.add_note(note)
         raise
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "credentials_from_env",
     "load_key_file",
     "proxy_variable",
+    "unused_proxy_note",
 ]
 
 #: Environment variable holding the API key id.
@@ -260,8 +261,20 @@ PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
 def proxy_variable(environ: Mapping[str, str] | None = None) -> str | None:
     """The name of the first of `PROXY_VARIABLES` that is set (not blank), or None.
 
-    `kalshi_sync` and `kalshi_anyio` connect directly, so a connection that fails while one is
-    set gets a note saying so.
+    Read for `unused_proxy_note`.
     """
     env = os.environ if environ is None else environ
     return next((name for name in PROXY_VARIABLES if env.get(name, "").strip()), None)
+
+
+def unused_proxy_note(package: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """The note for a direct connection of ``package`` (`kalshi_sync`, `kalshi_anyio`) that
+    failed while one of `PROXY_VARIABLES` is set, or None when none is: those clients read no
+    proxy from the environment, which a user behind a proxy may not expect."""
+    variable = proxy_variable(environ)
+    if variable is None:
+        return None
+    return (
+        f"{variable} is set, but {package} connects directly unless given a proxy: "
+        f"pass proxy=os.environ[{variable!r}], or use kalshi_httpx"
+    )

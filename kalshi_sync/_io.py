@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
-from kalshi_proto.environ import proxy_variable
+from kalshi_proto.environ import unused_proxy_note
 from kalshi_proto.errors import (
     CertificateError,
     ConfigurationError,
@@ -235,12 +235,9 @@ def connect(
     try:
         return _connect(host, port, ssl_context, deadline, proxy, user_agent)
     except ConnectError as exc:
-        variable = proxy_variable() if proxy is None else None
-        if variable is not None:
-            exc.add_note(
-                f"{variable} is set, but kalshi_sync connects directly unless given a proxy: "
-                f"pass proxy=os.environ[{variable!r}], or use kalshi_httpx"
-            )
+        note = unused_proxy_note("kalshi_sync") if proxy is None else None
+        if note is not None:
+            exc.add_note(note)
         raise
 
 

@@ -20,6 +20,7 @@ from kalshi_proto.environ import (
     credentials_from_env,
     load_key_file,
     proxy_variable,
+    unused_proxy_note,
 )
 from kalshi_proto.errors import CredentialsError
 
@@ -535,3 +536,11 @@ def test_proxy_variable_names_the_first_https_proxy_set(
     environ: dict[str, str], named: str | None
 ) -> None:
     assert proxy_variable(environ) == named
+
+
+def test_the_unused_proxy_note_names_the_variable_and_how_to_pass_it_on() -> None:
+    assert unused_proxy_note("kalshi_sync", {}) is None
+    assert unused_proxy_note("kalshi_anyio", {"all_proxy": "http://p:1"}) == (
+        "all_proxy is set, but kalshi_anyio connects directly unless given a proxy: "
+        "pass proxy=os.environ['all_proxy'], or use kalshi_httpx"
+    )
