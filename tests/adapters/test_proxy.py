@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import ssl
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import anyio
@@ -29,7 +30,14 @@ from kalshi_proto.errors import (
 from kalshi_proto.proxy import ProxyUrl
 from kalshi_proto.rest.client import USER_AGENT
 from kalshi_proto.rest.retry import RetryPolicy
-from tests.adapters.conftest import FAST_RETRY, Driver, Flavour, backend_of, maybe
+from tests.adapters.conftest import (
+    FAST_RETRY,
+    Driver,
+    Flavour,
+    backend_of,
+    maybe,
+    run_without_loop,
+)
 from tests.adapters.test_rest_clients import order_request
 from tests.helpers.proxy import TunnelProxy, tunnel_proxy
 
@@ -67,6 +75,37 @@ async def test_calls_go_through_one_tunnel_that_is_kept_alive(kx: Driver) -> Non
         assert [request.operation_id for request in seen] == ["GetBalance", "GetMarket"]
         assert seen[0].auth == kx.server.ed25519.key_id  # the signature verified
         assert {request.client_port for request in seen} == set(proxy.upstream_ports)
+
+
+async def test_concurrent_calls_share_at_most_max_connections_tunnels(kx: Driver) -> None:
+    limit = {"max_connections": 3} if _ours(kx) else {"limits": httpx.Limits(max_connections=3)}
+    with tunnel_proxy() as proxy:
+        async with kx.client(proxy=proxy.url(), **limit) as client:
+
+            async def one(number: int) -> str:
+                reply = await maybe(client.markets.get(f"KXTEST-{number}"))
+                return reply.market.ticker
+
+            tickers: list[str] = []
+            if kx.is_async:
+                async with anyio.create_task_group() as group:
+                    for number in range(24):
+
+                        async def call(number: int = number) -> None:
+                            tickers.append(await one(number))
+
+                        group.start_soon(call)
+            else:
+                pool = ThreadPoolExecutor(8)
+                try:
+                    tickers = list(pool.map(lambda n: run_without_loop(one(n)), range(24)))
+                finally:
+                    pool.shutdown()
+        assert sorted(tickers) == sorted(f"KXTEST-{number}" for number in range(24))
+        assert 1 <= proxy.most_open <= 3
+        assert {request.client_port for request in kx.server.requests()} == set(
+            proxy.upstream_ports
+        )
 
 
 @pytest.mark.flavours(*OURS)

@@ -33,6 +33,7 @@ class TunnelProxy:
         credentials: ``(user, password)`` the proxy demands (407 otherwise), or None.
         heads: the request heads received (everything up to the blank line), in order.
         accepted: how many connections it accepted.
+        most_open: the most tunnels open at once.
         upstream_ports: the local port of each tunnel's connection to its target: the client
             port the target sees for requests that came through the tunnel.
     """
@@ -43,6 +44,8 @@ class TunnelProxy:
     heads: list[bytes] = field(default_factory=list)
     upstream_ports: list[int] = field(default_factory=list)
     accepted: int = 0
+    most_open: int = 0
+    _open: int = 0
     _listener: socket.socket = field(init=False)
     _threads: list[threading.Thread] = field(default_factory=list)
     _sockets: list[socket.socket] = field(default_factory=list)
@@ -152,23 +155,42 @@ class TunnelProxy:
             return
         with self._lock:
             self.upstream_ports.append(upstream.getsockname()[1])
-        client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        self._pipe(client, upstream)
+            self._open += 1
+            self.most_open = max(self.most_open, self._open)
+        try:
+            client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            self._pipe(client, upstream)
+        finally:
+            with self._lock:
+                self._open -= 1
 
     def _pipe(self, client: socket.socket, upstream: socket.socket) -> None:
         peers = {client: upstream, upstream: client}
         for sock in peers:
             sock.setblocking(True)
-        while not self._stopping.is_set():
-            readable, _, _ = select.select(list(peers), [], [], 0.05)
-            for sock in readable:
-                try:
-                    data = sock.recv(65536)
-                    if not data:
-                        return
+        while not self._stopping.is_set() and self._relay(peers):
+            pass
+        # One side ended: so does the tunnel, as a real proxy's would.
+        for sock in peers:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    @staticmethod
+    def _relay(peers: dict[socket.socket, socket.socket]) -> bool:
+        # Copy what is waiting on either side to the other; False once a side has ended.
+        readable, _, _ = select.select(list(peers), [], [], 0.05)
+        for sock in readable:
+            try:
+                data = sock.recv(65536)
+                if data:
                     peers[sock].sendall(data)
-                except OSError:
-                    return
+            except OSError:
+                return False
+            if not data:
+                return False
+        return True
 
 
 @contextmanager
