@@ -83,6 +83,7 @@ from kalshi_proto.rest.retry import (
     RetryDecision,
     RetryPolicy,
     check_number,
+    parse_http_date_ms,
     parse_retry_after,
 )
 
@@ -437,6 +438,8 @@ class CallRun(Generic[T]):
         except ApiError as exc:
             if response.status == 429:
                 self._drain(now)
+            elif response.status == 401 and self._core.config.credentials is not None:
+                exc.add_note(_unauthorized_note(self._core.config, response, wall_ms))
             retry_after = parse_retry_after(response.header("retry-after"), wall_ms=wall_ms)
             self._after_failure(exc, response.status, retry_after, now)
         except KalshiError as exc:
@@ -642,3 +645,30 @@ class CallRun(Generic[T]):
         error.__cause__ = self._error
         self._finish(error)
         return Finished()
+
+
+#: How far this machine's clock and a server's ``Date`` may differ before a 401's note blames
+#: the clock: a ``Date`` has whole seconds, and the answer took some time to arrive.
+_CLOCK_SLACK_MS = 2_000
+
+
+def _unauthorized_note(config: RestConfig, response: HttpResponse, wall_ms: int) -> str:
+    # What to check when the API refused a signed request. The server's Date header, when it
+    # sent one, says whether this machine's clock is the cause: the signature carries its time.
+    assert config.credentials is not None
+    note = (
+        f"the request was signed with key id {config.credentials.key_id!r} for "
+        f"{config.base_url.origin}: check that the key id and the private key belong together and "
+        "to this environment (demo and production keys are apart)"
+    )
+    server_ms = parse_http_date_ms(response.header("date"))
+    if server_ms is None:
+        return f"{note}, and that this machine's clock is right (the signature carries its time)"
+    skew_ms = wall_ms - server_ms
+    if abs(skew_ms) <= _CLOCK_SLACK_MS:
+        return f"{note}; this machine's clock agrees with the server's Date header"
+    way = "ahead of" if skew_ms > 0 else "behind"
+    return (
+        f"{note}; this machine's clock is {abs(skew_ms) / 1000:.0f} s {way} the server's (its "
+        "Date header), and the signature carries that time: set the clock right (NTP)"
+    )

@@ -50,6 +50,7 @@ __all__ = [
     "RetryDecision",
     "RetryPolicy",
     "check_number",
+    "parse_http_date_ms",
     "parse_retry_after",
 ]
 
@@ -315,6 +316,27 @@ class RetryPolicy:
         return RetryDecision(True, delay, f"{where}, backing off {delay:.2f}s{note}")
 
 
+def parse_http_date_ms(value: str | None) -> int | None:
+    """Turn an HTTP-date (``"Wed, 21 Oct 2015 07:28:00 GMT"``, RFC 9110 section 5.6.7), as in
+    ``Date`` and ``Retry-After``, into Unix milliseconds. A date without a time zone is read as
+    UTC, as HTTP-dates always are.
+
+    Returns:
+        The time, or ``None`` when the value is absent or cannot be read (this function never
+        raises).
+    """
+    if value is None:
+        return None
+    try:
+        when = parsedate_to_datetime(value.strip())
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    # Whole milliseconds keep the arithmetic exact; HTTP-dates have whole seconds anyway.
+    return (when - _EPOCH) // _ONE_MS
+
+
 def parse_retry_after(value: str | None, *, wall_ms: int) -> float | None:
     """Turn a ``Retry-After`` header value into seconds to wait.
 
@@ -337,12 +359,7 @@ def parse_retry_after(value: str | None, *, wall_ms: int) -> float | None:
         seconds = float(text)
         # A long enough digit string parses as infinity; treat it as unreadable.
         return seconds if math.isfinite(seconds) else None
-    try:
-        when = parsedate_to_datetime(text)
-    except (ValueError, TypeError, OverflowError):
+    target_ms = parse_http_date_ms(text)
+    if target_ms is None:
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    # Whole milliseconds keep the arithmetic exact; HTTP-dates have whole seconds anyway.
-    target_ms = (when - _EPOCH) // _ONE_MS
     return max(0, target_ms - wall_ms) / 1000

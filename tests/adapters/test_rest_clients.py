@@ -189,6 +189,10 @@ async def test_wrong_private_key_is_an_authentication_error(kx: Driver) -> None:
     assert error.message == "the signature does not verify"
     assert error.details == "signature check"
     assert len(kx.server.requests()) == 1  # 401 is not retried
+    # The server (uvicorn) sends a Date header: the note can rule the clock out.
+    [note] = error.__notes__
+    assert note.startswith(f"the request was signed with key id {kx.server.rsa.key_id!r} for ")
+    assert note.endswith("; this machine's clock agrees with the server's Date header")
 
 
 async def test_unknown_key_id_is_an_authentication_error(kx: Driver) -> None:

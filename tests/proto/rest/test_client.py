@@ -709,6 +709,61 @@ def test_a_certificate_that_fails_verification_ends_a_get_at_once(clock: FakeClo
     assert error.__notes__ == ["not retried: the server's certificate failed verification"]
 
 
+# 2026-01-01 00:00:00 UTC is FakeClock's wall_ms; the Date headers are around it.
+@pytest.mark.parametrize(
+    ("date", "ending"),
+    [
+        (
+            None,
+            ", and that this machine's clock is right (the signature carries its time)",
+        ),
+        (
+            "Thu, 01 Jan 2026 00:00:01 GMT",
+            "; this machine's clock agrees with the server's Date header",
+        ),
+        (
+            "Wed, 31 Dec 2025 23:59:15 GMT",
+            "; this machine's clock is 45 s ahead of the server's (its Date header), and the "
+            "signature carries that time: set the clock right (NTP)",
+        ),
+        (
+            "Thu, 01 Jan 2026 00:10:00 GMT",
+            "; this machine's clock is 600 s behind the server's (its Date header), and the "
+            "signature carries that time: set the clock right (NTP)",
+        ),
+        (
+            "not a date",
+            ", and that this machine's clock is right (the signature carries its time)",
+        ),
+    ],
+)
+def test_a_401_to_a_signed_request_says_what_to_check(
+    date: str | None, ending: str, rsa_credentials: Credentials, clock: FakeClock
+) -> None:
+    run = make_core(rsa_credentials).start(status_call(), clock.now)
+    send(run, clock)
+    headers = () if date is None else (("date", date),)
+    run.receive_response(failed(401, *headers), clock.now, clock.wall_ms)
+    with pytest.raises(ApiError) as info:
+        run.result()
+    [note] = info.value.__notes__
+    assert note.startswith(
+        f"the request was signed with key id {rsa_credentials.key_id!r} for "
+        "https://external-api.kalshi.com: check that the key id and the private key belong "
+        "together and to this environment (demo and production keys are apart)"
+    )
+    assert note.endswith(ending)
+
+
+def test_a_401_to_an_unsigned_request_has_no_note(clock: FakeClock) -> None:
+    run = make_core().start(status_call(), clock.now)
+    send(run, clock)
+    run.receive_response(failed(401), clock.now, clock.wall_ms)
+    with pytest.raises(ApiError) as info:
+        run.result()
+    assert not hasattr(info.value, "__notes__")
+
+
 @pytest.mark.parametrize("status", [400, 403, 407, 451])
 def test_a_proxy_that_refuses_the_tunnel_with_a_4xx_ends_a_get_at_once(
     status: int, clock: FakeClock
