@@ -72,6 +72,9 @@ class TunnelProxy:
     def stop(self) -> None:
         """Close every socket and wait for every thread."""
         self._stopping.set()
+        # The accepting thread first: once it has ended, no connection thread starts.
+        accepting, *_ = self._threads
+        accepting.join(10)
         for thread in list(self._threads):
             thread.join(10)
         self._listener.close()
@@ -119,6 +122,12 @@ class TunnelProxy:
         return data.split(b"\r\n\r\n", 1)[0]
 
     def _serve(self, client: socket.socket) -> None:
+        try:
+            self._answer(client)
+        except OSError:
+            pass  # the client left first: a proxy thread has nobody to tell
+
+    def _answer(self, client: socket.socket) -> None:
         head = self._read_head(client)
         if head is None:
             return
