@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import filecmp
+import inspect
 import subprocess
 import sys
 from pathlib import Path
@@ -103,7 +104,8 @@ def test_the_get_markets_docstring_keeps_the_filter_table() -> None:
     # It was reflowed into one paragraph and cut at 600 characters, in the middle of the table.
     from kalshi_proto.rest.generated.sync_facade import MarketsApi
 
-    doc = MarketsApi.list.__doc__
+    # (inspect.getdoc: Python 3.13 strips a docstring's indentation as it compiles it)
+    doc = inspect.getdoc(MarketsApi.list)
     assert doc is not None
-    assert "\n        | min_close_ts, max_close_ts | `closed`, *empty* | |\n" in doc
-    assert "only available via `GET\n        /historical/markets`" in doc
+    assert "\n| min_close_ts, max_close_ts | `closed`, *empty* | |\n" in doc
+    assert "only available via `GET\n/historical/markets`" in doc
