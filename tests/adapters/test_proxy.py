@@ -11,6 +11,7 @@ signed request intact.
 from __future__ import annotations
 
 import base64
+import logging
 import ssl
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -162,6 +163,28 @@ async def test_refused_credentials_end_the_call_at_once_without_showing_them(kx:
             f"the proxy refused the tunnel to {_target(kx)}: HTTP 407 Proxy Authentication "
             "Required"
         )
+
+
+async def test_the_proxy_password_is_in_no_log_line_error_or_repr(
+    kx: Driver, caplog: pytest.LogCaptureFixture
+) -> None:
+    package = "kalshi_httpx" if kx.flavour.family == "httpx" else kx.flavour.family
+    caplog.set_level(logging.DEBUG, logger=package)
+    secret = "pa55-w0rd-XYZ"
+    texts: list[str] = []
+    with tunnel_proxy(credentials=("bot", secret), answer=None) as proxy:
+        url = proxy.url(f"bot:{secret}@")
+        async with kx.client(proxy=url, retry=FAST_RETRY) as client:
+            await maybe(client.markets.get("KXTEST-1"))  # through the tunnel
+            texts.append(repr(client))
+        wrong = proxy.url("bot:other-one@")
+        async with kx.client(proxy=wrong, retry=FAST_RETRY) as client:
+            with pytest.raises(ProxyError) as info:
+                await maybe(client.markets.get("KXTEST-1"))
+        texts += [str(info.value), repr(info.value), *info.value.__notes__]
+    assert any(record.name == package for record in caplog.records)  # it logged, at DEBUG
+    for text in [caplog.text, *texts]:
+        assert secret not in text and "other-one" not in text
 
 
 @pytest.mark.flavours(*OURS)
