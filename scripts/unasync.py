@@ -39,6 +39,7 @@ RULES: tuple[tuple[str, str], ...] = (
     (r"\baiterate_pages\b", "iterate_pages"),
     (r"\bAsyncResources\b", "Resources"),
     (r"\bAsyncClientBase\b", "ClientBase"),
+    (r"\bAsyncClientView\b", "ClientView"),
     (r"\bAsyncKalshiClient\b", "KalshiClient"),
     (r"\basync_facade\b", "sync_facade"),
     (r"\b_async_base\b", "_sync_base"),

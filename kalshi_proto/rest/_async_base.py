@@ -31,6 +31,7 @@ from kalshi_proto.errors import (
 from kalshi_proto.rest.call import Call, HttpRequest, HttpResponse, Page
 from kalshi_proto.rest.client import (
     DEBUG,
+    CallOptions,
     CallRun,
     Claim,
     Finished,
@@ -51,7 +52,7 @@ from kalshi_proto.rest.settings import (
     rate_limiter_for,
 )
 
-__all__ = ["AsyncClientBase", "Logger", "Slot"]
+__all__ = ["AsyncClientBase", "AsyncClientView", "Logger", "Slot"]
 
 T = TypeVar("T")
 
@@ -215,10 +216,24 @@ class AsyncClientBase(AsyncResources, abc.ABC):
             limiter.install_guard(self._new_lock())
         return limiter
 
-    async def execute(self, call: Call[T]) -> T:
+    def with_options(
+        self, *, timeout: float | None = None, retry: RetryPolicy | None = None
+    ) -> AsyncClientView:
+        """This client with another attempt timeout or retry policy, for the calls made through
+        the view returned: the same facade (``view.orders.create_v2(...)``), connections, key,
+        rate limiter and logger. None keeps the client's setting. The view has no ``aclose``:
+        closing the client ends it too.
+
+        Raises:
+            ConfigurationError: ``timeout`` or ``retry`` is of the wrong type or out of range.
+        """
+        return AsyncClientView(self, CallOptions(retry=retry, timeout=timeout))
+
+    async def execute(self, call: Call[T], options: CallOptions | None = None) -> T:
         """Send a call built by `kalshi_proto.rest.generated.calls` and return its result.
 
-        Retries, rate-limit waits and the total timeout follow the client's configuration.
+        Retries, rate-limit waits and the total timeout follow the client's configuration, or
+        ``options`` where it sets them.
 
         Raises:
             AuthRequiredError: the call needs credentials the client does not have.
@@ -230,7 +245,7 @@ class AsyncClientBase(AsyncResources, abc.ABC):
         if self._closed:
             raise LocalProtocolError("the client is closed")
         now, wall_ms = self._clocks()
-        run = self._core.start(call, now, trace=self._logger.isEnabledFor(DEBUG))
+        run = self._core.start(call, now, trace=self._logger.isEnabledFor(DEBUG), options=options)
         # The connection slot claimed for the next request (rate-limited calls only), until
         # `_send` takes it over.
         slot: Slot | None = None
@@ -281,15 +296,29 @@ class AsyncClientBase(AsyncResources, abc.ABC):
             logger.log(line.level, line.message, extra=line.fields)
         run.log.clear()
 
-    def iterate(self, call: Call[Page[T]], max_pages: int | None = None) -> AsyncIterator[T]:
-        """Yield every item of every page of a list call, fetching pages lazily.
+    def iterate(
+        self,
+        call: Call[Page[T]],
+        max_pages: int | None = None,
+        options: CallOptions | None = None,
+    ) -> AsyncIterator[T]:
+        """Yield every item of every page of a list call, fetching pages lazily; each page's
+        call follows ``options`` where it sets them (see `execute`).
 
         Raises:
             ValueError: ``max_pages`` is less than 1.
-            TypeError: ``call`` is not a `Call` of a list operation, or ``max_pages`` is not
-                an int or None.
+            TypeError: ``call`` is not a `Call` of a list operation, ``max_pages`` is not an
+                int or None, or ``options`` not a `CallOptions` or None.
         """
-        return aiterate_pages(self.execute, call, max_pages)
+        if options is None:
+            return aiterate_pages(self.execute, call, max_pages)
+        if not isinstance(options, CallOptions):
+            raise TypeError(f"options must be a CallOptions or None, got {type(options).__name__}")
+
+        async def execute(page_call: Call[Page[T]]) -> Page[T]:
+            return await self.execute(page_call, options)
+
+        return aiterate_pages(execute, call, max_pages)
 
     async def __aenter__(self) -> Self:
         return self
@@ -374,3 +403,52 @@ class AsyncClientBase(AsyncResources, abc.ABC):
         """A lock for the rate limiter: a `threading.Lock`, as a limiter may be shared by
         clients in different threads (it is never held across an await)."""
 
+
+class AsyncClientView(AsyncResources):
+    """A client's facade with other call options; made by `AsyncClientBase.with_options`.
+
+    Every call goes through the client, with the view's `options` over the client's settings.
+    """
+
+    def __init__(self, client: AsyncClientBase, options: CallOptions) -> None:
+        self._client = client
+        self._options = options
+        self._bind_resources(self)
+
+    @property
+    def client(self) -> AsyncClientBase:
+        """The client the calls go through."""
+        return self._client
+
+    @property
+    def options(self) -> CallOptions:
+        """What this view sets over the client's settings."""
+        return self._options
+
+    def with_options(
+        self, *, timeout: float | None = None, retry: RetryPolicy | None = None
+    ) -> AsyncClientView:
+        """A view of the same client with these options over this view's (None keeps them).
+
+        Raises:
+            ConfigurationError: ``timeout`` or ``retry`` is of the wrong type or out of range.
+        """
+        return AsyncClientView(
+            self._client, CallOptions(retry=retry, timeout=timeout).over(self._options)
+        )
+
+    async def execute(self, call: Call[T]) -> T:
+        """`AsyncClientBase.execute` with this view's options."""
+        return await self._client.execute(call, self._options)
+
+    def iterate(self, call: Call[Page[T]], max_pages: int | None = None) -> AsyncIterator[T]:
+        """`AsyncClientBase.iterate` with this view's options."""
+        return self._client.iterate(call, max_pages, self._options)
+
+    def __repr__(self) -> str:
+        set_here = ", ".join(
+            f"{name}={value!r}"
+            for name, value in (("timeout", self._options.timeout), ("retry", self._options.retry))
+            if value is not None
+        )
+        return f"<view of {self._client!r} with {set_here or 'no options'}>"

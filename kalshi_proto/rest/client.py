@@ -91,6 +91,7 @@ __all__ = [
     "DEBUG",
     "INFO",
     "USER_AGENT",
+    "CallOptions",
     "CallRun",
     "Claim",
     "Finished",
@@ -109,6 +110,28 @@ USER_AGENT = f"kalshi-sansio/{__version__}"
 
 # What a header value may hold: printable ASCII and Latin-1 letters, no edge spaces.
 _USER_AGENT = re.compile(r"[!-~\xa1-\xff](?:[ -~\xa0-\xff]*[!-~\xa1-\xff])?")
+
+
+def _check_retry(retry: object) -> None:
+    if not isinstance(retry, RetryPolicy):
+        raise ConfigurationError(
+            "retry must be a RetryPolicy (for example RetryPolicy(max_attempts=3) or "
+            f"RetryPolicy.disabled()), got {type(retry).__name__}"
+        )
+
+
+def _check_timeout(timeout: object) -> float:
+    # An attempt's timeout, as a float: positive, finite (a socket needs a deadline it can wait
+    # for) and within MAX_SECONDS.
+    check_number("timeout", timeout)
+    seconds = float(timeout)  # type: ignore[arg-type]  # check_number let only numbers through
+    if not seconds > 0:
+        raise ConfigurationError(f"timeout must be positive, got {seconds}")
+    if seconds == math.inf:
+        raise ConfigurationError(f"timeout must be finite, got {seconds}")
+    if seconds > MAX_SECONDS:
+        raise ConfigurationError(f"timeout must be at most {MAX_SECONDS:.0f} seconds, got {seconds}")
+    return seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,26 +163,45 @@ class RestConfig:
             raise ConfigurationError(
                 f"credentials must be a Credentials or None, got {type(self.credentials).__name__}"
             )
-        if not isinstance(self.retry, RetryPolicy):
-            raise ConfigurationError(
-                "retry must be a RetryPolicy (for example RetryPolicy(max_attempts=3) or "
-                f"RetryPolicy.disabled()), got {type(self.retry).__name__}"
-            )
-        check_number("timeout", self.timeout)
-        object.__setattr__(self, "timeout", float(self.timeout))
-        if not self.timeout > 0:
-            raise ConfigurationError(f"timeout must be positive, got {self.timeout}")
-        if self.timeout == math.inf:  # an attempt needs a deadline a socket can wait for
-            raise ConfigurationError(f"timeout must be finite, got {self.timeout}")
-        if self.timeout > MAX_SECONDS:
-            raise ConfigurationError(
-                f"timeout must be at most {MAX_SECONDS:.0f} seconds, got {self.timeout}"
-            )
+        _check_retry(self.retry)
+        object.__setattr__(self, "timeout", _check_timeout(self.timeout))
         agent = self.user_agent
         if not isinstance(agent, str) or not _USER_AGENT.fullmatch(agent):
             raise ConfigurationError(
                 "user_agent must be a non-empty single line of printable Latin-1 characters"
             )
+
+
+@dataclass(frozen=True, slots=True)
+class CallOptions:
+    """Per-call settings that override a client's: for the calls of a
+    ``client.with_options(...)`` view, or one ``client.execute(call, options)``.
+
+    Args:
+        retry: the retry policy for these calls, or None for the client's.
+        timeout: seconds one attempt may take, or None for the client's; as `RestConfig`'s.
+
+    Raises:
+        ConfigurationError: a field of the wrong type or out of range (as in `RestConfig`).
+    """
+
+    retry: RetryPolicy | None = None
+    timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.retry is not None:
+            _check_retry(self.retry)
+        if self.timeout is not None:
+            object.__setattr__(self, "timeout", _check_timeout(self.timeout))
+
+    def over(self, other: CallOptions | None) -> CallOptions:
+        """These options on top of ``other``: each field set here wins, the rest are other's."""
+        if other is None:
+            return self
+        return CallOptions(
+            retry=self.retry if self.retry is not None else other.retry,
+            timeout=self.timeout if self.timeout is not None else other.timeout,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,16 +317,25 @@ class RestCore:
         """True when the client has credentials to sign private calls."""
         return self.config.credentials is not None
 
-    def start(self, call: Call[T], now: float, *, trace: bool = False) -> CallRun[T]:
+    def start(
+        self,
+        call: Call[T],
+        now: float,
+        *,
+        trace: bool = False,
+        options: CallOptions | None = None,
+    ) -> CallRun[T]:
         """Begin one call; then drive the returned run with `CallRun.next_step`.
 
         With ``trace`` the run also logs each attempt's outcome and each rate-limit wait at
-        `DEBUG` (see `LogLine`); retries are logged either way.
+        `DEBUG` (see `LogLine`); retries are logged either way. ``options`` overrides the
+        config's retry policy and attempt timeout for this call.
 
         Raises:
             AuthRequiredError: the operation needs credentials and the client has none; nothing
                 has been sent.
-            TypeError: ``call`` is not a `Call`, or ``now`` is not a number.
+            TypeError: ``call`` is not a `Call`, ``options`` not a `CallOptions` or None, or
+                ``now`` is not a number.
             ValueError: ``now`` is NaN or infinite.
         """
         if not isinstance(call, Call):
@@ -292,13 +343,17 @@ class RestCore:
                 "expected a Call built by kalshi_proto.rest.generated.calls "
                 f"(calls.get_markets(limit=100), say), got {type(call).__name__}"
             )
+        if options is not None and not isinstance(options, CallOptions):
+            raise TypeError(
+                f"options must be a CallOptions or None, got {type(options).__name__}"
+            )
         check_clock(now)
         if call.requires_auth and self.config.credentials is None:
             raise AuthRequiredError(
                 f"{call.operation.operation_id} ({call.method} {call.operation.path}) needs "
                 "credentials: pass key_id and private_key (or private_key_path), or use from_env()"
             )
-        return CallRun(self, call, now, trace=trace)
+        return CallRun(self, call, now, trace=trace, options=options)
 
     def build_request(self, call: Call[T], wall_ms: int) -> HttpRequest:
         """The `HttpRequest` for one attempt of ``call``, signed with ``wall_ms`` if needed."""
@@ -315,8 +370,22 @@ class RestCore:
 class CallRun(Generic[T]):
     """One call in progress: attempts, waits, and the final value or error."""
 
-    def __init__(self, core: RestCore, call: Call[T], now: float, *, trace: bool = False) -> None:
+    def __init__(
+        self,
+        core: RestCore,
+        call: Call[T],
+        now: float,
+        *,
+        trace: bool = False,
+        options: CallOptions | None = None,
+    ) -> None:
         self._core = core
+        config = core.config
+        #: The retry policy and attempt timeout of this run: the options', else the config's.
+        self._retry = config.retry if options is None or options.retry is None else options.retry
+        self._timeout = (
+            config.timeout if options is None or options.timeout is None else options.timeout
+        )
         self.call = call
         self.started_at = now
         self.attempts: int = 0
@@ -336,7 +405,7 @@ class CallRun(Generic[T]):
         self._wake_at = now
         self._value: T | None = None
         self._error: KalshiError | None = None
-        self._deadline = core.config.retry.deadline(now)
+        self._deadline = self._retry.deadline(now)
 
     @property
     def done(self) -> bool:
@@ -416,7 +485,7 @@ class CallRun(Generic[T]):
         return Sleep(wait)
 
     def _attempt_timeout(self, now: float) -> float:
-        timeout = self._core.config.timeout
+        timeout = self._timeout
         if self._deadline is not None:
             timeout = min(timeout, self._deadline - now)
         return timeout
@@ -547,7 +616,7 @@ class CallRun(Generic[T]):
         *,
         sent: bool = True,
     ) -> None:
-        policy = self._core.config.retry
+        policy = self._retry
         decision = policy.decide(
             method=self.call.method,
             attempt=self.attempts,
@@ -634,7 +703,7 @@ class CallRun(Generic[T]):
         self._state = _State.DONE
 
     def _fail_timeout(self, why: str | None = None) -> Finished:
-        total = self._core.config.retry.total_timeout
+        total = self._retry.total_timeout
         text = f"{self.call.operation.operation_id}: total_timeout of {total:g}s reached"
         text += f" after {self.attempts} attempt(s)"
         if why:

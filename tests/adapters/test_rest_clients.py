@@ -631,6 +631,22 @@ async def test_slow_get_is_retried_then_raises_read_timeout(kx: Driver) -> None:
     assert len(kx.server.requests()) == 2
 
 
+async def test_a_view_with_a_short_timeout_shares_the_client_and_its_connection(
+    kx: Driver,
+) -> None:
+    kx.server.script("/markets/KXSLOW", Fault(delay=0.5))
+    async with kx.client(timeout=5.0) as client:
+        quick = client.with_options(timeout=0.1, retry=NO_RETRY)
+        await maybe(quick.markets.get("KXFIRST"))
+        await maybe(client.markets.get("KXSECOND"))  # the same connection, kept alive
+        with pytest.raises(ReadTimeout):
+            await maybe(quick.markets.get("KXSLOW"))
+        assert (await maybe(client.markets.get("KXSLOW"))).market.ticker == "KXSLOW"
+    first, second, slow, slow_again = kx.server.requests()
+    assert first.client_port == second.client_port
+    assert slow.api_path == slow_again.api_path == "/markets/KXSLOW"
+
+
 async def test_timeout_bounds_the_whole_attempt_not_each_read(kx: Driver) -> None:
     # Eight body chunks 0.1 s apart: no read waits 0.15 s, the whole answer takes 0.7 s or more.
     kx.server.script(ORDERS, Fault(trickle=0.1))

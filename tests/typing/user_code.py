@@ -18,10 +18,11 @@ from kalshi_proto.errors import ApiError, ProxyError, RateLimitError
 from kalshi_proto.prices import PriceGrid
 from kalshi_proto.proxy import ProxyTunnel, ProxyUrl
 from kalshi_proto.rest import operation
-from kalshi_proto.rest.client import RestConfig, RestCore, SendRequest
+from kalshi_proto.rest.client import CallOptions, RestConfig, RestCore, SendRequest
 from kalshi_proto.rest.generated import calls
 from kalshi_proto.rest.generated.models import CreateOrderV2Request, Market
 from kalshi_proto.rest.http11 import Http11Connection
+from kalshi_proto.rest.retry import RetryPolicy
 from kalshi_sync import KalshiClient
 
 
@@ -65,7 +66,10 @@ def tunnel_by_hand(data: bytes) -> bool:
 
 def httpx_bot(request: CreateOrderV2Request) -> str:
     with HttpxClient(demo=True) as client:
-        return client.orders.create_v2(request).order_id
+        quick = client.with_options(timeout=1.0, retry=RetryPolicy.disabled())
+        status = client.execute(calls.get_exchange_status(), CallOptions(timeout=5.0))
+        print(status.trading_active, quick.options.timeout)
+        return quick.orders.create_v2(request).order_id
 
 
 def check_against_the_local_exchange() -> str:

@@ -25,6 +25,7 @@ from kalshi_proto.errors import (
     AuthRequiredError,
     ConfigurationError,
     CredentialsError,
+    LocalProtocolError,
     NotFoundError,
     ReadError,
     RemoteProtocolError,
@@ -34,7 +35,7 @@ from kalshi_proto.errors import (
 from kalshi_proto.rest._async_base import AsyncClientBase, Slot
 from kalshi_proto.rest._sync_base import ClientBase
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
-from kalshi_proto.rest.client import RestCore
+from kalshi_proto.rest.client import CallOptions, RestCore
 from kalshi_proto.rest.executor import AsyncExecutor, SyncExecutor
 from kalshi_proto.rest.generated import calls
 from kalshi_proto.rest.generated import models as m
@@ -522,9 +523,9 @@ def test_execute_builds_no_debug_line_when_the_logger_would_drop_it(
     traced: list[bool] = []
     start = RestCore.start
 
-    def spy(self: RestCore, call: Any, now: float, *, trace: bool = False) -> Any:
+    def spy(self: RestCore, call: Any, now: float, *, trace: bool = False, **kw: Any) -> Any:
         traced.append(trace)
-        return start(self, call, now, trace=trace)
+        return start(self, call, now, trace=trace, **kw)
 
     monkeypatch.setattr(RestCore, "start", spy)
     client = flavour(script=[STATUS])
@@ -605,6 +606,86 @@ def test_an_explicit_rng_replaces_the_default(flavour: type[Client]) -> None:
     with pytest.raises(ServerError):
         resolve(client.execute(calls.get_exchange_status()))
     assert client.slept == [0.25]
+
+
+# ---- per-call options: execute(call, options) and with_options views ------------------------
+
+
+def test_a_view_sends_with_its_options_and_the_client_with_its_own(flavour: type[Client]) -> None:
+    client = flavour(script=[json_response({}, 503)], timeout=30.0)
+    view = client.with_options(timeout=2, retry=RetryPolicy.disabled())
+    with pytest.raises(ServerError):
+        resolve(view.exchange.status())
+    assert [timeout for _, timeout in client.sent] == [2.0]  # one attempt, its own timeout
+    client.script.extend([json_response({}, 503), STATUS])
+    assert resolve(client.exchange.status()).exchange_active
+    assert [timeout for _, timeout in client.sent] == [2.0, 30.0, 30.0]
+
+
+def test_execute_takes_options_for_one_call(flavour: type[Client]) -> None:
+    client = flavour(script=[json_response({}, 503)])
+    options = CallOptions(retry=RetryPolicy.disabled())
+    with pytest.raises(ServerError):
+        resolve(client.execute(calls.get_exchange_status(), options))
+    assert len(client.sent) == 1
+    with pytest.raises(TypeError, match="options must be a CallOptions or None, got float"):
+        resolve(client.execute(calls.get_exchange_status(), 2.0))  # type: ignore[arg-type]
+
+
+def test_a_view_walks_every_page_with_its_options(flavour: type[Client]) -> None:
+    client = flavour(script=[programs([1, 2], "n2"), json_response({}, 503)])
+    view = client.with_options(timeout=3, retry=RetryPolicy.disabled())
+    walk = items(view.incentive_programs.list_all(limit=2))
+    assert [next(walk).id, next(walk).id] == ["ip-1", "ip-2"]
+    with pytest.raises(ServerError):
+        next(walk)
+    assert len(client.sent) == 2  # the second page was not retried
+    assert [timeout for _, timeout in client.sent] == [3.0, 3.0]
+
+
+def test_iterate_takes_options_and_checks_them(flavour: type[Client]) -> None:
+    client = flavour(script=[json_response({}, 503)])
+    options = CallOptions(retry=RetryPolicy.disabled())
+    walk = client.iterate(calls.get_incentive_programs(), None, options)
+    with pytest.raises(ServerError):
+        list(items(walk))
+    assert len(client.sent) == 1
+    with pytest.raises(TypeError, match="options must be a CallOptions or None, got int"):
+        client.iterate(calls.get_incentive_programs(), None, 3)  # type: ignore[arg-type]
+
+
+def test_views_stack_and_say_what_they_set(flavour: type[Client]) -> None:
+    client = flavour()
+    disabled = RetryPolicy.disabled()
+    view = client.with_options(retry=disabled)
+    deeper = view.with_options(timeout=5)
+    assert deeper.options == CallOptions(retry=disabled, timeout=5.0)
+    assert deeper.client is client and view.client is client
+    assert repr(deeper) == f"<view of {client!r} with timeout=5.0, retry={disabled!r}>"
+    assert repr(client.with_options()) == f"<view of {client!r} with no options>"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"timeout": 0}, "timeout must be positive"), ({"retry": 3}, "retry must be a RetryPolicy")],
+)
+def test_with_options_refuses_what_the_constructor_would(
+    flavour: type[Client], kwargs: dict[str, Any], message: str
+) -> None:
+    client = flavour()
+    with pytest.raises(ConfigurationError, match=message):
+        client.with_options(**kwargs)
+    with pytest.raises(ConfigurationError, match=message):
+        client.with_options().with_options(**kwargs)
+
+
+def test_a_view_of_a_closed_client_is_closed_too(flavour: type[Client]) -> None:
+    client = flavour(script=[STATUS])
+    view = client.with_options(timeout=1)
+    client._closed = True  # what the adapters' close sets
+    with pytest.raises(LocalProtocolError, match="the client is closed"):
+        resolve(view.exchange.status())
+    assert client.sent == []
 
 
 # ---- iterate ------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import base64
 import dataclasses
 import json
 import math
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -36,6 +37,7 @@ from kalshi_proto.errors import (
 from kalshi_proto.rest.call import Call, HttpRequest, HttpResponse
 from kalshi_proto.rest.client import (
     USER_AGENT,
+    CallOptions,
     CallRun,
     Claim,
     Finished,
@@ -1072,3 +1074,70 @@ def test_a_429_under_the_rate_limiter_backs_off_and_reserves_again(clock: FakeCl
     run.receive_response(resp, clock.now, clock.wall_ms)
     assert run.next_step(clock.now, clock.wall_ms) == Sleep(0.375)
     assert not run.done
+
+
+# ---- per-call options ------------------------------------------------------------------------
+
+
+def test_options_override_the_attempt_timeout_and_retry_policy(clock: FakeClock) -> None:
+    core = make_core(retry=RetryPolicy(max_attempts=4), timeout=30.0)
+    plain = core.start(status_call(), clock.now)
+    assert send(plain, clock).timeout == 30.0
+    quick = core.start(status_call(), clock.now, options=CallOptions(timeout=2))
+    assert send(quick, clock).timeout == 2.0
+    # The client's policy would retry a 503 on a GET; the call's own does not.
+    once = core.start(
+        status_call(), clock.now, options=CallOptions(retry=RetryPolicy.disabled())
+    )
+    send(once, clock)
+    once.receive_response(failed(503), clock.now, clock.wall_ms)
+    assert once.next_step(clock.now, clock.wall_ms) == Finished()
+    assert once.attempts == 1
+    plain.receive_response(failed(503), clock.now, clock.wall_ms)
+    assert isinstance(plain.next_step(clock.now, clock.wall_ms), Sleep)
+
+
+def test_an_options_total_timeout_bounds_the_call_and_caps_the_attempt(clock: FakeClock) -> None:
+    core = make_core(timeout=30.0)
+    options = CallOptions(retry=RetryPolicy(total_timeout=1.5))
+    run = core.start(status_call(), clock.now, options=options)
+    assert send(run, clock).timeout == 1.5
+
+
+def test_options_with_nothing_set_change_nothing(clock: FakeClock) -> None:
+    core = make_core(timeout=12.0)
+    run = core.start(status_call(), clock.now, options=CallOptions())
+    assert send(run, clock).timeout == 12.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"timeout": 0}, "timeout must be positive, got 0.0"),
+        ({"timeout": float("inf")}, "timeout must be finite"),
+        ({"timeout": "2"}, "timeout must be a number of seconds, got str"),
+        ({"timeout": True}, "timeout must be a number of seconds, got bool"),
+        ({"retry": 3}, "retry must be a RetryPolicy"),
+    ],
+)
+def test_bad_options_are_refused_as_the_client_would(
+    kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        CallOptions(**kwargs)  # type: ignore[arg-type]
+    config_kwargs = {"base_url": BASE, **kwargs}
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        RestConfig(**config_kwargs)  # type: ignore[arg-type]
+
+
+def test_options_stack_field_by_field() -> None:
+    disabled = RetryPolicy.disabled()
+    lower = CallOptions(retry=disabled, timeout=5)
+    assert CallOptions(timeout=1).over(lower) == CallOptions(retry=disabled, timeout=1)
+    assert CallOptions().over(lower) == lower
+    assert lower.over(None) is lower
+
+
+def test_options_of_another_type_are_a_type_error(clock: FakeClock) -> None:
+    with pytest.raises(TypeError, match="options must be a CallOptions or None, got dict"):
+        make_core().start(status_call(), clock.now, options={"timeout": 1})  # type: ignore[arg-type]
