@@ -130,7 +130,9 @@ def _check_timeout(timeout: object) -> float:
     if seconds == math.inf:
         raise ConfigurationError(f"timeout must be finite, got {seconds}")
     if seconds > MAX_SECONDS:
-        raise ConfigurationError(f"timeout must be at most {MAX_SECONDS:.0f} seconds, got {seconds}")
+        raise ConfigurationError(
+            f"timeout must be at most {MAX_SECONDS:.0f} seconds, got {seconds}"
+        )
     return seconds
 
 

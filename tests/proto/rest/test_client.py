@@ -1140,4 +1140,5 @@ def test_options_stack_field_by_field() -> None:
 
 def test_options_of_another_type_are_a_type_error(clock: FakeClock) -> None:
     with pytest.raises(TypeError, match="options must be a CallOptions or None, got dict"):
-        make_core().start(status_call(), clock.now, options={"timeout": 1})  # type: ignore[arg-type]
+        options: Any = {"timeout": 1}
+        make_core().start(status_call(), clock.now, options=options)
