@@ -266,13 +266,13 @@ def fake_connect(io_module: ModuleType, stream: FakeStream) -> Iterator[list[int
 
     if is_async:
 
-        async def connect(host: str, port: int, ssl_context: object, deadline: float) -> Any:
+        async def connect(host: str, port: int, ssl_context: object, *rest: object) -> Any:
             connects[0] += 1
             return stream
 
     else:
 
-        def connect(host: str, port: int, ssl_context: object, deadline: float) -> Any:  # type: ignore[misc]
+        def connect(host: str, port: int, ssl_context: object, *rest: object) -> Any:  # type: ignore[misc]
             connects[0] += 1
             return stream
 
