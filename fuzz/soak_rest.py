@@ -14,7 +14,8 @@ random short delay, and some async clients first serve a few calls in an event l
 own that ends before the round's (a second ``asyncio.run``). Then the faults stop until a call
 succeeds, start again, and the client is
 closed while calls are in flight (on an async client, half the time from a cancelled scope); the
-callers go on a moment longer, then stop.
+callers go on a moment longer, then stop. Some calls go through a ``client.with_options(...)``
+view with tighter timeouts, over the same connections.
 
 What each round checks (a failure is a violation, and any violation makes the exit status 1):
 
@@ -189,6 +190,9 @@ class Plan:
     #: async: the client first makes a few calls in an event loop of its own, ended before
     #: the round's, as in a program that calls ``asyncio.run`` for each task
     earlier_loop: bool = False
+    #: the share of calls made through a ``client.with_options(...)`` view with half the
+    #: attempt timeout and half the total timeout (so every bound still holds)
+    view_share: float = 0.0
 
     @classmethod
     def draw(cls, seed: int, seconds: float, *, is_async: bool) -> Plan:
@@ -227,7 +231,23 @@ class Plan:
             cancel_share=rng.choice([0.0, 0.1, 0.3]) if is_async else 0.0,
             close_cancelled=is_async and rng.random() < 0.5,
             earlier_loop=is_async and rng.random() < 0.3,
+            view_share=rng.choice([0.0, 0.2, 0.5]),
         )
+
+    def view_options(self) -> dict[str, Any]:
+        """The ``with_options`` arguments of a view: each setting no looser than the client's."""
+        total = self.retry.total_timeout
+        assert total is not None
+        return {
+            "timeout": self.timeout / 2,
+            "retry": RetryPolicy(
+                max_attempts=max(1, self.retry.max_attempts - 1),
+                base_delay=self.retry.base_delay,
+                retry_max_delay=self.retry.retry_max_delay,
+                retry_after_cap=self.retry.retry_after_cap,
+                total_timeout=total / 2,
+            ),
+        }
 
     def call_bound(self, flavour: Flavour) -> float:
         """The longest one call (one page of a walk) may take before the slack."""
@@ -454,6 +474,8 @@ async def _send(state: Round, operation: str, rng: random.Random, order: Any) ->
     # Make one call and check its answer: the model asked for, and content that fits the
     # request (an answer to another request would not), or WrongAnswer.
     client = state.client
+    if rng.random() < state.plan.view_share:
+        client = client.with_options(**state.plan.view_options())
     if operation == "status":
         status = await maybe(client.exchange.status())
         _expect(isinstance(status, ExchangeStatus), status)
