@@ -30,6 +30,7 @@ import h11
 
 from kalshi_proto.environments import BaseUrl, host_problem, is_loopback
 from kalshi_proto.errors import ConfigurationError, LocalProtocolError, ProxyError
+from kalshi_proto.rest.call import received_bytes
 
 __all__ = ["ProxyTunnel", "ProxyUrl", "check_proxy", "check_route"]
 
@@ -260,8 +261,7 @@ class ProxyTunnel:
             raise LocalProtocolError("the tunnel is open: its bytes are the TLS session's now")
         if self._failed:
             raise LocalProtocolError("the tunnel failed already; close the connection")
-        if not isinstance(data, bytes | bytearray | memoryview):
-            raise TypeError(f"data must be bytes, got {type(data).__name__}")
+        data = received_bytes(data)
         self._failed = True  # until the answer is read, or found incomplete
         where = f"the proxy {self.proxy.address}"
         if not data:
@@ -270,7 +270,7 @@ class ProxyTunnel:
             )
         connection = self._connection
         try:
-            connection.receive_data(bytes(data))
+            connection.receive_data(data)
             event = connection.next_event()
             while isinstance(event, h11.InformationalResponse):
                 event = connection.next_event()

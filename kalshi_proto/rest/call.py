@@ -46,6 +46,7 @@ __all__ = [
     "Page",
     "build_call",
     "error_from_response",
+    "received_bytes",
 ]
 
 T = TypeVar("T")
@@ -56,7 +57,21 @@ ItemT = TypeVar("ItemT")
 REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid")
 
 #: Request headers whose values `HttpRequest`'s repr hides (names in lower case).
-_HIDDEN_HEADERS = frozenset({"kalshi-access-signature", "authorization"})
+_HIDDEN_HEADERS = frozenset({"kalshi-access-signature", "authorization", "proxy-authorization"})
+
+
+def received_bytes(data: object) -> bytes:
+    """Bytes read from a connection, as `bytes`: a ``bytearray`` or a ``memoryview`` of a
+    receive buffer is copied, so the caller may reuse its buffer.
+
+    Raises:
+        TypeError: ``data`` is not bytes-like (a ``str``, say).
+    """
+    if type(data) is bytes:
+        return data
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError(f"data must be bytes, got {type(data).__name__}")
+    return bytes(data)
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,7 @@ from collections import deque
 import h11
 
 from kalshi_proto.errors import ConfigurationError, LocalProtocolError, RemoteProtocolError
-from kalshi_proto.rest.call import HttpRequest, HttpResponse
+from kalshi_proto.rest.call import HttpRequest, HttpResponse, received_bytes
 from kalshi_proto.rest.events import ConnectionClosed, HttpEvent, ResponseReceived
 from kalshi_proto.rest.retry import check_number
 
@@ -373,10 +373,7 @@ class Http11Connection:
             TypeError: ``data`` is not bytes-like (a ``str``, say).
         """
         del now
-        if type(data) is not bytes:
-            if not isinstance(data, bytes | bytearray | memoryview):
-                raise TypeError(f"data must be bytes, got {type(data).__name__}")
-            data = bytes(data)
+        data = received_bytes(data)
         if not data:
             raise LocalProtocolError("receive_data() needs bytes; report EOF with receive_eof()")
         self._guard()

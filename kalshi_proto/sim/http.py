@@ -43,7 +43,7 @@ from typing import NoReturn
 import h11
 
 from kalshi_proto.errors import ConfigurationError, LocalProtocolError, RemoteProtocolError
-from kalshi_proto.rest.call import HttpRequest, HttpResponse
+from kalshi_proto.rest.call import HttpRequest, HttpResponse, received_bytes
 from kalshi_proto.rest.retry import check_number
 from kalshi_proto.sim.events import ConnectionClosed, HttpServerEvent, RequestReceived
 
@@ -148,10 +148,7 @@ class HttpServerConnection:
             TypeError: ``data`` is not bytes-like (a ``str``, say).
         """
         del now
-        if type(data) is not bytes:
-            if not isinstance(data, bytes | bytearray | memoryview):
-                raise TypeError(f"data must be bytes, got {type(data).__name__}")
-            data = bytes(data)
+        data = received_bytes(data)
         if not data:
             raise LocalProtocolError("receive_data() needs bytes; report EOF with receive_eof()")
         self._guard()
