@@ -1239,15 +1239,16 @@ def test_the_repr_of_a_request_hides_the_signature_and_keeps_the_rest() -> None:
             ("KALSHI-ACCESS-KEY", "key-1"),
             ("kalshi-access-signature", "c2VjcmV0"),
             ("Authorization", "Bearer t0ken"),
+            ("Proxy-Authorization", "Basic cHc="),
         ),
         body=b"{}",
     )
     text = repr(request)
-    assert "c2VjcmV0" not in text and "t0ken" not in text
+    assert "c2VjcmV0" not in text and "t0ken" not in text and "cHc=" not in text
     assert text == (
         "HttpRequest(method='POST', target='/trade-api/v2/portfolio/orders', headers=("
         "('KALSHI-ACCESS-KEY', 'key-1'), ('kalshi-access-signature', '<hidden>'), "
-        "('Authorization', '<hidden>')), body=b'{}')"
+        "('Authorization', '<hidden>'), ('Proxy-Authorization', '<hidden>')), body=b'{}')"
     )
 
 
