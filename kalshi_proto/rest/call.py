@@ -211,6 +211,7 @@ class Call(Generic[T]):
     ``path`` is relative to the base URL (``/markets/KXBTC-25``); ``query`` holds encoded
     ``(name, value)`` pairs in order; ``body`` is the JSON request body or ``b""``. ``items`` is
     the number of orders in a batch, which the client-side rate limiter charges per item.
+    ``is_raw`` is set by `raw`: the call's answer is the response itself, not a model.
     """
 
     operation: Operation
@@ -218,6 +219,7 @@ class Call(Generic[T]):
     query: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
     items: int = 1
+    is_raw: bool = False
 
     @property
     def method(self) -> str:
@@ -240,6 +242,18 @@ class Call(Generic[T]):
             return prefix + self.path
         encoded = "&".join(f"{_quote_query(k)}={_quote_query(v)}" for k, v in self.query)
         return f"{prefix}{self.path}?{encoded}"
+
+    def raw(self) -> Call[HttpResponse]:
+        """The same call, answered with the `HttpResponse` itself (status, headers and the body
+        as bytes, decompressed) once its status is 2xx: no model is built, so the body can go
+        to a JSON reader of your choice (``orjson.loads``, ``polars.read_json``, ...).
+
+        Everything else is as for the call: signing, retries, rate limits, timeouts, and an
+        `ApiError` for any other status. A raw call is sent with ``client.execute``; it cannot
+        be walked page by page (`iterate`, ``list_all``), since the SDK would have to read the
+        body for the cursor: read ``cursor`` from the body and call again with it.
+        """
+        return cast("Call[HttpResponse]", replace(self, is_raw=True))
 
     def with_query(self, name: str, value: str | None) -> Call[T]:
         """A copy with the query parameter ``name`` set to ``value`` (removed when None)."""
@@ -267,6 +281,8 @@ class Call(Generic[T]):
         """
         if not 200 <= response.status < 300:
             raise error_from_response(response, self.operation.operation_id, wall_ms=wall_ms)
+        if self.is_raw:
+            return cast(T, response)
         op = self.operation
         model = op.response_model
         if model is None:

@@ -54,6 +54,12 @@ class CursorPager(Generic[T]):
         pagination = first.operation.pagination
         if pagination is None:
             raise TypeError(f"{first.operation.operation_id} is not a paginated operation")
+        if first.is_raw:
+            raise TypeError(
+                f"a raw call of {first.operation.operation_id} cannot be walked page by page: "
+                "the SDK reads each page's cursor from its model; walk the call itself, or read "
+                "the cursor from each raw body"
+            )
         self._param = pagination.cursor_param
         self._next: Call[Page[T]] | None = first
         self._max_pages = max_pages

@@ -46,7 +46,8 @@ from kalshi_proto.errors import (
     TransportError,
     ValidationError,
 )
-from kalshi_proto.rest.call import Page
+from kalshi_proto.rest.call import HttpResponse, Page
+from kalshi_proto.rest.generated import calls
 from kalshi_proto.rest.generated.models import (
     CreateOrderV2Request,
     CreateOrderV2Response,
@@ -941,6 +942,24 @@ async def test_encoded_answers_decode(kx: Driver, fault: Fault) -> None:
     assert reply.market.yes_bid_dollars == Decimal("0.5600")
     [seen] = kx.server.requests()
     assert "gzip" in seen.headers["accept-encoding"]
+
+
+@pytest.mark.parametrize("encoding", ["identity", "gzip"])
+async def test_a_raw_call_gives_the_decoded_body_and_maps_errors(
+    kx: Driver, encoding: str
+) -> None:
+    kx.server.script("/markets/KXRAW", Fault(gzip=encoding == "gzip"))
+    kx.server.fail("/markets/KXGONE", 404)
+    async with kx.client(retry=NO_RETRY) as client:
+        response = await maybe(client.execute(calls.get_market("KXRAW").raw()))
+        with pytest.raises(NotFoundError):
+            await maybe(client.execute(calls.get_market("KXGONE").raw()))
+    assert isinstance(response, HttpResponse) and response.status == 200
+    assert json.loads(response.body)["market"]["ticker"] == "KXRAW"
+    assert response.header("content-type") == "application/json"
+    raw, gone = kx.server.requests()
+    assert raw.headers["accept-encoding"] and raw.auth is None  # a public call, unsigned
+    assert gone.status == 404
 
 
 @pytest.mark.parametrize("encoding", ["identity", "gzip"])

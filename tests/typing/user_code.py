@@ -69,6 +69,8 @@ def httpx_bot(request: CreateOrderV2Request) -> str:
         quick = client.with_options(timeout=1.0, retry=RetryPolicy.disabled())
         status = client.execute(calls.get_exchange_status(), CallOptions(timeout=5.0))
         print(status.trading_active, quick.options.timeout)
+        raw = client.execute(calls.get_markets(limit=1000).raw())
+        print(raw.status, len(raw.body), raw.header("content-type"))
         return quick.orders.create_v2(request).order_id
 
 

@@ -861,3 +861,40 @@ def test_path_parameters_are_checked_against_their_limits() -> None:
     assert build_call(op, {"x": "abc"}).path == "/things/abc"
     with pytest.raises(ValueError, match=r"^x must be at most 3 characters long, got 4$"):
         build_call(op, {"x": "abcd"})
+
+
+# ---- raw calls -------------------------------------------------------------------------------
+
+
+def test_a_raw_call_answers_with_the_response_itself() -> None:
+    call = calls.get_markets(limit=2)
+    raw = call.raw()
+    body = b'{"markets": "not even a list", "cursor": "c"}'  # no model is built
+    response = HttpResponse(status=200, headers=(("content-type", "application/json"),), body=body)
+    assert raw.parse(response) is response
+    assert (raw.is_raw, call.is_raw) == (True, False)  # the call itself is unchanged
+    assert raw.raw() == raw
+    # The same request goes out.
+    assert (raw.operation, raw.target("/p"), raw.body) == (call.operation, call.target("/p"), b"")
+
+
+def test_a_raw_call_still_maps_error_statuses() -> None:
+    raw = calls.get_market("KXNONE").raw()
+    missing = HttpResponse(status=404, headers=(), body=b'{"code": "not_found", "message": "no"}')
+    with pytest.raises(NotFoundError) as info:
+        raw.parse(missing)
+    assert (info.value.code, info.value.operation_id) == ("not_found", "GetMarket")
+
+
+def test_a_raw_call_of_an_operation_without_a_model_gives_the_response_too() -> None:
+    call = calls.delete_api_key("k-1")
+    empty = HttpResponse(status=204, headers=(), body=b"")
+    assert call.parse(empty) is None
+    assert call.raw().parse(empty) is empty
+
+
+def test_a_raw_call_cannot_be_walked_page_by_page() -> None:
+    from kalshi_proto.rest.pagination import CursorPager
+
+    with pytest.raises(TypeError, match="a raw call of GetMarkets cannot be walked page by page"):
+        CursorPager(calls.get_markets().raw())  # type: ignore[arg-type]
