@@ -15,7 +15,8 @@ own that ends before the round's (a second ``asyncio.run``). Then the faults sto
 succeeds, start again, and the client is
 closed while calls are in flight (on an async client, half the time from a cancelled scope); the
 callers go on a moment longer, then stop. Some calls go through a ``client.with_options(...)``
-view with tighter timeouts, over the same connections.
+view with tighter timeouts, over the same connections; in some rounds every connection is a
+tunnel through a ``CONNECT`` proxy on loopback (``proxy=``).
 
 What each round checks (a failure is a violation, and any violation makes the exit status 1):
 
@@ -109,6 +110,7 @@ from kalshi_proto.rest.ratelimit import RateLimiter
 from kalshi_proto.rest.retry import RetryPolicy
 from kalshi_proto.sim.app import Reply
 from kalshi_proto.sim.rest import ExchangeApp, Faults
+from tests.helpers.proxy import TunnelProxy, tunnel_proxy
 from tests.helpers.sockets import sockets_to
 
 __all__ = [
@@ -193,6 +195,9 @@ class Plan:
     #: the share of calls made through a ``client.with_options(...)`` view with half the
     #: attempt timeout and half the total timeout (so every bound still holds)
     view_share: float = 0.0
+    #: every connection goes through a CONNECT tunnel of a proxy on loopback
+    #: (`tests.helpers.proxy.TunnelProxy`), with ``proxy=``
+    proxy: bool = False
 
     @classmethod
     def draw(cls, seed: int, seconds: float, *, is_async: bool) -> Plan:
@@ -232,6 +237,7 @@ class Plan:
             close_cancelled=is_async and rng.random() < 0.5,
             earlier_loop=is_async and rng.random() < 0.3,
             view_share=rng.choice([0.0, 0.2, 0.5]),
+            proxy=rng.random() < 0.3,
         )
 
     def view_options(self) -> dict[str, Any]:
@@ -265,6 +271,7 @@ class Report:
 
     flavour: str
     rounds: int = 0
+    tunnelled: int = 0  #: rounds whose connections went through a proxy
     calls: Counter[str] = field(default_factory=Counter)  #: by operation
     outcomes: Counter[str] = field(default_factory=Counter)  #: by result or exception type
     requests: int = 0  #: requests the exchange answered
@@ -286,7 +293,8 @@ class Report:
     def text(self) -> str:
         """The figures, and each kind of violation with its first example."""
         lines = [
-            f"{self.flavour}: {self.rounds} rounds, {self.calls.total()} calls, "
+            f"{self.flavour}: {self.rounds} rounds ({self.tunnelled} through a proxy), "
+            f"{self.calls.total()} calls, "
             f"{self.requests} requests reached the exchange, {self.orders_sent} orders did, "
             f"{self.orders_placed} placed",
             "  calls:    " + _figures(self.calls),
@@ -379,6 +387,7 @@ class Round:
         self.plan = plan
         self.recorder = recorder
         self.client: Any = None  #: built on the thread or in the event loop that uses it
+        self.proxy: str | None = None  #: the URL of the round's proxy, if it has one
         self.tickers = tickers
         self.slack = slack
         self.report = Report(flavour.name)
@@ -603,12 +612,16 @@ def run_blocking(coroutine: Coroutine[Any, Any, None]) -> None:
     raise AssertionError("a blocking client's caller suspended")
 
 
-def build_client(flavour: Flavour, local: LocalExchange, plan: Plan) -> Any:
-    """A client of ``flavour`` for ``local``, with the plan's options."""
+def build_client(
+    flavour: Flavour, local: LocalExchange, plan: Plan, proxy: str | None = None
+) -> Any:
+    """A client of ``flavour`` for ``local``, with the plan's options (through ``proxy``, if
+    given)."""
     options: dict[str, Any] = {
         "retry": plan.retry,
         "timeout": plan.timeout,
         "rng": random.Random(plan.seed).random,
+        "proxy": proxy,
     }
     if plan.rate_limit is not None:
         options["rate_limit"] = RateLimiter.from_limits(*plan.rate_limit, *plan.rate_limit)
@@ -662,7 +675,7 @@ async def _earlier_loop(state: Round) -> None:
 async def _drive_tasks(local: LocalExchange, state: Round, watchdog: float) -> None:
     plan = state.plan
     if state.client is None:
-        state.client = build_client(state.flavour, local, plan)
+        state.client = build_client(state.flavour, local, plan, state.proxy)
     state.cancelled = anyio.get_cancelled_exc_class()
     length = plan.seconds + state.liveness + plan.before_close + plan.after_close + watchdog
     with anyio.move_on_after(length) as round_scope:
@@ -698,22 +711,25 @@ def soak_round(flavour: Flavour, plan: Plan, *, slack: float = SLACK) -> Report:
         warnings.catch_warnings(record=True) as caught,
         _ServerErrors() as server_errors,
         local_exchange(plan) as (local, recorder),
+        _proxy_for(plan, flavour) as tunnels,
     ):
         # Every thread's warnings land in ``caught``: a socket freed unclosed says so here.
         warnings.simplefilter("always", ResourceWarning)
-        port = local.server.port
+        # The client's sockets go to the proxy, when there is one.
+        port = local.server.port if tunnels is None else tunnels.port
         tickers = sorted(local.exchange.markets)  # read before any request: no race
         state = Round(flavour, plan, recorder, tickers, slack)
+        state.proxy = None if tunnels is None else tunnels.url()
         watchdog = plan.call_bound(flavour) * 3 + slack
         if flavour.backend is not None:
             if plan.earlier_loop:
-                state.client = build_client(flavour, local, plan)
+                state.client = build_client(flavour, local, plan, state.proxy)
                 anyio.run(_earlier_loop, state, backend=flavour.backend)
                 if flavour.backend == "asyncio" and not flavour.httpx:
                     state.abandoned = len(state.client._idle)
             anyio.run(_drive_tasks, local, state, watchdog, backend=flavour.backend)
         else:
-            state.client = build_client(flavour, local, plan)
+            state.client = build_client(flavour, local, plan, state.proxy)
             _drive_threads(state, watchdog)
         state.client = None
         freed_unclosed = sum(_unclosed_socket_to(port, warning) for warning in caught)
@@ -724,9 +740,22 @@ def soak_round(flavour: Flavour, plan: Plan, *, slack: float = SLACK) -> Report:
     _check_orders(state, local.exchange.orders.values(), recorder.order_posts)
     report = state.report
     report.rounds = 1
+    report.tunnelled = int(state.proxy is not None)
     report.requests = local.app.requests
     report.server_errors = server_errors.counts
     return report
+
+
+@contextmanager
+def _proxy_for(plan: Plan, flavour: Flavour) -> Iterator[TunnelProxy | None]:
+    # The plan's proxy on loopback, stopped (its sockets closed) after the round; or none.
+    # httpx sends a plain-http request to a proxy as it is, to be forwarded, rather than through
+    # a tunnel, and the test proxy tunnels only: no proxy for httpx against a plain exchange.
+    if not plan.proxy or (flavour.httpx and not plan.tls):
+        yield None
+        return
+    with tunnel_proxy() as tunnels:
+        yield tunnels
 
 
 def _unclosed_socket_to(port: int, warning: warnings.WarningMessage) -> bool:
@@ -833,6 +862,7 @@ def soak_flavour(
 
 def _merge(total: Report, part: Report) -> None:
     total.rounds += part.rounds
+    total.tunnelled += part.tunnelled
     total.calls += part.calls
     total.outcomes += part.outcomes
     total.requests += part.requests
