@@ -226,6 +226,12 @@ def api_error_for_status(status: int) -> type[ApiError]:
 class TransportError(KalshiError):
     """The connection failed; no HTTP response (or no complete one) was received."""
 
+    @property
+    def final_reason(self) -> str | None:
+        """Why another attempt would fail the same way, so the call is not retried; None when
+        one may succeed (most failures: a refused connection, a timeout, a reset)."""
+        return None
+
 
 class ConnectError(TransportError):
     """The connection could not be opened (refused, DNS failure, TLS handshake failure)."""
@@ -234,6 +240,11 @@ class ConnectError(TransportError):
 class CertificateError(ConnectError):
     """The server's TLS certificate failed verification (not trusted, expired, or for another
     host). It fails the same way on every attempt, so it is never retried."""
+
+    @property
+    def final_reason(self) -> str | None:
+        """Always set: verification fails the same way on every attempt."""
+        return "the server's certificate failed verification"
 
 
 class ProxyError(ConnectError):
@@ -249,6 +260,14 @@ class ProxyError(ConnectError):
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+    @property
+    def final_reason(self) -> str | None:
+        """Set for a 4xx refusal other than 408 and 429, which the proxy would give again."""
+        status = self.status
+        if status is not None and 400 <= status < 500 and status not in (408, 429):
+            return f"the proxy would refuse again (HTTP {status})"
+        return None
 
 
 class ReadError(TransportError):

@@ -68,12 +68,10 @@ from kalshi_proto.errors import (
     ApiError,
     AuthRequiredError,
     CallTimeout,
-    CertificateError,
     ConfigurationError,
     ConnectError,
     KalshiError,
     LocalProtocolError,
-    ProxyError,
     TransportError,
 )
 from kalshi_proto.rest.call import Call, HttpRequest, HttpResponse
@@ -550,14 +548,9 @@ class CallRun(Generic[T]):
             self._expect_sent()
             if self._trace:
                 self._log_attempt(now, None, f"{type(error).__name__}: {error}", None)
-        if isinstance(error, CertificateError):
-            # Verification fails the same way on every attempt; waiting would not help.
-            error.add_note("not retried: the server's certificate failed verification")
-            self._finish(error)
-            return
-        status = error.status if isinstance(error, ProxyError) else None
-        if status is not None and 400 <= status < 500 and status not in (408, 429):
-            error.add_note(f"not retried: the proxy would refuse again (HTTP {status})")
+        final = error.final_reason
+        if final is not None:  # another attempt would fail the same way; waiting would not help
+            error.add_note(f"not retried: {final}")
             self._finish(error)
             return
         # A connection error (no slot, refused, a failed handshake) comes before any byte of

@@ -11,8 +11,12 @@ import pytest
 from kalshi_proto import errors
 from kalshi_proto.errors import (
     ApiError,
+    CertificateError,
+    ConnectError,
     KalshiError,
+    ProxyError,
     RateLimitError,
+    ReadTimeout,
     RemoteProtocolError,
     ServerError,
     api_error_for_status,
@@ -93,3 +97,14 @@ def test_a_pickled_api_error_keeps_its_fields() -> None:
         "GetMarkets",
     )
     assert str(twin) == "HTTP 429 from GetMarkets: slow down"
+
+
+def test_final_reason_says_which_transport_failures_would_repeat() -> None:
+    assert ConnectError("refused").final_reason is None
+    assert ReadTimeout("slow").final_reason is None
+    assert CertificateError("expired").final_reason == (
+        "the server's certificate failed verification"
+    )
+    assert ProxyError("no", status=407).final_reason == "the proxy would refuse again (HTTP 407)"
+    for status in (None, 408, 429, 502):
+        assert ProxyError("not now", status=status).final_reason is None
