@@ -36,8 +36,7 @@ def httpx_proxy(value: object) -> httpx.Proxy | None:
 
 def _from_proxy_url(proxy: ProxyUrl) -> httpx.Proxy:
     auth = (proxy.username, proxy.password) if proxy.username else None
-    host = f"[{proxy.host}]" if ":" in proxy.host else proxy.host
-    return httpx.Proxy(f"http://{host}:{proxy.port}", auth=auth)
+    return httpx.Proxy(f"http://{proxy.address}", auth=auth)
 
 
 def _other(url: str, scheme: str) -> httpx.Proxy:

@@ -28,6 +28,7 @@ __all__ = [
     "DEMO_SERVERS",
     "PRODUCTION_SERVERS",
     "BaseUrl",
+    "host_port",
     "host_problem",
     "is_loopback",
     "resolve_base_url",
@@ -69,6 +70,11 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def host_port(host: str, port: int) -> str:
+    """``host:port`` as a URL or a ``CONNECT`` request names it: an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def host_problem(host: str) -> str | None:
@@ -147,10 +153,9 @@ class BaseUrl:
     @property
     def host_header(self) -> str:
         """The ``Host`` header value: host, IPv6 in brackets, ``:port`` unless the default."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        if self.port == _DEFAULT_PORTS[self.scheme]:
-            return host
-        return f"{host}:{self.port}"
+        if self.port != _DEFAULT_PORTS[self.scheme]:
+            return host_port(self.host, self.port)
+        return f"[{self.host}]" if ":" in self.host else self.host
 
     @property
     def origin(self) -> str:

@@ -28,7 +28,7 @@ from urllib.parse import unquote, urlsplit
 
 import h11
 
-from kalshi_proto.environments import BaseUrl, host_problem, is_loopback
+from kalshi_proto.environments import BaseUrl, host_port, host_problem, is_loopback
 from kalshi_proto.errors import ConfigurationError, LocalProtocolError, ProxyError
 from kalshi_proto.rest.call import received_bytes
 
@@ -137,8 +137,7 @@ class ProxyUrl:
     @property
     def address(self) -> str:
         """``host:port``, IPv6 in brackets: where to connect, and how messages name it."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return host_port(self.host, self.port)
 
     def __repr__(self) -> str:
         return f"ProxyUrl({str(self)!r})"
@@ -220,7 +219,7 @@ class ProxyTunnel:
         #: The proxy.
         self.proxy: ProxyUrl = proxy
         #: ``host:port`` as the ``CONNECT`` request names it (IPv6 in brackets).
-        self.target: str = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self.target: str = host_port(host, port)
         headers = [(b"Host", self.target.encode())]
         if user_agent is not None:
             headers.append((b"User-Agent", user_agent.encode()))
