@@ -16,7 +16,7 @@ succeeds, start again, and the client is
 closed while calls are in flight (on an async client, half the time from a cancelled scope); the
 callers go on a moment longer, then stop. Some calls go through a ``client.with_options(...)``
 view with tighter timeouts, over the same connections; in some rounds every connection is a
-tunnel through a ``CONNECT`` proxy on loopback (``proxy=``).
+tunnel through a ``CONNECT`` or SOCKS5 proxy on loopback (``proxy=``).
 
 What each round checks (a failure is a violation, and any violation makes the exit status 1):
 
@@ -111,6 +111,7 @@ from kalshi_proto.rest.retry import RetryPolicy
 from kalshi_proto.sim.app import Reply
 from kalshi_proto.sim.rest import ExchangeApp, Faults
 from tests.helpers.proxy import TunnelProxy, tunnel_proxy
+from tests.helpers.socks import socks_proxy
 from tests.helpers.sockets import sockets_to
 
 __all__ = [
@@ -198,6 +199,9 @@ class Plan:
     #: every connection goes through a CONNECT tunnel of a proxy on loopback
     #: (`tests.helpers.proxy.TunnelProxy`), with ``proxy=``
     proxy: bool = False
+    #: with ``proxy``, the proxy is a SOCKS5 one (`tests.helpers.socks.SocksProxy`) for the
+    #: clients that open their tunnels themselves (not kalshi_httpx: see ``_proxy_for``)
+    socks: bool = False
 
     @classmethod
     def draw(cls, seed: int, seconds: float, *, is_async: bool) -> Plan:
@@ -238,6 +242,7 @@ class Plan:
             earlier_loop=is_async and rng.random() < 0.3,
             view_share=rng.choice([0.0, 0.2, 0.5]),
             proxy=rng.random() < 0.3,
+            socks=rng.random() < 0.5,
         )
 
     def view_options(self) -> dict[str, Any]:
@@ -751,8 +756,14 @@ def _proxy_for(plan: Plan, flavour: Flavour) -> Iterator[TunnelProxy | None]:
     # The plan's proxy on loopback, stopped (its sockets closed) after the round; or none.
     # httpx sends a plain-http request to a proxy as it is, to be forwarded, rather than through
     # a tunnel, and the test proxy tunnels only: no proxy for httpx against a plain exchange.
+    # Under kalshi_httpx a SOCKS5 proxy is httpcore's, which leaves the socket of a failed
+    # handshake to the garbage collector (docs/rest.md): the HTTP proxy it is, for httpx.
     if not plan.proxy or (flavour.httpx and not plan.tls):
         yield None
+        return
+    if plan.socks and not flavour.httpx:
+        with socks_proxy() as socks:
+            yield socks
         return
     with tunnel_proxy() as tunnels:
         yield tunnels

@@ -35,7 +35,7 @@ from kalshi_proto.errors import (
     TransportError,
     WriteError,
 )
-from kalshi_proto.proxy import ProxyTunnel, ProxyUrl
+from kalshi_proto.proxy import ProxyUrl, Tunnel, tunnel_for
 from kalshi_proto.rest.http11 import http11_only
 
 __all__ = [
@@ -59,7 +59,8 @@ __all__ = [
 T = TypeVar("T")
 
 _READ_SIZE = 256 * 1024
-# A proxy's answer to CONNECT is a few hundred bytes, and nothing may follow it.
+# A proxy's answer to CONNECT (or a SOCKS5 step) is a few hundred bytes at most, and nothing
+# may follow it.
 _TUNNEL_READ_SIZE = 4096
 
 #: How many ``os.fork()`` calls made this process, counted in the child. A client pools
@@ -312,8 +313,9 @@ async def _connect_tcp(host: str, port: int, what: str) -> anyio.abc.SocketStrea
         raise ConnectError(f"cannot connect to {what}: {exc}") from exc
 
 
-async def _open_tunnel(tcp: anyio.abc.SocketStream, tunnel: ProxyTunnel) -> None:
-    # The CONNECT exchange on a fresh connection to the proxy; the caller's Deadline bounds it.
+async def _open_tunnel(tcp: anyio.abc.SocketStream, tunnel: Tunnel) -> None:
+    # The tunnel's exchange on a fresh connection to the proxy (a CONNECT, or the SOCKS5
+    # handshake's steps); the caller's Deadline bounds it.
     try:
         await tcp.send(tunnel.data_to_send())
         while True:
@@ -323,6 +325,9 @@ async def _open_tunnel(tcp: anyio.abc.SocketStream, tunnel: ProxyTunnel) -> None
                 data = b""
             if tunnel.receive_data(data):
                 return
+            step = tunnel.data_to_send()
+            if step:
+                await tcp.send(step)
     except (OSError, anyio.BrokenResourceError) as exc:
         raise ConnectError(f"opening a tunnel through {tunnel.proxy} failed: {exc!r}") from exc
 
@@ -342,7 +347,7 @@ async def _connect(
         else:
             tcp = await _connect_tcp(proxy.host, proxy.port, f"the proxy {proxy.address}")
             try:
-                await _open_tunnel(tcp, ProxyTunnel(proxy, host, port, user_agent=user_agent))
+                await _open_tunnel(tcp, tunnel_for(proxy, host, port, user_agent=user_agent))
             except BaseException:
                 await anyio.aclose_forcefully(tcp)
                 raise

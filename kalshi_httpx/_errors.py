@@ -65,13 +65,27 @@ def _translated(exc: httpx.RequestError, url: httpx.URL) -> TransportError:
         # Before the request: the proxy did not open a tunnel (kalshi_sync's words again).
         refusal = _REFUSAL.match(str(exc))
         if refusal is None:
-            return ProxyError(f"the proxy did not open a tunnel to {_where(url)}: {exc}")
+            return ProxyError(
+                f"the proxy did not open a tunnel to {_where(url)}: {exc}",
+                final=_socks_final(str(exc)),
+            )
         return ProxyError(
             f"the proxy refused the tunnel to {_where(url)}: HTTP {exc}".rstrip(),
             status=int(refusal.group(1)),
         )
     target = next(target for source, target in _MAP if isinstance(exc, source))  # last: any
     return target(f"{type(exc).__name__}: {exc}")
+
+
+def _socks_final(message: str) -> str | None:
+    # httpcore's refusals of a SOCKS5 handshake that the proxy would give again: of the
+    # credentials, or of the authentication method ("Requested NO_AUTH_REQUIRED from proxy
+    # server, but got NO_ACCEPTABLE_METHODS.").
+    if message == "Invalid username/password":
+        return "the proxy would refuse the same credentials again"
+    if message.startswith("Requested ") and "NO_ACCEPTABLE_METHODS" in message:
+        return "the proxy would refuse again"
+    return None
 
 
 def _where(url: httpx.URL) -> str:

@@ -12,13 +12,13 @@ from kalshi_proto.proxy import ProxyUrl, check_proxy
 
 __all__ = ["httpx_proxy"]
 
-#: Schemes httpx tunnels through besides ``http``, which `ProxyUrl.parse` reads.
-_OTHER_SCHEMES = ("https", "socks5", "socks5h")
+#: Schemes httpx tunnels through besides those `ProxyUrl.parse` reads.
+_OTHER_SCHEMES = ("https",)
 
 
 def httpx_proxy(value: object) -> httpx.Proxy | None:
     """``proxy=`` as httpx takes it: None, a `ProxyUrl`, or a URL with an ``http``, ``https``,
-    ``socks5`` or ``socks5h`` scheme (SOCKS needs the ``socksio`` package).
+    ``socks5`` or ``socks5h`` scheme (SOCKS needs the ``socksio`` package, ``httpx[socks]``).
 
     Raises:
         ConfigurationError: anything else, or a URL that cannot be used; the message never
@@ -35,15 +35,19 @@ def httpx_proxy(value: object) -> httpx.Proxy | None:
 
 
 def _from_proxy_url(proxy: ProxyUrl) -> httpx.Proxy:
+    if proxy.is_socks and importlib.util.find_spec("socksio") is None:
+        raise ConfigurationError(
+            f"a {proxy.scheme}:// proxy needs the socksio package with kalshi_httpx: pip "
+            "install 'httpx[socks]' (kalshi_sync and kalshi_anyio need nothing more)"
+        )
     auth = (proxy.username, proxy.password) if proxy.username else None
-    return httpx.Proxy(f"http://{proxy.address}", auth=auth)
+    # httpx gives a SOCKS5 proxy the host name to resolve under either scheme, and httpx 0.27
+    # knows only ``socks5``.
+    scheme = "socks5" if proxy.is_socks else "http"
+    return httpx.Proxy(f"{scheme}://{proxy.address}", auth=auth)
 
 
 def _other(url: str, scheme: str) -> httpx.Proxy:
-    if scheme.startswith("socks") and importlib.util.find_spec("socksio") is None:
-        raise ConfigurationError(
-            f"a {scheme}:// proxy needs the socksio package: pip install 'httpx[socks]'"
-        )
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 (reading it checks it)

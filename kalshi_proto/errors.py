@@ -248,22 +248,39 @@ class CertificateError(ConnectError):
 
 
 class ProxyError(ConnectError):
-    """An HTTP proxy did not open a tunnel to the API host.
+    """A proxy did not open a tunnel to the API host.
 
     Attributes:
-        status: the proxy's HTTP status (407 when it wants credentials, 403 when it forbids
-            the host, 502 when it could not reach it), or None when it closed the connection
-            or sent no valid answer. A refusal with a 4xx status other than 408 and 429 is
-            never retried: the proxy would refuse the same tunnel again.
+        status: an HTTP proxy's status (407 when it wants credentials, 403 when it forbids
+            the host, 502 when it could not reach it), or None. A refusal with a 4xx status
+            other than 408 and 429 is never retried: the proxy would refuse the same tunnel
+            again.
+        reply: a SOCKS5 proxy's reply code (RFC 1928: 2 "not allowed by ruleset", 4 "host
+            unreachable", 5 "connection refused", ...), or None. Replies 2, 7 and 8 are never
+            retried, nor is a refusal of the credentials.
+
+    Both are None when the proxy closed the connection or sent no valid answer.
     """
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        reply: int | None = None,
+        final: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.reply = reply
+        self._final = final
 
     @property
     def final_reason(self) -> str | None:
-        """Set for a 4xx refusal other than 408 and 429, which the proxy would give again."""
+        """Set when the proxy would refuse again: an HTTP 4xx other than 408 and 429, a refusal
+        of the credentials, a SOCKS5 reply that the same request gets again."""
+        if self._final is not None:
+            return self._final
         status = self.status
         if status is not None and 400 <= status < 500 and status not in (408, 429):
             return f"the proxy would refuse again (HTTP {status})"

@@ -1,29 +1,33 @@
-"""Tunnels through an HTTP proxy: the proxy's URL, and the ``CONNECT`` exchange that opens one.
+"""Tunnels through a proxy: the proxy's URL, and the exchange that opens a tunnel through it.
 
 `kalshi_sync` and `kalshi_anyio` reach the API through a proxy when given ``proxy=``: they
-open a TCP connection to the proxy, send the bytes of a `ProxyTunnel`, feed it the proxy's
-answer until the tunnel is open, and then run TLS to the API host inside it, as they would on a
-direct connection. The proxy sees the host and port asked for, never the requests, keys or
+open a TCP connection to the proxy, run the exchange of a tunnel (`tunnel_for` picks it: an
+HTTP ``CONNECT`` for an ``http://`` proxy, the SOCKS5 handshake for a ``socks5://`` or
+``socks5h://`` one) until it is open, and then run TLS to the API host inside it, as they would
+on a direct connection. The proxy sees the host and port asked for, never the requests, keys or
 signatures inside the TLS session.
 
 ```
 proxy = ProxyUrl.parse("http://user:secret@proxy.example.com:3128")
-tunnel = ProxyTunnel(proxy, "external-api.kalshi.com", 443)
+tunnel = tunnel_for(proxy, "external-api.kalshi.com", 443)
 sock.sendall(tunnel.data_to_send())
 while not tunnel.receive_data(sock.recv(4096)):  # b"" at EOF raises ProxyError
-    pass
+    sock.sendall(tunnel.data_to_send())  # SOCKS5 answers in steps; b"" for HTTP
 # now wrap ``sock`` in TLS for external-api.kalshi.com
 ```
 
-Only ``http://`` proxies are taken (the connection to the proxy itself is not encrypted, as
-with curl's ``http://`` proxies; the API's TLS session runs inside it). `kalshi_httpx` takes
-``proxy=`` too, where httpx also tunnels through ``https://`` and SOCKS proxies.
+The connection to the proxy itself is not encrypted, as with curl's ``http://`` and
+``socks5://`` proxies; the API's TLS session runs inside it. A SOCKS5 proxy is given the API's
+host name to resolve, with either scheme (as httpx does); no name is looked up on this machine.
+`kalshi_httpx` takes ``proxy=`` too, where httpx also tunnels through ``https://`` proxies.
 """
 
 from __future__ import annotations
 
 import base64
+import ipaddress
 from dataclasses import dataclass
+from typing import Literal, TypeAlias, cast
 from urllib.parse import unquote, urlsplit
 
 import h11
@@ -32,9 +36,23 @@ from kalshi_proto.environments import BaseUrl, host_port, host_problem, is_loopb
 from kalshi_proto.errors import ConfigurationError, LocalProtocolError, ProxyError
 from kalshi_proto.rest.call import received_bytes
 
-__all__ = ["ProxyTunnel", "ProxyUrl", "check_proxy", "check_route"]
+__all__ = [
+    "ProxyScheme",
+    "ProxyTunnel",
+    "ProxyUrl",
+    "Socks5Tunnel",
+    "Tunnel",
+    "check_proxy",
+    "check_route",
+    "tunnel_for",
+]
 
 _EXAMPLE = "http://proxy.example.com:3128"
+
+#: The kinds of proxy `ProxyUrl` holds: HTTP (a ``CONNECT`` tunnel) or SOCKS5.
+ProxyScheme: TypeAlias = Literal["http", "socks5", "socks5h"]
+#: The port of each scheme when its URL names none.
+_DEFAULT_PORTS: dict[str, int] = {"http": 80, "socks5": 1080, "socks5h": 1080}
 
 
 def _malformed(why: str) -> ConfigurationError:
@@ -44,24 +62,34 @@ def _malformed(why: str) -> ConfigurationError:
 
 @dataclass(frozen=True, slots=True, repr=False)
 class ProxyUrl:
-    """An HTTP proxy: host, port and, if it wants them, Basic credentials.
+    """A proxy: its kind, host, port and, if it wants them, credentials.
 
-    ``repr`` and ``str`` show the host and port only, with ``***@`` in front when there are
-    credentials: a proxy URL in a log never carries its password.
+    ``repr`` and ``str`` show the scheme, host and port only, with ``***@`` in front when there
+    are credentials: a proxy URL in a log never carries its password.
 
     Attributes:
         host: lower-case host name or IP address; IPv6 without brackets.
-        port: TCP port (80 when the URL names none, as for any ``http://`` URL).
-        username: the user name of the URL, percent-decoded ("" for none).
+        port: TCP port. Given as 0 (the default), the scheme's: 80 for ``http``, 1080 for
+            SOCKS5.
+        username: the user name of the URL, percent-decoded ("" for none): Basic credentials
+            for an HTTP proxy, RFC 1929 ones for a SOCKS5 proxy.
         password: the password of the URL, percent-decoded ("" for none).
+        scheme: ``"http"``, or ``"socks5"`` / ``"socks5h"`` for a SOCKS5 proxy (both give the
+            proxy the API's host name to resolve).
     """
 
     host: str
-    port: int = 80
+    port: int = 0
     username: str = ""
     password: str = ""
+    scheme: ProxyScheme = "http"
 
     def __post_init__(self) -> None:
+        if not isinstance(self.scheme, str) or self.scheme not in _DEFAULT_PORTS:
+            raise ConfigurationError(
+                f"proxy scheme must be one of {', '.join(map(repr, _DEFAULT_PORTS))}, got "
+                f"{self.scheme!r}"
+            )
         if not isinstance(self.host, str):
             raise ConfigurationError(f"proxy host must be a str, got {type(self.host).__name__}")
         problem = host_problem(self.host)
@@ -69,6 +97,8 @@ class ProxyUrl:
             raise ConfigurationError(f"invalid proxy host: {problem}")
         if isinstance(self.port, bool) or not isinstance(self.port, int):
             raise ConfigurationError(f"proxy port must be an int, got {type(self.port).__name__}")
+        if self.port == 0:
+            object.__setattr__(self, "port", _DEFAULT_PORTS[self.scheme])
         if not 0 < self.port < 65536:
             raise ConfigurationError(f"proxy port must be between 1 and 65535, got {self.port}")
         for name in ("username", "password"):
@@ -79,24 +109,31 @@ class ProxyUrl:
                 )
             if any(ord(char) < 32 or ord(char) == 127 for char in value):
                 raise ConfigurationError(f"proxy {name} holds a control character")
-        if ":" in self.username:
+        if self.password and not self.username:
+            raise ConfigurationError("proxy password was given without a username")
+        if self.scheme == "http" and ":" in self.username:
             raise ConfigurationError(
                 "proxy username holds a ':', which Basic authentication cannot carry"
             )
-        if self.password and not self.username:
-            raise ConfigurationError("proxy password was given without a username")
+        if self.scheme != "http":
+            for name in ("username", "password"):
+                if len(getattr(self, name).encode()) > 255:
+                    raise ConfigurationError(
+                        f"proxy {name} is longer than the 255 bytes SOCKS5 can carry"
+                    )
 
     @classmethod
     def parse(cls, url: str) -> ProxyUrl:
-        """Read a proxy URL: ``http://[user[:password]@]host[:port]``.
+        """Read a proxy URL: ``scheme://[user[:password]@]host[:port]``, the scheme ``http``,
+        ``socks5`` or ``socks5h``.
 
         The user name and password are percent-decoded (write ``%40`` for an ``@`` in a
         password). A trailing ``/`` is allowed; any other path, a query or a fragment is not.
 
         Raises:
             ConfigurationError: ``url`` is not a str, or not such a URL: another scheme
-                (``https://`` and ``socks5://`` proxies are for `kalshi_httpx`), no scheme, no
-                host, a bad port. The message never quotes the URL, which may hold a password.
+                (``https://`` proxies are for `kalshi_httpx`), no scheme, no host, a bad port.
+                The message never quotes the URL, which may hold a password.
         """
         if not isinstance(url, str):
             raise ConfigurationError(f"proxy must be a str URL, got {type(url).__name__}")
@@ -113,11 +150,11 @@ class ProxyUrl:
             reason = str(exc) if "Port" in str(exc) else "its host or port cannot be read"
             raise _malformed(f"URL is malformed: {reason}") from None
         scheme = parts.scheme.lower()
-        if scheme != "http":
+        if scheme not in _DEFAULT_PORTS:
             raise ConfigurationError(
-                f"a {scheme}:// proxy is not supported here, only http:// proxies (the API's TLS "
-                "session runs inside the tunnel either way); kalshi_httpx's proxy= takes "
-                "https:// and SOCKS proxies too"
+                f"a {scheme}:// proxy is not supported here, only http://, socks5:// and "
+                "socks5h:// proxies (the API's TLS session runs inside the tunnel either way); "
+                "kalshi_httpx's proxy= takes https:// proxies too"
             )
         if parts.path not in ("", "/") or parts.query or parts.fragment or url.endswith(("?", "#")):
             raise _malformed("URL may not have a path, query or fragment")
@@ -132,7 +169,7 @@ class ProxyUrl:
             raise _malformed("user name or password is not UTF-8 once percent-decoded") from None
         if parts.password is not None and not username:
             raise _malformed("URL has a password but no user name")
-        return cls(parts.hostname, 80 if port is None else port, username, password)
+        return cls(parts.hostname, port or 0, username, password, cast(ProxyScheme, scheme))
 
     @property
     def address(self) -> str:
@@ -144,7 +181,12 @@ class ProxyUrl:
 
     def __str__(self) -> str:
         credentials = "***@" if self.username else ""
-        return f"http://{credentials}{self.address}"
+        return f"{self.scheme}://{credentials}{self.address}"
+
+    @property
+    def is_socks(self) -> bool:
+        """True for a SOCKS5 proxy (``socks5`` or ``socks5h``)."""
+        return self.scheme != "http"
 
     def _authorization(self) -> bytes | None:
         # The Proxy-Authorization value (RFC 7617: UTF-8, user and password joined by ':').
@@ -187,6 +229,19 @@ def check_route(proxy_host: str, base_url: BaseUrl) -> None:
         )
 
 
+def _check_tunnel(proxy: object, host: object, port: object, *, socks: bool) -> None:
+    if not isinstance(proxy, ProxyUrl):
+        raise TypeError(f"proxy must be a ProxyUrl, got {type(proxy).__name__}")
+    if proxy.is_socks != socks:
+        other = "Socks5Tunnel" if proxy.is_socks else "ProxyTunnel"
+        raise ConfigurationError(f"{proxy} takes a {other}; tunnel_for picks the right one")
+    problem = host_problem(host) if isinstance(host, str) else "the host is not a str"
+    if problem is not None:
+        raise ConfigurationError(f"invalid tunnel host: {problem}")
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ConfigurationError(f"tunnel port must be an int from 1 to 65535, got {port!r}")
+
+
 class ProxyTunnel:
     """The ``CONNECT`` exchange that asks an HTTP proxy for a tunnel to ``host:port``.
 
@@ -196,7 +251,7 @@ class ProxyTunnel:
     answer raises `ProxyError`, after which the connection is of no further use: close it.
 
     Args:
-        proxy: the proxy.
+        proxy: the proxy, an ``http://`` one.
         host: the host to reach through it (lower-case name or IP address, IPv6 without
             brackets), as in `BaseUrl.host`.
         port: the port to reach.
@@ -209,13 +264,7 @@ class ProxyTunnel:
     def __init__(
         self, proxy: ProxyUrl, host: str, port: int, *, user_agent: str | None = None
     ) -> None:
-        if not isinstance(proxy, ProxyUrl):
-            raise TypeError(f"proxy must be a ProxyUrl, got {type(proxy).__name__}")
-        problem = host_problem(host) if isinstance(host, str) else "the host is not a str"
-        if problem is not None:
-            raise ConfigurationError(f"invalid tunnel host: {problem}")
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-            raise ConfigurationError(f"tunnel port must be an int from 1 to 65535, got {port!r}")
+        _check_tunnel(proxy, host, port, socks=False)
         #: The proxy.
         self.proxy: ProxyUrl = proxy
         #: ``host:port`` as the ``CONNECT`` request names it (IPv6 in brackets).
@@ -303,3 +352,232 @@ class ProxyTunnel:
                 return f"{message} (it refused the user name and password of the proxy URL)"
             return f"{message} (it wants credentials: http://user:password@host:port)"
         return message
+
+
+# SOCKS5 (RFC 1928) and its user name and password authentication (RFC 1929).
+_SOCKS_VERSION = 5
+_NO_AUTHENTICATION = 0x00
+_USER_PASSWORD = 0x02
+_NO_ACCEPTABLE_METHOD = 0xFF
+_CONNECT = 0x01
+_IPV4, _DOMAIN_NAME, _IPV6 = 0x01, 0x03, 0x04
+#: The reply codes of RFC 1928, section 6.
+_REPLIES = {
+    1: "general SOCKS server failure",
+    2: "connection not allowed by ruleset",
+    3: "network unreachable",
+    4: "host unreachable",
+    5: "connection refused",
+    6: "TTL expired",
+    7: "command not supported",
+    8: "address type not supported",
+}
+#: Replies the proxy would give again to the same request: not retried.
+_FINAL_REPLIES = frozenset({2, 7, 8})
+
+
+class Socks5Tunnel:
+    """The SOCKS5 handshake (RFC 1928) that asks a proxy for a connection to ``host:port``.
+
+    Used as a `ProxyTunnel` is, except that the handshake takes up to three round trips (the
+    method, the user name and password of RFC 1929 when the proxy URL has them, the connect
+    request): after each `receive_data` that returns False, send `data_to_send` again. The
+    host name goes to the proxy, which resolves it; an IP address goes as one.
+
+    Args:
+        proxy: the proxy, a ``socks5://`` or ``socks5h://`` one.
+        host: the host to reach through it (lower-case name or IP address, IPv6 without
+            brackets), as in `BaseUrl.host`.
+        port: the port to reach.
+    """
+
+    __slots__ = (
+        "_failed",
+        "_method",
+        "_out",
+        "_received",
+        "_request",
+        "_step",
+        "is_open",
+        "proxy",
+        "target",
+    )
+
+    def __init__(self, proxy: ProxyUrl, host: str, port: int) -> None:
+        _check_tunnel(proxy, host, port, socks=True)
+        #: The proxy.
+        self.proxy: ProxyUrl = proxy
+        #: ``host:port`` (IPv6 in brackets), for messages.
+        self.target: str = host_port(host, port)
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            name = host.encode("ascii")
+            if len(name) > 255:
+                raise ConfigurationError(
+                    "invalid tunnel host: longer than the 255 bytes SOCKS5 can carry"
+                ) from None
+            destination = bytes((_DOMAIN_NAME, len(name))) + name
+        else:
+            kind = _IPV4 if address.version == 4 else _IPV6
+            destination = bytes((kind,)) + address.packed
+        self._request = (
+            bytes((_SOCKS_VERSION, _CONNECT, 0)) + destination + port.to_bytes(2, "big")
+        )
+        self._method = _USER_PASSWORD if proxy.username else _NO_AUTHENTICATION
+        self._out = bytearray((_SOCKS_VERSION, 1, self._method))
+        self._received = bytearray()  # the proxy's bytes not read yet
+        # What is awaited: the method chosen, the authentication's status, the reply.
+        self._step = "method"
+        #: True once the proxy has answered the connect request with success.
+        self.is_open: bool = False
+        self._failed = False
+
+    def __repr__(self) -> str:
+        state = "open" if self.is_open else "opening"
+        return f"<Socks5Tunnel to {self.target} via {self.proxy} ({state})>"
+
+    def data_to_send(self) -> bytes:
+        """The bytes the next step sends to the proxy; ``b""`` while waiting for its answer."""
+        data = bytes(self._out)
+        self._out.clear()
+        return data
+
+    def receive_data(self, data: bytes) -> bool:
+        """Feed bytes the proxy sent; ``b""`` means it closed the connection.
+
+        Returns:
+            True when the tunnel is open; False while the handshake goes on (send
+            `data_to_send`, then feed the proxy's next bytes).
+
+        Raises:
+            ProxyError: the proxy refused the credentials or the connection (``reply`` is its
+                SOCKS5 reply code), closed the connection mid-handshake, answered as something
+                other than a SOCKS5 proxy, or sent bytes past its reply before the TLS
+                handshake began.
+            LocalProtocolError: the tunnel is open already, or a ``ProxyError`` was raised.
+            TypeError: ``data`` is not bytes-like.
+        """
+        if self.is_open:
+            raise LocalProtocolError("the tunnel is open: its bytes are the TLS session's now")
+        if self._failed:
+            raise LocalProtocolError("the tunnel failed already; close the connection")
+        data = received_bytes(data)
+        self._failed = True  # until the bytes are read, or found incomplete
+        if not data:
+            raise ProxyError(
+                f"the proxy {self.proxy.address} closed the connection during the SOCKS5 "
+                f"handshake for {self.target}"
+            )
+        received = self._received
+        received += data
+        while self._advance(received):
+            pass
+        self._failed = False
+        return self.is_open
+
+    def _advance(self, received: bytearray) -> bool:
+        # Take one answer off the front of ``received``; False when it is not all there.
+        if self.is_open or len(received) < 2:
+            return False
+        if self._step == "method":
+            self._check_method(received[0], received[1])
+            del received[:2]
+            if self._method == _USER_PASSWORD:
+                user = self.proxy.username.encode()
+                password = self.proxy.password.encode()
+                self._out += bytes((1, len(user))) + user + bytes((len(password),)) + password
+                self._step = "authentication"
+                return True
+        elif self._step == "authentication":
+            # VER STATUS; only the status is read (some servers answer with version 5, not 1).
+            if received[1] != 0:
+                raise self._error(
+                    "refused the user name and password of the proxy URL",
+                    final="the proxy would refuse the same credentials again",
+                )
+            del received[:2]
+        else:
+            return self._read_reply(received)
+        self._out += self._request
+        self._step = "reply"
+        return True
+
+    def _check_method(self, version: int, method: int) -> None:
+        if version != _SOCKS_VERSION:
+            hint = (
+                " (it looks like an HTTP proxy: give its URL as http://)"
+                if self._received.startswith(b"HT")
+                else ""
+            )
+            raise self._error(f"did not answer as a SOCKS5 proxy{hint}")
+        if method == _NO_ACCEPTABLE_METHOD:
+            if self._method == _NO_AUTHENTICATION:
+                why = "wants credentials: socks5://user:password@host:port"
+            else:
+                why = "does not take the user name and password of the proxy URL"
+            raise self._error(why, final="the proxy would refuse again")
+        if method != self._method:
+            raise self._error(f"chose authentication method {method}, which was not offered")
+
+    def _read_reply(self, received: bytearray) -> bool:
+        # VER REP RSV ATYP BND.ADDR BND.PORT; the reply code decides before the rest arrives.
+        if received[0] != _SOCKS_VERSION:
+            raise self._error("sent a reply that is not SOCKS5")
+        reply = received[1]
+        if reply != 0:
+            why = _REPLIES.get(reply, "an unassigned code")
+            raise self._error(
+                f"refused the connection to {self.target}: SOCKS5 reply {reply} ({why})",
+                reply=reply,
+                final=(
+                    f"the proxy would refuse again (SOCKS5 reply {reply})"
+                    if reply in _FINAL_REPLIES
+                    else None
+                ),
+            )
+        if len(received) < 5:
+            return False
+        kind = received[3]
+        if kind == _IPV4:
+            size = 4 + 4 + 2
+        elif kind == _IPV6:
+            size = 4 + 16 + 2
+        elif kind == _DOMAIN_NAME:
+            size = 4 + 1 + received[4] + 2
+        else:
+            raise self._error(f"sent a reply with an unknown address type {kind}")
+        if len(received) < size:
+            return False
+        if len(received) > size:
+            raise self._error(
+                f"sent {len(received) - size} bytes past its reply, before the TLS handshake "
+                "began"
+            )
+        received.clear()
+        self.is_open = True
+        return False
+
+    def _error(
+        self, why: str, *, reply: int | None = None, final: str | None = None
+    ) -> ProxyError:
+        return ProxyError(f"the proxy {self.proxy.address} {why}", reply=reply, final=final)
+
+
+#: Either kind of tunnel: the exchange that opens a connection through a proxy.
+Tunnel: TypeAlias = ProxyTunnel | Socks5Tunnel
+
+
+def tunnel_for(
+    proxy: ProxyUrl, host: str, port: int, *, user_agent: str | None = None
+) -> Tunnel:
+    """The tunnel ``proxy`` opens to ``host:port``: a `ProxyTunnel` for an ``http://`` proxy
+    (whose ``CONNECT`` carries ``user_agent``), a `Socks5Tunnel` for a SOCKS5 one.
+
+    Raises:
+        TypeError: ``proxy`` is not a `ProxyUrl`.
+        ConfigurationError: ``host`` or ``port`` is not one a tunnel can reach.
+    """
+    if isinstance(proxy, ProxyUrl) and proxy.is_socks:
+        return Socks5Tunnel(proxy, host, port)
+    return ProxyTunnel(proxy, host, port, user_agent=user_agent)

@@ -28,7 +28,7 @@ from kalshi_proto.errors import (
     ReadTimeout,
     WriteError,
 )
-from kalshi_proto.proxy import ProxyTunnel, ProxyUrl
+from kalshi_proto.proxy import ProxyUrl, Tunnel, tunnel_for
 from kalshi_proto.rest.http11 import http11_only
 
 __all__ = [
@@ -50,7 +50,8 @@ __all__ = [
 T = TypeVar("T")
 
 _READ_SIZE = 256 * 1024
-# A proxy's answer to CONNECT is a few hundred bytes, and nothing may follow it.
+# A proxy's answer to CONNECT (or a SOCKS5 step) is a few hundred bytes at most, and nothing
+# may follow it.
 _TUNNEL_READ_SIZE = 4096
 
 #: How many ``os.fork()`` calls made this process, counted in the child. A client pools
@@ -205,16 +206,20 @@ def _connect_tcp(host: str, port: int, deadline: float, what: str) -> socket.soc
     raise ConnectError(f"cannot connect to {what}: {first}") from first
 
 
-def _open_tunnel(sock: socket.socket, tunnel: ProxyTunnel, deadline: float) -> None:
-    # The CONNECT exchange on a fresh connection to the proxy.
+def _open_tunnel(sock: socket.socket, tunnel: Tunnel, deadline: float) -> None:
+    # The tunnel's exchange on a fresh connection to the proxy: a CONNECT, or the SOCKS5
+    # handshake's steps.
     what = f"opening a tunnel through {tunnel.proxy}"
     try:
-        sock.settimeout(_remaining(deadline, ConnectTimeout, what))
-        sock.sendall(tunnel.data_to_send())
+        step = tunnel.data_to_send()
         while True:
+            if step:
+                sock.settimeout(_remaining(deadline, ConnectTimeout, what))
+                sock.sendall(step)
             sock.settimeout(_remaining(deadline, ConnectTimeout, what))
             if tunnel.receive_data(sock.recv(_TUNNEL_READ_SIZE)):
                 return
+            step = tunnel.data_to_send()
     except TimeoutError:
         raise ConnectTimeout(f"{what} timed out") from None
     except OSError as exc:
@@ -254,7 +259,7 @@ def _connect(
     else:
         sock = _connect_tcp(proxy.host, proxy.port, deadline, f"the proxy {proxy.address}")
         try:
-            _open_tunnel(sock, ProxyTunnel(proxy, host, port, user_agent=user_agent), deadline)
+            _open_tunnel(sock, tunnel_for(proxy, host, port, user_agent=user_agent), deadline)
         except BaseException:
             sock.close()
             raise

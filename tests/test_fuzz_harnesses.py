@@ -9,9 +9,17 @@ from types import ModuleType
 
 import pytest
 
-from fuzz import _runner, http_request, http_response, key_pem, proxy_answer, response_parse
+from fuzz import (
+    _runner,
+    http_request,
+    http_response,
+    key_pem,
+    proxy_answer,
+    response_parse,
+    socks_answer,
+)
 
-HARNESSES = [http_response, http_request, response_parse, key_pem, proxy_answer]
+HARNESSES = [http_response, http_request, response_parse, key_pem, proxy_answer, socks_answer]
 #: What each harness drives: replaced by a broken version, the harness's check must fail.
 TARGETS = {
     http_response: "kalshi_proto.rest.http11.Http11Connection.receive_data",
@@ -19,6 +27,7 @@ TARGETS = {
     response_parse: "kalshi_proto.rest.call.Call.parse",
     key_pem: "kalshi_proto.auth.Signer.from_pem",
     proxy_answer: "kalshi_proto.proxy.ProxyTunnel.receive_data",
+    socks_answer: "kalshi_proto.proxy.Socks5Tunnel.receive_data",
 }
 
 

@@ -284,6 +284,7 @@ async def test_a_loopback_api_through_a_proxy_elsewhere_is_refused(kx: Driver, p
     ("proxy", "message"),
     [
         ("https://proxy.example.com", "a https:// proxy is not supported here"),
+        ("socks4://proxy.example.com", "a socks4:// proxy is not supported here"),
         ("proxy.example.com:3128", "URL has no scheme"),
         (3128, "proxy must be a URL such as"),
     ],
@@ -301,7 +302,7 @@ def test_a_bad_proxy_is_refused_at_construction(flavour: Flavour, proxy: Any, me
         ({"proxy": "ftp://proxy.example.com"}, "a ftp:// proxy is not supported here"),
         ({"proxy": "https://"}, "proxy is not a usable https:// URL"),
         ({"proxy": "https://proxy.example.com:99999"}, "proxy is not a usable https:// URL"),
-        ({"proxy": "socks5://proxy.example.com"}, "needs the socksio package"),
+        ({"proxy": "socks4://proxy.example.com"}, "a socks4:// proxy is not supported here"),
         ({"proxy": 3128}, "proxy must be a URL such as"),
         ({"proxy": "http://proxy.example.com", "transport": "T"}, "give proxy= or transport="),
         ({"proxy": "http://proxy.example.com", "http_client": "C"}, "give proxy= or http_client="),

@@ -175,9 +175,13 @@ class TunnelProxy:
 
     def _pipe(self, client: socket.socket, upstream: socket.socket) -> None:
         peers = {client: upstream, upstream: client}
+        # poll, not select: a busy soak has file descriptors past select's limit of 1024.
+        poller = select.poll()
         for sock in peers:
             sock.setblocking(True)
-        while not self._stopping.is_set() and self._relay(peers):
+            poller.register(sock, select.POLLIN)
+        by_fd = {sock.fileno(): sock for sock in peers}
+        while not self._stopping.is_set() and self._relay(peers, poller, by_fd):
             pass
         # One side ended: so does the tunnel, as a real proxy's would.
         for sock in peers:
@@ -187,10 +191,14 @@ class TunnelProxy:
                 pass
 
     @staticmethod
-    def _relay(peers: dict[socket.socket, socket.socket]) -> bool:
+    def _relay(
+        peers: dict[socket.socket, socket.socket],
+        poller: select.poll,
+        by_fd: dict[int, socket.socket],
+    ) -> bool:
         # Copy what is waiting on either side to the other; False once a side has ended.
-        readable, _, _ = select.select(list(peers), [], [], 0.05)
-        for sock in readable:
+        for fd, _ in poller.poll(50):
+            sock = by_fd[fd]
             try:
                 data = sock.recv(65536)
                 if data:

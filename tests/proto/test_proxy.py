@@ -51,7 +51,7 @@ def test_proxy_urls_are_read(url: str, host: str, port: int, username: str, pass
     [
         ("proxy.example.com:3128", "URL has no scheme (write http:// in front)"),
         ("https://proxy.example.com", "a https:// proxy is not supported here"),
-        ("socks5://proxy.example.com:1080", "a socks5:// proxy is not supported here"),
+        ("socks4://proxy.example.com:1080", "a socks4:// proxy is not supported here"),
         ("http://", "URL has no host"),
         ("http://:3128", "URL has no host"),
         ("http://proxy.example.com:0", "port must be between 1 and 65535, got 0"),
@@ -102,6 +102,12 @@ def test_check_proxy_takes_none_and_a_proxy_url() -> None:
         ({"username": b"me"}, "proxy username must be a str, got bytes"),
         ({"password": "x"}, "proxy password was given without a username"),
         ({"username": "me\r\nX-Evil: 1"}, "proxy username holds a control character"),
+        ({"scheme": "https"}, "proxy scheme must be one of 'http', 'socks5', 'socks5h', got"),
+        ({"scheme": "socks5", "username": "u" * 256}, "username is longer than the 255 bytes"),
+        (
+            {"scheme": "socks5h", "username": "u", "password": "é" * 128},
+            "password is longer than the 255 bytes SOCKS5 can carry",
+        ),
     ],
 )
 def test_proxy_url_fields_are_checked(kwargs: dict[str, object], message: str) -> None:

@@ -16,7 +16,7 @@ from kalshi_httpx import KalshiClient as HttpxClient
 from kalshi_proto.environments import resolve_base_url
 from kalshi_proto.errors import ApiError, ProxyError, RateLimitError
 from kalshi_proto.prices import PriceGrid
-from kalshi_proto.proxy import ProxyTunnel, ProxyUrl
+from kalshi_proto.proxy import ProxyTunnel, ProxyUrl, Socks5Tunnel, Tunnel, tunnel_for
 from kalshi_proto.rest import operation
 from kalshi_proto.rest.client import CallOptions, RestConfig, RestCore, SendRequest
 from kalshi_proto.rest.generated import calls
@@ -62,6 +62,20 @@ def tunnel_by_hand(data: bytes) -> bool:
     except ProxyError as exc:
         print(exc.status)
         return False
+
+
+def socks_by_hand(answers: list[bytes]) -> bool:
+    proxy = ProxyUrl("127.0.0.1", username="bot", password="secret", scheme="socks5h")
+    tunnel: Tunnel = tunnel_for(proxy, "external-api.kalshi.com", 443)
+    outgoing = [tunnel.data_to_send()]
+    try:
+        for answer in answers:
+            if tunnel.receive_data(answer):
+                return True
+            outgoing.append(tunnel.data_to_send())
+    except ProxyError as exc:
+        print(exc.reply, exc.final_reason)
+    return isinstance(tunnel, Socks5Tunnel) and bool(outgoing)
 
 
 def httpx_bot(request: CreateOrderV2Request) -> str:
