@@ -242,6 +242,15 @@ def _check_tunnel(proxy: object, host: object, port: object, *, socks: bool) -> 
         raise ConfigurationError(f"tunnel port must be an int from 1 to 65535, got {port!r}")
 
 
+def _taken(data: bytes, *, is_open: bool, failed: bool) -> bytes:
+    # The proxy's bytes as a tunnel takes them: only while it is opening, and as bytes.
+    if is_open:
+        raise LocalProtocolError("the tunnel is open: its bytes are the TLS session's now")
+    if failed:
+        raise LocalProtocolError("the tunnel failed already; close the connection")
+    return received_bytes(data)
+
+
 class ProxyTunnel:
     """The ``CONNECT`` exchange that asks an HTTP proxy for a tunnel to ``host:port``.
 
@@ -305,11 +314,7 @@ class ProxyTunnel:
             LocalProtocolError: the tunnel is open already, or a ``ProxyError`` was raised.
             TypeError: ``data`` is not bytes-like.
         """
-        if self.is_open:
-            raise LocalProtocolError("the tunnel is open: its bytes are the TLS session's now")
-        if self._failed:
-            raise LocalProtocolError("the tunnel failed already; close the connection")
-        data = received_bytes(data)
+        data = _taken(data, is_open=self.is_open, failed=self._failed)
         self._failed = True  # until the answer is read, or found incomplete
         where = f"the proxy {self.proxy.address}"
         if not data:
@@ -458,11 +463,7 @@ class Socks5Tunnel:
             LocalProtocolError: the tunnel is open already, or a ``ProxyError`` was raised.
             TypeError: ``data`` is not bytes-like.
         """
-        if self.is_open:
-            raise LocalProtocolError("the tunnel is open: its bytes are the TLS session's now")
-        if self._failed:
-            raise LocalProtocolError("the tunnel failed already; close the connection")
-        data = received_bytes(data)
+        data = _taken(data, is_open=self.is_open, failed=self._failed)
         self._failed = True  # until the bytes are read, or found incomplete
         if not data:
             raise ProxyError(

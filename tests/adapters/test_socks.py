@@ -19,24 +19,13 @@ import pytest
 from kalshi_httpx._errors import map_exceptions
 from kalshi_proto.errors import ConfigurationError, ProxyError
 from kalshi_proto.proxy import ProxyUrl
-from kalshi_proto.rest.retry import RetryPolicy
-from tests.adapters.conftest import FAST_RETRY, Driver, Flavour, backend_of, maybe
+from tests.adapters.conftest import FAST_RETRY, Driver, Flavour, maybe
+from tests.adapters.test_proxy import NO_RETRY, OURS, anyio_backend
 from tests.adapters.test_rest_clients import order_request
 from tests.helpers.socks import SocksRequest, socks_proxy
 
 pytestmark = pytest.mark.anyio
-
-NO_RETRY = RetryPolicy.disabled()
-OURS = ("kalshi_sync", "kalshi_anyio")  #: the clients whose tunnel is `kalshi_proto.proxy`
-
-
-@pytest.fixture
-def anyio_backend(flavour: Flavour) -> str | None:
-    return backend_of(flavour)
-
-
-def _ours(kx: Driver) -> bool:
-    return kx.flavour.family in OURS
+__all__ = ["anyio_backend"]  # the fixture, shared with test_proxy.py
 
 
 @pytest.mark.parametrize("scheme", ["socks5", "socks5h"])

@@ -14,10 +14,11 @@ import select
 import socket
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-__all__ = ["TunnelProxy", "tunnel_proxy"]
+__all__ = ["TunnelProxy", "running", "tunnel_proxy"]
 
 _HEAD_LIMIT = 64 * 1024
 
@@ -210,11 +211,18 @@ class TunnelProxy:
         return True
 
 
+P = TypeVar("P", bound=TunnelProxy)
+
+
 @contextmanager
-def tunnel_proxy(**settings: object) -> Iterator[TunnelProxy]:
-    """A running `TunnelProxy` with ``settings``; stopped, every socket closed, after."""
-    proxy = TunnelProxy(**settings)  # type: ignore[arg-type]
+def running(proxy: P) -> Iterator[P]:
+    """``proxy``, running; stopped, every socket closed, after the block."""
     try:
         yield proxy
     finally:
         proxy.stop()
+
+
+def tunnel_proxy(**settings: object) -> AbstractContextManager[TunnelProxy]:
+    """A running `TunnelProxy` with ``settings``; stopped, every socket closed, after."""
+    return running(TunnelProxy(**settings))  # type: ignore[arg-type]

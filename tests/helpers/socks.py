@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
-from tests.helpers.proxy import TunnelProxy
+from tests.helpers.proxy import TunnelProxy, running
 
 __all__ = ["SocksProxy", "SocksRequest", "socks_proxy"]
 
@@ -262,11 +261,6 @@ class SocksProxy(TunnelProxy):
         client.shutdown(socket.SHUT_RDWR)
 
 
-@contextmanager
-def socks_proxy(**settings: object) -> Iterator[SocksProxy]:
+def socks_proxy(**settings: object) -> AbstractContextManager[SocksProxy]:
     """A running `SocksProxy` with ``settings``; stopped, every socket closed, after."""
-    proxy = SocksProxy(**settings)  # type: ignore[arg-type]
-    try:
-        yield proxy
-    finally:
-        proxy.stop()
+    return running(SocksProxy(**settings))  # type: ignore[arg-type]
