@@ -277,6 +277,7 @@ class Report:
     flavour: str
     rounds: int = 0
     tunnelled: int = 0  #: rounds whose connections went through a proxy
+    socks: int = 0  #: of those, the rounds whose proxy was a SOCKS5 one
     calls: Counter[str] = field(default_factory=Counter)  #: by operation
     outcomes: Counter[str] = field(default_factory=Counter)  #: by result or exception type
     requests: int = 0  #: requests the exchange answered
@@ -298,7 +299,8 @@ class Report:
     def text(self) -> str:
         """The figures, and each kind of violation with its first example."""
         lines = [
-            f"{self.flavour}: {self.rounds} rounds ({self.tunnelled} through a proxy), "
+            f"{self.flavour}: {self.rounds} rounds ({self.tunnelled} through a proxy, "
+            f"{self.socks} of them SOCKS5), "
             f"{self.calls.total()} calls, "
             f"{self.requests} requests reached the exchange, {self.orders_sent} orders did, "
             f"{self.orders_placed} placed",
@@ -746,6 +748,7 @@ def soak_round(flavour: Flavour, plan: Plan, *, slack: float = SLACK) -> Report:
     report = state.report
     report.rounds = 1
     report.tunnelled = int(state.proxy is not None)
+    report.socks = int(state.proxy is not None and state.proxy.startswith("socks5"))
     report.requests = local.app.requests
     report.server_errors = server_errors.counts
     return report
@@ -874,6 +877,7 @@ def soak_flavour(
 def _merge(total: Report, part: Report) -> None:
     total.rounds += part.rounds
     total.tunnelled += part.tunnelled
+    total.socks += part.socks
     total.calls += part.calls
     total.outcomes += part.outcomes
     total.requests += part.requests
