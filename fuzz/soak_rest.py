@@ -111,8 +111,8 @@ from kalshi_proto.rest.retry import RetryPolicy
 from kalshi_proto.sim.app import Reply
 from kalshi_proto.sim.rest import ExchangeApp, Faults
 from tests.helpers.proxy import TunnelProxy, tunnel_proxy
-from tests.helpers.socks import socks_proxy
 from tests.helpers.sockets import sockets_to
+from tests.helpers.socks import socks_proxy
 
 __all__ = [
     "FLAVOURS",
