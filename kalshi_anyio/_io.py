@@ -295,8 +295,8 @@ async def connect(
     user_agent: str | None = None,
 ) -> Stream:
     """Open a TCP connection (and a TLS session when ``ssl_context`` is given) before
-    ``deadline``: to ``host:port``, or through a tunnel of ``proxy`` (the ``CONNECT`` request
-    carrying ``user_agent``)."""
+    ``deadline``: to ``host:port``, or through a tunnel of ``proxy`` (an HTTP proxy's
+    ``CONNECT`` request carries ``user_agent``)."""
     try:
         return await _connect(host, port, ssl_context, deadline, proxy, user_agent)
     except ConnectError as exc:

@@ -470,15 +470,15 @@ class Socks5Tunnel:
                 f"the proxy {self.proxy.address} closed the connection during the SOCKS5 "
                 f"handshake for {self.target}"
             )
-        received = self._received
-        received += data
-        while self._advance(received):
+        self._received += data
+        while self._advance():
             pass
         self._failed = False
         return self.is_open
 
-    def _advance(self, received: bytearray) -> bool:
-        # Take one answer off the front of ``received``; False when it is not all there.
+    def _advance(self) -> bool:
+        # Take one answer off the front of the bytes received; False when it is not all there.
+        received = self._received
         if self.is_open or len(received) < 2:
             return False
         if self._step == "method":
@@ -499,7 +499,7 @@ class Socks5Tunnel:
                 )
             del received[:2]
         else:
-            return self._read_reply(received)
+            return self._read_reply()
         self._out += self._request
         self._step = "reply"
         return True
@@ -521,8 +521,9 @@ class Socks5Tunnel:
         if method != self._method:
             raise self._error(f"chose authentication method {method}, which was not offered")
 
-    def _read_reply(self, received: bytearray) -> bool:
+    def _read_reply(self) -> bool:
         # VER REP RSV ATYP BND.ADDR BND.PORT; the reply code decides before the rest arrives.
+        received = self._received
         if received[0] != _SOCKS_VERSION:
             raise self._error("sent a reply that is not SOCKS5")
         reply = received[1]

@@ -105,19 +105,24 @@ class TunnelProxy:
                 self.accepted += 1
             self._start(self._serve, self._keep(client))
 
-    def _read_head(self, client: socket.socket) -> bytes | None:
-        client.settimeout(0.05)
-        data = b""
-        while b"\r\n\r\n" not in data:
-            if self._stopping.is_set() or len(data) > _HEAD_LIMIT:
-                return None
+    def _recv(self, client: socket.socket, size: int) -> bytes | None:
+        # One read of at most ``size`` bytes, waiting as long as it takes; None once the proxy
+        # stops or the client leaves first. (``client`` has a short timeout, for the checks.)
+        while not self._stopping.is_set():
             try:
-                chunk = client.recv(4096)
+                return client.recv(size) or None
             except TimeoutError:
                 continue
             except OSError:
                 return None
-            if not chunk:
+        return None
+
+    def _read_head(self, client: socket.socket) -> bytes | None:
+        client.settimeout(0.05)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = self._recv(client, 4096)
+            if chunk is None or len(data) > _HEAD_LIMIT:
                 return None
             data += chunk
         return data.split(b"\r\n\r\n", 1)[0]

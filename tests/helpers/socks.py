@@ -101,15 +101,8 @@ class SocksProxy(TunnelProxy):
         # The bytes may come in pieces; None once the proxy stops or the client leaves first.
         data = b""
         while len(data) < size:
-            if self._stopping.is_set():
-                return None
-            try:
-                chunk = client.recv(size - len(data))
-            except TimeoutError:
-                continue
-            except OSError:
-                return None
-            if not chunk:
+            chunk = self._recv(client, size - len(data))
+            if chunk is None:
                 return None
             data += chunk
         return data
