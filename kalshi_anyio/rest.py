@@ -67,17 +67,17 @@ class AsyncKalshiClient(AsyncClientBase):
         max_connections: the most connections open at once (0 for no limit).
         keepalive_expiry: seconds an idle connection may wait for reuse before it is closed
             instead (5, as httpx does); None reuses idle connections however old.
-        proxy: an HTTP proxy to reach the API through, as a URL
-            (``"http://user:password@proxy.example.com:3128"``) or a
-            `kalshi_proto.proxy.ProxyUrl`; each connection is a ``CONNECT`` tunnel with the
-            API's TLS session inside. None (the default) connects directly, whatever the
-            environment says.
+        proxy: a proxy to reach the API through, as a URL (``"http://proxy.example.com:3128"``,
+            ``"socks5h://user:password@proxy.example.com:1080"``) or a
+            `kalshi_proto.proxy.ProxyUrl`; each connection is a tunnel (HTTP ``CONNECT`` or
+            the SOCKS5 handshake) with the API's TLS session inside. None (the default)
+            connects directly, whatever the environment says.
 
     Raises:
         ConfigurationError: an argument is of the wrong type or out of range
             (``max_connections`` not an int of 0 or more, ``keepalive_expiry`` not a positive
-            number or None, ``proxy`` not an ``http://`` proxy URL, and those of every
-            client).
+            number or None, ``proxy`` not an ``http://``, ``socks5://`` or ``socks5h://``
+            proxy URL, and those of every client).
         CredentialsError: the key arguments are incomplete, contradictory or unusable.
     """
 
