@@ -711,9 +711,13 @@ class CallRun(Generic[T]):
         return Finished()
 
 
-#: How far this machine's clock and a server's ``Date`` may differ before a 401's note blames
-#: the clock: a ``Date`` has whole seconds, and the answer took some time to arrive.
-_CLOCK_SLACK_MS = 2_000
+#: How far this machine's clock may be ahead of a server's ``Date``, and behind it, before a
+#: 401's note blames the clock. A ``Date`` is behind the time it was sent by up to a second (it
+#: has whole seconds), by as much again on servers that make it once a second, and the answer
+#: took some time to arrive: so the clock's lead is allowed more. A ``Date`` is never ahead of
+#: the time it was sent, but the machine's clock may be read late.
+_CLOCK_AHEAD_SLACK_MS = 3_000
+_CLOCK_BEHIND_SLACK_MS = 2_000
 
 
 def _unauthorized_note(config: RestConfig, response: HttpResponse, wall_ms: int) -> str:
@@ -729,7 +733,7 @@ def _unauthorized_note(config: RestConfig, response: HttpResponse, wall_ms: int)
     if server_ms is None:
         return f"{note}, and that this machine's clock is right (the signature carries its time)"
     skew_ms = wall_ms - server_ms
-    if abs(skew_ms) <= _CLOCK_SLACK_MS:
+    if -_CLOCK_BEHIND_SLACK_MS <= skew_ms <= _CLOCK_AHEAD_SLACK_MS:
         return f"{note}; this machine's clock agrees with the server's Date header"
     way = "ahead of" if skew_ms > 0 else "behind"
     return (

@@ -724,6 +724,24 @@ def test_a_certificate_that_fails_verification_ends_a_get_at_once(clock: FakeClo
             "; this machine's clock agrees with the server's Date header",
         ),
         (
+            "Wed, 31 Dec 2025 23:59:57 GMT",  # a Date may lag by 3 s
+            "; this machine's clock agrees with the server's Date header",
+        ),
+        (
+            "Wed, 31 Dec 2025 23:59:56 GMT",
+            "; this machine's clock is 4 s ahead of the server's (its Date header), and the "
+            "signature carries that time: set the clock right (NTP)",
+        ),
+        (
+            "Thu, 01 Jan 2026 00:00:02 GMT",
+            "; this machine's clock agrees with the server's Date header",
+        ),
+        (
+            "Thu, 01 Jan 2026 00:00:03 GMT",
+            "; this machine's clock is 3 s behind the server's (its Date header), and the "
+            "signature carries that time: set the clock right (NTP)",
+        ),
+        (
             "Wed, 31 Dec 2025 23:59:15 GMT",
             "; this machine's clock is 45 s ahead of the server's (its Date header), and the "
             "signature carries that time: set the clock right (NTP)",
