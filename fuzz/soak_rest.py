@@ -199,8 +199,7 @@ class Plan:
     #: every connection goes through a CONNECT tunnel of a proxy on loopback
     #: (`tests.helpers.proxy.TunnelProxy`), with ``proxy=``
     proxy: bool = False
-    #: with ``proxy``, the proxy is a SOCKS5 one (`tests.helpers.socks.SocksProxy`) for the
-    #: clients that open their tunnels themselves (not kalshi_httpx: see ``_proxy_for``)
+    #: with ``proxy``, the proxy is a SOCKS5 one (`tests.helpers.socks.SocksProxy`)
     socks: bool = False
 
     @classmethod
@@ -757,16 +756,18 @@ def soak_round(flavour: Flavour, plan: Plan, *, slack: float = SLACK) -> Report:
 @contextmanager
 def _proxy_for(plan: Plan, flavour: Flavour) -> Iterator[TunnelProxy | None]:
     # The plan's proxy on loopback, stopped (its sockets closed) after the round; or none.
-    # httpx sends a plain-http request to a proxy as it is, to be forwarded, rather than through
-    # a tunnel, and the test proxy tunnels only: no proxy for httpx against a plain exchange.
-    # Under kalshi_httpx a SOCKS5 proxy is httpcore's, which leaves the socket of a failed
-    # handshake to the garbage collector (docs/rest.md): the HTTP proxy it is, for httpx.
-    if not plan.proxy or (flavour.httpx and not plan.tls):
+    # httpx sends a plain-http request to an HTTP proxy as it is, to be forwarded, rather than
+    # through a tunnel, and the test proxy tunnels only: no HTTP proxy for httpx against a plain
+    # exchange. Every client tunnels through a SOCKS5 proxy.
+    if not plan.proxy:
         yield None
         return
-    if plan.socks and not flavour.httpx:
+    if plan.socks:
         with socks_proxy() as socks:
             yield socks
+        return
+    if flavour.httpx and not plan.tls:
+        yield None
         return
     with tunnel_proxy() as tunnels:
         yield tunnels

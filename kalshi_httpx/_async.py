@@ -10,7 +10,8 @@ A ready `httpx.AsyncClient` passed as ``http_client`` is used through its public
 all its settings but ``follow_redirects`` (a redirect is an answer, never followed); so is an
 internal one when the environment names a proxy (``HTTPS_PROXY``, ``ALL_PROXY``, ...) and
 ``proxy=`` is not given, since only `httpx.AsyncClient` knows how to route by the environment.
-``proxy=`` goes to the transport itself. A pool built here is built anew in a forked
+``proxy=`` goes to the transport itself, or for a SOCKS5 proxy to `_async_socks`' transport,
+which runs the core's SOCKS5 handshake. A pool built here is built anew in a forked
 process and on a new asyncio event loop (see `_pool`).
 
 With a rate limiter on, a call takes one of the pool's connection slots before its request is
@@ -37,10 +38,11 @@ import httpx
 from anyio import sleep as _sleep
 
 from kalshi_httpx import _pool
+from kalshi_httpx._async_socks import AsyncSocksTransport
 from kalshi_httpx._body import aread_reply
 from kalshi_httpx._errors import map_exceptions
 from kalshi_httpx._gate import AsyncGate
-from kalshi_httpx._proxy import httpx_proxy
+from kalshi_httpx._proxy import httpx_proxy, proxy_host
 from kalshi_proto.auth import Credentials, Passphrase
 from kalshi_proto.errors import ConfigurationError, LocalProtocolError
 from kalshi_proto.proxy import ProxyUrl, check_route
@@ -101,10 +103,9 @@ class AsyncKalshiClient(AsyncClientBase):
         http_client: a ready `httpx.AsyncClient`; the other httpx options are then ignored and
             the client is not closed by `aclose`.
         proxy: a proxy to reach the API through: an ``http://``, ``https://``, ``socks5://``
-            or ``socks5h://`` URL (SOCKS needs ``socksio``), or a
-            `kalshi_proto.proxy.ProxyUrl`. Given, it is used instead of any proxy the
-            environment names; not with ``transport`` or ``http_client``, which connect as
-            they are configured to.
+            or ``socks5h://`` URL, or a `kalshi_proto.proxy.ProxyUrl`. Given, it is used
+            instead of any proxy the environment names; not with ``transport`` or
+            ``http_client``, which connect as they are configured to.
 
     Raises:
         ConfigurationError: an argument is of the wrong type or out of range (``limits`` not
@@ -199,7 +200,7 @@ class AsyncKalshiClient(AsyncClientBase):
                 ) from None
         base = self.config.base_url
         if routed is not None:
-            check_route(routed.url.host, base)
+            check_route(proxy_host(routed), base)
         self._origin = base.origin
         # Parsed URLs by request target: parsing one costs more than the rest of the request.
         self._urls: dict[str, httpx.URL] = {}
@@ -218,9 +219,14 @@ class AsyncKalshiClient(AsyncClientBase):
             if transport is None:
 
                 def new_transport() -> None:
-                    self._transport = httpx.AsyncHTTPTransport(
-                        http2=http2, limits=limits or _LIMITS, verify=verify, proxy=routed
-                    )
+                    if isinstance(routed, ProxyUrl):
+                        self._transport = AsyncSocksTransport(
+                            routed, http2=http2, limits=limits or _LIMITS, verify=verify
+                        )
+                    else:
+                        self._transport = httpx.AsyncHTTPTransport(
+                            http2=http2, limits=limits or _LIMITS, verify=verify, proxy=routed
+                        )
 
                 self._new_pool = new_transport
                 new_transport()

@@ -1,8 +1,8 @@
-"""The ``proxy=`` option of the httpx clients, as an `httpx.Proxy` for the transport they build."""
+"""The ``proxy=`` option of the httpx clients, as the transport they build takes it: an
+`httpx.Proxy` for `httpx.HTTPTransport`, a SOCKS5 `ProxyUrl` for `_async_socks`' transport."""
 
 from __future__ import annotations
 
-import importlib.util
 from urllib.parse import urlsplit
 
 import httpx
@@ -16,9 +16,10 @@ __all__ = ["httpx_proxy"]
 _OTHER_SCHEMES = ("https",)
 
 
-def httpx_proxy(value: object) -> httpx.Proxy | None:
-    """``proxy=`` as httpx takes it: None, a `ProxyUrl`, or a URL with an ``http``, ``https``,
-    ``socks5`` or ``socks5h`` scheme (SOCKS needs the ``socksio`` package, ``httpx[socks]``).
+def httpx_proxy(value: object) -> httpx.Proxy | ProxyUrl | None:
+    """``proxy=`` as the transport takes it: None, a `ProxyUrl`, or a URL with an ``http``,
+    ``https``, ``socks5`` or ``socks5h`` scheme. A SOCKS5 proxy comes back as a `ProxyUrl`, for
+    `kalshi_httpx._async_socks`; the others as an `httpx.Proxy`.
 
     Raises:
         ConfigurationError: anything else, or a URL that cannot be used; the message never
@@ -29,22 +30,15 @@ def httpx_proxy(value: object) -> httpx.Proxy | None:
         if scheme in _OTHER_SCHEMES:
             return _other(value, scheme)
     proxy = check_proxy(value)
-    if proxy is None:
-        return None
-    return _from_proxy_url(proxy)
-
-
-def _from_proxy_url(proxy: ProxyUrl) -> httpx.Proxy:
-    if proxy.is_socks and importlib.util.find_spec("socksio") is None:
-        raise ConfigurationError(
-            f"a {proxy.scheme}:// proxy needs the socksio package with kalshi_httpx: pip "
-            "install 'httpx[socks]' (kalshi_sync and kalshi_anyio need nothing more)"
-        )
+    if proxy is None or proxy.is_socks:
+        return proxy
     auth = (proxy.username, proxy.password) if proxy.username else None
-    # httpx gives a SOCKS5 proxy the host name to resolve under either scheme, and httpx 0.27
-    # knows only ``socks5``.
-    scheme = "socks5" if proxy.is_socks else "http"
-    return httpx.Proxy(f"{scheme}://{proxy.address}", auth=auth)
+    return httpx.Proxy(f"http://{proxy.address}", auth=auth)
+
+
+def proxy_host(proxy: httpx.Proxy | ProxyUrl) -> str:
+    """The host name or address of ``proxy``, as `kalshi_proto.proxy.check_route` takes it."""
+    return proxy.host if isinstance(proxy, ProxyUrl) else proxy.url.host
 
 
 def _other(url: str, scheme: str) -> httpx.Proxy:

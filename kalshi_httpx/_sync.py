@@ -11,7 +11,8 @@ A ready `httpx.Client` passed as ``http_client`` is used through its public ``se
 all its settings but ``follow_redirects`` (a redirect is an answer, never followed); so is an
 internal one when the environment names a proxy (``HTTPS_PROXY``, ``ALL_PROXY``, ...) and
 ``proxy=`` is not given, since only `httpx.Client` knows how to route by the environment.
-``proxy=`` goes to the transport itself. A pool built here is built anew in a forked
+``proxy=`` goes to the transport itself, or for a SOCKS5 proxy to `_sync_socks`' transport,
+which runs the core's SOCKS5 handshake. A pool built here is built anew in a forked
 process and on a new asyncio event loop (see `_pool`).
 
 With a rate limiter on, a call takes one of the pool's connection slots before its request is
@@ -38,10 +39,11 @@ import httpx
 from time import sleep as _sleep
 
 from kalshi_httpx import _pool
+from kalshi_httpx._sync_socks import SocksTransport
 from kalshi_httpx._body import read_reply
 from kalshi_httpx._errors import map_exceptions
 from kalshi_httpx._gate import Gate
-from kalshi_httpx._proxy import httpx_proxy
+from kalshi_httpx._proxy import httpx_proxy, proxy_host
 from kalshi_proto.auth import Credentials, Passphrase
 from kalshi_proto.errors import ConfigurationError, LocalProtocolError
 from kalshi_proto.proxy import ProxyUrl, check_route
@@ -102,10 +104,9 @@ class KalshiClient(ClientBase):
         http_client: a ready `httpx.Client`; the other httpx options are then ignored and
             the client is not closed by `close`.
         proxy: a proxy to reach the API through: an ``http://``, ``https://``, ``socks5://``
-            or ``socks5h://`` URL (SOCKS needs ``socksio``), or a
-            `kalshi_proto.proxy.ProxyUrl`. Given, it is used instead of any proxy the
-            environment names; not with ``transport`` or ``http_client``, which connect as
-            they are configured to.
+            or ``socks5h://`` URL, or a `kalshi_proto.proxy.ProxyUrl`. Given, it is used
+            instead of any proxy the environment names; not with ``transport`` or
+            ``http_client``, which connect as they are configured to.
 
     Raises:
         ConfigurationError: an argument is of the wrong type or out of range (``limits`` not
@@ -200,7 +201,7 @@ class KalshiClient(ClientBase):
                 ) from None
         base = self.config.base_url
         if routed is not None:
-            check_route(routed.url.host, base)
+            check_route(proxy_host(routed), base)
         self._origin = base.origin
         # Parsed URLs by request target: parsing one costs more than the rest of the request.
         self._urls: dict[str, httpx.URL] = {}
@@ -219,9 +220,14 @@ class KalshiClient(ClientBase):
             if transport is None:
 
                 def new_transport() -> None:
-                    self._transport = httpx.HTTPTransport(
-                        http2=http2, limits=limits or _LIMITS, verify=verify, proxy=routed
-                    )
+                    if isinstance(routed, ProxyUrl):
+                        self._transport = SocksTransport(
+                            routed, http2=http2, limits=limits or _LIMITS, verify=verify
+                        )
+                    else:
+                        self._transport = httpx.HTTPTransport(
+                            http2=http2, limits=limits or _LIMITS, verify=verify, proxy=routed
+                        )
 
                 self._new_pool = new_transport
                 new_transport()

@@ -23,6 +23,7 @@ PAIRS = (
     ("kalshi_proto/rest/_async_base.py", "kalshi_proto/rest/_sync_base.py"),
     ("kalshi_anyio/rest.py", "kalshi_sync/rest.py"),
     ("kalshi_httpx/_async.py", "kalshi_httpx/_sync.py"),
+    ("kalshi_httpx/_async_socks.py", "kalshi_httpx/_sync_socks.py"),
 )
 
 #: Ordered (pattern, replacement) rules, applied to every file. The first drops the lines that
@@ -35,6 +36,14 @@ RULES: tuple[tuple[str, str], ...] = (
     (r"\b__aexit__\b", "__exit__"),
     (r"\baclose\b", "close"),
     (r"\baread_reply\b", "read_reply"),
+    (r"\basync for ", "for "),
+    (r"\b__aiter__\b", "__iter__"),
+    # The async flavour needs both kinds of iterable; the blocking one, one of each once.
+    (
+        r"^from collections\.abc import AsyncIterable, AsyncIterator, Iterable, Iterator$",
+        "from collections.abc import Iterable, Iterator",
+    ),
+    (r"\bAsyncIterable\b", "Iterable"),
     (r"\bAsyncIterator\b", "Iterator"),
     (r"\baiterate_pages\b", "iterate_pages"),
     (r"\bAsyncResources\b", "Resources"),
@@ -48,6 +57,11 @@ RULES: tuple[tuple[str, str], ...] = (
     (r"\bhttpx\.AsyncBaseTransport\b", "httpx.BaseTransport"),
     (r"\bhttpx\.AsyncHTTPTransport\b", "httpx.HTTPTransport"),
     (r"\bhandle_async_request\b", "handle_request"),
+    (r"\bhttpx\.AsyncByteStream\b", "httpx.SyncByteStream"),
+    (r"\bhttpcore\.Async(ConnectionPool|NetworkBackend|NetworkStream)\b", r"httpcore.\1"),
+    (r"\bhttpcore\.AnyIOBackend\b", "httpcore.SyncBackend"),
+    (r"\b(_?)Async(SocksTransport|SocksBackend|Body)\b", r"\1\2"),
+    (r"\b_async_socks\b", "_sync_socks"),
     (r"\bAsyncGate\b", "Gate"),
     (r"^from anyio import sleep as _sleep$", "from time import sleep as _sleep"),
     # A blocking client's connections belong to no event loop.

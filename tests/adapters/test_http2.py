@@ -25,6 +25,7 @@ from kalshi_proto.rest.retry import RetryPolicy
 from tests.adapters.conftest import Driver, Flavour, backend_of, collect, maybe
 from tests.adapters.server import PAGE_SIZE, PAGES, ApiServer, Fault, running_server
 from tests.adapters.test_rest_clients import ORDER_JSON, ORDERS, order_request
+from tests.helpers.socks import socks_proxy
 
 pytestmark = [pytest.mark.anyio, pytest.mark.flavours("httpx")]
 
@@ -76,6 +77,19 @@ async def test_order_body_goes_over_http2_exactly(kx: Driver) -> None:
     [seen] = kx.server.requests(ORDERS)
     assert (seen.method, seen.http_version, seen.body) == ("POST", "2", ORDER_JSON)
     assert seen.auth == kx.server.ed25519.key_id
+
+
+async def test_http2_goes_through_a_socks5_tunnel(kx: Driver) -> None:
+    # The SOCKS5 transport's pool starts TLS, with h2 offered, inside the tunnel.
+    with socks_proxy() as proxy:
+        async with kx.client(http2=True, proxy=proxy.url(scheme="socks5h")) as client:
+            await maybe(client.portfolio.balance())
+            await maybe(client.orders.create_v2(order_request()))
+        assert len(proxy.requests) == 1  # both calls on one connection
+    [balance] = kx.server.requests(BALANCE)
+    [order] = kx.server.requests(ORDERS)
+    assert (balance.http_version, balance.auth) == ("2", kx.server.ed25519.key_id)
+    assert (order.http_version, order.body) == ("2", ORDER_JSON)
 
 
 async def test_pages_share_one_http2_connection(kx: Driver) -> None:
