@@ -18,13 +18,13 @@ import httpx
 import pytest
 
 from kalshi_httpx._errors import map_exceptions
-from kalshi_proto.errors import ConfigurationError, ProxyError
+from kalshi_proto.errors import ConfigurationError, ConnectError, ConnectTimeout, ProxyError
 from kalshi_proto.proxy import ProxyUrl
 from kalshi_proto.rest.generated.models import CreateOrderV2Response
 from tests.adapters.conftest import FAST_RETRY, Driver, Flavour, maybe
 from tests.adapters.test_proxy import NO_RETRY, anyio_backend
 from tests.adapters.test_rest_clients import ORDER_JSON, ORDERS, order_request
-from tests.helpers.socks import SocksRequest, socks_proxy
+from tests.helpers.socks import SocksProxy, SocksRequest, socks_proxy
 
 pytestmark = pytest.mark.anyio
 __all__ = ["anyio_backend"]  # the fixture, shared with test_proxy.py
@@ -168,10 +168,20 @@ async def test_a_proxy_that_never_answers_times_out(kx: Driver) -> None:
     with socks_proxy(silent=True) as proxy:
         async with kx.client(proxy=proxy.url(), timeout=0.3, retry=NO_RETRY) as client:
             started = kx.now()
-            with pytest.raises(TimeoutError):
+            with pytest.raises(ConnectTimeout):
                 await maybe(client.markets.get("KXTEST-1"))
             assert kx.now() - started < 3
         assert proxy.accepted == 1
+
+
+async def test_a_proxy_that_is_not_there_is_a_connect_error(kx: Driver) -> None:
+    proxy = SocksProxy()
+    proxy.stop()  # its port now refuses connections
+    async with kx.client(proxy=proxy.url(), retry=NO_RETRY) as client:
+        with pytest.raises(ConnectError) as info:
+            await maybe(client.markets.get("KXTEST-1"))
+    assert not isinstance(info.value, ProxyError)
+    assert str(info.value).startswith(f"cannot connect to the proxy 127.0.0.1:{proxy.port}: ")
 
 
 @pytest.mark.parametrize("scheme", ["socks5", "socks5h"])
