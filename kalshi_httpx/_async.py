@@ -252,7 +252,8 @@ class AsyncKalshiClient(AsyncClientBase):
         self._loop = _pool.current_loop()
 
     async def aclose(self) -> None:
-        """Close the httpx client (unless it was passed in); the client cannot be used afterwards."""
+        """Close the httpx client (unless it was passed in); the client cannot be used
+        afterwards."""
         if self._forks != _pool.FORKS or self._loop is not _pool.current_loop():
             self._renew()
         self._closed = True

@@ -5,9 +5,10 @@ not the attempt: a server that sends a byte now and then never trips them. Both 
 the response body to the deadline: the async one with a cancel scope around reading it, the
 blocking one by checking the clock between chunks (it gives up when a chunk comes after the
 deadline and the body is not complete by its Content-Length, and keeps a body that is).
-Neither reaches inside httpx to cut the request or the response head short: cancelling httpcore 1.0.9 in the middle of a
-request (its pool wait, its TLS handshake) can leave its pool's connection slot taken for good,
-which the REST soak found (``fuzz/soak_rest.py --seed 1871146910``, a one-connection pool).
+Neither reaches inside httpx to cut the request or the response head short: cancelling
+httpcore 1.0.9 in the middle of a request (its pool wait, its TLS handshake) can leave its
+pool's connection slot taken for good, which the REST soak found
+(``fuzz/soak_rest.py --seed 1871146910``, a one-connection pool).
 
 The body is read raw and decoded by `kalshi_proto.rest.http11.decode_body`, so a corrupt
 ``gzip`` body is reported like on every other adapter and no httpx stream is left half-iterated.

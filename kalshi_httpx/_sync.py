@@ -253,7 +253,8 @@ class KalshiClient(ClientBase):
         self._loop = None
 
     def close(self) -> None:
-        """Close the httpx client (unless it was passed in); the client cannot be used afterwards."""
+        """Close the httpx client (unless it was passed in); the client cannot be used
+        afterwards."""
         if self._forks != _pool.FORKS or self._loop is not None:
             self._renew()
         self._closed = True
