@@ -35,7 +35,7 @@ from kalshi_proto.errors import (
     TransportError,
     WriteError,
 )
-from kalshi_proto.proxy import ProxyUrl, Tunnel, tunnel_for
+from kalshi_proto.proxy import TUNNEL_READ_SIZE, ProxyUrl, Tunnel, tunnel_for
 from kalshi_proto.rest.http11 import http11_only
 
 __all__ = [
@@ -59,9 +59,6 @@ __all__ = [
 T = TypeVar("T")
 
 _READ_SIZE = 256 * 1024
-# A proxy's answer to CONNECT (or a SOCKS5 step) is a few hundred bytes at most, and nothing
-# may follow it.
-_TUNNEL_READ_SIZE = 4096
 
 #: How many ``os.fork()`` calls made this process, counted in the child. A client pools
 #: connections with the count it saw; when the count has changed, its idle connections are the
@@ -320,7 +317,7 @@ async def _open_tunnel(tcp: anyio.abc.SocketStream, tunnel: Tunnel) -> None:
         await tcp.send(tunnel.data_to_send())
         while True:
             try:
-                data = await tcp.receive(_TUNNEL_READ_SIZE)
+                data = await tcp.receive(TUNNEL_READ_SIZE)
             except anyio.EndOfStream:
                 data = b""
             if tunnel.receive_data(data):

@@ -27,12 +27,9 @@ import httpcore
 import httpx
 
 from kalshi_proto.errors import ConnectError, ConnectTimeout
-from kalshi_proto.proxy import ProxyUrl, Tunnel, tunnel_for
+from kalshi_proto.proxy import TUNNEL_READ_SIZE, ProxyUrl, Tunnel, tunnel_for
 
 __all__ = ["AsyncSocksTransport"]
-
-# A SOCKS5 answer is at most 262 bytes (a reply with a 255-byte host name in it).
-_READ_SIZE = 512
 
 # httpcore's exceptions and the httpx ones they become, most specific first: the first row the
 # exception is an instance of gives its class.
@@ -51,13 +48,7 @@ _HTTPX: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
     (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
     (httpcore.ProtocolError, httpx.ProtocolError),
 )
-# What those rows cover between them.
-_HTTPCORE = (
-    httpcore.TimeoutException,
-    httpcore.NetworkError,
-    httpcore.UnsupportedProtocol,
-    httpcore.ProtocolError,
-)
+_HTTPCORE = tuple(source for source, _ in _HTTPX)
 
 
 class AsyncSocksTransport(httpx.AsyncBaseTransport):
@@ -181,7 +172,7 @@ async def _open_tunnel(
         while True:
             if step:
                 await stream.write(step, timeout=_remaining(deadline, what))
-            if tunnel.receive_data(await stream.read(_READ_SIZE, _remaining(deadline, what))):
+            if tunnel.receive_data(await stream.read(TUNNEL_READ_SIZE, _remaining(deadline, what))):
                 return
             step = tunnel.data_to_send()
     except httpcore.TimeoutException:

@@ -28,12 +28,9 @@ import httpcore
 import httpx
 
 from kalshi_proto.errors import ConnectError, ConnectTimeout
-from kalshi_proto.proxy import ProxyUrl, Tunnel, tunnel_for
+from kalshi_proto.proxy import TUNNEL_READ_SIZE, ProxyUrl, Tunnel, tunnel_for
 
 __all__ = ["SocksTransport"]
-
-# A SOCKS5 answer is at most 262 bytes (a reply with a 255-byte host name in it).
-_READ_SIZE = 512
 
 # httpcore's exceptions and the httpx ones they become, most specific first: the first row the
 # exception is an instance of gives its class.
@@ -52,13 +49,7 @@ _HTTPX: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
     (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
     (httpcore.ProtocolError, httpx.ProtocolError),
 )
-# What those rows cover between them.
-_HTTPCORE = (
-    httpcore.TimeoutException,
-    httpcore.NetworkError,
-    httpcore.UnsupportedProtocol,
-    httpcore.ProtocolError,
-)
+_HTTPCORE = tuple(source for source, _ in _HTTPX)
 
 
 class SocksTransport(httpx.BaseTransport):
@@ -182,7 +173,7 @@ def _open_tunnel(
         while True:
             if step:
                 stream.write(step, timeout=_remaining(deadline, what))
-            if tunnel.receive_data(stream.read(_READ_SIZE, _remaining(deadline, what))):
+            if tunnel.receive_data(stream.read(TUNNEL_READ_SIZE, _remaining(deadline, what))):
                 return
             step = tunnel.data_to_send()
     except httpcore.TimeoutException:

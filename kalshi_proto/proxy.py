@@ -27,7 +27,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 from dataclasses import dataclass
-from typing import Literal, TypeAlias, cast
+from typing import Final, Literal, TypeAlias, cast
 from urllib.parse import unquote, urlsplit
 
 import h11
@@ -37,6 +37,7 @@ from kalshi_proto.errors import ConfigurationError, LocalProtocolError, ProxyErr
 from kalshi_proto.rest.call import received_bytes
 
 __all__ = [
+    "TUNNEL_READ_SIZE",
     "ProxyScheme",
     "ProxyTunnel",
     "ProxyUrl",
@@ -53,6 +54,9 @@ _EXAMPLE = "http://proxy.example.com:3128"
 ProxyScheme: TypeAlias = Literal["http", "socks5", "socks5h"]
 #: The port of each scheme when its URL names none.
 _DEFAULT_PORTS: dict[str, int] = {"http": 80, "socks5": 1080, "socks5h": 1080}
+#: How much to read at a time while a tunnel opens: a proxy's answer to ``CONNECT``, or to a
+#: SOCKS5 step, is a few hundred bytes at most, and nothing may follow it.
+TUNNEL_READ_SIZE: Final[int] = 4096
 
 
 def _malformed(why: str) -> ConfigurationError:

@@ -28,7 +28,7 @@ from kalshi_proto.errors import (
     ReadTimeout,
     WriteError,
 )
-from kalshi_proto.proxy import ProxyUrl, Tunnel, tunnel_for
+from kalshi_proto.proxy import TUNNEL_READ_SIZE, ProxyUrl, Tunnel, tunnel_for
 from kalshi_proto.rest.http11 import http11_only
 
 __all__ = [
@@ -50,9 +50,6 @@ __all__ = [
 T = TypeVar("T")
 
 _READ_SIZE = 256 * 1024
-# A proxy's answer to CONNECT (or a SOCKS5 step) is a few hundred bytes at most, and nothing
-# may follow it.
-_TUNNEL_READ_SIZE = 4096
 
 #: How many ``os.fork()`` calls made this process, counted in the child. A client pools
 #: connections with the count it saw; when the count has changed, its idle connections are the
@@ -217,7 +214,7 @@ def _open_tunnel(sock: socket.socket, tunnel: Tunnel, deadline: float) -> None:
                 sock.settimeout(_remaining(deadline, ConnectTimeout, what))
                 sock.sendall(step)
             sock.settimeout(_remaining(deadline, ConnectTimeout, what))
-            if tunnel.receive_data(sock.recv(_TUNNEL_READ_SIZE)):
+            if tunnel.receive_data(sock.recv(TUNNEL_READ_SIZE)):
                 return
             step = tunnel.data_to_send()
     except TimeoutError:

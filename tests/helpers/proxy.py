@@ -117,6 +117,19 @@ class TunnelProxy:
                 return None
         return None
 
+    def _scripted(self, client: socket.socket) -> bool:
+        # The settings that take the place of an answer, after the client's first words: True
+        # when one did (``silent`` waits until the proxy stops; ``answer`` is sent, then the
+        # connection is shut).
+        if self.silent:
+            self._stopping.wait()
+            return True
+        if self.answer is not None:
+            client.sendall(self.answer)
+            client.shutdown(socket.SHUT_RDWR)
+            return True
+        return False
+
     def _read_head(self, client: socket.socket) -> bytes | None:
         client.settimeout(0.05)
         data = b""
@@ -139,12 +152,7 @@ class TunnelProxy:
             return
         with self._lock:
             self.heads.append(head)
-        if self.silent:
-            self._stopping.wait()
-            return
-        if self.answer is not None:
-            client.sendall(self.answer)
-            client.shutdown(socket.SHUT_RDWR)
+        if self._scripted(client):
             return
         index = len(self.heads) - 1
         if self.credentials is not None:

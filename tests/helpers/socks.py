@@ -110,14 +110,7 @@ class SocksProxy(TunnelProxy):
     def _answer(self, client: socket.socket) -> None:
         client.settimeout(0.05)
         methods = self._greet(client)
-        if methods is None:
-            return
-        if self.silent:
-            self._stopping.wait()
-            return
-        if self.answer is not None:
-            client.sendall(self.answer)
-            client.shutdown(socket.SHUT_RDWR)
+        if methods is None or self._scripted(client):
             return
         wanted = _NO_AUTHENTICATION if self.credentials is None else _USERNAME_PASSWORD
         if wanted not in methods:
