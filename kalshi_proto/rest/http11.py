@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import enum
 import re
+import sys
 import zlib
 from collections import deque
 
@@ -185,17 +186,36 @@ class _Decoder:
         return out
 
 
+def _body_limit(value: int) -> int:
+    # A body size limit: an int from 1 to what zlib takes as a length (with room for the +1
+    # that tells "exactly the limit" from "more").
+    check_number("max_body_size", value, int)
+    limit = int(value)
+    if not 1 <= limit < sys.maxsize:
+        raise ConfigurationError(
+            f"max_body_size must be from 1 to {sys.maxsize - 1}, got {limit}"
+        )
+    return limit
+
+
 def _decoder_for(encoding: str, max_body_size: int) -> _Decoder | None:
     # The decoder a Content-Encoding value needs: None for an unencoded body; an encoding this
     # client did not offer in Accept-Encoding is refused.
-    encoding = encoding.strip().lower()
-    if encoding in ("", "identity"):
+    # ``identity`` is no encoding at all, wherever it stands in the list.
+    listed = (coding.strip().lower() for coding in encoding.split(","))
+    codings = [coding for coding in listed if coding not in ("", "identity")]
+    if not codings:
         return None
-    if encoding not in ("gzip", "deflate"):
+    if len(codings) > 1:
         raise RemoteProtocolError(
-            f"the response uses content-encoding {encoding!r}, which was not asked for"
+            f"the response body is encoded more than once (content-encoding {encoding!r}), "
+            "which was not asked for"
         )
-    return _Decoder(encoding, max_body_size)
+    if codings[0] not in ("gzip", "deflate"):
+        raise RemoteProtocolError(
+            f"the response uses content-encoding {codings[0]!r}, which was not asked for"
+        )
+    return _Decoder(codings[0], max_body_size)
 
 
 def decode_body(encoding: str, data: bytes, *, max_body_size: int = _DEFAULT_MAX_BODY) -> bytes:
@@ -203,10 +223,11 @@ def decode_body(encoding: str, data: bytes, *, max_body_size: int = _DEFAULT_MAX
     raw bytes).
 
     Raises:
+        ConfigurationError: ``max_body_size`` is not an int from 1 to ``sys.maxsize - 1``.
         RemoteProtocolError: the body is corrupt, truncated, too large once decoded, or uses
             another content-encoding.
     """
-    decoder = _decoder_for(encoding, max_body_size)
+    decoder = _decoder_for(encoding, _body_limit(max_body_size))
     if decoder is None:
         return data
     return decoder.feed(data) + decoder.flush()
@@ -242,7 +263,7 @@ class Http11Connection:
 
     Raises:
         ConfigurationError: ``host`` is not a valid ``Host`` header value, or
-            ``max_body_size`` is not an int of 1 or more.
+            ``max_body_size`` is not an int from 1 to ``sys.maxsize - 1``.
     """
 
     def __init__(self, host: str, *, max_body_size: int = _DEFAULT_MAX_BODY) -> None:
@@ -251,10 +272,7 @@ class Http11Connection:
             raise ConfigurationError(
                 f"host must be a Host header value (host or host:port), got {shown}"
             )
-        check_number("max_body_size", max_body_size, int)
-        max_body_size = int(max_body_size)
-        if max_body_size < 1:
-            raise ConfigurationError(f"max_body_size must be 1 or more, got {max_body_size}")
+        max_body_size = _body_limit(max_body_size)
         self._host = host.encode("ascii")
         self._prelude = f"\r\nHost: {host}\r\nAccept-Encoding: {ACCEPT_ENCODING}\r\n"
         self._max_body = max_body_size
@@ -442,16 +460,23 @@ class Http11Connection:
         # Look for the head in the bytes kept so far and then ``data``. A response that arrives
         # whole in one read is sliced out of ``data`` without passing through the buffer: the
         # body is copied once, which matters for megabyte pages.
+        # The kept bytes were searched already: only their last three can start a match, so a
+        # head that comes a few bytes at a time is not searched again from its start each time.
+        start = max(len(self._in) - 3, 0)
         if self._in:
             self._in += data
             buffer: bytes | bytearray = self._in
         else:
             buffer = data
-        end = buffer.find(b"\r\n\r\n")
+        end = buffer.find(b"\r\n\r\n", start)
         if end < 0:
             if buffer is data:
                 self._in += data
-            if len(self._in) > _MAX_HEAD or b"\n\n" in self._in or b"\n\r\n" in self._in:
+            if (
+                len(self._in) > _MAX_HEAD
+                or self._in.find(b"\n\n", start) >= 0
+                or self._in.find(b"\n\r\n", start) >= 0
+            ):
                 self._to_h11()  # too long, or bare LF line endings: h11's business
             return
         head = bytes(buffer[: end + 4])
@@ -507,7 +532,8 @@ class Http11Connection:
             key = name.lower()
             value = value.strip(" \t")
             if key == "content-length":
-                if length >= 0 or not (value.isascii() and value.isdigit()):
+                # h11 refuses a length of more than 20 digits (and int() one of over 4,300).
+                if length >= 0 or len(value) > 20 or not (value.isascii() and value.isdigit()):
                     return False
                 length = int(value)
             elif key == "transfer-encoding":
@@ -519,9 +545,13 @@ class Http11Connection:
             return False
         self._status = code
         self._set_headers(tuple(headers))
+        # A plain body is refused before it arrives. An encoded one is limited as it decodes,
+        # but it is kept whole until its last byte: its encoded size is refused here too.
         if self._decoder is None and length > self._max_body:
-            # An encoded body is limited as it decodes; a plain one is refused before it arrives.
             self._fail(f"the response body exceeds {self._max_body} bytes")
+        if self._decoder is not None and length > self._max_body + _ENCODING_SLACK:
+            most = self._max_body + _ENCODING_SLACK
+            self._fail(f"the encoded response body exceeds {most} bytes")
         self._need = length
         return True
 
@@ -586,7 +616,8 @@ class Http11Connection:
 
     def _set_headers(self, headers: tuple[tuple[str, str], ...]) -> None:
         self._headers = headers
-        encoding = next((v for k, v in headers if k == "content-encoding"), "")
+        # Several Content-Encoding lines make one list (RFC 9110, section 5.3).
+        encoding = ", ".join(v for k, v in headers if k == "content-encoding")
         try:
             self._decoder = _decoder_for(encoding, self._max_body)
         except RemoteProtocolError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import random
 import re
+import sys
 import zlib
 from collections.abc import Callable
 from typing import Any
@@ -491,16 +492,55 @@ def test_identity_content_encoding_is_passed_through() -> None:
     assert only_response(conn).body == b"plain"
 
 
-@pytest.mark.parametrize("name", [b"br", b"gzip, br", b"x-gzip", b"compress"])
+@pytest.mark.parametrize("name", [b"br", b"x-gzip", b"compress", b"identity, br"])
 def test_unknown_content_encoding_is_remote_protocol_error(name: bytes) -> None:
     conn = awaiting()
     with pytest.raises(RemoteProtocolError) as info:
         conn.receive_data(ok(b"data", (b"Content-Encoding", name)), 0.0)
+    coding = name.decode().split(", ")[-1]
     assert str(info.value) == (
-        f"the response uses content-encoding {name.decode()!r}, which was not asked for"
+        f"the response uses content-encoding {coding!r}, which was not asked for"
     )
     assert conn.closed
     assert conn.next_event() is None
+
+
+@FEEDS
+@pytest.mark.parametrize(
+    ("lines", "listed"),
+    [
+        ([b"gzip, br"], "gzip, br"),
+        ([b"gzip, gzip"], "gzip, gzip"),
+        ([b"gzip", b"gzip"], "gzip, gzip"),
+        ([b"deflate", b" GZIP"], "deflate, GZIP"),
+    ],
+)
+def test_a_body_encoded_twice_is_remote_protocol_error(
+    feed: Feed, lines: list[bytes], listed: str
+) -> None:
+    # Several Content-Encoding lines are one list (RFC 9110, section 5.3): the second line is
+    # not ignored, which would hand over a body still encoded once.
+    packed = gzip.compress(gzip.compress(BODY))
+    conn = awaiting()
+    with pytest.raises(RemoteProtocolError) as info:
+        feed(conn.receive_data, ok(packed, *((b"Content-Encoding", line) for line in lines)))
+    assert str(info.value) == (
+        f"the response body is encoded more than once (content-encoding {listed!r}), "
+        "which was not asked for"
+    )
+    assert conn.closed
+    assert conn.next_event() is None
+
+
+@FEEDS
+@pytest.mark.parametrize("lines", [[b"identity", b"gzip"], [b"gzip", b"identity"], [b"gzip", b""]])
+def test_identity_beside_gzip_in_content_encoding_lines_is_no_encoding(
+    feed: Feed, lines: list[bytes]
+) -> None:
+    conn = awaiting()
+    feed(conn.receive_data, ok(gzip.compress(BODY), *((b"Content-Encoding", v) for v in lines)))
+    assert only_response(conn).body == BODY
+    assert conn.reusable
 
 
 def test_corrupt_gzip_is_remote_protocol_error() -> None:
@@ -819,6 +859,22 @@ def test_decoded_body_over_max_body_size_is_remote_protocol_error(
     assert not conn.reusable
 
 
+def test_an_encoded_body_too_long_for_the_limit_is_refused_at_its_head() -> None:
+    # An encoded body is kept whole until its last byte; its length may exceed the decoded
+    # limit only by the slack that headers and incompressible data need.
+    most = 10 + http11._ENCODING_SLACK
+    head = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n"
+    conn = awaiting(max_body_size=10)
+    conn.receive_data(head % most, 0.0)
+    assert conn.next_event() is None and not conn.closed  # the body may come
+    conn = awaiting(max_body_size=10)
+    with pytest.raises(
+        RemoteProtocolError, match=f"^the encoded response body exceeds {most} bytes$"
+    ):
+        conn.receive_data(head % (most + 1), 0.0)
+    assert conn.closed
+
+
 def test_gzip_bomb_is_stopped_at_max_body_size() -> None:
     bomb = gzip.compress(bytes(64 * 1024 * 1024), compresslevel=9)
     assert len(bomb) < 100_000
@@ -999,8 +1055,11 @@ def test_host_header_values_are_accepted(host: str) -> None:
 @pytest.mark.parametrize(
     ("size", "message"),
     [
-        (0, "max_body_size must be 1 or more, got 0"),
-        (-1, "max_body_size must be 1 or more, got -1"),
+        (0, f"max_body_size must be from 1 to {sys.maxsize - 1}, got 0"),
+        (-1, f"max_body_size must be from 1 to {sys.maxsize - 1}, got -1"),
+        # zlib takes no longer length: a larger limit would fail at the first encoded body.
+        (sys.maxsize, f"max_body_size must be from 1 to {sys.maxsize - 1}, got {sys.maxsize}"),
+        (2**63, f"max_body_size must be from 1 to {sys.maxsize - 1}, got {2**63}"),
         ("1", "max_body_size must be an int, got str"),
         (True, "max_body_size must be an int, got bool"),
     ],
@@ -1009,6 +1068,17 @@ def test_max_body_size_must_be_a_positive_int(size: object, message: str) -> Non
     with pytest.raises(ConfigurationError) as info:
         Http11Connection(HOST, max_body_size=size)  # type: ignore[arg-type]
     assert str(info.value) == message
+    with pytest.raises(ConfigurationError) as info:
+        decode_body("gzip", gzip.compress(BODY), max_body_size=size)  # type: ignore[arg-type]
+    assert str(info.value) == message
+
+
+def test_the_largest_max_body_size_decodes() -> None:
+    largest = sys.maxsize - 1
+    assert decode_body("gzip", gzip.compress(BODY), max_body_size=largest) == BODY
+    conn = awaiting(max_body_size=largest)
+    conn.receive_data(ok(gzip.compress(BODY), (b"Content-Encoding", b"gzip")), 0.0)
+    assert only_response(conn).body == BODY
 
 
 def test_send_request_refuses_what_is_not_a_request_or_a_body_that_is_not_bytes() -> None:
@@ -1229,6 +1299,28 @@ def test_a_content_length_with_a_non_ascii_digit_is_remote_protocol_error() -> N
     with pytest.raises(RemoteProtocolError, match=r"^invalid HTTP/1\.1 response: "):
         conn.receive_data(b"HTTP/1.1 200 OK\r\nContent-Length: \xb26\r\n\r\n" + b"x" * 26, 0.0)
     assert conn.closed
+
+
+@FEEDS
+@pytest.mark.parametrize("digits", [21, 26, 5000])
+def test_a_content_length_of_more_than_20_digits_is_refused_as_h11_does(
+    feed: Feed, digits: int
+) -> None:
+    # Leading zeros keep the value small; h11 refuses the length all the same, and int() would
+    # refuse one of over 4,300 digits with a plain ValueError.
+    length = b"0" * (digits - 1) + b"2"
+    conn = awaiting()
+    with pytest.raises(RemoteProtocolError, match=r"^invalid HTTP/1\.1 response: "):
+        feed(conn.receive_data, b"HTTP/1.1 200 OK\r\nContent-Length: %s\r\n\r\n{}" % length)
+    assert conn.closed
+
+
+@FEEDS
+def test_a_content_length_of_20_digits_is_read(feed: Feed) -> None:
+    conn = awaiting()
+    feed(conn.receive_data, b"HTTP/1.1 200 OK\r\nContent-Length: %s\r\n\r\n{}" % (b"0" * 19 + b"2"))
+    assert only_response(conn).body == b"{}"
+    assert conn.reusable
 
 
 def test_the_repr_of_a_request_hides_the_signature_and_keeps_the_rest() -> None:

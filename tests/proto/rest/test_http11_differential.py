@@ -99,11 +99,22 @@ def responses(draw: st.DrawFn) -> bytes:
     lines = [version + b" " + str(status).encode() + reason]
     framing = draw(
         st.sampled_from(
-            ["length", "length", "chunked", "none", "double-length", "bad-length", "length+chunked"]
+            [
+                "length",
+                "length",
+                "chunked",
+                "none",
+                "double-length",
+                "bad-length",
+                "length+chunked",
+                "padded-length",
+            ]
         )
     )
     if framing in ("length", "double-length", "length+chunked"):
         lines.append(b"Content-Length: %d" % len(body))
+    if framing == "padded-length":  # h11 refuses a length of more than 20 digits
+        lines.append(b"Content-Length: %s%d" % (b"0" * draw(st.integers(0, 24)), len(body)))
     if framing == "double-length":
         lines.append(b"Content-Length: %d" % len(body))
     if framing == "bad-length":
