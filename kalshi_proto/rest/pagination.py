@@ -113,14 +113,50 @@ def iterate_pages(
 ) -> Iterator[T]:
     """Yield every item of every page, calling ``execute`` once per page, lazily."""
     pager = CursorPager(first, max_pages=max_pages)
-    return _walk(execute, pager)
+    return _Walk(execute, pager)
 
 
-def _walk(execute: Callable[[Call[Page[T]]], Page[T]], pager: CursorPager[T]) -> Iterator[T]:
-    while (call := pager.next_call()) is not None:
-        page = execute(call)
-        pager.feed(page)
-        yield from page.items
+class _Walk(Iterator[T]):
+    # A plain iterator, not a generator: a generator that raised is finished, so a caller who
+    # catches a failed page fetch and goes on would see the walk end early, as if that page
+    # were the last. Here the next ``next()`` asks for the same page again (as `_AsyncWalk`
+    # does). ``close`` ends the walk, for code that closes what it iterates.
+
+    __slots__ = ("_execute", "_fetching", "_items", "_pager")
+
+    def __init__(self, execute: Callable[[Call[Page[T]]], Page[T]], pager: CursorPager[T]) -> None:
+        self._execute = execute
+        self._pager: CursorPager[T] | None = pager
+        self._items: Iterator[T] = iter(())
+        self._fetching = False
+
+    def __iter__(self) -> _Walk[T]:
+        return self
+
+    def __next__(self) -> T:
+        while True:
+            for item in self._items:
+                return item
+            pager = self._pager
+            call = None if pager is None else pager.next_call()
+            if pager is None or call is None:
+                self._pager = None
+                raise StopIteration
+            if self._fetching:
+                # As a generator would say: two threads on one walk would fetch one page twice.
+                raise RuntimeError("next(): the walk is already fetching a page in another thread")
+            self._fetching = True
+            try:
+                page = self._execute(call)
+            finally:
+                self._fetching = False
+            pager.feed(page)
+            self._items = iter(page.items)
+
+    def close(self) -> None:
+        """End the walk: no further page is fetched."""
+        self._pager = None
+        self._items = iter(())
 
 
 def aiterate_pages(

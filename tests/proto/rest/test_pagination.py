@@ -430,3 +430,53 @@ def test_step_refuses_an_awaitable_that_suspends() -> None:
 
     with pytest.raises(AssertionError, match="suspended"):
         step(Suspends())
+
+
+def test_a_blocking_walk_fetches_the_same_page_again_after_a_failure() -> None:
+    # A generator would be finished by the exception: the caller who catches it and goes on
+    # would see the walk end after the pages before, as if the list were complete.
+    server = Server(TWO_PAGES)
+    failures = [RuntimeError("reset on page 2")]
+
+    def flaky(call: FeeCall) -> Page[m.EventFeeChange]:
+        if call.query_value("cursor") == "c2" and failures:
+            raise failures.pop()
+        return server.execute(call)
+
+    walk = iterate_pages(flaky, calls.get_event_fee_changes())
+    assert [next(walk).id, next(walk).id] == ["fc-1", "fc-2"]
+    with pytest.raises(RuntimeError, match="reset on page 2"):
+        next(walk)
+    assert [item.id for item in walk] == ["fc-3"]  # the walk goes on from where it failed
+    assert server.seen == [None, "c2"]
+
+
+def test_a_blocking_walk_closed_early_fetches_nothing_more() -> None:
+    server = Server(TWO_PAGES)
+    walk = iterate_pages(server.execute, calls.get_event_fee_changes())
+    assert iter(walk) is walk
+    assert next(walk).id == "fc-1"
+    walk.close()  # type: ignore[attr-defined]
+    assert list(walk) == []
+    assert server.seen == [None]
+
+
+def test_a_blocking_walk_refuses_a_second_caller_while_it_fetches() -> None:
+    server = Server(TWO_PAGES)
+    inner: list[BaseException] = []
+    walk: Any = None
+
+    def reentrant(call: FeeCall) -> Page[m.EventFeeChange]:
+        # Another thread's next() on the same walk arrives while this page is being fetched.
+        try:
+            next(walk)
+        except RuntimeError as exc:
+            inner.append(exc)
+        return server.execute(call)
+
+    walk = iterate_pages(reentrant, calls.get_event_fee_changes())
+    assert next(walk).id == "fc-1"
+    assert [str(exc) for exc in inner] == [
+        "next(): the walk is already fetching a page in another thread"
+    ]
+    assert server.seen == [None]  # the page was fetched once
