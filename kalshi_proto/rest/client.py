@@ -75,7 +75,7 @@ from kalshi_proto.errors import (
     TransportError,
 )
 from kalshi_proto.rest.call import Call, HttpRequest, HttpResponse
-from kalshi_proto.rest.ratelimit import RateLimiter, Reservation, check_clock
+from kalshi_proto.rest.ratelimit import RateLimiter, Reservation, check_clock, priced_as
 from kalshi_proto.rest.retry import (
     MAX_SECONDS,
     RetryDecision,
@@ -387,6 +387,8 @@ class CallRun(Generic[T]):
             config.timeout if options is None or options.timeout is None else options.timeout
         )
         self.call = call
+        #: The id the rate limiter prices the call under (`kalshi_proto.rest.ratelimit.priced_as`).
+        self._priced_as = priced_as(call.operation.operation_id)
         self.started_at = now
         self.attempts: int = 0
         #: Lines for the adapter's logger, oldest first; the adapter empties the list.
@@ -440,13 +442,13 @@ class CallRun(Generic[T]):
             self._reserved = True
             limiter = self._core.rate_limiter
             if limiter is not None:
-                refused = limiter.beyond_capacity(call.operation.operation_id, call.items)
+                refused = limiter.beyond_capacity(self._priced_as, call.items)
                 if refused is not None:
                     # Nothing is sent: the exchange would answer 429 on every attempt.
                     self._finish(LocalProtocolError(f"{call.operation.operation_id}: {refused}"))
                     return Finished()
                 self._limiter = limiter
-                self._held = limiter.reserve_turn(call.operation.operation_id, now, call.items)
+                self._held = limiter.reserve_turn(self._priced_as, now, call.items)
                 if self._held.wait > 0:
                     return self._rate_wait(self._held.wait, now)
         if self._held is not None:
@@ -457,7 +459,7 @@ class CallRun(Generic[T]):
                 # The request holds its connection: pace it, so that one that came late to
                 # its turn (it waited for the connection) goes out no faster than the budget.
                 assert self._limiter is not None
-                self._paced = self._limiter.pace_turn(call.operation.operation_id, now, call.items)
+                self._paced = self._limiter.pace_turn(self._priced_as, now, call.items)
                 if self._paced.wait > 0:
                     return self._rate_wait(self._paced.wait, now)
         # Signed before the state changes: if signing fails, nothing went out and `abandon`
@@ -588,10 +590,9 @@ class CallRun(Generic[T]):
         # The account's bucket at Kalshi is empty: so is the local one, for every caller.
         limiter = self._core.rate_limiter
         if limiter is not None:
-            operation_id = self.call.operation.operation_id
-            limiter.drain(operation_id, now)
+            limiter.drain(self._priced_as, now)
             if self._trace:
-                bucket = limiter.bucket_of(operation_id).value
+                bucket = limiter.bucket_of(self._priced_as).value
                 self._add_line(
                     DEBUG,
                     f"HTTP 429: the client-side {bucket} bucket is emptied too",

@@ -52,8 +52,11 @@ threads interleaving them would lose one of the two debits. Every client sets a
 client, or several clients sharing one limiter, never lose a reservation.
 
 These tables cover the Trade API (openapi.yaml). The perps API has its own limits
-(``GET /account/limits/perps``); an operation id this module does not know costs
-`DEFAULT_COST` from the Read bucket.
+(``GET /account/limits/perps``). An operation id that is not in the API's table is refused by
+`RateLimiter.cost_of` and the methods that spend tokens, so that a misspelt id is not priced
+silently; a client's call of an operation built by hand (`kalshi_proto.rest.call.build_call`
+with an `Operation` of an endpoint newer than this SDK's spec) is priced under
+`UNLISTED_OPERATION` instead: the table's ``default``, from the Read bucket.
 """
 
 from __future__ import annotations
@@ -67,7 +70,7 @@ from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import NoReturn, SupportsIndex
+from typing import Final, NoReturn, SupportsIndex
 
 from kalshi_proto.errors import ConfigurationError, LocalProtocolError
 from kalshi_proto.rest.operation_table import operations
@@ -78,6 +81,7 @@ __all__ = [
     "ENDPOINT_COSTS",
     "PER_ITEM_COSTS",
     "TIERS",
+    "UNLISTED_OPERATION",
     "WRITE_OPERATIONS",
     "Bucket",
     "BucketLimit",
@@ -86,6 +90,7 @@ __all__ = [
     "Reservation",
     "TokenBucket",
     "check_clock",
+    "priced_as",
 ]
 
 
@@ -150,6 +155,17 @@ class BucketLimit:
 def _operation_ids() -> frozenset[str]:
     """Every operationId of the API, for checking the names in a `CostTable`."""
     return frozenset(op.operation_id for op in operations())
+
+
+#: The id a call of an operation outside the API's table is priced under: the `CostTable`'s
+#: ``default`` cost, from the Read bucket (see `priced_as`).
+UNLISTED_OPERATION: Final = "*"
+
+
+def priced_as(operation_id: str) -> str:
+    """The id a call's cost is looked up under: ``operation_id`` itself when the API's table
+    has it, else `UNLISTED_OPERATION` (an `Operation` built by hand)."""
+    return operation_id if operation_id in _operation_ids() else UNLISTED_OPERATION
 
 
 def _tier(per_second: float, *, write_seconds: float) -> tuple[BucketLimit, BucketLimit]:
@@ -345,7 +361,7 @@ class CostTable:
 
     def cost_of(self, operation_id: str, items: int = 1) -> int:
         """The tokens one call of an operation costs (see `RateLimiter.cost_of`)."""
-        if operation_id not in _operation_ids():
+        if operation_id not in _operation_ids() and operation_id != UNLISTED_OPERATION:
             # A misspelt id would be priced at the default, from the Read bucket, silently.
             close = difflib.get_close_matches(str(operation_id), _operation_ids(), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -659,7 +675,8 @@ class RateLimiter:
             The cost in tokens, from `costs`.
 
         Raises:
-            LocalProtocolError: ``items`` is below 1.
+            LocalProtocolError: ``operation_id`` is neither in the API's table nor
+                `UNLISTED_OPERATION`, or ``items`` is not an int of 1 or more.
         """
         return self.costs.cost_of(operation_id, items)
 

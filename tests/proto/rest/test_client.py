@@ -34,7 +34,7 @@ from kalshi_proto.errors import (
     ServerError,
     TransportError,
 )
-from kalshi_proto.rest.call import Call, HttpRequest, HttpResponse
+from kalshi_proto.rest.call import Call, HttpRequest, HttpResponse, build_call
 from kalshi_proto.rest.client import (
     USER_AGENT,
     CallOptions,
@@ -48,7 +48,8 @@ from kalshi_proto.rest.client import (
 )
 from kalshi_proto.rest.generated import calls
 from kalshi_proto.rest.generated import models as m
-from kalshi_proto.rest.ratelimit import Bucket, RateLimiter
+from kalshi_proto.rest.operation_table import operation
+from kalshi_proto.rest.ratelimit import DEFAULT_COST, Bucket, RateLimiter
 from kalshi_proto.rest.retry import MAX_SECONDS, RetryPolicy
 from tests.helpers.clock import FakeClock
 from tests.proto.rest.conftest import KEY_ID
@@ -1160,3 +1161,33 @@ def test_options_of_another_type_are_a_type_error(clock: FakeClock) -> None:
     with pytest.raises(TypeError, match="options must be a CallOptions or None, got dict"):
         options: Any = {"timeout": 1}
         make_core().start(status_call(), clock.now, options=options)
+
+
+def hand_built_call() -> Call[m.ExchangeStatus]:
+    # An endpoint newer than the SDK's spec, described by hand (as `build_call` allows).
+    op = dataclasses.replace(
+        operation("GetExchangeStatus"), operation_id="GetExchangeStatusV3", path="/v3/status"
+    )
+    return build_call(op, {})
+
+
+def test_a_hand_built_operation_is_priced_at_the_default_from_the_read_bucket(
+    clock: FakeClock,
+) -> None:
+    # The limiter refuses an id outside the API's table (a misspelling), but a call of an
+    # operation built by hand costs the table's default, from the Read bucket.
+    core = make_core(limiter=limiter())
+    assert core.rate_limiter is not None
+    with pytest.raises(LocalProtocolError, match="no operation has the operationId"):
+        core.rate_limiter.cost_of("GetExchangeStatusV3")
+    full = read_balance(core, clock)
+    first = core.start(hand_built_call(), clock.now)
+    claim_and_send(first, clock)
+    assert read_balance(core, clock) == full - DEFAULT_COST
+    clock.advance(0.5)  # refilled
+    assert read_balance(core, clock) == full
+    first.receive_response(failed(429), clock.now, clock.wall_ms)
+    assert read_balance(core, clock) == 0  # a 429 empties the bucket the call spends from
+    assert core.rate_limiter.bucket(Bucket.WRITE).available(clock.now) > 0
+    run = core.start(hand_built_call(), clock.now)
+    assert run.next_step(clock.now, clock.wall_ms) == Sleep(0.5)

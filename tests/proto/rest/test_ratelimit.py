@@ -27,12 +27,14 @@ from kalshi_proto.rest.ratelimit import (
     ENDPOINT_COSTS,
     PER_ITEM_COSTS,
     TIERS,
+    UNLISTED_OPERATION,
     WRITE_OPERATIONS,
     Bucket,
     BucketLimit,
     CostTable,
     RateLimiter,
     TokenBucket,
+    priced_as,
 )
 
 SPEC = Path(__file__).resolve().parents[3] / ".." / "shared" / "specs" / "openapi.yaml"
@@ -901,3 +903,17 @@ def test_a_cost_table_without_per_item_rows_bills_batches_per_order() -> None:
     assert costs.cost_of("GetMarkets") == 2
     listed = CostTable(default=10, per_request={"BatchCreateOrdersV2": 40})
     assert listed.cost_of("BatchCreateOrdersV2", items=20) == 40  # listed per request: as listed
+
+
+def test_an_operation_outside_the_table_is_priced_as_unlisted_at_the_default_read_cost() -> None:
+    assert priced_as("CreateOrderV2") == "CreateOrderV2"
+    assert priced_as("CreateOrderV3") == UNLISTED_OPERATION
+    limiter = RateLimiter.for_tier("basic")
+    table = CostTable.from_endpoint_costs(7, [("GET", "/trade-api/v2/markets", 3)])
+    assert limiter.cost_of(UNLISTED_OPERATION) == DEFAULT_COST
+    assert table.cost_of(UNLISTED_OPERATION, 5) == 7  # the account's default, not per item
+    assert limiter.bucket_of(UNLISTED_OPERATION) is Bucket.READ
+    assert limiter.reserve(UNLISTED_OPERATION, 0.0) == 0.0
+    assert limiter.bucket(Bucket.READ).available(0.0) == 200 - DEFAULT_COST
+    with pytest.raises(ConfigurationError, match="per_request names '\\*'"):
+        CostTable(per_request={UNLISTED_OPERATION: 1})
