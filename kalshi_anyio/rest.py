@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 
 from kalshi_anyio import _io
-from kalshi_proto.auth import Credentials, Passphrase
+from kalshi_proto.auth import Credentials, Passphrase, drop_secret_frames
 from kalshi_proto.errors import (
     ConfigurationError,
     ConnectTimeout,
@@ -81,6 +81,7 @@ class AsyncKalshiClient(AsyncClientBase):
         CredentialsError: the key arguments are incomplete, contradictory or unusable.
     """
 
+    @drop_secret_frames
     def __init__(
         self,
         *,

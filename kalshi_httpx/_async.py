@@ -43,7 +43,7 @@ from kalshi_httpx._body import aread_reply
 from kalshi_httpx._errors import map_exceptions
 from kalshi_httpx._gate import AsyncGate
 from kalshi_httpx._proxy import httpx_proxy, proxy_host
-from kalshi_proto.auth import Credentials, Passphrase
+from kalshi_proto.auth import Credentials, Passphrase, drop_secret_frames
 from kalshi_proto.errors import ConfigurationError, LocalProtocolError
 from kalshi_proto.proxy import ProxyUrl, check_route
 from kalshi_proto.rest._async_base import AsyncClientBase, Logger, Slot
@@ -117,6 +117,7 @@ class AsyncKalshiClient(AsyncClientBase):
         CredentialsError: the key arguments are incomplete, contradictory or unusable.
     """
 
+    @drop_secret_frames
     def __init__(
         self,
         *,

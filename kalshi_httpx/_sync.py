@@ -44,7 +44,7 @@ from kalshi_httpx._body import read_reply
 from kalshi_httpx._errors import map_exceptions
 from kalshi_httpx._gate import Gate
 from kalshi_httpx._proxy import httpx_proxy, proxy_host
-from kalshi_proto.auth import Credentials, Passphrase
+from kalshi_proto.auth import Credentials, Passphrase, drop_secret_frames
 from kalshi_proto.errors import ConfigurationError, LocalProtocolError
 from kalshi_proto.proxy import ProxyUrl, check_route
 from kalshi_proto.rest._sync_base import ClientBase, Logger, Slot
@@ -118,6 +118,7 @@ class KalshiClient(ClientBase):
         CredentialsError: the key arguments are incomplete, contradictory or unusable.
     """
 
+    @drop_secret_frames
     def __init__(
         self,
         *,

@@ -18,22 +18,32 @@ This module is pure: it reads no files and no environment variables, and the wal
 timestamp comes in as an argument. `kalshi_proto.environ` loads keys from files and the
 environment. `Signer` and `Credentials` never show key material in ``repr``, ``str`` or error
 messages, and they refuse to be pickled.
+
+Tracebacks are kept free of it too. Error trackers and debuggers (Sentry, ``rich``'s traceback
+with ``show_locals``, ``pytest -l``) print the local variables of every frame an exception
+passed through, and while a key loads those hold the PEM text and the passphrase. So every
+function that takes a key or a passphrase -- here, in `kalshi_proto.environ`, and each client's
+constructor -- is wrapped by `drop_secret_frames`: a `KalshiError` leaves it with a traceback
+that starts at the wrapper, whose only locals are the function and the error, and without the
+exception it replaced (a ``UnicodeEncodeError`` holds the whole text it could not encode). The
+messages say all there is to say; no frame below the wrapper is needed to read them.
 """
 
 from __future__ import annotations
 
 import base64
 import enum
+import functools
 import re
 from collections.abc import Callable
-from typing import NoReturn
+from typing import NoReturn, ParamSpec, TypeVar
 
 from cryptography.exceptions import InternalError, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
-from kalshi_proto.errors import CredentialsError
+from kalshi_proto.errors import CredentialsError, KalshiError
 
 __all__ = [
     "Credentials",
@@ -42,8 +52,37 @@ __all__ = [
     "PrivateKey",
     "Signer",
     "check_wall_ms",
+    "drop_secret_frames",
     "signing_message",
 ]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def drop_secret_frames(function: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Wrap a function that takes or reads key material, so that a `KalshiError` it raises
+    carries none of it.
+
+    The error leaves the wrapper with a new traceback, starting at the wrapper (whose locals
+    are the function and the error), so the frames it passed through, whose locals hold the
+    PEM and the passphrase, are not reachable from it. The exception it replaced
+    (``__context__``) is dropped too; a cause set on purpose (``__cause__``, the passphrase
+    callable's own exception) is kept. Other exceptions pass untouched: they are bugs, and
+    their frames are needed to find them.
+    """
+
+    @functools.wraps(function)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return function(*args, **kwargs)
+        except KalshiError as exc:
+            error = exc
+        del args, kwargs  # the caller's arguments: a PEM, a passphrase
+        error.__context__ = None
+        raise error.with_traceback(None)  # raised outside the handler: no new context
+
+    return wrapper
 
 # RSA-PSS with SHA-256, MGF1(SHA-256) and a salt as long as the digest (32 bytes), built once:
 # these objects are immutable and the signature is made on every private call.
@@ -102,6 +141,21 @@ def _encode_passphrase(value: object, *, from_callable: bool) -> bytes:
     raise CredentialsError(
         f"passphrase must be str, bytes, a callable or None, got {type(value).__name__}"
     )
+
+
+def _called(passphrase: Callable[[], object]) -> object:
+    # The passphrase callable's value. An exception from it becomes the cause of a
+    # CredentialsError (every failure to load a key is one), with its traceback starting in the
+    # callable: the frames of this module hold the PEM.
+    try:
+        return passphrase()
+    except Exception as exc:
+        failure = exc
+    trace = failure.__traceback__
+    failure.__traceback__ = None if trace is None else trace.tb_next
+    raise CredentialsError(
+        f"cannot load private key: the passphrase callable raised {type(failure).__name__}"
+    ) from failure
 
 
 def _describe_unloadable(data: bytes) -> str:
@@ -190,6 +244,7 @@ class Signer:
         return cls(key)
 
     @classmethod
+    @drop_secret_frames
     def from_pem(cls, pem: str | bytes, passphrase: Passphrase | None = None) -> Signer:
         """Load a PEM private key (PKCS#1 or PKCS#8, encrypted or not).
 
@@ -204,9 +259,10 @@ class Signer:
         Raises:
             CredentialsError: the PEM is not a private key (garbage, corrupt, a public key or
                 another PEM block), the key is encrypted and no passphrase was given, the
-                passphrase is wrong, a passphrase was given for a key that is not encrypted,
-                or the key type is not RSA or Ed25519. The message says which; it never
-                contains key material or the passphrase.
+                passphrase is wrong, the passphrase callable raised (its exception is the
+                cause), a passphrase was given for a key that is not encrypted, or the key
+                type is not RSA or Ed25519. The message says which; it never contains key
+                material or the passphrase, and neither does its traceback.
         """
         if isinstance(pem, str):
             data = _utf8(pem, "the PEM text")
@@ -244,7 +300,7 @@ class Signer:
         if passphrase is None:
             password = None
         elif callable(passphrase):
-            password = _encode_passphrase(passphrase(), from_callable=True) or None
+            password = _encode_passphrase(_called(passphrase), from_callable=True) or None
         else:
             password = fixed
         if password is None:
@@ -348,7 +404,8 @@ def signing_message(wall_ms: int, method: str, path: str) -> bytes:
         wall_ms: Unix time in milliseconds; the same value goes in ``KALSHI-ACCESS-TIMESTAMP``.
         method: the HTTP method, in any case (it is upper-cased).
         path: the full path from the API root, e.g. ``/trade-api/v2/portfolio/orders``;
-            everything from the first ``?`` on is dropped.
+            everything from the first ``?`` or ``#`` on is dropped (neither the query
+            string nor a fragment is signed; a fragment is never sent).
 
     Returns:
         The ASCII bytes to sign.
@@ -365,7 +422,7 @@ def signing_message(wall_ms: int, method: str, path: str) -> bytes:
         raise TypeError(f"path must be a str, got {type(path).__name__}")
     if not _METHOD.fullmatch(method):
         raise ValueError(f"method must be an HTTP method such as 'GET', got {method!r}")
-    bare_path = path.split("?", 1)[0]
+    bare_path = path.split("?", 1)[0].split("#", 1)[0]
     if not bare_path.startswith("/"):
         raise ValueError(f"path must start with '/', got {bare_path!r}")
     if not bare_path.isascii():
@@ -412,6 +469,7 @@ class Credentials:
         object.__setattr__(self, "_signer", signer)
 
     @classmethod
+    @drop_secret_frames
     def from_pem(
         cls, key_id: str, pem: str | bytes, passphrase: Passphrase | None = None
     ) -> Credentials:

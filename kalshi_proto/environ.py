@@ -26,7 +26,7 @@ import stat
 from collections.abc import Mapping
 from pathlib import Path
 
-from kalshi_proto.auth import Credentials, Passphrase, PrivateKey, Signer
+from kalshi_proto.auth import Credentials, Passphrase, PrivateKey, Signer, drop_secret_frames
 from kalshi_proto.errors import CredentialsError
 
 __all__ = [
@@ -56,6 +56,7 @@ ENV_PRIVATE_KEY_PASSPHRASE = "KALSHI_PRIVATE_KEY_PASSPHRASE"
 _MAX_KEY_FILE_BYTES = 1 << 20
 
 
+@drop_secret_frames
 def load_key_file(path: str | os.PathLike[str], passphrase: Passphrase | None = None) -> Signer:
     """Load a PEM private key file into a `Signer`.
 
@@ -67,10 +68,11 @@ def load_key_file(path: str | os.PathLike[str], passphrase: Passphrase | None = 
         A signer for the key.
 
     Raises:
-        CredentialsError: the path is empty, holds a NUL, starts with a ``~`` whose home
-            directory cannot be found, is missing, a directory, not a regular file, too
-            large or unreadable, or its content is not a usable private key (see
-            `Signer.from_pem`). The message names the path, never the file's content.
+        CredentialsError: the path is empty, holds a NUL or PEM text, starts with a ``~``
+            whose home directory cannot be found, is missing, a directory, not a regular
+            file, too large or unreadable, or its content is not a usable private key (see
+            `Signer.from_pem`). The message names the path (unless it is PEM text), never
+            the file's content.
     """
     try:
         raw: object = os.fspath(path)
@@ -84,6 +86,12 @@ def load_key_file(path: str | os.PathLike[str], passphrase: Passphrase | None = 
         raise CredentialsError("key file path is empty")
     if "\0" in raw:
         raise CredentialsError("key file path contains a NUL character")
+    if "-----BEGIN" in raw or "PRIVATE KEY" in raw:
+        # Not quoted, as every other path is: this one is the key.
+        raise CredentialsError(
+            "key file path holds PEM text, not a path: pass the key itself as private_key= "
+            f"(or {ENV_PRIVATE_KEY}), not as private_key_path= (or {ENV_PRIVATE_KEY_PATH})"
+        )
     try:
         resolved = Path(raw).expanduser()
     except RuntimeError:  # "~" with HOME unset and no passwd entry, or "~user" unknown
@@ -120,6 +128,7 @@ def _reason(exc: OSError) -> str:
     return exc.strerror or type(exc).__name__
 
 
+@drop_secret_frames
 def credentials_from_arguments(
     key_id: str | None,
     private_key: str | bytes | Signer | PrivateKey | None,
@@ -189,6 +198,7 @@ def _unescape_pem(text: str) -> str:
     return _unquoted(text).replace("\\r\\n", "\n").replace("\\n", "\n")
 
 
+@drop_secret_frames
 def credentials_from_env(environ: Mapping[str, str] | None = None) -> Credentials | None:
     """Build credentials from ``KALSHI_*`` environment variables.
 

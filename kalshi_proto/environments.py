@@ -138,6 +138,13 @@ class BaseUrl:
             raise ConfigurationError(
                 "prefix may hold only URL path characters (percent-encode the others)"
             )
+        segments = self.prefix.lower().replace("%2e", ".").split("/")[1:]
+        if any(segment in ("", ".", "..") for segment in segments):
+            # An HTTP client may resolve "." and ".." (httpx does) and send another path than
+            # the one signed ("%2e" is a dot too, RFC 3986); "//" is one no server means.
+            raise ConfigurationError(
+                f"prefix must not have empty, '.' or '..' segments, got {self.prefix!r}"
+            )
         if self.scheme == "http" and not self.is_loopback:
             raise ConfigurationError(
                 f"plain http is allowed only to a loopback host ({_LOOPBACK_HINT}), not to "

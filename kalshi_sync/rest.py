@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 
 from kalshi_sync import _io
-from kalshi_proto.auth import Credentials, Passphrase
+from kalshi_proto.auth import Credentials, Passphrase, drop_secret_frames
 from kalshi_proto.errors import (
     ConfigurationError,
     ConnectTimeout,
@@ -82,6 +82,7 @@ class KalshiClient(ClientBase):
         CredentialsError: the key arguments are incomplete, contradictory or unusable.
     """
 
+    @drop_secret_frames
     def __init__(
         self,
         *,

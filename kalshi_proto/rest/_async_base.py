@@ -20,7 +20,7 @@ from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any, NoReturn, Protocol, Self, SupportsIndex, TypeVar
 
-from kalshi_proto.auth import Credentials, Passphrase
+from kalshi_proto.auth import Credentials, Passphrase, drop_secret_frames
 from kalshi_proto.environ import credentials_from_env
 from kalshi_proto.errors import (
     ConfigurationError,
@@ -98,6 +98,7 @@ class AsyncClientBase(AsyncResources, abc.ABC):
             ``kalshi_httpx``) otherwise. See `kalshi_proto.rest.client.LogLine`.
     """
 
+    @drop_secret_frames
     def __init__(
         self,
         *,
@@ -332,9 +333,12 @@ class AsyncClientBase(AsyncResources, abc.ABC):
         await self.aclose()
 
     def __repr__(self) -> str:
-        credentials = self._core.config.credentials
+        core = getattr(self, "_core", None)
+        if core is None:  # its __init__ failed: a traceback that shows locals may show it
+            return f"{type(self).__name__}(<not initialised>)"
+        credentials = core.config.credentials
         who = f"key_id={credentials.key_id!r}" if credentials else "unauthenticated"
-        return f"{type(self).__name__}({self._core.config.base_url.url!r}, {who})"
+        return f"{type(self).__name__}({core.config.base_url.url!r}, {who})"
 
     # unasync: async only
     def __enter__(self) -> NoReturn:

@@ -21,7 +21,7 @@ from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any, NoReturn, Protocol, Self, SupportsIndex, TypeVar
 
-from kalshi_proto.auth import Credentials, Passphrase
+from kalshi_proto.auth import Credentials, Passphrase, drop_secret_frames
 from kalshi_proto.environ import credentials_from_env
 from kalshi_proto.errors import (
     ConfigurationError,
@@ -99,6 +99,7 @@ class ClientBase(Resources, abc.ABC):
             ``kalshi_httpx``) otherwise. See `kalshi_proto.rest.client.LogLine`.
     """
 
+    @drop_secret_frames
     def __init__(
         self,
         *,
@@ -333,9 +334,12 @@ class ClientBase(Resources, abc.ABC):
         self.close()
 
     def __repr__(self) -> str:
-        credentials = self._core.config.credentials
+        core = getattr(self, "_core", None)
+        if core is None:  # its __init__ failed: a traceback that shows locals may show it
+            return f"{type(self).__name__}(<not initialised>)"
+        credentials = core.config.credentials
         who = f"key_id={credentials.key_id!r}" if credentials else "unauthenticated"
-        return f"{type(self).__name__}({self._core.config.base_url.url!r}, {who})"
+        return f"{type(self).__name__}({core.config.base_url.url!r}, {who})"
 
     def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
         # Used by pickle, copy.copy and copy.deepcopy alike. A copy would share the original's

@@ -10,7 +10,7 @@ import numbers
 import os
 from typing import TypeAlias
 
-from kalshi_proto.auth import Credentials, Passphrase, PrivateKey, Signer
+from kalshi_proto.auth import Credentials, Passphrase, PrivateKey, Signer, drop_secret_frames
 from kalshi_proto.environ import credentials_from_arguments, credentials_from_env
 from kalshi_proto.environments import resolve_base_url
 from kalshi_proto.errors import ConfigurationError
@@ -35,6 +35,7 @@ KeyInput: TypeAlias = str | bytes | Signer | PrivateKey
 RateLimitSetting: TypeAlias = str | RateLimiter | None
 
 
+@drop_secret_frames
 def build_rest_config(
     *,
     key_id: str | None = None,

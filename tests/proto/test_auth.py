@@ -454,6 +454,11 @@ def test_signing_message_upper_cases_the_method_and_drops_the_query() -> None:
     assert signing_message(5, "Post", "/x?") == b"5POST/x"
 
 
+@pytest.mark.parametrize("path", ["/a/b#frag", "/a/b#frag?x=1", "/a/b?x=1#frag", "/a/b#"])
+def test_signing_message_drops_a_fragment_which_is_never_sent(path: str) -> None:
+    assert signing_message(5, "GET", path) == b"5GET/a/b"
+
+
 @pytest.mark.parametrize("wall_ms", [True, 1.5, "1703123456789", None])
 def test_signing_message_needs_an_int_timestamp(wall_ms: object) -> None:
     with pytest.raises(TypeError, match="wall_ms must be an int"):

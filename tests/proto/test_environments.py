@@ -163,6 +163,11 @@ def test_base_url_is_frozen_and_hashable() -> None:
         ({"scheme": "https", "host": "h.kalshi.com", "prefix": "/v2/"}, "prefix must be empty or"),
         ({"scheme": "https", "host": "h.kalshi.com", "prefix": "v2"}, "prefix must be empty or"),
         ({"scheme": "https", "host": "h.kalshi.com", "prefix": "/a b"}, "URL path characters"),
+        ({"scheme": "https", "host": "h.kalshi.com", "prefix": "/a/./v2"}, "'.' or '..' segments"),
+        ({"scheme": "https", "host": "h.kalshi.com", "prefix": "/a/../v2"}, "'.' or '..' segments"),
+        ({"scheme": "https", "host": "h.kalshi.com", "prefix": "/a/%2E%2e"}, "'.' or '..' segm"),
+        ({"scheme": "https", "host": "h.kalshi.com", "prefix": "/.."}, "'.' or '..' segments"),
+        ({"scheme": "https", "host": "h.kalshi.com", "prefix": "/a//v2"}, "empty, '.' or '..'"),
         ({"scheme": "http", "host": "h.kalshi.com"}, "plain http is allowed only to a loopback"),
     ],
 )
@@ -322,6 +327,10 @@ def test_demo_and_base_url_contradict() -> None:
         ("https://external-api.kalshi.com:0/x", "base_url has an invalid port (0)"),
         ("https://bad_host.kalshi.com/x", "is not a valid lower-case host name"),
         ("https://external-api.kalshi.com/a b", "URL path characters"),
+        # httpx would send /trade-api/v2/..., signed as /trade-api/./v2/...
+        ("https://external-api.kalshi.com/trade-api/./v2", "'.' or '..' segments"),
+        ("https://external-api.kalshi.com/trade-api/../v2", "'.' or '..' segments"),
+        ("https://external-api.kalshi.com/trade-api//v2/", "empty, '.' or '..' segments"),
     ],
 )
 def test_malformed_base_urls(base_url: object, expected: str) -> None:
