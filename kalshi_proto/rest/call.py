@@ -287,8 +287,19 @@ class Call(Generic[T]):
         model = op.response_model
         if model is None:
             return cast(T, None)
+        body = response.body
+        if not body:
+            # An answer with nothing to say (EmptyResponse) may come with no body at all. For a
+            # model with fields an empty body is no answer: read as {}, a list would come out
+            # empty and a missing object as None, with no sign that anything was lost.
+            if model.model_fields:
+                raise RemoteProtocolError(
+                    f"{op.operation_id}: HTTP {response.status} has an empty body, not the "
+                    f"{model.__name__} the spec promises"
+                )
+            body = b"{}"
         try:
-            parsed = _validate(model, response.body or b"{}")
+            parsed = _validate(model, body)
         except ValueError as exc:
             raise RemoteProtocolError(
                 f"{op.operation_id}: HTTP {response.status} body does not match "

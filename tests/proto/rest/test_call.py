@@ -222,10 +222,32 @@ def test_parse_empty_body_reads_as_an_empty_object() -> None:
 
 
 @pytest.mark.parametrize(
+    ("call", "model"),
+    [
+        # Every field optional: read as {}, these came out as an empty list or None.
+        (calls.get_order_groups(), "GetOrderGroupsResponse"),
+        (calls.get_structured_targets(), "GetStructuredTargetsResponse"),
+        (calls.get_structured_target("t-1"), "GetStructuredTargetResponse"),
+        (calls.get_game_stats("m-1"), "GetGameStatsResponse"),
+        (calls.get_exchange_status(), "ExchangeStatus"),
+    ],
+)
+def test_parse_an_empty_body_for_a_model_with_fields_is_remote_protocol_error(
+    call: Call[Any], model: str
+) -> None:
+    with pytest.raises(RemoteProtocolError) as info:
+        call.parse(response(200))
+    assert str(info.value) == (
+        f"{call.operation.operation_id}: HTTP 200 has an empty body, not the {model} the spec "
+        "promises"
+    )
+    assert info.value.__context__ is None
+
+
+@pytest.mark.parametrize(
     "body",
     [
         b"<html>oops</html>",
-        b"",
         b"[]",
         b'{"exchange_active": "maybe", "trading_active": true}',
         b'{"exchange_active": true',
@@ -276,7 +298,7 @@ def test_parse_paginated_empty_cursor_is_the_last_page() -> None:
 
 
 def test_parse_paginated_missing_cursor_is_the_last_page() -> None:
-    page = calls.get_structured_targets().parse(response(200))
+    page = calls.get_structured_targets().parse(response(200, {}))
     assert page.items == []
     assert page.cursor is None
 
