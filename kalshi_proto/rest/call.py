@@ -343,7 +343,8 @@ def error_from_response(
 ) -> ApiError:
     """Build the `ApiError` for a non-2xx response.
 
-    Reads the spec's ``ErrorResponse`` body (``code``, ``message``, ``details``) and the
+    Reads the spec's ``ErrorResponse`` body (``code``, ``message``, ``details``; a value that
+    is not a string is kept as compact JSON) and the
     ``{"error": "..."}`` body that 429 answers may carry instead; any other body becomes the
     message, cut to 200 characters. ``Retry-After`` fills `RateLimitError.retry_after`
     (delta-seconds always; an HTTP-date only when ``wall_ms`` is given).
@@ -364,9 +365,7 @@ def error_from_response(
             body.get("message"),
             body.get("details"),
         )
-        code = raw_code if isinstance(raw_code, str) and raw_code else None
-        message = raw_message if isinstance(raw_message, str) and raw_message else None
-        details = raw_details if isinstance(raw_details, str) and raw_details else None
+        code, message, details = _text(raw_code), _text(raw_message), _text(raw_details)
         if message is None and isinstance(inner, str) and inner:
             message = inner
     elif response.body:
@@ -393,6 +392,20 @@ def error_from_response(
         request_id=request_id,
         operation_id=operation_id,
     )
+
+
+def _text(value: object) -> str | None:
+    # A field of ErrorResponse, which the spec types as a string. A server off the spec may
+    # send a number or an object (details by field, say): kept as compact JSON, cut to 500
+    # characters, rather than dropped. Empty values are None.
+    if isinstance(value, str):
+        return value or None
+    if value is None or value in ({}, []):
+        return None
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)[:500]
+    except RecursionError:  # read back, but nested too deep to write again
+        return None
 
 
 def _retry_after(value: str | None, wall_ms: int | None) -> float | None:

@@ -429,12 +429,26 @@ def test_error_body_nested_too_deep_to_read_becomes_the_message(opener: bytes) -
     assert error.code is None
 
 
-def test_error_fields_that_are_not_non_empty_strings_are_dropped() -> None:
-    body = {"code": 5, "message": ["a"], "details": "", "error": 7}
+def test_error_fields_that_are_empty_are_dropped() -> None:
+    body: dict[str, Any] = {"code": None, "message": [], "details": "", "error": 7}
     error = error_from_response(response(409, body))
     assert (error.code, error.message, error.details) == (None, "conflict", None)
-    error = error_from_response(response(409, {"code": "", "message": ""}))
-    assert (error.code, error.message) == (None, "conflict")
+    error = error_from_response(response(409, {"code": "", "message": "", "details": {}}))
+    assert (error.code, error.message, error.details) == (None, "conflict", None)
+
+
+def test_error_fields_that_are_not_strings_are_kept_as_json() -> None:
+    # The spec types them as strings; what a server off the spec says is not dropped.
+    body = {"code": 5, "message": ["bad", "price"], "details": {"price": "tick is 0.01", "n": 1.5}}
+    error = error_from_response(response(400, body))
+    assert (error.code, error.message, error.details) == (
+        "5",
+        '["bad","price"]',
+        '{"price":"tick is 0.01","n":1.5}',
+    )
+    long = error_from_response(response(400, {"details": {"x": "é" * 1000}}))
+    assert long.details == '{"x":"' + "é" * 494
+    assert error_from_response(response(400, {"code": False})).code == "false"
 
 
 @pytest.mark.parametrize(
@@ -920,3 +934,13 @@ def test_a_raw_call_cannot_be_walked_page_by_page() -> None:
 
     with pytest.raises(TypeError, match="a raw call of GetMarkets cannot be walked page by page"):
         CursorPager(calls.get_markets().raw())  # type: ignore[arg-type]
+
+
+def test_an_error_field_nested_too_deep_to_write_again_is_dropped() -> None:
+    from kalshi_proto.rest.call import _text
+
+    nested: list[Any] = []
+    for _ in range(100_000):
+        nested = [nested]
+    assert _text(nested) is None
+    assert _text([[1]]) == "[[1]]"
