@@ -36,7 +36,7 @@ from kalshi_proto.proxy import ProxyUrl, check_proxy, check_route
 from kalshi_proto.rest._async_base import AsyncClientBase, Logger, Slot
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
 from kalshi_proto.rest.events import ConnectionClosed, ResponseReceived
-from kalshi_proto.rest.http11 import Http11Connection
+from kalshi_proto.rest.http11 import Http11Connection, read_error
 from kalshi_proto.rest.retry import RetryPolicy
 from kalshi_proto.rest.settings import KeyInput, RateLimitSetting, check_pool_options
 
@@ -298,7 +298,7 @@ class AsyncKalshiClient(AsyncClientBase):
                 else:
                     http.receive_eof(now)
             except RemoteProtocolError as exc:
-                raise ReadError(f"bad response from the server: {exc}") from exc
+                raise read_error(exc) from exc
 
     async def _sleep(self, seconds: float) -> None:
         await _io.sleep(seconds)

@@ -23,8 +23,8 @@ from typing import cast
 import anyio
 import httpx
 
-from kalshi_proto.errors import ReadError, ReadTimeout, RemoteProtocolError
-from kalshi_proto.rest.http11 import decode_body
+from kalshi_proto.errors import ReadTimeout, RemoteProtocolError
+from kalshi_proto.rest.http11 import body_too_large, decode_body, read_error
 
 __all__ = ["aread_reply", "read_reply"]
 
@@ -33,7 +33,15 @@ def _decoded(reply: httpx.Response, raw: bytes) -> bytes:
     try:
         return decode_body(reply.headers.get("content-encoding", ""), raw)
     except RemoteProtocolError as exc:
-        raise ReadError(f"bad response body: {exc}") from exc
+        raise read_error(exc, "bad response body") from exc
+
+
+def _check_size(encoding: str, received: int) -> None:
+    # Stop reading where the other adapters' connections stop: a body over the limit is not
+    # read whole first.
+    error = body_too_large(encoding, received)
+    if error is not None:
+        raise read_error(error, "bad response body") from error
 
 
 async def aread_reply(
@@ -44,6 +52,7 @@ async def aread_reply(
 
     Raises:
         ReadTimeout: the body did not finish in time.
+        ReadError: the body is corrupt or over the size limit.
     """
     reply = await sending
     if reply.is_stream_consumed:
@@ -52,13 +61,23 @@ async def aread_reply(
     # not needed here and cost more than the rest of the read (the transport's stream already
     # turns httpcore's errors into httpx's). One cancel scope bounds the whole body.
     stream = cast(httpx.AsyncByteStream, reply.stream)
+    encoding = reply.headers.get("content-encoding", "")
     chunks: list[bytes] = []
+    received = 0
+    pieces = aiter(stream)
     try:
         remaining = deadline - time.monotonic()
         with anyio.CancelScope(deadline=anyio.current_time() + remaining) as scope:
-            async for chunk in stream:
+            async for chunk in pieces:
                 chunks.append(chunk)
+                received += len(chunk)
+                _check_size(encoding, received)
     finally:
+        # A body left part-read (over the limit): the stream's async generator is closed now,
+        # not by the garbage collector, which trio warns of.
+        close = getattr(pieces, "aclose", None)
+        if close is not None:
+            await close()
         await reply.aclose()
     if scope.cancelled_caught:
         raise ReadTimeout("the response did not finish before the timeout")
@@ -71,6 +90,7 @@ def read_reply(reply: httpx.Response, deadline: float) -> tuple[httpx.Response, 
     Raises:
         ReadTimeout: a chunk came after the deadline and the body was not complete (by its
             Content-Length; without one, any chunk after the deadline).
+        ReadError: the body is corrupt or over the size limit.
     """
     if reply.is_stream_consumed:
         return reply, reply.content  # read and decoded already: an httpx.MockTransport's
@@ -79,12 +99,14 @@ def read_reply(reply: httpx.Response, deadline: float) -> tuple[httpx.Response, 
     # that comes after the deadline ends the read, unless it completed the body.
     length = reply.headers.get("content-length")
     expected = int(length) if length is not None and length.isdigit() else None
+    encoding = reply.headers.get("content-encoding", "")
     chunks = []
     received = 0
     try:
         for chunk in stream:
             chunks.append(chunk)
             received += len(chunk)
+            _check_size(encoding, received)
             if time.monotonic() > deadline and (expected is None or received < expected):
                 raise ReadTimeout("the response did not finish before the timeout")
     finally:

@@ -8,6 +8,7 @@ KalshiError
   ProtocolError
     LocalProtocolError      you asked for something the current state forbids
     RemoteProtocolError     the peer's bytes break the protocol; carries a hint
+      ResponseTooLargeError a response body over the client's limit (.limit)
   ApiError                  REST non-2xx: .status, .code, .message, .details, .request_id
     ValidationError 400, AuthenticationError 401, PermissionDeniedError 403,
     NotFoundError 404, ConflictError 409, RateLimitError 429 (.retry_after), ServerError 5xx
@@ -49,6 +50,7 @@ __all__ = [
     "ReadError",
     "ReadTimeout",
     "RemoteProtocolError",
+    "ResponseTooLargeError",
     "SequenceGapError",
     "ServerError",
     "SubscriptionError",
@@ -110,6 +112,16 @@ class RemoteProtocolError(ProtocolError):
     def __init__(self, message: str, *, hint: int | None = None) -> None:
         super().__init__(message)
         self.hint = hint
+
+
+class ResponseTooLargeError(RemoteProtocolError):
+    """A response body is larger than the connection accepts: over ``limit`` bytes once
+    decoded, or so large as sent that it would be (a ``Content-Length`` over the limit, or an
+    encoded body over the limit plus a small slack)."""
+
+    def __init__(self, message: str, *, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 class ApiError(KalshiError):
@@ -288,7 +300,21 @@ class ProxyError(ConnectError):
 
 
 class ReadError(TransportError):
-    """Reading from an open connection failed, or the peer closed it mid-response."""
+    """Reading from an open connection failed, or the peer closed it mid-response, or sent
+    bytes that are not a valid response.
+
+    ``final`` (`final_reason`) says why another attempt would read the same thing, so the call
+    is not retried: a response body over the client's limit. It is None for the others.
+    """
+
+    def __init__(self, message: str, *, final: str | None = None) -> None:
+        super().__init__(message)
+        self._final = final
+
+    @property
+    def final_reason(self) -> str | None:
+        """Set when another attempt would get the same answer (a body over the limit)."""
+        return self._final
 
 
 class WriteError(TransportError):

@@ -37,7 +37,7 @@ from kalshi_proto.proxy import ProxyUrl, check_proxy, check_route
 from kalshi_proto.rest._sync_base import ClientBase, Logger, Slot
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
 from kalshi_proto.rest.events import ConnectionClosed, ResponseReceived
-from kalshi_proto.rest.http11 import Http11Connection
+from kalshi_proto.rest.http11 import Http11Connection, read_error
 from kalshi_proto.rest.retry import RetryPolicy
 from kalshi_proto.rest.settings import KeyInput, RateLimitSetting, check_pool_options
 
@@ -299,7 +299,7 @@ class KalshiClient(ClientBase):
                 else:
                     http.receive_eof(now)
             except RemoteProtocolError as exc:
-                raise ReadError(f"bad response from the server: {exc}") from exc
+                raise read_error(exc) from exc
 
     def _sleep(self, seconds: float) -> None:
         _io.sleep(seconds)

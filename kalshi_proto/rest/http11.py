@@ -38,12 +38,25 @@ from collections import deque
 
 import h11
 
-from kalshi_proto.errors import ConfigurationError, LocalProtocolError, RemoteProtocolError
+from kalshi_proto.errors import (
+    ConfigurationError,
+    LocalProtocolError,
+    ReadError,
+    RemoteProtocolError,
+    ResponseTooLargeError,
+)
 from kalshi_proto.rest.call import HttpRequest, HttpResponse, received_bytes
 from kalshi_proto.rest.events import ConnectionClosed, HttpEvent, ResponseReceived
 from kalshi_proto.rest.retry import check_number
 
-__all__ = ["ACCEPT_ENCODING", "Http11Connection", "decode_body", "http11_only"]
+__all__ = [
+    "ACCEPT_ENCODING",
+    "Http11Connection",
+    "body_too_large",
+    "decode_body",
+    "http11_only",
+    "read_error",
+]
 
 #: The ``Accept-Encoding`` header this connection sends; it decodes both.
 ACCEPT_ENCODING = "gzip, deflate"
@@ -124,8 +137,9 @@ class _Decoder:
         self._fed = True
         self._encoded += len(data)
         if self._encoded > self._limit + _ENCODING_SLACK:
-            raise RemoteProtocolError(
-                f"the encoded response body exceeds {self._limit + _ENCODING_SLACK} bytes"
+            raise ResponseTooLargeError(
+                f"the encoded response body exceeds {self._limit + _ENCODING_SLACK} bytes",
+                limit=self._limit,
             )
         if self._gzip and self._obj.eof:  # the last read ended at or just after a member's end
             return self._next_members(self._after + data)
@@ -154,7 +168,9 @@ class _Decoder:
             self._head.clear()
         self._size += len(out)
         if self._size > self._limit:
-            raise RemoteProtocolError(f"the decoded response body exceeds {self._limit} bytes")
+            raise ResponseTooLargeError(
+                f"the decoded response body exceeds {self._limit} bytes", limit=self._limit
+            )
         return out
 
     def _next_members(self, data: bytes) -> bytes:
@@ -242,6 +258,49 @@ def http11_only(host: str, port: int, chosen: str) -> str:
         "by ALPN, and this client speaks HTTP/1.1 only: offer just 'http/1.1' "
         "(context.set_alpn_protocols(['http/1.1'])), or use kalshi_httpx with http2=True"
     )
+
+
+def body_too_large(
+    encoding: str, size: int, *, max_body_size: int = _DEFAULT_MAX_BODY
+) -> ResponseTooLargeError | None:
+    """The error for a body of which ``size`` bytes have arrived as sent, or None while they
+    may still decode to no more than ``max_body_size`` (for transports that read the raw body
+    before `decode_body` sees it, so that they stop reading where this connection would).
+
+    A plain body may be ``max_body_size`` bytes; an encoded one that much plus a small slack
+    (gzip headers, data that does not compress).
+    """
+    if size <= max_body_size:
+        return None
+    try:
+        plain = _decoder_for(encoding, max_body_size) is None
+    except RemoteProtocolError:  # an encoding decode_body refuses anyway: count it as one
+        plain = False
+    if plain:
+        return ResponseTooLargeError(
+            f"the response body exceeds {max_body_size} bytes", limit=max_body_size
+        )
+    most = max_body_size + _ENCODING_SLACK
+    if size <= most:
+        return None
+    return ResponseTooLargeError(
+        f"the encoded response body exceeds {most} bytes", limit=max_body_size
+    )
+
+
+def read_error(
+    error: RemoteProtocolError, prefix: str = "bad response from the server"
+) -> ReadError:
+    """The `ReadError` an adapter raises for a response its connection refused.
+
+    A body over the limit (`ResponseTooLargeError`) would come again on another attempt: the
+    error's ``final_reason`` says so and the call is not retried. Other broken responses may be
+    the connection's fault and are retried as any read error is.
+    """
+    final = None
+    if isinstance(error, ResponseTooLargeError):
+        final = f"the response body is over the limit of {error.limit} bytes, and would be again"
+    return ReadError(f"{prefix}: {error}", final=final)
 
 
 class _RequestBytes(bytes):
@@ -449,10 +508,16 @@ class Http11Connection:
         if self._error is not None:
             raise LocalProtocolError(f"the connection failed earlier: {self._error}")
 
-    def _fail(self, message: str) -> None:
+    def _fail(self, message: str, *, too_large: bool = False) -> None:
         self._state = _State.CLOSED
         self._error = message
+        if too_large:
+            raise ResponseTooLargeError(message, limit=self._max_body)
         raise RemoteProtocolError(message)
+
+    def _refail(self, error: RemoteProtocolError) -> None:
+        # A decoder's error, raised again as the connection's.
+        self._fail(str(error), too_large=isinstance(error, ResponseTooLargeError))
 
     # ---- the fast path ---------------------------------------------------------------------
 
@@ -548,10 +613,10 @@ class Http11Connection:
         # A plain body is refused before it arrives. An encoded one is limited as it decodes,
         # but it is kept whole until its last byte: its encoded size is refused here too.
         if self._decoder is None and length > self._max_body:
-            self._fail(f"the response body exceeds {self._max_body} bytes")
+            self._fail(f"the response body exceeds {self._max_body} bytes", too_large=True)
         if self._decoder is not None and length > self._max_body + _ENCODING_SLACK:
             most = self._max_body + _ENCODING_SLACK
-            self._fail(f"the encoded response body exceeds {most} bytes")
+            self._fail(f"the encoded response body exceeds {most} bytes", too_large=True)
         self._need = length
         return True
 
@@ -628,10 +693,10 @@ class Http11Connection:
             try:
                 data = self._decoder.feed(data)
             except RemoteProtocolError as exc:
-                self._fail(str(exc))
+                self._refail(exc)
         self._size += len(data)
         if self._size > self._max_body:
-            self._fail(f"the response body exceeds {self._max_body} bytes")
+            self._fail(f"the response body exceeds {self._max_body} bytes", too_large=True)
         self._body.append(data)
 
     def _complete(self, *, reusable: bool) -> None:
@@ -639,7 +704,7 @@ class Http11Connection:
             try:
                 self._body.append(self._decoder.flush())
             except RemoteProtocolError as exc:
-                self._fail(str(exc))
+                self._refail(exc)
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
         self._body = []
         response = HttpResponse(status=self._status, headers=self._headers, body=body)

@@ -9,6 +9,8 @@ signature with the public key and follows a per-test fault script.
 from __future__ import annotations
 
 import asyncio
+import functools
+import gzip
 import json
 import logging
 import os
@@ -978,6 +980,26 @@ async def test_corrupt_gzip_answer_is_a_read_error(kx: Driver) -> None:
     async with kx.client(retry=NO_RETRY) as client:
         with pytest.raises(ReadError):
             await maybe(client.markets.get("KXBAD"))
+
+
+@functools.cache
+def gzip_bomb() -> bytes:
+    """About 70 KB that inflate to one byte more than the clients' 64 MiB body limit."""
+    return gzip.compress(bytes(64 * 1024 * 1024 + 1), compresslevel=9)
+
+
+async def test_a_body_over_the_limit_is_a_read_error_never_retried(kx: Driver) -> None:
+    # Another attempt would get the same body: the call ends at the first.
+    bomb = Fault(body=gzip_bomb(), headers=(("Content-Encoding", "gzip"),))
+    kx.server.script("/markets/KXBIG", bomb, times=5)
+    async with kx.client(retry=RetryPolicy(max_attempts=5, base_delay=0.01)) as client:
+        with pytest.raises(ReadError) as info:
+            await maybe(client.markets.get("KXBIG"))
+    assert str(info.value).endswith("response body exceeds 67108864 bytes")
+    reason = "the response body is over the limit of 67108864 bytes, and would be again"
+    assert info.value.final_reason == reason
+    assert info.value.__notes__ == [f"not retried: {reason}"]
+    assert len(kx.server.requests("/markets/KXBIG")) == 1
 
 
 @pytest.mark.flavours("sync")

@@ -51,6 +51,10 @@ def _every_error() -> list[KalshiError]:
             )
         elif cls is RemoteProtocolError:
             error = cls("bad chunk size", hint=1002)
+        elif cls is errors.ResponseTooLargeError:
+            error = cls("the response body exceeds 10 bytes", limit=10)
+        elif cls is errors.ReadError:
+            error = cls("bad response: too large", final="it would be again")
         else:
             error = cls(f"a {name}")
         error.add_note("attempt 1 of 3")

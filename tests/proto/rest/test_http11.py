@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import pickle
 import random
 import re
 import sys
@@ -14,11 +15,23 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kalshi_proto.errors import ConfigurationError, LocalProtocolError, RemoteProtocolError
+from kalshi_proto.errors import (
+    ConfigurationError,
+    LocalProtocolError,
+    ReadError,
+    RemoteProtocolError,
+    ResponseTooLargeError,
+)
 from kalshi_proto.rest import http11
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
 from kalshi_proto.rest.events import ConnectionClosed, HttpEvent, ResponseReceived
-from kalshi_proto.rest.http11 import ACCEPT_ENCODING, Http11Connection, decode_body
+from kalshi_proto.rest.http11 import (
+    ACCEPT_ENCODING,
+    Http11Connection,
+    body_too_large,
+    decode_body,
+    read_error,
+)
 from tests.helpers.feed import (
     ReceiveData,
     chunks_random,
@@ -1360,3 +1373,70 @@ def test_the_repr_of_the_bytes_to_send_shows_only_their_length() -> None:
     assert b"KALSHI-ACCESS-SIGNATURE: c2VjcmV0\r\n" in out
     assert repr(out) == f"<{len(out)} bytes of HTTP request, not shown>"
     assert bytes(out).startswith(b"GET /x HTTP/1.1\r\n")
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["plain-at-head", "plain-chunked", "decoded", "encoded-at-head", "decode_body"],
+)
+def test_every_body_over_the_limit_is_response_too_large_with_the_limit(case: str) -> None:
+    conn = awaiting(max_body_size=10)
+    with pytest.raises(ResponseTooLargeError) as info:
+        if case == "plain-at-head":
+            conn.receive_data(b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n", 0.0)
+        elif case == "plain-chunked":
+            framing = [(b"Transfer-Encoding", b"chunked")]
+            conn.receive_data(http(b"HTTP/1.1 200 OK", framing, chunked(b"0123456789", b"x")), 0.0)
+        elif case == "decoded":
+            conn.receive_data(ok(gzip.compress(bytes(11)), (b"Content-Encoding", b"gzip")), 0.0)
+        elif case == "encoded-at-head":
+            head = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n"
+            conn.receive_data(head % (10 + http11._ENCODING_SLACK + 1), 0.0)
+        else:
+            decode_body("gzip", gzip.compress(bytes(11)), max_body_size=10)
+    assert info.value.limit == 10
+    assert "exceeds" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        ok(b"\x1f\x8b not gzip at all", (b"Content-Encoding", b"gzip")),
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2x\r\n\r\n{}",
+    ],
+    ids=["corrupt-gzip", "bad-length"],
+)
+def test_other_broken_responses_are_not_response_too_large(data: bytes) -> None:
+    conn = awaiting()
+    with pytest.raises(RemoteProtocolError) as info:
+        conn.receive_data(data, 0.0)
+    assert not isinstance(info.value, ResponseTooLargeError)
+
+
+def test_read_error_is_final_only_for_a_body_over_the_limit() -> None:
+    large = read_error(ResponseTooLargeError("the response body exceeds 10 bytes", limit=10))
+    assert str(large) == "bad response from the server: the response body exceeds 10 bytes"
+    assert large.final_reason == (
+        "the response body is over the limit of 10 bytes, and would be again"
+    )
+    corrupt = RemoteProtocolError("the gzip response body is corrupt")
+    broken = read_error(corrupt, "bad response body")
+    assert str(broken) == "bad response body: the gzip response body is corrupt"
+    assert broken.final_reason is None
+    copied = pickle.loads(pickle.dumps(large))
+    assert (type(copied), copied.final_reason) == (ReadError, large.final_reason)
+    too_large = pickle.loads(pickle.dumps(ResponseTooLargeError("x", limit=3)))
+    assert (type(too_large), too_large.limit) == (ResponseTooLargeError, 3)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "most"),
+    [("", 10), ("identity", 10), ("gzip", 10 + http11._ENCODING_SLACK), ("br", 10 + 65536)],
+)
+def test_body_too_large_counts_the_body_as_sent(encoding: str, most: int) -> None:
+    assert body_too_large(encoding, most, max_body_size=10) is None
+    error = body_too_large(encoding, most + 1, max_body_size=10)
+    assert isinstance(error, ResponseTooLargeError) and error.limit == 10
+    what = "encoded response body" if most > 10 else "response body"
+    assert str(error) == f"the {what} exceeds {most} bytes"
+    assert body_too_large(encoding, 64 * 1024 * 1024) is None  # the default limit
