@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from typing import Annotated, Any, cast, get_args
 
 from pydantic import (
@@ -54,6 +54,7 @@ __all__ = [
     "NumberIn",
     "UuidIn",
     "datetime_to_wire",
+    "decimal_places",
     "decimal_to_wire",
     "dollars_to_wire",
     "none_as_empty",
@@ -62,9 +63,33 @@ __all__ = [
 ]
 
 
+def decimal_places(value: Decimal) -> int:
+    """The decimal places of a finite `Decimal`, trailing zeros aside: ``0.5600`` has 2,
+    ``1E+2`` and ``5`` have 0. Exact at any size (unlike ``normalize()``, which rounds to the
+    context's precision)."""
+    _, digits, exponent = value.as_tuple()
+    places = -int(exponent)
+    end = len(digits)
+    while places > 0 and end > 0 and digits[end - 1] == 0:
+        end -= 1
+        places -= 1
+    return max(places, 0) if end else 0  # no digit but zeros: the value is zero
+
+
+def _exactly(value: Decimal, places: int) -> Decimal:
+    # ``value`` written with ``places`` decimals, which drops only zeros (the caller checked
+    # `decimal_places`), at any size: quantize in the default context fails past 28 digits. A
+    # zero loses its sign ("-0.00" is no amount).
+    _, digits, exponent = value.as_tuple()
+    context = Context(prec=len(digits) + max(int(exponent), 0) + places + 1)
+    result = value.quantize(Decimal(1).scaleb(-places), context=context)
+    return result.copy_abs() if result == 0 else result
+
+
 def decimal_to_wire(value: Decimal) -> str:
-    """Format a `Decimal` as a plain fixed-point string, never in exponent form."""
-    return format(value, "f")
+    """Format a `Decimal` as a plain fixed-point string, never in exponent form; a zero has no
+    sign."""
+    return format(value.copy_abs() if value == 0 else value, "f")
 
 
 def datetime_to_wire(value: datetime) -> str:
@@ -84,19 +109,20 @@ def dollars_to_wire(value: Decimal) -> str:
     """Format a dollar amount with 2 to 4 decimals where its value allows.
 
     ``0.5`` -> ``"0.50"``; ``0.5600`` stays ``"0.5600"``; trailing zeros past the fourth place go
-    (``0.560000`` -> ``"0.5600"``), as most request fields take 2-4 places. Digits that are not
-    zeros are kept (``0.12345`` -> ``"0.12345"``): the value is never rounded.
+    (``0.560000`` -> ``"0.5600"``), as request fields take 2-4 places. Digits that are not zeros
+    are kept (``0.12345`` -> ``"0.12345"``; `DollarsIn` refuses such a value before this): the
+    value is never rounded. A zero has no sign.
     """
     exponent = value.as_tuple().exponent
     if not isinstance(exponent, int):  # NaN and infinities: DollarsIn refuses them before this
         return format(value, "f")
     if exponent > -2:
-        return format(value.quantize(Decimal("0.01")), "f")
-    for places in range(4, -exponent):
-        shorter = value.quantize(Decimal(1).scaleb(-places))
-        if shorter == value:  # only zeros went
-            return format(shorter, "f")
-    return format(value, "f")
+        places = 2
+    elif exponent < -4:
+        places = max(4, decimal_places(value))
+    else:
+        places = -exponent
+    return format(_exactly(value, places), "f")
 
 
 def parse_decimal(value: object, *, what: str = "value", max_places: int | None = None) -> Decimal:
@@ -105,7 +131,8 @@ def parse_decimal(value: object, *, what: str = "value", max_places: int | None 
     Args:
         value: a `Decimal`, `int` or numeric `str`.
         what: a name for the value in error messages.
-        max_places: the most decimal places allowed, or None for no limit.
+        max_places: the most decimal places allowed, trailing zeros aside (``0.5600`` has 2),
+            or None for no limit.
 
     Returns:
         The value as a `Decimal`, with the digits given.
@@ -136,11 +163,8 @@ def parse_decimal(value: object, *, what: str = "value", max_places: int | None 
         raise TypeError(f"{what} must be a Decimal, int or str, not {type(value).__name__}")
     if not result.is_finite():
         raise ValueError(f"{what} must be finite, got {result}")
-    if max_places is not None:
-        exponent = result.as_tuple().exponent
-        assert isinstance(exponent, int)  # finite decimals have an int exponent
-        if -exponent > max_places:
-            raise ValueError(f"{what} takes at most {max_places} decimal places, got {result}")
+    if max_places is not None and decimal_places(result) > max_places:
+        raise ValueError(f"{what} takes at most {max_places} decimal places, got {result}")
     return result
 
 
@@ -153,11 +177,15 @@ def _model_input(value: Any, what: str, max_places: int | None) -> Decimal:
 
 
 def _dollars_in(value: Any) -> Decimal:
-    return _model_input(value, "a FixedPointDollars amount", 6)
+    # Requests take 2-4 decimals (REST-NOTES section 6); `dollars_to_wire` drops zeros past
+    # the fourth, so "0.560000" is fine and "0.56001" is refused here, not by the server.
+    return _model_input(value, "a FixedPointDollars amount", 4)
 
 
 def _count_in(value: Any) -> Decimal:
-    return _model_input(value, "a FixedPointCount", 2)
+    # Requests take 0-2 decimals: zeros past the second go now ("1.000" is sent as "1.00").
+    count = _model_input(value, "a FixedPointCount", 2)
+    return _exactly(count, 2) if int(count.as_tuple().exponent) < -2 else count
 
 
 def _number_in(value: Any) -> Decimal:
@@ -268,9 +296,11 @@ Count = Annotated[Decimal, _wire]
 #: Any other JSON number in a response (fee multipliers, strikes): read exactly, written back as
 #: a JSON number.
 Number = Annotated[Decimal, _number_wire]
-#: A dollar amount in a request; refuses float and bool, at most 6 decimal places.
+#: A dollar amount in a request; refuses float and bool, at most 4 decimal places (trailing
+#: zeros aside).
 DollarsIn = Annotated[Decimal, BeforeValidator(_dollars_in), _dollars_wire]
-#: A contract count in a request; refuses float and bool, at most 2 decimal places.
+#: A contract count in a request; refuses float and bool, at most 2 decimal places (trailing
+#: zeros aside, and dropped).
 CountIn = Annotated[Decimal, BeforeValidator(_count_in), _wire]
 #: Any other number in a request; refuses float and bool; written as a JSON number.
 NumberIn = Annotated[Decimal, BeforeValidator(_number_in), _number_wire]

@@ -452,7 +452,8 @@ def _encode_scalar(param: Param, value: object) -> str:
             raise ValueError(f"{param.python_name} must be a finite number, got {number}")
         return decimal_to_wire(number)
     if kind is ParamKind.DATETIME:
-        if not isinstance(value, datetime) or value.tzinfo is None:
+        if not isinstance(value, datetime) or value.utcoffset() is None:
+            # (a tzinfo whose utcoffset() is None names no offset: the value is naive)
             raise TypeError(f"{param.python_name} must be a timezone-aware datetime")
         return datetime_to_wire(value)
     # STRING_ARRAY items

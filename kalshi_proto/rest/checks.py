@@ -24,6 +24,7 @@ from typing import Final, Self
 from pydantic import model_validator
 
 from kalshi_proto.rest.base import RequestModel
+from kalshi_proto.types import decimal_places
 
 __all__ = ["CHECKED_MODELS", "AmendOrderV2Checks", "DecreaseOrderV2Checks", "NewOrderV2Checks", "check_price"]
 
@@ -39,8 +40,7 @@ def check_price(price: Decimal, *, what: str = "price") -> None:
     """
     if not price.is_finite() or not Decimal(0) < price < _ONE:
         raise ValueError(f"{what} must be between 0 and 1 dollar (exclusive), got {price}")
-    exponent = int(price.as_tuple().exponent)  # finite, so an int
-    if -exponent > _PRICE_PLACES:
+    if decimal_places(price) > _PRICE_PLACES:  # trailing zeros aside: 0.560000 is 0.56
         raise ValueError(f"{what} takes at most {_PRICE_PLACES} decimal places, got {price}")
 
 

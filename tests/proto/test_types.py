@@ -108,9 +108,12 @@ def test_parse_decimal_refuses_nan_and_infinity(value: object) -> None:
     [
         ("0.12", 2, True),
         ("0.123", 2, False),
-        ("0.120", 2, False),  # trailing zeros are places too: the digits given are kept
+        ("0.120", 2, True),  # trailing zeros aside: the server is sent at most two places
+        ("0.1230", 2, False),
         ("5", 0, True),
-        ("5.0", 0, False),
+        ("5.0", 0, True),
+        ("5.01", 0, False),
+        ("0E-9", 0, True),
         ("1E+2", 0, True),
         (Decimal("0.123456"), 6, True),
         (Decimal("0.1234567"), 6, False),
@@ -140,6 +143,8 @@ def test_parse_decimal_without_a_limit_takes_any_places() -> None:
         (Decimal("1E-7"), "0.0000001"),
         (Decimal("-2.5"), "-2.5"),
         (Decimal("0"), "0"),
+        (Decimal("-0"), "0"),
+        (Decimal("-0.00"), "0.00"),
     ],
 )
 def test_decimal_to_wire_never_uses_exponents(value: Decimal, wire: str) -> None:
@@ -160,6 +165,10 @@ def test_decimal_to_wire_never_uses_exponents(value: Decimal, wire: str) -> None
         (Decimal("0.1234560"), "0.123456"),
         (Decimal("100.000000"), "100.0000"),
         (Decimal("0E-6"), "0.0000"),
+        (Decimal("-0E-6"), "0.0000"),
+        (Decimal("-0"), "0.00"),
+        (Decimal("1E+30"), "1000000000000000000000000000000.00"),
+        (Decimal("123456789012345678901234567890.123400"), "123456789012345678901234567890.1234"),
         (Decimal("-0.100000"), "-0.1000"),
         (Decimal("0.00001"), "0.00001"),  # never rounded
     ],
@@ -233,7 +242,9 @@ def test_request_fields_refuse_float_and_bool_with_a_validation_error(
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("price", "0.1234567", "a FixedPointDollars amount takes at most 6 decimal places"),
+        # Requests take 2-4 decimals: a fifth was sent and refused by the server.
+        ("price", "0.12345", "a FixedPointDollars amount takes at most 4 decimal places"),
+        ("price", "0.1234567", "a FixedPointDollars amount takes at most 4 decimal places"),
         ("count", "1.001", "a FixedPointCount takes at most 2 decimal places"),
         ("strike", "NaN", "a number must be finite"),
         ("price", "cheap", "a FixedPointDollars amount must be a decimal number"),
@@ -247,6 +258,29 @@ def test_request_fields_refuse_bad_values(field: str, value: object, message: st
         return
     with pytest.raises(pydantic.ValidationError, match=message):
         Ticket.model_validate(fields)
+
+
+@pytest.mark.parametrize(
+    ("fields", "wire"),
+    [
+        # Zeros past the places a request takes are dropped, never digits.
+        ({"price": "0.560000", "count": "1.000"}, '{"price":"0.5600","count":"1.00"}'),
+        ({"price": "0.12340", "count": "2.5000"}, '{"price":"0.1234","count":"2.50"}'),
+        # A zero has no sign on the wire.
+        ({"price": "-0", "count": "-0.00"}, '{"price":"0.00","count":"0.00"}'),
+        # Past the 28 digits of the default decimal context, still exact.
+        ({"price": "1E+30", "count": "12345678901234567890123456789012.000"}, (
+            '{"price":"1000000000000000000000000000000.00",'
+            '"count":"12345678901234567890123456789012.00"}'
+        )),
+    ],
+)
+def test_request_fields_drop_zeros_past_their_places_and_the_sign_of_zero(
+    fields: dict[str, str], wire: str
+) -> None:
+    ticket = Ticket.model_validate(fields)
+    assert ticket.model_dump_json(exclude_none=True) == wire
+    assert ticket.price == Decimal(fields["price"])
 
 
 def test_request_models_are_frozen() -> None:

@@ -6,7 +6,7 @@ import gc
 import json
 import re
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from typing import Any, cast
 
@@ -600,6 +600,17 @@ def test_booleans_and_aware_datetimes_in_wire_form() -> None:
     assert flags == [(("show_historical", "true"),), (("show_historical", "false"),)]
 
 
+class NoOffset(tzinfo):
+    def utcoffset(self, dt: datetime | None) -> None:
+        return None
+
+    def dst(self, dt: datetime | None) -> None:
+        return None
+
+    def tzname(self, dt: datetime | None) -> None:
+        return None
+
+
 @pytest.mark.parametrize(
     ("op", "arguments", "message"),
     [
@@ -617,6 +628,13 @@ def test_booleans_and_aware_datetimes_in_wire_form() -> None:
         (
             "GetMilestones",
             {"limit": 1, "minimum_start_date": "2026-01-01T00:00:00Z"},
+            r"^minimum_start_date must be a timezone-aware datetime$",
+        ),
+        (
+            # A tzinfo that names no offset: the datetime is naive all the same (it was read
+            # in the machine's local zone).
+            "GetMilestones",
+            {"limit": 1, "minimum_start_date": datetime(2026, 1, 1, tzinfo=NoOffset())},
             r"^minimum_start_date must be a timezone-aware datetime$",
         ),
         ("GetMarketOrderbooks", {"tickers": "KX-1"}, r"^tickers must be a list, not str$"),

@@ -58,7 +58,17 @@ def test_check_price_refuses_prices_outside_zero_and_one(price: str) -> None:
         check_price(Decimal(price), what="limit")
 
 
-@pytest.mark.parametrize("price", ["0.00001", "0.12345", "0.56000"])
+DOLLARS_PLACES = "a FixedPointDollars amount takes at most 4 decimal places, got "
+
+
+@pytest.mark.parametrize("price", ["0.560000", "0.5600", "0.56", "0.12340"])
+def test_check_price_counts_places_without_trailing_zeros(price: str) -> None:
+    # A price from a response or a PriceGrid may have six places, zeros past the fourth; it is
+    # sent with four.
+    check_price(Decimal(price))
+
+
+@pytest.mark.parametrize("price", ["0.00001", "0.12345", "0.123450"])
 def test_check_price_refuses_more_than_four_places(price: str) -> None:
     with pytest.raises(ValueError, match=rf"^price takes at most 4 decimal places, got {price}$"):
         check_price(Decimal(price))
@@ -97,7 +107,7 @@ def test_a_new_order_needs_a_client_order_id(client_order_id: str | None) -> Non
     [
         ("0", "price must be between 0 and 1 dollar (exclusive), got 0"),
         ("1", "price must be between 0 and 1 dollar (exclusive), got 1"),
-        ("0.12345", "price takes at most 4 decimal places, got 0.12345"),
+        ("0.12345", DOLLARS_PLACES + "0.12345"),
     ],
 )
 def test_a_new_order_price_is_checked(price: str, message: str) -> None:
@@ -191,7 +201,7 @@ def test_a_valid_amend_is_accepted_without_a_client_order_id() -> None:
     ("changes", "message"),
     [
         ({"price": "1"}, "price must be between 0 and 1 dollar (exclusive), got 1"),
-        ({"price": "0.00005"}, "price takes at most 4 decimal places, got 0.00005"),
+        ({"price": "0.00005"}, DOLLARS_PLACES + "0.00005"),
         ({"count": "0"}, "count must be positive, got 0"),
     ],
 )
