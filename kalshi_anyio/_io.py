@@ -164,6 +164,18 @@ def default_ssl_context(context: ssl.SSLContext | None) -> ssl.SSLContext:
     return context
 
 
+def _tls_holds_input(stream: anyio.abc.ByteStream) -> bool:
+    # anyio's TLSStream reads all the socket has into a memory buffer and decrypts one record at
+    # a time: a record that came after a response's last one (an answer nothing asked for, a
+    # close_notify) waits there, where polling the socket cannot see it. The buffer is not public
+    # (``_read_bio``); tests/adapters/test_rest_clients.py fails if it moves.
+    if not isinstance(stream, TLSStream):
+        return False
+    if stream.extra(TLSAttribute.ssl_object).pending():
+        return True
+    return bool(getattr(getattr(stream, "_read_bio", None), "pending", 0))
+
+
 class Stream:
     """One TCP connection, TLS or not."""
 
@@ -194,7 +206,10 @@ class Stream:
             raise ReadError(f"reading the response failed: {exc!r}") from exc
 
     def is_readable(self) -> bool:
-        """True when the idle connection has bytes or EOF waiting: the server dropped it."""
+        """True when the idle connection has bytes or EOF waiting: the server dropped it, or
+        sent what no request asked for."""
+        if _tls_holds_input(self._stream):
+            return True
         fileno = getattr(self._raw, "fileno", None)
         if fileno is None:
             return False

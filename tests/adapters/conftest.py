@@ -323,10 +323,12 @@ class Driver:
         drip: float = 0.0,
         keep_open: bool = False,
         alpn: tuple[str, ...] = (),
+        records: tuple[bytes, ...] = (),
     ) -> AsyncIterator[RawServer]:
         """A `RawServer` that answers every request with ``answer`` (a byte every ``drip``
         seconds, if given; on one connection as long as the client keeps it, with
-        ``keep_open``; choosing among ``alpn`` by ALPN, if given); stopped after the block."""
+        ``keep_open``; choosing among ``alpn`` by ALPN, if given; the first request with
+        ``records``, one TLS record each, in one write); stopped after the block."""
         raw = RawServer(
             self.server.ca,
             self._cert_file,
@@ -334,6 +336,7 @@ class Driver:
             drip=drip,
             keep_open=keep_open,
             alpn=alpn,
+            records=records,
         )
         try:
             yield raw

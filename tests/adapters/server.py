@@ -733,6 +733,10 @@ class RawServer:
     ``b""`` closes without answering. With ``drip``, it is written one byte at a time, ``drip``
     seconds apart (until the server stops). With ``keep_open``, the connection stays open for
     the client's next request, until the client closes it. ``accepted`` counts connections.
+
+    With ``records``, the first request on each connection is answered by these byte strings
+    instead, each in a TLS record of its own, all in one TCP write (so a client reads them in
+    one go); later requests get ``answer``. The connection stays open.
     """
 
     ca: trustme.CA
@@ -741,6 +745,7 @@ class RawServer:
     drip: float = 0.0
     keep_open: bool = False
     alpn: tuple[str, ...] = ()
+    records: tuple[bytes, ...] = ()
     accepted: int = 0
     _listener: socket.socket = field(init=False)
     _context: ssl.SSLContext = field(init=False)
@@ -776,12 +781,54 @@ class RawServer:
                 continue
             self.accepted += 1
             raw.settimeout(2)
+            if self.records:
+                with raw:
+                    self._serve_records(raw)
+                continue
             try:
                 with self._context.wrap_socket(raw, server_side=True) as conn:
                     while self._answer(conn) and self.keep_open:
                         pass
             except OSError:
                 raw.close()
+
+    def _serve_records(self, raw: socket.socket) -> None:
+        # TLS over memory buffers, so that several records go out in one write.
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = self._context.wrap_bio(incoming, outgoing, server_side=True)
+
+        def pull() -> bool:
+            raw.sendall(outgoing.read())
+            data = raw.recv(65536)
+            incoming.write(data)
+            return bool(data)
+
+        def call(method: Callable[[], bytes | None]) -> bytes | None:
+            while True:
+                try:
+                    return method()
+                except ssl.SSLWantReadError:
+                    if not pull():
+                        return None
+
+        try:
+            call(tls.do_handshake)
+            raw.sendall(outgoing.read())
+            answers = [self.records, (self.answer,)]
+            while not self._stopping.is_set():
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = call(lambda: tls.read(65536))
+                    if not chunk:
+                        return
+                    data += chunk
+                for record in answers[0] if len(answers) > 1 else answers[-1]:
+                    tls.write(record)
+                if len(answers) > 1:
+                    answers.pop(0)
+                raw.sendall(outgoing.read())
+        except OSError:
+            return
 
     def _answer(self, conn: ssl.SSLSocket) -> bool:
         # True when a request was read and answered.
