@@ -164,24 +164,23 @@ def default_ssl_context(context: ssl.SSLContext | None) -> ssl.SSLContext:
     return context
 
 
-def _tls_holds_input(stream: anyio.abc.ByteStream) -> bool:
-    # anyio's TLSStream reads all the socket has into a memory buffer and decrypts one record at
-    # a time: a record that came after a response's last one (an answer nothing asked for, a
-    # close_notify) waits there, where polling the socket cannot see it. The buffer is not public
-    # (``_read_bio``); tests/adapters/test_rest_clients.py fails if it moves.
-    if not isinstance(stream, TLSStream):
-        return False
-    if stream.extra(TLSAttribute.ssl_object).pending():
-        return True
-    return bool(getattr(getattr(stream, "_read_bio", None), "pending", 0))
-
-
 class Stream:
     """One TCP connection, TLS or not."""
 
     def __init__(self, stream: anyio.abc.ByteStream, raw: object) -> None:
         self._stream = stream
         self._raw = raw
+        # anyio's TLSStream reads all the socket has into a memory buffer and decrypts one
+        # record at a time: a record that came after a response's last one (an answer nothing
+        # asked for, a close_notify) waits there, where polling the socket cannot see it. The
+        # buffer is not public (``_read_bio``); tests/adapters/test_rest_clients.py fails if it
+        # moves. Both are looked up once: ``extra()`` costs microseconds on every call.
+        self._tls: tuple[ssl.SSLObject, ssl.MemoryBIO | None] | None = None
+        if isinstance(stream, TLSStream):
+            self._tls = (
+                stream.extra(TLSAttribute.ssl_object),
+                getattr(stream, "_read_bio", None),
+            )
 
     async def send(self, data: bytes, deadline: float) -> None:
         """Write all of ``data``; the enclosing `Deadline` bounds the time."""
@@ -208,7 +207,8 @@ class Stream:
     def is_readable(self) -> bool:
         """True when the idle connection has bytes or EOF waiting: the server dropped it, or
         sent what no request asked for."""
-        if _tls_holds_input(self._stream):
+        tls = self._tls
+        if tls is not None and (tls[0].pending() or (tls[1] is not None and tls[1].pending)):
             return True
         fileno = getattr(self._raw, "fileno", None)
         if fileno is None:

@@ -236,13 +236,21 @@ def api_error_for_status(status: int) -> type[ApiError]:
 
 
 class TransportError(KalshiError):
-    """The connection failed; no HTTP response (or no complete one) was received."""
+    """The connection failed; no HTTP response (or no complete one) was received.
+
+    ``final`` (`final_reason`) says why another attempt would fail the same way, when the
+    code that raises the error knows it (a response body over the client's limit, say).
+    """
+
+    def __init__(self, message: str, *, final: str | None = None) -> None:
+        super().__init__(message)
+        self._final = final
 
     @property
     def final_reason(self) -> str | None:
         """Why another attempt would fail the same way, so the call is not retried; None when
         one may succeed (most failures: a refused connection, a timeout, a reset)."""
-        return None
+        return self._final
 
 
 class ConnectError(TransportError):
@@ -282,10 +290,9 @@ class ProxyError(ConnectError):
         reply: int | None = None,
         final: str | None = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__(message, final=final)
         self.status = status
         self.reply = reply
-        self._final = final
 
     @property
     def final_reason(self) -> str | None:
@@ -301,20 +308,7 @@ class ProxyError(ConnectError):
 
 class ReadError(TransportError):
     """Reading from an open connection failed, or the peer closed it mid-response, or sent
-    bytes that are not a valid response.
-
-    ``final`` (`final_reason`) says why another attempt would read the same thing, so the call
-    is not retried: a response body over the client's limit. It is None for the others.
-    """
-
-    def __init__(self, message: str, *, final: str | None = None) -> None:
-        super().__init__(message)
-        self._final = final
-
-    @property
-    def final_reason(self) -> str | None:
-        """Set when another attempt would get the same answer (a body over the limit)."""
-        return self._final
+    bytes that are not a valid response (final when the body is over the client's limit)."""
 
 
 class WriteError(TransportError):

@@ -116,12 +116,9 @@ def dollars_to_wire(value: Decimal) -> str:
     exponent = value.as_tuple().exponent
     if not isinstance(exponent, int):  # NaN and infinities: DollarsIn refuses them before this
         return format(value, "f")
-    if exponent > -2:
-        places = 2
-    elif exponent < -4:
-        places = max(4, decimal_places(value))
-    else:
-        places = -exponent
+    if -4 <= exponent <= -2:
+        return decimal_to_wire(value)  # as given, the common case
+    places = 2 if exponent > -2 else max(4, decimal_places(value))
     return format(_exactly(value, places), "f")
 
 

@@ -136,11 +136,9 @@ class _Decoder:
             return b""
         self._fed = True
         self._encoded += len(data)
-        if self._encoded > self._limit + _ENCODING_SLACK:
-            raise ResponseTooLargeError(
-                f"the encoded response body exceeds {self._limit + _ENCODING_SLACK} bytes",
-                limit=self._limit,
-            )
+        too_large = _over_limit(self._encoded, self._limit, encoded=True)
+        if too_large is not None:
+            raise too_large
         if self._gzip and self._obj.eof:  # the last read ended at or just after a member's end
             return self._next_members(self._after + data)
         out = self._decompress(data)
@@ -260,6 +258,20 @@ def http11_only(host: str, port: int, chosen: str) -> str:
     )
 
 
+def _over_limit(size: int, limit: int, *, encoded: bool) -> ResponseTooLargeError | None:
+    # The error for a body of ``size`` bytes as sent, or None while it may still fit: a plain
+    # body may be ``limit`` bytes, an encoded one that much and `_ENCODING_SLACK` (gzip headers,
+    # data that does not compress), since it is limited again as it decodes.
+    if not encoded:
+        if size <= limit:
+            return None
+        return ResponseTooLargeError(f"the response body exceeds {limit} bytes", limit=limit)
+    most = limit + _ENCODING_SLACK
+    if size <= most:
+        return None
+    return ResponseTooLargeError(f"the encoded response body exceeds {most} bytes", limit=limit)
+
+
 def body_too_large(
     encoding: str, size: int, *, max_body_size: int = _DEFAULT_MAX_BODY
 ) -> ResponseTooLargeError | None:
@@ -273,19 +285,10 @@ def body_too_large(
     if size <= max_body_size:
         return None
     try:
-        plain = _decoder_for(encoding, max_body_size) is None
+        encoded = _decoder_for(encoding, max_body_size) is not None
     except RemoteProtocolError:  # an encoding decode_body refuses anyway: count it as one
-        plain = False
-    if plain:
-        return ResponseTooLargeError(
-            f"the response body exceeds {max_body_size} bytes", limit=max_body_size
-        )
-    most = max_body_size + _ENCODING_SLACK
-    if size <= most:
-        return None
-    return ResponseTooLargeError(
-        f"the encoded response body exceeds {most} bytes", limit=max_body_size
-    )
+        encoded = True
+    return _over_limit(size, max_body_size, encoded=encoded)
 
 
 def read_error(
@@ -508,16 +511,14 @@ class Http11Connection:
         if self._error is not None:
             raise LocalProtocolError(f"the connection failed earlier: {self._error}")
 
-    def _fail(self, message: str, *, too_large: bool = False) -> None:
-        self._state = _State.CLOSED
-        self._error = message
-        if too_large:
-            raise ResponseTooLargeError(message, limit=self._max_body)
-        raise RemoteProtocolError(message)
+    def _fail(self, message: str) -> None:
+        self._fail_with(RemoteProtocolError(message))
 
-    def _refail(self, error: RemoteProtocolError) -> None:
-        # A decoder's error, raised again as the connection's.
-        self._fail(str(error), too_large=isinstance(error, ResponseTooLargeError))
+    def _fail_with(self, error: RemoteProtocolError) -> None:
+        # ``error`` ends the connection (a decoder's, a body over the limit, ...).
+        self._state = _State.CLOSED
+        self._error = str(error)
+        raise error
 
     # ---- the fast path ---------------------------------------------------------------------
 
@@ -612,11 +613,9 @@ class Http11Connection:
         self._set_headers(tuple(headers))
         # A plain body is refused before it arrives. An encoded one is limited as it decodes,
         # but it is kept whole until its last byte: its encoded size is refused here too.
-        if self._decoder is None and length > self._max_body:
-            self._fail(f"the response body exceeds {self._max_body} bytes", too_large=True)
-        if self._decoder is not None and length > self._max_body + _ENCODING_SLACK:
-            most = self._max_body + _ENCODING_SLACK
-            self._fail(f"the encoded response body exceeds {most} bytes", too_large=True)
+        too_large = _over_limit(length, self._max_body, encoded=self._decoder is not None)
+        if too_large is not None:
+            self._fail_with(too_large)
         self._need = length
         return True
 
@@ -686,17 +685,18 @@ class Http11Connection:
         try:
             self._decoder = _decoder_for(encoding, self._max_body)
         except RemoteProtocolError as exc:
-            self._fail(str(exc))
+            self._fail_with(exc)
 
     def _add_body(self, data: bytes) -> None:
         if self._decoder is not None:
             try:
                 data = self._decoder.feed(data)
             except RemoteProtocolError as exc:
-                self._refail(exc)
+                self._fail_with(exc)
         self._size += len(data)
-        if self._size > self._max_body:
-            self._fail(f"the response body exceeds {self._max_body} bytes", too_large=True)
+        too_large = _over_limit(self._size, self._max_body, encoded=False)
+        if too_large is not None:
+            self._fail_with(too_large)
         self._body.append(data)
 
     def _complete(self, *, reusable: bool) -> None:
@@ -704,7 +704,7 @@ class Http11Connection:
             try:
                 self._body.append(self._decoder.flush())
             except RemoteProtocolError as exc:
-                self._refail(exc)
+                self._fail_with(exc)
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
         self._body = []
         response = HttpResponse(status=self._status, headers=self._headers, body=body)

@@ -474,6 +474,12 @@ async def test_garbled_or_missing_answer_is_a_read_error(kx: Driver, answer: byt
             assert raw.accepted == 4  # a POST: once
 
 
+def status_answer(active: bool) -> bytes:
+    """A whole HTTP response to exchange.status(), as a raw server sends it."""
+    body = json.dumps({"exchange_active": active, "trading_active": active}).encode()
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+
+
 @pytest.mark.known_bug(
     "httpx",
     reason="upstream, httpcore 1.0.9: bytes after a response stay in h11's buffer and are read "
@@ -482,11 +488,7 @@ async def test_garbled_or_missing_answer_is_a_read_error(kx: Driver, answer: byt
 )
 async def test_bytes_after_an_answer_are_not_the_answer_to_the_next_request(kx: Driver) -> None:
     # The server answers each request twice in one write: the second answer answers nothing.
-    def status(active: bool) -> bytes:
-        body = json.dumps({"exchange_active": active, "trading_active": active}).encode()
-        return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
-
-    async with kx.raw_server(status(True) + status(False), keep_open=True) as raw:
+    async with kx.raw_server(status_answer(True) + status_answer(False), keep_open=True) as raw:
         async with kx.client(base_url=raw.base_url, retry=NO_RETRY) as client:
             first = await maybe(client.exchange.status())
             second = await maybe(client.exchange.status())
@@ -508,12 +510,8 @@ async def test_a_tls_record_after_an_answer_is_not_the_answer_to_the_next_reques
     # As above, but the second answer is a TLS record of its own, sent with the first in one
     # write: the client's TLS layer reads both from the socket and decrypts only the first, so
     # polling the socket for bytes left over sees nothing.
-    def status(active: bool) -> bytes:
-        body = json.dumps({"exchange_active": active, "trading_active": active}).encode()
-        return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
-
-    records = (status(True), status(False))
-    async with kx.raw_server(status(True), records=records) as raw:
+    records = (status_answer(True), status_answer(False))
+    async with kx.raw_server(status_answer(True), records=records) as raw:
         async with kx.client(base_url=raw.base_url, retry=NO_RETRY) as client:
             answers = []
             for _ in range(3):

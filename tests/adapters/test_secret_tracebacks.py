@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 import kalshi_anyio
 import kalshi_httpx
+import kalshi_proto
 import kalshi_sync
 from kalshi_proto.auth import Credentials, Signer, drop_secret_frames
 from kalshi_proto.environ import (
@@ -45,7 +46,7 @@ CLIENTS = [
 CLIENT_IDS = ["kalshi_sync", "kalshi_anyio", "httpx_sync", "httpx_async"]
 PACKAGES = tuple(
     os.path.dirname(module.__file__ or "")
-    for module in (kalshi_sync, kalshi_anyio, kalshi_httpx, __import__("kalshi_proto"))
+    for module in (kalshi_sync, kalshi_anyio, kalshi_httpx, kalshi_proto)
 )
 
 
