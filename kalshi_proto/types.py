@@ -50,6 +50,7 @@ __all__ = [
     "Int32In",
     "Int64In",
     "NoneAsEmpty",
+    "NotZero",
     "Number",
     "NumberIn",
     "UuidIn",
@@ -301,6 +302,17 @@ DollarsIn = Annotated[Decimal, BeforeValidator(_dollars_in), _dollars_wire]
 CountIn = Annotated[Decimal, BeforeValidator(_count_in), _wire]
 #: Any other number in a request; refuses float and bool; written as a JSON number.
 NumberIn = Annotated[Decimal, BeforeValidator(_number_in), _number_wire]
+
+
+def _not_zero(value: Any) -> Any:
+    if value == 0:
+        raise ValueError("must not be zero")
+    return value
+
+
+#: A request number the server refuses at zero (the spec's ``validate: ne=0``), for use in
+#: ``Annotated[Int64In, NotZero]``.
+NotZero = AfterValidator(_not_zero)
 #: The range of a ``format: int32`` integer (a signed 32-bit integer).
 INT32_RANGE = (-(2**31), 2**31 - 1)
 #: The range of a ``format: int64`` integer (a signed 64-bit integer).

@@ -8,7 +8,8 @@ then writes, under ``kalshi_proto/rest/generated/``:
 * ``models.py``       pydantic v2 models: request models forbid unknown keys, take integers that
                       are not bools, ``Literal`` enums, exact `Decimal` money and aware
                       datetimes, hold lists as tuples, and enforce the spec's limits
-                      (``minimum``, ``maxLength``, ``maxItems``, ...); response models
+                      (``minimum``, ``maxLength``, ``maxItems``, ...) and the server's
+                      ``validate`` tags (`GoRules`); response models
                       allow unknown keys, accept enum values they do not know, read ``null``
                       lists as ``[]`` and read a list response's ``null`` or missing pagination
                       cursor as ``None`` (the last page, REST-NOTES 4), even where the spec
@@ -204,13 +205,141 @@ def limits(schema: dict[str, Any], where: str) -> dict[str, Any]:
 def check_limits_fit(found: dict[str, Any], kind: str, where: str) -> None:
     """Stop when a limit does not apply to the kind of value (a ``maximum`` on a string)."""
     allowed = {
-        "number": {"ge", "gt", "le", "lt"},
+        "number": {"ge", "gt", "le", "lt", "not_zero"},
         "string": {"min_length", "max_length", "pattern"},
         "array": {"min_items", "max_items"},
     }.get(kind, set())
     extra = set(found) - allowed
     if extra:
         raise SystemExit(f"{where}: limits {sorted(extra)} on a {kind} value are not supported")
+
+
+#: Where the spec keeps the rules Kalshi's server checks a request with (go-playground/validator
+#: tags: ``validate: "omitempty,min=1,max=100,dive,max=200"``).
+GO_TAGS = "x-oapi-codegen-extra-tags"
+#: What ``min=``/``max=`` limit for each kind of value: a number, a string's length, a list's size.
+GO_MIN_MAX = {
+    "number": ("ge", "le"),
+    "string": ("min_length", "max_length"),
+    "array": ("min_items", "max_items"),
+}
+GO_BOUNDS = {"gte": "ge", "gt": "gt", "lte": "le", "lt": "lt"}
+
+
+@dataclass
+class GoRules:
+    """The server-side rules of one value, from the spec's ``validate`` tag.
+
+    ``required`` is not mapped: on a Go pointer it means "present" (which the schema's
+    ``required`` list already says), on a Go value "not the zero value", and the spec does not say
+    which type the server's struct uses. ``dive`` splits the tag: the rules after it are the
+    items' (`items`).
+    """
+
+    tokens: list[str]
+    items: str | None
+    where: str
+
+    @classmethod
+    def parse(cls, text: str | None, where: str) -> GoRules | None:
+        if not text:
+            return None
+        tokens = [t.strip() for t in str(text).split(",")]
+        if "dive" in tokens:
+            at = tokens.index("dive")
+            return cls(tokens[:at], ",".join(tokens[at + 1 :]) or None, where)
+        return cls(tokens, None, where)
+
+    @property
+    def omitempty(self) -> bool:
+        return "omitempty" in self.tokens
+
+    def oneof(self) -> list[str] | None:
+        for token in self.tokens:
+            name, _, arg = token.partition("=")
+            if name == "oneof":
+                return arg.split()
+        return None
+
+    def limits(self, kind: str) -> dict[str, Any]:
+        """The rules as `limits` names them, for a value of ``kind``; an unknown rule stops."""
+        out: dict[str, Any] = {}
+        for token in self.tokens:
+            name, _, arg = token.partition("=")
+            if name in ("omitempty", "required") or (name == "oneof" and kind == "enum"):
+                continue
+            if name in ("min", "max") and kind in GO_MIN_MAX and arg.isdigit():
+                out[GO_MIN_MAX[kind][name == "max"]] = int(arg)
+            elif name in GO_BOUNDS and kind == "number" and re.fullmatch(r"-?\d+", arg):
+                out[GO_BOUNDS[name]] = int(arg)
+            elif name == "ne" and kind == "number" and arg == "0":
+                out["not_zero"] = True
+            else:
+                article = "an" if kind[0] in "aeiou" else "a"
+                raise SystemExit(
+                    f"{self.where}: validate rule {token!r} on {article} {kind} value is not supported"
+                )
+        return out
+
+    def check_enum(self, values: list[Any]) -> None:
+        """Stop unless ``oneof`` (when given) names exactly the enum's values."""
+        self.limits("enum")
+        oneof = self.oneof()
+        if oneof is not None and sorted(oneof) != sorted(str(v) for v in values if v is not None):
+            raise SystemExit(f"{self.where}: validate oneof={' '.join(oneof)} differs from the enum {values}")
+
+    def check_plain(self, kind: str) -> None:
+        """Stop on any rule that limits a ``kind`` of value which takes none (an object)."""
+        self.limits(kind)
+
+
+def _lower(found: dict[str, Any]) -> tuple[Any, bool] | None:
+    return (found["gt"], True) if "gt" in found else (found["ge"], False) if "ge" in found else None
+
+
+def _upper(found: dict[str, Any]) -> tuple[Any, bool] | None:
+    return (found["lt"], True) if "lt" in found else (found["le"], False) if "le" in found else None
+
+
+def accepts_zero(found: dict[str, Any]) -> bool:
+    """Whether the zero value (``0``, ``""``, an empty list) is within ``found``."""
+    low, high = _lower(found), _upper(found)
+    if low is not None and (low[0] > 0 or (low[0] == 0 and low[1])):
+        return False
+    if high is not None and (high[0] < 0 or (high[0] == 0 and high[1])):
+        return False
+    return not found.get("not_zero") and not found.get("min_length") and not found.get("min_items")
+
+
+def merge_limits(spec: dict[str, Any], rules: GoRules | None, kind: str) -> dict[str, Any]:
+    """The schema's limits with the server's rules on top, the stricter of each pair kept.
+
+    Under ``omitempty`` the server skips its rules for the zero value; a rule that refuses zero
+    is then kept only when the schema refuses zero too, and any other case stops the generator
+    (a limit that lets zero through is not one the models can state).
+    """
+    if rules is None:
+        return spec
+    extra = rules.limits(kind)
+    if rules.omitempty and not accepts_zero(extra) and accepts_zero(spec):
+        raise SystemExit(f"{rules.where}: omitempty rules that refuse the zero value are not supported")
+    out = {k: v for k, v in spec.items() if k not in ("ge", "gt", "le", "lt")}
+    for pick, side in ((max, _lower), (min, _upper)):
+        bounds = [b for b in (side(spec), side(extra)) if b is not None]
+        if bounds:
+            # (2, False) beats (1, True) as a lower bound: both exclude 1, only it excludes 1.5.
+            value, exclusive = pick(bounds, key=lambda b: (b[0], b[1] if pick is max else not b[1]))
+            names = ("gt", "ge") if side is _lower else ("lt", "le")
+            out[names[0] if exclusive else names[1]] = value
+    for key in ("min_length", "min_items"):
+        if key in extra:
+            out[key] = max(extra[key], spec.get(key, 0))
+    for key in ("max_length", "max_items"):
+        if key in extra:
+            out[key] = min(extra[key], spec.get(key, extra[key]))
+    if extra.get("not_zero"):
+        out["not_zero"] = True
+    return out
 
 
 #: The ``format`` values understood for each ``type``; any other stops the generator.
@@ -258,6 +387,8 @@ def constraints_row(found: dict[str, Any]) -> str:
     """A ``Constraints(...)`` expression for the table from `limits` output."""
     args = []
     order = ("ge", "gt", "le", "lt", "min_length", "max_length", "pattern", "min_items", "max_items")
+    if "not_zero" in found:
+        raise SystemExit("a 'not zero' rule on a parameter is not supported in the table")
     for key, value in sorted(found.items(), key=lambda item: order.index(item[0])):
         if isinstance(value, float):
             raise SystemExit(f"a fractional limit ({key}={value}) is not supported in the table")
@@ -274,6 +405,17 @@ def constraints_row(found: dict[str, Any]) -> str:
         else:
             args.append(f"{key}={value!r}")
     return f"Constraints({', '.join(args)})"
+
+
+def constrained(ann: str, found: dict[str, Any]) -> str:
+    """``ann`` with the limits in ``found``: a ``Field(...)``, and `NotZero` for ``ne=0``."""
+    marks = []
+    rest = {k: v for k, v in found.items() if k != "not_zero"}
+    if rest:
+        marks.append(f"Field({field_limits(rest)})")
+    if found.get("not_zero"):
+        marks.append("NotZero")
+    return f"Annotated[{ann}, {', '.join(marks)}]" if marks else ann
 
 
 def field_limits(found: dict[str, Any]) -> str:
@@ -405,20 +547,40 @@ class Generator:
         self.aliases[name] = literal(schema["enum"])
         return name
 
-    def type_of(self, schema: dict[str, Any], owner: str, fname: str, request: bool) -> tuple[str, set[str], bool]:
-        """Return (annotation, model dependencies, is_list) for a property schema."""
+    def type_of(
+        self,
+        schema: dict[str, Any],
+        owner: str,
+        fname: str,
+        request: bool,
+        rules: GoRules | None = None,
+    ) -> tuple[str, set[str], bool]:
+        """Return (annotation, model dependencies, is_list) for a property schema.
+
+        ``rules`` are the server's rules found on a node above this one (beside an ``allOf`` or
+        a ``$ref``, or after a list's ``dive``); a request value gets them as limits too.
+        """
         nullable = bool(schema.get("nullable"))
         where = f"{owner}.{fname}"
+        if request:
+            own = GoRules.parse((schema.get(GO_TAGS) or {}).get("validate"), where)
+            if own is not None and rules is not None:
+                raise SystemExit(f"{where}: validate rules on two levels are not supported")
+            rules = rules or own
+        else:
+            rules = None
         if "allOf" in schema and len(schema["allOf"]) == 1:
             if request and limits(schema, where):
                 raise SystemExit(f"{where}: limits beside allOf are not supported")
             wrapped = dict(schema["allOf"][0])
-            ann, deps, is_list = self.type_of(wrapped, owner, fname, request)
+            ann, deps, is_list = self.type_of(wrapped, owner, fname, request, rules)
             return (ann + " | None" if nullable and not ann.endswith("| None") else ann), deps, is_list
         if "$ref" in schema:
             name = ref_name(schema["$ref"])
             target = self.schemas[name]
             if name in PAIR_REFS:
+                if rules is not None:
+                    rules.check_plain("price level")
                 ann = PAIR_REFS[name][1 if request else 0]
                 deps, is_list = set(), False
             elif name in MONEY_REFS:
@@ -426,20 +588,26 @@ class Generator:
                 # A maxLength or pattern here would limit the wire text, which they do not check.
                 if request and limits(target, name):
                     raise SystemExit(f"{where}: limits on {name} are not supported")
+                if rules is not None:
+                    rules.check_plain("money")
                 ann = MONEY_REFS[name] + ("In" if request else "")
                 deps, is_list = set(), False
             elif "enum" in target:
                 if request:
                     check_limits_fit(limits(target, name), "enum", where)
+                if rules is not None:
+                    rules.check_enum(target["enum"])
                 alias = self.enum_alias(name, target)
                 ann = alias if request else f"{alias} | str"
                 deps, is_list = set(), False
             elif target.get("type") == "object":
+                if rules is not None:
+                    rules.check_plain("object")
                 model = self.request_name(name) if request else name
                 self.ensure_model(name, request)
                 ann, deps, is_list = model, {model}, False
             else:
-                ann, deps, is_list = self.type_of(target, name, fname, request)
+                ann, deps, is_list = self.type_of(target, name, fname, request, rules)
                 nullable = nullable or bool(target.get("nullable"))
             if nullable and not ann.endswith("| None"):
                 ann += " | None"
@@ -451,12 +619,16 @@ class Generator:
         found = limits(schema, where) if request else {}
         if kind == "array":
             items = schema.get("items", {})
+            item_rules = GoRules.parse(rules.items, where + " items") if rules else None
             if items.get("type") == "object" and "properties" in items:
+                if item_rules is not None:
+                    item_rules.check_plain("object")
                 model = f"{owner}{pascal(fname)}Item"
                 self.build_inline(model, items, request)
                 inner, deps = model, {model}
             else:
-                inner, deps, _ = self.type_of(items, owner, fname, request)
+                inner, deps, _ = self.type_of(items, owner, fname, request, item_rules)
+            found = merge_limits(found, rules, "array")
             if request:
                 # A tuple, so a frozen request cannot change after it is built.
                 check_limits_fit(found, "array", where)
@@ -467,6 +639,8 @@ class Generator:
                 ann = f"list[{inner}]"
             is_list = True
         elif kind == "object":
+            if rules is not None:
+                rules.check_plain("object")
             extra = schema.get("additionalProperties")
             if "properties" in schema:
                 model = f"{owner}{pascal(fname)}"
@@ -484,19 +658,28 @@ class Generator:
                 values = [v for v in schema["enum"] if v is not None]
                 ann = literal(values) if request else f"{literal(values)} | str"
                 check_limits_fit(found, "enum", where)
+                if rules is not None:
+                    rules.check_enum(values)
             elif fmt == "date-time":
                 ann = "DatetimeIn" if request else "datetime"
                 check_limits_fit(found, "date-time", where)
+                if rules is not None:
+                    rules.check_plain("date-time")
             elif fmt == "uuid":
                 ann = "UuidIn" if request else "str"
                 check_limits_fit(found, "string", where)
+                if rules is not None:
+                    rules.check_plain("uuid")
             else:
                 ann = "StrictStr" if request else "str"
+                found = merge_limits(found, rules, "string")
                 check_limits_fit(found, "string", where)
         elif kind == "integer":
             if "enum" in schema:
                 ann = literal(schema["enum"]) if request else f"{literal(schema['enum'])} | int"
                 check_limits_fit(found, "enum", where)
+                if rules is not None:
+                    rules.check_enum(schema["enum"])
             else:
                 if not request:
                     ann = "int"
@@ -504,18 +687,23 @@ class Generator:
                     ann = "Int32In" if fmt == "int32" else "Int64In"
                 else:
                     ann = "StrictInt"
+                found = merge_limits(found, rules, "number")
                 check_limits_fit(found, "number", where)
         elif kind == "number":
             ann = "NumberIn" if request else "Number"
+            found = merge_limits(found, rules, "number")
             check_limits_fit(found, "number", where)
         elif kind == "boolean":
             ann = "StrictBool" if request else "bool"
             check_limits_fit(found, "boolean", where)
+            if rules is not None:
+                rules.check_plain("boolean")
         else:
             ann = "Any"
             check_limits_fit(found, "untyped", where)
-        if found:
-            ann = f"Annotated[{ann}, Field({field_limits(found)})]"
+            if rules is not None:
+                rules.check_plain("untyped")
+        ann = constrained(ann, found)
         if nullable:
             ann += " | None"
         return ann, deps, is_list
@@ -614,6 +802,7 @@ class Generator:
             "    Int32In,",
             "    Int64In,",
             "    NoneAsEmpty,",
+            "    NotZero,",
             "    Number,",
             "    NumberIn,",
             "    UuidIn,",
@@ -694,19 +883,44 @@ class Generator:
             return "DATETIME", "datetime", None
         return "STRING", literal(list(enum)) if enum else "str", enum
 
-    def param_limits(self, schema: dict[str, Any], kind: str, where: str) -> dict[str, Any]:
-        """The limits of a parameter (an array's own and its items'), checked against its kind."""
+    def param_limits(
+        self, schema: dict[str, Any], kind: str, where: str, rules: GoRules | None = None
+    ) -> dict[str, Any]:
+        """The limits of a parameter (an array's own and its items'), checked against its kind.
+
+        ``rules`` are the server's rules from the parameter object; the schema's own (a shared
+        parameter keeps them there) are read here.
+        """
         while "$ref" in schema:
+            own_rules = GoRules.parse((schema.get(GO_TAGS) or {}).get("validate"), where)
+            if own_rules is not None and rules is not None:
+                raise SystemExit(f"{where}: validate rules on two levels are not supported")
+            rules = rules or own_rules
             schema = self.schemas[ref_name(schema["$ref"])]
+        own_rules = GoRules.parse((schema.get(GO_TAGS) or {}).get("validate"), where)
+        if own_rules is not None and rules is not None:
+            raise SystemExit(f"{where}: validate rules on two levels are not supported")
+        rules = rules or own_rules
         if kind in ("STRING_ARRAY", "INTEGER_ARRAY"):
-            own = limits(schema, where)
+            own = merge_limits(limits(schema, where), rules, "array")
             check_limits_fit(own, "array", where)
-            items = self.param_limits(schema["items"], kind.removesuffix("_ARRAY"), where + " items")
+            item_rules = GoRules.parse(rules.items, where + " items") if rules else None
+            items = self.param_limits(
+                schema["items"], kind.removesuffix("_ARRAY"), where + " items", item_rules
+            )
             return {**own, **items}
         if check_format(schema, where) == "uuid":
             raise SystemExit(f"{where}: format 'uuid' on a parameter is not supported")
-        found = with_format_range(limits(schema, where), schema)
         value_kind = {"INTEGER": "number", "NUMBER": "number", "STRING": "string"}.get(kind, kind)
+        found = limits(schema, where)
+        if schema.get("enum"):
+            if rules is not None:
+                rules.check_enum(schema["enum"])
+        elif value_kind in ("number", "string"):
+            found = merge_limits(found, rules, value_kind)
+        elif rules is not None:
+            rules.check_plain(value_kind)
+        found = with_format_range(found, schema)
         check_limits_fit(found, "enum" if schema.get("enum") else value_kind, where)
         return found
 
@@ -759,7 +973,12 @@ class Generator:
                     "kind": kind,
                     "ann": ann,
                     "enum": enum,
-                    "limits": self.param_limits(schema, kind, f"{op_id} parameter {p['name']}"),
+                    "limits": self.param_limits(
+                        schema,
+                        kind,
+                        f"{op_id} parameter {p['name']}",
+                        GoRules.parse((p.get(GO_TAGS) or {}).get("validate"), f"{op_id} {p['name']}"),
+                    ),
                     "default": self.param_default(schema, f"{op_id} parameter {p['name']}"),
                     "doc": first_sentence(p.get("description"), 1000),
                 }

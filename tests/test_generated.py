@@ -109,3 +109,113 @@ def test_the_get_markets_docstring_keeps_the_filter_table() -> None:
     assert doc is not None
     assert "\n| min_close_ts, max_close_ts | `closed`, *empty* | |\n" in doc
     assert "only available via `GET\n/historical/markets`" in doc
+
+
+# ---- the server's validate rules -----------------------------------------------------------
+
+
+def _typed(prop: dict[str, Any], *, request: bool = True, schemas: dict[str, Any] | None = None) -> str:
+    """The annotation the generator writes for one property ``prop``."""
+    gen = _generator()
+    generator = gen.Generator({"paths": {}, "components": {"schemas": schemas or {}}})
+    annotation, _, _ = generator.type_of(prop, "Thing", "field", request)
+    return str(annotation)
+
+
+def _tagged(rules: str, **schema: Any) -> dict[str, Any]:
+    return {**schema, "x-oapi-codegen-extra-tags": {"validate": rules}}
+
+
+@pytest.mark.parametrize(
+    ("prop", "annotation"),
+    [
+        (_tagged("required,min=1", type="string"), "Annotated[StrictStr, Field(min_length=1)]"),
+        (_tagged("max=3", type="string", maxLength=5), "Annotated[StrictStr, Field(max_length=3)]"),
+        (_tagged("required,gt=0", type="integer", minimum=1), "Annotated[StrictInt, Field(ge=1)]"),
+        (_tagged("gt=5", type="integer", minimum=5), "Annotated[StrictInt, Field(gt=5)]"),
+        (_tagged("gt=5", type="integer", minimum=6), "Annotated[StrictInt, Field(ge=6)]"),
+        (_tagged("lt=10", type="integer", maximum=10), "Annotated[StrictInt, Field(lt=10)]"),
+        (_tagged("gte=0,lte=100", type="integer", maximum=50), "Annotated[StrictInt, Field(ge=0, le=50)]"),
+        (_tagged("min=2,max=9", type="integer"), "Annotated[StrictInt, Field(ge=2, le=9)]"),
+        (_tagged("required,ne=0", type="integer"), "Annotated[StrictInt, NotZero]"),
+        (_tagged("omitempty,gte=1", type="integer", minimum=1), "Annotated[StrictInt, Field(ge=1)]"),
+        (_tagged("omitempty,min=0,max=100", type="integer"), "Annotated[StrictInt, Field(ge=0, le=100)]"),
+        (_tagged("required", type="string"), "StrictStr"),
+        (_tagged("required,oneof=yes no", type="string", enum=["yes", "no"]), "Literal['yes', 'no']"),
+        (
+            _tagged("required,min=1,max=100,dive,max=200", type="array", items={"type": "string"}),
+            "Annotated[Sequence[Annotated[StrictStr, Field(max_length=200)]], AsTuple(), "
+            "Field(max_length=100, min_length=1)]",
+        ),
+        (
+            _tagged("max=101,dive", type="array", maxItems=200, items={"type": "integer"}),
+            "Annotated[Sequence[StrictInt], AsTuple(), Field(max_length=101)]",
+        ),
+        (
+            _tagged("gte=0", allOf=[{"$ref": "#/components/schemas/Index"}]),
+            "Annotated[StrictInt, Field(ge=0)]",
+        ),
+    ],
+)
+def test_the_servers_validate_rules_become_limits_of_request_values(
+    prop: dict[str, Any], annotation: str
+) -> None:
+    assert _typed(prop, schemas={"Index": {"type": "integer"}}) == annotation
+
+
+def test_a_response_value_takes_no_validate_rules() -> None:
+    assert _typed(_tagged("required,min=1", type="string"), request=False) == "str"
+    assert _typed(_tagged("ne=0", type="integer"), request=False) == "int"
+
+
+@pytest.mark.parametrize(
+    ("prop", "message"),
+    [
+        (_tagged("email", type="string"), "rule 'email' on a string value"),
+        (_tagged("len=3", type="string"), "rule 'len=3' on a string value"),
+        (_tagged("gte=1", type="string"), "rule 'gte=1' on a string value"),
+        (_tagged("ne=5", type="integer"), "rule 'ne=5' on a number value"),
+        (_tagged("min=1", type="boolean"), "rule 'min=1' on a boolean value"),
+        (_tagged("oneof=a b", type="string", enum=["a", "b", "c"]), "differs from the enum"),
+        (_tagged("oneof=a b", type="string"), "rule 'oneof=a b' on a string value"),
+        (_tagged("omitempty,gte=1", type="integer"), "omitempty rules that refuse the zero value"),
+        (_tagged("min=1", **{"$ref": "#/components/schemas/Obj"}), "rule 'min=1' on an object value"),
+        (
+            _tagged("min=1", allOf=[{"$ref": "#/components/schemas/Tagged"}]),
+            "validate rules on two levels",
+        ),
+    ],
+)
+def test_the_generator_stops_at_a_validate_rule_it_cannot_state(
+    prop: dict[str, Any], message: str
+) -> None:
+    others = {
+        "Obj": {"type": "object", "properties": {"a": {"type": "string"}}},
+        "Tagged": _tagged("gte=0", type="integer"),
+    }
+    with pytest.raises(SystemExit, match=message):
+        _typed(prop, schemas=others)
+
+
+def test_a_parameters_validate_rules_limit_it_in_the_table() -> None:
+    gen = _generator()
+    generator = gen.Generator({"paths": {}, "components": {"schemas": {}}})
+    rules = gen.GoRules.parse("omitempty,min=1,max=5", "Op p")
+    limited = generator.param_limits({"type": "integer", "minimum": 1}, "INTEGER", "Op p", rules)
+    assert limited == {"ge": 1, "le": 5}
+    with pytest.raises(SystemExit, match="omitempty rules that refuse the zero value"):
+        generator.param_limits({"type": "integer"}, "INTEGER", "Op p", rules)
+    items = gen.GoRules.parse("required,min=1,dive,max=9", "Op p")
+    found = generator.param_limits(
+        {"type": "array", "items": {"type": "string"}}, "STRING_ARRAY", "Op p", items
+    )
+    assert found == {"min_items": 1, "max_length": 9}
+    with pytest.raises(SystemExit, match="differs from the enum"):
+        generator.param_limits(
+            {"type": "string", "enum": ["self"]}, "STRING", "Op p", gen.GoRules.parse("oneof=me", "Op p")
+        )
+    not_zero = generator.param_limits(
+        {"type": "integer"}, "INTEGER", "Op p", gen.GoRules.parse("ne=0", "Op p")
+    )
+    with pytest.raises(SystemExit, match="'not zero' rule on a parameter"):
+        gen.constraints_row(not_zero)

@@ -22,6 +22,7 @@ from kalshi_proto.types import (
     Int32In,
     Int64In,
     NoneAsEmpty,
+    NotZero,
     Number,
     NumberIn,
     UuidIn,
@@ -281,7 +282,7 @@ class AmendOrderV2Request(AmendOrderV2Checks):
     """The ``AmendOrderV2Request`` schema."""
 
     #: Market ticker
-    ticker: StrictStr
+    ticker: Annotated[StrictStr, Field(min_length=1)]
     #: Side of the order
     side: BookSide
     #: Updated price for the order in fixed-point dollars.
@@ -354,7 +355,7 @@ class ApplySubaccountTransferRequest(RequestModel):
     #: Amount to transfer in cents.
     amount_cents: Int64In
     #: Identifier for an exchange shard. Defaults to 0 if unspecified.
-    exchange_index: StrictInt | None = None
+    exchange_index: Annotated[StrictInt, Field(ge=0)] | None = None
 
 
 class ApplySubaccountTransferResponse(ResponseModel):
@@ -429,7 +430,7 @@ class BatchCancelOrdersV2Response(ResponseModel):
 class CreateOrderV2Request(NewOrderV2Checks):
     """The ``CreateOrderV2Request`` schema."""
 
-    ticker: StrictStr
+    ticker: Annotated[StrictStr, Field(min_length=1)]
     client_order_id: StrictStr | None = None
     side: BookSide
     #: String representation of the order quantity in contracts.
@@ -665,7 +666,7 @@ class CreateFCMPositionTransferRequest(RequestModel):
     #: Ticker of the market whose position is moved.
     market_ticker: StrictStr
     #: Contracts to move, in centicounts (contracts x 100). Positive moves YES, negative moves NO. Must be a non-zero whole number of contracts, e.g. 1000 for 10 YES or -500 for 5 NO.
-    position_centicount: Int64In
+    position_centicount: Annotated[Int64In, NotZero]
     #: YES price per contract in centicents (cents x 100), in whole cents, even when moving NO. For example, 4500 is 45 cents.
     price_centicents: Annotated[Int64In, Field(ge=0, le=10000)]
 
@@ -951,7 +952,7 @@ class CreateSubaccountRequest(RequestModel):
     """The ``CreateSubaccountRequest`` schema."""
 
     #: Identifier for an exchange shard. Defaults to 0 if unspecified.
-    exchange_index: StrictInt | None = None
+    exchange_index: Annotated[StrictInt, Field(ge=0)] | None = None
 
 
 class CreateSubaccountResponse(ResponseModel):
@@ -2569,9 +2570,9 @@ class IntraExchangeInstanceTransferRequest(RequestModel):
     #: Destination exchange shard index (default 0)
     destination_exchange_shard: Annotated[StrictInt, Field(ge=0, le=100)] | None = None
     #: Source subaccount number (default 0 for the primary account). Only supported for event contract to event contract transfers.
-    source_subaccount: StrictInt | None = None
+    source_subaccount: Annotated[StrictInt, Field(ge=0)] | None = None
     #: Destination subaccount number (default 0 for the primary account). Only supported for event contract to event contract transfers.
-    destination_subaccount: StrictInt | None = None
+    destination_subaccount: Annotated[StrictInt, Field(ge=0)] | None = None
 
 
 class IntraExchangeInstanceTransferResponse(ResponseModel):

@@ -10,6 +10,13 @@ the parameter from ``build_call``, or a ``pydantic.ValidationError`` at the fiel
 request model. A keyword with no boundary rule here fails the walk, so a new kind of limit in
 the spec cannot pass unnoticed.
 
+The server's own rules, which the spec keeps as go-playground/validator tags
+(``x-oapi-codegen-extra-tags: {validate: "omitempty,min=1,max=100,dive,max=200"}``), are limits
+too: ``min``/``max`` (a number, a string's length or a list's size by the value's type),
+``gte``/``gt``/``lte``/``lt``, and ``ne=0`` (the ``ne`` cases: zero is refused, the sample
+value accepted). Where a rule and the schema limit the same side, the stricter is tested.
+``required``, ``omitempty``, ``oneof`` and ``dive`` limit no value by themselves.
+
 An integer's ``format`` (``int32``, ``int64``) is a limit too: on each side the spec leaves
 open, the end of the format's range is accepted and one beyond it refused (``format-minimum``,
 ``format-maximum`` in the test ids).
@@ -18,6 +25,7 @@ open, the end of the format's range is accepted and one beyond it refused (``for
 from __future__ import annotations
 
 import copy
+import json
 import re
 import typing
 from dataclasses import dataclass
@@ -67,6 +75,9 @@ KEYWORDS = (
     "minProperties",
     "maxProperties",
 )
+#: Tag rules without a JSON Schema keyword; the ``ne`` case is ``ne=0``.
+TAG_KEYWORDS = ("ne",)
+GO_TAGS = "x-oapi-codegen-extra-tags"
 _ARRAY_KINDS = (ParamKind.STRING_ARRAY, ParamKind.INTEGER_ARRAY)
 _FORMAT_RANGES = {"int32": INT32_RANGE, "int64": INT64_RANGE}
 
@@ -84,24 +95,89 @@ class Limit:
     in_items: bool = False  #: the limit is on each item of an array parameter
 
 
-def _resolve(node: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The schema ``node`` stands for and every limit met on the way ($ref, one-part allOf)."""
+def _tag(node: dict[str, Any]) -> list[str]:
+    text = (node.get(GO_TAGS) or {}).get("validate")
+    return [t.strip() for t in str(text).split(",")] if text else []
+
+
+def _lower(found: dict[str, Any]) -> tuple[Any, bool] | None:
+    if not isinstance(found.get("exclusiveMinimum", True), bool):
+        return found["exclusiveMinimum"], True
+    if "minimum" in found:
+        return found["minimum"], found.get("exclusiveMinimum") is True
+    return None
+
+
+def _upper(found: dict[str, Any]) -> tuple[Any, bool] | None:
+    if not isinstance(found.get("exclusiveMaximum", True), bool):
+        return found["exclusiveMaximum"], True
+    if "maximum" in found:
+        return found["maximum"], found.get("exclusiveMaximum") is True
+    return None
+
+
+def _tighten(found: dict[str, Any], token: str, where: str) -> None:
+    """Add one tag rule to ``found`` (the value's limits and type) unless a limit as strict is
+    there already."""
+    name, _, arg = token.partition("=")
+    if name in ("omitempty", "required", "oneof"):
+        return
+    kind = found["type"]
+    number = kind in ("integer", "number")
+    sizes = {"string": ("minLength", "maxLength"), "array": ("minItems", "maxItems")}
+    if name == "ne" and number and arg == "0":
+        found["ne"] = 0
+        return
+    if name in ("min", "max") and kind in sizes:
+        key = sizes[kind][name == "max"]
+        pick = max if name == "min" else min
+        found[key] = pick(int(arg), found.get(key, int(arg)))
+        return
+    assert number and name in ("min", "max", "gte", "gt", "lte", "lt"), f"{where}: rule {token!r}"
+    low = name in ("min", "gte", "gt")
+    new = (int(arg), name in ("gt", "lt"))
+    old = (_lower if low else _upper)(found)
+    # The stricter bound: a higher low end, a lower high end; exclusive beats inclusive at a tie.
+    if old is not None and (old >= new if low else (-old[0], old[1]) >= (-new[0], new[1])):
+        return
+    for key in ("minimum", "exclusiveMinimum") if low else ("maximum", "exclusiveMaximum"):
+        found.pop(key, None)
+    if new[1]:
+        found["exclusiveMinimum" if low else "exclusiveMaximum"] = new[0]
+    else:
+        found["minimum" if low else "maximum"] = new[0]
+
+
+def _resolve(
+    node: dict[str, Any], rules: tuple[str, ...] = ()
+) -> tuple[dict[str, Any], dict[str, Any], tuple[str, ...]]:
+    """The schema ``node`` stands for, every limit met on the way ($ref, one-part allOf) with
+    the tag rules (``rules``, from a parameter object, and those on the way) on top, and the
+    rules for the items of an array (after ``dive``)."""
     found: dict[str, Any] = {}
+    tokens = list(rules)
+    where = json.dumps(node)[:80]
     while True:
         found.update({k: node[k] for k in KEYWORDS if k in node})
+        tokens += _tag(node)
         if "$ref" in node:
             node = schemas()[node["$ref"].removeprefix(REF_PREFIX)]
         elif len(node.get("allOf", [])) == 1:
             node = node["allOf"][0]
         else:
-            return node, {**found, "type": node.get("type"), "format": node.get("format"), "enum": node.get("enum")}
+            break
+    found = {**found, "type": node.get("type"), "format": node.get("format"), "enum": node.get("enum")}
+    at = tokens.index("dive") if "dive" in tokens else len(tokens)
+    for token in tokens[:at]:
+        _tighten(found, token, where)
+    return node, found, tuple(tokens[at + 1 :])
 
 
 def _limits_of(found: dict[str, Any]) -> list[str]:
     # exclusiveMinimum: true (OpenAPI 3.0) modifies minimum; it is tested with minimum.
     keywords = [
         k
-        for k in KEYWORDS
+        for k in (*KEYWORDS, *TAG_KEYWORDS)
         if k in found and not (k.startswith("exclusive") and isinstance(found[k], bool))
     ]
     if found["type"] == "integer" and found["format"] in _FORMAT_RANGES and not found["enum"]:
@@ -117,12 +193,13 @@ def _walk_body(
     where: str,
     path: tuple[str | int, ...],
     out: list[Limit],
+    rules: tuple[str, ...] = (),
 ) -> None:
-    schema, found = _resolve(node)
+    schema, found, item_rules = _resolve(node, rules)
     for keyword in _limits_of(found):
         out.append(Limit(where, keyword, found, op, path))
     if schema.get("type") == "array":
-        _walk_body(op, schema.get("items", {}), where + "[]", (*path, 0), out)
+        _walk_body(op, schema.get("items", {}), where + "[]", (*path, 0), out, item_rules)
     for name, prop in (schema.get("properties") or {}).items():
         _walk_body(op, prop, f"{where}.{name}", (*path, name), out)
 
@@ -132,12 +209,15 @@ def _collect() -> list[Limit]:
     seen_bodies: set[str] = set()
     for op in OPS:
         for param in op.params:
-            schema, found = _resolve(_spec_param(op, param).get("schema", {}))
+            spec_param = _spec_param(op, param)
+            schema, found, item_rules = _resolve(
+                spec_param.get("schema", {}), tuple(_tag(spec_param))
+            )
             where = f"{op.operation_id} {param.name}"
             for keyword in _limits_of(found):
                 out.append(Limit(where, keyword, found, op, python_name=param.python_name))
             if param.kind in _ARRAY_KINDS:
-                _, items = _resolve(schema["items"])
+                _, items, _ = _resolve(schema["items"], item_rules)
                 for keyword in _limits_of(items):
                     out.append(
                         Limit(where, keyword, items, op, python_name=param.python_name, in_items=True)
@@ -168,6 +248,9 @@ def _step(node: dict[str, Any]) -> int | Decimal:
 def _boundary(limit: Limit, sample: Any) -> tuple[Any, Any]:
     """(the value at the limit, a value one step beyond it); ``sample`` is a valid value."""
     node, keyword = limit.node, limit.keyword
+    if keyword == "ne":
+        assert sample != 0, limit.where
+        return sample, 0
     if keyword.startswith("format-"):
         low, high = _FORMAT_RANGES[node["format"]]
         return (low, low - 1) if keyword == "format-minimum" else (high, high + 1)
@@ -265,6 +348,12 @@ def test_the_walk_finds_the_limits_the_spec_sets() -> None:
         "CreateOrderV2Request.expiration_time:format-maximum",
         "AmendOrderV2Request.expiration_time:format-maximum",
         "ApplySubaccountTransferRequest.amount_cents:format-maximum",
+        # from the server's validate rules only
+        "CreateOrderV2Request.ticker:minLength",
+        "AmendOrderV2Request.ticker:minLength",
+        "CreateSubaccountRequest.exchange_index:minimum",
+        "IntraExchangeInstanceTransferRequest.source_subaccount:minimum",
+        "CreateFCMPositionTransferRequest.position_centicount:ne",
     } <= found
     assert "AmendOrderV2Request.expiration_time:format-minimum" not in found  # minimum: 0
     assert len(LIMITS) == len(found)

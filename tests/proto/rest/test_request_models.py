@@ -177,3 +177,21 @@ def test_request_lists_read_from_json_as_tuples() -> None:
     ).body
     parsed = m.BatchCreateOrdersV2Request.model_validate_json(wire)
     assert isinstance(parsed.orders, tuple) and len(parsed.orders) == 2
+
+
+def test_the_servers_validate_rules_refuse_a_request_before_it_is_sent() -> None:
+    transfer = {
+        "source_subtrader_id": "fcm-1",
+        "target_subtrader_id": "err_1",
+        "market_ticker": "KXTEST-1",
+        "position_centicount": 1000,
+        "price_centicents": 4500,
+    }
+    assert m.CreateFCMPositionTransferRequest(**{**transfer, "position_centicount": -500})
+    with pytest.raises(pydantic.ValidationError, match="must not be zero"):
+        m.CreateFCMPositionTransferRequest(**{**transfer, "position_centicount": 0})
+    with pytest.raises(pydantic.ValidationError, match="at least 1 character"):
+        m.CreateOrderV2Request.model_validate({**_order().model_dump(mode="json"), "ticker": ""})
+    with pytest.raises(pydantic.ValidationError, match="greater than or equal to 0"):
+        m.CreateSubaccountRequest(exchange_index=-1)
+    assert m.CreateSubaccountRequest(exchange_index=0).exchange_index == 0
