@@ -36,6 +36,7 @@ from kalshi_proto.errors import (
     WriteError,
 )
 from kalshi_proto.proxy import TUNNEL_READ_SIZE, ProxyUrl, Tunnel, tunnel_for
+from kalshi_proto.rest.hold import Hold
 from kalshi_proto.rest.http11 import http11_only
 
 __all__ = [
@@ -388,17 +389,19 @@ async def _connect(
 class Limiter:
     """At most ``total`` connections in use at once (0: no limit).
 
-    ``await limiter.acquire(deadline)`` takes one slot, ``limiter.release()`` gives it back. A
-    free slot is taken without a checkpoint. When none is free, waiters are served in arrival
-    order, each until its own deadline: `release` hands the slot straight to the first waiter,
-    so a task arriving meanwhile cannot take it first.
+    ``await limiter.acquire(deadline, hold)`` takes one slot into ``hold`` (a
+    `kalshi_proto.rest.hold.Hold`), ``limiter.release(hold)`` gives it back. A free slot is taken
+    without a checkpoint. When none is free, waiters are served in arrival order, each until its
+    own deadline: `release` hands the slot straight to the first waiter, so a task arriving
+    meanwhile cannot take it first. Without a hold, ``release()`` gives back a slot of whoever
+    calls it.
     """
 
     def __init__(self, total: int) -> None:
         self._free = total if total > 0 else -1
-        self._waiters: deque[anyio.Event] = deque()  # never non-empty while _free > 0
+        self._waiters: deque[Hold] = deque()  # never non-empty while _free > 0
 
-    async def acquire(self, deadline: float) -> bool:
+    async def acquire(self, deadline: float, hold: Hold | None = None) -> bool:
         """Take a slot, waiting until ``deadline`` (`monotonic` clock) at most; True if this
         waited.
 
@@ -407,27 +410,41 @@ class Limiter:
         """
         if self._free < 0:
             return False
+        if hold is None:
+            hold = Hold()
         if self._free > 0:
             self._free -= 1
+            hold.owner = self
+            hold.held = True
             return False
-        granted = anyio.Event()
-        self._waiters.append(granted)
-        with Deadline(deadline, ConnectTimeout, "no connection became free before the timeout"):
-            try:
-                await granted.wait()
-            except BaseException:
-                if granted.is_set():
-                    self.release()  # handed a slot, but leaving: it goes to the next waiter
-                else:
-                    self._waiters.remove(granted)
-                raise
+        hold.wake = anyio.Event()
+        hold.owner = self
+        self._waiters.append(hold)
+        try:
+            with Deadline(deadline, ConnectTimeout, "no connection became free before the timeout"):
+                await hold.wake.wait()
+        except BaseException:
+            self.release(hold)  # leaves the queue; or, handed a slot, passes it on
+            raise
         return True
 
-    def release(self) -> None:
-        """Give back a slot taken with `acquire`: to the first waiter, or to the free ones."""
+    def release(self, hold: Hold | None = None) -> None:
+        """Give back the slot ``hold`` holds (to the first waiter, or to the free ones), or take
+        ``hold`` out of the queue; nothing if it has neither. Without ``hold``, give back a
+        slot taken by the caller."""
         if self._free < 0:
             return
+        if hold is not None:
+            if hold.owner is not self:
+                return
+            hold.owner = None
+            if not hold.held:
+                self._waiters.remove(hold)
+                return
+            hold.held = False
         if self._waiters:
-            self._waiters.popleft().set()
+            first = self._waiters.popleft()
+            first.held = True
+            first.wake.set()
         else:
             self._free += 1

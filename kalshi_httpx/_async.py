@@ -46,8 +46,9 @@ from kalshi_httpx._proxy import httpx_proxy, proxy_host
 from kalshi_proto.auth import Credentials, Passphrase, drop_secret_frames
 from kalshi_proto.errors import ConfigurationError, LocalProtocolError
 from kalshi_proto.proxy import ProxyUrl, check_route
-from kalshi_proto.rest._async_base import AsyncClientBase, Logger, Slot
+from kalshi_proto.rest._async_base import AsyncClientBase, Logger
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
+from kalshi_proto.rest.hold import Hold
 from kalshi_proto.rest.http11 import ACCEPT_ENCODING
 from kalshi_proto.rest.retry import RetryPolicy
 from kalshi_proto.rest.settings import KeyInput, RateLimitSetting
@@ -263,19 +264,19 @@ class AsyncKalshiClient(AsyncClientBase):
         elif self._owns_http and self._http is not None:
             await self._http.aclose()
 
-    async def _claim(self, deadline: float) -> Slot | None:
+    async def _claim(self, deadline: float, hold: Hold) -> None:
         if self._closed:
             raise LocalProtocolError("the client is closed")
         if self._forks != _pool.FORKS or self._loop is not _pool.current_loop():
             self._renew()
         if self._gate_size is None:
-            return None
+            return
         if self._gate is None:  # built on first use, on the loop that uses it
             self._gate = AsyncGate(self._gate_size)
-        return await self._gate.acquire(deadline)
+        await self._gate.acquire(deadline, hold)
 
     async def _send(
-        self, request: HttpRequest, timeout: float, deadline: float, slot: Slot | None
+        self, request: HttpRequest, timeout: float, deadline: float, hold: Hold
     ) -> HttpResponse:
         try:
             if self._closed:
@@ -338,8 +339,11 @@ class AsyncKalshiClient(AsyncClientBase):
             )
             return HttpResponse(status=reply.status_code, headers=received, body=body)
         finally:
-            if slot is not None:
-                slot.release()
+            try:
+                hold.release()  # a slot `_claim` took, if any
+            except BaseException:
+                hold.release()  # interrupted as it began (a Ctrl-C): this does what is left
+                raise
 
     def _renew(self) -> None:
         # The pool cannot serve this process or this event loop: after os.fork() its

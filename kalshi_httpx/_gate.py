@@ -16,6 +16,7 @@ from collections import deque
 import anyio
 
 from kalshi_proto.errors import ConnectTimeout
+from kalshi_proto.rest.hold import Hold
 
 __all__ = ["AsyncGate", "Gate"]
 
@@ -23,17 +24,23 @@ _NONE_FREE = "no connection became free before the timeout"
 
 
 class AsyncGate:
-    """``total`` slots shared by the tasks of one event loop, served in arrival order."""
+    """``total`` slots shared by the tasks of one event loop, served in arrival order.
+
+    ``await gate.acquire(deadline, hold)`` takes a slot into ``hold`` (a
+    `kalshi_proto.rest.hold.Hold`); ``gate.release(hold)`` gives it back, once.
+    """
 
     def __init__(self, total: int) -> None:
         self._slots = anyio.Semaphore(total)
 
-    async def acquire(self, deadline: float) -> AsyncGate:
-        """Take a slot, waiting until ``deadline`` (`time.monotonic` clock) at most.
+    async def acquire(self, deadline: float, hold: Hold | None = None) -> bool:
+        """Take a slot, waiting until ``deadline`` (`time.monotonic` clock) at most; True if
+        this waited.
 
         Raises:
             ConnectTimeout: no slot became free before ``deadline``.
         """
+        hold = Hold() if hold is None else hold
         try:
             self._slots.acquire_nowait()
         except anyio.WouldBlock:
@@ -41,12 +48,22 @@ class AsyncGate:
             when = anyio.current_time() + (deadline - time.monotonic())
             with anyio.CancelScope(deadline=when):
                 await self._slots.acquire()
-                return self
+                hold.owner = self
+                hold.held = True
+                return True
             raise ConnectTimeout(_NONE_FREE) from None
-        return self
+        hold.owner = self
+        hold.held = True
+        return False
 
-    def release(self) -> None:
-        """Give back a slot taken with `acquire`."""
+    def release(self, hold: Hold | None = None) -> None:
+        """Give back the slot ``hold`` holds; nothing if it holds none of this gate's. Without
+        ``hold``, give back a slot taken by the caller."""
+        if hold is not None:
+            if hold.owner is not self:
+                return
+            hold.owner = None
+            hold.held = False
         self._slots.release()
 
 
@@ -56,53 +73,67 @@ class Gate:
     `release` hands a slot straight to the first waiter, so a thread arriving meanwhile (the one
     that gave it back, on its next call) cannot take it first: with a semaphore's free-for-all,
     a busy thread could take slot after slot while another waited past its timeout. This is
-    the algorithm of ``kalshi_sync._io.Limiter``, which this package may not import.
+    the algorithm of ``kalshi_sync._io.Limiter`` (see there how a Ctrl-C cannot lose a slot or
+    leave the lock held), which this package may not import.
     """
 
     def __init__(self, total: int) -> None:
         self._free = total
-        # One locked lock per waiting thread, oldest first; released to hand it a slot.
-        self._waiters: deque[threading.Lock] = deque()  # never non-empty while _free > 0
+        # The holds of the waiting threads, oldest first; each has a locked lock as its
+        # ``wake``, released to hand it a slot.
+        self._waiters: deque[Hold] = deque()  # never non-empty while _free > 0
         self._lock = threading.Lock()
 
-    def acquire(self, deadline: float) -> Gate:
-        """Take a slot, waiting until ``deadline`` (`time.monotonic` clock) at most.
+    def acquire(self, deadline: float, hold: Hold | None = None) -> bool:
+        """Take a slot, waiting until ``deadline`` (`time.monotonic` clock) at most; True if
+        this waited.
 
         Raises:
             ConnectTimeout: no slot became free before ``deadline``.
         """
+        hold = Hold() if hold is None else hold
         with self._lock:
             if self._free > 0:
                 self._free -= 1
-                return self
-            granted = threading.Lock()
-            granted.acquire()
-            self._waiters.append(granted)
-        wait = deadline - time.monotonic()
+                hold.owner = self
+                hold.held = True
+                return False
+            wake = threading.Lock()
+            wake.acquire()
+            hold.wake = wake
+            hold.owner = self
+            self._waiters.append(hold)
         try:
-            if wait > 0 and granted.acquire(timeout=min(wait, threading.TIMEOUT_MAX)):
-                return self
+            wait = deadline - time.monotonic()
+            if wait > 0 and wake.acquire(timeout=min(wait, threading.TIMEOUT_MAX)):
+                return True
         except BaseException:  # interrupted (KeyboardInterrupt, say): its turn passes on
-            if not self._withdraw(granted):
-                self.release()
+            self.release(hold)
             raise
-        if not self._withdraw(granted):
-            return self  # handed a slot as the wait ended: it is this caller's
+        with self._lock:
+            if hold.held:
+                return True  # handed a slot as the wait ended: it is this caller's
+            hold.owner = None
+            self._waiters.remove(hold)
         raise ConnectTimeout(_NONE_FREE)
 
-    def _withdraw(self, granted: threading.Lock) -> bool:
-        # Take a waiter out of the queue; False if it was handed a slot already.
+    def release(self, hold: Hold | None = None) -> None:
+        """Give back the slot ``hold`` holds (to the first waiter, or to the free ones), or take
+        ``hold`` out of the queue; nothing if it has neither. Without ``hold``, give back a
+        slot taken by the caller."""
         with self._lock:
-            try:
-                self._waiters.remove(granted)
-            except ValueError:
-                return False
-        return True
-
-    def release(self) -> None:
-        """Give back a slot taken with `acquire`: to the first waiter, or to the free ones."""
-        with self._lock:
+            if hold is not None:
+                if hold.owner is not self:
+                    return
+                hold.owner = None
+                if not hold.held:
+                    self._waiters.remove(hold)
+                    return
+                hold.held = False
             if self._waiters:
-                self._waiters.popleft().release()
+                first = self._waiters[0]
+                first.held = True
+                self._waiters.popleft()
+                first.wake.release()
             else:
                 self._free += 1

@@ -47,8 +47,9 @@ from kalshi_httpx._proxy import httpx_proxy, proxy_host
 from kalshi_proto.auth import Credentials, Passphrase, drop_secret_frames
 from kalshi_proto.errors import ConfigurationError, LocalProtocolError
 from kalshi_proto.proxy import ProxyUrl, check_route
-from kalshi_proto.rest._sync_base import ClientBase, Logger, Slot
+from kalshi_proto.rest._sync_base import ClientBase, Logger
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
+from kalshi_proto.rest.hold import Hold
 from kalshi_proto.rest.http11 import ACCEPT_ENCODING
 from kalshi_proto.rest.retry import RetryPolicy
 from kalshi_proto.rest.settings import KeyInput, RateLimitSetting
@@ -264,19 +265,19 @@ class KalshiClient(ClientBase):
         elif self._owns_http and self._http is not None:
             self._http.close()
 
-    def _claim(self, deadline: float) -> Slot | None:
+    def _claim(self, deadline: float, hold: Hold) -> None:
         if self._closed:
             raise LocalProtocolError("the client is closed")
         if self._forks != _pool.FORKS or self._loop is not None:
             self._renew()
         if self._gate_size is None:
-            return None
+            return
         if self._gate is None:  # built on first use, on the loop that uses it
             self._gate = Gate(self._gate_size)
-        return self._gate.acquire(deadline)
+        self._gate.acquire(deadline, hold)
 
     def _send(
-        self, request: HttpRequest, timeout: float, deadline: float, slot: Slot | None
+        self, request: HttpRequest, timeout: float, deadline: float, hold: Hold
     ) -> HttpResponse:
         try:
             if self._closed:
@@ -339,8 +340,11 @@ class KalshiClient(ClientBase):
             )
             return HttpResponse(status=reply.status_code, headers=received, body=body)
         finally:
-            if slot is not None:
-                slot.release()
+            try:
+                hold.release()  # a slot `_claim` took, if any
+            except BaseException:
+                hold.release()  # interrupted as it began (a Ctrl-C): this does what is left
+                raise
 
     def _renew(self) -> None:
         # The pool cannot serve this process or this event loop: after os.fork() its

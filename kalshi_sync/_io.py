@@ -29,6 +29,7 @@ from kalshi_proto.errors import (
     WriteError,
 )
 from kalshi_proto.proxy import TUNNEL_READ_SIZE, ProxyUrl, Tunnel, tunnel_for
+from kalshi_proto.rest.hold import Hold
 from kalshi_proto.rest.http11 import http11_only
 
 __all__ = [
@@ -261,7 +262,11 @@ def _connect(
             sock.close()
             raise
     if ssl_context is None:
-        return Stream(sock)
+        try:
+            return Stream(sock)
+        except BaseException:  # interrupted as it began (a Ctrl-C)
+            sock.close()
+            raise
     # The handshake runs apart from the wrapping: ``wrap_socket`` takes over the descriptor
     # from ``sock``, so only the wrapped socket can close it if the handshake is interrupted.
     tls: ssl.SSLSocket | None = None
@@ -282,7 +287,11 @@ def _connect(
     if chosen not in (None, "http/1.1"):
         tls.close()
         raise ConfigurationError(http11_only(host, port, chosen))
-    return Stream(tls)
+    try:
+        return Stream(tls)
+    except BaseException:  # interrupted as it began (a Ctrl-C)
+        tls.close()
+        raise
 
 
 def close_all(streams: Iterable[Stream]) -> None:
@@ -293,10 +302,17 @@ def close_all(streams: Iterable[Stream]) -> None:
         try:
             stream.close()
         except BaseException as exc:
+            # Interrupted perhaps as the close began: once more (closing twice is harmless).
+            stream.close()
             if interrupted is None:
                 interrupted = exc
     if interrupted is not None:
-        raise interrupted
+        try:
+            raise interrupted
+        finally:
+            # Not kept in this frame, which its traceback holds: a cycle that would keep the
+            # frame, and every stream it names, until the garbage collector runs.
+            interrupted = None
 
 
 def within(deadline: float, result: T) -> T:
@@ -309,21 +325,28 @@ def within(deadline: float, result: T) -> T:
 class Limiter:
     """At most ``total`` connections in use at once, across threads (0: no limit).
 
-    ``limiter.acquire(deadline)`` takes one slot, ``limiter.release()`` gives it back. When none
-    is free, waiters are served in arrival order, each until its own deadline: `release` hands
-    the slot straight to the first waiter, so a thread arriving meanwhile (the one that just
-    gave a slot back, say, on its next call) cannot take it first. Without that hand-over a
-    busy thread could take slot after slot while another waited past its timeout. The state
-    changes under a lock, taken by hand (``with`` costs more, and this runs on every call).
+    ``limiter.acquire(deadline, hold)`` takes one slot into ``hold`` (a
+    `kalshi_proto.rest.hold.Hold`), ``limiter.release(hold)`` gives it back. When none is free,
+    waiters are served in arrival order, each until its own deadline: `release` hands the slot
+    straight to the first waiter, so a thread arriving meanwhile (the one that just gave a slot
+    back, say, on its next call) cannot take it first. Without that hand-over a busy thread
+    could take slot after slot while another waited past its timeout.
+
+    A Ctrl-C can land wherever Python runs a signal handler: as a function starts, after a call
+    returns. The state changes under ``with self._lock``, which nothing can part from its
+    release, and each change is written into the hold with no call in between, so the caller's
+    ``finally`` always finds out what it has to give back. Without a hold, ``release()`` gives
+    back a slot of whoever calls it.
     """
 
     def __init__(self, total: int) -> None:
         self._free = total if total > 0 else -1
-        # One locked lock per waiting thread, oldest first; released to hand it a slot.
-        self._waiters: deque[threading.Lock] = deque()  # never non-empty while _free > 0
+        # The holds of the waiting threads, oldest first; each has a locked lock as its
+        # ``wake``, released to hand it a slot.
+        self._waiters: deque[Hold] = deque()  # never non-empty while _free > 0
         self._lock = threading.Lock()
 
-    def acquire(self, deadline: float) -> bool:
+    def acquire(self, deadline: float, hold: Hold | None = None) -> bool:
         """Take a slot, waiting until ``deadline`` (`monotonic` clock) at most; True if this
         waited.
 
@@ -332,45 +355,52 @@ class Limiter:
         """
         if self._free < 0:
             return False
-        lock = self._lock
-        lock.acquire()
-        if self._free > 0:
-            self._free -= 1
-            lock.release()
-            return False
-        granted = threading.Lock()
-        granted.acquire()
-        self._waiters.append(granted)
-        lock.release()
-        wait = deadline - time.monotonic()
+        if hold is None:
+            hold = Hold()
+        with self._lock:
+            if self._free > 0:
+                self._free -= 1
+                hold.owner = self
+                hold.held = True
+                return False
+            wake = threading.Lock()
+            wake.acquire()
+            hold.wake = wake
+            hold.owner = self
+            self._waiters.append(hold)
         try:
-            if wait > 0 and granted.acquire(timeout=min(wait, threading.TIMEOUT_MAX)):
+            wait = deadline - time.monotonic()
+            if wait > 0 and wake.acquire(timeout=min(wait, threading.TIMEOUT_MAX)):
                 return True
         except BaseException:  # interrupted (KeyboardInterrupt, say): its turn passes on
-            if not self._withdraw(granted):
-                self.release()
+            self.release(hold)
             raise
-        if not self._withdraw(granted):
-            return True  # handed a slot as the wait ended: it is this caller's
+        with self._lock:
+            if hold.held:
+                return True  # handed a slot as the wait ended: it is this caller's
+            hold.owner = None
+            self._waiters.remove(hold)
         raise ConnectTimeout("no connection became free before the timeout")
 
-    def _withdraw(self, granted: threading.Lock) -> bool:
-        # Take a waiter out of the queue; False if it was handed a slot already.
-        with self._lock:
-            try:
-                self._waiters.remove(granted)
-            except ValueError:
-                return False
-        return True
-
-    def release(self) -> None:
-        """Give back a slot taken with `acquire`: to the first waiter, or to the free ones."""
+    def release(self, hold: Hold | None = None) -> None:
+        """Give back the slot ``hold`` holds (to the first waiter, or to the free ones), or take
+        ``hold`` out of the queue; nothing if it has neither. Without ``hold``, give back a
+        slot taken by the caller."""
         if self._free < 0:
             return
-        lock = self._lock
-        lock.acquire()
-        if self._waiters:
-            self._waiters.popleft().release()
-        else:
-            self._free += 1
-        lock.release()
+        with self._lock:
+            if hold is not None:
+                if hold.owner is not self:
+                    return
+                hold.owner = None
+                if not hold.held:
+                    self._waiters.remove(hold)
+                    return
+                hold.held = False
+            if self._waiters:
+                first = self._waiters[0]
+                first.held = True
+                self._waiters.popleft()
+                first.wake.release()
+            else:
+                self._free += 1

@@ -3,7 +3,7 @@
 
 An adapter subclasses `ClientBase` and supplies a few small methods: ``_send`` (one HTTP
 exchange, raising `TransportError` subclasses), ``_claim`` (a connection slot held ahead of a
-rate-limited request), ``_sleep``, ``_clocks`` (monotonic seconds and Unix milliseconds, read at
+rate-limited request, recorded in the call's `Hold`), ``_sleep``, ``_clocks`` (monotonic seconds and Unix milliseconds, read at
 one moment), ``close``, and its defaults for the jitter source, the logger and the rate
 limiter's lock (``_default_rng``, ``_default_logger``, ``_new_lock``).
 Everything else, from building the signed request to retrying, paging and handing log lines to
@@ -42,6 +42,7 @@ from kalshi_proto.rest.client import (
     Sleep,
 )
 from kalshi_proto.rest.generated.sync_facade import Resources
+from kalshi_proto.rest.hold import Hold
 from kalshi_proto.rest.pagination import iterate_pages
 from kalshi_proto.rest.ratelimit import CostTable, RateLimiter
 from kalshi_proto.rest.retry import RetryPolicy
@@ -53,7 +54,7 @@ from kalshi_proto.rest.settings import (
     rate_limiter_for,
 )
 
-__all__ = ["ClientBase", "ClientView", "Logger", "Slot"]
+__all__ = ["ClientBase", "ClientView", "Logger"]
 
 T = TypeVar("T")
 
@@ -68,12 +69,6 @@ class Logger(Protocol):
     def isEnabledFor(self, level: int) -> bool: ...  # the logging module's spelling
 
     def log(self, level: int, msg: object, *, extra: dict[str, object]) -> None: ...
-
-
-class Slot(Protocol):
-    """A connection slot an adapter's ``_claim`` took: given back with ``release()``."""
-
-    def release(self) -> None: ...
 
 
 class ClientBase(Resources, abc.ABC):
@@ -248,19 +243,18 @@ class ClientBase(Resources, abc.ABC):
             raise LocalProtocolError("the client is closed")
         now, wall_ms = self._clocks()
         run = self._core.start(call, now, trace=self._logger.isEnabledFor(DEBUG), options=options)
-        # The connection slot claimed for the next request (rate-limited calls only), until
-        # `_send` takes it over.
-        slot: Slot | None = None
+        # The connection slot of the call: claimed ahead of a rate-limited request, or taken by
+        # `_send`, which gives it back after each exchange.
+        hold = Hold()
         try:
             while True:
                 step = run.next_step(now, wall_ms)
                 if run.log:
                     self._write_log(run)
                 if isinstance(step, SendRequest):
-                    held, slot = slot, None
                     try:
                         response = self._send(
-                            step.request, step.timeout, now + step.timeout, held
+                            step.request, step.timeout, now + step.timeout, hold
                         )
                     except TransportError as exc:
                         now, wall_ms = self._clocks()
@@ -275,7 +269,7 @@ class ClientBase(Resources, abc.ABC):
                     now, wall_ms = self._clocks()
                 elif isinstance(step, Claim):
                     try:
-                        slot = self._claim(now + step.timeout)
+                        self._claim(now + step.timeout, hold)
                     except TransportError as exc:
                         now, wall_ms = self._clocks()
                         run.receive_failure(exc, now)
@@ -287,8 +281,11 @@ class ClientBase(Resources, abc.ABC):
                     assert isinstance(step, Finished)
                     return run.result()
         finally:
-            if slot is not None:
-                slot.release()
+            try:
+                hold.release()
+            except BaseException:
+                hold.release()  # interrupted as it began (a Ctrl-C): this does what is left
+                raise
             if not run.done:  # left early: cancelled, or the client closed meanwhile
                 run.abandon()
 
@@ -358,20 +355,20 @@ class ClientBase(Resources, abc.ABC):
 
     @abc.abstractmethod
     def _send(
-        self, request: HttpRequest, timeout: float, deadline: float, slot: Slot | None
+        self, request: HttpRequest, timeout: float, deadline: float, hold: Hold
     ) -> HttpResponse:
         """One HTTP exchange within ``timeout`` seconds, that is by ``deadline`` on the
         adapter's clock; raise `TransportError` on failure.
 
-        ``slot`` is the connection slot `_claim` took for this request, which `_send` gives
-        back when it is done; None when there is none, and the adapter takes one itself if it
-        limits its connections.
+        ``hold`` is the call's connection slot (`Hold`): the one `_claim` took for this
+        request, or empty, and then the adapter takes one into it if it limits its
+        connections. `_send` gives the slot back when it is done, however it ends.
         """
 
     @abc.abstractmethod
-    def _claim(self, deadline: float) -> Slot | None:
-        """Take a connection slot for the next request, waiting until ``deadline`` at most;
-        None if the adapter does not limit its connections.
+    def _claim(self, deadline: float, hold: Hold) -> None:
+        """Take a connection slot for the next request into ``hold``, waiting until
+        ``deadline`` at most; nothing if the adapter does not limit its connections.
 
         Raises:
             ConnectTimeout: no slot became free in time.

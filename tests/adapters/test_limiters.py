@@ -3,6 +3,7 @@ the gate the httpx clients hold rate-limited calls at."""
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -19,7 +20,9 @@ from kalshi_anyio import _io as anyio_io
 from kalshi_httpx import _gate as gate_module
 from kalshi_httpx._gate import AsyncGate, Gate
 from kalshi_proto.errors import ConnectTimeout
+from kalshi_proto.rest.hold import Hold
 from kalshi_sync import _io as sync_io
+from tests.helpers.interrupts import count_checkpoints, interrupt_at
 
 
 def test_the_blocking_limiter_lets_at_most_its_total_in_and_says_who_waited() -> None:
@@ -118,6 +121,62 @@ class _Interrupted(BaseException):
     pass
 
 
+def _take_and_give_back(limiter: sync_io.Limiter | Gate) -> None:
+    # As the clients use a limiter: the hold made first, given back in a finally, twice if the
+    # first give-back is interrupted as it begins.
+    hold = Hold()
+    try:
+        limiter.acquire(time.monotonic() + 5, hold)
+    finally:
+        try:
+            hold.release()
+        except BaseException:
+            hold.release()
+            raise
+
+
+def _nothing_held(limiter: sync_io.Limiter | Gate, where: str) -> None:
+    assert limiter._free == 1, f"{where}: the slot is lost"
+    assert not limiter._waiters, f"{where}: a waiter left in the queue"
+    assert not limiter._lock.locked(), f"{where}: the lock left held"
+
+
+@BLOCKING_QUEUES
+@pytest.mark.parametrize("waits", [False, True], ids=["free", "waits"])
+def test_an_interrupt_anywhere_in_taking_and_giving_back_a_slot_loses_none(
+    module: types.ModuleType, make: Callable[[int], sync_io.Limiter | Gate], waits: bool
+) -> None:
+    # With "waits", another thread holds the slot and hands it over 5 ms into the wait.
+    limiter = make(1)
+
+    def hold_a_while(taken: threading.Event) -> None:
+        hold = Hold()
+        limiter.acquire(time.monotonic() + 5, hold)
+        taken.set()
+        time.sleep(0.005)
+        hold.release()
+
+    def one_round(action: Callable[[], object]) -> str:
+        holder = None
+        if waits:
+            taken = threading.Event()
+            holder = threading.Thread(target=hold_a_while, args=(taken,))
+            holder.start()
+            assert taken.wait(5)
+        try:
+            return str(action())
+        finally:
+            if holder is not None:
+                holder.join(5)
+
+    take_and_give_back = functools.partial(_take_and_give_back, limiter)
+    total = int(one_round(functools.partial(count_checkpoints, take_and_give_back)))
+    assert total > 5
+    for point in range(1, total + 1):
+        landed = one_round(functools.partial(interrupt_at, point, take_and_give_back))
+        _nothing_held(limiter, f"interrupt at checkpoint {point} of {total} ({landed})")
+
+
 class _InterruptedWait:
     """A lock whose timed wait is interrupted, as a KeyboardInterrupt would interrupt it."""
 
@@ -131,6 +190,58 @@ class _InterruptedWait:
 
     def release(self) -> None:
         self._lock.release()
+
+
+@BLOCKING_QUEUES
+def test_an_interrupt_anywhere_as_a_slot_is_handed_to_a_waiter_loses_none(
+    module: types.ModuleType, make: Callable[[int], sync_io.Limiter | Gate]
+) -> None:
+    limiter = make(1)
+    outcomes: list[str] = []
+
+    def waiter() -> None:
+        hold = Hold()
+        try:
+            limiter.acquire(time.monotonic() + 2, hold)
+            outcomes.append("handed")
+        except ConnectTimeout:
+            outcomes.append("timed out")
+        finally:
+            hold.release()
+
+    def give_back(hold: Hold) -> None:
+        try:
+            hold.release()
+        except BaseException:
+            hold.release()
+            raise
+
+    def one_round(action: Callable[[Hold], object]) -> str:
+        hold = Hold()
+        limiter.acquire(time.monotonic(), hold)
+        thread = threading.Thread(target=waiter)
+        thread.start()
+        deadline = time.monotonic() + 5
+        while not limiter._waiters and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert limiter._waiters
+        try:
+            return str(action(hold))
+        finally:
+            thread.join(5)
+
+    total = int(one_round(lambda hold: count_checkpoints(functools.partial(give_back, hold))))
+    assert total > 3
+    # From 2: the first checkpoint is give_back's own start, before its try, which the clients'
+    # give-back (in the finally itself) does not have.
+    for point in range(2, total + 1):
+        def interrupt_the_give_back(hold: Hold, at: int = point) -> str:
+            return interrupt_at(at, functools.partial(give_back, hold))
+
+        landed = one_round(interrupt_the_give_back)
+        where = f"interrupt at checkpoint {point} of {total} ({landed})"
+        _nothing_held(limiter, where)
+        assert outcomes[-1] == "handed", where
 
 
 @BLOCKING_QUEUES
@@ -354,8 +465,8 @@ def test_the_blocking_gate_lets_at_most_its_total_in_and_waits_no_longer_than_th
     None
 ):
     gate = Gate(2)
-    assert gate.acquire(math.inf) is gate
-    assert gate.acquire(time.monotonic() + 5) is gate
+    assert gate.acquire(math.inf) is False
+    assert gate.acquire(time.monotonic() + 5) is False
     started = time.monotonic()
     with pytest.raises(ConnectTimeout, match="no connection became free before the timeout"):
         gate.acquire(started + 0.05)
@@ -384,7 +495,7 @@ def test_the_async_gate_lets_at_most_its_total_in_and_waits_no_longer_than_the_d
 ) -> None:
     async def main() -> list[str]:
         gate = AsyncGate(1)
-        assert await gate.acquire(math.inf) is gate
+        assert await gate.acquire(math.inf) is False
         started = time.monotonic()
         with anyio.fail_after(5):
             with pytest.raises(ConnectTimeout, match="no connection became free before the timeout"):
@@ -429,10 +540,11 @@ def test_an_httpx_client_gates_rate_limited_calls_when_it_knows_its_pool(
     client = kalshi_httpx.KalshiClient(base_url="http://127.0.0.1:9", rate_limit="basic", **options)
     try:
         assert client._gate_size == slots
-        slot = client._claim(time.monotonic() + 1)
-        assert (slot is None) == (slots is None)
-        if slot is not None:
-            slot.release()
+        hold = Hold()
+        client._claim(time.monotonic() + 1, hold)
+        assert hold.held == (slots is not None)
+        hold.release()
+        assert hold.owner is None
     finally:
         client.close()
         given = options.get("http_client")

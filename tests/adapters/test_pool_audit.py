@@ -29,6 +29,7 @@ import kalshi_sync._io
 import kalshi_sync.rest
 from kalshi_anyio.sim import serve_exchange_in_thread
 from kalshi_proto.errors import ConnectTimeout, LocalProtocolError, ReadTimeout, WriteError
+from kalshi_proto.rest.hold import Hold
 from kalshi_proto.rest.retry import RetryPolicy
 from tests.adapters.conftest import (
     Client,
@@ -302,11 +303,11 @@ async def test_a_slot_that_comes_free_only_after_the_deadline_sends_nothing(
             limiter = pool._limiter
             releasers: list[threading.Timer] = []
 
-            def acquire(deadline: float) -> bool:
+            def acquire(deadline: float, hold: Hold | None = None) -> bool:
                 # The slot comes free while the call waits for it.
                 releasers.append(threading.Timer(0.05, limiter.release))
                 releasers[-1].start()
-                return type(limiter).acquire(limiter, deadline)
+                return type(limiter).acquire(limiter, deadline, hold)
 
             monkeypatch.setattr(limiter, "acquire", acquire)
             await call()

@@ -32,13 +32,14 @@ from kalshi_proto.errors import (
     ServerError,
     TransportError,
 )
-from kalshi_proto.rest._async_base import AsyncClientBase, Slot
+from kalshi_proto.rest._async_base import AsyncClientBase
 from kalshi_proto.rest._sync_base import ClientBase
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
 from kalshi_proto.rest.client import CallOptions, RestCore
 from kalshi_proto.rest.executor import AsyncExecutor, SyncExecutor
 from kalshi_proto.rest.generated import calls
 from kalshi_proto.rest.generated import models as m
+from kalshi_proto.rest.hold import Hold
 from kalshi_proto.rest.ratelimit import TIERS, Bucket, BucketLimit, RateLimiter
 from kalshi_proto.rest.retry import RetryPolicy
 from tests.helpers.clock import FakeClock
@@ -118,20 +119,22 @@ class _Fake:
         self.claims: deque[TransportError | None] = deque()
         self.claim_wait = 0.0  # how long each claim waits for a free connection
 
-    def _take_slot(self, deadline: float) -> FakeSlot:
+    def _take_slot(self, deadline: float, hold: Hold) -> None:
         self.slot_events.append(("claim", deadline))
         self.clock.advance(self.claim_wait)
         answer = self.claims.popleft() if self.claims else None
         if answer is not None:
             raise answer
-        return FakeSlot(self, len(self.slot_events))
+        assert hold.owner is None, "a slot claimed into a hold that has one"
+        hold.owner = FakeSlot(self, len(self.slot_events))
+        hold.held = True
 
     def _answer(
-        self, request: HttpRequest, timeout: float, deadline: float, slot: Slot | None
+        self, request: HttpRequest, timeout: float, deadline: float, hold: Hold
     ) -> HttpResponse:
+        slot = hold.owner
         self.slot_events.append(("send", slot.number if isinstance(slot, FakeSlot) else None))
-        if slot is not None:
-            slot.release()
+        hold.release()
         self.sent.append((request, timeout))
         self.deadlines.append(deadline)
         self.clock.advance(0.0625)  # each exchange takes a sixteenth of a second
@@ -161,15 +164,18 @@ class _Fake:
 
 
 class FakeSlot:
-    """A connection slot of the fakes; fails if it is given back twice."""
+    """The owner of one connection slot of the fakes; fails if it is given back twice."""
 
     def __init__(self, owner: _Fake, number: int) -> None:
         self.owner = owner
         self.number = number
         self.released = False
 
-    def release(self) -> None:
+    def release(self, hold: Hold | None = None) -> None:
         assert not self.released, "the slot was given back twice"
+        assert hold is not None and hold.owner is self and hold.held
+        hold.owner = None
+        hold.held = False
         self.released = True
         self.owner.slot_events.append(("release", self.number))
 
@@ -201,12 +207,12 @@ class FakeAsyncClient(_Fake, AsyncClientBase):
         self.closed = True
 
     async def _send(
-        self, request: HttpRequest, timeout: float, deadline: float, slot: Slot | None
+        self, request: HttpRequest, timeout: float, deadline: float, hold: Hold
     ) -> HttpResponse:
-        return self._answer(request, timeout, deadline, slot)
+        return self._answer(request, timeout, deadline, hold)
 
-    async def _claim(self, deadline: float) -> Slot:
-        return self._take_slot(deadline)
+    async def _claim(self, deadline: float, hold: Hold) -> None:
+        self._take_slot(deadline, hold)
 
     async def _sleep(self, seconds: float) -> None:
         self._rest(seconds)
@@ -232,12 +238,12 @@ class FakeClient(_Fake, ClientBase):
         self.closed = True
 
     def _send(
-        self, request: HttpRequest, timeout: float, deadline: float, slot: Slot | None
+        self, request: HttpRequest, timeout: float, deadline: float, hold: Hold
     ) -> HttpResponse:
-        return self._answer(request, timeout, deadline, slot)
+        return self._answer(request, timeout, deadline, hold)
 
-    def _claim(self, deadline: float) -> Slot:
-        return self._take_slot(deadline)
+    def _claim(self, deadline: float, hold: Hold) -> None:
+        self._take_slot(deadline, hold)
 
     def _sleep(self, seconds: float) -> None:
         self._rest(seconds)

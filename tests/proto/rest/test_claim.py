@@ -424,10 +424,9 @@ def test_a_client_closed_while_a_call_waits_for_a_connection_sends_nothing(
     client = flavour(rate_limit=limiter(), script=[STATUS])
     take = client._take_slot
 
-    def close_meanwhile(deadline: float) -> Any:
-        slot = take(deadline)
+    def close_meanwhile(deadline: float, hold: Any) -> None:
+        take(deadline, hold)
         client._closed = True  # as the adapter's close does, from another thread or task
-        return slot
 
     client._take_slot = close_meanwhile  # type: ignore[method-assign]
     with pytest.raises(LocalProtocolError, match="the client is closed"):

@@ -180,7 +180,7 @@ def test_request_lists_read_from_json_as_tuples() -> None:
 
 
 def test_the_servers_validate_rules_refuse_a_request_before_it_is_sent() -> None:
-    transfer = {
+    transfer: dict[str, Any] = {
         "source_subtrader_id": "fcm-1",
         "target_subtrader_id": "err_1",
         "market_ticker": "KXTEST-1",

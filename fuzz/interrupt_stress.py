@@ -1,0 +1,150 @@
+"""Ctrl-C at random moments of blocking calls: no slot, lock or socket may be lost.
+
+A timer (``SIGALRM``) raises KeyboardInterrupt, as Ctrl-C's handler does, at a random moment of
+each call of one `kalshi_sync.KalshiClient` (one connection slot, no retries) against the local
+exchange on loopback, thousands of times, on plain TCP or TLS, with or without client-side rate
+limiting. After every call, interrupted or not, the client must have its slot back and no
+waiter queued, and its locks must be free; at the end, one more call must work and, once the
+client is closed, no socket of this process may be connected to the exchange.
+
+Where `tests/adapters/test_interrupt_points.py` interrupts one call at each of its points in
+turn, this lands anywhere, loops' backward jumps included, and keeps the client for the whole
+run, so what one interrupt leaves wrong shows in the calls after it.
+
+A socket dropped by an interrupt before the code that would close it owns it (just after a
+function returns it) is closed by the garbage collector, with a ResourceWarning; the run counts
+these, and does not fail on them.
+
+    python fuzz/interrupt_stress.py --calls 3000                # TLS and plain, a random seed
+    python fuzz/interrupt_stress.py --calls 500 --seed 7 --rate-limit
+
+Unix only (``signal.setitimer``). Exits 1 on a violation and prints the seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import signal
+import sys
+import time
+import warnings
+from pathlib import Path
+from types import FrameType
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import kalshi_sync
+from kalshi_anyio.sim import serve_exchange_in_thread
+from kalshi_proto.errors import KalshiError
+from kalshi_proto.rest.ratelimit import BucketLimit, RateLimiter
+from kalshi_proto.rest.retry import RetryPolicy
+from tests.helpers.sockets import sockets_to
+
+#: Set while a call runs: the timer's handler raises only then, not in this script's own code.
+ARMED = [False]
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    if ARMED[0]:
+        raise KeyboardInterrupt
+
+
+def problems(client: kalshi_sync.KalshiClient) -> str | None:
+    """What the client holds that it should not, between calls; None if nothing."""
+    limiter = client._limiter
+    if limiter._free != 1:
+        return f"{1 - limiter._free} connection slot(s) lost"
+    if limiter._waiters:
+        return f"{len(limiter._waiters)} waiter(s) left in the queue"
+    if limiter._lock.locked():
+        return "the connection limiter's lock is held"
+    if client._pool_lock.locked():
+        return "the pool's lock is held"
+    return None
+
+
+def run(calls: int, seed: int, tls: bool, rate_limit: bool) -> tuple[bool, str]:
+    rng = random.Random(seed)
+    dropped: list[str] = []
+
+    def count(message: warnings.WarningMessage) -> None:
+        if issubclass(message.category, ResourceWarning):
+            dropped.append(str(message.message)[:60])
+
+    with serve_exchange_in_thread(tls=tls, key_type="ed25519") as local:
+        port = local.server.port
+        options = local.client_options()
+        if rate_limit:
+            plenty = BucketLimit(refill_rate=1e9, capacity=1e9)
+            options["rate_limit"] = RateLimiter(plenty, plenty)
+        client = kalshi_sync.KalshiClient(
+            max_connections=1, retry=RetryPolicy.disabled(), timeout=2.0, **options
+        )
+        previous = signal.signal(signal.SIGALRM, _interrupt)
+        show = warnings._showwarnmsg_impl  # type: ignore[attr-defined]
+        warnings._showwarnmsg_impl = count  # type: ignore[attr-defined]
+        warnings.simplefilter("always", ResourceWarning)
+        try:
+            started = time.perf_counter()
+            for _ in range(50):
+                client.exchange.status()
+            per_call = (time.perf_counter() - started) / 50
+            interrupted = 0
+            for number in range(calls):
+                try:
+                    ARMED[0] = True
+                    signal.setitimer(signal.ITIMER_REAL, rng.uniform(0.0, per_call * 3.0))
+                    client.exchange.status()
+                    ARMED[0] = False
+                except KeyboardInterrupt:
+                    interrupted += 1
+                except KalshiError:
+                    pass  # a connection cut by the server as an interrupted one was closed
+                finally:
+                    ARMED[0] = False
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+                found = problems(client)
+                if found is not None:
+                    return False, f"after call {number + 1}: {found}"
+            client.exchange.status()
+            client.close()
+            del client
+            gc.collect()
+            still_open = sockets_to(port)
+        finally:
+            ARMED[0] = False
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+            warnings._showwarnmsg_impl = show  # type: ignore[attr-defined]
+    if still_open:
+        return False, f"{still_open} socket(s) still connected after close"
+    return True, (
+        f"{interrupted} of {calls} calls interrupted (a call takes {per_call * 1e6:.0f} µs); "
+        f"{len(dropped)} socket(s) closed by the garbage collector"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=2000, help="calls per run")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--rate-limit", action="store_true", help="only rate-limited clients")
+    args = parser.parse_args()
+    seed = args.seed if args.seed is not None else random.randrange(2**32)
+    print(f"seed {seed}")
+    failed = False
+    for tls in (False, True):
+        for rate_limit in (True,) if args.rate_limit else (False, True):
+            ok, report = run(args.calls, seed, tls, rate_limit)
+            label = f"{'TLS' if tls else 'TCP'}{', rate-limited' if rate_limit else ''}"
+            print(f"{'ok  ' if ok else 'FAIL'} {label}: {report}")
+            failed = failed or not ok
+    if failed:
+        print(f"violation; run again with --seed {seed}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
