@@ -15,7 +15,6 @@ import select
 import socket
 import ssl
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import TypeVar
@@ -36,7 +35,7 @@ from kalshi_proto.errors import (
     WriteError,
 )
 from kalshi_proto.proxy import TUNNEL_READ_SIZE, ProxyUrl, Tunnel, tunnel_for
-from kalshi_proto.rest.hold import Hold
+from kalshi_proto.rest.hold import Hold, SlotQueue
 from kalshi_proto.rest.http11 import http11_only
 
 __all__ = [
@@ -386,20 +385,14 @@ async def _connect(
         return Stream(tls, raw)
 
 
-class Limiter:
+class Limiter(SlotQueue):
     """At most ``total`` connections in use at once (0: no limit).
 
     ``await limiter.acquire(deadline, hold)`` takes one slot into ``hold`` (a
     `kalshi_proto.rest.hold.Hold`), ``limiter.release(hold)`` gives it back. A free slot is taken
-    without a checkpoint. When none is free, waiters are served in arrival order, each until its
-    own deadline: `release` hands the slot straight to the first waiter, so a task arriving
-    meanwhile cannot take it first. Without a hold, ``release()`` gives back a slot of whoever
-    calls it.
+    without a checkpoint. Waiters are served in arrival order, each until its own deadline
+    (`SlotQueue`), so a task arriving meanwhile cannot take a slot first.
     """
-
-    def __init__(self, total: int) -> None:
-        self._free = total if total > 0 else -1
-        self._waiters: deque[Hold] = deque()  # never non-empty while _free > 0
 
     async def acquire(self, deadline: float, hold: Hold | None = None) -> bool:
         """Take a slot, waiting until ``deadline`` (`monotonic` clock) at most; True if this
@@ -410,16 +403,10 @@ class Limiter:
         """
         if self._free < 0:
             return False
-        if hold is None:
-            hold = Hold()
-        if self._free > 0:
-            self._free -= 1
-            hold.owner = self
-            hold.held = True
+        hold = Hold() if hold is None else hold
+        if self._take(hold):
             return False
-        hold.wake = anyio.Event()
-        hold.owner = self
-        self._waiters.append(hold)
+        self._queue(hold, anyio.Event())  # set to hand this task a slot
         try:
             with Deadline(deadline, ConnectTimeout, "no connection became free before the timeout"):
                 await hold.wake.wait()
@@ -434,17 +421,6 @@ class Limiter:
         slot taken by the caller."""
         if self._free < 0:
             return
-        if hold is not None:
-            if hold.owner is not self:
-                return
-            hold.owner = None
-            if not hold.held:
-                self._waiters.remove(hold)
-                return
-            hold.held = False
-        if self._waiters:
-            first = self._waiters.popleft()
-            first.held = True
-            first.wake.set()
-        else:
-            self._free += 1
+        handed = self._give_back(hold)
+        if handed is not None:
+            handed.wake.set()

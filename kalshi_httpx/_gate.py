@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 
 import anyio
 
 from kalshi_proto.errors import ConnectTimeout
-from kalshi_proto.rest.hold import Hold
+from kalshi_proto.rest.hold import Hold, SlotQueue
 
 __all__ = ["AsyncGate", "Gate"]
 
@@ -67,21 +66,18 @@ class AsyncGate:
         self._slots.release()
 
 
-class Gate:
+class Gate(SlotQueue):
     """``total`` slots shared by threads, served in arrival order.
 
-    `release` hands a slot straight to the first waiter, so a thread arriving meanwhile (the one
-    that gave it back, on its next call) cannot take it first: with a semaphore's free-for-all,
-    a busy thread could take slot after slot while another waited past its timeout. This is
-    the algorithm of ``kalshi_sync._io.Limiter`` (see there how a Ctrl-C cannot lose a slot or
-    leave the lock held), which this package may not import.
+    `release` hands a slot straight to the first waiter (`SlotQueue`), so a thread arriving
+    meanwhile (the one that gave it back, on its next call) cannot take it first: with a
+    semaphore's free-for-all, a busy thread could take slot after slot while another waited
+    past its timeout. The waiting is that of ``kalshi_sync._io.Limiter`` (see there how a Ctrl-C
+    cannot lose a slot or leave the lock held), which this package may not import.
     """
 
     def __init__(self, total: int) -> None:
-        self._free = total
-        # The holds of the waiting threads, oldest first; each has a locked lock as its
-        # ``wake``, released to hand it a slot.
-        self._waiters: deque[Hold] = deque()  # never non-empty while _free > 0
+        super().__init__(total)
         self._lock = threading.Lock()
 
     def acquire(self, deadline: float, hold: Hold | None = None) -> bool:
@@ -93,16 +89,11 @@ class Gate:
         """
         hold = Hold() if hold is None else hold
         with self._lock:
-            if self._free > 0:
-                self._free -= 1
-                hold.owner = self
-                hold.held = True
+            if self._take(hold):
                 return False
-            wake = threading.Lock()
+            wake = threading.Lock()  # released to hand this thread a slot
             wake.acquire()
-            hold.wake = wake
-            hold.owner = self
-            self._waiters.append(hold)
+            self._queue(hold, wake)
         try:
             wait = deadline - time.monotonic()
             if wait > 0 and wake.acquire(timeout=min(wait, threading.TIMEOUT_MAX)):
@@ -111,10 +102,8 @@ class Gate:
             self.release(hold)
             raise
         with self._lock:
-            if hold.held:
-                return True  # handed a slot as the wait ended: it is this caller's
-            hold.owner = None
-            self._waiters.remove(hold)
+            if self._kept_after_wait(hold):
+                return True
         raise ConnectTimeout(_NONE_FREE)
 
     def release(self, hold: Hold | None = None) -> None:
@@ -122,18 +111,6 @@ class Gate:
         ``hold`` out of the queue; nothing if it has neither. Without ``hold``, give back a
         slot taken by the caller."""
         with self._lock:
-            if hold is not None:
-                if hold.owner is not self:
-                    return
-                hold.owner = None
-                if not hold.held:
-                    self._waiters.remove(hold)
-                    return
-                hold.held = False
-            if self._waiters:
-                first = self._waiters[0]
-                first.held = True
-                self._waiters.popleft()
-                first.wake.release()
-            else:
-                self._free += 1
+            handed = self._give_back(hold)
+        if handed is not None:
+            handed.wake.release()

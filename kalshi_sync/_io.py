@@ -14,7 +14,6 @@ import socket
 import ssl
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
@@ -29,7 +28,7 @@ from kalshi_proto.errors import (
     WriteError,
 )
 from kalshi_proto.proxy import TUNNEL_READ_SIZE, ProxyUrl, Tunnel, tunnel_for
-from kalshi_proto.rest.hold import Hold
+from kalshi_proto.rest.hold import Hold, SlotQueue
 from kalshi_proto.rest.http11 import http11_only
 
 __all__ = [
@@ -322,28 +321,22 @@ def within(deadline: float, result: T) -> T:
     return result
 
 
-class Limiter:
+class Limiter(SlotQueue):
     """At most ``total`` connections in use at once, across threads (0: no limit).
 
     ``limiter.acquire(deadline, hold)`` takes one slot into ``hold`` (a
-    `kalshi_proto.rest.hold.Hold`), ``limiter.release(hold)`` gives it back. When none is free,
-    waiters are served in arrival order, each until its own deadline: `release` hands the slot
-    straight to the first waiter, so a thread arriving meanwhile (the one that just gave a slot
-    back, say, on its next call) cannot take it first. Without that hand-over a busy thread
-    could take slot after slot while another waited past its timeout.
+    `kalshi_proto.rest.hold.Hold`), ``limiter.release(hold)`` gives it back. Waiters are served
+    in arrival order, each until its own deadline (`SlotQueue`): without the hand-over a busy
+    thread could take slot after slot while another waited past its timeout.
 
     A Ctrl-C can land wherever Python runs a signal handler: as a function starts, after a call
     returns. The state changes under ``with self._lock``, which nothing can part from its
-    release, and each change is written into the hold with no call in between, so the caller's
-    ``finally`` always finds out what it has to give back. Without a hold, ``release()`` gives
-    back a slot of whoever calls it.
+    release, and `SlotQueue` writes each change into the hold with no call in between, so the
+    caller's ``finally`` always finds out what it has to give back.
     """
 
     def __init__(self, total: int) -> None:
-        self._free = total if total > 0 else -1
-        # The holds of the waiting threads, oldest first; each has a locked lock as its
-        # ``wake``, released to hand it a slot.
-        self._waiters: deque[Hold] = deque()  # never non-empty while _free > 0
+        super().__init__(total)
         self._lock = threading.Lock()
 
     def acquire(self, deadline: float, hold: Hold | None = None) -> bool:
@@ -355,19 +348,13 @@ class Limiter:
         """
         if self._free < 0:
             return False
-        if hold is None:
-            hold = Hold()
+        hold = Hold() if hold is None else hold
         with self._lock:
-            if self._free > 0:
-                self._free -= 1
-                hold.owner = self
-                hold.held = True
+            if self._take(hold):
                 return False
-            wake = threading.Lock()
+            wake = threading.Lock()  # released to hand this thread a slot
             wake.acquire()
-            hold.wake = wake
-            hold.owner = self
-            self._waiters.append(hold)
+            self._queue(hold, wake)
         try:
             wait = deadline - time.monotonic()
             if wait > 0 and wake.acquire(timeout=min(wait, threading.TIMEOUT_MAX)):
@@ -376,10 +363,8 @@ class Limiter:
             self.release(hold)
             raise
         with self._lock:
-            if hold.held:
-                return True  # handed a slot as the wait ended: it is this caller's
-            hold.owner = None
-            self._waiters.remove(hold)
+            if self._kept_after_wait(hold):
+                return True
         raise ConnectTimeout("no connection became free before the timeout")
 
     def release(self, hold: Hold | None = None) -> None:
@@ -389,18 +374,6 @@ class Limiter:
         if self._free < 0:
             return
         with self._lock:
-            if hold is not None:
-                if hold.owner is not self:
-                    return
-                hold.owner = None
-                if not hold.held:
-                    self._waiters.remove(hold)
-                    return
-                hold.held = False
-            if self._waiters:
-                first = self._waiters[0]
-                first.held = True
-                self._waiters.popleft()
-                first.wake.release()
-            else:
-                self._free += 1
+            handed = self._give_back(hold)
+        if handed is not None:
+            handed.wake.release()

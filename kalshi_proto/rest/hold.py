@@ -26,9 +26,11 @@ caller's ``try``.
 
 from __future__ import annotations
 
+import abc
+from collections import deque
 from typing import Any, Protocol
 
-__all__ = ["Hold", "SlotOwner"]
+__all__ = ["Hold", "SlotOwner", "SlotQueue"]
 
 
 class SlotOwner(Protocol):
@@ -64,3 +66,67 @@ class Hold:
     def __repr__(self) -> str:
         state = "held" if self.held else "waiting" if self.owner is not None else "empty"
         return f"<Hold {state}>"
+
+
+class SlotQueue(abc.ABC):
+    """The count and the queue of a connection limiter: every change of its state and of the
+    holds, without the lock or the waiting, which are the adapter's.
+
+    An adapter's limiter subclasses it, calls these methods under its lock (if it has one) and
+    wakes the hold `_give_back` hands a slot to. Each method changes the count, the queue and
+    the hold with no call in between, so an interrupt (see the module docstring) lands before
+    or after a change, never inside one. Waiters are served in arrival order: a slot given back
+    goes straight to the first waiter, so a caller arriving meanwhile cannot take it first.
+    """
+
+    def __init__(self, total: int) -> None:
+        self._free = total if total > 0 else -1  # -1: no limit
+        self._waiters: deque[Hold] = deque()  # never non-empty while _free > 0
+
+    @abc.abstractmethod
+    def release(self, hold: Hold | None = None) -> None:
+        """Give back the slot ``hold`` holds, or take it out of the queue (`SlotOwner`)."""
+
+    def _take(self, hold: Hold) -> bool:
+        """Take a free slot into ``hold``; False if none is free (then the caller queues)."""
+        if self._free > 0:
+            self._free -= 1
+            hold.owner = self
+            hold.held = True
+            return True
+        return False
+
+    def _queue(self, hold: Hold, wake: Any) -> None:
+        """Put ``hold`` last in the queue, to be woken with ``wake`` when handed a slot."""
+        hold.wake = wake
+        hold.owner = self
+        self._waiters.append(hold)
+
+    def _give_back(self, hold: Hold | None) -> Hold | None:
+        """Give back the slot ``hold`` holds, to the first waiter (returned, for the caller to
+        wake) or to the free ones; or take ``hold`` out of the queue. Nothing if ``hold`` is not
+        this limiter's any more. Without ``hold``, give back a slot taken by the caller."""
+        if hold is not None:
+            if hold.owner is not self:
+                return None
+            hold.owner = None
+            if not hold.held:
+                self._waiters.remove(hold)
+                return None
+            hold.held = False
+        if self._waiters:
+            first = self._waiters[0]
+            first.held = True
+            self._waiters.popleft()
+            return first
+        self._free += 1
+        return None
+
+    def _kept_after_wait(self, hold: Hold) -> bool:
+        """After a wait that timed out: True if ``hold`` was handed a slot as it ended (it is
+        the caller's); otherwise take it out of the queue."""
+        if hold.held:
+            return True
+        hold.owner = None
+        self._waiters.remove(hold)
+        return False
