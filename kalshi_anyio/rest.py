@@ -151,8 +151,7 @@ class AsyncKalshiClient(AsyncClientBase):
 
         Calls in flight finish, then close their connections.
         """
-        if self._forks != _io.FORKS or self._loop is not _io.current_loop():
-            self._renew()
+        self._check_home()
         with self._pool_lock:
             self._closed = True
             idle, self._idle = self._idle, []
@@ -163,8 +162,6 @@ class AsyncKalshiClient(AsyncClientBase):
         # request goes out as soon as the pace allows, not after a wait for a connection too.
         if self._closed:
             raise LocalProtocolError("the client is closed")
-        if self._forks != _io.FORKS or self._loop is not _io.current_loop():
-            self._renew()
         await self._limiter.acquire(deadline, hold)
 
     async def _send(
@@ -175,8 +172,6 @@ class AsyncKalshiClient(AsyncClientBase):
         try:
             if self._closed:
                 raise LocalProtocolError("the client is closed")
-            if self._forks != _io.FORKS or self._loop is not _io.current_loop():
-                self._renew()
             waited = False
             if hold.owner is None:
                 # A call waiting for a free connection waits no longer than its own deadline.
@@ -204,6 +199,10 @@ class AsyncKalshiClient(AsyncClientBase):
                 hold.release()  # interrupted as it began (a Ctrl-C): this does what is left
                 raise
 
+    def _check_home(self) -> None:
+        if self._forks != _io.FORKS or self._loop is not _io.current_loop():
+            self._renew()
+
     def _renew(self) -> None:
         # The idle connections cannot serve this process or this event loop. After os.fork()
         # they are the parent's too, and are left to it; the locks are renewed as well, in case
@@ -221,6 +220,8 @@ class AsyncKalshiClient(AsyncClientBase):
         else:
             _io.abandon(streams)
         self._limiter = _io.Limiter(self._max_connections)
+        if forked:
+            self._guarded(self.rate_limiter)
         self._forks = _io.FORKS
         self._loop = _io.current_loop()
 

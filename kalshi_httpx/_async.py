@@ -256,8 +256,7 @@ class AsyncKalshiClient(AsyncClientBase):
     async def aclose(self) -> None:
         """Close the httpx client (unless it was passed in); the client cannot be used
         afterwards."""
-        if self._forks != _pool.FORKS or self._loop is not _pool.current_loop():
-            self._renew()
+        self._check_home()
         self._closed = True
         if self._transport is not None:
             await self._transport.aclose()
@@ -267,8 +266,6 @@ class AsyncKalshiClient(AsyncClientBase):
     async def _claim(self, deadline: float, hold: Hold) -> None:
         if self._closed:
             raise LocalProtocolError("the client is closed")
-        if self._forks != _pool.FORKS or self._loop is not _pool.current_loop():
-            self._renew()
         if self._gate_size is None:
             return
         if self._gate is None:  # built on first use, on the loop that uses it
@@ -281,8 +278,6 @@ class AsyncKalshiClient(AsyncClientBase):
         try:
             if self._closed:
                 raise LocalProtocolError("the client is closed")
-            if self._forks != _pool.FORKS or self._loop is not _pool.current_loop():
-                self._renew()
             url = self._urls.get(request.target)
             if url is None:
                 url = httpx.URL(self._origin + request.target)
@@ -345,6 +340,10 @@ class AsyncKalshiClient(AsyncClientBase):
                 hold.release()  # interrupted as it began (a Ctrl-C): this does what is left
                 raise
 
+    def _check_home(self) -> None:
+        if self._forks != _pool.FORKS or self._loop is not _pool.current_loop():
+            self._renew()
+
     def _renew(self) -> None:
         # The pool cannot serve this process or this event loop: after os.fork() its
         # connections are the parent's too, and on a new asyncio loop (a second asyncio.run,
@@ -352,6 +351,8 @@ class AsyncKalshiClient(AsyncClientBase):
         # in is left alone. An inherited pool is forgotten (see _pool.forget); an old loop's is
         # dropped, and the garbage collector frees its sockets.
         forked = self._forks != _pool.FORKS
+        if forked:
+            self._guarded(self.rate_limiter)
         self._forks = _pool.FORKS
         self._loop = _pool.current_loop()
         if self._new_pool is None:

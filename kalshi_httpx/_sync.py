@@ -257,8 +257,7 @@ class KalshiClient(ClientBase):
     def close(self) -> None:
         """Close the httpx client (unless it was passed in); the client cannot be used
         afterwards."""
-        if self._forks != _pool.FORKS or self._loop is not None:
-            self._renew()
+        self._check_home()
         self._closed = True
         if self._transport is not None:
             self._transport.close()
@@ -268,8 +267,6 @@ class KalshiClient(ClientBase):
     def _claim(self, deadline: float, hold: Hold) -> None:
         if self._closed:
             raise LocalProtocolError("the client is closed")
-        if self._forks != _pool.FORKS or self._loop is not None:
-            self._renew()
         if self._gate_size is None:
             return
         if self._gate is None:  # built on first use, on the loop that uses it
@@ -282,8 +279,6 @@ class KalshiClient(ClientBase):
         try:
             if self._closed:
                 raise LocalProtocolError("the client is closed")
-            if self._forks != _pool.FORKS or self._loop is not None:
-                self._renew()
             url = self._urls.get(request.target)
             if url is None:
                 url = httpx.URL(self._origin + request.target)
@@ -346,6 +341,10 @@ class KalshiClient(ClientBase):
                 hold.release()  # interrupted as it began (a Ctrl-C): this does what is left
                 raise
 
+    def _check_home(self) -> None:
+        if self._forks != _pool.FORKS or self._loop is not None:
+            self._renew()
+
     def _renew(self) -> None:
         # The pool cannot serve this process or this event loop: after os.fork() its
         # connections are the parent's too, and on a new asyncio loop (a second asyncio.run,
@@ -353,6 +352,8 @@ class KalshiClient(ClientBase):
         # in is left alone. An inherited pool is forgotten (see _pool.forget); an old loop's is
         # dropped, and the garbage collector frees its sockets.
         forked = self._forks != _pool.FORKS
+        if forked:
+            self._guarded(self.rate_limiter)
         self._forks = _pool.FORKS
         self._loop = None
         if self._new_pool is None:

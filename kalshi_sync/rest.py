@@ -152,8 +152,7 @@ class KalshiClient(ClientBase):
 
         Calls in flight finish, then close their connections.
         """
-        if self._forks != _io.FORKS or self._loop is not None:
-            self._renew()
+        self._check_home()
         with self._pool_lock:
             self._closed = True
             idle, self._idle = self._idle, []
@@ -164,8 +163,6 @@ class KalshiClient(ClientBase):
         # request goes out as soon as the pace allows, not after a wait for a connection too.
         if self._closed:
             raise LocalProtocolError("the client is closed")
-        if self._forks != _io.FORKS or self._loop is not None:
-            self._renew()
         self._limiter.acquire(deadline, hold)
 
     def _send(
@@ -176,8 +173,6 @@ class KalshiClient(ClientBase):
         try:
             if self._closed:
                 raise LocalProtocolError("the client is closed")
-            if self._forks != _io.FORKS or self._loop is not None:
-                self._renew()
             waited = False
             if hold.owner is None:
                 # A call waiting for a free connection waits no longer than its own deadline.
@@ -205,6 +200,10 @@ class KalshiClient(ClientBase):
                 hold.release()  # interrupted as it began (a Ctrl-C): this does what is left
                 raise
 
+    def _check_home(self) -> None:
+        if self._forks != _io.FORKS or self._loop is not None:
+            self._renew()
+
     def _renew(self) -> None:
         # The idle connections cannot serve this process or this event loop. After os.fork()
         # they are the parent's too, and are left to it; the locks are renewed as well, in case
@@ -222,6 +221,8 @@ class KalshiClient(ClientBase):
         else:
             _io.abandon(streams)
         self._limiter = _io.Limiter(self._max_connections)
+        if forked:
+            self._guarded(self.rate_limiter)
         self._forks = _io.FORKS
         self._loop = None
 

@@ -18,6 +18,7 @@ import abc
 import os
 from collections.abc import Iterator, Callable
 from contextlib import AbstractContextManager
+from os import getpid
 from types import TracebackType
 from typing import Any, NoReturn, Protocol, Self, SupportsIndex, TypeVar
 
@@ -208,9 +209,13 @@ class ClientBase(Resources, abc.ABC):
         return limiter
 
     def _guarded(self, limiter: RateLimiter | None) -> RateLimiter | None:
-        # Threads sharing this client, or clients sharing the limiter, reserve under one lock.
-        if limiter is not None and limiter.guard is None:
-            limiter.install_guard(self._new_lock())
+        # Threads sharing this client, or clients sharing the limiter, reserve under one lock;
+        # a forked process under one of its own (see `RateLimiter.install_guard`). An adapter
+        # calls this again from `_check_home` after a fork.
+        if limiter is not None:
+            process = getpid()
+            if not limiter.has_guard_for(process):
+                limiter.install_guard(self._new_lock(), epoch=process)
         return limiter
 
     def with_options(
@@ -241,6 +246,7 @@ class ClientBase(Resources, abc.ABC):
         """
         if self._closed:
             raise LocalProtocolError("the client is closed")
+        self._check_home()
         now, wall_ms = self._clocks()
         run = self._core.start(call, now, trace=self._logger.isEnabledFor(DEBUG), options=options)
         # The connection slot of the call: claimed ahead of a rate-limited request, or taken by
@@ -374,6 +380,12 @@ class ClientBase(Resources, abc.ABC):
             ConnectTimeout: no slot became free in time.
             LocalProtocolError: the client is closed.
         """
+
+    def _check_home(self) -> None:
+        """Renew what the client cannot share with another process or event loop, if the
+        caller's is not the one the client last ran in: after ``os.fork()``, under a second
+        ``asyncio.run``. Called as each call starts, before it reserves rate-limit tokens;
+        nothing by default."""
 
     @abc.abstractmethod
     def _sleep(self, seconds: float) -> None:

@@ -49,7 +49,8 @@ The core takes no locks of its own. `RateLimiter.guard`, when set, is held aroun
 `RateLimiter.reserve`: a reservation reads and writes the balance in several steps, and two
 threads interleaving them would lose one of the two debits. Every client sets a
 `threading.Lock` there unless the limiter has a guard already, so the threads sharing a blocking
-client, or several clients sharing one limiter, never lose a reservation.
+client, or several clients sharing one limiter, never lose a reservation. A process forked from
+another puts a lock of its own there as its first call starts (`RateLimiter.install_guard`).
 
 These tables cover the Trade API (openapi.yaml). The perps API has its own limits
 (``GET /account/limits/perps``). An operation id that is not in the API's table is refused by
@@ -526,7 +527,7 @@ class TokenBucket:
 class RateLimiter:
     """The Read and Write buckets of one account, and the cost table that routes to them."""
 
-    __slots__ = ("_buckets", "_offered", "_wire", "costs", "guard")
+    __slots__ = ("_buckets", "_guard_epoch", "_offered", "_wire", "costs", "guard")
 
     def __init__(
         self,
@@ -568,8 +569,10 @@ class RateLimiter:
         #: threads sharing the limiter never lose a reservation. Every client installs one when
         #: it is None (`install_guard`). `TokenBucket.available` peeks without it.
         self.guard = guard
-        # The first lock offered to install_guard, kept by dict.setdefault, which is atomic.
+        # The first lock offered to install_guard in each epoch, kept by dict.setdefault, which
+        # is atomic; and the epoch of the guard installed last.
         self._offered: dict[int, AbstractContextManager[object]] = {}
+        self._guard_epoch = 0
 
     def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
         # Used by pickle, copy.copy and copy.deepcopy alike.
@@ -581,17 +584,39 @@ class RateLimiter:
             "(RateLimiter.from_limits(...))."
         )
 
-    def install_guard(self, lock: AbstractContextManager[object]) -> AbstractContextManager[object]:
-        """Make ``lock`` the `guard` unless the limiter has one; return the guard in use.
+    def install_guard(
+        self, lock: AbstractContextManager[object], *, epoch: int = 0
+    ) -> AbstractContextManager[object]:
+        """Make ``lock`` the `guard` unless the limiter has one for ``epoch`` (see
+        `has_guard_for`); return the guard in use.
 
         Clients built at the same moment in different threads on one limiter each offer a lock:
         the first one offered wins, and every client gets that one, so no two reservations run
         under different locks. (A plain check-then-set could let two clients each install their
         own.)
+
+        ``epoch`` names the process: the clients pass ``os.getpid()``. A process forked from
+        another has a copy of the limiter, guard included, and a thread of the parent may have
+        held that guard at the moment of the fork: no thread of the child would ever release
+        it, and the child's first reservation would wait for good. The first lock offered in
+        the new process replaces a guard installed in another. A guard given to the
+        constructor, or set by hand, is kept in every process: making it fork-safe is up to
+        whoever gave it.
         """
-        if self.guard is None:
-            self.guard = self._offered.setdefault(0, lock)
-        return self.guard
+        guard = self.guard
+        if guard is None or not self.has_guard_for(epoch):
+            guard = self.guard = self._offered.setdefault(epoch, lock)
+            self._guard_epoch = epoch
+        return guard
+
+    def has_guard_for(self, epoch: int) -> bool:
+        """Whether a caller in ``epoch`` (a process id, for the clients) can use the `guard`:
+        False when there is none, or when `install_guard` installed it in another epoch."""
+        guard = self.guard
+        if guard is None:
+            return False
+        installed = self._offered.get(self._guard_epoch)
+        return guard is not installed or self._guard_epoch == epoch
 
     @classmethod
     def for_tier(cls, name: str) -> RateLimiter:

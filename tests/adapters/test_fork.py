@@ -23,6 +23,8 @@ import kalshi_httpx
 import kalshi_httpx._pool
 import kalshi_sync._io
 from kalshi_proto.errors import TransportError
+from kalshi_proto.rest import _async_base, _sync_base
+from kalshi_proto.rest.ratelimit import RateLimiter
 from kalshi_proto.rest.retry import RetryPolicy
 from tests.adapters.conftest import Driver, Flavour, backend_of, maybe
 
@@ -205,6 +207,67 @@ async def test_after_a_fork_the_internal_proxy_client_is_built_anew(
         await inherited.aclose()
     else:
         assert inherited.is_closed
+
+
+@pytest.mark.flavours("sync")
+async def test_a_child_forked_while_a_thread_held_the_rate_guard_can_still_call(
+    kx: Driver,
+) -> None:
+    # The guard is a lock held while a reservation is computed. Held by a thread of the parent
+    # as it forked, the child's copy would stay held for good: its first call would hang.
+    limiter = RateLimiter.for_tier("basic")
+    async with kx.client(retry=NO_RETRY, timeout=3.0, rate_limit=limiter) as client:
+        await maybe(client.exchange.status())
+        guard = limiter.guard
+        assert guard is not None
+        read_end, write_end = os.pipe()
+        with guard:  # as a parent's thread reserving at the moment of the fork
+            pid = fork()
+            if pid == 0:
+                code = 1
+                try:
+                    client.exchange.status()
+                    client.exchange.status()
+                    code = 0 if limiter.guard is not guard else 2
+                except BaseException as exc:
+                    os.write(write_end, repr(exc).encode()[:1000])
+                finally:
+                    os._exit(code)
+        os.close(write_end)
+        try:
+            exit_code = wait_for(pid, 20)
+            error = os.read(read_end, 1000).decode()
+        finally:
+            os.close(read_end)
+        assert (await maybe(client.exchange.status())).trading_active is not None
+        assert limiter.guard is guard  # the parent's own is left as it was
+    assert exit_code == 0, f"the child failed: {error}"
+    assert len(kx.server.requests("/exchange/status")) == 4
+
+
+async def test_after_a_fork_the_rate_guard_is_renewed(
+    kx: Driver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counter = fork_counter(kx.flavour)
+    inherited: list[object] = getattr(counter, "_INHERITED", [])
+    left_before = len(inherited)
+    limiter = RateLimiter.for_tier("basic")
+    async with kx.client(retry=NO_RETRY, rate_limit=limiter) as client:
+        await maybe(client.exchange.status())
+        parents = limiter.guard
+        assert parents is not None
+        child = os.getpid() + 1
+        for base in (_async_base, _sync_base):
+            monkeypatch.setattr(base, "getpid", lambda: child)
+        monkeypatch.setattr(counter, "FORKS", counter.FORKS + 1)  # type: ignore[attr-defined]
+        await maybe(client.exchange.status())
+        renewed = limiter.guard
+        assert renewed is not None and renewed is not parents
+        await maybe(client.exchange.status())
+        assert limiter.guard is renewed
+    for pool in inherited[left_before:]:
+        await pool.aclose()  # type: ignore[attr-defined]
+    del inherited[left_before:]
 
 
 def test_the_counters_count_forks_in_the_child() -> None:

@@ -11,6 +11,7 @@ import copy
 import inspect
 import json
 import logging
+import os
 import pickle
 import traceback
 from collections import deque
@@ -32,6 +33,7 @@ from kalshi_proto.errors import (
     ServerError,
     TransportError,
 )
+from kalshi_proto.rest import _async_base, _sync_base
 from kalshi_proto.rest._async_base import AsyncClientBase
 from kalshi_proto.rest._sync_base import ClientBase
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
@@ -748,6 +750,21 @@ def test_a_limiter_with_a_guard_keeps_it(flavour: type[Client]) -> None:
     assert client.rate_limiter is limiter
     assert limiter.guard is own
     assert client.locks == []
+
+
+def test_the_client_replaces_its_guard_in_a_forked_process(
+    flavour: type[Client], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limiter = RateLimiter.for_tier("premier")
+    client = flavour(rate_limit=limiter)
+    parents = client.locks[0]
+    # The adapters call _guarded again when they see a fork; the process id tells it apart.
+    module = _async_base if isinstance(client, AsyncClientBase) else _sync_base
+    monkeypatch.setattr(module, "getpid", lambda: os.getpid() + 1)
+    assert client._guarded(limiter) is limiter
+    assert len(client.locks) == 2 and limiter.guard is client.locks[1] is not parents
+    assert client._guarded(limiter) is limiter
+    assert len(client.locks) == 2  # once per process
 
 
 def test_every_reservation_holds_the_guard(flavour: type[Client]) -> None:

@@ -536,6 +536,43 @@ def test_the_first_lock_offered_is_the_guard_of_every_client() -> None:
     assert racing.guard is second
 
 
+def test_a_forked_process_replaces_the_guard_a_client_installed() -> None:
+    # A thread of the parent may have held the guard as the process forked; the child's copy
+    # would stay held for good. The first lock offered in the new process takes its place.
+    parents, childs, late = _Guard(), _Guard(), _Guard()
+    limiter = RateLimiter.for_tier("basic")
+    assert limiter.install_guard(parents, epoch=100) is parents
+    assert limiter.has_guard_for(100) and not limiter.has_guard_for(200)
+    assert limiter.install_guard(childs, epoch=200) is childs
+    assert limiter.guard is childs
+    assert limiter.has_guard_for(200) and not limiter.has_guard_for(100)
+    assert limiter.install_guard(late, epoch=200) is childs  # one lock per process
+
+
+def test_two_clients_renewing_the_guard_at_once_in_a_child_share_one_lock() -> None:
+    first, second, third = _Guard(), _Guard(), _Guard()
+    limiter = RateLimiter.for_tier("basic")
+    limiter.install_guard(first, epoch=100)
+    # Both saw the parent's guard; the first had offered its lock but not yet set it.
+    limiter._offered[200] = second
+    assert limiter.install_guard(third, epoch=200) is second
+    assert limiter.guard is second
+
+
+def test_a_guard_given_or_set_by_hand_is_kept_in_every_process() -> None:
+    given, offered = _Guard(), _Guard()
+    limiter = RateLimiter(*TIERS["basic"], guard=given)
+    assert limiter.has_guard_for(200)
+    assert limiter.install_guard(offered, epoch=200) is given
+    by_hand = _Guard()
+    installed = RateLimiter.for_tier("basic")
+    installed.install_guard(offered, epoch=100)
+    installed.guard = by_hand
+    assert installed.has_guard_for(200)
+    assert installed.install_guard(_Guard(), epoch=200) is by_hand
+    assert not RateLimiter.for_tier("basic").has_guard_for(0)
+
+
 def test_reserve_batches_per_item() -> None:
     limiter = RateLimiter.for_tier("advanced")  # write 300/s, 600 capacity
     assert limiter.reserve("BatchCreateOrdersV2", 0.0, items=60) == 0.0
