@@ -212,6 +212,11 @@ class AsyncKalshiClient(AsyncClientBase):
         # Builds the pool anew (see _renew); None for a pool passed in, which is the caller's to
         # look after.
         self._new_pool: Callable[[], None] | None = None
+        # unasync: async only
+        # Pools replaced after httpcore lost track of one of their connections (see _pool_lost),
+        # closed with the client.
+        self._retired: list[httpx.AsyncBaseTransport | httpx.AsyncClient] = []
+        # unasync: end
         # Slots for rate-limited calls, one per connection of a pool built here (see _gate).
         self._gate_size: int | None = None
         self._gate: AsyncGate | None = None
@@ -258,6 +263,10 @@ class AsyncKalshiClient(AsyncClientBase):
         afterwards."""
         self._check_home()
         self._closed = True
+        # unasync: async only
+        while self._retired:
+            await self._retired.pop().aclose()
+        # unasync: end
         if self._transport is not None:
             await self._transport.aclose()
         elif self._owns_http and self._http is not None:
@@ -296,7 +305,7 @@ class AsyncKalshiClient(AsyncClientBase):
                         extensions={"timeout": dict.fromkeys(_TIMEOUT_KEYS, timeout)},
                     )
                     reply, body = await aread_reply(
-                        self._transport.handle_async_request(outgoing), deadline
+                        self._transport.handle_async_request(outgoing), deadline, self._pool_lost
                     )
                 else:
                     assert self._http is not None
@@ -315,7 +324,7 @@ class AsyncKalshiClient(AsyncClientBase):
                     # Never a redirect, whatever the client says: httpx would send the signed
                     # request, body and all, to the Location's host.
                     sent = self._http.send(outgoing, stream=True, follow_redirects=False)
-                    reply, body = await aread_reply(sent, deadline)
+                    reply, body = await aread_reply(sent, deadline, self._pool_lost)
             if self._closed and (self._transport is not None or self._owns_http):
                 # Closed during this call. httpx's pool may have opened the call's connection
                 # after the close (the call was waiting for a free one), or dropped it unclosed
@@ -339,6 +348,28 @@ class AsyncKalshiClient(AsyncClientBase):
             except BaseException:
                 hold.release()  # interrupted as it began (a Ctrl-C): this does what is left
                 raise
+
+    def _pool_lost(self) -> None:
+        # httpcore's pool may have lost track of a connection for good: a call was interrupted
+        # while it closed its response (see kalshi_httpx._body). A pool built here is replaced,
+        # and the calls still running on the old one finish there. The async flavour closes the
+        # old pool with the client; the blocking one leaves it to the garbage collector, as the
+        # interrupt (a KeyboardInterrupt) may have left a lock of httpcore's held, on which a
+        # close would wait for good. A pool passed in is the caller's: the loss is logged.
+        if self._new_pool is None:
+            self._logger.log(
+                logging.WARNING,
+                "a call was interrupted while httpx closed its response; the connection pool "
+                "passed in may have lost a connection for good (httpcore 1.0.9)",
+                extra={},
+            )
+            return
+        # unasync: async only
+        pool = self._transport or self._http
+        assert pool is not None
+        self._retired.append(pool)
+        # unasync: end
+        self._new_pool()
 
     def _check_home(self) -> None:
         if self._forks != _pool.FORKS or self._loop is not _pool.current_loop():

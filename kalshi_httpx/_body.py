@@ -12,12 +12,23 @@ pool's connection slot taken for good, which the REST soak found
 
 The body is read raw and decoded by `kalshi_proto.rest.http11.decode_body`, so a corrupt
 ``gzip`` body is reported like on every other adapter and no httpx stream is left half-iterated.
+
+A failed close is reported to the client (the ``lost`` callback), then raised. httpcore 1.0.9
+closes a response in steps: it marks the response closed, hands the connection back (under a
+lock, which on asyncio is a turn of the event loop), then its pool forgets the request. An
+exception between the first step and the last leaves the connection taken for good: asyncio's
+own ``task.cancel()`` (what ``asyncio.timeout``, ``wait_for`` and task groups use), which
+httpcore's anyio shield does not hold off; a KeyboardInterrupt; an error closing the socket.
+With ``max_connections=1``, every later call would wait for that connection until it timed out.
+Closing again cannot help, as the response is marked closed already, so the client replaces the
+pool. (Closing in a shielded task of its own would cost each call about 25 µs, three turns of
+the event loop.)
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import cast
 
 import anyio
@@ -45,10 +56,11 @@ def _check_size(encoding: str, received: int) -> None:
 
 
 async def aread_reply(
-    sending: Awaitable[httpx.Response], deadline: float
+    sending: Awaitable[httpx.Response], deadline: float, lost: Callable[[], None]
 ) -> tuple[httpx.Response, bytes]:
     """The response ``sending`` gets and its decoded body, read by ``deadline``
-    (``time.monotonic()`` clock).
+    (``time.monotonic()`` clock). ``lost`` is called if closing the response fails (see the
+    module docstring).
 
     Raises:
         ReadTimeout: the body did not finish in time.
@@ -73,19 +85,26 @@ async def aread_reply(
                 received += len(chunk)
                 _check_size(encoding, received)
     finally:
-        # A body left part-read (over the limit): the stream's async generator is closed now,
-        # not by the garbage collector, which trio warns of.
-        close = getattr(pieces, "aclose", None)
-        if close is not None:
-            await close()
-        await reply.aclose()
+        try:
+            # A body left part-read (over the limit): the stream's async generator is closed
+            # now, not by the garbage collector, which trio warns of.
+            close = getattr(pieces, "aclose", None)
+            if close is not None:
+                await close()
+            await reply.aclose()
+        except BaseException:
+            lost()  # the pool may have lost the connection (see the module docstring)
+            raise
     if scope.cancelled_caught:
         raise ReadTimeout("the response did not finish before the timeout")
     return reply, _decoded(reply, b"".join(chunks))
 
 
-def read_reply(reply: httpx.Response, deadline: float) -> tuple[httpx.Response, bytes]:
+def read_reply(
+    reply: httpx.Response, deadline: float, lost: Callable[[], None]
+) -> tuple[httpx.Response, bytes]:
     """``reply`` and its decoded body, read by ``deadline`` (``time.monotonic()`` clock).
+    ``lost`` is called if closing the response fails (see the module docstring).
 
     Raises:
         ReadTimeout: a chunk came after the deadline and the body was not complete (by its
@@ -110,5 +129,9 @@ def read_reply(reply: httpx.Response, deadline: float) -> tuple[httpx.Response, 
             if time.monotonic() > deadline and (expected is None or received < expected):
                 raise ReadTimeout("the response did not finish before the timeout")
     finally:
-        reply.close()
+        try:
+            reply.close()
+        except BaseException:
+            lost()  # the pool may have lost the connection (see the module docstring)
+            raise
     return reply, _decoded(reply, b"".join(chunks))

@@ -297,7 +297,7 @@ class KalshiClient(ClientBase):
                         extensions={"timeout": dict.fromkeys(_TIMEOUT_KEYS, timeout)},
                     )
                     reply, body = read_reply(
-                        self._transport.handle_request(outgoing), deadline
+                        self._transport.handle_request(outgoing), deadline, self._pool_lost
                     )
                 else:
                     assert self._http is not None
@@ -316,7 +316,7 @@ class KalshiClient(ClientBase):
                     # Never a redirect, whatever the client says: httpx would send the signed
                     # request, body and all, to the Location's host.
                     sent = self._http.send(outgoing, stream=True, follow_redirects=False)
-                    reply, body = read_reply(sent, deadline)
+                    reply, body = read_reply(sent, deadline, self._pool_lost)
             if self._closed and (self._transport is not None or self._owns_http):
                 # Closed during this call. httpx's pool may have opened the call's connection
                 # after the close (the call was waiting for a free one), or dropped it unclosed
@@ -340,6 +340,23 @@ class KalshiClient(ClientBase):
             except BaseException:
                 hold.release()  # interrupted as it began (a Ctrl-C): this does what is left
                 raise
+
+    def _pool_lost(self) -> None:
+        # httpcore's pool may have lost track of a connection for good: a call was interrupted
+        # while it closed its response (see kalshi_httpx._body). A pool built here is replaced,
+        # and the calls still running on the old one finish there. The async flavour closes the
+        # old pool with the client; the blocking one leaves it to the garbage collector, as the
+        # interrupt (a KeyboardInterrupt) may have left a lock of httpcore's held, on which a
+        # close would wait for good. A pool passed in is the caller's: the loss is logged.
+        if self._new_pool is None:
+            self._logger.log(
+                logging.WARNING,
+                "a call was interrupted while httpx closed its response; the connection pool "
+                "passed in may have lost a connection for good (httpcore 1.0.9)",
+                extra={},
+            )
+            return
+        self._new_pool()
 
     def _check_home(self) -> None:
         if self._forks != _pool.FORKS or self._loop is not None:

@@ -43,14 +43,60 @@ def reply(stream: Chunks, *headers: tuple[str, str]) -> httpx.Response:
     return httpx.Response(200, headers=headers, stream=stream)
 
 
+def not_lost() -> None:
+    """The ``lost`` callback of a read whose close must not fail."""
+    raise AssertionError("the reader reported a failed close")
+
+
+class FailingClose(Chunks):
+    """A body whose close fails part-way, as httpcore's can (see `kalshi_httpx._body`)."""
+
+    def __init__(self, failure: BaseException, *chunks: bytes) -> None:
+        super().__init__(*chunks)
+        self.failure = failure
+
+    def close(self) -> None:
+        raise self.failure
+
+    async def aclose(self) -> None:
+        raise self.failure
+
+
+@pytest.mark.parametrize("backend", [None, "asyncio", "trio"])
+@pytest.mark.parametrize("failure", [KeyboardInterrupt(), OSError("reset"), ReadTimeout("late")])
+def test_a_close_that_fails_is_reported_then_raised(
+    backend: str | None, failure: BaseException
+) -> None:
+    # The pool may have lost the connection: the client replaces the pool (``lost``). The
+    # failure still reaches the caller, whatever it is (a Ctrl-C, a cancellation).
+    stream = FailingClose(failure, b'{"a":1}')
+    lost: list[str] = []
+    deadline = time.monotonic() + 60
+
+    async def sending() -> httpx.Response:
+        return reply(stream)
+
+    with pytest.raises(type(failure)):
+        if backend is None:
+            read_reply(reply(stream), deadline, lambda: lost.append("lost"))
+        else:
+            anyio.run(
+                lambda: aread_reply(sending(), deadline, lambda: lost.append("lost")),
+                backend=backend,
+            )
+    assert lost == ["lost"]
+
+
 def test_a_body_whose_last_chunk_came_after_the_deadline_is_kept() -> None:
     # The body was complete by its Content-Length: giving it up would throw away an answer
     # that arrived.
     stream = Chunks(b'{"a":', b"1}")
-    _, body = read_reply(reply(stream), deadline=time.monotonic() + 60)
+    _, body = read_reply(reply(stream), deadline=time.monotonic() + 60, lost=not_lost)
     assert body == b'{"a":1}'
     late = Chunks(b'{"a":1}')  # came whole, after the deadline
-    _, body = read_reply(reply(late, ("Content-Length", "7")), deadline=time.monotonic() - 1)
+    _, body = read_reply(
+        reply(late, ("Content-Length", "7")), deadline=time.monotonic() - 1, lost=not_lost
+    )
     assert body == b'{"a":1}' and late.closed
 
 
@@ -63,7 +109,7 @@ def test_a_body_still_coming_after_the_deadline_is_a_read_timeout_at_once(
     stream = Chunks(b'{"a":', b"1}", b"never read")
     headers = () if length is None else (("Content-Length", length),)
     with pytest.raises(ReadTimeout, match="did not finish before the timeout"):
-        read_reply(reply(stream, *headers), deadline=time.monotonic() - 1)
+        read_reply(reply(stream, *headers), deadline=time.monotonic() - 1, lost=not_lost)
     assert stream.closed and stream.taken == 1
 
 
@@ -75,7 +121,7 @@ def test_the_async_reader_decodes_and_closes(backend: str) -> None:
         async def sending() -> httpx.Response:
             return reply(stream, ("Content-Encoding", "gzip"))
 
-        _, body = await aread_reply(sending(), time.monotonic() + 60)
+        _, body = await aread_reply(sending(), time.monotonic() + 60, not_lost)
         return body
 
     assert anyio.run(read, backend=backend) == b'{"a":1}'
@@ -99,7 +145,7 @@ def test_an_async_body_still_coming_at_the_deadline_is_a_read_timeout(backend: s
         async def sending() -> httpx.Response:
             return reply(stream)
 
-        await aread_reply(sending(), time.monotonic() + 0.08)
+        await aread_reply(sending(), time.monotonic() + 0.08, not_lost)
 
     with pytest.raises(ReadTimeout, match="did not finish before the timeout"):
         anyio.run(read, backend=backend)
@@ -108,7 +154,11 @@ def test_an_async_body_still_coming_at_the_deadline_is_a_read_timeout(backend: s
 
 def test_a_corrupt_gzip_body_is_a_read_error() -> None:
     with pytest.raises(ReadError, match="bad response body"):
-        read_reply(reply(Chunks(b"not gzip"), ("Content-Encoding", "gzip")), time.monotonic() + 60)
+        read_reply(
+            reply(Chunks(b"not gzip"), ("Content-Encoding", "gzip")),
+            time.monotonic() + 60,
+            not_lost,
+        )
 
 
 MIB = 1024 * 1024
@@ -136,9 +186,9 @@ def test_a_body_over_the_limit_is_not_read_to_its_end(
 
     with pytest.raises(ReadError) as info:
         if backend is None:
-            read_reply(reply(stream, *headers), deadline)
+            read_reply(reply(stream, *headers), deadline, not_lost)
         else:
-            anyio.run(lambda: aread_reply(sending(), deadline), backend=backend)
+            anyio.run(lambda: aread_reply(sending(), deadline, not_lost), backend=backend)
     assert str(info.value) == f"bad response body: {message}"
     assert info.value.final_reason == (
         "the response body is over the limit of 67108864 bytes, and would be again"

@@ -1,0 +1,116 @@
+"""An httpx client keeps its connections when a call is interrupted as it closes its response.
+
+httpcore 1.0.9 closes a response in steps, and an interruption between them leaves the
+connection taken for good (see `kalshi_httpx._body`): asyncio's own ``task.cancel()`` (what
+``asyncio.timeout``, ``wait_for`` and task groups use) at the close's turn of the event loop, or
+a KeyboardInterrupt in a blocking call. With one connection, every later call used to wait for
+it until it timed out. A client now replaces a pool it built, and logs the loss in a pool passed
+in. Each test makes the interruption land there: by hand on asyncio, and by a patched step of
+httpcore's close in a blocking call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import anyio
+import httpcore
+import httpx
+import pytest
+
+import kalshi_httpx
+from kalshi_proto.rest.retry import RetryPolicy
+from tests.adapters.conftest import Driver, Flavour, backend_of, open_sockets_to
+
+pytestmark = pytest.mark.anyio
+
+NO_RETRY = RetryPolicy.disabled()
+ONE_CONNECTION = httpx.Limits(max_connections=1)
+
+
+@pytest.fixture
+def anyio_backend(flavour: Flavour) -> str | None:
+    return backend_of(flavour)
+
+
+async def cancel_as_it_closes(
+    client: kalshi_httpx.AsyncKalshiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Make one call whose task asyncio cancels as the call closes its response: the
+    cancellation lands at the close's first turn of the event loop, inside httpcore."""
+    close = httpx.Response.aclose
+    calls: list[asyncio.Task[object]] = []
+
+    async def cancel_then_close(reply: httpx.Response) -> None:
+        calls[0].cancel()
+        await close(reply)
+
+    monkeypatch.setattr(httpx.Response, "aclose", cancel_then_close)
+    calls.append(asyncio.get_running_loop().create_task(client.exchange.status()))
+    with pytest.raises(asyncio.CancelledError):
+        await calls[0]
+    monkeypatch.undo()
+
+
+@pytest.mark.flavours("httpx_async-asyncio")
+async def test_asyncio_cancelling_a_call_as_it_closes_its_response_loses_no_connection(
+    kx: Driver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with kx.client(retry=NO_RETRY, timeout=2.0, limits=ONE_CONNECTION) as client:
+        assert isinstance(client, kalshi_httpx.AsyncKalshiClient)
+        await client.exchange.status()
+        first_pool = client._transport
+        await cancel_as_it_closes(client, monkeypatch)
+        with anyio.fail_after(10):
+            assert (await client.exchange.status()).trading_active is not None
+            assert (await client.exchange.status()).trading_active is not None
+        assert client._transport is not first_pool
+        assert client._retired == [first_pool]
+    # The old pool is closed with the client, the connection it lost track of included.
+    assert client._retired == []
+    assert open_sockets_to(kx.server.port) == 0
+    assert kx.server.connections() == 2
+
+
+@pytest.mark.flavours("httpx_async-asyncio")
+async def test_a_pool_passed_in_is_kept_and_the_loss_logged(
+    kx: Driver, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    transport = httpx.AsyncHTTPTransport(verify=kx.server.ssl_context())
+    async with kx.client(retry=NO_RETRY, transport=transport) as client:
+        assert isinstance(client, kalshi_httpx.AsyncKalshiClient)
+        with caplog.at_level(logging.WARNING, logger="kalshi_httpx"):
+            await cancel_as_it_closes(client, monkeypatch)
+        assert client._transport is transport
+        assert client._retired == []
+        assert (await client.exchange.status()).trading_active is not None  # another connection
+    assert [record.levelno for record in caplog.records] == [logging.WARNING]
+    assert "may have lost a connection for good" in caplog.records[0].getMessage()
+    assert open_sockets_to(kx.server.port) == 0
+
+
+@pytest.mark.flavours("httpx_sync")
+async def test_an_interrupt_as_a_blocking_call_closes_its_response_loses_no_connection(
+    kx: Driver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupt(connection: object) -> None:
+        raise KeyboardInterrupt
+
+    async with kx.client(retry=NO_RETRY, timeout=2.0, limits=ONE_CONNECTION) as client:
+        assert isinstance(client, kalshi_httpx.KalshiClient)
+        client.exchange.status()
+        first_pool = client._transport
+        assert first_pool is not None
+        # The step that hands the connection back to the pool, which the interrupt skips.
+        monkeypatch.setattr(httpcore._sync.http11.HTTP11Connection, "_response_closed", interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            client.exchange.status()
+        monkeypatch.undo()
+        assert client.exchange.status().trading_active is not None
+        assert client.exchange.status().trading_active is not None
+        assert client._transport is not first_pool
+    # The client leaves the old pool to the garbage collector (an interrupt could have left one
+    # of its locks held); closed here, so that no socket is left to warn.
+    first_pool.close()
+    assert open_sockets_to(kx.server.port) == 0
