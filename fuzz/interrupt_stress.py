@@ -18,12 +18,17 @@ these, and does not fail on them.
     python fuzz/interrupt_stress.py --calls 3000                # TLS and plain, a random seed
     python fuzz/interrupt_stress.py --calls 500 --seed 7 --rate-limit
 
+``--httpx`` runs a blocking `kalshi_httpx.KalshiClient` (one connection in httpx's pool) the
+same way. httpcore's pool cannot be inspected like the SDK's: there the check is that every call
+after an interrupt works and none hangs (a watchdog ends a run stuck for 60 s, with the stacks).
+
 Unix only (``signal.setitimer``). Exits 1 on a violation and prints the seed.
 """
 
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import gc
 import random
 import signal
@@ -35,9 +40,12 @@ from types import FrameType
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import httpx
+
+import kalshi_httpx
 import kalshi_sync
 from kalshi_anyio.sim import serve_exchange_in_thread
-from kalshi_proto.errors import KalshiError
+from kalshi_proto.errors import ConnectTimeout, KalshiError
 from kalshi_proto.rest.ratelimit import BucketLimit, RateLimiter
 from kalshi_proto.rest.retry import RetryPolicy
 from tests.helpers.sockets import sockets_to
@@ -51,8 +59,15 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
 
-def problems(client: kalshi_sync.KalshiClient) -> str | None:
+def problems(client: kalshi_sync.KalshiClient | kalshi_httpx.KalshiClient) -> str | None:
     """What the client holds that it should not, between calls; None if nothing."""
+    if isinstance(client, kalshi_httpx.KalshiClient):
+        gate = client._gate
+        if gate is not None and (gate._free != 1 or gate._waiters):
+            return "the rate-limited calls' gate lost a slot or kept a waiter"
+        if gate is not None and gate._lock.locked():
+            return "the gate's lock is held"
+        return None
     limiter = client._limiter
     if limiter._free != 1:
         return f"{1 - limiter._free} connection slot(s) lost"
@@ -65,7 +80,7 @@ def problems(client: kalshi_sync.KalshiClient) -> str | None:
     return None
 
 
-def run(calls: int, seed: int, tls: bool, rate_limit: bool) -> tuple[bool, str]:
+def run(calls: int, seed: int, tls: bool, rate_limit: bool, on_httpx: bool) -> tuple[bool, str]:
     rng = random.Random(seed)
     dropped: list[str] = []
 
@@ -75,13 +90,22 @@ def run(calls: int, seed: int, tls: bool, rate_limit: bool) -> tuple[bool, str]:
 
     with serve_exchange_in_thread(tls=tls, key_type="ed25519") as local:
         port = local.server.port
-        options = local.client_options()
+        options = local.client_options(httpx=on_httpx)
         if rate_limit:
             plenty = BucketLimit(refill_rate=1e9, capacity=1e9)
             options["rate_limit"] = RateLimiter(plenty, plenty)
-        client = kalshi_sync.KalshiClient(
-            max_connections=1, retry=RetryPolicy.disabled(), timeout=2.0, **options
-        )
+        client: kalshi_sync.KalshiClient | kalshi_httpx.KalshiClient
+        if on_httpx:
+            client = kalshi_httpx.KalshiClient(
+                limits=httpx.Limits(max_connections=1),
+                retry=RetryPolicy.disabled(),
+                timeout=2.0,
+                **options,
+            )
+        else:
+            client = kalshi_sync.KalshiClient(
+                max_connections=1, retry=RetryPolicy.disabled(), timeout=2.0, **options
+            )
         previous = signal.signal(signal.SIGALRM, _interrupt)
         show = warnings._showwarnmsg_impl  # type: ignore[attr-defined]
         warnings._showwarnmsg_impl = count  # type: ignore[attr-defined]
@@ -100,15 +124,22 @@ def run(calls: int, seed: int, tls: bool, rate_limit: bool) -> tuple[bool, str]:
                     ARMED[0] = False
                 except KeyboardInterrupt:
                     interrupted += 1
+                except ConnectTimeout as exc:  # loopback answers: a connection slot was lost
+                    return False, f"call {number + 1} found no free connection: {exc}"
                 except KalshiError:
                     pass  # a connection cut by the server as an interrupted one was closed
                 finally:
                     ARMED[0] = False
                     signal.setitimer(signal.ITIMER_REAL, 0)
+                faulthandler.dump_traceback_later(60, exit=True)  # a call that hangs
                 found = problems(client)
                 if found is not None:
                     return False, f"after call {number + 1}: {found}"
-            client.exchange.status()
+            try:
+                client.exchange.status()
+            except KalshiError as exc:
+                return False, f"the call after the last one failed: {exc!r}"
+            faulthandler.cancel_dump_traceback_later()
             client.close()
             del client
             gc.collect()
@@ -131,14 +162,16 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=2000, help="calls per run")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--rate-limit", action="store_true", help="only rate-limited clients")
+    parser.add_argument("--httpx", action="store_true", help="a blocking kalshi_httpx client")
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(2**32)
     print(f"seed {seed}")
     failed = False
     for tls in (False, True):
         for rate_limit in (True,) if args.rate_limit else (False, True):
-            ok, report = run(args.calls, seed, tls, rate_limit)
+            ok, report = run(args.calls, seed, tls, rate_limit, args.httpx)
             label = f"{'TLS' if tls else 'TCP'}{', rate-limited' if rate_limit else ''}"
+            label += " (kalshi_httpx)" if args.httpx else ""
             print(f"{'ok  ' if ok else 'FAIL'} {label}: {report}")
             failed = failed or not ok
     if failed:

@@ -18,7 +18,8 @@ closes a response in steps: it marks the response closed, hands the connection b
 lock, which on asyncio is a turn of the event loop), then its pool forgets the request. An
 exception between the first step and the last leaves the connection taken for good: asyncio's
 own ``task.cancel()`` (what ``asyncio.timeout``, ``wait_for`` and task groups use), which
-httpcore's anyio shield does not hold off; a KeyboardInterrupt; an error closing the socket.
+httpcore's anyio shield does not hold off; an error closing the socket; a KeyboardInterrupt,
+which the client handles itself, wherever in httpx it lands.
 With ``max_connections=1``, every later call would wait for that connection until it timed out.
 Closing again cannot help, as the response is marked closed already, so the client replaces the
 pool. (Closing in a shielded task of its own would cost each call about 25 µs, three turns of
@@ -92,8 +93,9 @@ async def aread_reply(
             if close is not None:
                 await close()
             await reply.aclose()
-        except BaseException:
-            lost()  # the pool may have lost the connection (see the module docstring)
+        except BaseException as exc:
+            if not isinstance(exc, KeyboardInterrupt):  # the client's to handle (anywhere)
+                lost()  # the pool may have lost the connection (see the module docstring)
             raise
     if scope.cancelled_caught:
         raise ReadTimeout("the response did not finish before the timeout")
@@ -131,7 +133,8 @@ def read_reply(
     finally:
         try:
             reply.close()
-        except BaseException:
-            lost()  # the pool may have lost the connection (see the module docstring)
+        except BaseException as exc:
+            if not isinstance(exc, KeyboardInterrupt):  # the client's to handle (anywhere)
+                lost()  # the pool may have lost the connection (see the module docstring)
             raise
     return reply, _decoded(reply, b"".join(chunks))

@@ -287,36 +287,44 @@ class KalshiClient(ClientBase):
                 self._urls[request.target] = url
             # The headers are not kept in a local: one that holds the signature would show in
             # a traceback that prints locals.
-            with map_exceptions(url):
-                if self._transport is not None:
-                    outgoing = httpx.Request(
-                        request.method,
-                        url,
-                        headers=(*request.headers, _ACCEPT),
-                        content=request.body or None,
-                        extensions={"timeout": dict.fromkeys(_TIMEOUT_KEYS, timeout)},
-                    )
-                    reply, body = read_reply(
-                        self._transport.handle_request(outgoing), deadline, self._pool_lost
-                    )
-                else:
-                    assert self._http is not None
-                    if self._http.is_closed and not self._owns_http:
-                        raise LocalProtocolError(
-                            "the httpx client given as http_client is closed; close this client "
-                            "too, or build one with an open httpx client"
+            try:
+                with map_exceptions(url):
+                    if self._transport is not None:
+                        outgoing = httpx.Request(
+                            request.method,
+                            url,
+                            headers=(*request.headers, _ACCEPT),
+                            content=request.body or None,
+                            extensions={"timeout": dict.fromkeys(_TIMEOUT_KEYS, timeout)},
                         )
-                    outgoing = self._http.build_request(
-                        request.method,
-                        url,
-                        headers=(*request.headers, _ACCEPT),
-                        content=request.body or None,
-                        timeout=timeout,
-                    )
-                    # Never a redirect, whatever the client says: httpx would send the signed
-                    # request, body and all, to the Location's host.
-                    sent = self._http.send(outgoing, stream=True, follow_redirects=False)
-                    reply, body = read_reply(sent, deadline, self._pool_lost)
+                        reply, body = read_reply(
+                            self._transport.handle_request(outgoing), deadline, self._pool_lost
+                        )
+                    else:
+                        assert self._http is not None
+                        if self._http.is_closed and not self._owns_http:
+                            raise LocalProtocolError(
+                                "the httpx client given as http_client is closed; close this client "
+                                "too, or build one with an open httpx client"
+                            )
+                        outgoing = self._http.build_request(
+                            request.method,
+                            url,
+                            headers=(*request.headers, _ACCEPT),
+                            content=request.body or None,
+                            timeout=timeout,
+                        )
+                        # Never a redirect, whatever the client says: httpx would send the signed
+                        # request, body and all, to the Location's host.
+                        sent = self._http.send(outgoing, stream=True, follow_redirects=False)
+                        reply, body = read_reply(sent, deadline, self._pool_lost)
+            except KeyboardInterrupt:
+                # Wherever it landed in httpx, a Ctrl-C may have left httpcore's pool broken:
+                # a connection taken for good, or a lock held (its locks are taken in a Python
+                # __enter__, which an interrupt can leave before the with block owns the lock,
+                # and every later call would wait for it). The pool is replaced (_pool_lost).
+                self._pool_lost()
+                raise
             if self._closed and (self._transport is not None or self._owns_http):
                 # Closed during this call. httpx's pool may have opened the call's connection
                 # after the close (the call was waiting for a free one), or dropped it unclosed
@@ -342,17 +350,17 @@ class KalshiClient(ClientBase):
                 raise
 
     def _pool_lost(self) -> None:
-        # httpcore's pool may have lost track of a connection for good: a call was interrupted
-        # while it closed its response (see kalshi_httpx._body). A pool built here is replaced,
-        # and the calls still running on the old one finish there. The async flavour closes the
-        # old pool with the client; the blocking one leaves it to the garbage collector, as the
-        # interrupt (a KeyboardInterrupt) may have left a lock of httpcore's held, on which a
-        # close would wait for good. A pool passed in is the caller's: the loss is logged.
+        # httpcore's pool may be broken for good: a call failed as it closed its response (see
+        # kalshi_httpx._body), or a Ctrl-C landed in httpx (see _send). A pool built here is
+        # replaced, and the calls still running on the old one finish there. The async flavour
+        # closes the old pool with the client; the blocking one leaves it to the garbage
+        # collector, as a Ctrl-C may have left a lock of httpcore's held, on which a close
+        # would wait for good. A pool passed in is the caller's: the loss is logged.
         if self._new_pool is None:
             self._logger.log(
                 logging.WARNING,
-                "a call was interrupted while httpx closed its response; the connection pool "
-                "passed in may have lost a connection for good (httpcore 1.0.9)",
+                "a call was interrupted inside httpx; the connection pool passed in may have "
+                "lost a connection, or kept a lock held, for good (httpcore 1.0.9)",
                 extra={},
             )
             return

@@ -1,21 +1,25 @@
-"""An httpx client keeps its connections when a call is interrupted as it closes its response.
+"""An httpx client keeps working when a call is interrupted inside httpx.
 
 httpcore 1.0.9 closes a response in steps, and an interruption between them leaves the
 connection taken for good (see `kalshi_httpx._body`): asyncio's own ``task.cancel()`` (what
 ``asyncio.timeout``, ``wait_for`` and task groups use) at the close's turn of the event loop, or
 a KeyboardInterrupt in a blocking call. With one connection, every later call used to wait for
-it until it timed out. A client now replaces a pool it built, and logs the loss in a pool passed
-in. Each test makes the interruption land there: by hand on asyncio, and by a patched step of
-httpcore's close in a blocking call.
+it until it timed out. A KeyboardInterrupt can also leave one of the pool's locks held, as
+httpcore takes them in a Python ``__enter__``: every later call then waited for good. A client
+now replaces a pool it built, and logs the loss in a pool passed in. Each test makes the
+interruption land there: by hand on asyncio, and by a patched step of httpcore in a blocking
+call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 
 import anyio
 import httpcore
+import httpcore._synchronization
 import httpx
 import pytest
 
@@ -86,7 +90,7 @@ async def test_a_pool_passed_in_is_kept_and_the_loss_logged(
         assert client._retired == []
         assert (await client.exchange.status()).trading_active is not None  # another connection
     assert [record.levelno for record in caplog.records] == [logging.WARNING]
-    assert "may have lost a connection for good" in caplog.records[0].getMessage()
+    assert "may have lost a connection" in caplog.records[0].getMessage()
     assert open_sockets_to(kx.server.port) == 0
 
 
@@ -113,4 +117,44 @@ async def test_an_interrupt_as_a_blocking_call_closes_its_response_loses_no_conn
     # The client leaves the old pool to the garbage collector (an interrupt could have left one
     # of its locks held); closed here, so that no socket is left to warn.
     first_pool.close()
+    assert open_sockets_to(kx.server.port) == 0
+
+
+@pytest.mark.flavours("httpx_sync")
+async def test_an_interrupt_that_leaves_a_lock_of_httpcore_held_hangs_no_later_call(
+    kx: Driver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The interrupt comes as httpcore's lock has been taken, before its with block owns it.
+    enter = httpcore._synchronization.ThreadLock.__enter__
+    interrupts = [KeyboardInterrupt()]
+
+    def take_then_interrupt(
+        lock: httpcore._synchronization.ThreadLock,
+    ) -> httpcore._synchronization.ThreadLock:
+        taken = enter(lock)
+        if interrupts:
+            raise interrupts.pop()
+        return taken
+
+    async with kx.client(retry=NO_RETRY, timeout=2.0) as client:
+        assert isinstance(client, kalshi_httpx.KalshiClient)
+        client.exchange.status()
+        first_pool = client._transport
+        monkeypatch.setattr(httpcore._synchronization.ThreadLock, "__enter__", take_then_interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            client.exchange.status()
+        monkeypatch.undo()
+        # A call that waits for the held lock never returns: made in a thread of its own.
+        answered: list[object] = []
+        later = threading.Thread(
+            target=lambda: answered.append(client.exchange.status()), daemon=True
+        )
+        later.start()
+        later.join(10)
+        assert answered, "the call after the interrupt hung on the lock it left held"
+        assert client._transport is not first_pool
+    # The old pool's lock is held for good: its connection is left to the garbage collector,
+    # which would warn of it; closed here, without the pool's lock.
+    for connection in first_pool._pool.connections:  # type: ignore[union-attr]
+        connection.close()
     assert open_sockets_to(kx.server.port) == 0
