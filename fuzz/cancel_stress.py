@@ -26,7 +26,6 @@ import gc
 import random
 import sys
 import time
-import warnings
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -37,6 +36,7 @@ import httpx
 
 import kalshi_anyio
 import kalshi_httpx
+from fuzz._stress import dropped_sockets
 from kalshi_anyio.sim import serve_exchange_in_thread
 from kalshi_proto.errors import ConnectTimeout, KalshiError
 from kalshi_proto.rest.retry import RetryPolicy
@@ -114,37 +114,27 @@ def run(
     calls: int, seed: int, family: str, canceller: str, backend: str, tls: bool
 ) -> tuple[bool, str]:
     rng = random.Random(seed)
-    dropped: list[str] = []
+    with (
+        dropped_sockets() as dropped,
+        serve_exchange_in_thread(tls=tls, key_type="ed25519") as local,
+    ):
+        port = local.server.port
+        options = local.client_options(httpx=family == "httpx")
+        common = {"retry": RetryPolicy.disabled(), "timeout": 2.0, **options}
 
-    def count(message: warnings.WarningMessage) -> None:
-        if issubclass(message.category, ResourceWarning):
-            dropped.append(str(message.message)[:60])
+        async def main() -> tuple[str | None, int, float]:
+            client: Client
+            if family == "httpx":
+                client = kalshi_httpx.AsyncKalshiClient(
+                    limits=httpx.Limits(max_connections=1), **common
+                )
+            else:
+                client = kalshi_anyio.AsyncKalshiClient(max_connections=1, **common)
+            return await drive(client, calls, rng, canceller)
 
-    show = warnings._showwarnmsg_impl  # type: ignore[attr-defined]
-    warnings._showwarnmsg_impl = count  # type: ignore[attr-defined]
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("always", ResourceWarning)
-            with serve_exchange_in_thread(tls=tls, key_type="ed25519") as local:
-                port = local.server.port
-                options = local.client_options(httpx=family == "httpx")
-                common = {"retry": RetryPolicy.disabled(), "timeout": 2.0, **options}
-
-                async def main() -> tuple[str | None, int, float]:
-                    client: Client
-                    if family == "httpx":
-                        client = kalshi_httpx.AsyncKalshiClient(
-                            limits=httpx.Limits(max_connections=1), **common
-                        )
-                    else:
-                        client = kalshi_anyio.AsyncKalshiClient(max_connections=1, **common)
-                    return await drive(client, calls, rng, canceller)
-
-                violation, cut, per_call = anyio.run(main, backend=backend)
-                gc.collect()
-                still_open = sockets_to(port)
-    finally:
-        warnings._showwarnmsg_impl = show  # type: ignore[attr-defined]
+        violation, cut, per_call = anyio.run(main, backend=backend)
+        gc.collect()
+        still_open = sockets_to(port)
     if violation is not None:
         return False, violation
     if still_open:

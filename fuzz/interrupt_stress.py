@@ -34,7 +34,6 @@ import random
 import signal
 import sys
 import time
-import warnings
 from pathlib import Path
 from types import FrameType
 
@@ -44,6 +43,7 @@ import httpx
 
 import kalshi_httpx
 import kalshi_sync
+from fuzz._stress import dropped_sockets
 from kalshi_anyio.sim import serve_exchange_in_thread
 from kalshi_proto.errors import ConnectTimeout, KalshiError
 from kalshi_proto.rest.ratelimit import BucketLimit, RateLimiter
@@ -82,13 +82,10 @@ def problems(client: kalshi_sync.KalshiClient | kalshi_httpx.KalshiClient) -> st
 
 def run(calls: int, seed: int, tls: bool, rate_limit: bool, on_httpx: bool) -> tuple[bool, str]:
     rng = random.Random(seed)
-    dropped: list[str] = []
-
-    def count(message: warnings.WarningMessage) -> None:
-        if issubclass(message.category, ResourceWarning):
-            dropped.append(str(message.message)[:60])
-
-    with serve_exchange_in_thread(tls=tls, key_type="ed25519") as local:
+    with (
+        dropped_sockets() as dropped,
+        serve_exchange_in_thread(tls=tls, key_type="ed25519") as local,
+    ):
         port = local.server.port
         options = local.client_options(httpx=on_httpx)
         if rate_limit:
@@ -107,9 +104,6 @@ def run(calls: int, seed: int, tls: bool, rate_limit: bool, on_httpx: bool) -> t
                 max_connections=1, retry=RetryPolicy.disabled(), timeout=2.0, **options
             )
         previous = signal.signal(signal.SIGALRM, _interrupt)
-        show = warnings._showwarnmsg_impl  # type: ignore[attr-defined]
-        warnings._showwarnmsg_impl = count  # type: ignore[attr-defined]
-        warnings.simplefilter("always", ResourceWarning)
         try:
             started = time.perf_counter()
             for _ in range(50):
@@ -148,7 +142,6 @@ def run(calls: int, seed: int, tls: bool, rate_limit: bool, on_httpx: bool) -> t
             ARMED[0] = False
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
-            warnings._showwarnmsg_impl = show  # type: ignore[attr-defined]
     if still_open:
         return False, f"{still_open} socket(s) still connected after close"
     return True, (
