@@ -34,6 +34,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
+import anyio
 import httpx
 from anyio import sleep as _sleep
 
@@ -213,9 +214,11 @@ class AsyncKalshiClient(AsyncClientBase):
         # look after.
         self._new_pool: Callable[[], None] | None = None
         # unasync: async only
-        # Pools replaced after httpcore lost track of one of their connections (see _pool_lost),
-        # closed with the client.
+        # Pools replaced because httpcore may have broken them (see _retire), each closed by the
+        # last call that ran on it, or with the client; and how many calls are in httpx on
+        # each pool.
         self._retired: list[httpx.AsyncBaseTransport | httpx.AsyncClient] = []
+        self._busy: dict[httpx.AsyncBaseTransport | httpx.AsyncClient, int] = {}
         # unasync: end
         # Slots for rate-limited calls, one per connection of a pool built here (see _gate).
         self._gate_size: int | None = None
@@ -295,6 +298,11 @@ class AsyncKalshiClient(AsyncClientBase):
                 self._urls[request.target] = url
             # The headers are not kept in a local: one that holds the signature would show in
             # a traceback that prints locals.
+            # unasync: async only
+            busy = self._transport if self._transport is not None else self._http
+            assert busy is not None
+            self._busy[busy] = self._busy.get(busy, 0) + 1
+            # unasync: end
             try:
                 with map_exceptions(url):
                     if self._transport is not None:
@@ -333,6 +341,26 @@ class AsyncKalshiClient(AsyncClientBase):
                 # and every later call would wait for it). The pool is replaced (_pool_lost).
                 self._pool_lost()
                 raise
+            # unasync: async only
+            except BaseException as exc:
+                if not isinstance(exc, Exception):
+                    # A cancellation (asyncio's, anyio's, trio's) that landed after httpcore
+                    # 1.0.9 connected and before its connection took the request leaves that
+                    # connection in the pool for good, neither usable nor closed
+                    # (encode/httpcore#1093): a pool built here is replaced.
+                    self._retire(busy)
+                raise
+            finally:
+                left = self._busy[busy] - 1
+                if left:
+                    self._busy[busy] = left
+                else:
+                    del self._busy[busy]
+                    if busy in self._retired:  # the last call on a replaced pool closes it
+                        self._retired.remove(busy)
+                        with anyio.CancelScope(shield=True):
+                            await busy.aclose()
+            # unasync: end
             if self._closed and (self._transport is not None or self._owns_http):
                 # Closed during this call. httpx's pool may have opened the call's connection
                 # after the close (the call was waiting for a free one), or dropped it unclosed
@@ -361,9 +389,9 @@ class AsyncKalshiClient(AsyncClientBase):
         # httpcore's pool may be broken for good: a call failed as it closed its response (see
         # kalshi_httpx._body), or a Ctrl-C landed in httpx (see _send). A pool built here is
         # replaced, and the calls still running on the old one finish there. The async flavour
-        # closes the old pool with the client; the blocking one leaves it to the garbage
-        # collector, as a Ctrl-C may have left a lock of httpcore's held, on which a close
-        # would wait for good. A pool passed in is the caller's: the loss is logged.
+        # then closes the old pool; the blocking one leaves it to the garbage collector, as a
+        # Ctrl-C may have left a lock of httpcore's held, on which a close would wait for good.
+        # A pool passed in is the caller's: the loss is logged.
         if self._new_pool is None:
             self._logger.log(
                 logging.WARNING,
@@ -372,9 +400,15 @@ class AsyncKalshiClient(AsyncClientBase):
                 extra={},
             )
             return
+        self._retire(self._transport or self._http)
+
+    def _retire(self, pool: httpx.AsyncBaseTransport | httpx.AsyncClient | None) -> None:
+        # Replace a pool built here that httpcore may have broken, unless it was replaced
+        # already. The calls still running on it finish there. In the async flavour the last
+        # of them closes it (see _send), and the client's aclose what is left.
+        if self._new_pool is None or pool is None or pool is not (self._transport or self._http):
+            return
         # unasync: async only
-        pool = self._transport or self._http
-        assert pool is not None
         self._retired.append(pool)
         # unasync: end
         self._new_pool()
@@ -394,6 +428,10 @@ class AsyncKalshiClient(AsyncClientBase):
             self._guarded(self.rate_limiter)
         self._forks = _pool.FORKS
         self._loop = _pool.current_loop()
+        # unasync: async only
+        self._busy = {}  # the old loop's calls are over, and its pools cannot be closed here
+        self._retired = []
+        # unasync: end
         if self._new_pool is None:
             return
         pool = self._transport or self._http

@@ -353,9 +353,9 @@ class KalshiClient(ClientBase):
         # httpcore's pool may be broken for good: a call failed as it closed its response (see
         # kalshi_httpx._body), or a Ctrl-C landed in httpx (see _send). A pool built here is
         # replaced, and the calls still running on the old one finish there. The async flavour
-        # closes the old pool with the client; the blocking one leaves it to the garbage
-        # collector, as a Ctrl-C may have left a lock of httpcore's held, on which a close
-        # would wait for good. A pool passed in is the caller's: the loss is logged.
+        # then closes the old pool; the blocking one leaves it to the garbage collector, as a
+        # Ctrl-C may have left a lock of httpcore's held, on which a close would wait for good.
+        # A pool passed in is the caller's: the loss is logged.
         if self._new_pool is None:
             self._logger.log(
                 logging.WARNING,
@@ -363,6 +363,14 @@ class KalshiClient(ClientBase):
                 "lost a connection, or kept a lock held, for good (httpcore 1.0.9)",
                 extra={},
             )
+            return
+        self._retire(self._transport or self._http)
+
+    def _retire(self, pool: httpx.BaseTransport | httpx.Client | None) -> None:
+        # Replace a pool built here that httpcore may have broken, unless it was replaced
+        # already. The calls still running on it finish there. In the async flavour the last
+        # of them closes it (see _send), and the client's close what is left.
+        if self._new_pool is None or pool is None or pool is not (self._transport or self._http):
             return
         self._new_pool()
 

@@ -64,6 +64,7 @@ RULES: tuple[tuple[str, str], ...] = (
     (r"\b_async_socks\b", "_sync_socks"),
     (r"\bAsyncGate\b", "Gate"),
     (r"^from anyio import sleep as _sleep$", "from time import sleep as _sleep"),
+    (r"^import anyio\n", ""),  # for the async flavour's cancel scopes only
     # A blocking client's connections belong to no event loop.
     (r"\b(?:_io|_pool)\.current_loop\(\)", "None"),
 )

@@ -70,9 +70,10 @@ async def test_asyncio_cancelling_a_call_as_it_closes_its_response_loses_no_conn
             assert (await client.exchange.status()).trading_active is not None
             assert (await client.exchange.status()).trading_active is not None
         assert client._transport is not first_pool
-        assert client._retired == [first_pool]
-    # The old pool is closed with the client, the connection it lost track of included.
-    assert client._retired == []
+        # The old pool was closed as its last call ended, the connection it lost included:
+        # only the new pool's connection is open.
+        assert client._retired == [] and client._busy == {}
+        assert open_sockets_to(kx.server.port) == 1
     assert open_sockets_to(kx.server.port) == 0
     assert kx.server.connections() == 2
 
@@ -157,4 +158,37 @@ async def test_an_interrupt_that_leaves_a_lock_of_httpcore_held_hangs_no_later_c
     # which would warn of it; closed here, without the pool's lock.
     for connection in first_pool._pool.connections:  # type: ignore[union-attr]
         connection.close()
+    assert open_sockets_to(kx.server.port) == 0
+
+
+@pytest.mark.flavours("httpx_async-asyncio", "httpx_async-trio")
+async def test_a_call_cancelled_as_httpcore_connected_loses_no_connection(
+    kx: Driver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # encode/httpcore#1093: cancelled after the connection is made and before it takes the
+    # request, httpcore leaves it in the pool for good, neither usable nor closed. The
+    # cancellation lands at the lock the new connection takes the request under.
+    take = httpcore._async.http11.AsyncHTTP11Connection.handle_async_request
+    scopes: list[anyio.CancelScope] = []
+
+    async def cancel_then_take(connection: object, request: httpcore.Request) -> object:
+        scopes[0].cancel()
+        return await take(connection, request)  # type: ignore[arg-type]
+
+    async with kx.client(retry=NO_RETRY, timeout=2.0, limits=ONE_CONNECTION) as client:
+        assert isinstance(client, kalshi_httpx.AsyncKalshiClient)
+        first_pool = client._transport
+        monkeypatch.setattr(
+            httpcore._async.http11.AsyncHTTP11Connection, "handle_async_request", cancel_then_take
+        )
+        with anyio.CancelScope() as scope:
+            scopes.append(scope)
+            await client.exchange.status()
+        monkeypatch.undo()
+        assert scope.cancelled_caught
+        with anyio.fail_after(10):
+            assert (await client.exchange.status()).trading_active is not None
+        assert client._transport is not first_pool
+        assert client._retired == [] and client._busy == {}
+        assert open_sockets_to(kx.server.port) == 1  # the lost connection was closed
     assert open_sockets_to(kx.server.port) == 0
