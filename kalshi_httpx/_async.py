@@ -298,9 +298,10 @@ class AsyncKalshiClient(AsyncClientBase):
                 self._urls[request.target] = url
             # The headers are not kept in a local: one that holds the signature would show in
             # a traceback that prints locals.
-            # unasync: async only
+            # The pool this call runs on: the client may replace it meanwhile (see _retire).
             busy = self._transport if self._transport is not None else self._http
             assert busy is not None
+            # unasync: async only
             self._busy[busy] = self._busy.get(busy, 0) + 1
             # unasync: end
             try:
@@ -367,10 +368,9 @@ class AsyncKalshiClient(AsyncClientBase):
                 # (it was still connecting); either way the close did not see it. Close the pool
                 # again, which takes every connection it knows out of it at once; then the
                 # call's own, in case the pool no longer knows it (closing it under the pool's
-                # feet would leave a dead socket there for other calls to trip on).
-                pool = self._transport or self._http
-                assert pool is not None
-                await pool.aclose()
+                # feet would leave a dead socket there for other calls to trip on). The pool is
+                # the one this call ran on, which may have been replaced since.
+                await busy.aclose()
                 connection = reply.extensions.get("network_stream")
                 if connection is not None:
                     await connection.aclose()

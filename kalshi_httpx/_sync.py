@@ -287,6 +287,9 @@ class KalshiClient(ClientBase):
                 self._urls[request.target] = url
             # The headers are not kept in a local: one that holds the signature would show in
             # a traceback that prints locals.
+            # The pool this call runs on: the client may replace it meanwhile (see _retire).
+            busy = self._transport if self._transport is not None else self._http
+            assert busy is not None
             try:
                 with map_exceptions(url):
                     if self._transport is not None:
@@ -331,10 +334,9 @@ class KalshiClient(ClientBase):
                 # (it was still connecting); either way the close did not see it. Close the pool
                 # again, which takes every connection it knows out of it at once; then the
                 # call's own, in case the pool no longer knows it (closing it under the pool's
-                # feet would leave a dead socket there for other calls to trip on).
-                pool = self._transport or self._http
-                assert pool is not None
-                pool.close()
+                # feet would leave a dead socket there for other calls to trip on). The pool is
+                # the one this call ran on, which may have been replaced since.
+                busy.close()
                 connection = reply.extensions.get("network_stream")
                 if connection is not None:
                     connection.close()
