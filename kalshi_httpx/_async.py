@@ -352,15 +352,14 @@ class AsyncKalshiClient(AsyncClientBase):
                     self._retire(busy)
                 raise
             finally:
-                left = self._busy[busy] - 1
+                # (pop with a default: _renew may have cleared the counts meanwhile)
+                left = self._busy.pop(busy, 1) - 1
                 if left:
                     self._busy[busy] = left
-                else:
-                    del self._busy[busy]
-                    if busy in self._retired:  # the last call on a replaced pool closes it
-                        self._retired.remove(busy)
-                        with anyio.CancelScope(shield=True):
-                            await busy.aclose()
+                elif busy in self._retired:  # the last call on a replaced pool closes it
+                    self._retired.remove(busy)
+                    with anyio.CancelScope(shield=True):
+                        await busy.aclose()
             # unasync: end
             if self._closed and (self._transport is not None or self._owns_http):
                 # Closed during this call. httpx's pool may have opened the call's connection

@@ -14,6 +14,7 @@ import signal
 import socket
 import time
 import warnings
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -65,30 +66,50 @@ def wait_for(pid: int, seconds: float) -> int:
     pytest.fail(f"the forked child was still running after {seconds} s")
 
 
-@pytest.mark.flavours("sync")
-async def test_a_forked_child_and_its_parent_each_use_their_own_connections(kx: Driver) -> None:
-    async with kx.client(retry=NO_RETRY, timeout=3.0) as client:
-        assert (await maybe(client.exchange.status())).trading_active is not None
+class Child:
+    """A forked child that runs ``work`` (which returns its exit code, 0 for success) and
+    leaves without running any of pytest; what it raised comes back through a pipe."""
+
+    def __init__(self, work: Callable[[], int]) -> None:
         read_end, write_end = os.pipe()
         pid = fork()
-        if pid == 0:  # the child: report, then leave without running any of pytest
+        if pid == 0:
             code = 1
             try:
-                for _ in range(3):
-                    client.exchange.status()
-                code = 0
+                code = work()
             except BaseException as exc:
                 os.write(write_end, repr(exc).encode()[:1000])
             finally:
                 os._exit(code)
         os.close(write_end)
+        self._pid = pid
+        self._read_end = read_end
+
+    def result(self, seconds: float = 20) -> tuple[int, str]:
+        """The child's exit code and what it raised, once it ends (see `wait_for`)."""
+        try:
+            exit_code = wait_for(self._pid, seconds)
+            return exit_code, os.read(self._read_end, 1000).decode()
+        finally:
+            os.close(self._read_end)
+
+
+@pytest.mark.flavours("sync")
+async def test_a_forked_child_and_its_parent_each_use_their_own_connections(kx: Driver) -> None:
+    async with kx.client(retry=NO_RETRY, timeout=3.0) as client:
+        assert (await maybe(client.exchange.status())).trading_active is not None
+
+        def three_calls() -> int:
+            for _ in range(3):
+                client.exchange.status()
+            return 0
+
+        child = Child(three_calls)
         try:
             for _ in range(3):
                 assert (await maybe(client.exchange.status())).trading_active is not None
-            exit_code = wait_for(pid, 20)
-            error = os.read(read_end, 1000).decode()
         finally:
-            os.close(read_end)
+            exit_code, error = child.result()
     assert exit_code == 0, f"the child failed: {error}"
     assert len(kx.server.requests("/exchange/status")) == 7
     assert kx.server.connections() == 2  # the parent's, reused, and the child's own
@@ -220,25 +241,15 @@ async def test_a_child_forked_while_a_thread_held_the_rate_guard_can_still_call(
         await maybe(client.exchange.status())
         guard = limiter.guard
         assert guard is not None
-        read_end, write_end = os.pipe()
+
+        def two_calls() -> int:
+            client.exchange.status()
+            client.exchange.status()
+            return 0 if limiter.guard is not guard else 2
+
         with guard:  # as a parent's thread reserving at the moment of the fork
-            pid = fork()
-            if pid == 0:
-                code = 1
-                try:
-                    client.exchange.status()
-                    client.exchange.status()
-                    code = 0 if limiter.guard is not guard else 2
-                except BaseException as exc:
-                    os.write(write_end, repr(exc).encode()[:1000])
-                finally:
-                    os._exit(code)
-        os.close(write_end)
-        try:
-            exit_code = wait_for(pid, 20)
-            error = os.read(read_end, 1000).decode()
-        finally:
-            os.close(read_end)
+            child = Child(two_calls)
+        exit_code, error = child.result()
         assert (await maybe(client.exchange.status())).trading_active is not None
         assert limiter.guard is guard  # the parent's own is left as it was
     assert exit_code == 0, f"the child failed: {error}"
