@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import cast
+from typing import TypeVar, cast
 
 import anyio
 import httpx
@@ -39,6 +39,8 @@ from kalshi_proto.errors import ReadTimeout, RemoteProtocolError
 from kalshi_proto.rest.http11 import body_too_large, decode_body, read_error
 
 __all__ = ["aread_reply", "read_reply"]
+
+P = TypeVar("P")
 
 
 def _decoded(reply: httpx.Response, raw: bytes) -> bytes:
@@ -57,11 +59,11 @@ def _check_size(encoding: str, received: int) -> None:
 
 
 async def aread_reply(
-    sending: Awaitable[httpx.Response], deadline: float, lost: Callable[[], None]
+    sending: Awaitable[httpx.Response], deadline: float, lost: Callable[[P], None], pool: P
 ) -> tuple[httpx.Response, bytes]:
     """The response ``sending`` gets and its decoded body, read by ``deadline``
-    (``time.monotonic()`` clock). ``lost`` is called if closing the response fails (see the
-    module docstring).
+    (``time.monotonic()`` clock). ``lost(pool)`` is called if closing the response fails (see
+    the module docstring); ``pool`` is the one the response came from.
 
     Raises:
         ReadTimeout: the body did not finish in time.
@@ -95,7 +97,7 @@ async def aread_reply(
             await reply.aclose()
         except BaseException as exc:
             if not isinstance(exc, KeyboardInterrupt):  # the client's to handle (anywhere)
-                lost()  # the pool may have lost the connection (see the module docstring)
+                lost(pool)  # the pool may have lost the connection (see the module docstring)
             raise
     if scope.cancelled_caught:
         raise ReadTimeout("the response did not finish before the timeout")
@@ -103,10 +105,11 @@ async def aread_reply(
 
 
 def read_reply(
-    reply: httpx.Response, deadline: float, lost: Callable[[], None]
+    reply: httpx.Response, deadline: float, lost: Callable[[P], None], pool: P
 ) -> tuple[httpx.Response, bytes]:
     """``reply`` and its decoded body, read by ``deadline`` (``time.monotonic()`` clock).
-    ``lost`` is called if closing the response fails (see the module docstring).
+    ``lost(pool)`` is called if closing the response fails (see the module docstring);
+    ``pool`` is the one the response came from.
 
     Raises:
         ReadTimeout: a chunk came after the deadline and the body was not complete (by its
@@ -135,6 +138,6 @@ def read_reply(
             reply.close()
         except BaseException as exc:
             if not isinstance(exc, KeyboardInterrupt):  # the client's to handle (anywhere)
-                lost()  # the pool may have lost the connection (see the module docstring)
+                lost(pool)  # the pool may have lost the connection (see the module docstring)
             raise
     return reply, _decoded(reply, b"".join(chunks))

@@ -158,9 +158,7 @@ class KalshiClient(ClientBase):
             raise ConfigurationError(f"http2 must be True or False, got {_kind(http2)}")
         # The blocking and async flavours are easy to mix up; either would fail only at the
         # first call, with an error that does not say why.
-        if transport is not None and not callable(
-            getattr(transport, "handle_request", None)
-        ):
+        if transport is not None and not callable(getattr(transport, "handle_request", None)):
             raise ConfigurationError(
                 "transport must be an httpx.BaseTransport (one with handle_request), "
                 f"got {_kind(transport)}"
@@ -301,7 +299,10 @@ class KalshiClient(ClientBase):
                             extensions={"timeout": dict.fromkeys(_TIMEOUT_KEYS, timeout)},
                         )
                         reply, body = read_reply(
-                            self._transport.handle_request(outgoing), deadline, self._pool_lost
+                            self._transport.handle_request(outgoing),
+                            deadline,
+                            self._pool_lost,
+                            busy,
                         )
                     else:
                         assert self._http is not None
@@ -320,13 +321,13 @@ class KalshiClient(ClientBase):
                         # Never a redirect, whatever the client says: httpx would send the signed
                         # request, body and all, to the Location's host.
                         sent = self._http.send(outgoing, stream=True, follow_redirects=False)
-                        reply, body = read_reply(sent, deadline, self._pool_lost)
+                        reply, body = read_reply(sent, deadline, self._pool_lost, busy)
             except KeyboardInterrupt:
                 # Wherever it landed in httpx, a Ctrl-C may have left httpcore's pool broken:
                 # a connection taken for good, or a lock held (its locks are taken in a Python
                 # __enter__, which an interrupt can leave before the with block owns the lock,
                 # and every later call would wait for it). The pool is replaced (_pool_lost).
-                self._pool_lost()
+                self._pool_lost(busy)
                 raise
             if self._closed and (self._transport is not None or self._owns_http):
                 # Closed during this call. httpx's pool may have opened the call's connection
@@ -351,13 +352,13 @@ class KalshiClient(ClientBase):
                 hold.release()  # interrupted as it began (a Ctrl-C): this does what is left
                 raise
 
-    def _pool_lost(self) -> None:
-        # httpcore's pool may be broken for good: a call failed as it closed its response (see
-        # kalshi_httpx._body), or a Ctrl-C landed in httpx (see _send). A pool built here is
-        # replaced, and the calls still running on the old one finish there. The async flavour
-        # then closes the old pool; the blocking one leaves it to the garbage collector, as a
-        # Ctrl-C may have left a lock of httpcore's held, on which a close would wait for good.
-        # A pool passed in is the caller's: the loss is logged.
+    def _pool_lost(self, pool: httpx.BaseTransport | httpx.Client) -> None:
+        # httpcore's pool may be broken for good: a call on it failed as it closed its response
+        # (see kalshi_httpx._body), or a Ctrl-C landed in httpx (see _send). A pool built here
+        # is replaced, unless it was already, and the calls still running on it finish there.
+        # The async flavour then closes the old pool; the blocking one leaves it to the garbage
+        # collector, as a Ctrl-C may have left a lock of httpcore's held, on which a close would
+        # wait for good. A pool passed in is the caller's: the loss is logged.
         if self._new_pool is None:
             self._logger.log(
                 logging.WARNING,
@@ -366,7 +367,7 @@ class KalshiClient(ClientBase):
                 extra={},
             )
             return
-        self._retire(self._transport or self._http)
+        self._retire(pool)
 
     def _retire(self, pool: httpx.BaseTransport | httpx.Client | None) -> None:
         # Replace a pool built here that httpcore may have broken, unless it was replaced

@@ -192,3 +192,54 @@ async def test_a_call_cancelled_as_httpcore_connected_loses_no_connection(
         assert client._retired == [] and client._busy == {}
         assert open_sockets_to(kx.server.port) == 1  # the lost connection was closed
     assert open_sockets_to(kx.server.port) == 0
+
+
+@pytest.mark.flavours("httpx_async-asyncio")
+async def test_a_loss_on_a_pool_replaced_already_leaves_the_new_pool_in_place(
+    kx: Driver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two calls on the first pool. One is cancelled as httpcore connected, which replaces the
+    # pool; then the other is cancelled as it closes its response, which reports the loss of
+    # the first pool again: the pool that replaced it has lost nothing and stays.
+    take = httpcore._async.http11.AsyncHTTP11Connection.handle_async_request
+    close = httpx.Response.aclose
+    closing, released = asyncio.Event(), asyncio.Event()
+    tasks: dict[str, asyncio.Task[object]] = {}
+    scopes: list[anyio.CancelScope] = []
+
+    async def cancel_then_take(connection: object, request: httpcore.Request) -> object:
+        scopes[0].cancel()  # the second call's
+        return await take(connection, request)  # type: ignore[arg-type]
+
+    async def wait_cancel_then_close(reply: httpx.Response) -> None:
+        closing.set()
+        await released.wait()
+        tasks["closing"].cancel()
+        await close(reply)
+
+    async with kx.client(retry=NO_RETRY, timeout=2.0) as client:
+        assert isinstance(client, kalshi_httpx.AsyncKalshiClient)
+        first_pool = client._transport
+        monkeypatch.setattr(httpx.Response, "aclose", wait_cancel_then_close)
+        loop = asyncio.get_running_loop()
+        tasks["closing"] = loop.create_task(client.exchange.status())
+        await closing.wait()  # the first call waits at its close, its connection taken
+        monkeypatch.setattr(httpx.Response, "aclose", close)
+        monkeypatch.setattr(
+            httpcore._async.http11.AsyncHTTP11Connection, "handle_async_request", cancel_then_take
+        )
+        with anyio.CancelScope() as scope:
+            scopes.append(scope)
+            await client.exchange.status()
+        assert scope.cancelled_caught
+        second_pool = client._transport
+        assert second_pool is not first_pool and client._retired == [first_pool]
+        released.set()
+        with pytest.raises(asyncio.CancelledError):
+            await tasks["closing"]
+        monkeypatch.undo()
+        assert client._transport is second_pool
+        assert client._retired == [] and client._busy == {}
+        assert (await client.exchange.status()).trading_active is not None
+        assert open_sockets_to(kx.server.port) == 1
+    assert open_sockets_to(kx.server.port) == 0

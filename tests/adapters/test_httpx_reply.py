@@ -43,7 +43,10 @@ def reply(stream: Chunks, *headers: tuple[str, str]) -> httpx.Response:
     return httpx.Response(200, headers=headers, stream=stream)
 
 
-def not_lost() -> None:
+POOL = "the pool"  # what a reader is told its response came from, reported back if lost
+
+
+def not_lost(pool: str) -> None:
     """The ``lost`` callback of a read whose close must not fail."""
     raise AssertionError("the reader reported a failed close")
 
@@ -66,16 +69,16 @@ class FailingClose(Chunks):
 @pytest.mark.parametrize(
     ("failure", "reported"),
     [
-        (OSError("reset"), ["lost"]),
-        (ReadTimeout("late"), ["lost"]),
+        (OSError("reset"), [POOL]),
+        (ReadTimeout("late"), [POOL]),
         (KeyboardInterrupt(), []),  # the client replaces the pool on a Ctrl-C anywhere
     ],
 )
 def test_a_close_that_fails_is_reported_then_raised(
     backend: str | None, failure: BaseException, reported: list[str]
 ) -> None:
-    # The pool may have lost the connection: the client replaces the pool (``lost``). The
-    # failure still reaches the caller, whatever it is.
+    # The pool may have lost the connection: the client replaces the pool, which ``lost`` is
+    # told. The failure still reaches the caller, whatever it is.
     stream = FailingClose(failure, b'{"a":1}')
     lost: list[str] = []
     deadline = time.monotonic() + 60
@@ -85,10 +88,10 @@ def test_a_close_that_fails_is_reported_then_raised(
 
     with pytest.raises(type(failure)):
         if backend is None:
-            read_reply(reply(stream), deadline, lambda: lost.append("lost"))
+            read_reply(reply(stream), deadline, lost.append, POOL)
         else:
             anyio.run(
-                lambda: aread_reply(sending(), deadline, lambda: lost.append("lost")),
+                lambda: aread_reply(sending(), deadline, lost.append, POOL),
                 backend=backend,
             )
     assert lost == reported
@@ -98,11 +101,14 @@ def test_a_body_whose_last_chunk_came_after_the_deadline_is_kept() -> None:
     # The body was complete by its Content-Length: giving it up would throw away an answer
     # that arrived.
     stream = Chunks(b'{"a":', b"1}")
-    _, body = read_reply(reply(stream), deadline=time.monotonic() + 60, lost=not_lost)
+    _, body = read_reply(reply(stream), deadline=time.monotonic() + 60, lost=not_lost, pool=POOL)
     assert body == b'{"a":1}'
     late = Chunks(b'{"a":1}')  # came whole, after the deadline
     _, body = read_reply(
-        reply(late, ("Content-Length", "7")), deadline=time.monotonic() - 1, lost=not_lost
+        reply(late, ("Content-Length", "7")),
+        deadline=time.monotonic() - 1,
+        lost=not_lost,
+        pool=POOL,
     )
     assert body == b'{"a":1}' and late.closed
 
@@ -116,7 +122,7 @@ def test_a_body_still_coming_after_the_deadline_is_a_read_timeout_at_once(
     stream = Chunks(b'{"a":', b"1}", b"never read")
     headers = () if length is None else (("Content-Length", length),)
     with pytest.raises(ReadTimeout, match="did not finish before the timeout"):
-        read_reply(reply(stream, *headers), deadline=time.monotonic() - 1, lost=not_lost)
+        read_reply(reply(stream, *headers), deadline=time.monotonic() - 1, lost=not_lost, pool=POOL)
     assert stream.closed and stream.taken == 1
 
 
@@ -128,7 +134,7 @@ def test_the_async_reader_decodes_and_closes(backend: str) -> None:
         async def sending() -> httpx.Response:
             return reply(stream, ("Content-Encoding", "gzip"))
 
-        _, body = await aread_reply(sending(), time.monotonic() + 60, not_lost)
+        _, body = await aread_reply(sending(), time.monotonic() + 60, not_lost, POOL)
         return body
 
     assert anyio.run(read, backend=backend) == b'{"a":1}'
@@ -152,7 +158,7 @@ def test_an_async_body_still_coming_at_the_deadline_is_a_read_timeout(backend: s
         async def sending() -> httpx.Response:
             return reply(stream)
 
-        await aread_reply(sending(), time.monotonic() + 0.08, not_lost)
+        await aread_reply(sending(), time.monotonic() + 0.08, not_lost, POOL)
 
     with pytest.raises(ReadTimeout, match="did not finish before the timeout"):
         anyio.run(read, backend=backend)
@@ -165,6 +171,7 @@ def test_a_corrupt_gzip_body_is_a_read_error() -> None:
             reply(Chunks(b"not gzip"), ("Content-Encoding", "gzip")),
             time.monotonic() + 60,
             not_lost,
+            POOL,
         )
 
 
@@ -193,9 +200,9 @@ def test_a_body_over_the_limit_is_not_read_to_its_end(
 
     with pytest.raises(ReadError) as info:
         if backend is None:
-            read_reply(reply(stream, *headers), deadline, not_lost)
+            read_reply(reply(stream, *headers), deadline, not_lost, POOL)
         else:
-            anyio.run(lambda: aread_reply(sending(), deadline, not_lost), backend=backend)
+            anyio.run(lambda: aread_reply(sending(), deadline, not_lost, POOL), backend=backend)
     assert str(info.value) == f"bad response body: {message}"
     assert info.value.final_reason == (
         "the response body is over the limit of 67108864 bytes, and would be again"
