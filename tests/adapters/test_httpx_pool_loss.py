@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 import kalshi_httpx
+from kalshi_proto.rest.generated.models import ExchangeStatus
 from kalshi_proto.rest.retry import RetryPolicy
 from tests.adapters.conftest import Driver, Flavour, backend_of, open_sockets_to
 
@@ -242,4 +243,61 @@ async def test_a_loss_on_a_pool_replaced_already_leaves_the_new_pool_in_place(
         assert client._retired == [] and client._busy == {}
         assert (await client.exchange.status()).trading_active is not None
         assert open_sockets_to(kx.server.port) == 1
+    assert open_sockets_to(kx.server.port) == 0
+
+
+@pytest.mark.flavours("httpx_async-asyncio", "httpx_async-trio")
+async def test_calls_that_end_after_the_close_on_a_replaced_pool_close_that_pool(
+    kx: Driver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One connection. The first call holds it, paused just before its request goes out; two
+    # more calls wait for it in the pool. The last of them is cancelled, which replaces the
+    # pool; then the client is closed, which closes both pools. The two calls left still end
+    # on the old pool, as httpcore serves them there. Each, finding the client closed as it
+    # ends, closes the pool it ran on. It used to close the current pool instead, then its own
+    # connection's socket under the old pool's feet, where the second call had been given that
+    # connection already: the second call failed with a ReadError.
+    take = httpcore._async.http11.AsyncHTTP11Connection.handle_async_request
+    holding, released = anyio.Event(), anyio.Event()
+    outcomes: dict[str, object] = {}
+
+    async def pause_then_take(connection: object, request: httpcore.Request) -> object:
+        if not holding.is_set():
+            holding.set()
+            await released.wait()
+        return await take(connection, request)  # type: ignore[arg-type]
+
+    async def call(name: str, client: kalshi_httpx.AsyncKalshiClient) -> None:
+        try:
+            outcomes[name] = await client.exchange.status()
+        except Exception as exc:  # recorded, to be shown if the test fails
+            outcomes[name] = exc
+
+    async def queued(pool: object, count: int) -> None:
+        with anyio.fail_after(5):
+            while len(pool._pool._requests) < count:  # type: ignore[attr-defined]
+                await anyio.sleep(0.001)
+
+    monkeypatch.setattr(
+        httpcore._async.http11.AsyncHTTP11Connection, "handle_async_request", pause_then_take
+    )
+    client = kx.build(retry=NO_RETRY, timeout=5.0, limits=ONE_CONNECTION)
+    assert isinstance(client, kalshi_httpx.AsyncKalshiClient)
+    first_pool = client._transport
+    async with anyio.create_task_group() as group:
+        group.start_soon(call, "first", client)
+        await holding.wait()
+        group.start_soon(call, "second", client)
+        await queued(first_pool, 2)
+        async with anyio.create_task_group() as waiting:
+            waiting.start_soon(call, "cancelled", client)
+            await queued(first_pool, 3)
+            waiting.cancel_scope.cancel()
+        assert client._transport is not first_pool and client._retired == [first_pool]
+        await client.aclose()
+        released.set()
+    assert set(outcomes) == {"first", "second"}
+    for name, outcome in outcomes.items():
+        assert isinstance(outcome, ExchangeStatus), (name, outcome)
+    assert first_pool._pool.connections == []  # type: ignore[union-attr]
     assert open_sockets_to(kx.server.port) == 0
