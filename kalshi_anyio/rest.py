@@ -266,7 +266,12 @@ class AsyncKalshiClient(AsyncClientBase):
                 continue
             if connection is None:
                 break
-            if not connection.stream.is_readable():
+            try:
+                dropped = connection.stream.is_readable()
+            except BaseException:  # a Ctrl-C: the connection is this call's, to close
+                await connection.stream.aclose()
+                raise
+            if not dropped:
                 return connection
             await connection.stream.aclose()
         stream = await _io.connect(

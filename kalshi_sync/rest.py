@@ -267,7 +267,12 @@ class KalshiClient(ClientBase):
                 continue
             if connection is None:
                 break
-            if not connection.stream.is_readable():
+            try:
+                dropped = connection.stream.is_readable()
+            except BaseException:  # a Ctrl-C: the connection is this call's, to close
+                connection.stream.close()
+                raise
+            if not dropped:
                 return connection
             connection.stream.close()
         stream = _io.connect(

@@ -21,6 +21,8 @@ limiters' own walks, a waiting thread among them, are in ``test_limiters.py``.
 
 from __future__ import annotations
 
+import gc
+import warnings
 from collections.abc import Callable
 
 import pytest
@@ -90,3 +92,27 @@ async def test_an_interrupt_anywhere_in_a_rate_limited_call(kx: Driver) -> None:
     ) as client:
         assert isinstance(client, kalshi_sync.KalshiClient)
         walk(client, client.exchange.status, kx.server.port)
+
+
+async def test_an_interrupt_as_a_pooled_connection_is_checked_closes_it(
+    kx: Driver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The call has taken the connection from the pool when it checks it for a server's close:
+    # the connection is the call's own, to close, not the garbage collector's.
+    def interrupt(stream: object) -> bool:
+        raise KeyboardInterrupt
+
+    async with kx.client(retry=RetryPolicy.disabled(), max_connections=1) as client:
+        assert isinstance(client, kalshi_sync.KalshiClient)
+        client.exchange.status()
+        monkeypatch.setattr(kalshi_sync._io.Stream, "is_readable", interrupt)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            with pytest.raises(KeyboardInterrupt):
+                client.exchange.status()
+            gc.collect()
+        monkeypatch.undo()
+        assert [str(warning.message) for warning in caught] == []
+        assert open_sockets_to(kx.server.port) == 0
+        assert_nothing_held(client, 1, "after the interrupt")
+        assert client.exchange.status().exchange_active
