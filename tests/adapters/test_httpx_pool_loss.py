@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Awaitable, Callable
 
 import anyio
 import httpcore
@@ -56,6 +57,21 @@ async def cancel_as_it_closes(
     with pytest.raises(asyncio.CancelledError):
         await calls[0]
     monkeypatch.undo()
+
+
+def before_taking(monkeypatch: pytest.MonkeyPatch, hook: Callable[[], Awaitable[None]]) -> None:
+    """Await ``hook`` each time a connection of httpcore's pool, connected, is about to take a
+    request: where a cancellation leaves the connection in the pool for good
+    (encode/httpcore#1093)."""
+    take = httpcore._async.http11.AsyncHTTP11Connection.handle_async_request
+
+    async def hooked(connection: object, request: httpcore.Request) -> object:
+        await hook()
+        return await take(connection, request)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(
+        httpcore._async.http11.AsyncHTTP11Connection, "handle_async_request", hooked
+    )
 
 
 @pytest.mark.flavours("httpx_async-asyncio")
@@ -169,19 +185,15 @@ async def test_a_call_cancelled_as_httpcore_connected_loses_no_connection(
     # encode/httpcore#1093: cancelled after the connection is made and before it takes the
     # request, httpcore leaves it in the pool for good, neither usable nor closed. The
     # cancellation lands at the lock the new connection takes the request under.
-    take = httpcore._async.http11.AsyncHTTP11Connection.handle_async_request
     scopes: list[anyio.CancelScope] = []
 
-    async def cancel_then_take(connection: object, request: httpcore.Request) -> object:
+    async def cancel() -> None:
         scopes[0].cancel()
-        return await take(connection, request)  # type: ignore[arg-type]
 
     async with kx.client(retry=NO_RETRY, timeout=2.0, limits=ONE_CONNECTION) as client:
         assert isinstance(client, kalshi_httpx.AsyncKalshiClient)
         first_pool = client._transport
-        monkeypatch.setattr(
-            httpcore._async.http11.AsyncHTTP11Connection, "handle_async_request", cancel_then_take
-        )
+        before_taking(monkeypatch, cancel)
         with anyio.CancelScope() as scope:
             scopes.append(scope)
             await client.exchange.status()
@@ -202,15 +214,13 @@ async def test_a_loss_on_a_pool_replaced_already_leaves_the_new_pool_in_place(
     # Two calls on the first pool. One is cancelled as httpcore connected, which replaces the
     # pool; then the other is cancelled as it closes its response, which reports the loss of
     # the first pool again: the pool that replaced it has lost nothing and stays.
-    take = httpcore._async.http11.AsyncHTTP11Connection.handle_async_request
     close = httpx.Response.aclose
     closing, released = asyncio.Event(), asyncio.Event()
     tasks: dict[str, asyncio.Task[object]] = {}
     scopes: list[anyio.CancelScope] = []
 
-    async def cancel_then_take(connection: object, request: httpcore.Request) -> object:
+    async def cancel() -> None:
         scopes[0].cancel()  # the second call's
-        return await take(connection, request)  # type: ignore[arg-type]
 
     async def wait_cancel_then_close(reply: httpx.Response) -> None:
         closing.set()
@@ -226,9 +236,7 @@ async def test_a_loss_on_a_pool_replaced_already_leaves_the_new_pool_in_place(
         tasks["closing"] = loop.create_task(client.exchange.status())
         await closing.wait()  # the first call waits at its close, its connection taken
         monkeypatch.setattr(httpx.Response, "aclose", close)
-        monkeypatch.setattr(
-            httpcore._async.http11.AsyncHTTP11Connection, "handle_async_request", cancel_then_take
-        )
+        before_taking(monkeypatch, cancel)
         with anyio.CancelScope() as scope:
             scopes.append(scope)
             await client.exchange.status()
@@ -257,15 +265,13 @@ async def test_calls_that_end_after_the_close_on_a_replaced_pool_close_that_pool
     # ends, closes the pool it ran on. It used to close the current pool instead, then its own
     # connection's socket under the old pool's feet, where the second call had been given that
     # connection already: the second call failed with a ReadError.
-    take = httpcore._async.http11.AsyncHTTP11Connection.handle_async_request
     holding, released = anyio.Event(), anyio.Event()
     outcomes: dict[str, object] = {}
 
-    async def pause_then_take(connection: object, request: httpcore.Request) -> object:
+    async def pause_the_first() -> None:
         if not holding.is_set():
             holding.set()
             await released.wait()
-        return await take(connection, request)  # type: ignore[arg-type]
 
     async def call(name: str, client: kalshi_httpx.AsyncKalshiClient) -> None:
         try:
@@ -278,9 +284,7 @@ async def test_calls_that_end_after_the_close_on_a_replaced_pool_close_that_pool
             while len(pool._pool._requests) < count:  # type: ignore[attr-defined]
                 await anyio.sleep(0.001)
 
-    monkeypatch.setattr(
-        httpcore._async.http11.AsyncHTTP11Connection, "handle_async_request", pause_then_take
-    )
+    before_taking(monkeypatch, pause_the_first)
     client = kx.build(retry=NO_RETRY, timeout=5.0, limits=ONE_CONNECTION)
     assert isinstance(client, kalshi_httpx.AsyncKalshiClient)
     first_pool = client._transport
