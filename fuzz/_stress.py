@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import random
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sized
 from contextlib import contextmanager
 
-__all__ = ["dropped_sockets"]
+__all__ = ["Outcome", "dropped_sockets", "pick_seed", "report", "run_setups"]
+
+#: What one setup's run found: whether it held, and the line that says so.
+Outcome = tuple[bool, str]
 
 
 @contextmanager
@@ -27,3 +31,30 @@ def dropped_sockets() -> Iterator[list[str]]:
             yield dropped
     finally:
         warnings._showwarnmsg_impl = show  # type: ignore[attr-defined]
+
+
+def report(still_open: int, done: str, dropped: Sized) -> Outcome:
+    """The outcome of a run that found no violation on the way: it fails if sockets are still
+    connected to the exchange after the client's close. ``done`` says what the run did."""
+    if still_open:
+        return False, f"{still_open} socket(s) still connected after close"
+    return True, f"{done}; {len(dropped)} socket(s) closed by the garbage collector"
+
+
+def pick_seed(given: int | None) -> int:
+    """The seed given, or a random one; printed, so that a failed run can be made again."""
+    seed = given if given is not None else random.randrange(2**32)
+    print(f"seed {seed}", flush=True)
+    return seed
+
+
+def run_setups(seed: int, setups: Iterable[tuple[str, Callable[[], Outcome]]]) -> int:
+    """Run each setup, print its outcome, and return the exit status: 1 if any failed."""
+    failed = False
+    for label, run in setups:
+        ok, line = run()
+        print(f"{'ok  ' if ok else 'FAIL'} {label}: {line}", flush=True)
+        failed = failed or not ok
+    if failed:
+        print(f"violation; run again with --seed {seed}")
+    return 1 if failed else 0

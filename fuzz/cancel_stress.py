@@ -27,6 +27,7 @@ import random
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -36,7 +37,7 @@ import httpx
 
 import kalshi_anyio
 import kalshi_httpx
-from fuzz._stress import dropped_sockets
+from fuzz._stress import Outcome, dropped_sockets, pick_seed, report, run_setups
 from kalshi_anyio.sim import serve_exchange_in_thread
 from kalshi_proto.errors import ConnectTimeout, KalshiError
 from kalshi_proto.rest.retry import RetryPolicy
@@ -57,7 +58,8 @@ def problems(client: Client) -> str | None:
     """What the client holds that it should not, between calls; None if nothing."""
     limiter = client._limiter if isinstance(client, kalshi_anyio.AsyncKalshiClient) else None
     if limiter is not None and (limiter._free != 1 or limiter._waiters):
-        return f"the connection limiter has {limiter._free} free slot(s), {len(limiter._waiters)} waiter(s)"
+        waiting = len(limiter._waiters)
+        return f"the connection limiter has {limiter._free} free slot(s), {waiting} waiter(s)"
     return None
 
 
@@ -110,9 +112,7 @@ async def drive(
     return None, cut, per_call
 
 
-def run(
-    calls: int, seed: int, family: str, canceller: str, backend: str, tls: bool
-) -> tuple[bool, str]:
+def run(calls: int, seed: int, family: str, canceller: str, backend: str, tls: bool) -> Outcome:
     rng = random.Random(seed)
     with (
         dropped_sockets() as dropped,
@@ -137,11 +137,10 @@ def run(
         still_open = sockets_to(port)
     if violation is not None:
         return False, violation
-    if still_open:
-        return False, f"{still_open} socket(s) still connected after close"
-    return True, (
-        f"{cut} of {calls} calls cut short (a call takes {per_call * 1e6:.0f} µs); "
-        f"{len(dropped)} socket(s) closed by the garbage collector"
+    return report(
+        still_open,
+        f"{cut} of {calls} calls cut short (a call takes {per_call * 1e6:.0f} µs)",
+        dropped,
     )
 
 
@@ -151,19 +150,19 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--only", choices=("kalshi_anyio", "httpx"), help="one client family")
     args = parser.parse_args()
-    seed = args.seed if args.seed is not None else random.randrange(2**32)
-    print(f"seed {seed}")
-    failed = False
-    for family in (args.only,) if args.only else ("kalshi_anyio", "httpx"):
-        for canceller, backend in CANCELLERS:
-            for tls in (False, True):
-                ok, report = run(args.calls, seed, family, canceller, backend, tls)
-                label = f"{family}, {canceller}, {'TLS' if tls else 'TCP'}"
-                print(f"{'ok  ' if ok else 'FAIL'} {label}: {report}", flush=True)
-                failed = failed or not ok
-    if failed:
-        print(f"violation; run again with --seed {seed}")
-    return 1 if failed else 0
+    seed = pick_seed(args.seed)
+    return run_setups(
+        seed,
+        (
+            (
+                f"{family}, {canceller}, {'TLS' if tls else 'TCP'}",
+                partial(run, args.calls, seed, family, canceller, backend, tls),
+            )
+            for family in ((args.only,) if args.only else ("kalshi_anyio", "httpx"))
+            for canceller, backend in CANCELLERS
+            for tls in (False, True)
+        ),
+    )
 
 
 if __name__ == "__main__":

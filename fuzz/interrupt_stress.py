@@ -34,6 +34,7 @@ import random
 import signal
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from types import FrameType
 
@@ -43,7 +44,7 @@ import httpx
 
 import kalshi_httpx
 import kalshi_sync
-from fuzz._stress import dropped_sockets
+from fuzz._stress import Outcome, dropped_sockets, pick_seed, report, run_setups
 from kalshi_anyio.sim import serve_exchange_in_thread
 from kalshi_proto.errors import ConnectTimeout, KalshiError
 from kalshi_proto.rest.ratelimit import BucketLimit, RateLimiter
@@ -80,7 +81,7 @@ def problems(client: kalshi_sync.KalshiClient | kalshi_httpx.KalshiClient) -> st
     return None
 
 
-def run(calls: int, seed: int, tls: bool, rate_limit: bool, on_httpx: bool) -> tuple[bool, str]:
+def run(calls: int, seed: int, tls: bool, rate_limit: bool, on_httpx: bool) -> Outcome:
     rng = random.Random(seed)
     with (
         dropped_sockets() as dropped,
@@ -142,11 +143,10 @@ def run(calls: int, seed: int, tls: bool, rate_limit: bool, on_httpx: bool) -> t
             ARMED[0] = False
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
-    if still_open:
-        return False, f"{still_open} socket(s) still connected after close"
-    return True, (
-        f"{interrupted} of {calls} calls interrupted (a call takes {per_call * 1e6:.0f} µs); "
-        f"{len(dropped)} socket(s) closed by the garbage collector"
+    return report(
+        still_open,
+        f"{interrupted} of {calls} calls interrupted (a call takes {per_call * 1e6:.0f} µs)",
+        dropped,
     )
 
 
@@ -157,19 +157,19 @@ def main() -> int:
     parser.add_argument("--rate-limit", action="store_true", help="only rate-limited clients")
     parser.add_argument("--httpx", action="store_true", help="a blocking kalshi_httpx client")
     args = parser.parse_args()
-    seed = args.seed if args.seed is not None else random.randrange(2**32)
-    print(f"seed {seed}")
-    failed = False
-    for tls in (False, True):
-        for rate_limit in (True,) if args.rate_limit else (False, True):
-            ok, report = run(args.calls, seed, tls, rate_limit, args.httpx)
-            label = f"{'TLS' if tls else 'TCP'}{', rate-limited' if rate_limit else ''}"
-            label += " (kalshi_httpx)" if args.httpx else ""
-            print(f"{'ok  ' if ok else 'FAIL'} {label}: {report}")
-            failed = failed or not ok
-    if failed:
-        print(f"violation; run again with --seed {seed}")
-    return 1 if failed else 0
+    seed = pick_seed(args.seed)
+    return run_setups(
+        seed,
+        (
+            (
+                f"{'TLS' if tls else 'TCP'}{', rate-limited' if rate_limit else ''}"
+                + (" (kalshi_httpx)" if args.httpx else ""),
+                partial(run, args.calls, seed, tls, rate_limit, args.httpx),
+            )
+            for tls in (False, True)
+            for rate_limit in ((True,) if args.rate_limit else (False, True))
+        ),
+    )
 
 
 if __name__ == "__main__":
