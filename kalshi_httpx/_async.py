@@ -322,8 +322,8 @@ class AsyncKalshiClient(AsyncClientBase):
                         assert self._http is not None
                         if self._http.is_closed and not self._owns_http:
                             raise LocalProtocolError(
-                                "the httpx client given as http_client is closed; close this client "
-                                "too, or build one with an open httpx client"
+                                "the httpx client given as http_client is closed; close this "
+                                "client too, or build one with an open httpx client"
                             )
                         outgoing = self._http.build_request(
                             request.method,

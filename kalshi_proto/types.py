@@ -313,6 +313,7 @@ def _not_zero(value: Any) -> Any:
 #: A request number the server refuses at zero (the spec's ``validate: ne=0``), for use in
 #: ``Annotated[Int64In, NotZero]``.
 NotZero = AfterValidator(_not_zero)
+
 #: The range of a ``format: int32`` integer (a signed 32-bit integer).
 INT32_RANGE = (-(2**31), 2**31 - 1)
 #: The range of a ``format: int64`` integer (a signed 64-bit integer).

@@ -277,7 +277,8 @@ class GoRules:
             else:
                 article = "an" if kind[0] in "aeiou" else "a"
                 raise SystemExit(
-                    f"{self.where}: validate rule {token!r} on {article} {kind} value is not supported"
+                    f"{self.where}: validate rule {token!r} on {article} {kind} value is not "
+                    "supported"
                 )
         return out
 
@@ -286,7 +287,9 @@ class GoRules:
         self.limits("enum")
         oneof = self.oneof()
         if oneof is not None and sorted(oneof) != sorted(str(v) for v in values if v is not None):
-            raise SystemExit(f"{self.where}: validate oneof={' '.join(oneof)} differs from the enum {values}")
+            raise SystemExit(
+                f"{self.where}: validate oneof={' '.join(oneof)} differs from the enum {values}"
+            )
 
     def check_plain(self, kind: str) -> None:
         """Stop on any rule that limits a ``kind`` of value which takes none (an object)."""
@@ -322,7 +325,9 @@ def merge_limits(spec: dict[str, Any], rules: GoRules | None, kind: str) -> dict
         return spec
     extra = rules.limits(kind)
     if rules.omitempty and not accepts_zero(extra) and accepts_zero(spec):
-        raise SystemExit(f"{rules.where}: omitempty rules that refuse the zero value are not supported")
+        raise SystemExit(
+            f"{rules.where}: omitempty rules that refuse the zero value are not supported"
+        )
     out = {k: v for k, v in spec.items() if k not in ("ge", "gt", "le", "lt")}
     for pick, side in ((max, _lower), (min, _upper)):
         bounds = [b for b in (side(spec), side(extra)) if b is not None]
@@ -977,7 +982,9 @@ class Generator:
                         schema,
                         kind,
                         f"{op_id} parameter {p['name']}",
-                        GoRules.parse((p.get(GO_TAGS) or {}).get("validate"), f"{op_id} {p['name']}"),
+                        GoRules.parse(
+                            (p.get(GO_TAGS) or {}).get("validate"), f"{op_id} {p['name']}"
+                        ),
                     ),
                     "default": self.param_default(schema, f"{op_id} parameter {p['name']}"),
                     "doc": first_sentence(p.get("description"), 1000),

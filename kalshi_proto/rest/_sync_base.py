@@ -3,9 +3,10 @@
 
 An adapter subclasses `ClientBase` and supplies a few small methods: ``_send`` (one HTTP
 exchange, raising `TransportError` subclasses), ``_claim`` (a connection slot held ahead of a
-rate-limited request, recorded in the call's `Hold`), ``_sleep``, ``_clocks`` (monotonic seconds and Unix milliseconds, read at
-one moment), ``close``, and its defaults for the jitter source, the logger and the rate
-limiter's lock (``_default_rng``, ``_default_logger``, ``_new_lock``).
+rate-limited request, recorded in the call's `Hold`), ``_sleep``, ``_clocks`` (monotonic
+seconds and Unix milliseconds, read at one moment), ``close``, and its defaults for the jitter
+source, the logger and the rate limiter's lock (``_default_rng``, ``_default_logger``,
+``_new_lock``).
 Everything else, from building the signed request to retrying, paging and handing log lines to
 the logger, is here or deeper in the core, so no adapter repeats it.
 
