@@ -405,13 +405,16 @@ class AsyncKalshiClient(AsyncClientBase):
     def _retire(self, pool: httpx.AsyncBaseTransport | httpx.AsyncClient | None) -> None:
         # Replace a pool built here that httpcore may have broken, unless it was replaced
         # already. The calls still running on it finish there. In the async flavour the last
-        # of them closes it (see _send), and the client's aclose what is left.
+        # of them closes it (see _send), and the client's aclose what is left. A closed client
+        # makes no more calls: its pool is not replaced.
         if self._new_pool is None or pool is None or pool is not (self._transport or self._http):
             return
         # unasync: async only
-        self._retired.append(pool)
+        if pool not in self._retired:  # (a closed client's pool stays current: once is enough)
+            self._retired.append(pool)
         # unasync: end
-        self._new_pool()
+        if not self._closed:
+            self._new_pool()
 
     def _check_home(self) -> None:
         if self._forks != _pool.FORKS or self._loop is not _pool.current_loop():

@@ -372,10 +372,12 @@ class KalshiClient(ClientBase):
     def _retire(self, pool: httpx.BaseTransport | httpx.Client | None) -> None:
         # Replace a pool built here that httpcore may have broken, unless it was replaced
         # already. The calls still running on it finish there. In the async flavour the last
-        # of them closes it (see _send), and the client's close what is left.
+        # of them closes it (see _send), and the client's close what is left. A closed client
+        # makes no more calls: its pool is not replaced.
         if self._new_pool is None or pool is None or pool is not (self._transport or self._http):
             return
-        self._new_pool()
+        if not self._closed:
+            self._new_pool()
 
     def _check_home(self) -> None:
         if self._forks != _pool.FORKS or self._loop is not None:

@@ -305,3 +305,93 @@ async def test_calls_that_end_after_the_close_on_a_replaced_pool_close_that_pool
         assert isinstance(outcome, ExchangeStatus), (name, outcome)
     assert first_pool._pool.connections == []  # type: ignore[union-attr]
     assert open_sockets_to(kx.server.port) == 0
+
+
+@pytest.mark.flavours("httpx_async-asyncio", "httpx_async-trio")
+async def test_a_call_cancelled_after_the_close_builds_no_new_pool(
+    kx: Driver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A call holds the only connection, paused just before its request goes out; the client is
+    # closed, then the call is cancelled there. Its pool may have lost the connection, but a
+    # closed client makes no more calls: no pool is built to replace it. The pool the call ran
+    # on is closed again as the call ends, which closes the connection it left behind.
+    holding = anyio.Event()
+
+    async def pause() -> None:
+        holding.set()
+        await anyio.sleep_forever()
+
+    before_taking(monkeypatch, pause)
+    client = kx.build(retry=NO_RETRY, timeout=5.0, limits=ONE_CONNECTION)
+    assert isinstance(client, kalshi_httpx.AsyncKalshiClient)
+    pool = client._transport
+    built: list[object] = []
+    new_pool = client._new_pool
+    assert new_pool is not None
+
+    def count_and_build() -> None:
+        built.append(None)
+        new_pool()
+
+    client._new_pool = count_and_build
+    async with anyio.create_task_group() as group:
+        group.start_soon(client.exchange.status)
+        await holding.wait()
+        await client.aclose()
+        group.cancel_scope.cancel()
+    assert built == []
+    assert client._transport is pool
+    assert client._retired == [] and client._busy == {}
+    assert pool._pool.connections == []  # type: ignore[union-attr]
+    assert open_sockets_to(kx.server.port) == 0
+
+
+@pytest.mark.flavours("httpx_sync")
+async def test_an_interrupt_after_the_close_builds_no_new_pool(
+    kx: Driver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A call in a thread is paused as its connection is about to take the request; the client
+    # is closed, then the call is interrupted there. A closed client makes no more calls: no
+    # pool is built to replace the one the interrupt may have broken.
+    take = httpcore._sync.http11.HTTP11Connection.handle_request
+    holding, closed = threading.Event(), threading.Event()
+
+    def pause_then_interrupt(connection: object, request: httpcore.Request) -> object:
+        holding.set()
+        closed.wait(10)
+        raise KeyboardInterrupt
+
+    client = kx.build(retry=NO_RETRY, timeout=5.0, limits=ONE_CONNECTION)
+    assert isinstance(client, kalshi_httpx.KalshiClient)
+    pool = client._transport
+    built: list[object] = []
+    new_pool = client._new_pool
+    assert new_pool is not None
+
+    def count_and_build() -> None:
+        built.append(None)
+        new_pool()
+
+    client._new_pool = count_and_build
+    monkeypatch.setattr(
+        httpcore._sync.http11.HTTP11Connection, "handle_request", pause_then_interrupt
+    )
+    raised: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            client.exchange.status()
+        except BaseException as exc:
+            raised.append(exc)
+
+    caller = threading.Thread(target=call, daemon=True)
+    caller.start()
+    assert holding.wait(10)
+    client.close()
+    closed.set()
+    caller.join(10)
+    monkeypatch.setattr(httpcore._sync.http11.HTTP11Connection, "handle_request", take)
+    assert [type(exc) for exc in raised] == [KeyboardInterrupt]
+    assert built == []
+    assert client._transport is pool
+    assert open_sockets_to(kx.server.port) == 0
