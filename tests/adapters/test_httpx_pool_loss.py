@@ -311,10 +311,11 @@ async def test_calls_that_end_after_the_close_on_a_replaced_pool_close_that_pool
 async def test_a_call_cancelled_after_the_close_builds_no_new_pool(
     kx: Driver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A call holds the only connection, paused just before its request goes out; the client is
-    # closed, then the call is cancelled there. Its pool may have lost the connection, but a
-    # closed client makes no more calls: no pool is built to replace it. The pool the call ran
-    # on is closed again as the call ends, which closes the connection it left behind.
+    # A call holds the only connection, paused just before its request goes out, and a second
+    # waits for it in the pool; the client is closed, then both calls are cancelled. Their pool
+    # may have lost the connection, but a closed client makes no more calls: no pool is built
+    # to replace it. The pool is closed again as the last call ends, which closes the
+    # connection the first left behind, and nothing is left to close.
     holding = anyio.Event()
 
     async def pause() -> None:
@@ -337,6 +338,10 @@ async def test_a_call_cancelled_after_the_close_builds_no_new_pool(
     async with anyio.create_task_group() as group:
         group.start_soon(client.exchange.status)
         await holding.wait()
+        group.start_soon(client.exchange.status)
+        with anyio.fail_after(5):
+            while len(pool._pool._requests) < 2:  # type: ignore[union-attr]
+                await anyio.sleep(0.001)
         await client.aclose()
         group.cancel_scope.cancel()
     assert built == []
