@@ -43,6 +43,8 @@ from kalshi_httpx._async_socks import AsyncSocksTransport
 from kalshi_httpx._body import aread_reply
 from kalshi_httpx._errors import map_exceptions
 from kalshi_httpx._gate import AsyncGate
+
+# unasync: blocking only: from kalshi_httpx._guard import guard_pools
 from kalshi_httpx._proxy import httpx_proxy, proxy_host
 from kalshi_proto.auth import Credentials, Passphrase, drop_secret_frames
 from kalshi_proto.errors import ConfigurationError, LocalProtocolError
@@ -235,6 +237,8 @@ class AsyncKalshiClient(AsyncClientBase):
                         self._transport = httpx.AsyncHTTPTransport(
                             http2=http2, limits=limits or _LIMITS, verify=verify, proxy=routed
                         )
+                    # The blocking pool closes connections other threads use (see _guard).
+                    # unasync: blocking only: guard_pools(self._transport)
 
                 self._new_pool = new_transport
                 new_transport()
@@ -250,6 +254,7 @@ class AsyncKalshiClient(AsyncClientBase):
                     timeout=None,
                     cookies=_NoCookies(),
                 )
+                # unasync: blocking only: guard_pools(self._http)
 
             self._new_pool = new_client
             new_client()

@@ -43,6 +43,8 @@ from kalshi_httpx._sync_socks import SocksTransport
 from kalshi_httpx._body import read_reply
 from kalshi_httpx._errors import map_exceptions
 from kalshi_httpx._gate import Gate
+
+from kalshi_httpx._guard import guard_pools
 from kalshi_httpx._proxy import httpx_proxy, proxy_host
 from kalshi_proto.auth import Credentials, Passphrase, drop_secret_frames
 from kalshi_proto.errors import ConfigurationError, LocalProtocolError
@@ -228,6 +230,8 @@ class KalshiClient(ClientBase):
                         self._transport = httpx.HTTPTransport(
                             http2=http2, limits=limits or _LIMITS, verify=verify, proxy=routed
                         )
+                    # The blocking pool closes connections other threads use (see _guard).
+                    guard_pools(self._transport)
 
                 self._new_pool = new_transport
                 new_transport()
@@ -243,6 +247,7 @@ class KalshiClient(ClientBase):
                     timeout=None,
                     cookies=_NoCookies(),
                 )
+                guard_pools(self._http)
 
             self._new_pool = new_client
             new_client()

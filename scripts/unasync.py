@@ -27,9 +27,12 @@ PAIRS = (
 )
 
 #: Ordered (pattern, replacement) rules, applied to every file. The first drops the lines that
-#: only the async flavour has, from ``# unasync: async only`` to ``# unasync: end``.
+#: only the async flavour has, from ``# unasync: async only`` to ``# unasync: end``; the second
+#: turns ``# unasync: blocking only: <code>`` into ``<code>``.
 RULES: tuple[tuple[str, str], ...] = (
     (r"^ *# unasync: async only\n(?:.*\n)*? *# unasync: end\n", ""),
+    # A line only the blocking flavour runs is a comment in the async source.
+    (r"^( *)# unasync: blocking only: ", r"\1"),
     (r"\basync def ", "def "),
     (r"\bawait ", ""),
     (r"\b__aenter__\b", "__enter__"),

@@ -1,0 +1,127 @@
+"""Many threads on one blocking httpx client with few connections: no call may fail.
+
+httpcore's blocking pool could close a connection under a request another thread had just
+started on it (see `kalshi_httpx._guard`): the call failed with a ``ReadError``, or waited for its
+read timeout. Here threads share one `kalshi_httpx.KalshiClient` (more threads than connections,
+no retries) against the local exchange on loopback, on plain TCP and on TLS, for a while; every
+call must return its answer, and once the client is closed no socket of this process may be
+connected to the exchange. ``--unguarded`` runs each setup a second time with the guard off,
+for comparison: those runs show what the guard prevents and never fail the script.
+
+    python fuzz/pool_race.py --seconds 20
+    python fuzz/pool_race.py --seconds 20 --threads 8 --connections 3 --unguarded
+
+Exits 1 when a guarded run fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx
+
+import kalshi_httpx
+from fuzz._stress import Outcome, dropped_sockets, report
+from kalshi_proto.errors import KalshiError
+from kalshi_proto.rest.retry import RetryPolicy
+from tests.helpers.sockets import sockets_to
+
+
+@contextlib.contextmanager
+def exchange(tls: bool) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The local exchange in a process of its own, as a real one would be, not competing with
+    the client's threads for this interpreter's lock; its port and the client's options."""
+    with tempfile.TemporaryDirectory() as folder:
+        key_file, ca_file = Path(folder, "key.pem"), Path(folder, "ca.pem")
+        command = [sys.executable, "-m", "kalshi_anyio.sim", "--port", "0"]
+        command += ["--key-type", "ed25519", "--key-file", str(key_file)]
+        if tls:
+            command += ["--tls", "--ca-file", str(ca_file)]
+        with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+            try:
+                assert process.stdout is not None
+                base_url = process.stdout.readline().split(" at ", 1)[1].strip()
+                process.stdout.readline()  # the key id
+                options: dict[str, Any] = {
+                    "base_url": base_url,
+                    "key_id": "local-trader-key",
+                    "private_key_path": key_file,
+                }
+                if tls:
+                    options["verify"] = ssl.create_default_context(cafile=ca_file)
+                yield int(base_url.split(":")[2].split("/")[0]), options
+            finally:
+                process.terminate()
+                process.wait(10)
+
+
+def run(seconds: float, threads: int, connections: int, tls: bool, guarded: bool) -> Outcome:
+    failures: collections.Counter[str] = collections.Counter()
+    calls = [0] * threads
+    unguarded = mock.patch("kalshi_httpx._sync.guard_pools", lambda holder: None)
+    with contextlib.nullcontext() if guarded else unguarded:
+        with dropped_sockets() as dropped, exchange(tls) as (port, options):
+            client = kalshi_httpx.KalshiClient(
+                limits=httpx.Limits(max_connections=connections),
+                retry=RetryPolicy.disabled(),
+                timeout=5.0,
+                **options,
+            )
+            stop = time.monotonic() + seconds
+
+            def work(index: int) -> None:
+                while time.monotonic() < stop:
+                    try:
+                        client.exchange.status()
+                        calls[index] += 1
+                    except KalshiError as exc:
+                        failures[f"{type(exc).__name__}: {str(exc)[:60]}"] += 1
+
+            workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
+            client.close()
+            still_open = sockets_to(port)
+    done = f"{sum(calls):,} calls answered, {sum(failures.values())} failed"
+    if failures:
+        shown = "; ".join(f"{count} x {what}" for what, count in failures.most_common(3))
+        return False, f"{done}: {shown}"
+    return report(still_open, done, dropped)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=20.0, help="per run")
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--connections", type=int, default=3)
+    parser.add_argument("--unguarded", action="store_true", help="also run without the guard")
+    args = parser.parse_args()
+    failed = False
+    for tls in (False, True):
+        for guarded in (True, False) if args.unguarded else (True,):
+            ok, line = run(args.seconds, args.threads, args.connections, tls, guarded)
+            label = f"{'TLS' if tls else 'TCP'}, {'guarded' if guarded else 'unguarded'}"
+            verdict = ("ok  " if ok else "FAIL") if guarded else "(for comparison)"
+            print(f"{verdict} {label}: {line}", flush=True)
+            failed = failed or (guarded and not ok)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

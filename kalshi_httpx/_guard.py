@@ -1,0 +1,151 @@
+"""Connections of a blocking httpcore pool that no other thread closes while they are in use.
+
+httpcore (1.0.9) looks over its pool's connections each time a request enters or leaves the
+pool, under the pool's lock, and closes those that look idle and expired, surplus or in the way.
+A connection's own request runs outside that lock, so in a `KalshiClient` shared by threads the
+look can race with a request on the same connection:
+
+* the pool gives connection X to thread B's request; X stays idle until B starts on it;
+* thread A's pass finds X idle. Before A asks whether X's socket has bytes to read (an idle
+  connection's should not: if it has, the server closed it or sent what nobody asked for), B
+  sends its request and the answer arrives. A takes the answer's bytes for a sign that X is
+  dead;
+* A closes X under B, whose call fails with a ``ReadError`` (``Bad file descriptor``) or, if B
+  was already waiting for the socket, waits for its read timeout (encode/httpcore#1110 is the
+  same race through the idle checks).
+
+With 8 threads on 3 connections, 1 call in 500 to 850 failed so (``fuzz/pool_race.py``): a GET
+is retried, but an order's POST fails after it was sent, and the caller cannot know whether the
+exchange took it. The async pool does not race: its look and its close run without a yield
+between them.
+
+`guard_pools` makes every connection a pool creates a `GuardedConnection`: while a request runs
+on it, the pool sees it neither idle nor expired, and a close waits for the request's end. Its
+look at an idle connection and the start of a request on it take one lock, so the bytes the look
+sees are never an answer. Only httpcore's public connection interface is used; the pools are
+reached through the ``_pool`` attribute of httpx's transports (and of `SocksTransport`), which
+``tests/adapters/test_httpx_guard.py`` checks on every kind of pool a client builds.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator
+
+import httpcore
+import httpx
+
+__all__ = ["GuardedConnection", "guard_pools"]
+
+
+class GuardedConnection(httpcore.ConnectionInterface):
+    """One of a pool's connections, kept from the pool's clean-up while a request runs on it.
+
+    Args:
+        connection: the connection the pool made (an `httpcore.HTTPConnection`, or a proxy's).
+    """
+
+    def __init__(self, connection: httpcore.ConnectionInterface) -> None:
+        self._connection = connection
+        self._lock = threading.Lock()
+        self._running = 0  # requests on the connection (HTTP/2 carries several at once)
+        self._closing = False  # closed by the pool: shut when the last request ends
+
+    def handle_request(self, request: httpcore.Request) -> httpcore.Response:
+        with self._lock:
+            if self._closing:
+                raise httpcore.ConnectionNotAvailable()
+            self._running += 1
+        try:
+            response = self._connection.handle_request(request)
+        except BaseException:
+            self._request_ended()
+            raise
+        stream = response.stream
+        assert isinstance(stream, Iterable)
+        response.stream = _Body(stream, self._request_ended)
+        return response
+
+    def close(self) -> None:
+        with self._lock:
+            self._closing = True
+            if self._running:
+                return  # the request's end closes it
+        self._connection.close()
+
+    def has_expired(self) -> bool:
+        with self._lock:
+            return not self._running and self._connection.has_expired()
+
+    def is_idle(self) -> bool:
+        with self._lock:
+            return not self._running and self._connection.is_idle()
+
+    def is_available(self) -> bool:
+        return not self._closing and self._connection.is_available()
+
+    def is_closed(self) -> bool:
+        return self._connection.is_closed()
+
+    def can_handle_request(self, origin: httpcore.Origin) -> bool:
+        return self._connection.can_handle_request(origin)
+
+    def info(self) -> str:
+        return self._connection.info()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._connection!r}>"
+
+    def _request_ended(self) -> None:
+        with self._lock:
+            self._running -= 1
+            shut = self._closing and not self._running
+        if shut:
+            self._connection.close()
+
+
+class _Body:
+    # A response's body stream, which tells its connection when the response is closed.
+
+    def __init__(self, chunks: Iterable[bytes], ended: Callable[[], None]) -> None:
+        self._chunks = chunks
+        self._ended: Callable[[], None] | None = ended
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._chunks
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._chunks, "close", None)
+            if close is not None:
+                close()
+        finally:
+            ended, self._ended = self._ended, None
+            if ended is not None:
+                ended()
+
+
+def guard_pools(holder: httpx.BaseTransport | httpx.Client) -> None:
+    """Make the connections of every httpcore pool behind ``holder`` `GuardedConnection`s.
+
+    ``holder`` is a transport built by a `KalshiClient` (an `httpx.HTTPTransport`, direct or
+    through an HTTP proxy, or a `SocksTransport`) or its internal `httpx.Client`, whose pools
+    are its transport's and those of the proxies it mounts. Call it before the first request.
+    """
+    transports: list[object] = [holder]
+    if isinstance(holder, httpx.Client):
+        transports = [holder._transport, *holder._mounts.values()]
+    for transport in transports:
+        pool = getattr(transport, "_pool", None)
+        if isinstance(pool, httpcore.ConnectionPool):
+            _guard(pool)
+
+
+def _guard(pool: httpcore.ConnectionPool) -> None:
+    create = pool.create_connection
+
+    def create_guarded(origin: httpcore.Origin) -> httpcore.ConnectionInterface:
+        return GuardedConnection(create(origin))
+
+    # The pool calls self.create_connection(origin) for each connection it opens.
+    pool.create_connection = create_guarded  # type: ignore[method-assign]
