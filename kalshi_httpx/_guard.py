@@ -1,4 +1,4 @@
-"""Connections of a blocking httpcore pool that no other thread closes while they are in use.
+"""Blocking httpcore pools that close no connection in use and keep no lock after a Ctrl-C.
 
 httpcore (1.0.9) looks over its pool's connections each time a request enters or leaves the
 pool, under the pool's lock, and closes those that look idle and expired, surplus or in the way.
@@ -19,12 +19,20 @@ is retried, but an order's POST fails after it was sent, and the caller cannot k
 exchange took it. The async pool does not race: its look and its close run without a yield
 between them.
 
-`guard_pools` makes every connection a pool creates a `GuardedConnection`: while a request runs
-on it, the pool sees it neither idle nor expired, and a close waits for the request's end. Its
-look at an idle connection and the start of a request on it take one lock, so the bytes the look
-sees are never an answer. Only httpcore's public connection interface is used; the pools are
-reached through the ``_pool`` attribute of httpx's transports (and of `SocksTransport`), which
-``tests/adapters/test_httpx_guard.py`` checks on every kind of pool a client builds.
+A Ctrl-C in a call could also hang that call for good: httpcore takes the pool's lock in a
+Python ``__enter__``, so the interrupt can come once the lock is taken and before the ``with``
+block owns it, and the pool's clean-up after the failed request takes the lock again and waits
+for itself (``fuzz/interrupt_stress.py --httpx`` hung so in 3 runs of 4).
+
+`guard_pools` gives each pool a plain `threading.Lock`, taken and given back in C, and makes
+every connection the pool creates a `GuardedConnection`: while a request runs on it, the pool
+sees it neither idle nor expired, and a close waits for the request's end. Its look at an idle
+connection and the start of a request on it take one lock, so the bytes the look sees are never
+an answer. A connection is wrapped through httpcore's public connection interface; the pools
+are reached through the ``_pool`` attribute of httpx's transports (and of `SocksTransport`), and
+their lock is their ``_optional_thread_lock``. ``tests/adapters/test_httpx_guard.py`` checks
+both on every kind of pool a client builds, so an httpx or httpcore that renames them fails
+there.
 """
 
 from __future__ import annotations
@@ -142,6 +150,12 @@ def guard_pools(holder: httpx.BaseTransport | httpx.Client) -> None:
 
 
 def _guard(pool: httpcore.ConnectionPool) -> None:
+    # httpcore's own lock takes the lock in a Python __enter__, which a Ctrl-C can leave after
+    # the lock is taken and before the with block owns it; the pool's request path then takes
+    # the lock again in its except clause and waits for itself for good. A plain lock is taken
+    # and given back in C, with no such gap. The pool uses its lock in with statements only.
+    if hasattr(pool, "_optional_thread_lock"):
+        pool._optional_thread_lock = threading.Lock()  # type: ignore[assignment]
     create = pool.create_connection
 
     def create_guarded(origin: httpcore.Origin) -> httpcore.ConnectionInterface:

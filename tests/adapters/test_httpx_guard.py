@@ -172,24 +172,32 @@ def test_a_request_waits_for_a_look_at_the_idle_connection_to_end() -> None:
 # ---- the pools a blocking client builds ------------------------------------------------------
 
 
-def connections(client: kalshi_httpx.KalshiClient) -> list[object]:
-    """The connections of every pool behind the client."""
+PLAIN_LOCK = type(threading.Lock())
+
+
+def pools(client: kalshi_httpx.KalshiClient) -> list[httpcore.ConnectionPool]:
+    """Every httpcore pool behind the client."""
     holders: list[object] = [client._transport] if client._transport is not None else []
     if client._http is not None:
         holders += [client._http._transport, *client._http._mounts.values()]
-    found: list[object] = []
-    for holder in holders:
-        pool = getattr(holder, "_pool", None)
-        if isinstance(pool, httpcore.ConnectionPool):
-            found += pool.connections
-    return found
+    found = [getattr(holder, "_pool", None) for holder in holders]
+    return [pool for pool in found if isinstance(pool, httpcore.ConnectionPool)]
 
 
 def assert_guarded(client: object) -> None:
     assert isinstance(client, kalshi_httpx.KalshiClient)
     client.exchange.status()
-    made = connections(client)
+    made = [each for pool in pools(client) for each in pool.connections]
     assert made and all(isinstance(each, GuardedConnection) for each in made), made
+    for pool in pools(client):
+        lock: object = pool._optional_thread_lock
+        assert type(lock) is PLAIN_LOCK
+
+
+def test_httpcore_still_names_the_pool_lock_that_the_guard_replaces() -> None:
+    # Renamed, the guard would set a lock the pool never takes; this is where that shows.
+    with httpcore.ConnectionPool() as pool:
+        assert isinstance(pool._optional_thread_lock, httpcore._synchronization.ThreadLock)
 
 
 @pytest.mark.flavours("httpx_sync")
@@ -252,3 +260,46 @@ def test_a_short_pool_race_run_answers_every_call() -> None:
     assert ok, line
     assert " calls answered, 0 failed;" in line
     assert not line.startswith("0 ")
+
+
+@pytest.mark.flavours("httpx_sync")
+async def test_an_interrupt_as_httpcore_takes_a_lock_does_not_hang_the_call(
+    kx: Driver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # httpcore's lock wrapper takes the lock in a Python __enter__, so a Ctrl-C can come once
+    # the lock is taken and before the with block owns it. When the pool's lock was such a
+    # wrapper, an interrupt as the pool's request path took it a second time (to assign the
+    # request a connection) left it held, and the path's except clause, which takes it again,
+    # waited for itself for good. Here the second wrapper taken in a call is interrupted so;
+    # the pool's lock is a plain one now, and the call either ends with the interrupt (if it
+    # took another wrapper of httpcore's) or answers.
+    enter = httpcore._synchronization.ThreadLock.__enter__
+    taken = [0]
+
+    def take_then_interrupt(
+        lock: httpcore._synchronization.ThreadLock,
+    ) -> httpcore._synchronization.ThreadLock:
+        held = enter(lock)
+        taken[0] += 1
+        if taken[0] == 2:
+            raise KeyboardInterrupt
+        return held
+
+    async with kx.client(limits=httpx.Limits(max_connections=1)) as client:
+        assert isinstance(client, kalshi_httpx.KalshiClient)
+        raised: list[BaseException] = []
+
+        def call() -> None:
+            try:
+                client.exchange.status()
+            except BaseException as exc:
+                raised.append(exc)
+
+        monkeypatch.setattr(httpcore._synchronization.ThreadLock, "__enter__", take_then_interrupt)
+        caller = threading.Thread(target=call, daemon=True)
+        caller.start()
+        caller.join(10)
+        monkeypatch.undo()
+        assert not caller.is_alive(), "the interrupted call waits for a lock it holds itself"
+        assert [type(exc) for exc in raised] in ([], [KeyboardInterrupt])
+        assert client.exchange.status().trading_active is not None

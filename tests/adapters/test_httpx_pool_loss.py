@@ -142,13 +142,14 @@ async def test_an_interrupt_as_a_blocking_call_closes_its_response_loses_no_conn
 async def test_an_interrupt_that_leaves_a_lock_of_httpcore_held_hangs_no_later_call(
     kx: Driver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The interrupt comes as httpcore's lock has been taken, before its with block owns it.
-    enter = httpcore._synchronization.ThreadLock.__enter__
+    # The interrupt comes as one of httpcore's locks has been taken, before its with block owns
+    # it: the first a call takes, its connection's request lock. (The pool's own lock is a plain
+    # one in a pool the client builds, whose taking no interrupt can cut; see kalshi_httpx._guard
+    # and tests/adapters/test_httpx_guard.py.)
+    enter = httpcore._synchronization.Lock.__enter__
     interrupts = [KeyboardInterrupt()]
 
-    def take_then_interrupt(
-        lock: httpcore._synchronization.ThreadLock,
-    ) -> httpcore._synchronization.ThreadLock:
+    def take_then_interrupt(lock: httpcore._synchronization.Lock) -> httpcore._synchronization.Lock:
         taken = enter(lock)
         if interrupts:
             raise interrupts.pop()
@@ -158,10 +159,11 @@ async def test_an_interrupt_that_leaves_a_lock_of_httpcore_held_hangs_no_later_c
         assert isinstance(client, kalshi_httpx.KalshiClient)
         client.exchange.status()
         first_pool = client._transport
-        monkeypatch.setattr(httpcore._synchronization.ThreadLock, "__enter__", take_then_interrupt)
+        monkeypatch.setattr(httpcore._synchronization.Lock, "__enter__", take_then_interrupt)
         with pytest.raises(KeyboardInterrupt):
             client.exchange.status()
         monkeypatch.undo()
+        assert not interrupts
         # A call that waits for the held lock never returns: made in a thread of its own.
         answered: list[object] = []
         later = threading.Thread(
@@ -171,8 +173,8 @@ async def test_an_interrupt_that_leaves_a_lock_of_httpcore_held_hangs_no_later_c
         later.join(10)
         assert answered, "the call after the interrupt hung on the lock it left held"
         assert client._transport is not first_pool
-    # The old pool's lock is held for good: its connection is left to the garbage collector,
-    # which would warn of it; closed here, without the pool's lock.
+    # The old pool's connection holds its lock for good, and is left to the garbage collector,
+    # which would warn of it; closed here, without that lock.
     for connection in first_pool._pool.connections:  # type: ignore[union-attr]
         connection.close()
     assert open_sockets_to(kx.server.port) == 0
