@@ -20,6 +20,7 @@ import kalshi_httpx
 from fuzz import pool_race
 from kalshi_httpx._guard import GuardedConnection
 from tests.adapters.conftest import Driver
+from tests.adapters.test_httpx_pool_loss import status_in_thread
 from tests.helpers.proxy import tunnel_proxy
 from tests.helpers.socks import socks_proxy
 
@@ -287,17 +288,8 @@ async def test_an_interrupt_as_httpcore_takes_a_lock_does_not_hang_the_call(
 
     async with kx.client(limits=httpx.Limits(max_connections=1)) as client:
         assert isinstance(client, kalshi_httpx.KalshiClient)
-        raised: list[BaseException] = []
-
-        def call() -> None:
-            try:
-                client.exchange.status()
-            except BaseException as exc:
-                raised.append(exc)
-
         monkeypatch.setattr(httpcore._synchronization.ThreadLock, "__enter__", take_then_interrupt)
-        caller = threading.Thread(target=call, daemon=True)
-        caller.start()
+        caller, raised = status_in_thread(client)
         caller.join(10)
         monkeypatch.undo()
         assert not caller.is_alive(), "the interrupted call waits for a lock it holds itself"

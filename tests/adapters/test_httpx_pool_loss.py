@@ -74,6 +74,40 @@ def before_taking(monkeypatch: pytest.MonkeyPatch, hook: Callable[[], Awaitable[
     )
 
 
+def counting_new_pools(
+    client: kalshi_httpx.KalshiClient | kalshi_httpx.AsyncKalshiClient,
+) -> list[None]:
+    """A list that gets an item each time the client builds a pool from now on."""
+    built: list[None] = []
+    new_pool = client._new_pool
+    assert new_pool is not None
+
+    def count_and_build() -> None:
+        built.append(None)
+        new_pool()
+
+    client._new_pool = count_and_build
+    return built
+
+
+def status_in_thread(
+    client: kalshi_httpx.KalshiClient,
+) -> tuple[threading.Thread, list[BaseException]]:
+    """Start ``client.exchange.status()`` in a daemon thread (a call that hangs cannot hold up
+    the test run); the list gets what the call raises."""
+    raised: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            client.exchange.status()
+        except BaseException as exc:
+            raised.append(exc)
+
+    caller = threading.Thread(target=call, daemon=True)
+    caller.start()
+    return caller, raised
+
+
 @pytest.mark.flavours("httpx_async-asyncio")
 async def test_asyncio_cancelling_a_call_as_it_closes_its_response_loses_no_connection(
     kx: Driver, monkeypatch: pytest.MonkeyPatch
@@ -328,15 +362,7 @@ async def test_a_call_cancelled_after_the_close_builds_no_new_pool(
     client = kx.build(retry=NO_RETRY, timeout=5.0, limits=ONE_CONNECTION)
     assert isinstance(client, kalshi_httpx.AsyncKalshiClient)
     pool = client._transport
-    built: list[object] = []
-    new_pool = client._new_pool
-    assert new_pool is not None
-
-    def count_and_build() -> None:
-        built.append(None)
-        new_pool()
-
-    client._new_pool = count_and_build
+    built = counting_new_pools(client)
     async with anyio.create_task_group() as group:
         group.start_soon(client.exchange.status)
         await holding.wait()
@@ -371,28 +397,11 @@ async def test_an_interrupt_after_the_close_builds_no_new_pool(
     client = kx.build(retry=NO_RETRY, timeout=5.0, limits=ONE_CONNECTION)
     assert isinstance(client, kalshi_httpx.KalshiClient)
     pool = client._transport
-    built: list[object] = []
-    new_pool = client._new_pool
-    assert new_pool is not None
-
-    def count_and_build() -> None:
-        built.append(None)
-        new_pool()
-
-    client._new_pool = count_and_build
+    built = counting_new_pools(client)
     monkeypatch.setattr(
         httpcore._sync.http11.HTTP11Connection, "handle_request", pause_then_interrupt
     )
-    raised: list[BaseException] = []
-
-    def call() -> None:
-        try:
-            client.exchange.status()
-        except BaseException as exc:
-            raised.append(exc)
-
-    caller = threading.Thread(target=call, daemon=True)
-    caller.start()
+    caller, raised = status_in_thread(client)
     assert holding.wait(10)
     client.close()
     closed.set()
