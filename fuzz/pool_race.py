@@ -20,7 +20,6 @@ import argparse
 import collections
 import contextlib
 import ssl
-import subprocess
 import sys
 import tempfile
 import threading
@@ -29,6 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from unittest import mock
+from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -38,6 +38,7 @@ import kalshi_httpx
 from fuzz._stress import Outcome, dropped_sockets, report
 from kalshi_proto.errors import KalshiError
 from kalshi_proto.rest.retry import RetryPolicy
+from tests.helpers.exchange_process import exchange_process
 from tests.helpers.sockets import sockets_to
 
 
@@ -47,26 +48,18 @@ def exchange(tls: bool) -> Iterator[tuple[int, dict[str, Any]]]:
     the client's threads for this interpreter's lock; its port and the client's options."""
     with tempfile.TemporaryDirectory() as folder:
         key_file, ca_file = Path(folder, "key.pem"), Path(folder, "ca.pem")
-        command = [sys.executable, "-m", "kalshi_anyio.sim", "--port", "0"]
-        command += ["--key-type", "ed25519", "--key-file", str(key_file)]
-        if tls:
-            command += ["--tls", "--ca-file", str(ca_file)]
-        with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
-            try:
-                assert process.stdout is not None
-                base_url = process.stdout.readline().split(" at ", 1)[1].strip()
-                process.stdout.readline()  # the key id
-                options: dict[str, Any] = {
-                    "base_url": base_url,
-                    "key_id": "local-trader-key",
-                    "private_key_path": key_file,
-                }
-                if tls:
-                    options["verify"] = ssl.create_default_context(cafile=ca_file)
-                yield int(base_url.split(":")[2].split("/")[0]), options
-            finally:
-                process.terminate()
-                process.wait(10)
+        flags = ["--key-type", "ed25519"] + (["--tls", "--ca-file", str(ca_file)] if tls else [])
+        with exchange_process(*flags, key_file=key_file) as base_url:
+            options: dict[str, Any] = {
+                "base_url": base_url,
+                "key_id": "local-trader-key",
+                "private_key_path": key_file,
+            }
+            if tls:
+                options["verify"] = ssl.create_default_context(cafile=ca_file)
+            port = urlsplit(base_url).port
+            assert port is not None
+            yield port, options
 
 
 def run(seconds: float, threads: int, connections: int, tls: bool, guarded: bool) -> Outcome:

@@ -8,8 +8,6 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,30 +17,12 @@ from kalshi_proto.errors import CertificateError, RateLimitError
 from kalshi_proto.rest.retry import RetryPolicy
 from kalshi_proto.sim.scenarios import default_scenario
 from kalshi_sync import KalshiClient
-
-
-@contextmanager
-def exchange(*flags: str, key_file: Path) -> Iterator[str]:
-    command = [sys.executable, "-m", "kalshi_anyio.sim", "--port", "0", "--key-file", str(key_file), *flags]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout is not None
-        first = process.stdout.readline()
-        scheme = "https" if "--tls" in flags else "http"
-        assert first.startswith(f"local Kalshi exchange at {scheme}://127.0.0.1:"), first
-        key_line = process.stdout.readline()
-        assert "key id:      local-trader-key" in key_line
-        yield first.removeprefix("local Kalshi exchange at ").strip()
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        if process.stdout is not None:
-            process.stdout.close()
+from tests.helpers.exchange_process import exchange_process
 
 
 def test_the_command_serves_the_default_scenario_with_a_key_file(tmp_path: Path) -> None:
     key_file = tmp_path / "trader.pem"
-    with exchange("--key-type", "ed25519", key_file=key_file) as base_url:
+    with exchange_process("--key-type", "ed25519", key_file=key_file) as base_url:
         assert key_file.stat().st_mode & 0o777 == 0o600
         with KalshiClient(base_url=base_url, key_id="local-trader-key", private_key_path=key_file) as client:
             assert client.portfolio.balance().balance_dollars == 10_000
@@ -52,7 +32,7 @@ def test_the_command_serves_the_default_scenario_with_a_key_file(tmp_path: Path)
 def test_with_tls_the_command_writes_the_ca_for_clients_in_other_processes(tmp_path: Path) -> None:
     ca_file = tmp_path / "ca.pem"
     key_file = tmp_path / "trader.pem"
-    with exchange("--tls", "--ca-file", str(ca_file), key_file=key_file) as base_url:
+    with exchange_process("--tls", "--ca-file", str(ca_file), key_file=key_file) as base_url:
         trusting = ssl.create_default_context(cafile=ca_file)
         with KalshiClient(
             base_url=base_url, ssl_context=trusting, key_id="local-trader-key", private_key_path=key_file
@@ -70,18 +50,18 @@ def test_the_command_takes_a_scenario_file_and_faults(tmp_path: Path) -> None:
     path = tmp_path / "small.json"
     path.write_text(json.dumps(scenario))
     key_file = tmp_path / "trader.pem"
-    with exchange("--scenario", str(path), "--fault-429", "1", "--retry-after", "2", key_file=key_file) as base_url:
+    with exchange_process("--scenario", str(path), "--fault-429", "1", "--retry-after", "2", key_file=key_file) as base_url:
         with KalshiClient(base_url=base_url, retry=RetryPolicy.disabled()) as client:
             with pytest.raises(RateLimitError) as limited:
                 client.markets.list()
             assert limited.value.retry_after == 2
-    with exchange("--scenario", str(path), key_file=key_file) as base_url:
+    with exchange_process("--scenario", str(path), key_file=key_file) as base_url:
         with KalshiClient(base_url=base_url) as client:
             assert len(client.markets.list()) == 2
 
 
 def test_the_command_closes_idle_connections_after_idle_timeout(tmp_path: Path) -> None:
-    with exchange("--idle-timeout", "0.3", key_file=tmp_path / "trader.pem") as base_url:
+    with exchange_process("--idle-timeout", "0.3", key_file=tmp_path / "trader.pem") as base_url:
         host, port = urlsplit(base_url).hostname, urlsplit(base_url).port
         assert host is not None and port is not None
         with socket.create_connection((host, port), timeout=10) as sock:
