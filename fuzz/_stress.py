@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import random
+import ssl
+import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sized
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
-__all__ = ["Outcome", "dropped_sockets", "pick_seed", "report", "run_setups"]
+from tests.helpers.exchange_process import exchange_process
+
+__all__ = ["Outcome", "dropped_sockets", "exchange_apart", "pick_seed", "report", "run_setups"]
 
 #: What one setup's run found: whether it held, and the line that says so.
 Outcome = tuple[bool, str]
@@ -31,6 +38,29 @@ def dropped_sockets() -> Iterator[list[str]]:
             yield dropped
     finally:
         warnings._showwarnmsg_impl = show  # type: ignore[attr-defined]
+
+
+@contextmanager
+def exchange_apart(tls: bool, *, httpx: bool) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The local exchange in a process of its own, as a real one would be: it competes with no
+    client thread for this interpreter's lock, and nothing the client process does to its own
+    descriptors can reach the exchange's sockets. Yields its port and the keyword arguments of
+    a client of it: a `kalshi_httpx` one (``httpx``), or a `kalshi_sync` one."""
+    with tempfile.TemporaryDirectory() as folder:
+        key_file, ca_file = Path(folder, "key.pem"), Path(folder, "ca.pem")
+        flags = ["--key-type", "ed25519"] + (["--tls", "--ca-file", str(ca_file)] if tls else [])
+        with exchange_process(*flags, key_file=key_file) as base_url:
+            options: dict[str, Any] = {
+                "base_url": base_url,
+                "key_id": "local-trader-key",
+                "private_key_path": key_file,
+            }
+            if tls:
+                trust = ssl.create_default_context(cafile=ca_file)
+                options["verify" if httpx else "ssl_context"] = trust
+            port = urlsplit(base_url).port
+            assert port is not None
+            yield port, options
 
 
 def report(still_open: int, done: str, dropped: Sized) -> Outcome:

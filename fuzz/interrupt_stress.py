@@ -2,7 +2,7 @@
 
 A timer (``SIGALRM``) raises KeyboardInterrupt, as Ctrl-C's handler does, at a random moment of
 each call of one `kalshi_sync.KalshiClient` (one connection slot, no retries) against the local
-exchange on loopback, thousands of times, on plain TCP or TLS, with or without client-side rate
+exchange on loopback (in a process of its own), thousands of times, on plain TCP or TLS, with or without client-side rate
 limiting. After every call, interrupted or not, the client must have its slot back and no
 waiter queued, and its locks must be free; at the end, one more call must work and, once the
 client is closed, no socket of this process may be connected to the exchange.
@@ -37,6 +37,7 @@ import time
 from functools import partial
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -44,8 +45,7 @@ import httpx
 
 import kalshi_httpx
 import kalshi_sync
-from fuzz._stress import Outcome, dropped_sockets, pick_seed, report, run_setups
-from kalshi_anyio.sim import serve_exchange_in_thread
+from fuzz._stress import Outcome, dropped_sockets, exchange_apart, pick_seed, report, run_setups
 from kalshi_proto.errors import ConnectTimeout, KalshiError
 from kalshi_proto.rest.ratelimit import BucketLimit, RateLimiter
 from kalshi_proto.rest.retry import RetryPolicy
@@ -81,48 +81,75 @@ def problems(client: kalshi_sync.KalshiClient | kalshi_httpx.KalshiClient) -> st
     return None
 
 
+Client = kalshi_sync.KalshiClient | kalshi_httpx.KalshiClient
+
+
+def new_client(options: dict[str, Any], rate_limit: bool, on_httpx: bool) -> Client:
+    """A client with one connection and no retries, of the flavour the run stresses."""
+    options = dict(options)
+    if rate_limit:
+        plenty = BucketLimit(refill_rate=1e9, capacity=1e9)
+        options["rate_limit"] = RateLimiter(plenty, plenty)
+    if on_httpx:
+        return kalshi_httpx.KalshiClient(
+            limits=httpx.Limits(max_connections=1),
+            retry=RetryPolicy.disabled(),
+            timeout=2.0,
+            **options,
+        )
+    return kalshi_sync.KalshiClient(
+        max_connections=1, retry=RetryPolicy.disabled(), timeout=2.0, **options
+    )
+
+
+def call_times(options: dict[str, Any], rate_limit: bool, on_httpx: bool) -> tuple[float, float]:
+    """How long a call takes, in seconds: on a pooled connection, and one that connects first
+    (as the call after an interrupt mostly does; over TLS, several times longer)."""
+    with new_client(options, rate_limit, on_httpx) as client:
+        client.exchange.status()
+        started = time.perf_counter()
+        for _ in range(50):
+            client.exchange.status()
+        pooled = (time.perf_counter() - started) / 50
+    connecting = 0.0
+    for _ in range(10):
+        with new_client(options, rate_limit, on_httpx) as client:
+            started = time.perf_counter()
+            client.exchange.status()
+            connecting += (time.perf_counter() - started) / 10
+    return pooled, connecting
+
+
 def run(calls: int, seed: int, tls: bool, rate_limit: bool, on_httpx: bool) -> Outcome:
     rng = random.Random(seed)
     with (
         dropped_sockets() as dropped,
-        serve_exchange_in_thread(tls=tls, key_type="ed25519") as local,
+        exchange_apart(tls, httpx=on_httpx) as (port, options),
     ):
-        port = local.server.port
-        options = local.client_options(httpx=on_httpx)
-        if rate_limit:
-            plenty = BucketLimit(refill_rate=1e9, capacity=1e9)
-            options["rate_limit"] = RateLimiter(plenty, plenty)
-        client: kalshi_sync.KalshiClient | kalshi_httpx.KalshiClient
-        if on_httpx:
-            client = kalshi_httpx.KalshiClient(
-                limits=httpx.Limits(max_connections=1),
-                retry=RetryPolicy.disabled(),
-                timeout=2.0,
-                **options,
-            )
-        else:
-            client = kalshi_sync.KalshiClient(
-                max_connections=1, retry=RetryPolicy.disabled(), timeout=2.0, **options
-            )
+        pooled, connecting = call_times(options, rate_limit, on_httpx)
+        client = new_client(options, rate_limit, on_httpx)
         previous = signal.signal(signal.SIGALRM, _interrupt)
         try:
-            started = time.perf_counter()
-            for _ in range(50):
-                client.exchange.status()
-            per_call = (time.perf_counter() - started) / 50
+            client.exchange.status()
             interrupted = 0
+            reconnects = False  # the call before was cut short: this one most likely connects
             for number in range(calls):
+                # A moment anywhere in the call, or just after it (the timer is then stopped).
+                span = (connecting if reconnects else pooled) * 1.5
                 try:
                     ARMED[0] = True
-                    signal.setitimer(signal.ITIMER_REAL, rng.uniform(0.0, per_call * 3.0))
+                    signal.setitimer(signal.ITIMER_REAL, rng.uniform(0.0, span))
                     client.exchange.status()
                     ARMED[0] = False
+                    reconnects = False
                 except KeyboardInterrupt:
                     interrupted += 1
+                    reconnects = True
                 except ConnectTimeout as exc:  # loopback answers: a connection slot was lost
                     return False, f"call {number + 1} found no free connection: {exc}"
                 except KalshiError:
-                    pass  # a connection cut by the server as an interrupted one was closed
+                    # A connection the server cut as an interrupted one was closed.
+                    reconnects = True
                 finally:
                     ARMED[0] = False
                     signal.setitimer(signal.ITIMER_REAL, 0)
@@ -143,11 +170,8 @@ def run(calls: int, seed: int, tls: bool, rate_limit: bool, on_httpx: bool) -> O
             ARMED[0] = False
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
-    return report(
-        still_open,
-        f"{interrupted} of {calls} calls interrupted (a call takes {per_call * 1e6:.0f} µs)",
-        dropped,
-    )
+    took = f"a call takes {pooled * 1e6:.0f} µs, {connecting * 1e6:.0f} µs if it connects"
+    return report(still_open, f"{interrupted} of {calls} calls interrupted ({took})", dropped)
 
 
 def main() -> int:

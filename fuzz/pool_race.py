@@ -19,47 +19,21 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
-import ssl
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 from unittest import mock
-from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 
 import kalshi_httpx
-from fuzz._stress import Outcome, dropped_sockets, report
+from fuzz._stress import Outcome, dropped_sockets, exchange_apart, report
 from kalshi_proto.errors import KalshiError
 from kalshi_proto.rest.retry import RetryPolicy
-from tests.helpers.exchange_process import exchange_process
 from tests.helpers.sockets import sockets_to
-
-
-@contextlib.contextmanager
-def exchange(tls: bool) -> Iterator[tuple[int, dict[str, Any]]]:
-    """The local exchange in a process of its own, as a real one would be, not competing with
-    the client's threads for this interpreter's lock; its port and the client's options."""
-    with tempfile.TemporaryDirectory() as folder:
-        key_file, ca_file = Path(folder, "key.pem"), Path(folder, "ca.pem")
-        flags = ["--key-type", "ed25519"] + (["--tls", "--ca-file", str(ca_file)] if tls else [])
-        with exchange_process(*flags, key_file=key_file) as base_url:
-            options: dict[str, Any] = {
-                "base_url": base_url,
-                "key_id": "local-trader-key",
-                "private_key_path": key_file,
-            }
-            if tls:
-                options["verify"] = ssl.create_default_context(cafile=ca_file)
-            port = urlsplit(base_url).port
-            assert port is not None
-            yield port, options
 
 
 def run(seconds: float, threads: int, connections: int, tls: bool, guarded: bool) -> Outcome:
@@ -67,7 +41,7 @@ def run(seconds: float, threads: int, connections: int, tls: bool, guarded: bool
     calls = [0] * threads
     unguarded = mock.patch("kalshi_httpx._sync.guard_pools", lambda holder: None)
     with contextlib.nullcontext() if guarded else unguarded:
-        with dropped_sockets() as dropped, exchange(tls) as (port, options):
+        with dropped_sockets() as dropped, exchange_apart(tls, httpx=True) as (port, options):
             client = kalshi_httpx.KalshiClient(
                 limits=httpx.Limits(max_connections=connections),
                 retry=RetryPolicy.disabled(),

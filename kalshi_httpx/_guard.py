@@ -24,6 +24,10 @@ Python ``__enter__``, so the interrupt can come once the lock is taken and befor
 block owns it, and the pool's clean-up after the failed request takes the lock again and waits
 for itself (``fuzz/interrupt_stress.py --httpx`` hung so in 3 runs of 4).
 
+A Ctrl-C inside the ``wrap_socket`` of httpcore's TLS start could leave two sockets owning one
+descriptor, both closed by the garbage collector (`kalshi_proto.tls_wrap`); a guarded
+connection closes it once, at once, as the interrupt passes.
+
 `guard_pools` gives each pool a plain `threading.Lock`, taken and given back in C, and makes
 every connection the pool creates a `GuardedConnection`: while a request runs on it, the pool
 sees it neither idle nor expired, and a close waits for the request's end. Its look at an idle
@@ -42,6 +46,8 @@ from collections.abc import Callable, Iterable, Iterator
 
 import httpcore
 import httpx
+
+from kalshi_proto.tls_wrap import interrupted_tls_wrap
 
 __all__ = ["GuardedConnection", "guard_pools"]
 
@@ -66,7 +72,8 @@ class GuardedConnection(httpcore.ConnectionInterface):
             self._running += 1
         try:
             response = self._connection.handle_request(request)
-        except BaseException:
+        except BaseException as exc:
+            _settle_interrupted_wrap(exc)
             self._request_ended()
             raise
         stream = response.stream
@@ -131,6 +138,17 @@ class _Body:
             ended, self._ended = self._ended, None
             if ended is not None:
                 ended()
+
+
+def _settle_interrupted_wrap(error: BaseException) -> None:
+    # A Ctrl-C inside the wrap_socket of httpcore's TLS start can leave the TLS socket it was
+    # making and the plain one owning one descriptor (`kalshi_proto.tls_wrap`); httpcore closes
+    # neither on a KeyboardInterrupt, and the garbage collector would close both. The TLS socket
+    # lets go, the plain one closes it, now.
+    found = interrupted_tls_wrap(error)
+    if found is not None:
+        found.made.detach()
+        found.wrapped.close()
 
 
 def guard_pools(holder: httpx.BaseTransport | httpx.Client) -> None:

@@ -30,6 +30,7 @@ from kalshi_proto.errors import (
 from kalshi_proto.proxy import TUNNEL_READ_SIZE, ProxyUrl, Tunnel, tunnel_for
 from kalshi_proto.rest.hold import Hold, SlotQueue
 from kalshi_proto.rest.http11 import http11_only
+from kalshi_proto.tls_wrap import interrupted_tls_wrap
 
 __all__ = [
     "FORKS",
@@ -274,6 +275,8 @@ def _connect(
         tls = ssl_context.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
         tls.do_handshake()
     except BaseException as exc:
+        if tls is None:
+            _settle_interrupted_wrap(exc)
         (sock if tls is None else tls).close()
         if isinstance(exc, TimeoutError):
             raise ConnectTimeout(f"the TLS handshake with {host}:{port} timed out") from None
@@ -291,6 +294,15 @@ def _connect(
     except BaseException:  # interrupted as it began (a Ctrl-C)
         tls.close()
         raise
+
+
+def _settle_interrupted_wrap(error: BaseException) -> None:
+    # A Ctrl-C inside wrap_socket can leave the TLS socket it was making and ``sock`` owning
+    # one descriptor (`kalshi_proto.tls_wrap`): the TLS socket lets go, ``sock`` closes it.
+    found = interrupted_tls_wrap(error)
+    if found is not None:
+        found.made.detach()
+        found.wrapped.close()
 
 
 def close_all(streams: Iterable[Stream]) -> None:
