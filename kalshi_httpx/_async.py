@@ -377,7 +377,13 @@ class AsyncKalshiClient(AsyncClientBase):
                 # the one this call ran on, which may have been replaced since.
                 await busy.aclose()
                 connection = reply.extensions.get("network_stream")
-                if connection is not None:
+                # Over HTTP/2 the connection carries other calls' requests too. The blocking
+                # pool built here closes it after the last of them (see _guard).
+                # unasync: async only
+                guarded = False  # the async pool closed it at once, under every request on it
+                # unasync: end
+                # unasync: blocking only: guarded = self._new_pool is not None
+                if connection is not None and not (guarded and reply.http_version == "HTTP/2"):
                     await connection.aclose()
             received = tuple(
                 (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in reply.headers.raw

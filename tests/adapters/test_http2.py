@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import gc
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -19,11 +21,21 @@ import anyio
 import pytest
 
 import kalshi_httpx
+from kalshi_httpx._guard import GuardedConnection
 from kalshi_proto.errors import ConfigurationError, RateLimitError, ReadTimeout, ValidationError
 from kalshi_proto.rest.generated.models import CreateOrderV2Response, GetBalanceResponse, Market
 from kalshi_proto.rest.retry import RetryPolicy
-from tests.adapters.conftest import Driver, Flavour, backend_of, collect, maybe
+from tests.adapters.conftest import (
+    Driver,
+    Flavour,
+    backend_of,
+    collect,
+    maybe,
+    open_sockets_to,
+    run_in_threads,
+)
 from tests.adapters.server import PAGE_SIZE, PAGES, ApiServer, Fault, running_server
+from tests.adapters.test_httpx_guard import pools
 from tests.adapters.test_rest_clients import ORDER_JSON, ORDERS, order_request
 from tests.helpers.socks import socks_proxy
 
@@ -161,6 +173,41 @@ async def test_concurrent_calls_share_one_http2_connection(kx: Driver) -> None:
     seen = kx.server.requests(BALANCE)
     assert len(seen) == 11
     assert {(r.http_version, r.auth) for r in seen} == {("2", kx.server.ed25519.key_id)}
+    assert kx.server.connections() == 1
+
+
+@pytest.mark.flavours("httpx_sync")
+async def test_threads_share_one_http2_connection_and_a_close_lets_them_finish(
+    kx: Driver,
+) -> None:
+    # The blocking client's guarded connection counts the requests running on it at once; a
+    # close while they run must wait for the last of them, then close the connection.
+    replies: list[object] = []
+    client = kx.build(http2=True)
+    assert isinstance(client, kalshi_httpx.KalshiClient)
+    client.portfolio.balance()  # the connection is made
+    (connection,) = [each for pool in pools(client) for each in pool.connections]
+    assert isinstance(connection, GuardedConnection)
+    kx.server.script(BALANCE, Fault(delay=0.5), times=8)
+
+    def call() -> None:
+        replies.append(client.portfolio.balance())
+
+    calls = threading.Thread(target=lambda: replies.extend(run_in_threads(call, 8)))
+    calls.start()
+    deadline = time.monotonic() + 10
+    while connection._running < 8 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert connection._running == 8  # eight requests at once on the one connection
+    client.close()
+    assert open_sockets_to(kx.server.port) == 1  # kept for the requests still running
+    calls.join(30)
+    assert not calls.is_alive()
+    assert len(replies) == 8
+    assert all(isinstance(reply, GetBalanceResponse) for reply in replies), [type(r).__name__ for r in replies]
+    assert open_sockets_to(kx.server.port) == 0
+    seen = kx.server.requests(BALANCE)
+    assert [(r.status, r.http_version) for r in seen] == [(200, "2")] * 9
     assert kx.server.connections() == 1
 
 
