@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import random
 import ssl
 import tempfile
@@ -14,7 +15,15 @@ from urllib.parse import urlsplit
 
 from tests.helpers.exchange_process import exchange_process
 
-__all__ = ["Outcome", "dropped_sockets", "exchange_apart", "pick_seed", "report", "run_setups"]
+__all__ = [
+    "Outcome",
+    "dropped_sockets",
+    "exchange_apart",
+    "pick_seed",
+    "report",
+    "run_setups",
+    "tally",
+]
 
 #: What one setup's run found: whether it held, and the line that says so.
 Outcome = tuple[bool, str]
@@ -69,6 +78,17 @@ def report(still_open: int, done: str, dropped: Sized) -> Outcome:
     if still_open:
         return False, f"{still_open} socket(s) still connected after close"
     return True, f"{done}; {len(dropped)} socket(s) closed by the garbage collector"
+
+
+def tally(
+    failures: collections.Counter[str], still_open: int, done: str, dropped: Sized
+) -> Outcome:
+    """The outcome of a run that counted its failed calls by kind: it fails if any call failed,
+    naming the three commonest kinds, and otherwise as `report` says."""
+    if failures:
+        shown = "; ".join(f"{count} x {what}" for what, count in failures.most_common(3))
+        return False, f"{done}: {shown}"
+    return report(still_open, done, dropped)
 
 
 def pick_seed(given: int | None) -> int:

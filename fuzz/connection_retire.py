@@ -38,7 +38,7 @@ import hypercorn.config
 import kalshi_anyio
 import kalshi_httpx
 import kalshi_sync
-from fuzz._stress import Outcome, dropped_sockets, report
+from fuzz._stress import Outcome, dropped_sockets, tally
 from kalshi_proto.errors import KalshiError
 from kalshi_proto.rest.retry import RetryPolicy
 from tests.adapters.server import ApiServer, running_server
@@ -123,10 +123,7 @@ def run(server: ApiServer, seconds: float, callers: int, connections: int, kind:
         f"{calls[0]:,} calls answered, {sum(failures.values())} failed, "
         f"over {server.connections()} connections"
     )
-    if failures:
-        shown = "; ".join(f"{count} x {what}" for what, count in failures.most_common(3))
-        return False, f"{done}: {shown}"
-    return report(still_open, done, dropped)
+    return tally(failures, still_open, done, dropped)
 
 
 def main() -> int:

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx
 
 import kalshi_httpx
-from fuzz._stress import Outcome, dropped_sockets, exchange_apart, report
+from fuzz._stress import Outcome, dropped_sockets, exchange_apart, tally
 from kalshi_proto.errors import KalshiError
 from kalshi_proto.rest.retry import RetryPolicy
 from tests.helpers.sockets import sockets_to
@@ -66,10 +66,7 @@ def run(seconds: float, threads: int, connections: int, tls: bool, guarded: bool
             client.close()
             still_open = sockets_to(port)
     done = f"{sum(calls):,} calls answered, {sum(failures.values())} failed"
-    if failures:
-        shown = "; ".join(f"{count} x {what}" for what, count in failures.most_common(3))
-        return False, f"{done}: {shown}"
-    return report(still_open, done, dropped)
+    return tally(failures, still_open, done, dropped)
 
 
 def main() -> int:
