@@ -344,10 +344,10 @@ class KalshiClient(ClientBase):
                 # the one this call ran on, which may have been replaced since.
                 busy.close()
                 connection = reply.extensions.get("network_stream")
-                # Over HTTP/2 the connection carries other calls' requests too. The blocking
-                # pool built here closes it after the last of them (see _guard).
+                # A blocking pool built here closes each of its connections itself, after the
+                # last request on it (see _guard): an HTTP/2 one carries other calls' too.
                 guarded = self._new_pool is not None
-                if connection is not None and not (guarded and reply.http_version == "HTTP/2"):
+                if connection is not None and not guarded:
                     connection.close()
             received = tuple(
                 (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in reply.headers.raw
