@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import random
 import ssl
 import sys
@@ -219,6 +220,20 @@ def serve_exchange_in_thread(**kwargs: Any) -> Iterator[LocalExchange]:
         yield dataclasses.replace(local, portal=portal)
 
 
+def _write_private(path: Path, data: bytes) -> None:
+    """Write a private key to ``path``, readable and writable by its owner only from the first
+    byte: the file is made with mode 0600 (and an existing one set to it) before anything is
+    written, rather than written with the usual mode and narrowed afterwards."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # a file that was there keeps its own mode otherwise
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
 def main(argv: list[str] | None = None) -> int:
     """The ``python -m kalshi_anyio.sim`` command."""
     parser = argparse.ArgumentParser(prog="python -m kalshi_anyio.sim", description="Serve the local Kalshi exchange on loopback.")
@@ -266,8 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         ) as local:
             # Every file is written before the first line, which tells a waiting script that
             # the exchange is ready.
-            args.key_file.write_bytes(local.private_key_pem)
-            args.key_file.chmod(0o600)
+            _write_private(args.key_file, local.private_key_pem)
             if local.server.ca_pem is not None:
                 args.ca_file.write_bytes(local.server.ca_pem)
             print(f"local Kalshi exchange at {local.base_url}")

@@ -9,6 +9,7 @@ signature with the public key and follows a per-test fault script.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import gzip
 import json
@@ -16,10 +17,12 @@ import logging
 import os
 import re
 import resource
+import socket
 import ssl
+import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -598,6 +601,67 @@ async def test_untrusted_certificate_is_a_certificate_error_that_is_not_retried(
     # One attempt: after four, the note would say "attempt 4 of 4, no attempts left".
     assert info.value.__notes__ == ["not retried: the server's certificate failed verification"]
     assert kx.server.requests() == []
+
+
+@contextlib.contextmanager
+def plain_http_listener(answer: bytes) -> Iterator[tuple[int, list[bytes]]]:
+    """A loopback port where no TLS is spoken: each connection's first bytes (a ClientHello,
+    for a TLS client) are recorded, ``answer`` is written back and the connection closed.
+    Yields the port and the list of first reads."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)
+    stopping = threading.Event()
+    received: list[bytes] = []
+
+    def serve() -> None:
+        while not stopping.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(2)
+                try:
+                    received.append(conn.recv(65536))
+                    conn.sendall(answer)
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=serve, name="plain-http", daemon=True)
+    thread.start()
+    try:
+        yield int(listener.getsockname()[1]), received
+    finally:
+        stopping.set()
+        thread.join(10)
+        listener.close()
+
+
+async def test_a_server_that_does_not_speak_tls_is_a_connect_error_that_is_retried(
+    kx: Driver,
+) -> None:
+    # An https URL to a plain HTTP port (a port mix-up, a proxy answering in clear): the
+    # handshake reads an HTTP answer where a TLS record should be. That fails before a byte of
+    # the request is written, so a GET is tried again; the error names where, and says it was
+    # the handshake, not a certificate.
+    answer = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    with plain_http_listener(answer) as (port, received):
+        base_url = f"https://127.0.0.1:{port}{PREFIX}"
+        twice = RetryPolicy(max_attempts=2, base_delay=0.01)
+        async with kx.client(base_url=base_url, retry=twice) as client:
+            with pytest.raises(ConnectError) as info:
+                await maybe(client.markets.get("KX"))
+        left_open = open_sockets_to(port)
+    error = info.value
+    assert not isinstance(error, CertificateError)
+    assert str(error).startswith(f"TLS handshake with 127.0.0.1:{port} failed: ")
+    assert "WRONG_VERSION_NUMBER" in str(error)  # docs/troubleshooting.md says what it means
+    assert error.__notes__ == [
+        "not retried: connection error on GET, attempt 2 of 2, no attempts left"
+    ]
+    assert len(received) == 2
+    assert all(first.startswith(b"\x16\x03") for first in received)  # TLS handshake records
+    assert left_open == 0
 
 
 async def test_tls_handshake_that_never_completes_is_a_connect_timeout(kx: Driver) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import ssl
 import subprocess
@@ -13,6 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from kalshi_anyio import sim
 from kalshi_proto.errors import CertificateError, RateLimitError
 from kalshi_proto.rest.retry import RetryPolicy
 from kalshi_proto.sim.scenarios import default_scenario
@@ -128,3 +130,28 @@ def test_an_address_in_use_is_reported_with_the_address() -> None:
     assert last.startswith("python -m kalshi_anyio.sim: [Errno "), last
     assert f"cannot listen on 127.0.0.1:{port}: " in last
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("existing_mode", [None, 0o644])
+def test_no_byte_of_the_key_file_is_written_while_others_may_read_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, existing_mode: int | None
+) -> None:
+    # Written and then narrowed with chmod, the key could be read by anyone in between (and
+    # the file of an earlier run, made readable meanwhile, kept its wider mode until then).
+    key_file = tmp_path / "trader.pem"
+    if existing_mode is not None:
+        key_file.write_bytes(b"an older key")
+        key_file.chmod(existing_mode)
+    modes_at_write: list[int] = []
+    real_write = os.write
+
+    def write(fd: int, data: bytes | memoryview) -> int:
+        modes_at_write.append(os.fstat(fd).st_mode & 0o777)
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", write)  # the module's os is this one
+    pem = b"-----BEGIN PRIVATE KEY-----\n" + b"A" * 70_000 + b"\n-----END PRIVATE KEY-----\n"
+    sim._write_private(key_file, pem)
+    assert modes_at_write and set(modes_at_write) == {0o600}
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert key_file.read_bytes() == pem
