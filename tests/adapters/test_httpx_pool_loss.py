@@ -173,6 +173,29 @@ async def test_an_interrupt_as_a_blocking_call_closes_its_response_loses_no_conn
 
 
 @pytest.mark.flavours("httpx_sync")
+async def test_a_blocking_pool_passed_in_is_kept_and_an_interrupt_in_it_logged(
+    kx: Driver, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def interrupt(connection: object) -> None:
+        raise KeyboardInterrupt
+
+    transport = httpx.HTTPTransport(verify=kx.server.ssl_context())
+    async with kx.client(retry=NO_RETRY, timeout=2.0, transport=transport) as client:
+        assert isinstance(client, kalshi_httpx.KalshiClient)
+        client.exchange.status()
+        monkeypatch.setattr(httpcore._sync.http11.HTTP11Connection, "_response_closed", interrupt)
+        with caplog.at_level(logging.WARNING, logger="kalshi_httpx"):
+            with pytest.raises(KeyboardInterrupt):
+                client.exchange.status()
+        monkeypatch.undo()
+        assert client._transport is transport  # the caller's pool: not replaced
+        assert client.exchange.status().trading_active is not None  # on another connection
+    assert [record.levelno for record in caplog.records] == [logging.WARNING]
+    assert "may have lost a connection" in caplog.records[0].getMessage()
+    assert open_sockets_to(kx.server.port) == 0
+
+
+@pytest.mark.flavours("httpx_sync")
 async def test_an_interrupt_that_leaves_a_lock_of_httpcore_held_hangs_no_later_call(
     kx: Driver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
