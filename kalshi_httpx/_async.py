@@ -41,13 +41,13 @@ from anyio import sleep as _sleep
 from kalshi_httpx import _pool
 from kalshi_httpx._async_socks import AsyncSocksTransport
 from kalshi_httpx._body import aread_reply
-from kalshi_httpx._errors import map_exceptions
+from kalshi_httpx._errors import library_failure, map_exceptions
 from kalshi_httpx._gate import AsyncGate
 
 # unasync: blocking only: from kalshi_httpx._guard import guard_pools
 from kalshi_httpx._proxy import httpx_proxy, proxy_host
 from kalshi_proto.auth import Credentials, Passphrase, drop_secret_frames
-from kalshi_proto.errors import ConfigurationError, LocalProtocolError
+from kalshi_proto.errors import ConfigurationError, KalshiError, LocalProtocolError
 from kalshi_proto.proxy import ProxyUrl, check_route
 from kalshi_proto.rest._async_base import AsyncClientBase, Logger
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
@@ -348,6 +348,15 @@ class AsyncKalshiClient(AsyncClientBase):
                 # and every later call would wait for it). The pool is replaced (_pool_lost).
                 self._pool_lost(busy)
                 raise
+            except Exception as exc:
+                # Neither the SDK's error nor httpx's (map_exceptions translated those): a fault
+                # inside httpcore or h2, which leaves the connection unusable (see
+                # _errors.library_failure). A pool built here is replaced, and the call fails as
+                # a connection failure. What a pool passed in raises is the caller's to read.
+                if isinstance(exc, KalshiError) or self._new_pool is None:
+                    raise
+                self._retire(busy)
+                raise library_failure(exc) from exc
             # unasync: async only
             except BaseException as exc:
                 if not isinstance(exc, Exception):

@@ -20,7 +20,7 @@ from kalshi_proto.errors import (
     WriteError,
 )
 
-__all__ = ["map_exceptions"]
+__all__ = ["library_failure", "map_exceptions"]
 
 # httpcore's refusal of a CONNECT: "407 Proxy Authentication Required".
 _REFUSAL = re.compile(r"([1-5][0-9][0-9])(?: |$)")
@@ -47,6 +47,18 @@ def map_exceptions(url: httpx.URL) -> Iterator[None]:
         yield
     except httpx.RequestError as exc:
         raise _translated(exc, url) from exc
+
+
+def library_failure(exc: Exception) -> ReadError:
+    """The `ReadError` for an exception that is neither httpx's nor the SDK's, out of a pool the
+    client built: a fault inside httpcore or h2, which leaves the connection unusable.
+
+    httpcore 1.0.9 fails so over HTTP/2: when the first request on a new connection is cancelled
+    while the connection starts, the requests queued on it fail with a ValueError ("semaphore
+    released too many times") or h2's ProtocolError. Those requests may have gone out, as with
+    any `ReadError`: a GET is tried again, an order is not.
+    """
+    return ReadError(f"the connection failed inside httpx: {type(exc).__name__}: {exc}")
 
 
 def _translated(exc: httpx.RequestError, url: httpx.URL) -> TransportError:

@@ -41,13 +41,13 @@ from time import sleep as _sleep
 from kalshi_httpx import _pool
 from kalshi_httpx._sync_socks import SocksTransport
 from kalshi_httpx._body import read_reply
-from kalshi_httpx._errors import map_exceptions
+from kalshi_httpx._errors import library_failure, map_exceptions
 from kalshi_httpx._gate import Gate
 
 from kalshi_httpx._guard import guard_pools
 from kalshi_httpx._proxy import httpx_proxy, proxy_host
 from kalshi_proto.auth import Credentials, Passphrase, drop_secret_frames
-from kalshi_proto.errors import ConfigurationError, LocalProtocolError
+from kalshi_proto.errors import ConfigurationError, KalshiError, LocalProtocolError
 from kalshi_proto.proxy import ProxyUrl, check_route
 from kalshi_proto.rest._sync_base import ClientBase, Logger
 from kalshi_proto.rest.call import HttpRequest, HttpResponse
@@ -334,6 +334,15 @@ class KalshiClient(ClientBase):
                 # and every later call would wait for it). The pool is replaced (_pool_lost).
                 self._pool_lost(busy)
                 raise
+            except Exception as exc:
+                # Neither the SDK's error nor httpx's (map_exceptions translated those): a fault
+                # inside httpcore or h2, which leaves the connection unusable (see
+                # _errors.library_failure). A pool built here is replaced, and the call fails as
+                # a connection failure. What a pool passed in raises is the caller's to read.
+                if isinstance(exc, KalshiError) or self._new_pool is None:
+                    raise
+                self._retire(busy)
+                raise library_failure(exc) from exc
             if self._closed and (self._transport is not None or self._owns_http):
                 # Closed during this call. httpx's pool may have opened the call's connection
                 # after the close (the call was waiting for a free one), or dropped it unclosed
