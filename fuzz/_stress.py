@@ -17,6 +17,7 @@ from tests.helpers.exchange_process import exchange_process
 
 __all__ = [
     "Outcome",
+    "commonest",
     "dropped_sockets",
     "exchange_apart",
     "pick_seed",
@@ -86,9 +87,13 @@ def tally(
     """The outcome of a run that counted its failed calls by kind: it fails if any call failed,
     naming the three commonest kinds, and otherwise as `report` says."""
     if failures:
-        shown = "; ".join(f"{count} x {what}" for what, count in failures.most_common(3))
-        return False, f"{done}: {shown}"
+        return False, f"{done}: {commonest(failures)}"
     return report(still_open, done, dropped)
+
+
+def commonest(kinds: collections.Counter[str]) -> str:
+    """The three commonest kinds of failure, each with its count: "3 x ReadError: ...; ..."."""
+    return "; ".join(f"{count} x {what}" for what, count in kinds.most_common(3))
 
 
 def pick_seed(given: int | None) -> int:

@@ -36,7 +36,7 @@ import httpx
 import hypercorn.config
 
 import kalshi_httpx
-from fuzz._stress import Outcome, dropped_sockets, pick_seed, report, tally
+from fuzz._stress import Outcome, commonest, dropped_sockets, pick_seed, report, tally
 from kalshi_proto.errors import KalshiError
 from kalshi_proto.rest.retry import RetryPolicy
 from tests.adapters.server import ApiServer, running_server
@@ -101,12 +101,10 @@ def run(
         f"{sum(failures.values())} failed, over {server.connections():,} connections"
     )
     if foreign:
-        shown = "; ".join(f"{n} x {what}" for what, n in foreign.most_common(3))
-        return False, f"{done}; not a KalshiError: {shown}"
-    if http2:
-        shown = "".join(f"; {n} x {what}" for what, n in failures.most_common(3))
+        return False, f"{done}; not a KalshiError: {commonest(foreign)}"
+    if http2:  # failed calls are counted, not judged
         ok, line = report(still_open, done, dropped)
-        return ok, line + shown
+        return ok, f"{line}; {commonest(failures)}" if failures else line
     return tally(failures, still_open, done, dropped)
 
 
