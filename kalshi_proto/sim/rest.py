@@ -64,6 +64,7 @@ from kalshi_proto.sim.exchange import (
     OrderGroupState,
     OrderState,
     PlaceResult,
+    TradeState,
 )
 from kalshi_proto.sim.matching import Side, StpMode, TimeInForce
 from kalshi_proto.sim.scenario import ActionRefused, check_actions, run_actions
@@ -142,6 +143,27 @@ def _dollars(value: Decimal) -> Decimal:
 
 def _count(value: Decimal) -> Decimal:
     return value.quantize(_COUNT)
+
+
+#: BatchGetMarketCandlesticks: the most tickers one request may name, and the most candles one
+#: answer holds (the spec's description gives both).
+BATCH_CANDLE_MARKETS_MAX = 100
+BATCH_CANDLES_MAX = 10_000
+
+
+def _candle_range(args: Mapping[str, Any]) -> tuple[int, int, int]:
+    # start_ts, end_ts and the period in seconds, from a candlestick operation's arguments.
+    start, end = args["start_ts"], args["end_ts"]
+    if end < start:
+        raise ExchangeError(400, "invalid_parameters", "end_ts is before start_ts")
+    return start, end, args["period_interval"] * 60
+
+
+def _trades_by_ticker(trades: Sequence[TradeState]) -> dict[str, list[TradeState]]:
+    grouped: dict[str, list[TradeState]] = {}
+    for trade in trades:
+        grouped.setdefault(trade.ticker, []).append(trade)
+    return grouped
 
 
 def _time(wall_ms: int) -> datetime:
@@ -237,6 +259,10 @@ QUERY_PARAMETERS_WITHOUT_EFFECT: Mapping[tuple[str, str], str] = {
     ("GetMarketCandlesticks", "include_latest_before_start"): (
         "the spec does not say the synthetic candle's end when start_ts falls on a period boundary, "
         "nor its volume, open interest and bid/ask values"
+    ),
+    ("BatchGetMarketCandlesticks", "include_latest_before_start"): (
+        "as for GetMarketCandlesticks: the spec does not say the synthetic candle's end when start_ts falls "
+        "on a period boundary, nor its volume, open interest and bid/ask values"
     ),
     ("GetSeriesList", "tags"): "the spec does not describe it",
     ("GetSeriesList", "include_product_metadata"): "the spec does not describe it, and the exchange keeps no product metadata",
@@ -822,20 +848,64 @@ class ExchangeApp:
         return 200, m.GetMarketOrderbooksResponse.model_validate({"orderbooks": books})
 
     def _op_GetMarketCandlesticks(self, ctx: _Context) -> tuple[int, BaseModel]:
-        # Candles from the exchange's own trades, one per period that had trades. The exchange
-        # keeps no quote history, so yes_bid / yes_ask are the current best prices throughout.
         market = self.exchange.market(ctx.args["ticker"])
         if self.exchange.events[market.event_ticker].series_ticker != ctx.args["series_ticker"]:
             raise ExchangeError(404, "market_not_found", f"market {market.ticker} is not in series {ctx.args['series_ticker']}")
-        start, end, period = ctx.args["start_ts"], ctx.args["end_ts"], ctx.args["period_interval"] * 60
-        if end < start:
-            raise ExchangeError(400, "invalid_parameters", "end_ts is before start_ts")
-        # A candle covers (end_period_ts - period, end_period_ts]; the ones returned end within
-        # [start_ts, end_ts].
-        buckets: dict[int, list[Any]] = {}
-        for trade in self.exchange.trades:
-            if trade.ticker != market.ticker:
-                continue
+        trades = [t for t in self.exchange.trades if t.ticker == market.ticker]
+        candles = self._candles(market, trades, *_candle_range(ctx.args))
+        return 200, m.GetMarketCandlesticksResponse.model_validate({"ticker": market.ticker, "candlesticks": candles})
+
+    def _op_BatchGetMarketCandlesticks(self, ctx: _Context) -> tuple[int, BaseModel]:
+        # One entry per distinct ticker, in the order asked. The first BATCH_CANDLES_MAX candles
+        # are returned, market by market in that order; the markets past the cap get none.
+        tickers = list(dict.fromkeys(ctx.args["market_tickers"].split(",")))
+        if "" in tickers:
+            raise ExchangeError(400, "invalid_parameters", "market_tickers has an empty ticker")
+        if len(tickers) > BATCH_CANDLE_MARKETS_MAX:
+            raise ExchangeError(
+                400, "invalid_parameters", f"market_tickers names {len(tickers)} markets; at most {BATCH_CANDLE_MARKETS_MAX}"
+            )
+        if ctx.args["period_interval"] < 1:  # the spec's minimum
+            raise ExchangeError(400, "invalid_parameters", "period_interval must be at least 1")
+        markets = [self.exchange.market(ticker) for ticker in tickers]
+        window = _candle_range(ctx.args)
+        trades = _trades_by_ticker(self.exchange.trades)
+        left = BATCH_CANDLES_MAX
+        entries = []
+        for market in markets:
+            candles = self._candles(market, trades.get(market.ticker, []), *window)[:left]
+            left -= len(candles)
+            entries.append({"market_ticker": market.ticker, "candlesticks": candles})
+        return 200, m.BatchGetMarketCandlesticksResponse.model_validate({"markets": entries})
+
+    def _op_GetMarketCandlesticksByEvent(self, ctx: _Context) -> tuple[int, BaseModel]:
+        # The event's markets in ticker order, each with its own candles. No aggregate limit is
+        # modelled: adjusted_end_ts is end_ts as asked.
+        ticker = ctx.args["ticker"]
+        event = self.exchange.events.get(ticker)
+        if event is None:
+            raise ExchangeError(404, "event_not_found", f"event {ticker} not found")
+        if event.series_ticker != ctx.args["series_ticker"]:
+            raise ExchangeError(404, "event_not_found", f"event {ticker} is not in series {ctx.args['series_ticker']}")
+        window = _candle_range(ctx.args)
+        trades = _trades_by_ticker(self.exchange.trades)
+        markets = self._markets_of(ticker)
+        return 200, m.GetEventCandlesticksResponse.model_validate(
+            {
+                "market_tickers": [mk.ticker for mk in markets],
+                "market_candlesticks": [self._candles(mk, trades.get(mk.ticker, []), *window) for mk in markets],
+                "adjusted_end_ts": ctx.args["end_ts"],
+            }
+        )
+
+    @staticmethod
+    def _candles(market: MarketState, trades: Sequence[TradeState], start: int, end: int, period: int) -> list[dict[str, Any]]:
+        # Candles from the market's trades (``trades``, oldest first), one per period that had
+        # trades. A candle covers (end_period_ts - period, end_period_ts], in seconds; the ones
+        # returned end within [start, end]. The exchange keeps no quote history, so yes_bid and
+        # yes_ask are the current best prices throughout.
+        buckets: dict[int, list[TradeState]] = {}
+        for trade in trades:
             end_period = -(-(trade.created_ms // 1000) // period) * period
             if start <= end_period <= end:
                 buckets.setdefault(end_period, []).append(trade)
@@ -844,10 +914,10 @@ class ExchangeApp:
         flat_bid = {"open_dollars": bid, "low_dollars": bid, "high_dollars": bid, "close_dollars": bid}
         flat_ask = {"open_dollars": ask, "low_dollars": ask, "high_dollars": ask, "close_dollars": ask}
         candles = []
-        for end_period, trades in sorted(buckets.items()):
-            prices = [t.price for t in trades]
-            volume = sum((t.count for t in trades), ZERO)
-            mean = sum((t.price * t.count for t in trades), ZERO) / volume
+        for end_period, bucket in sorted(buckets.items()):
+            prices = [t.price for t in bucket]
+            volume = sum((t.count for t in bucket), ZERO)
+            mean = sum((t.price * t.count for t in bucket), ZERO) / volume
             candles.append(
                 {
                     "end_period_ts": end_period,
@@ -864,7 +934,7 @@ class ExchangeApp:
                     "open_interest_fp": _count(market.open_interest),
                 }
             )
-        return 200, m.GetMarketCandlesticksResponse.model_validate({"ticker": market.ticker, "candlesticks": candles})
+        return candles
 
     def _op_GetTrades(self, ctx: _Context) -> tuple[int, BaseModel]:
         args = ctx.args

@@ -227,6 +227,23 @@ async def session(client: Any, local: LocalExchange) -> None:
         )
     )
     assert sum(c.volume_fp for c in candles.candlesticks) == Decimal("5.00")
+    window: dict[str, Any] = {
+        "start_ts": now_s - 3600,
+        "end_ts": now_s + 3600,
+        "period_interval": 60,
+    }
+    batch = await maybe(
+        client.markets.batch_candlesticks(market_tickers=f"{TICKER},KXFED-26JAN-HOLD", **window)
+    )
+    assert [(e.market_ticker, e.candlesticks) for e in batch.markets] == [
+        (TICKER, candles.candlesticks),
+        ("KXFED-26JAN-HOLD", []),
+    ]
+    by_event = await maybe(client.events.candlesticks("KXBTCD", "KXBTCD-26JAN3017", **window))
+    assert (
+        dict(zip(by_event.market_tickers, by_event.market_candlesticks, strict=True))[TICKER]
+        == candles.candlesticks
+    )
     resting_value = await maybe(client.portfolio.resting_order_total_value())
     assert resting_value.total_resting_order_value == 0
     # Settle the market on the exchange's own thread, between two requests.

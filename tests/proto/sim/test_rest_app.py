@@ -39,6 +39,7 @@ from kalshi_proto.rest.client import RestConfig, RestCore
 from kalshi_proto.rest.generated import calls
 from kalshi_proto.rest.generated import models as m
 from kalshi_proto.rest.operation_table import operation, operations
+from kalshi_proto.sim import rest as sim_rest
 from kalshi_proto.sim.app import Drop, Reply, Respond
 from kalshi_proto.sim.exchange import Exchange
 from kalshi_proto.sim.matching import Side, StpMode, TimeInForce
@@ -53,6 +54,7 @@ RSA_KEY, ED_KEY, EC_KEY = "rsa-key-id", "ed-key-id", "ec-key-id"
 T100K = "KXBTCD-26JAN3017-T100000"  # mid 0.55: bids 0.54/0.53/0.52, asks 0.56/0.57/0.58
 C50 = "KXFED-26JAN-C50"  # mid 0.02: bid 0.01, asks 0.03/0.04/0.05
 HOLD = "KXFED-26JAN-HOLD"
+T95K = "KXBTCD-26JAN3017-T95000"  # bids 0.77/0.76/0.75
 START_S = START_MS // 1000
 D = Decimal
 #: ApplySubaccountTransfer's client_transfer_id is ``format: uuid``.
@@ -527,6 +529,19 @@ def _examples() -> dict[str, Callable[[State], Call[Any]]]:
         "GetMarketCandlesticks": lambda s: calls.get_market_candlesticks(
             "KXBTCD", T100K, start_ts=START_S - 3600, end_ts=START_S + 3600, period_interval=1
         ),
+        "BatchGetMarketCandlesticks": lambda s: calls.batch_get_market_candlesticks(
+            market_tickers=f"{T100K},{HOLD}",
+            start_ts=START_S - 3600,
+            end_ts=START_S + 3600,
+            period_interval=1,
+        ),
+        "GetMarketCandlesticksByEvent": lambda s: calls.get_market_candlesticks_by_event(
+            "KXBTCD",
+            "KXBTCD-26JAN3017",
+            start_ts=START_S - 3600,
+            end_ts=START_S + 3600,
+            period_interval=1,
+        ),
         "GetSeries": lambda s: calls.get_series("KXBTCD"),
         "GetSeriesList": lambda s: calls.get_series_list(),
         "GetMarkets": lambda s: calls.get_markets(limit=5, status="open"),
@@ -833,6 +848,128 @@ def test_candlestick_refusals(h: Harness) -> None:
     assert (
         error(response)["message"] == "query parameter period_interval must be one of [1, 60, 1440]"
     )
+
+
+def _minute_trades(h: Harness) -> None:
+    # T100K trades in the minutes ending START_S + 60 and START_S + 180; HOLD (another event) in
+    # the minute ending START_S + 60.
+    _trade(h, START_MS + 10_000, "0.56", 40)
+    _trade(h, START_MS + 130_000, "0.56", 5)
+    h.ex.place_order(
+        "trader",
+        ticker=HOLD,
+        side=Side.BID,
+        price=D("0.82"),
+        count=D(1),
+        tif=TimeInForce.IOC,
+        stp=StpMode.MAKER,
+        client_order_id="other-market",
+        wall_ms=START_MS + 10_000,
+    )
+
+
+def test_batch_candlesticks_answer_each_market_as_the_single_call_does(h: Harness) -> None:
+    _minute_trades(h)
+    window: dict[str, Any] = {"start_ts": START_S, "end_ts": START_S + 600}
+    batch = h.ok(
+        calls.batch_get_market_candlesticks(
+            market_tickers=f"{HOLD},{T100K},{T95K},{HOLD}", period_interval=1, **window
+        )
+    ).markets
+    # One entry per distinct ticker, in the order first named.
+    assert [entry.market_ticker for entry in batch] == [HOLD, T100K, T95K]
+    single = {
+        (series, ticker): h.ok(
+            calls.get_market_candlesticks(series, ticker, period_interval=1, **window)
+        ).candlesticks
+        for series, ticker in (("KXFED", HOLD), ("KXBTCD", T100K), ("KXBTCD", T95K))
+    }
+    assert batch[0].candlesticks == single["KXFED", HOLD] != []
+    assert batch[1].candlesticks == single["KXBTCD", T100K]
+    assert [c.end_period_ts for c in batch[1].candlesticks] == [START_S + 60, START_S + 180]
+    assert batch[2].candlesticks == single["KXBTCD", T95K] == []
+    # Any period of a minute or more: one 5-minute candle holds both T100K trades.
+    [five] = (
+        h.ok(calls.batch_get_market_candlesticks(market_tickers=T100K, period_interval=5, **window))
+        .markets[0]
+        .candlesticks
+    )
+    assert (five.end_period_ts, five.volume_fp) == (START_S + 300, D(45))
+
+
+def test_batch_candlesticks_stop_at_the_cap_market_by_market(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _minute_trades(h)
+    monkeypatch.setattr(sim_rest, "BATCH_CANDLES_MAX", 2)
+    batch = h.ok(
+        calls.batch_get_market_candlesticks(
+            market_tickers=f"{HOLD},{T100K}",
+            start_ts=START_S,
+            end_ts=START_S + 600,
+            period_interval=1,
+        )
+    ).markets
+    # HOLD's one candle, then the first of T100K's two: the answer holds the cap and no more.
+    assert [(e.market_ticker, len(e.candlesticks)) for e in batch] == [(HOLD, 1), (T100K, 1)]
+    assert batch[1].candlesticks[0].end_period_ts == START_S + 60
+
+
+def test_batch_candlestick_refusals(h: Harness) -> None:
+    def refusal(tickers: str, **kwargs: Any) -> tuple[int, str]:
+        args = {"start_ts": 1, "end_ts": 2, "period_interval": 1, **kwargs}
+        response = h.call(calls.batch_get_market_candlesticks(market_tickers=tickers, **args))
+        return response.status, error(response)["message"]
+
+    assert refusal(f"{T100K},NOPE") == (404, "market NOPE not found")
+    assert refusal(f"{T100K},,{HOLD}") == (400, "market_tickers has an empty ticker")
+    assert refusal(",".join(f"T{i}" for i in range(101))) == (
+        400,
+        "market_tickers names 101 markets; at most 100",
+    )
+    # 100 named, repeats aside, is within bounds: the unknown ticker is what is refused then.
+    assert refusal(",".join([T100K] * 150 + [f"T{i}" for i in range(99)]))[0] == 404
+    assert refusal(T100K, start_ts=2, end_ts=1) == (400, "end_ts is before start_ts")
+    # The SDK refuses a period under a minute itself (the spec's minimum); the exchange too.
+    response = h.raw(
+        "GET",
+        f"{PREFIX}/markets/candlesticks?market_tickers={T100K}&start_ts=1&end_ts=2&period_interval=0",
+    )
+    assert (response.status, error(response)["message"]) == (
+        400,
+        "period_interval must be at least 1",
+    )
+
+
+def test_event_candlesticks_list_the_event_markets_in_ticker_order(h: Harness) -> None:
+    _minute_trades(h)
+    window: dict[str, Any] = {"start_ts": START_S, "end_ts": START_S + 600, "period_interval": 1}
+    answer = h.ok(calls.get_market_candlesticks_by_event("KXBTCD", "KXBTCD-26JAN3017", **window))
+    tickers = sorted(t for t in h.ex.markets if t.startswith("KXBTCD-26JAN3017-"))
+    assert answer.market_tickers == tickers and len(tickers) == 4
+    assert answer.adjusted_end_ts == START_S + 600
+    for ticker, candles in zip(answer.market_tickers, answer.market_candlesticks, strict=True):
+        single = h.ok(calls.get_market_candlesticks("KXBTCD", ticker, **window)).candlesticks
+        assert candles == single
+        assert (candles != []) is (ticker == T100K)
+
+
+def test_event_candlestick_refusals(h: Harness) -> None:
+    def refusal(series: str, event: str, start: int = 1, end: int = 2) -> tuple[int, str, str]:
+        call = calls.get_market_candlesticks_by_event(
+            series, event, start_ts=start, end_ts=end, period_interval=60
+        )
+        response = h.call(call)
+        body = error(response)
+        return response.status, body["code"], body["message"]
+
+    assert refusal("KXBTCD", "NOPE") == (404, "event_not_found", "event NOPE not found")
+    assert refusal("KXFED", "KXBTCD-26JAN3017") == (
+        404,
+        "event_not_found",
+        "event KXBTCD-26JAN3017 is not in series KXFED",
+    )
+    assert refusal("KXBTCD", "KXBTCD-26JAN3017", 2, 1)[:2] == (400, "invalid_parameters")
 
 
 def test_orders_fills_trades_and_positions(h: Harness) -> None:
