@@ -24,6 +24,8 @@ import numpy as np
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kalshi_proto.auth import Credentials
 from kalshi_proto.environments import resolve_base_url
@@ -952,6 +954,74 @@ def test_event_candlesticks_list_the_event_markets_in_ticker_order(h: Harness) -
         single = h.ok(calls.get_market_candlesticks("KXBTCD", ticker, **window)).candlesticks
         assert candles == single
         assert (candles != []) is (ticker == T100K)
+
+
+_taker = st.tuples(
+    # Seconds after START_S, midnight: a trade at second 0 would end the day before's candle.
+    st.integers(min_value=1, max_value=3 * 3600 - 1),
+    st.sampled_from([Side.BID, Side.ASK]),
+    st.integers(min_value=1, max_value=5),
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(_taker, min_size=1, max_size=25))
+def test_candles_of_every_period_agree(keys: Keys, takers: list[tuple[int, Side, int]]) -> None:
+    """Random trades on one market over three hours: each hour candle is what the minute candles
+    ending in that hour add up to, a day candle holds every trade, every candle's prices lie
+    between its low and high, and the batch and event forms answer what the single form does."""
+    h = Harness(keys)
+    for n, (offset, side, count) in enumerate(sorted(takers, key=lambda t: t[0])):
+        h.ex.place_order(
+            "trader",
+            ticker=T100K,
+            side=side,
+            price=D("0.99") if side is Side.BID else D("0.01"),  # takes the best price there
+            count=D(count),
+            tif=TimeInForce.IOC,
+            stp=StpMode.TAKER_AT_CROSS,
+            client_order_id=f"p{n}",
+            wall_ms=START_MS + offset * 1000,
+        )
+    traded = sum((t.count for t in h.ex.trades if t.ticker == T100K), D(0))
+    assert traded > 0  # the book holds more than 25 x 5 contracts on each side
+    window: dict[str, Any] = {"start_ts": START_S - 86400, "end_ts": START_S + 2 * 86400}
+
+    def candles(period: Any) -> list[Any]:
+        call = calls.get_market_candlesticks("KXBTCD", T100K, period_interval=period, **window)
+        found: list[Any] = h.ok(call).candlesticks
+        return found
+
+    minutes, hours, days = candles(1), candles(60), candles(1440)
+    assert sum(c.volume_fp for c in minutes) == sum(c.volume_fp for c in hours) == traded
+    [day] = days  # all within three hours after midnight: one day
+    assert day.volume_fp == traded
+    for hour in hours:
+        inside = [
+            c for c in minutes if hour.end_period_ts - 3600 < c.end_period_ts <= hour.end_period_ts
+        ]
+        assert inside, "an hour candle without minute candles"
+        assert hour.volume_fp == sum(c.volume_fp for c in inside)
+        assert hour.price.open_dollars == inside[0].price.open_dollars
+        assert hour.price.close_dollars == inside[-1].price.close_dollars
+        assert hour.price.high_dollars == max(c.price.high_dollars for c in inside)
+        assert hour.price.low_dollars == min(c.price.low_dollars for c in inside)
+    for c in minutes + hours + days:
+        p = c.price
+        assert p.low_dollars <= min(p.open_dollars, p.close_dollars, p.mean_dollars)
+        assert max(p.open_dollars, p.close_dollars, p.mean_dollars) <= p.high_dollars
+    batch = h.ok(
+        calls.batch_get_market_candlesticks(
+            market_tickers=f"{T95K},{T100K}", period_interval=60, **window
+        )
+    ).markets
+    assert [(e.market_ticker, e.candlesticks) for e in batch] == [(T95K, []), (T100K, hours)]
+    event = h.ok(
+        calls.get_market_candlesticks_by_event(
+            "KXBTCD", "KXBTCD-26JAN3017", period_interval=60, **window
+        )
+    )
+    assert dict(zip(event.market_tickers, event.market_candlesticks, strict=True))[T100K] == hours
 
 
 def test_event_candlestick_refusals(h: Harness) -> None:
