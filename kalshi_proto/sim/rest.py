@@ -249,6 +249,7 @@ def _page_size(op: Operation, args: Mapping[str, Any]) -> int:
 
 _ORDER_BY_ID = "the order id alone names the order, in whichever subaccount it is; the subaccount is not checked"
 _GROUP_BY_ID = "the order group id alone names the group, in whichever subaccount it is; the subaccount is not checked"
+_NO_FEE_CHANGES = "the exchange schedules no fee changes: the list is empty whatever it says"
 _ONE_SHARD = "it routes the request to an exchange shard, and the exchange is one shard (index 0)"
 
 #: Query parameters of modelled operations that the exchange accepts and does nothing with, as
@@ -264,6 +265,9 @@ QUERY_PARAMETERS_WITHOUT_EFFECT: Mapping[tuple[str, str], str] = {
         "as for GetMarketCandlesticks: the spec does not say the synthetic candle's end when start_ts falls "
         "on a period boundary, nor its volume, open interest and bid/ask values"
     ),
+    ("GetSeriesFeeChanges", "series_ticker"): _NO_FEE_CHANGES,
+    ("GetSeriesFeeChanges", "show_historical"): _NO_FEE_CHANGES,
+    ("GetEventFeeChanges", "event_ticker"): _NO_FEE_CHANGES,
     ("GetSeriesList", "tags"): "the spec does not describe it",
     ("GetSeriesList", "include_product_metadata"): "the spec does not describe it, and the exchange keeps no product metadata",
     ("GetEvents", "with_milestones"): "there are no milestones: `milestones` is empty either way",
@@ -700,6 +704,19 @@ class ExchangeApp:
             and (min_updated is None or any(mk.created_ms > min_updated * 1000 for mk in self._markets_of_series(t)))
         ]
         return 200, m.GetSeriesListResponse.model_validate({"series": series})
+
+    # The exchange schedules no fee changes: a series keeps the fee type and multiplier its
+    # scenario gives it, and no event overrides them. Both lists are empty, whatever the filters.
+
+    def _op_GetSeriesFeeChanges(self, ctx: _Context) -> tuple[int, BaseModel]:
+        return 200, m.GetSeriesFeeChangesResponse.model_validate({"series_fee_change_arr": []})
+
+    def _op_GetEventFeeChanges(self, ctx: _Context) -> tuple[int, BaseModel]:
+        # A page like any other: its size is checked, and a cursor is one this exchange never
+        # issued.
+        none: list[tuple[str, dict[str, Any]]] = []
+        changes, cursor = self._page(ctx, none, _ticker_cursor({}))
+        return 200, m.GetEventFeeChangesResponse.model_validate({"event_fee_changes": changes, "cursor": cursor})
 
     def _op_GetSeries(self, ctx: _Context) -> tuple[int, BaseModel]:
         ticker = ctx.args["series_ticker"]

@@ -244,6 +244,10 @@ async def session(client: Any, local: LocalExchange) -> None:
         dict(zip(by_event.market_tickers, by_event.market_candlesticks, strict=True))[TICKER]
         == candles.candlesticks
     )
+    fee_changes = await maybe(client.series.fee_changes(series_ticker="KXBTCD"))
+    assert fee_changes.series_fee_change_arr == []
+    event_fee_changes = await maybe(client.events.fee_changes(event_ticker="KXBTCD-26JAN3017"))
+    assert list(event_fee_changes) == [] and not event_fee_changes.has_next
     resting_value = await maybe(client.portfolio.resting_order_total_value())
     assert resting_value.total_resting_order_value == 0
     # Settle the market on the exchange's own thread, between two requests.

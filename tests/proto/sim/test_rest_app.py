@@ -544,6 +544,8 @@ def _examples() -> dict[str, Callable[[State], Call[Any]]]:
             end_ts=START_S + 3600,
             period_interval=1,
         ),
+        "GetSeriesFeeChanges": lambda s: calls.get_series_fee_changes(series_ticker="KXBTCD"),
+        "GetEventFeeChanges": lambda s: calls.get_event_fee_changes(limit=10),
         "GetSeries": lambda s: calls.get_series("KXBTCD"),
         "GetSeriesList": lambda s: calls.get_series_list(),
         "GetMarkets": lambda s: calls.get_markets(limit=5, status="open"),
@@ -1040,6 +1042,21 @@ def test_event_candlestick_refusals(h: Harness) -> None:
         "event KXBTCD-26JAN3017 is not in series KXFED",
     )
     assert refusal("KXBTCD", "KXBTCD-26JAN3017", 2, 1)[:2] == (400, "invalid_parameters")
+
+
+def test_no_fee_change_is_scheduled(h: Harness) -> None:
+    series = h.ok(calls.get_series_fee_changes(series_ticker="KXBTCD", show_historical=True))
+    assert series.series_fee_change_arr == []
+    events = h.ok(calls.get_event_fee_changes(event_ticker="KXFED-26JAN"))
+    assert (list(events), events.cursor, events.has_next) == ([], None, False)
+    # The page is still checked like any other.
+    response = h.call(calls.get_event_fee_changes(cursor="KXFED-26JAN"))
+    assert (response.status, error(response)["code"]) == (400, "invalid_cursor")
+    response = h.raw("GET", f"{PREFIX}/events/fee_changes?limit=1001")
+    assert (response.status, error(response)["message"]) == (
+        400,
+        "limit must be between 1 and 1000",
+    )
 
 
 def test_orders_fills_trades_and_positions(h: Harness) -> None:

@@ -396,7 +396,7 @@ def test_every_modelled_operation_is_checked() -> None:
     ids = {op.operation_id for op in operations()}
     assert {p.values[0] for p in SUCCESS_PARAMS} == ids - NOT_MODELLED == set(EXAMPLES)
     assert set(EXTRA) <= set(MODELLED) and set(KNOWN) <= set(MODELLED)
-    assert len(MODELLED) == len(SUCCESS_PARAMS) == 44
+    assert len(MODELLED) == len(SUCCESS_PARAMS) == 46
 
 
 @pytest.mark.parametrize("operation_id", SUCCESS_PARAMS)
