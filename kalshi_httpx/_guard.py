@@ -24,6 +24,15 @@ Python ``__enter__``, so the interrupt can come once the lock is taken and befor
 block owns it, and the pool's clean-up after the failed request takes the lock again and waits
 for itself (``fuzz/interrupt_stress.py --httpx`` hung so in 3 runs of 4).
 
+An HTTP/2 connection has the same gap in its own locks and, deeper, in the stream permits it
+counts with a `threading.Semaphore`, whose Python ``release`` takes an inner lock in a ``with``
+block. When the server's SETTINGS arrive, httpcore releases 99 permits one by one; a Ctrl-C
+landing just after one of them took that inner lock left it held, and the request's clean-up,
+which releases a permit, waited for itself for good (1 Ctrl-C in about 1,300 over HTTP/2 in a
+stress run: the call hung until a second Ctrl-C; a thread sharing the connection would hang for
+good). As httpcore makes a guarded connection's HTTP/2 handler, its locks become plain ones and
+its permits a queue whose take and give run in C (`_Permits`).
+
 A Ctrl-C inside the ``wrap_socket`` of httpcore's TLS start could leave two sockets owning one
 descriptor, both closed by the garbage collector (`kalshi_proto.tls_wrap`); a guarded
 connection closes it once, at once, as the interrupt passes.
@@ -36,13 +45,17 @@ an answer. A connection is wrapped through httpcore's public connection interfac
 are reached through the ``_pool`` attribute of httpx's transports (and of `SocksTransport`), and
 their lock is their ``_optional_thread_lock``. ``tests/adapters/test_httpx_guard.py`` checks
 both on every kind of pool a client builds, so an httpx or httpcore that renames them fails
-there.
+there. A connection's HTTP/2 handler is caught as httpcore stores it in the connection's
+``_connection``, and its permits as it stores them in ``_max_streams_semaphore``; a test in
+``tests/adapters/test_http2.py`` checks that a guarded HTTP/2 connection ends up with both.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import httpcore
 import httpx
@@ -177,7 +190,82 @@ def _guard(pool: httpcore.ConnectionPool) -> None:
     create = pool.create_connection
 
     def create_guarded(origin: httpcore.Origin) -> httpcore.ConnectionInterface:
-        return GuardedConnection(create(origin))
+        connection = create(origin)
+        _watch_handler(connection)
+        return GuardedConnection(connection)
 
     # The pool calls self.create_connection(origin) for each connection it opens.
     pool.create_connection = create_guarded  # type: ignore[method-assign]
+
+
+# ---- HTTP/2: locks and stream permits a Ctrl-C cannot leave taken ------------------------------
+
+
+class _Permits:
+    """A counting semaphore whose take and give run in C (a `queue.SimpleQueue` of tokens), with
+    the two methods of httpcore's blocking ``Semaphore``. A Ctrl-C lands before or after one,
+    never inside: no inner lock can be left held."""
+
+    def __init__(self, count: int) -> None:
+        self._tokens: queue.SimpleQueue[None] = queue.SimpleQueue()
+        for _ in range(count):
+            self._tokens.put(None)
+
+    def acquire(self) -> None:
+        self._tokens.get()
+
+    def release(self) -> None:
+        self._tokens.put(None)
+
+
+class _SafeHTTP2Connection(httpcore.HTTP2Connection):
+    # The class a guarded connection's HTTP/2 handler is given once made. httpcore makes the
+    # handler's stream permits on its first request, as a threading.Semaphore of the local
+    # stream limit (``Semaphore(n)``); they are swapped for `_Permits` as they are stored.
+
+    @property
+    def _max_streams_semaphore(self) -> Any:
+        return self.__dict__["_max_streams_semaphore"]
+
+    @_max_streams_semaphore.setter
+    def _max_streams_semaphore(self, permits: Any) -> None:
+        count = getattr(getattr(permits, "_semaphore", None), "_value", None)
+        if isinstance(count, int):  # a fresh httpcore Semaphore: nothing taken from it yet
+            permits = _Permits(count)
+        self.__dict__["_max_streams_semaphore"] = permits
+
+
+_HTTP2_LOCKS = ("_init_lock", "_state_lock", "_read_lock", "_write_lock")
+
+#: Each connection class httpcore's pools make, and its subclass that watches ``_connection``.
+_WATCHING: dict[type, type] = {}
+
+
+def _watch_handler(connection: httpcore.ConnectionInterface) -> None:
+    # httpcore's connections (direct, through a proxy's tunnel, through SOCKS) make their HTTP/2
+    # or HTTP/1.1 handler on their first request, store it in ``_connection`` and use it at
+    # once. The connection is given a subclass whose ``_connection`` property makes an HTTP/2
+    # handler safe as it is stored, before its first use.
+    if "_connection" not in vars(connection):
+        return
+    cls = type(connection)
+    watching = _WATCHING.get(cls)
+    if watching is None:
+        attributes = {"_connection": property(_handler, _store_handler), "__module__": __name__}
+        watching = _WATCHING[cls] = type(cls.__name__, (cls,), attributes)
+    connection.__class__ = watching
+
+
+def _handler(connection: Any) -> Any:
+    return connection.__dict__["_connection"]
+
+
+def _store_handler(connection: Any, handler: Any) -> None:
+    if type(handler) is httpcore.HTTP2Connection:  # made just now, not used yet
+        # Its locks, like the pool's (see _guard), become plain ones: httpcore takes them only in
+        # with statements.
+        for name in _HTTP2_LOCKS:
+            if isinstance(getattr(handler, name, None), httpcore._synchronization.Lock):
+                setattr(handler, name, threading.Lock())
+        handler.__class__ = _SafeHTTP2Connection
+    connection.__dict__["_connection"] = handler

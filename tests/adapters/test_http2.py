@@ -9,15 +9,20 @@ offers only HTTP/1.1 (the uvicorn server of the other tests).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import sys
 import threading
 import time
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 import anyio
+import httpcore
 import httpcore._synchronization
 import pytest
 
@@ -44,11 +49,15 @@ from tests.adapters.conftest import (
 from tests.adapters.server import PAGE_SIZE, PAGES, ApiServer, Fault, running_server
 from tests.adapters.test_httpx_guard import pools
 from tests.adapters.test_rest_clients import ORDER_JSON, ORDERS, order_request
+from tests.helpers.interrupts import CHECKPOINTS
+from tests.helpers.proxy import tunnel_proxy
 from tests.helpers.socks import socks_proxy
 
 pytestmark = [pytest.mark.anyio, pytest.mark.flavours("httpx")]
 
 BALANCE = "/portfolio/balance"
+PLAIN_LOCK = type(threading.Lock())
+HTTP2_LOCKS = ("_init_lock", "_state_lock", "_read_lock", "_write_lock")
 
 
 @pytest.fixture
@@ -285,6 +294,127 @@ async def test_threads_share_one_http2_connection_and_a_close_lets_them_finish(
     seen = kx.server.requests(BALANCE)
     assert [(r.status, r.http_version) for r in seen] == [(200, "2")] * 9
     assert kx.server.connections() == 1
+
+
+def assert_http2_handler_is_safe(client: kalshi_httpx.KalshiClient) -> None:
+    """The HTTP/2 handler of the client's one connection has plain locks and `_Permits`."""
+    [connection] = [each for pool in pools(client) for each in pool.connections]
+    assert isinstance(connection, GuardedConnection)
+    made: Any = connection._connection  # httpcore's connection, which holds its HTTP/2 handler
+    handler = made._connection
+    assert isinstance(handler, httpcore.HTTP2Connection)
+    assert type(handler._max_streams_semaphore).__name__ == "_Permits"
+    assert all(type(getattr(handler, name)) is PLAIN_LOCK for name in HTTP2_LOCKS)
+
+
+@pytest.mark.flavours("httpx_sync")
+@pytest.mark.parametrize("route", ["direct", "tunnel", "socks5"])
+async def test_every_http2_connection_of_a_blocking_client_is_made_interrupt_safe(
+    kx: Driver, route: str
+) -> None:
+    # httpcore makes the HTTP/2 handler inside the connection: direct, through an HTTP proxy's
+    # tunnel, or through SOCKS5 (kalshi_httpx._guard catches it as it is stored).
+    with contextlib.ExitStack() as stack:
+        options: dict[str, Any] = {"http2": True}
+        tunnels: Callable[[], int] = lambda: 1  # noqa: E731
+        if route == "tunnel":
+            tunnel = stack.enter_context(tunnel_proxy())
+            options["proxy"], tunnels = tunnel.url(), lambda: len(tunnel.heads)
+        elif route == "socks5":
+            socks = stack.enter_context(socks_proxy())
+            options["proxy"], tunnels = socks.url(scheme="socks5h"), lambda: len(socks.requests)
+        client = kx.build(**options)
+        assert isinstance(client, kalshi_httpx.KalshiClient)
+        with client:
+            client.portfolio.balance()
+            assert_http2_handler_is_safe(client)
+            client.portfolio.balance()  # the permits given back work as the old ones did
+        assert tunnels() == 1
+    assert [r.http_version for r in kx.server.requests(BALANCE)] == ["2", "2"]
+
+
+def interrupt_as_settings_apply(
+    client: kalshi_httpx.KalshiClient, point: int
+) -> tuple[threading.Thread, list[BaseException], list[str]]:
+    """Call ``client.exchange.status()`` in a daemon thread (a call that hangs cannot hold up
+    the run), with a KeyboardInterrupt at the ``point``-th checkpoint (`tests.helpers.interrupts`)
+    passed while httpcore applies the server's SETTINGS, or with none if it passes fewer. The
+    lists get what the call raised and the checkpoints passed there."""
+    raised: list[BaseException] = []
+    seen: list[str] = []
+    inside = [False]
+
+    def profile(frame: FrameType, event: str, arg: Any) -> None:
+        if inside[0] and event in CHECKPOINTS:
+            called = getattr(arg, "__qualname__", "") if event == "c_return" else ""
+            seen.append(f"{event} {frame.f_code.co_qualname}:{frame.f_lineno} {called}")
+            if len(seen) == point:
+                sys.setprofile(None)
+                raise KeyboardInterrupt
+
+    def call() -> None:
+        sys.setprofile(profile)
+        try:
+            client.exchange.status()
+        except BaseException as exc:
+            raised.append(exc)
+        finally:
+            sys.setprofile(None)
+
+    apply = httpcore.HTTP2Connection._receive_remote_settings_change
+
+    def watched(connection: httpcore.HTTP2Connection, event: Any) -> None:
+        if threading.current_thread() is not caller:
+            return apply(connection, event)
+        inside[0] = True
+        try:
+            return apply(connection, event)
+        finally:
+            inside[0] = False
+
+    caller = threading.Thread(target=call, daemon=True)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(httpcore.HTTP2Connection, "_receive_remote_settings_change", watched)
+        caller.start()
+        caller.join(10)
+    return caller, raised, seen
+
+
+@pytest.mark.flavours("httpx_sync")
+async def test_an_interrupt_as_the_server_settings_apply_ends_the_call_at_once(
+    kx: Driver,
+) -> None:
+    # When the server's SETTINGS arrive, httpcore releases the connection's stream permits one
+    # by one (99 of them). They were a threading.Semaphore, whose release takes an inner lock in
+    # a with block: a Ctrl-C just after it took that lock left it held, and the request's
+    # clean-up, which releases a permit too, waited for itself for good (kalshi_httpx._guard).
+    # Here the interrupt lands at each checkpoint of that work in turn, on a new connection
+    # each time: the call must end with it at once, and the client work on.
+    def fresh_client() -> kalshi_httpx.KalshiClient:
+        client = kx.build(http2=True, retry=RetryPolicy.disabled())
+        assert isinstance(client, kalshi_httpx.KalshiClient)
+        return client
+
+    client = fresh_client()
+    caller, raised, seen = interrupt_as_settings_apply(client, 0)
+    assert not caller.is_alive() and not raised
+    assert len(seen) > 99  # the walk sees the permits given out
+    assert_http2_handler_is_safe(client)
+    client.close()
+    total = len(seen)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)  # sockets left to the collector
+        for point in range(1, total + 1):
+            client = fresh_client()
+            caller, raised, seen = interrupt_as_settings_apply(client, point)
+            where = f"interrupt at checkpoint {point} of {total} ({seen[-1] if seen else ''})"
+            assert not caller.is_alive(), f"{where}: the call hangs"
+            assert [type(exc) for exc in raised] == [KeyboardInterrupt], where
+            assert client.exchange.status().trading_active is not None, where
+            client.close()
+        del raised  # its traceback holds the interrupted call's frames
+        gc.collect()
+    assert open_sockets_to(kx.server.port) == 0
 
 
 async def test_http2_falls_back_to_http11(
