@@ -771,11 +771,9 @@ def _trade(h: Harness, wall_ms: int, price: str, count: int) -> None:
     )
 
 
-def test_candlesticks_from_trades(h: Harness) -> None:
-    _trade(h, START_MS + 10_000, "0.56", 40)  # minute ending START_S + 60
-    _trade(h, START_MS + 20_000, "0.57", 60)  # 0.56 x 60, then 0.57 x 0 ... see below
-    _trade(h, START_MS + 130_000, "0.58", 5)  # minute ending START_S + 180
-    h.ex.place_order(  # a trade on another market stays out of T100K's candles
+def _hold_trade(h: Harness) -> None:
+    # One contract of HOLD (event KXFED-26JAN) traded in the minute ending START_S + 60.
+    h.ex.place_order(
         "trader",
         ticker=HOLD,
         side=Side.BID,
@@ -786,6 +784,13 @@ def test_candlesticks_from_trades(h: Harness) -> None:
         client_order_id="other-market",
         wall_ms=START_MS + 10_000,
     )
+
+
+def test_candlesticks_from_trades(h: Harness) -> None:
+    _trade(h, START_MS + 10_000, "0.56", 40)  # minute ending START_S + 60
+    _trade(h, START_MS + 20_000, "0.57", 60)  # 0.56 x 60, then 0.57 x 0 ... see below
+    _trade(h, START_MS + 130_000, "0.58", 5)  # minute ending START_S + 180
+    _hold_trade(h)  # a trade on another market stays out of T100K's candles
     candles = h.ok(
         calls.get_market_candlesticks(
             "KXBTCD", T100K, start_ts=START_S, end_ts=START_S + 600, period_interval=1
@@ -859,17 +864,7 @@ def _minute_trades(h: Harness) -> None:
     # the minute ending START_S + 60.
     _trade(h, START_MS + 10_000, "0.56", 40)
     _trade(h, START_MS + 130_000, "0.56", 5)
-    h.ex.place_order(
-        "trader",
-        ticker=HOLD,
-        side=Side.BID,
-        price=D("0.82"),
-        count=D(1),
-        tif=TimeInForce.IOC,
-        stp=StpMode.MAKER,
-        client_order_id="other-market",
-        wall_ms=START_MS + 10_000,
-    )
+    _hold_trade(h)
 
 
 def test_batch_candlesticks_answer_each_market_as_the_single_call_does(h: Harness) -> None:
