@@ -2,10 +2,10 @@
 
 A timer (``SIGALRM``) raises KeyboardInterrupt, as Ctrl-C's handler does, at a random moment of
 each call of one `kalshi_sync.KalshiClient` (one connection slot, no retries) against the local
-exchange on loopback (in a process of its own), thousands of times, on plain TCP or TLS, with or without client-side rate
-limiting. After every call, interrupted or not, the client must have its slot back and no
-waiter queued, and its locks must be free; at the end, one more call must work and, once the
-client is closed, no socket of this process may be connected to the exchange.
+exchange on loopback (in a process of its own), thousands of times, on plain TCP or TLS, with or
+without client-side rate limiting. After every call, interrupted or not, the client must have its
+slot back and no waiter queued, and its locks must be free; at the end, one more call must work
+and, once the client is closed, no socket of this process may be connected to the exchange.
 
 Where `tests/adapters/test_interrupt_points.py` interrupts one call at each of its points in
 turn, this lands anywhere, loops' backward jumps included, and keeps the client for the whole
@@ -219,13 +219,12 @@ def main() -> int:
     args = parser.parse_args()
     seed = pick_seed(args.seed)
     on_httpx = args.httpx or args.http2
+    client = " (kalshi_httpx, HTTP/2)" if args.http2 else " (kalshi_httpx)" if on_httpx else ""
     return run_setups(
         seed,
         (
             (
-                f"{'TLS' if tls else 'TCP'}{', rate-limited' if rate_limit else ''}"
-                + (" (kalshi_httpx, HTTP/2)" if args.http2 else "")
-                + (" (kalshi_httpx)" if on_httpx and not args.http2 else ""),
+                f"{'TLS' if tls else 'TCP'}{', rate-limited' if rate_limit else ''}{client}",
                 partial(run, args.calls, seed, tls, rate_limit, on_httpx, args.http2),
             )
             for tls in ((True,) if args.http2 else (False, True))

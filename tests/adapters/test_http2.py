@@ -18,7 +18,6 @@ import warnings
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import anyio
@@ -49,7 +48,7 @@ from tests.adapters.conftest import (
 from tests.adapters.server import PAGE_SIZE, PAGES, ApiServer, Fault, running_server
 from tests.adapters.test_httpx_guard import pools
 from tests.adapters.test_rest_clients import ORDER_JSON, ORDERS, order_request
-from tests.helpers.interrupts import CHECKPOINTS
+from tests.helpers.interrupts import Checkpoints
 from tests.helpers.proxy import tunnel_proxy
 from tests.helpers.socks import socks_proxy
 
@@ -335,25 +334,17 @@ async def test_every_http2_connection_of_a_blocking_client_is_made_interrupt_saf
 
 def interrupt_as_settings_apply(
     client: kalshi_httpx.KalshiClient, point: int
-) -> tuple[threading.Thread, list[BaseException], list[str]]:
+) -> tuple[threading.Thread, list[BaseException], Checkpoints]:
     """Call ``client.exchange.status()`` in a daemon thread (a call that hangs cannot hold up
     the run), with a KeyboardInterrupt at the ``point``-th checkpoint (`tests.helpers.interrupts`)
     passed while httpcore applies the server's SETTINGS, or with none if it passes fewer. The
-    lists get what the call raised and the checkpoints passed there."""
+    list gets what the call raised; the `Checkpoints` say how many were passed there."""
     raised: list[BaseException] = []
-    seen: list[str] = []
     inside = [False]
-
-    def profile(frame: FrameType, event: str, arg: Any) -> None:
-        if inside[0] and event in CHECKPOINTS:
-            called = getattr(arg, "__qualname__", "") if event == "c_return" else ""
-            seen.append(f"{event} {frame.f_code.co_qualname}:{frame.f_lineno} {called}")
-            if len(seen) == point:
-                sys.setprofile(None)
-                raise KeyboardInterrupt
+    checkpoints = Checkpoints(point, counting=lambda: inside[0])
 
     def call() -> None:
-        sys.setprofile(profile)
+        sys.setprofile(checkpoints)
         try:
             client.exchange.status()
         except BaseException as exc:
@@ -377,7 +368,7 @@ def interrupt_as_settings_apply(
         patch.setattr(httpcore.HTTP2Connection, "_receive_remote_settings_change", watched)
         caller.start()
         caller.join(10)
-    return caller, raised, seen
+    return caller, raised, checkpoints
 
 
 @pytest.mark.flavours("httpx_sync")
@@ -396,18 +387,18 @@ async def test_an_interrupt_as_the_server_settings_apply_ends_the_call_at_once(
         return client
 
     client = fresh_client()
-    caller, raised, seen = interrupt_as_settings_apply(client, 0)
+    caller, raised, checkpoints = interrupt_as_settings_apply(client, 0)
     assert not caller.is_alive() and not raised
-    assert len(seen) > 99  # the walk sees the permits given out
+    assert checkpoints.seen > 99  # the walk sees the permits given out
     assert_http2_handler_is_safe(client)
     client.close()
-    total = len(seen)
+    total = checkpoints.seen
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)  # sockets left to the collector
         for point in range(1, total + 1):
             client = fresh_client()
-            caller, raised, seen = interrupt_as_settings_apply(client, point)
-            where = f"interrupt at checkpoint {point} of {total} ({seen[-1] if seen else ''})"
+            caller, raised, checkpoints = interrupt_as_settings_apply(client, point)
+            where = f"interrupt at checkpoint {point} of {total} ({checkpoints.where})"
             assert not caller.is_alive(), f"{where}: the call hangs"
             assert [type(exc) for exc in raised] == [KeyboardInterrupt], where
             assert client.exchange.status().trading_active is not None, where

@@ -16,47 +16,52 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-__all__ = ["CHECKPOINTS", "count_checkpoints", "interrupt_at"]
+__all__ = ["CHECKPOINTS", "Checkpoints", "count_checkpoints", "interrupt_at"]
 
 CHECKPOINTS = ("call", "return", "c_return")
 
 
+class Checkpoints:
+    """A profile function (`sys.setprofile`) that counts the checkpoints its thread passes and
+    raises a KeyboardInterrupt at the ``point``-th (none when ``point`` is 0). With ``counting``,
+    only the checkpoints passed while it returns True count. ``seen`` is the count so far,
+    ``where`` the point interrupted ("" until then)."""
+
+    def __init__(self, point: int = 0, counting: Callable[[], bool] | None = None) -> None:
+        self.point = point
+        self.seen = 0
+        self.where = ""
+        self._counting = counting
+
+    def __call__(self, frame: FrameType, event: str, arg: Any) -> None:
+        if event not in CHECKPOINTS or (self._counting is not None and not self._counting()):
+            return
+        self.seen += 1
+        if self.seen == self.point:
+            sys.setprofile(None)
+            called = getattr(arg, "__qualname__", "") if event == "c_return" else ""
+            self.where = f"{event} {frame.f_code.co_qualname}:{frame.f_lineno} {called}"
+            raise KeyboardInterrupt
+
+
 def count_checkpoints(action: Callable[[], object]) -> int:
     """How many points ``action`` passes where a signal handler could run."""
-    seen = 0
-
-    def profile(frame: FrameType, event: str, arg: Any) -> None:
-        nonlocal seen
-        if event in CHECKPOINTS:
-            seen += 1
-
-    sys.setprofile(profile)
+    checkpoints = Checkpoints()
+    sys.setprofile(checkpoints)
     try:
         action()
     finally:
         sys.setprofile(None)
-    return seen
+    return checkpoints.seen
 
 
 def interrupt_at(point: int, action: Callable[[], object]) -> str:
     """Run ``action`` with a KeyboardInterrupt raised at its ``point``-th checkpoint; where
     that was (or "" if the call passed fewer checkpoints this time)."""
-    seen = 0
-    where = ""
-
-    def profile(frame: FrameType, event: str, arg: Any) -> None:
-        nonlocal seen, where
-        if event in CHECKPOINTS:
-            seen += 1
-            if seen == point:
-                sys.setprofile(None)
-                called = getattr(arg, "__qualname__", "") if event == "c_return" else ""
-                where = f"{event} {frame.f_code.co_qualname}:{frame.f_lineno} {called}"
-                raise KeyboardInterrupt
-
+    checkpoints = Checkpoints(point)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
-        sys.setprofile(profile)
+        sys.setprofile(checkpoints)
         try:
             action()
         except KeyboardInterrupt:
@@ -64,4 +69,4 @@ def interrupt_at(point: int, action: Callable[[], object]) -> str:
         finally:
             sys.setprofile(None)
         gc.collect()  # what the interrupt left to the garbage collector, closed here
-    return where
+    return checkpoints.where
