@@ -24,14 +24,18 @@ Python ``__enter__``, so the interrupt can come once the lock is taken and befor
 block owns it, and the pool's clean-up after the failed request takes the lock again and waits
 for itself (``fuzz/interrupt_stress.py --httpx`` hung so in 3 runs of 4).
 
-An HTTP/2 connection has the same gap in its own locks and, deeper, in the stream permits it
-counts with a `threading.Semaphore`, whose Python ``release`` takes an inner lock in a ``with``
-block. When the server's SETTINGS arrive, httpcore releases 99 permits one by one; a Ctrl-C
-landing just after one of them took that inner lock left it held, and the request's clean-up,
-which releases a permit, waited for itself for good (1 Ctrl-C in about 1,300 over HTTP/2 in a
-stress run: the call hung until a second Ctrl-C; a thread sharing the connection would hang for
-good). As httpcore makes a guarded connection's HTTP/2 handler, its locks become plain ones and
-its permits a queue whose take and give run in C (`_Permits`).
+A connection has the same gap in its own locks: the one it connects under, a proxy's connect
+lock, its HTTP/1.1 or HTTP/2 handler's. A Ctrl-C in one thread's call could leave one held, and
+the calls of other threads already given that connection (an HTTP/2 one carries several at once)
+waited for it for good (``tests/adapters/test_http2.py`` lands an interrupt at each point in
+turn). An HTTP/2 connection has the gap deeper too, in the stream permits it counts with a
+`threading.Semaphore`, whose Python ``release`` takes an inner lock in a ``with`` block. When
+the server's SETTINGS arrive, httpcore releases 99 permits one by one; a Ctrl-C landing just
+after one of them took that inner lock left it held, and the request's clean-up, which releases
+a permit, waited for itself for good (1 Ctrl-C in about 1,300 over HTTP/2 in a stress run: the
+call hung until a second Ctrl-C; a thread sharing the connection would hang for good). A guarded
+connection's locks, and its handler's as httpcore makes it, become plain ones, and an HTTP/2
+handler's permits a queue whose take and give run in C (`_Permits`).
 
 A Ctrl-C inside the ``wrap_socket`` of httpcore's TLS start could leave two sockets owning one
 descriptor, both closed by the garbage collector (`kalshi_proto.tls_wrap`); a guarded
@@ -47,7 +51,8 @@ their lock is their ``_optional_thread_lock``. ``tests/adapters/test_httpx_guard
 both on every kind of pool a client builds, so an httpx or httpcore that renames them fails
 there. A connection's HTTP/2 handler is caught as httpcore stores it in the connection's
 ``_connection``, and its permits as it stores them in ``_max_streams_semaphore``; a test in
-``tests/adapters/test_http2.py`` checks that a guarded HTTP/2 connection ends up with both.
+``tests/adapters/test_http2.py`` checks that a guarded HTTP/2 connection ends up with both, and
+with no lock of httpcore's.
 """
 
 from __future__ import annotations
@@ -235,8 +240,6 @@ class _SafeHTTP2Connection(httpcore.HTTP2Connection):
         self.__dict__["_max_streams_semaphore"] = permits
 
 
-_HTTP2_LOCKS = ("_init_lock", "_state_lock", "_read_lock", "_write_lock")
-
 #: Each connection class httpcore's pools make, and its subclass that watches ``_connection``.
 _WATCHING: dict[type, type] = {}
 
@@ -244,10 +247,13 @@ _WATCHING: dict[type, type] = {}
 def _watch_handler(connection: httpcore.ConnectionInterface) -> None:
     # httpcore's connections (direct, through a proxy's tunnel, through SOCKS) make their HTTP/2
     # or HTTP/1.1 handler on their first request, store it in ``_connection`` and use it at
-    # once. The connection is given a subclass whose ``_connection`` property makes an HTTP/2
-    # handler safe as it is stored, before its first use.
+    # once. The connection's locks become plain ones, and those of what it holds there already
+    # (a proxy's connection holds the one to the proxy); it is given a subclass whose
+    # ``_connection`` property makes the handler safe as it is stored, before its first use.
+    _plain_locks(connection)
     if "_connection" not in vars(connection):
         return
+    _plain_locks(vars(connection)["_connection"])
     cls = type(connection)
     watching = _WATCHING.get(cls)
     if watching is None:
@@ -261,11 +267,18 @@ def _handler(connection: Any) -> Any:
 
 
 def _store_handler(connection: Any, handler: Any) -> None:
-    if type(handler) is httpcore.HTTP2Connection:  # made just now, not used yet
-        # Its locks, like the pool's (see _guard), become plain ones: httpcore takes them only in
-        # with statements.
-        for name in _HTTP2_LOCKS:
-            if isinstance(getattr(handler, name, None), httpcore._synchronization.Lock):
-                setattr(handler, name, threading.Lock())
+    _plain_locks(handler)  # made just now, not used yet (None has no locks)
+    if type(handler) is httpcore.HTTP2Connection:
         handler.__class__ = _SafeHTTP2Connection
     connection.__dict__["_connection"] = handler
+
+
+def _plain_locks(owner: object) -> None:
+    # httpcore's blocking Lock takes its lock in a Python __enter__ and gives it back in a Python
+    # __exit__: a Ctrl-C after the one took it, or as the other starts, leaves it held, and
+    # every later request on the connection waits for it for good. Like the pool's (see
+    # _guard), each of ``owner``'s becomes a plain lock: httpcore takes them only in with
+    # statements.
+    for name, value in list(getattr(owner, "__dict__", {}).items()):
+        if isinstance(value, httpcore._synchronization.Lock):
+            setattr(owner, name, threading.Lock())

@@ -18,14 +18,20 @@ import warnings
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
+from types import FrameType
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import httpcore
+import httpcore._sync.connection
+import httpcore._sync.connection_pool
+import httpcore._sync.http2
 import httpcore._synchronization
 import pytest
 
 import kalshi_httpx
+import kalshi_httpx._guard
 from kalshi_httpx._guard import GuardedConnection
 from kalshi_proto.errors import (
     ConfigurationError,
@@ -296,7 +302,8 @@ async def test_threads_share_one_http2_connection_and_a_close_lets_them_finish(
 
 
 def assert_http2_handler_is_safe(client: kalshi_httpx.KalshiClient) -> None:
-    """The HTTP/2 handler of the client's one connection has plain locks and `_Permits`."""
+    """The HTTP/2 handler of the client's one connection has plain locks and `_Permits`, and
+    neither it nor the connection holding it has a lock of httpcore's."""
     [connection] = [each for pool in pools(client) for each in pool.connections]
     assert isinstance(connection, GuardedConnection)
     made: Any = connection._connection  # httpcore's connection, which holds its HTTP/2 handler
@@ -304,6 +311,13 @@ def assert_http2_handler_is_safe(client: kalshi_httpx.KalshiClient) -> None:
     assert isinstance(handler, httpcore.HTTP2Connection)
     assert type(handler._max_streams_semaphore).__name__ == "_Permits"
     assert all(type(getattr(handler, name)) is PLAIN_LOCK for name in HTTP2_LOCKS)
+    left = [
+        f"{type(layer).__name__}.{name}"
+        for layer in (made, handler)
+        for name, value in vars(layer).items()
+        if isinstance(value, httpcore._synchronization.Lock)
+    ]
+    assert not left
 
 
 @pytest.mark.flavours("httpx_sync")
@@ -332,16 +346,16 @@ async def test_every_http2_connection_of_a_blocking_client_is_made_interrupt_saf
     assert [r.http_version for r in kx.server.requests(BALANCE)] == ["2", "2"]
 
 
-def interrupt_as_settings_apply(
-    client: kalshi_httpx.KalshiClient, point: int
-) -> tuple[threading.Thread, list[BaseException], Checkpoints]:
-    """Call ``client.exchange.status()`` in a daemon thread (a call that hangs cannot hold up
-    the run), with a KeyboardInterrupt at the ``point``-th checkpoint (`tests.helpers.interrupts`)
-    passed while httpcore applies the server's SETTINGS, or with none if it passes fewer. The
-    list gets what the call raised; the `Checkpoints` say how many were passed there."""
+INTERRUPTED = "interrupted call"
+
+
+def interrupted_call(
+    client: kalshi_httpx.KalshiClient, checkpoints: Checkpoints
+) -> tuple[threading.Thread, list[BaseException]]:
+    """Call ``client.exchange.status()`` in a daemon thread named `INTERRUPTED` (a call that
+    hangs cannot hold up the run), with ``checkpoints`` as its profile function
+    (`tests.helpers.interrupts`), and wait up to 10 s for it; the thread, and what it raised."""
     raised: list[BaseException] = []
-    inside = [False]
-    checkpoints = Checkpoints(point, counting=lambda: inside[0])
 
     def call() -> None:
         sys.setprofile(checkpoints)
@@ -352,10 +366,24 @@ def interrupt_as_settings_apply(
         finally:
             sys.setprofile(None)
 
+    caller = threading.Thread(target=call, name=INTERRUPTED, daemon=True)
+    caller.start()
+    caller.join(10)
+    return caller, raised
+
+
+def interrupt_as_settings_apply(
+    client: kalshi_httpx.KalshiClient, point: int
+) -> tuple[threading.Thread, list[BaseException], Checkpoints]:
+    """`interrupted_call`, with a KeyboardInterrupt at the ``point``-th checkpoint passed while
+    httpcore applies the server's SETTINGS, or with none if it passes fewer; the `Checkpoints`
+    say how many were passed there."""
+    inside = [False]
+    checkpoints = Checkpoints(point, counting=lambda frame: inside[0])
     apply = httpcore.HTTP2Connection._receive_remote_settings_change
 
     def watched(connection: httpcore.HTTP2Connection, event: Any) -> None:
-        if threading.current_thread() is not caller:
+        if threading.current_thread().name != INTERRUPTED:
             return apply(connection, event)
         inside[0] = True
         try:
@@ -363,11 +391,9 @@ def interrupt_as_settings_apply(
         finally:
             inside[0] = False
 
-    caller = threading.Thread(target=call, daemon=True)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(httpcore.HTTP2Connection, "_receive_remote_settings_change", watched)
-        caller.start()
-        caller.join(10)
+        caller, raised = interrupted_call(client, checkpoints)
     return caller, raised, checkpoints
 
 
@@ -405,6 +431,122 @@ async def test_an_interrupt_as_the_server_settings_apply_ends_the_call_at_once(
             client.close()
         del raised  # its traceback holds the interrupted call's frames
         gc.collect()
+    assert open_sockets_to(kx.server.port) == 0
+
+
+#: httpcore's blocking pool, connection, HTTP/2 handler and locks, and the guard around them: the
+#: code where a call on a shared HTTP/2 connection takes and gives back that connection's locks.
+CONNECTION_CODE = frozenset(
+    module.__file__
+    for module in (
+        httpcore._sync.connection_pool,
+        httpcore._sync.connection,
+        httpcore._sync.http2,
+        httpcore._synchronization,
+        kalshi_httpx._guard,
+    )
+)
+
+
+#: What a request on a connection an interrupt left in a bad state may raise.
+CONNECTION_ERRORS = (httpcore.ProtocolError, httpcore.NetworkError, httpcore.TimeoutException)
+
+
+def in_connection_code(frame: FrameType) -> bool:
+    """Whether a checkpoint is in `CONNECTION_CODE`, or at the start or return of a function it
+    calls."""
+    caller = frame.f_back
+    return frame.f_code.co_filename in CONNECTION_CODE or (
+        caller is not None and caller.f_code.co_filename in CONNECTION_CODE
+    )
+
+
+def request_on(connection: GuardedConnection, url: str) -> tuple[threading.Thread, list[object]]:
+    """Send a GET of ``url`` on ``connection`` itself, as a call the pool had already given it
+    would, in a daemon thread, and wait up to 10 s for it; the thread, and the answer's status
+    or what the request raised."""
+    outcome: list[object] = []
+
+    def send() -> None:
+        timeout = dict.fromkeys(("connect", "read", "write", "pool"), 2.0)
+        try:
+            response = connection.handle_request(
+                httpcore.Request(
+                    "GET",
+                    url,
+                    headers=[("Host", urlsplit(url).netloc)],
+                    extensions={"timeout": timeout},
+                )
+            )
+            try:
+                response.read()
+            finally:
+                response.close()
+            outcome.append(response.status)
+        except Exception as exc:
+            outcome.append(exc)
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    sender.join(10)
+    return sender, outcome
+
+
+@pytest.mark.flavours("httpx_sync")
+async def test_an_interrupted_call_leaves_its_http2_connection_to_the_calls_sharing_it(
+    kx: Driver,
+) -> None:
+    # Threads sharing a blocking client run their calls on one HTTP/2 connection at once. A
+    # Ctrl-C ends one of them, and the client replaces its pool; the calls already given the
+    # old connection finish on it. The interrupted call must leave none of the connection's
+    # locks held: httpcore gives its locks back in a Python __exit__, and a Ctrl-C as that
+    # starts left the lock held, and the other calls waiting for it for good. Here the
+    # interrupt lands at each checkpoint of one call's pool, connection and HTTP/2 code in turn;
+    # a request then runs on the same connection, and must end.
+    def connected() -> tuple[kalshi_httpx.KalshiClient, GuardedConnection]:
+        client = kx.build(http2=True, retry=RetryPolicy.disabled())
+        assert isinstance(client, kalshi_httpx.KalshiClient)
+        client.exchange.status()
+        [connection] = [each for pool in pools(client) for each in pool.connections]
+        assert isinstance(connection, GuardedConnection)
+        return client, connection
+
+    status_url = kx.server.base_url + "/exchange/status"
+    client, connection = connected()
+    checkpoints = Checkpoints(counting=in_connection_code)
+    caller, raised = interrupted_call(client, checkpoints)
+    assert not caller.is_alive() and not raised
+    total = checkpoints.seen
+    assert total > 100
+    client.close()
+    failed: list[type] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)  # sockets left to the collector
+        # The collector stays off during the walk: run inside the call, its finalizers would
+        # pass checkpoints there, and take an interrupt meant for the call.
+        gc.disable()
+        try:
+            for point in range(1, total + 1):
+                client, connection = connected()
+                checkpoints = Checkpoints(point, counting=in_connection_code)
+                caller, raised = interrupted_call(client, checkpoints)
+                where = f"interrupt at checkpoint {point} of {total} ({checkpoints.where})"
+                assert not caller.is_alive(), f"{where}: the call hangs"
+                assert [type(exc) for exc in raised] == [KeyboardInterrupt], where
+                sender, outcome = request_on(connection, status_url)
+                assert not sender.is_alive(), f"{where}: the other request waits for good"
+                failed.extend(type(each) for each in outcome if each != 200)
+                client.close()
+        finally:
+            gc.enable()
+        # The last old connection, held here, and the frames the last errors' tracebacks hold,
+        # are let go: the collector closes the sockets of the pools left behind.
+        del connection, raised, outcome
+        gc.collect()
+    # The connection goes on serving; an interrupt that cut its read short can leave the next
+    # request a protocol error (or a timeout), never an error of another kind.
+    assert len(failed) < total // 10, failed
+    assert all(issubclass(kind, CONNECTION_ERRORS) for kind in failed), failed
     assert open_sockets_to(kx.server.port) == 0
 
 

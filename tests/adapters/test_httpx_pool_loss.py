@@ -195,32 +195,45 @@ async def test_a_blocking_pool_passed_in_is_kept_and_an_interrupt_in_it_logged(
     assert open_sockets_to(kx.server.port) == 0
 
 
+class TakenThenInterrupted:
+    """A lock whose first taking a Ctrl-C cuts once it is taken, before the ``with`` block owns
+    it, so that it stays held for good: as httpcore's own locks could be, which take theirs in
+    a Python ``__enter__``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.interrupted = False
+
+    def __enter__(self) -> TakenThenInterrupted:
+        self._lock.acquire()
+        if not self.interrupted:
+            self.interrupted = True
+            raise KeyboardInterrupt
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._lock.release()
+
+
 @pytest.mark.flavours("httpx_sync")
 async def test_an_interrupt_that_leaves_a_lock_of_httpcore_held_hangs_no_later_call(
-    kx: Driver, monkeypatch: pytest.MonkeyPatch
+    kx: Driver,
 ) -> None:
-    # The interrupt comes as one of httpcore's locks has been taken, before its with block owns
-    # it: the first a call takes, its connection's request lock. (The pool's own lock is a plain
-    # one in a pool the client builds, whose taking no interrupt can cut; see kalshi_httpx._guard
-    # and tests/adapters/test_httpx_guard.py.)
-    enter = httpcore._synchronization.Lock.__enter__
-    interrupts = [KeyboardInterrupt()]
-
-    def take_then_interrupt(lock: httpcore._synchronization.Lock) -> httpcore._synchronization.Lock:
-        taken = enter(lock)
-        if interrupts:
-            raise interrupts.pop()
-        return taken
-
+    # In a pool the client builds, httpcore's locks are plain ones, whose taking no interrupt can
+    # cut (see kalshi_httpx._guard and tests/adapters/test_http2.py). Should an httpcore add a
+    # lock of its own, a Ctrl-C could leave it held: here, the connection's request lock, the
+    # first a call takes. The client's replacing its pool keeps later calls from waiting on it.
     async with kx.client(retry=NO_RETRY, timeout=2.0) as client:
         assert isinstance(client, kalshi_httpx.KalshiClient)
         client.exchange.status()
         first_pool = client._transport
-        monkeypatch.setattr(httpcore._synchronization.Lock, "__enter__", take_then_interrupt)
+        assert isinstance(first_pool, httpx.HTTPTransport)
+        [connection] = first_pool._pool.connections
+        lock = TakenThenInterrupted()
+        connection._connection._request_lock = lock  # type: ignore[attr-defined]
         with pytest.raises(KeyboardInterrupt):
             client.exchange.status()
-        monkeypatch.undo()
-        assert not interrupts
+        assert lock.interrupted
         # A call that waits for the held lock never returns: made in a thread of its own.
         answered: list[object] = []
         later = threading.Thread(
@@ -232,8 +245,7 @@ async def test_an_interrupt_that_leaves_a_lock_of_httpcore_held_hangs_no_later_c
         assert client._transport is not first_pool
     # The old pool's connection holds its lock for good, and is left to the garbage collector,
     # which would warn of it; closed here, without that lock.
-    for connection in first_pool._pool.connections:  # type: ignore[union-attr]
-        connection.close()
+    connection.close()
     assert open_sockets_to(kx.server.port) == 0
 
 

@@ -24,17 +24,17 @@ CHECKPOINTS = ("call", "return", "c_return")
 class Checkpoints:
     """A profile function (`sys.setprofile`) that counts the checkpoints its thread passes and
     raises a KeyboardInterrupt at the ``point``-th (none when ``point`` is 0). With ``counting``,
-    only the checkpoints passed while it returns True count. ``seen`` is the count so far,
+    only the checkpoints for whose frame it returns True count. ``seen`` is the count so far,
     ``where`` the point interrupted ("" until then)."""
 
-    def __init__(self, point: int = 0, counting: Callable[[], bool] | None = None) -> None:
+    def __init__(self, point: int = 0, counting: Callable[[FrameType], bool] | None = None) -> None:
         self.point = point
         self.seen = 0
         self.where = ""
         self._counting = counting
 
     def __call__(self, frame: FrameType, event: str, arg: Any) -> None:
-        if event not in CHECKPOINTS or (self._counting is not None and not self._counting()):
+        if event not in CHECKPOINTS or (self._counting is not None and not self._counting(frame)):
             return
         self.seen += 1
         if self.seen == self.point:
