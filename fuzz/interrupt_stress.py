@@ -33,6 +33,7 @@ Unix only (``signal.setitimer``). Exits 1 on a violation and prints the seed.
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import faulthandler
 import gc
@@ -41,6 +42,7 @@ import random
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from functools import partial
@@ -55,7 +57,15 @@ import hypercorn.config
 
 import kalshi_httpx
 import kalshi_sync
-from fuzz._stress import Outcome, dropped_sockets, exchange_apart, pick_seed, report, run_setups
+from fuzz._stress import (
+    Outcome,
+    commonest,
+    dropped_sockets,
+    exchange_apart,
+    pick_seed,
+    report,
+    run_setups,
+)
 from kalshi_proto.errors import ConnectTimeout, KalshiError
 from kalshi_proto.rest.ratelimit import BucketLimit, RateLimiter
 from kalshi_proto.rest.retry import RetryPolicy
@@ -71,18 +81,21 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
 
-def problems(client: kalshi_sync.KalshiClient | kalshi_httpx.KalshiClient) -> str | None:
-    """What the client holds that it should not, between calls; None if nothing."""
+def problems(
+    client: kalshi_sync.KalshiClient | kalshi_httpx.KalshiClient, slots: int = 1
+) -> str | None:
+    """What the client, of ``slots`` connections, holds that it should not when no call runs;
+    None if nothing."""
     if isinstance(client, kalshi_httpx.KalshiClient):
         gate = client._gate
-        if gate is not None and (gate._free != 1 or gate._waiters):
+        if gate is not None and (gate._free != slots or gate._waiters):
             return "the rate-limited calls' gate lost a slot or kept a waiter"
         if gate is not None and gate._lock.locked():
             return "the gate's lock is held"
         return None
     limiter = client._limiter
-    if limiter._free != 1:
-        return f"{1 - limiter._free} connection slot(s) lost"
+    if limiter._free != slots:
+        return f"{slots - limiter._free} connection slot(s) lost"
     if limiter._waiters:
         return f"{len(limiter._waiters)} waiter(s) left in the queue"
     if limiter._lock.locked():
@@ -95,21 +108,21 @@ def problems(client: kalshi_sync.KalshiClient | kalshi_httpx.KalshiClient) -> st
 Client = kalshi_sync.KalshiClient | kalshi_httpx.KalshiClient
 
 
-def new_client(options: dict[str, Any], rate_limit: bool, on_httpx: bool) -> Client:
-    """A client with one connection and no retries, of the flavour the run stresses."""
+def new_client(options: dict[str, Any], rate_limit: bool, on_httpx: bool, slots: int = 1) -> Client:
+    """A client with ``slots`` connections and no retries, of the flavour the run stresses."""
     options = dict(options)
     if rate_limit:
         plenty = BucketLimit(refill_rate=1e9, capacity=1e9)
         options["rate_limit"] = RateLimiter(plenty, plenty)
     if on_httpx:
         return kalshi_httpx.KalshiClient(
-            limits=httpx.Limits(max_connections=1),
+            limits=httpx.Limits(max_connections=slots),
             retry=RetryPolicy.disabled(),
             timeout=2.0,
             **options,
         )
     return kalshi_sync.KalshiClient(
-        max_connections=1, retry=RetryPolicy.disabled(), timeout=2.0, **options
+        max_connections=slots, retry=RetryPolicy.disabled(), timeout=2.0, **options
     )
 
 
@@ -153,22 +166,83 @@ def http2_server() -> Iterator[tuple[int, dict[str, Any]]]:
         )
 
 
+class Alongside:
+    """Threads that call on the client over and over while the main thread's calls are
+    interrupted (a signal handler runs in the main thread only). Their calls must never hang,
+    and a Ctrl-C in the main thread must fail none of them (``failures``); over HTTP/2, where
+    they share the interrupted call's connection, their failures are only counted."""
+
+    def __init__(self, client: Client, threads: int) -> None:
+        self.calls = 0
+        self.failures: collections.Counter[str] = collections.Counter()
+        self.crashes: list[str] = []  # what a call raised other than the SDK's errors
+        self._client = client
+        self._lock = threading.Lock()  # over the counts, which the threads share
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._call, daemon=True) for _ in range(threads)]
+        for thread in self._threads:
+            thread.start()
+
+    def _call(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._client.exchange.status()
+            except KalshiError as exc:
+                with self._lock:
+                    self.failures[f"{type(exc).__name__}: {str(exc)[:60]}"] += 1
+            except BaseException as exc:
+                self.crashes.append(repr(exc))
+                return
+            with self._lock:
+                self.calls += 1
+
+    def stop(self, strict: bool) -> str | None:
+        """Stop the threads; what went wrong, or None. A thread that has not ended 30 s on
+        hangs (its stack is printed); with ``strict``, a call that failed is a violation."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(30)
+            if thread.is_alive():
+                faulthandler.dump_traceback(all_threads=True)
+                return "a call hangs"
+        if self.crashes:
+            return f"a call raised {self.crashes[0]}"
+        if strict and self.failures:
+            return f"calls failed: {commonest(self.failures)}"
+        return None
+
+    def __str__(self) -> str:
+        kinds = f": {commonest(self.failures)}" if self.failures else ""
+        threads, failed = len(self._threads), self.failures.total()
+        return f"{self.calls} calls of {threads} thread(s) alongside, {failed} failed{kinds}"
+
+
 def run(
-    calls: int, seed: int, tls: bool, rate_limit: bool, on_httpx: bool, http2: bool = False
+    calls: int,
+    seed: int,
+    tls: bool,
+    rate_limit: bool,
+    on_httpx: bool,
+    http2: bool = False,
+    threads: int = 0,
 ) -> Outcome:
     rng = random.Random(seed)
     server = http2_server() if http2 else exchange_apart(tls, httpx=on_httpx)
+    slots = 1 + threads
     with dropped_sockets() as dropped, server as (port, options):
         pooled, connecting = call_times(options, rate_limit, on_httpx)
-        client = new_client(options, rate_limit, on_httpx)
+        client = new_client(options, rate_limit, on_httpx, slots)
         previous = signal.signal(signal.SIGALRM, _interrupt)
+        others = None
         try:
             client.exchange.status()
+            others = Alongside(client, threads) if threads else None
             interrupted = 0
             reconnects = False  # the call before was cut short: this one most likely connects
             for number in range(calls):
                 # A moment anywhere in the call, or just after it (the timer is then stopped).
-                span = (connecting if reconnects else pooled) * 1.5
+                # Threads alongside share the interpreter's lock: a call takes longer.
+                span = (connecting if reconnects else pooled) * 1.5 * (1 + threads)
                 try:
                     ARMED[0] = True
                     signal.setitimer(signal.ITIMER_REAL, rng.uniform(0.0, span))
@@ -187,16 +261,23 @@ def run(
                     ARMED[0] = False
                     signal.setitimer(signal.ITIMER_REAL, 0)
                 faulthandler.dump_traceback_later(60, exit=True)  # a call that hangs
-                found = problems(client)
+                found = problems(client, slots) if others is None else None  # (slots in use)
                 if found is not None:
                     return False, f"after call {number + 1}: {found}"
+            alongside = ""
+            if others is not None:
+                # Over HTTP/2 they share the interrupted calls' connection: failures are counted.
+                found = others.stop(strict=not http2) or problems(client, slots)
+                if found is not None:
+                    return False, f"with {threads} thread(s) calling alongside: {found}"
+                alongside = f"; {others}"
             try:
                 client.exchange.status()
             except KalshiError as exc:
                 return False, f"the call after the last one failed: {exc!r}"
             faulthandler.cancel_dump_traceback_later()
             client.close()
-            del client
+            del client, others
             gc.collect()
             still_open = sockets_to(port)
         finally:
@@ -204,7 +285,8 @@ def run(
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
     took = f"a call takes {pooled * 1e6:.0f} µs, {connecting * 1e6:.0f} µs if it connects"
-    return report(still_open, f"{interrupted} of {calls} calls interrupted ({took})", dropped)
+    done = f"{interrupted} of {calls} calls interrupted ({took}){alongside}"
+    return report(still_open, done, dropped)
 
 
 def main() -> int:
@@ -216,6 +298,9 @@ def main() -> int:
     parser.add_argument(
         "--http2", action="store_true", help="a blocking kalshi_httpx client over HTTP/2 (TLS)"
     )
+    parser.add_argument(
+        "--threads", type=int, default=0, help="threads calling on the client alongside"
+    )
     args = parser.parse_args()
     seed = pick_seed(args.seed)
     on_httpx = args.httpx or args.http2
@@ -225,7 +310,7 @@ def main() -> int:
         (
             (
                 f"{'TLS' if tls else 'TCP'}{', rate-limited' if rate_limit else ''}{client}",
-                partial(run, args.calls, seed, tls, rate_limit, on_httpx, args.http2),
+                partial(run, args.calls, seed, tls, rate_limit, on_httpx, args.http2, args.threads),
             )
             for tls in ((True,) if args.http2 else (False, True))
             for rate_limit in ((True,) if args.rate_limit else (False, True))

@@ -59,7 +59,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sized
 from typing import Any
 
 import httpcore
@@ -206,18 +206,36 @@ def _guard(pool: httpcore.ConnectionPool) -> None:
 # ---- HTTP/2: locks and stream permits a Ctrl-C cannot leave taken ------------------------------
 
 
+#: How often, in seconds, a request waiting for a stream permit checks whether one was lost.
+_LOST_PERMIT_CHECK = 0.5
+
+
 class _Permits:
     """A counting semaphore whose take and give run in C (a `queue.SimpleQueue` of tokens), with
     the two methods of httpcore's blocking ``Semaphore``. A Ctrl-C lands before or after one,
-    never inside: no inner lock can be left held."""
+    never inside: no inner lock can be left held.
 
-    def __init__(self, count: int) -> None:
+    A Ctrl-C can still cost a permit: httpcore takes one before the ``try`` that gives it back.
+    A new connection has a single permit until the server's SETTINGS are read, and only a request
+    past its permit reads them: the other requests would wait for good. So a request that waits
+    looks at intervals at the connection's running streams (``streams``); with none running, no
+    permit will come back, and it goes on without one (its end gives one back, in place of the
+    one lost)."""
+
+    def __init__(self, count: int, streams: Sized) -> None:
         self._tokens: queue.SimpleQueue[None] = queue.SimpleQueue()
+        self._streams = streams
         for _ in range(count):
             self._tokens.put(None)
 
     def acquire(self) -> None:
-        self._tokens.get()
+        while True:
+            try:
+                self._tokens.get(timeout=_LOST_PERMIT_CHECK)
+                return
+            except queue.Empty:
+                if not self._streams:
+                    return
 
     def release(self) -> None:
         self._tokens.put(None)
@@ -227,16 +245,53 @@ class _SafeHTTP2Connection(httpcore.HTTP2Connection):
     # The class a guarded connection's HTTP/2 handler is given once made. httpcore makes the
     # handler's stream permits on its first request, as a threading.Semaphore of the local
     # stream limit (``Semaphore(n)``); they are swapped for `_Permits` as they are stored.
+    #
+    #
+    # The first request sends the connection's preface under a lock the others wait on. A
+    # Ctrl-C there closes the connection, or leaves it marked as begun but without permits; the
+    # requests that waited then failed on it, before sending anything. They are sent to another
+    # connection instead: httpcore's pool takes ConnectionNotAvailable for that.
+    #
+    # A Ctrl-C that cuts a write short can garble what the other requests send after it; the
+    # server may then end the connection having processed none of them (a GOAWAY naming stream
+    # 0). httpcore 1.0.9 sends a request to another connection on a GOAWAY naming a stream below
+    # its own, but not 0: such a request failed, as if the server might have taken it. Once an
+    # interrupt has passed through the connection, it is sent to another too (without one, a
+    # server that refused every connection so would be tried for good).
+
+    _interrupted = False
+
+    def handle_request(self, request: httpcore.Request) -> httpcore.Response:
+        try:
+            return super().handle_request(request)
+        except httpcore.RemoteProtocolError as exc:
+            ended = self._connection_terminated
+            if self._interrupted and ended is not None and ended.last_stream_id == 0:
+                raise httpcore.ConnectionNotAvailable() from exc
+            raise
+        except BaseException as exc:
+            if not isinstance(exc, Exception):
+                self._interrupted = True
+            raise
+
+    def _send_connection_init(self, request: httpcore.Request) -> None:
+        if self.is_closed():  # by the request before, as a Ctrl-C cut its preface short
+            raise httpcore.ConnectionNotAvailable()
+        super()._send_connection_init(request)
 
     @property
     def _max_streams_semaphore(self) -> Any:
-        return self.__dict__["_max_streams_semaphore"]
+        permits = self.__dict__.get("_max_streams_semaphore")
+        if permits is None:  # begun, without permits: the connection can carry nothing
+            self.close()
+            raise httpcore.ConnectionNotAvailable()
+        return permits
 
     @_max_streams_semaphore.setter
     def _max_streams_semaphore(self, permits: Any) -> None:
         count = getattr(getattr(permits, "_semaphore", None), "_value", None)
         if isinstance(count, int):  # a fresh httpcore Semaphore: nothing taken from it yet
-            permits = _Permits(count)
+            permits = _Permits(count, self._events)
         self.__dict__["_max_streams_semaphore"] = permits
 
 
