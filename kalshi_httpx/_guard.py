@@ -43,7 +43,9 @@ connection closes it once, at once, as the interrupt passes.
 
 `guard_pools` gives each pool a plain `threading.Lock`, taken and given back in C, and makes
 every connection the pool creates a `GuardedConnection`: while a request runs on it, the pool
-sees it neither idle nor expired, and a close waits for the request's end. Its look at an idle
+sees it neither idle nor expired (nor free, over HTTP/1.1), and a close waits for the request's
+end. A connection an interrupt passed through may be half-way through a change of state: it
+takes no other request, and closes as its last one ends. Its look at an idle
 connection and the start of a request on it take one lock, so the bytes the look sees are never
 an answer. A connection is wrapped through httpcore's public connection interface; the pools
 are reached through the ``_pool`` attribute of httpx's transports (and of `SocksTransport`), and
@@ -81,7 +83,9 @@ class GuardedConnection(httpcore.ConnectionInterface):
         self._connection = connection
         self._lock = threading.Lock()
         self._running = 0  # requests on the connection (HTTP/2 carries several at once)
-        self._closing = False  # closed by the pool: shut when the last request ends
+        # Closed by the pool, or an interrupt passed through: shut when the last request ends.
+        self._closing = False
+        self._shut = False  # the connection itself closed, once
 
     def handle_request(self, request: httpcore.Request) -> httpcore.Response:
         with self._lock:
@@ -92,7 +96,7 @@ class GuardedConnection(httpcore.ConnectionInterface):
             response = self._connection.handle_request(request)
         except BaseException as exc:
             _settle_interrupted_wrap(exc)
-            self._request_ended()
+            self._request_ended(_interrupts(exc))
             raise
         stream = response.stream
         assert isinstance(stream, Iterable)
@@ -102,8 +106,9 @@ class GuardedConnection(httpcore.ConnectionInterface):
     def close(self) -> None:
         with self._lock:
             self._closing = True
-            if self._running:
-                return  # the request's end closes it
+            if self._running or self._shut:
+                return  # the request's end closes it, or it is closed
+            self._shut = True
         self._connection.close()
 
     def has_expired(self) -> bool:
@@ -115,7 +120,15 @@ class GuardedConnection(httpcore.ConnectionInterface):
             return not self._running and self._connection.is_idle()
 
     def is_available(self) -> bool:
-        return not self._closing and self._connection.is_available()
+        with self._lock:
+            if self._closing:
+                return False
+            # An HTTP/1.1 connection carries one request at a time; httpcore marks it idle as
+            # its response closes, a moment before h11 is ready for the next request.
+            handler = getattr(self._connection, "_connection", None)
+            if self._running and isinstance(handler, httpcore.HTTP11Connection):
+                return False
+        return self._connection.is_available()
 
     def is_closed(self) -> bool:
         return self._connection.is_closed()
@@ -129,33 +142,53 @@ class GuardedConnection(httpcore.ConnectionInterface):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._connection!r}>"
 
-    def _request_ended(self) -> None:
+    def _request_ended(self, interrupted: bool = False) -> None:
+        # An interrupt may have left the connection half-way through a change of state (httpcore
+        # marks an HTTP/1.1 one idle before h11 is ready for the next request, and a request of
+        # another thread given it then failed before sending anything): it takes no new request.
         with self._lock:
             self._running -= 1
-            shut = self._closing and not self._running
+            self._closing = self._closing or interrupted
+            shut = self._closing and not self._running and not self._shut
+            self._shut = self._shut or shut
         if shut:
             self._connection.close()
 
 
 class _Body:
-    # A response's body stream, which tells its connection when the response is closed.
+    # A response's body stream, which tells its connection when the response is closed, and
+    # whether an interrupt passed through it.
 
-    def __init__(self, chunks: Iterable[bytes], ended: Callable[[], None]) -> None:
+    def __init__(self, chunks: Iterable[bytes], ended: Callable[[bool], None]) -> None:
         self._chunks = chunks
-        self._ended: Callable[[], None] | None = ended
+        self._ended: Callable[[bool], None] | None = ended
+        self._interrupted = False
 
     def __iter__(self) -> Iterator[bytes]:
-        yield from self._chunks
+        try:
+            yield from self._chunks
+        except BaseException as exc:
+            self._interrupted = self._interrupted or _interrupts(exc)
+            raise
 
     def close(self) -> None:
         try:
             close = getattr(self._chunks, "close", None)
             if close is not None:
                 close()
+        except BaseException as exc:
+            self._interrupted = self._interrupted or _interrupts(exc)
+            raise
         finally:
             ended, self._ended = self._ended, None
             if ended is not None:
-                ended()
+                ended(self._interrupted)
+
+
+def _interrupts(error: BaseException) -> bool:
+    # A Ctrl-C (KeyboardInterrupt), or a SystemExit a signal handler raised: it can land between
+    # any two steps of httpcore's. (GeneratorExit only closes a body read part of the way.)
+    return not isinstance(error, Exception | GeneratorExit)
 
 
 def _settle_interrupted_wrap(error: BaseException) -> None:

@@ -493,10 +493,34 @@ def unprocessed(outcome: object) -> bool:
 WAITS = "waits for good"
 
 
-def request_on_each(pool: httpcore.ConnectionPool, url: str) -> list[object]:
-    """Send a GET of ``url`` on each of the pool's connections itself, as a call the pool had
-    already given it would, each in a daemon thread, and wait up to 10 s for it; for each, the
-    answer's status, what the request raised, or `WAITS`."""
+def admit(connection: GuardedConnection) -> GuardedConnection:
+    """Count a request as running on ``connection``, as its guard does as a call the pool gave
+    it starts there (`request_on_each` sends it later)."""
+    with connection._lock:
+        connection._running += 1
+    return connection
+
+
+def admit_on_each(pool: httpcore.ConnectionPool) -> list[GuardedConnection]:
+    """The pool's connections, now and as it makes them, each with a request admitted (`admit`)
+    as it is made: as if another thread's call had been given it at once."""
+    admitted = [admit(each) for each in pool.connections if isinstance(each, GuardedConnection)]
+    create = pool.create_connection
+
+    def create_admitted(origin: httpcore.Origin) -> httpcore.ConnectionInterface:
+        made = create(origin)
+        assert isinstance(made, GuardedConnection)
+        admitted.append(admit(made))
+        return made
+
+    pool.create_connection = create_admitted  # type: ignore[method-assign]
+    return admitted
+
+
+def request_on_each(connections: list[GuardedConnection], url: str) -> list[object]:
+    """Send the GET of ``url`` admitted on each of ``connections`` (`admit_on_each`), each in a
+    daemon thread, and wait up to 10 s for it; for each, the answer's status, what the request
+    raised, or `WAITS`."""
     request = httpcore.Request(
         "GET",
         url,
@@ -504,9 +528,9 @@ def request_on_each(pool: httpcore.ConnectionPool, url: str) -> list[object]:
         extensions={"timeout": dict.fromkeys(("connect", "read", "write", "pool"), 2.0)},
     )
 
-    def send(connection: httpcore.ConnectionInterface, outcome: list[object]) -> None:
+    def send(connection: GuardedConnection, outcome: list[object]) -> None:
         try:
-            response = connection.handle_request(request)
+            response = connection._connection.handle_request(request)  # past the guard's door
             try:
                 response.read()
             finally:
@@ -514,9 +538,11 @@ def request_on_each(pool: httpcore.ConnectionPool, url: str) -> list[object]:
             outcome.append(response.status)
         except Exception as exc:
             outcome.append(exc)
+        finally:
+            connection._request_ended()
 
     outcomes: list[object] = []
-    for connection in pool.connections:
+    for connection in connections:
         outcome: list[object] = []
         sender = threading.Thread(target=send, args=(connection, outcome), daemon=True)
         sender.start()
@@ -539,16 +565,16 @@ async def test_an_interrupted_call_leaves_its_http2_connection_to_the_calls_shar
     # interrupt lands at each checkpoint of one call's pool, connection and HTTP/2 code in turn,
     # as the call makes the connection or on one made before; a request then runs on the same
     # connection, and must end, and not fail for a write the interrupt garbled.
-    def new_client() -> tuple[kalshi_httpx.KalshiClient, httpcore.ConnectionPool]:
+    def new_client() -> tuple[kalshi_httpx.KalshiClient, list[GuardedConnection]]:
         client = kx.build(http2=True, retry=RetryPolicy.disabled())
         assert isinstance(client, kalshi_httpx.KalshiClient)
         if connected:
             client.exchange.status()
         [pool] = pools(client)
-        return client, pool
+        return client, admit_on_each(pool)
 
     status_url = kx.server.base_url + "/exchange/status"
-    client, pool = new_client()
+    client, admitted = new_client()
     checkpoints = Checkpoints(counting=in_connection_code)
     caller, raised = interrupted_call(client, checkpoints)
     assert not caller.is_alive() and not raised
@@ -564,13 +590,13 @@ async def test_an_interrupted_call_leaves_its_http2_connection_to_the_calls_shar
         gc.disable()
         try:
             for point in range(1, total + 1):
-                client, pool = new_client()
+                client, admitted = new_client()
                 checkpoints = Checkpoints(point, counting=in_connection_code)
                 caller, raised = interrupted_call(client, checkpoints)
                 where = f"interrupt at checkpoint {point} of {total} ({checkpoints.where})"
                 assert not caller.is_alive(), f"{where}: the call hangs"
                 assert [type(exc) for exc in raised] == [KeyboardInterrupt], where
-                outcomes = request_on_each(pool, status_url)  # none if it got no connection
+                outcomes = request_on_each(admitted, status_url)  # none if no connection made
                 assert WAITS not in outcomes, f"{where}: the other request {WAITS}"
                 # Not taken by the server: it goes to another connection (ConnectionNotAvailable).
                 assert not any(map(unprocessed, outcomes)), f"{where}: {outcomes}"
@@ -579,9 +605,9 @@ async def test_an_interrupted_call_leaves_its_http2_connection_to_the_calls_shar
                 client.close()
         finally:
             gc.enable()
-        # The last old pool, held here, and the frames the last errors' tracebacks hold, are
-        # let go: the collector closes the sockets of the pools left behind.
-        del pool, raised, outcomes
+        # The last old connections, held here, and the frames the last errors' tracebacks hold,
+        # are let go: the collector closes the sockets of the pools left behind.
+        del admitted, raised, outcomes
         gc.collect()
     # The connection goes on serving; an interrupt that cut its read short can leave the next
     # request a protocol error (or a timeout), never an error of another kind.

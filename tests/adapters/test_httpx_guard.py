@@ -10,7 +10,7 @@ kind of pool a blocking client builds hands out guarded connections.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 import httpcore
 import httpx
@@ -144,7 +144,62 @@ def test_a_request_that_fails_frees_the_connection(failure: BaseException) -> No
         guarded.handle_request(REQUEST)
     assert guarded.is_idle()
     guarded.close()
+    assert inner.closed == 1  # (once: after a Ctrl-C, the connection closed itself)
+
+
+class InterruptedChunks(Chunks):
+    """A response body whose reading a Ctrl-C cuts."""
+
+    def __iter__(self) -> Iterator[bytes]:
+        raise KeyboardInterrupt
+        yield b""
+
+
+@pytest.mark.parametrize("where", ["request", "body", "body's close"])
+def test_a_connection_an_interrupt_passed_through_takes_no_other_request(where: str) -> None:
+    # The interrupt may have left it half-way through a change of state: it closes as its last
+    # request ends, once.
+    inner = Scripted()
+    guarded = GuardedConnection(inner)
+    if where == "request":
+        inner.fail = KeyboardInterrupt()
+        with pytest.raises(KeyboardInterrupt):
+            guarded.handle_request(REQUEST)
+    else:
+        response = guarded.handle_request(REQUEST)
+        if where == "body":
+            response.stream._chunks = InterruptedChunks(inner)  # type: ignore[union-attr]
+            with pytest.raises(KeyboardInterrupt):
+                response.read()
+            response.close()
+        else:
+            response.stream._chunks.close = interrupt  # type: ignore[union-attr]
+            with pytest.raises(KeyboardInterrupt):
+                response.close()
     assert inner.closed == 1
+    assert not guarded.is_available()
+    with pytest.raises(httpcore.ConnectionNotAvailable):
+        guarded.handle_request(REQUEST)
+    guarded.close()
+    assert inner.closed == 1
+
+
+def interrupt() -> None:
+    raise KeyboardInterrupt
+
+
+def test_a_body_read_part_of_the_way_is_no_interrupt() -> None:
+    # A generator closed early gets GeneratorExit, which is not a Ctrl-C.
+    inner = Scripted()
+    guarded = GuardedConnection(inner)
+    response = guarded.handle_request(REQUEST)
+    chunks = response.iter_stream()
+    assert isinstance(chunks, Generator)
+    next(chunks)
+    chunks.close()
+    response.close()
+    assert inner.closed == 0
+    assert guarded.is_available()
 
 
 def test_a_request_waits_for_a_look_at_the_idle_connection_to_end() -> None:

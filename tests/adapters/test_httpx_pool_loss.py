@@ -19,6 +19,7 @@ import threading
 from collections.abc import Awaitable, Callable
 
 import anyio
+import h11
 import httpcore
 import httpcore._synchronization
 import httpx
@@ -193,6 +194,49 @@ async def test_a_blocking_pool_passed_in_is_kept_and_an_interrupt_in_it_logged(
     assert [record.levelno for record in caplog.records] == [logging.WARNING]
     assert "may have lost a connection" in caplog.records[0].getMessage()
     assert open_sockets_to(kx.server.port) == 0
+
+
+@pytest.mark.flavours("httpx_sync")
+async def test_a_connection_an_interrupt_passed_through_takes_no_other_request(
+    kx: Driver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # httpcore marks an HTTP/1.1 connection idle as its response closes, then readies h11 for the
+    # next request. A Ctrl-C between the two left the connection looking free while h11 could
+    # take no request: a call of another thread that had taken the old pool just before, and was
+    # given that connection, failed before sending anything (found by interrupt_stress.py
+    # --httpx --threads 2). A connection an interrupt passed through now takes no other request,
+    # nor does one marked idle while its request's response is still closing.
+    ready = h11.Connection.start_next_cycle
+    available: list[bool] = []  # whether the pool could hand the connection out, between them
+
+    def interrupted(connection: h11.Connection) -> None:
+        monkeypatch.setattr(h11.Connection, "start_next_cycle", ready)  # once
+        available.extend(each.is_available() for each in pool._pool.connections)
+        raise KeyboardInterrupt
+
+    async with kx.client(retry=NO_RETRY, timeout=2.0, limits=ONE_CONNECTION) as client:
+        assert isinstance(client, kalshi_httpx.KalshiClient)
+        client.exchange.status()
+        transport = client._transport
+        assert isinstance(transport, httpx.HTTPTransport)
+        pool = transport
+        monkeypatch.setattr(h11.Connection, "start_next_cycle", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            client.exchange.status()
+        assert available == [False]
+        assert client._transport is not pool
+        # The other thread's request, on the old pool.
+        url = kx.server.base_url + "/exchange/status"
+        reply = pool.handle_request(httpx.Request("GET", url))
+        try:
+            reply.read()
+        finally:
+            reply.close()
+        assert reply.status_code == 200
+        assert client.exchange.status().trading_active is not None
+    pool.close()  # (the blocking client leaves a replaced pool to the garbage collector)
+    assert open_sockets_to(kx.server.port) == 0
+    assert kx.server.connections() == 3  # the first, the old pool's second, the new pool's
 
 
 class TakenThenInterrupted:
