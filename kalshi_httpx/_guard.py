@@ -279,7 +279,6 @@ class _SafeHTTP2Connection(httpcore.HTTP2Connection):
     # handler's stream permits on its first request, as a threading.Semaphore of the local
     # stream limit (``Semaphore(n)``); they are swapped for `_Permits` as they are stored.
     #
-    #
     # The first request sends the connection's preface under a lock the others wait on. A
     # Ctrl-C there closes the connection, or leaves it marked as begun but without permits; the
     # requests that waited then failed on it, before sending anything. They are sent to another
@@ -303,8 +302,7 @@ class _SafeHTTP2Connection(httpcore.HTTP2Connection):
                 raise httpcore.ConnectionNotAvailable() from exc
             raise
         except BaseException as exc:
-            if not isinstance(exc, Exception):
-                self._interrupted = True
+            self._interrupted = self._interrupted or _interrupts(exc)
             raise
 
     def _send_connection_init(self, request: httpcore.Request) -> None:

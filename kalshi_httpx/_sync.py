@@ -374,8 +374,8 @@ class KalshiClient(ClientBase):
         # (see kalshi_httpx._body), or a Ctrl-C landed in httpx (see _send). A pool built here
         # is replaced, unless it was already, and the calls still running on it finish there.
         # The async flavour then closes the old pool; the blocking one leaves it to the garbage
-        # collector, as a Ctrl-C may have left a lock of httpcore's held, on which a close would
-        # wait for good. A pool passed in is the caller's: the loss is logged.
+        # collector, but its connection an interrupt passed through closes itself as its last
+        # request ends (see _guard). A pool passed in is the caller's: the loss is logged.
         if self._new_pool is None:
             self._logger.log(
                 logging.WARNING,

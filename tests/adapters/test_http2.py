@@ -485,7 +485,8 @@ def in_connection_code(frame: FrameType) -> bool:
 def unprocessed(outcome: object) -> bool:
     """Whether ``outcome`` is a failure though the server said it processed no request on the
     connection (a GOAWAY naming stream 0)."""
-    ended = outcome.args[0] if isinstance(outcome, httpcore.RemoteProtocolError) else None
+    given = outcome.args if isinstance(outcome, httpcore.RemoteProtocolError) else ()
+    ended = given[0] if given else None
     return isinstance(ended, h2.events.ConnectionTerminated) and ended.last_stream_id == 0
 
 

@@ -155,6 +155,10 @@ class InterruptedChunks(Chunks):
         yield b""
 
 
+def interrupt() -> None:
+    raise KeyboardInterrupt
+
+
 @pytest.mark.parametrize("where", ["request", "body", "body's close"])
 def test_a_connection_an_interrupt_passed_through_takes_no_other_request(where: str) -> None:
     # The interrupt may have left it half-way through a change of state: it closes as its last
@@ -182,10 +186,6 @@ def test_a_connection_an_interrupt_passed_through_takes_no_other_request(where: 
         guarded.handle_request(REQUEST)
     guarded.close()
     assert inner.closed == 1
-
-
-def interrupt() -> None:
-    raise KeyboardInterrupt
 
 
 def test_a_body_read_part_of_the_way_is_no_interrupt() -> None:
