@@ -64,6 +64,8 @@ _log = logging.getLogger("kalshi_httpx")
 
 _LIMITS = httpx.Limits(max_connections=10, max_keepalive_connections=10)
 _TIMEOUT_KEYS = ("connect", "read", "write", "pool")
+# What calls run on: an httpx transport, or an httpx client (for proxies from the environment).
+_Holder = httpx.AsyncBaseTransport | httpx.AsyncClient
 _URL_CACHE_SIZE = 256
 _ACCEPT = ("Accept-Encoding", ACCEPT_ENCODING)
 
@@ -210,16 +212,16 @@ class AsyncKalshiClient(AsyncClientBase):
         self._transport: httpx.AsyncBaseTransport | None = None
         self._http: httpx.AsyncClient | None = http_client
         self._owns_http = http_client is None
-        # Builds the pool anew (see _renew); None for a pool passed in, which is the caller's to
-        # look after.
-        self._new_pool: Callable[[], None] | None = None
-        # unasync: async only
+        # Builds a new pool (see _renew and _retire); None for a pool passed in, which is the
+        # caller's to look after.
+        self._new_pool: Callable[[], _Holder] | None = None
         # Pools replaced because httpcore may have broken them (see _retire), each closed by the
         # last call that ran on it, or with the client; and how many calls are in httpx on
-        # each pool.
+        # each pool. The blocking flavour's threads change both under the lock, a plain one
+        # (taken and given back in C: a Ctrl-C cannot leave it held).
         self._retired: list[httpx.AsyncBaseTransport | httpx.AsyncClient] = []
         self._busy: dict[httpx.AsyncBaseTransport | httpx.AsyncClient, int] = {}
-        # unasync: end
+        self._pools_lock = threading.Lock()
         # Slots for rate-limited calls, one per connection of a pool built here (see _gate).
         self._gate_size: int | None = None
         self._gate: AsyncGate | None = None
@@ -228,36 +230,39 @@ class AsyncKalshiClient(AsyncClientBase):
         ):
             if transport is None:
 
-                def new_transport() -> None:
+                def new_transport() -> httpx.AsyncBaseTransport:
+                    made: httpx.AsyncBaseTransport
                     if isinstance(routed, ProxyUrl):
-                        self._transport = AsyncSocksTransport(
+                        made = AsyncSocksTransport(
                             routed, http2=http2, limits=limits or _LIMITS, verify=verify
                         )
                     else:
-                        self._transport = httpx.AsyncHTTPTransport(
+                        made = httpx.AsyncHTTPTransport(
                             http2=http2, limits=limits or _LIMITS, verify=verify, proxy=routed
                         )
                     # The blocking pool closes connections other threads use (see _guard).
-                    # unasync: blocking only: guard_pools(self._transport)
+                    # unasync: blocking only: guard_pools(made)
+                    return made
 
                 self._new_pool = new_transport
-                new_transport()
+                self._transport = new_transport()
             else:
                 self._transport = transport
         elif http_client is None:
 
-            def new_client() -> None:
-                self._http = httpx.AsyncClient(
+            def new_client() -> httpx.AsyncClient:
+                made = httpx.AsyncClient(
                     http2=http2,
                     limits=limits or _LIMITS,
                     verify=verify,
                     timeout=None,
                     cookies=_NoCookies(),
                 )
-                # unasync: blocking only: guard_pools(self._http)
+                # unasync: blocking only: guard_pools(made)
+                return made
 
             self._new_pool = new_client
-            new_client()
+            self._http = new_client()
         if self._new_pool is not None and not http2:
             self._gate_size = (limits or _LIMITS).max_connections
         # The process and the event loop the pool belongs to (None in the blocking twin).
@@ -269,10 +274,10 @@ class AsyncKalshiClient(AsyncClientBase):
         afterwards."""
         self._check_home()
         self._closed = True
-        # unasync: async only
-        while self._retired:
-            await self._retired.pop().aclose()
-        # unasync: end
+        with self._pools_lock:
+            retired, self._retired = self._retired, []
+        for pool in retired:
+            await pool.aclose()
         if self._transport is not None:
             await self._transport.aclose()
         elif self._owns_http and self._http is not None:
@@ -302,11 +307,10 @@ class AsyncKalshiClient(AsyncClientBase):
             # The headers are not kept in a local: one that holds the signature would show in
             # a traceback that prints locals.
             # The pool this call runs on: the client may replace it meanwhile (see _retire).
-            busy = self._transport if self._transport is not None else self._http
-            assert busy is not None
-            # unasync: async only
-            self._busy[busy] = self._busy.get(busy, 0) + 1
-            # unasync: end
+            with self._pools_lock:
+                busy = self._current()
+                assert busy is not None
+                self._busy[busy] = self._busy.get(busy, 0) + 1
             try:
                 with map_exceptions(url):
                     if self._transport is not None:
@@ -366,16 +370,25 @@ class AsyncKalshiClient(AsyncClientBase):
                     # (encode/httpcore#1093): a pool built here is replaced.
                     self._retire(busy)
                 raise
+            # unasync: end
             finally:
-                # (pop with a default: _renew may have cleared the counts meanwhile)
-                left = self._busy.pop(busy, 1) - 1
-                if left:
-                    self._busy[busy] = left
-                elif busy in self._retired:  # the last call on a replaced pool closes it
-                    self._retired.remove(busy)
+                with self._pools_lock:
+                    # (pop with a default: _renew may have cleared the counts meanwhile)
+                    left = self._busy.pop(busy, 1) - 1
+                    if left:
+                        self._busy[busy] = left
+                    # (not while it is still the current pool of an open client: it is being
+                    # replaced, and calls may begin on it meanwhile)
+                    replaced = busy is not self._current() or self._closed
+                    last = not left and busy in self._retired and replaced
+                    if last:
+                        self._retired.remove(busy)
+                if last:  # the last call on a replaced pool closes it
+                    # unasync: async only
                     with anyio.CancelScope(shield=True):
                         await busy.aclose()
-            # unasync: end
+                    # unasync: end
+                    # unasync: blocking only: busy.close()
             if self._closed and (self._transport is not None or self._owns_http):
                 # Closed during this call. httpx's pool may have opened the call's connection
                 # after the close (the call was waiting for a free one), or dropped it unclosed
@@ -408,10 +421,8 @@ class AsyncKalshiClient(AsyncClientBase):
     def _pool_lost(self, pool: httpx.AsyncBaseTransport | httpx.AsyncClient) -> None:
         # httpcore's pool may be broken for good: a call on it failed as it closed its response
         # (see kalshi_httpx._body), or a Ctrl-C landed in httpx (see _send). A pool built here
-        # is replaced, unless it was already, and the calls still running on it finish there.
-        # The async flavour then closes the old pool; the blocking one leaves it to the garbage
-        # collector, but its connection an interrupt passed through closes itself as its last
-        # request ends (see _guard). A pool passed in is the caller's: the loss is logged.
+        # is replaced, unless it was already, and the calls still running on it finish there;
+        # the last of them closes it. A pool passed in is the caller's: the loss is logged.
         if self._new_pool is None:
             self._logger.log(
                 logging.WARNING,
@@ -424,17 +435,36 @@ class AsyncKalshiClient(AsyncClientBase):
 
     def _retire(self, pool: httpx.AsyncBaseTransport | httpx.AsyncClient | None) -> None:
         # Replace a pool built here that httpcore may have broken, unless it was replaced
-        # already. The calls still running on it finish there. In the async flavour the last
-        # of them closes it (see _send), and the client's aclose what is left. A closed client
-        # makes no more calls: its pool is not replaced.
-        if self._new_pool is None or pool is None or pool is not (self._transport or self._http):
+        # already. The calls still running on it finish there, and the last of them closes it
+        # (see _send); the client's aclose closes what is left. A closed client makes no more
+        # calls: its pool is not replaced.
+        if self._new_pool is None or pool is None:
             return
-        # unasync: async only
-        if pool not in self._retired:  # (a closed client's pool stays current: once is enough)
-            self._retired.append(pool)
-        # unasync: end
-        if not self._closed:
-            self._new_pool()
+        with self._pools_lock:
+            if pool is not self._current():
+                return
+            if pool not in self._retired:  # (a closed client's pool stays current: once is enough)
+                self._retired.append(pool)
+            if self._closed:
+                return
+        # Built outside the lock, which the calls of other threads take as they begin and end:
+        # a new pool loads its certificates, some 10 ms. Two threads may lose one pool at once:
+        # the pool one of them builds replaces it, and the other's, never used, is dropped (it
+        # has no connection to close).
+        fresh = self._new_pool()
+        with self._pools_lock:
+            if pool is self._current():
+                self._use(fresh)
+
+    def _current(self) -> _Holder | None:
+        # The pool calls run on now.
+        return self._transport if self._transport is not None else self._http
+
+    def _use(self, pool: _Holder) -> None:
+        if isinstance(pool, httpx.AsyncClient):
+            self._http = pool
+        else:
+            self._transport = pool
 
     def _check_home(self) -> None:
         if self._forks != _pool.FORKS or self._loop is not _pool.current_loop():
@@ -451,17 +481,19 @@ class AsyncKalshiClient(AsyncClientBase):
             self._guarded(self.rate_limiter)
         self._forks = _pool.FORKS
         self._loop = _pool.current_loop()
-        # unasync: async only
-        self._busy = {}  # the old loop's calls are over, and its pools cannot be closed here
+        # The old loop's calls are over, and its pools cannot be closed here; after os.fork()
+        # the parent's are not this process's to count or close, and its lock may have been
+        # held by a thread the child does not have.
+        self._pools_lock = threading.Lock()
+        self._busy = {}
         self._retired = []
-        # unasync: end
         if self._new_pool is None:
             return
-        pool = self._transport or self._http
+        pool = self._current()
         assert pool is not None
         if forked:
             _pool.forget(pool)
-        self._new_pool()
+        self._use(self._new_pool())
         self._gate = None
 
     async def _sleep(self, seconds: float) -> None:

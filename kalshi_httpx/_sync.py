@@ -64,6 +64,8 @@ _log = logging.getLogger("kalshi_httpx")
 
 _LIMITS = httpx.Limits(max_connections=10, max_keepalive_connections=10)
 _TIMEOUT_KEYS = ("connect", "read", "write", "pool")
+# What calls run on: an httpx transport, or an httpx client (for proxies from the environment).
+_Holder = httpx.BaseTransport | httpx.Client
 _URL_CACHE_SIZE = 256
 _ACCEPT = ("Accept-Encoding", ACCEPT_ENCODING)
 
@@ -210,9 +212,16 @@ class KalshiClient(ClientBase):
         self._transport: httpx.BaseTransport | None = None
         self._http: httpx.Client | None = http_client
         self._owns_http = http_client is None
-        # Builds the pool anew (see _renew); None for a pool passed in, which is the caller's to
-        # look after.
-        self._new_pool: Callable[[], None] | None = None
+        # Builds a new pool (see _renew and _retire); None for a pool passed in, which is the
+        # caller's to look after.
+        self._new_pool: Callable[[], _Holder] | None = None
+        # Pools replaced because httpcore may have broken them (see _retire), each closed by the
+        # last call that ran on it, or with the client; and how many calls are in httpx on
+        # each pool. The blocking flavour's threads change both under the lock, a plain one
+        # (taken and given back in C: a Ctrl-C cannot leave it held).
+        self._retired: list[httpx.BaseTransport | httpx.Client] = []
+        self._busy: dict[httpx.BaseTransport | httpx.Client, int] = {}
+        self._pools_lock = threading.Lock()
         # Slots for rate-limited calls, one per connection of a pool built here (see _gate).
         self._gate_size: int | None = None
         self._gate: Gate | None = None
@@ -221,36 +230,39 @@ class KalshiClient(ClientBase):
         ):
             if transport is None:
 
-                def new_transport() -> None:
+                def new_transport() -> httpx.BaseTransport:
+                    made: httpx.BaseTransport
                     if isinstance(routed, ProxyUrl):
-                        self._transport = SocksTransport(
+                        made = SocksTransport(
                             routed, http2=http2, limits=limits or _LIMITS, verify=verify
                         )
                     else:
-                        self._transport = httpx.HTTPTransport(
+                        made = httpx.HTTPTransport(
                             http2=http2, limits=limits or _LIMITS, verify=verify, proxy=routed
                         )
                     # The blocking pool closes connections other threads use (see _guard).
-                    guard_pools(self._transport)
+                    guard_pools(made)
+                    return made
 
                 self._new_pool = new_transport
-                new_transport()
+                self._transport = new_transport()
             else:
                 self._transport = transport
         elif http_client is None:
 
-            def new_client() -> None:
-                self._http = httpx.Client(
+            def new_client() -> httpx.Client:
+                made = httpx.Client(
                     http2=http2,
                     limits=limits or _LIMITS,
                     verify=verify,
                     timeout=None,
                     cookies=_NoCookies(),
                 )
-                guard_pools(self._http)
+                guard_pools(made)
+                return made
 
             self._new_pool = new_client
-            new_client()
+            self._http = new_client()
         if self._new_pool is not None and not http2:
             self._gate_size = (limits or _LIMITS).max_connections
         # The process and the event loop the pool belongs to (None in the blocking twin).
@@ -262,6 +274,10 @@ class KalshiClient(ClientBase):
         afterwards."""
         self._check_home()
         self._closed = True
+        with self._pools_lock:
+            retired, self._retired = self._retired, []
+        for pool in retired:
+            pool.close()
         if self._transport is not None:
             self._transport.close()
         elif self._owns_http and self._http is not None:
@@ -291,8 +307,10 @@ class KalshiClient(ClientBase):
             # The headers are not kept in a local: one that holds the signature would show in
             # a traceback that prints locals.
             # The pool this call runs on: the client may replace it meanwhile (see _retire).
-            busy = self._transport if self._transport is not None else self._http
-            assert busy is not None
+            with self._pools_lock:
+                busy = self._current()
+                assert busy is not None
+                self._busy[busy] = self._busy.get(busy, 0) + 1
             try:
                 with map_exceptions(url):
                     if self._transport is not None:
@@ -343,6 +361,20 @@ class KalshiClient(ClientBase):
                     raise
                 self._retire(busy)
                 raise library_failure(exc) from exc
+            finally:
+                with self._pools_lock:
+                    # (pop with a default: _renew may have cleared the counts meanwhile)
+                    left = self._busy.pop(busy, 1) - 1
+                    if left:
+                        self._busy[busy] = left
+                    # (not while it is still the current pool of an open client: it is being
+                    # replaced, and calls may begin on it meanwhile)
+                    replaced = busy is not self._current() or self._closed
+                    last = not left and busy in self._retired and replaced
+                    if last:
+                        self._retired.remove(busy)
+                if last:  # the last call on a replaced pool closes it
+                    busy.close()
             if self._closed and (self._transport is not None or self._owns_http):
                 # Closed during this call. httpx's pool may have opened the call's connection
                 # after the close (the call was waiting for a free one), or dropped it unclosed
@@ -372,10 +404,8 @@ class KalshiClient(ClientBase):
     def _pool_lost(self, pool: httpx.BaseTransport | httpx.Client) -> None:
         # httpcore's pool may be broken for good: a call on it failed as it closed its response
         # (see kalshi_httpx._body), or a Ctrl-C landed in httpx (see _send). A pool built here
-        # is replaced, unless it was already, and the calls still running on it finish there.
-        # The async flavour then closes the old pool; the blocking one leaves it to the garbage
-        # collector, but its connection an interrupt passed through closes itself as its last
-        # request ends (see _guard). A pool passed in is the caller's: the loss is logged.
+        # is replaced, unless it was already, and the calls still running on it finish there;
+        # the last of them closes it. A pool passed in is the caller's: the loss is logged.
         if self._new_pool is None:
             self._logger.log(
                 logging.WARNING,
@@ -388,13 +418,36 @@ class KalshiClient(ClientBase):
 
     def _retire(self, pool: httpx.BaseTransport | httpx.Client | None) -> None:
         # Replace a pool built here that httpcore may have broken, unless it was replaced
-        # already. The calls still running on it finish there. In the async flavour the last
-        # of them closes it (see _send), and the client's close what is left. A closed client
-        # makes no more calls: its pool is not replaced.
-        if self._new_pool is None or pool is None or pool is not (self._transport or self._http):
+        # already. The calls still running on it finish there, and the last of them closes it
+        # (see _send); the client's close closes what is left. A closed client makes no more
+        # calls: its pool is not replaced.
+        if self._new_pool is None or pool is None:
             return
-        if not self._closed:
-            self._new_pool()
+        with self._pools_lock:
+            if pool is not self._current():
+                return
+            if pool not in self._retired:  # (a closed client's pool stays current: once is enough)
+                self._retired.append(pool)
+            if self._closed:
+                return
+        # Built outside the lock, which the calls of other threads take as they begin and end:
+        # a new pool loads its certificates, some 10 ms. Two threads may lose one pool at once:
+        # the pool one of them builds replaces it, and the other's, never used, is dropped (it
+        # has no connection to close).
+        fresh = self._new_pool()
+        with self._pools_lock:
+            if pool is self._current():
+                self._use(fresh)
+
+    def _current(self) -> _Holder | None:
+        # The pool calls run on now.
+        return self._transport if self._transport is not None else self._http
+
+    def _use(self, pool: _Holder) -> None:
+        if isinstance(pool, httpx.Client):
+            self._http = pool
+        else:
+            self._transport = pool
 
     def _check_home(self) -> None:
         if self._forks != _pool.FORKS or self._loop is not None:
@@ -411,13 +464,19 @@ class KalshiClient(ClientBase):
             self._guarded(self.rate_limiter)
         self._forks = _pool.FORKS
         self._loop = None
+        # The old loop's calls are over, and its pools cannot be closed here; after os.fork()
+        # the parent's are not this process's to count or close, and its lock may have been
+        # held by a thread the child does not have.
+        self._pools_lock = threading.Lock()
+        self._busy = {}
+        self._retired = []
         if self._new_pool is None:
             return
-        pool = self._transport or self._http
+        pool = self._current()
         assert pool is not None
         if forked:
             _pool.forget(pool)
-        self._new_pool()
+        self._use(self._new_pool())
         self._gate = None
 
     def _sleep(self, seconds: float) -> None:

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import anyio
 import h11
@@ -77,15 +78,15 @@ def before_taking(monkeypatch: pytest.MonkeyPatch, hook: Callable[[], Awaitable[
 
 def counting_new_pools(
     client: kalshi_httpx.KalshiClient | kalshi_httpx.AsyncKalshiClient,
-) -> list[None]:
-    """A list that gets an item each time the client builds a pool from now on."""
-    built: list[None] = []
+) -> list[object]:
+    """A list that gets each pool the client builds from now on."""
+    built: list[object] = []
     new_pool = client._new_pool
     assert new_pool is not None
 
-    def count_and_build() -> None:
-        built.append(None)
-        new_pool()
+    def count_and_build() -> Any:
+        built.append(new_pool())
+        return built[-1]
 
     client._new_pool = count_and_build
     return built
@@ -167,9 +168,52 @@ async def test_an_interrupt_as_a_blocking_call_closes_its_response_loses_no_conn
         assert client.exchange.status().trading_active is not None
         assert client.exchange.status().trading_active is not None
         assert client._transport is not first_pool
-    # The client leaves the old pool to the garbage collector (an interrupt could have left one
-    # of its locks held); closed here, so that no socket is left to warn.
-    first_pool.close()
+        # The interrupted call was the last on the old pool: it closed it as it ended.
+        assert first_pool._pool.connections == []  # type: ignore[attr-defined]
+        assert client._retired == [] and client._busy == {}
+    assert open_sockets_to(kx.server.port) == 0
+
+
+@pytest.mark.flavours("httpx_sync")
+async def test_the_last_call_on_a_pool_an_interrupt_replaced_closes_it(
+    kx: Driver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two threads share the client's pool. One call is paused just before its request goes out;
+    # another is interrupted there, which replaces the pool. The paused call still ends on the
+    # old pool and, the last call on it, closes it. The blocking client used to leave a replaced
+    # pool to the garbage collector, with the paused call's connection open in it.
+    take = httpcore._sync.http11.HTTP11Connection.handle_request
+    holding, released = threading.Event(), threading.Event()
+
+    def pause_then_interrupt(connection: object, request: httpcore.Request) -> object:
+        if holding.is_set():
+            raise KeyboardInterrupt
+        holding.set()
+        released.wait(10)
+        return take(connection, request)  # type: ignore[arg-type]
+
+    limits = httpx.Limits(max_connections=2)
+    async with kx.client(retry=NO_RETRY, timeout=5.0, limits=limits) as client:
+        assert isinstance(client, kalshi_httpx.KalshiClient)
+        first_pool = client._transport
+        monkeypatch.setattr(
+            httpcore._sync.http11.HTTP11Connection, "handle_request", pause_then_interrupt
+        )
+        caller, raised = status_in_thread(client)
+        assert holding.wait(10)
+        with pytest.raises(KeyboardInterrupt):
+            client.exchange.status()
+        assert client._transport is not first_pool
+        assert len(first_pool._pool.connections) == 1  # type: ignore[union-attr]
+        released.set()
+        caller.join(10)
+        monkeypatch.undo()
+        assert not caller.is_alive() and raised == []
+        assert first_pool._pool.connections == []  # type: ignore[union-attr]
+        assert open_sockets_to(kx.server.port) == 0
+        assert client._retired == [] and client._busy == {}
+        assert client.exchange.status().trading_active is not None
+        assert open_sockets_to(kx.server.port) == 1
     assert open_sockets_to(kx.server.port) == 0
 
 
@@ -234,9 +278,52 @@ async def test_a_connection_an_interrupt_passed_through_takes_no_other_request(
             reply.close()
         assert reply.status_code == 200
         assert client.exchange.status().trading_active is not None
-    pool.close()  # (the blocking client leaves a replaced pool to the garbage collector)
+    pool.close()  # (the interrupted call closed the old pool; the request above opened it again)
     assert open_sockets_to(kx.server.port) == 0
     assert kx.server.connections() == 3  # the first, the old pool's second, the new pool's
+
+
+@pytest.mark.flavours("httpx_sync")
+async def test_calls_go_on_while_a_lost_pool_is_built_anew_and_one_replacement_is_kept(
+    kx: Driver,
+) -> None:
+    # Threads share the client: calls take and give back the count of their pool under one
+    # lock. Building a pool (some 10 ms: it loads certificates) is done outside it, or every
+    # thread's calls would stop while one thread replaced a pool. Two threads that lose one
+    # pool at once may both build one: the first installed is kept, the other dropped.
+    async with kx.client(retry=NO_RETRY, timeout=5.0) as client:
+        assert isinstance(client, kalshi_httpx.KalshiClient)
+        first = client._transport
+        build = client._new_pool
+        assert first is not None and build is not None
+        building, go_on = threading.Event(), threading.Event()
+        built: list[object] = []
+
+        def slow_build() -> Any:
+            built.append(build())
+            if len(built) == 1:
+                building.set()
+                go_on.wait(10)
+            return built[-1]
+
+        client._new_pool = slow_build
+        # (a pool is lost during a call on it, whose end then closes it; called here directly)
+        losing = threading.Thread(target=client._retire, args=(first,), daemon=True)
+        losing.start()
+        assert building.wait(10)
+        caller, raised = status_in_thread(client)
+        caller.join(5)  # a call takes a few ms; with the lock held it would wait for go_on
+        assert not caller.is_alive() and raised == []
+        assert client._transport is first  # the call ran on the old pool, not replaced yet
+        client._retire(first)  # the same loss, in another thread
+        assert client._transport is built[1]
+        go_on.set()
+        losing.join(10)
+        assert not losing.is_alive()
+        assert client._transport is built[1]  # the slower build, never used, is dropped
+        assert client._retired == [first] and client._busy == {}
+        assert client.exchange.status().trading_active is not None
+    assert open_sockets_to(kx.server.port) == 0
 
 
 class TakenThenInterrupted:
