@@ -59,13 +59,19 @@ with no lock of httpcore's.
 
 from __future__ import annotations
 
+import contextlib
 import queue
+import select
+import socket
+import ssl
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sized
 from typing import Any
 
 import httpcore
 import httpx
+from httpcore._backends.sync import SyncStream
 
 from kalshi_proto.tls_wrap import interrupted_tls_wrap
 
@@ -274,17 +280,212 @@ class _Permits:
         self._tokens.put(None)
 
 
+class _Job:
+    # One unit of work for a helper thread. ``done`` is held until the unit has ended; ``lock``
+    # guards the hand-over, in case the thread that asked stops waiting (a Ctrl-C).
+
+    __slots__ = ("abandon", "abandoned", "args", "done", "ended", "error", "lock", "result", "unit")
+
+    def __init__(
+        self,
+        unit: Callable[..., Any],
+        args: tuple[Any, ...],
+        abandon: Callable[[Any], None] | None,
+    ) -> None:
+        self.unit, self.args, self.abandon = unit, args, abandon
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.lock = threading.Lock()
+        self.abandoned = self.ended = False
+        self.done = threading.Lock()
+        self.done.acquire()
+
+
+class _Helpers:
+    """Threads that run units of work to their end, whatever happens to the thread that asked.
+
+    Python runs signal handlers, and so raises Ctrl-C's KeyboardInterrupt, in the main thread
+    only: a unit a helper runs cannot be cut short by one. The asking thread waits for the
+    unit's end, and a Ctrl-C ends that wait, not the unit. A unit not begun by then is skipped;
+    what one that ends after it returns is given to its ``abandon``. A helper is started when
+    none is idle; at most ``_IDLE`` idle ones are kept."""
+
+    _IDLE = 4
+
+    def __init__(self) -> None:
+        self._idle: list[queue.SimpleQueue[_Job]] = []
+        self._lock = threading.Lock()
+
+    def run(
+        self, unit: Callable[..., Any], *args: Any, abandon: Callable[[Any], None] | None = None
+    ) -> Any:
+        job = _Job(unit, args, abandon)
+        with self._lock:
+            jobs = self._idle.pop() if self._idle else None
+        if jobs is None:
+            jobs = queue.SimpleQueue()
+            threading.Thread(target=self._serve, args=(jobs,), name=_HELPER, daemon=True).start()
+        jobs.put(job)
+        try:
+            job.done.acquire()
+        except BaseException:
+            with job.lock:
+                job.abandoned = True
+                ended = job.ended
+            if ended and job.abandon is not None and job.error is None:
+                job.abandon(job.result)  # it ended just as the wait did
+            raise
+        if job.error is not None:
+            raise job.error
+        return job.result
+
+    def _serve(self, jobs: queue.SimpleQueue[_Job]) -> None:
+        while True:
+            job = jobs.get()
+            with job.lock:
+                skip = job.abandoned
+            if not skip:
+                try:
+                    job.result = job.unit(*job.args)
+                except BaseException as exc:
+                    job.error = exc
+            with job.lock:
+                job.ended = True
+                abandoned = job.abandoned and not skip
+            if abandoned and job.abandon is not None and job.error is None:
+                with contextlib.suppress(Exception):
+                    job.abandon(job.result)
+            with self._lock:
+                kept = len(self._idle) < self._IDLE
+                if kept:
+                    self._idle.append(jobs)
+            job.done.release()
+            # (an idle helper keeps nothing of the step it ran: not its connection, nor what it
+            # returned)
+            del job
+            if not kept:
+                return
+
+
+_HELPER = "kalshi_httpx HTTP/2 helper"
+_HELPERS = _Helpers()
+
+
+class _TakingTurns(httpcore.NetworkStream):
+    """A TLS connection's stream whose reads and writes, in any threads, take turns.
+
+    An HTTP/2 connection's requests read and write at once, in their threads, and httpcore
+    1.0.9 lets them: it has one lock for reads and another for writes. But OpenSSL does not
+    allow one TLS connection's read and write to run at the same time, and CPython lets go of
+    its interpreter lock for both. In a blocking `KalshiClient` over HTTP/2 shared by three
+    threads, about 1 call in 1,000 failed so, as ``Server disconnected`` (from a read that
+    OpenSSL ended as if the connection had closed), with no interrupt in the run.
+
+    Here each read or write is tried without blocking, under one lock; when it would block, the
+    lock is let go and the socket waited on alone, so a read waiting for the server does not
+    hold up a write."""
+
+    #: The longest wait, in seconds, for the socket before a read or write is tried again (TLS
+    #: 1.2 may take a record in while writing, which the socket's readiness would not show).
+    _WAKE = 0.5
+
+    def __init__(self, stream: httpcore.NetworkStream, sock: ssl.SSLSocket) -> None:
+        self._stream = stream
+        self._sock = sock
+        self._turn = threading.Lock()
+        sock.setblocking(False)
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        data: bytes = self._take_turn(
+            self._sock.recv, max_bytes, timeout, httpcore.ReadTimeout, httpcore.ReadError, True
+        )
+        return data
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        view = memoryview(buffer)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while view:
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            sent: int = self._take_turn(
+                self._sock.send, view, left, httpcore.WriteTimeout, httpcore.WriteError, False
+            )
+            view = view[sent:]
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        raise httpcore.ConnectError("TLS over an HTTP/2 connection is not supported")
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+    def _take_turn(
+        self,
+        step: Callable[[Any], Any],
+        argument: Any,
+        timeout: float | None,
+        timed_out: type[httpcore.TimeoutException],
+        failed: type[httpcore.NetworkError],
+        reading: bool,
+    ) -> Any:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._turn:
+                try:
+                    return step(argument)
+                except ssl.SSLWantReadError:
+                    readable = True
+                except ssl.SSLWantWriteError:
+                    readable = False
+                except BlockingIOError:
+                    readable = reading
+                except OSError as exc:  # an SSLError too
+                    raise failed(exc) from exc
+            left = self._WAKE if deadline is None else min(deadline - time.monotonic(), self._WAKE)
+            if left <= 0:
+                raise timed_out("the socket was not ready in time")
+            _wait_for(self._sock, readable, left)
+
+
+def _wait_for(sock: socket.socket, readable: bool, seconds: float) -> None:
+    # Until ``sock`` is ready to read (or to write), or ``seconds`` have passed.
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock, select.POLLIN if readable else select.POLLOUT)
+        poller.poll(seconds * 1000)
+    elif readable:  # (Windows)
+        select.select([sock], [], [sock], seconds)
+    else:
+        select.select([], [sock], [sock], seconds)
+
+
 class _SafeHTTP2Connection(httpcore.HTTP2Connection):
-    # The class a guarded connection's HTTP/2 handler is given once made. httpcore makes the
-    # handler's stream permits on its first request, as a threading.Semaphore of the local
-    # stream limit (``Semaphore(n)``); they are swapped for `_Permits` as they are stored.
+    # The class a guarded connection's HTTP/2 handler is given once made (`adopt`). httpcore
+    # makes the handler's stream permits on its first request, as a threading.Semaphore of the
+    # local stream limit (``Semaphore(n)``); they are swapped for `_Permits` as they are stored.
+    #
+    # The requests on a connection share its HTTP/2 state (h2's, header compression included)
+    # and its socket. A Ctrl-C in one request's read, between the bytes leaving the socket and
+    # their events reaching each stream, lost them for every stream: the other threads' calls
+    # failed, or waited for their read timeout (12 to 19 per 300 interrupts in
+    # interrupt_stress.py --http2 --threads 2). One in a write, or in h2's own code, could
+    # garble the connection for all. So in the main thread, where a Ctrl-C lands, a request
+    # (up to its response's headers) and each read of its body are run by a helper thread
+    # (`_Helpers`), and a Ctrl-C ends the request's wait for them, not their work: a request
+    # begun is sent and its answer read, then dropped. A close waits for such work to end.
     #
     # The first request sends the connection's preface under a lock the others wait on. A
-    # Ctrl-C there closes the connection, or leaves it marked as begun but without permits; the
-    # requests that waited then failed on it, before sending anything. They are sent to another
-    # connection instead: httpcore's pool takes ConnectionNotAvailable for that.
+    # Ctrl-C there could close the connection, or leave it marked as begun but without permits;
+    # the requests that waited then failed on it, before sending anything. They are sent to
+    # another connection instead: httpcore's pool takes ConnectionNotAvailable for that.
     #
-    # A Ctrl-C that cuts a write short can garble what the other requests send after it; the
+    # A Ctrl-C that cut a write short could garble what the other requests send after it; the
     # server may then end the connection having processed none of them (a GOAWAY naming stream
     # 0). httpcore 1.0.9 sends a request to another connection on a GOAWAY naming a stream below
     # its own, but not 0: such a request failed, as if the server might have taken it. Once an
@@ -292,10 +493,28 @@ class _SafeHTTP2Connection(httpcore.HTTP2Connection):
     # server that refused every connection so would be tried for good).
 
     _interrupted = False
+    _steps = 0  # units of work running in helper threads
+    _closing = False  # closed, or to be as its last unit of work ends
+    _close_after_steps = False
+    _steps_lock: threading.Lock
+
+    @classmethod
+    def adopt(cls, handler: httpcore.HTTP2Connection) -> None:
+        """Make ``handler``, made just now and not used yet, one of this class."""
+        handler.__class__ = cls
+        assert isinstance(handler, cls)
+        handler._steps_lock = threading.Lock()
+        stream = handler._network_stream
+        sock = stream.get_extra_info("socket")
+        if isinstance(stream, SyncStream) and isinstance(sock, ssl.SSLSocket):
+            handler._network_stream = _TakingTurns(stream, sock)
 
     def handle_request(self, request: httpcore.Request) -> httpcore.Response:
         try:
-            return super().handle_request(request)
+            response: httpcore.Response = self._apart(
+                super().handle_request, request, abandon=_close_response
+            )
+            return response
         except httpcore.RemoteProtocolError as exc:
             ended = self._connection_terminated
             if self._interrupted and ended is not None and ended.last_stream_id == 0:
@@ -305,10 +524,85 @@ class _SafeHTTP2Connection(httpcore.HTTP2Connection):
             self._interrupted = self._interrupted or _interrupts(exc)
             raise
 
+    def _receive_response_body(self, request: httpcore.Request, stream_id: int) -> Iterator[bytes]:
+        # httpcore's reads the stream's events, and for each piece of data gives the server its
+        # flow-control credit back: both on the connection's shared state.
+        while True:
+            data: bytes | None = self._apart(self._next_data, request, stream_id)
+            if data is None:
+                return
+            yield data
+
+    def _next_data(self, request: httpcore.Request, stream_id: int) -> bytes | None:
+        # The stream's next piece of data, or None at its end. (h2 is there: httpcore made an
+        # HTTP/2 connection.)
+        import h2.events
+
+        while True:
+            event = self._receive_stream_event(request, stream_id)
+            if isinstance(event, h2.events.DataReceived):
+                assert event.data is not None and event.flow_controlled_length is not None
+                self._h2_state.acknowledge_received_data(event.flow_controlled_length, stream_id)
+                self._write_outgoing_data(request)
+                return event.data
+            if isinstance(event, h2.events.StreamEnded):
+                return None
+
+    def _receive_events(self, request: httpcore.Request, stream_id: int | None = None) -> None:
+        # A request reads until its stream has an event. Once the request stopped waiting (a
+        # Ctrl-C) and closed its stream, the work a helper goes on with for it would read for
+        # good, holding the connection's read lock the other requests need: it ends here.
+        if stream_id is not None and stream_id not in self._events:
+            raise httpcore.ReadError(f"stream {stream_id} was closed by its request")
+        super()._receive_events(request, stream_id)
+
     def _send_connection_init(self, request: httpcore.Request) -> None:
         if self.is_closed():  # by the request before, as a Ctrl-C cut its preface short
             raise httpcore.ConnectionNotAvailable()
         super()._send_connection_init(request)
+
+    def close(self) -> None:
+        with self._steps_lock:
+            self._closing = True
+            self._close_after_steps = bool(self._steps)
+        if not self._close_after_steps:
+            super().close()
+            return
+        # The last unit of work closes it. One may be waiting to read: shut down, the socket
+        # ends that wait now, not at the read's timeout (its descriptor stays open until the
+        # close, so no other socket can be given its number meanwhile).
+        sock = self._network_stream.get_extra_info("socket")
+        if isinstance(sock, socket.socket):
+            with contextlib.suppress(OSError):  # (the plain socket's, below a TLS one's own)
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def is_closed(self) -> bool:
+        return self._closing or super().is_closed()
+
+    def is_available(self) -> bool:
+        return not self._closing and super().is_available()
+
+    def _apart(
+        self, unit: Callable[..., Any], *args: Any, abandon: Callable[[Any], None] | None = None
+    ) -> Any:
+        if threading.current_thread() is not threading.main_thread():
+            return unit(*args)  # no signal handler runs here
+        return _HELPERS.run(self._counted, unit, args, abandon=abandon)
+
+    def _counted(self, unit: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        # In a helper thread. A unit that begins once the connection is closed finds its socket
+        # closed, and fails at once; one running as it is closed keeps it open until its end.
+        with self._steps_lock:
+            self._steps += 1
+        try:
+            return unit(*args)
+        finally:
+            with self._steps_lock:
+                self._steps -= 1
+                close = self._close_after_steps and not self._steps
+                self._close_after_steps = self._close_after_steps and not close
+            if close:
+                super().close()
 
     @property
     def _max_streams_semaphore(self) -> Any:
@@ -324,6 +618,11 @@ class _SafeHTTP2Connection(httpcore.HTTP2Connection):
         if isinstance(count, int):  # a fresh httpcore Semaphore: nothing taken from it yet
             permits = _Permits(count, self._events)
         self.__dict__["_max_streams_semaphore"] = permits
+
+
+def _close_response(response: httpcore.Response) -> None:
+    # A response whose request a Ctrl-C stopped waiting for: its stream is closed.
+    response.close()
 
 
 #: Each connection class httpcore's pools make, and its subclass that watches ``_connection``.
@@ -355,7 +654,7 @@ def _handler(connection: Any) -> Any:
 def _store_handler(connection: Any, handler: Any) -> None:
     _plain_locks(handler)  # made just now, not used yet (None has no locks)
     if type(handler) is httpcore.HTTP2Connection:
-        handler.__class__ = _SafeHTTP2Connection
+        _SafeHTTP2Connection.adopt(handler)
     connection.__dict__["_connection"] = handler
 
 

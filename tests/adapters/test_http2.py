@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import signal
 import sys
 import threading
 import time
@@ -23,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
+import h2.connection
 import h2.events
 import httpcore
 import httpcore._sync.connection
@@ -41,7 +43,12 @@ from kalshi_proto.errors import (
     ReadTimeout,
     ValidationError,
 )
-from kalshi_proto.rest.generated.models import CreateOrderV2Response, GetBalanceResponse, Market
+from kalshi_proto.rest.generated.models import (
+    CreateOrderV2Response,
+    ExchangeStatus,
+    GetBalanceResponse,
+    Market,
+)
 from kalshi_proto.rest.retry import RetryPolicy
 from tests.adapters.conftest import (
     Driver,
@@ -295,7 +302,9 @@ async def test_threads_share_one_http2_connection_and_a_close_lets_them_finish(
     calls.join(30)
     assert not calls.is_alive()
     assert len(replies) == 8
-    assert all(isinstance(reply, GetBalanceResponse) for reply in replies), [type(r).__name__ for r in replies]
+    assert all(isinstance(reply, GetBalanceResponse) for reply in replies), [
+        type(r).__name__ for r in replies
+    ]
     assert open_sockets_to(kx.server.port) == 0
     seen = kx.server.requests(BALANCE)
     assert [(r.status, r.http_version) for r in seen] == [(200, "2")] * 9
@@ -473,10 +482,19 @@ CONNECTION_ERRORS = (
 )
 
 
+#: The guard's TLS reads and writes, which try again until the socket is ready: how many
+#: checkpoints they pass depends on the moment, and a walk must pass the same ones each time.
+TAKING_TURNS = frozenset(
+    (kalshi_httpx._guard._TakingTurns._take_turn.__code__, kalshi_httpx._guard._wait_for.__code__)
+)
+
+
 def in_connection_code(frame: FrameType) -> bool:
     """Whether a checkpoint is in `CONNECTION_CODE`, or at the start or return of a function it
-    calls."""
+    calls (not in `TAKING_TURNS`, nor in what they call)."""
     caller = frame.f_back
+    if frame.f_code in TAKING_TURNS or (caller is not None and caller.f_code in TAKING_TURNS):
+        return False
     return frame.f_code.co_filename in CONNECTION_CODE or (
         caller is not None and caller.f_code.co_filename in CONNECTION_CODE
     )
@@ -550,6 +568,133 @@ def request_on_each(connections: list[GuardedConnection], url: str) -> list[obje
         sender.join(10)
         outcomes.append(WAITS if sender.is_alive() else outcome[0])
     return outcomes
+
+
+class Recording:
+    """A TLS socket that records whether a read and a write ever ran at the same time: each
+    takes a few milliseconds, so that two in different threads would meet."""
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self._lock = threading.Lock()
+        self._running: dict[str, int] = {"recv": 0, "send": 0}
+        self.met = 0  # reads and writes that began while the other kind ran
+        self.steps = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+    def recv(self, *args: Any) -> Any:
+        return self._step("recv", args)
+
+    def send(self, *args: Any) -> Any:
+        return self._step("send", args)
+
+    def _step(self, kind: str, args: tuple[Any, ...]) -> Any:
+        other = "send" if kind == "recv" else "recv"
+        with self._lock:
+            self._running[kind] += 1
+            self.met += self._running[other] > 0
+            self.steps += 1
+        try:
+            time.sleep(0.002)
+            return getattr(self._sock, kind)(*args)
+        finally:
+            with self._lock:
+                self._running[kind] -= 1
+
+
+@pytest.mark.flavours("httpx_sync")
+async def test_threads_on_one_http2_connection_never_read_and_write_its_tls_at_once(
+    kx: Driver,
+) -> None:
+    # OpenSSL does not allow one TLS connection's read and write at the same time, and httpcore
+    # 1.0.9 runs them so, in the threads sharing an HTTP/2 connection: about 1 call in 1,000
+    # failed as "Server disconnected" with three threads (kalshi_httpx._guard._TakingTurns).
+    client = kx.build(http2=True, retry=RetryPolicy.disabled(), timeout=5.0)
+    assert isinstance(client, kalshi_httpx.KalshiClient)
+    with client:
+        client.portfolio.balance()
+        [connection] = [each for pool in pools(client) for each in pool.connections]
+        stream: Any = connection._connection._connection._network_stream  # type: ignore[attr-defined]
+        recording = stream._sock = Recording(stream._sock)
+        replies: list[object] = []
+        errors = run_in_threads(
+            lambda: replies.extend(client.portfolio.balance() for _ in range(15)), 4
+        )
+    assert errors == []
+    assert len(replies) == 4 * 15
+    assert all(isinstance(reply, GetBalanceResponse) for reply in replies), replies
+    assert recording.steps > 4 * 15 * 2  # (each call read and wrote through it)
+    assert recording.met == 0
+    assert open_sockets_to(kx.server.port) == 0
+
+
+@pytest.mark.flavours("httpx_sync")
+async def test_a_ctrl_c_as_a_read_takes_another_calls_answer_loses_nothing_of_it(
+    kx: Driver,
+) -> None:
+    # The main thread's call is reading its connection when the answer to another thread's
+    # call, on the same connection, arrives; a Ctrl-C lands between those bytes leaving the
+    # socket and their events reaching the other call's stream. Read in the main thread, they
+    # were lost: the other call waited for its read timeout. The main thread's reads run in a
+    # helper thread, where no Ctrl-C lands; the interrupt ends the main thread's wait only.
+    client = kx.build(http2=True, retry=RetryPolicy.disabled(), timeout=3.0)
+    assert isinstance(client, kalshi_httpx.KalshiClient)
+    main = threading.main_thread()
+    sent_other, interrupted = threading.Event(), threading.Event()
+    receive = h2.connection.H2Connection.receive_data
+
+    def ctrl_c(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    def received(state: h2.connection.H2Connection, data: bytes) -> Any:
+        # For the main thread's call, once the other call is out: the interrupt, right here.
+        working_for_main = (
+            threading.current_thread() is main
+            or threading.current_thread().name == kalshi_httpx._guard._HELPER
+        )
+        if working_for_main and sent_other.is_set() and not interrupted.is_set():
+            interrupted.set()
+            signal.pthread_kill(main.ident, signal.SIGALRM)  # type: ignore[arg-type]
+            time.sleep(0.2)  # (the handler runs here, if this is the main thread)
+        return receive(state, data)
+
+    with client:
+        client.portfolio.balance()  # the connection is made
+        kx.server.script(BALANCE, Fault(delay=1.0))  # the main thread's answer comes late
+        other: list[object] = []
+
+        def other_call() -> None:
+            while not reading_for_main():
+                time.sleep(0.005)
+            sent_other.set()
+            try:
+                other.append(client.exchange.status())
+            except Exception as exc:  # recorded, to be shown if the test fails
+                other.append(exc)
+
+        [connection] = [each for pool in pools(client) for each in pool.connections]
+        handler: Any = connection._connection._connection  # type: ignore[attr-defined]
+
+        def reading_for_main() -> bool:
+            return bool(handler._read_lock.locked())
+
+        previous = signal.signal(signal.SIGALRM, ctrl_c)
+        try:
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(h2.connection.H2Connection, "receive_data", received)
+                caller = threading.Thread(target=other_call, daemon=True)
+                caller.start()
+                with pytest.raises(KeyboardInterrupt):
+                    client.portfolio.balance()
+                caller.join(10)
+        finally:
+            signal.signal(signal.SIGALRM, previous)
+        assert interrupted.is_set()
+        assert len(other) == 1 and isinstance(other[0], ExchangeStatus), other
+        assert client.exchange.status().trading_active is not None
+    assert open_sockets_to(kx.server.port) == 0
 
 
 @pytest.mark.flavours("httpx_sync")

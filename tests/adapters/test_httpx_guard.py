@@ -9,16 +9,23 @@ kind of pool a blocking client builds hands out guarded connections.
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import signal
+import socket
 import threading
-from collections.abc import Generator, Iterator
+import time
+from collections.abc import Callable, Generator, Iterator
+from typing import Any
 
 import httpcore
 import httpx
 import pytest
+from httpcore._backends.sync import SyncStream
 
 import kalshi_httpx
 from fuzz import pool_race
-from kalshi_httpx._guard import GuardedConnection
+from kalshi_httpx._guard import GuardedConnection, _Helpers, _SafeHTTP2Connection
 from tests.adapters.conftest import Driver
 from tests.adapters.test_httpx_pool_loss import status_in_thread
 from tests.helpers.proxy import tunnel_proxy
@@ -248,6 +255,115 @@ def assert_guarded(client: object) -> None:
     for pool in pools(client):
         lock: object = pool._optional_thread_lock
         assert type(lock) is PLAIN_LOCK
+
+
+@contextlib.contextmanager
+def ctrl_c_after(seconds: float) -> Iterator[None]:
+    """A KeyboardInterrupt in the main thread ``seconds`` from now, as Ctrl-C's would be."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def wait_until(done: Callable[[], bool]) -> bool:
+    deadline = time.monotonic() + 5
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return done()
+
+
+def test_a_ctrl_c_ends_the_wait_for_a_helper_not_its_work() -> None:
+    # The HTTP/2 steps of a main-thread request run in helper threads (_Helpers): a Ctrl-C ends
+    # the request's wait, and the step runs to its end; what it returns goes to ``abandon``.
+    helpers = _Helpers()
+    release = threading.Event()
+    abandoned: list[object] = []
+
+    def step(value: int) -> int:
+        release.wait(5)
+        return value * 2
+
+    with ctrl_c_after(0.05), pytest.raises(KeyboardInterrupt):
+        helpers.run(step, 21, abandon=abandoned.append)
+    assert abandoned == []  # still running
+    release.set()
+    assert wait_until(lambda: abandoned == [42])
+    assert helpers.run(step, 1) == 2  # the helper, idle again, takes the next step
+    with pytest.raises(ZeroDivisionError):
+        helpers.run(lambda: 1 // 0)
+
+
+def test_a_step_whose_wait_ended_before_it_began_is_not_run() -> None:
+    # A Ctrl-C before a helper took the step (a request not yet sent): the step is dropped.
+    helpers = _Helpers()
+    steps: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    helpers._idle.append(steps)  # a helper that has not started yet
+    ran: list[int] = []
+    with ctrl_c_after(0.05), pytest.raises(KeyboardInterrupt):
+        helpers.run(ran.append, 1)
+    threading.Thread(target=helpers._serve, args=(steps,), daemon=True).start()
+    assert wait_until(lambda: steps in helpers._idle)  # it took the step, and is idle again
+    assert ran == []
+    helpers.run(ran.append, 2)
+    assert ran == [2]
+
+
+def adopted(sock: socket.socket) -> _SafeHTTP2Connection:
+    """An HTTP/2 handler over ``sock`` (plain), as a guarded connection makes it."""
+    origin = httpcore.Origin(b"https", b"example.com", 443)
+    handler = httpcore.HTTP2Connection(origin=origin, stream=SyncStream(sock))
+    _SafeHTTP2Connection.adopt(handler)
+    assert isinstance(handler, _SafeHTTP2Connection)
+    return handler
+
+
+def test_a_close_during_a_helpers_step_shuts_the_socket_down_and_closes_it_after() -> None:
+    # A step may outlive its request (a Ctrl-C ended the wait for it), in a read: the close
+    # shuts the socket down, which ends that read and tells the server, and closes it once the
+    # step has ended (closing it under the read could give its number to another socket).
+    ours, server = socket.socketpair()
+    handler = adopted(ours)
+    began, release = threading.Event(), threading.Event()
+
+    def step() -> None:
+        began.set()
+        release.wait(5)
+
+    worker = threading.Thread(target=handler._counted, args=(step, ()), daemon=True)
+    worker.start()
+    assert began.wait(5)
+    handler.close()
+    assert handler.is_closed() and not handler.is_available()
+    assert ours.fileno() != -1  # not closed under the step
+    server.settimeout(5)
+    assert server.recv(1) == b""  # shut down
+    release.set()
+    worker.join(5)
+    assert ours.fileno() == -1  # closed as the step ended
+    server.close()
+
+
+def test_a_helpers_read_for_a_stream_its_request_closed_ends_at_once() -> None:
+    # A step that goes on after its request stopped waiting (a Ctrl-C) and closed its stream
+    # would read for good, holding the read lock the connection's other requests need.
+    ours, server = socket.socketpair()
+    handler = adopted(ours)
+    request = httpcore.Request("GET", "https://example.com/")
+    server.sendall(b"unread")
+    with pytest.raises(httpcore.ReadError, match="stream 1 was closed by its request"):
+        handler._receive_events(request, 1)
+    ours.settimeout(5)
+    assert ours.recv(16) == b"unread"  # nothing was read
+    handler.close()
+    server.close()
 
 
 def test_httpcore_still_names_the_pool_lock_that_the_guard_replaces() -> None:
