@@ -169,8 +169,8 @@ def http2_server() -> Iterator[tuple[int, dict[str, Any]]]:
 class Alongside:
     """Threads that call on the client over and over while the main thread's calls are
     interrupted (a signal handler runs in the main thread only). Their calls must never hang,
-    and a Ctrl-C in the main thread must fail none of them (``failures``); over HTTP/2, where
-    they share the interrupted call's connection, their failures are only counted."""
+    and a Ctrl-C in the main thread must fail none of them (``failures``), over HTTP/2 too,
+    where they share the interrupted calls' connection."""
 
     def __init__(self, client: Client, threads: int) -> None:
         self.calls = 0
@@ -196,9 +196,9 @@ class Alongside:
             with self._lock:
                 self.calls += 1
 
-    def stop(self, strict: bool) -> str | None:
+    def stop(self) -> str | None:
         """Stop the threads; what went wrong, or None. A thread that has not ended 30 s on
-        hangs (its stack is printed); with ``strict``, a call that failed is a violation."""
+        hangs (its stack is printed); a call that failed is a violation."""
         self._stop.set()
         for thread in self._threads:
             thread.join(30)
@@ -207,7 +207,7 @@ class Alongside:
                 return "a call hangs"
         if self.crashes:
             return f"a call raised {self.crashes[0]}"
-        if strict and self.failures:
+        if self.failures:
             return f"calls failed: {commonest(self.failures)}"
         return None
 
@@ -266,8 +266,7 @@ def run(
                     return False, f"after call {number + 1}: {found}"
             alongside = ""
             if others is not None:
-                # Over HTTP/2 they share the interrupted calls' connection: failures are counted.
-                found = others.stop(strict=not http2) or problems(client, slots)
+                found = others.stop() or problems(client, slots)
                 if found is not None:
                     return False, f"with {threads} thread(s) calling alongside: {found}"
                 alongside = f"; {others}"
