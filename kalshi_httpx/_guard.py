@@ -399,8 +399,9 @@ class _TakingTurns(httpcore.NetworkStream):
         sock.setblocking(False)
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        deadline = None if timeout is None else time.monotonic() + timeout
         data: bytes = self._take_turn(
-            self._sock.recv, max_bytes, timeout, httpcore.ReadTimeout, httpcore.ReadError, True
+            self._sock.recv, max_bytes, deadline, httpcore.ReadTimeout, httpcore.ReadError, True
         )
         return data
 
@@ -408,9 +409,8 @@ class _TakingTurns(httpcore.NetworkStream):
         view = memoryview(buffer)
         deadline = None if timeout is None else time.monotonic() + timeout
         while view:
-            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
             sent: int = self._take_turn(
-                self._sock.send, view, left, httpcore.WriteTimeout, httpcore.WriteError, False
+                self._sock.send, view, deadline, httpcore.WriteTimeout, httpcore.WriteError, False
             )
             view = view[sent:]
 
@@ -432,12 +432,12 @@ class _TakingTurns(httpcore.NetworkStream):
         self,
         step: Callable[[Any], Any],
         argument: Any,
-        timeout: float | None,
+        deadline: float | None,
         timed_out: type[httpcore.TimeoutException],
         failed: type[httpcore.NetworkError],
         reading: bool,
     ) -> Any:
-        deadline = None if timeout is None else time.monotonic() + timeout
+        # ``deadline`` on the time.monotonic() clock; None waits as long as it takes.
         while True:
             with self._turn:
                 try:
@@ -567,8 +567,8 @@ class _SafeHTTP2Connection(httpcore.HTTP2Connection):
     def close(self) -> None:
         with self._steps_lock:
             self._closing = True
-            self._close_after_steps = bool(self._steps)
-        if not self._close_after_steps:
+            deferred = self._close_after_steps = bool(self._steps)
+        if not deferred:
             super().close()
             return
         # The last unit of work closes it. One may be waiting to read: shut down, the socket

@@ -219,8 +219,8 @@ class KalshiClient(ClientBase):
         # last call that ran on it, or with the client; and how many calls are in httpx on
         # each pool. The blocking flavour's threads change both under the lock, a plain one
         # (taken and given back in C: a Ctrl-C cannot leave it held).
-        self._retired: list[httpx.BaseTransport | httpx.Client] = []
-        self._busy: dict[httpx.BaseTransport | httpx.Client, int] = {}
+        self._retired: list[_Holder] = []
+        self._busy: dict[_Holder, int] = {}
         self._pools_lock = threading.Lock()
         # Slots for rate-limited calls, one per connection of a pool built here (see _gate).
         self._gate_size: int | None = None
@@ -369,8 +369,11 @@ class KalshiClient(ClientBase):
                         self._busy[busy] = left
                     # (not while it is still the current pool of an open client: it is being
                     # replaced, and calls may begin on it meanwhile)
-                    replaced = busy is not self._current() or self._closed
-                    last = not left and busy in self._retired and replaced
+                    last = (
+                        not left
+                        and busy in self._retired
+                        and (busy is not self._current() or self._closed)
+                    )
                     if last:
                         self._retired.remove(busy)
                 if last:  # the last call on a replaced pool closes it
@@ -401,7 +404,7 @@ class KalshiClient(ClientBase):
                 hold.release()  # interrupted as it began (a Ctrl-C): this does what is left
                 raise
 
-    def _pool_lost(self, pool: httpx.BaseTransport | httpx.Client) -> None:
+    def _pool_lost(self, pool: _Holder) -> None:
         # httpcore's pool may be broken for good: a call on it failed as it closed its response
         # (see kalshi_httpx._body), or a Ctrl-C landed in httpx (see _send). A pool built here
         # is replaced, unless it was already, and the calls still running on it finish there;
@@ -416,7 +419,7 @@ class KalshiClient(ClientBase):
             return
         self._retire(pool)
 
-    def _retire(self, pool: httpx.BaseTransport | httpx.Client | None) -> None:
+    def _retire(self, pool: _Holder | None) -> None:
         # Replace a pool built here that httpcore may have broken, unless it was replaced
         # already. The calls still running on it finish there, and the last of them closes it
         # (see _send); the client's close closes what is left. A closed client makes no more
