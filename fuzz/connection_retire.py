@@ -1,20 +1,25 @@
-"""Callers sharing one client while the server retires connections: HTTP/1.1 loses no call.
+"""Callers sharing one client while the server retires connections: no call may be lost.
 
 Servers close a connection after a set number of requests (Hypercorn, the test suite's HTTP/2
 server, after 1,000 by default; nginx likewise). Over HTTP/1.1 the last answer says
 ``Connection: close`` and nothing is left waiting on the connection, so no call may fail: 8
 threads share a `kalshi_sync` client, 8 tasks a `kalshi_anyio` one (on asyncio), 8 threads a
-blocking `kalshi_httpx` one. The httpx client then runs over HTTP/2, for comparison: the server
-sends a GOAWAY frame, and httpcore 1.0.9 fails the requests still waiting on the connection,
-those the server took among them, and a request written as the connection closed
-(encode/httpcore#730); those failures are counted and never fail the script. The clients have
-no retries, so every loss shows; once a client is closed, no socket of this process may be
-connected to the server.
+blocking `kalshi_httpx` one.
+
+Over HTTP/2 a server retires a connection with a GOAWAY frame naming the last stream it took,
+answers the streams up to it, then closes (RFC 9113, 6.8): the `kalshi_httpx` clients, blocking
+and async, run against such a server (`tests.adapters.graceful_h2`, retiring each connection
+after 1,000 requests), where no call may fail either: the streams the server took get their
+answers, the others are sent again elsewhere. Then the blocking one against Hypercorn, for
+comparison: Hypercorn cannot answer after its GOAWAY (its h2 closes), so the calls in flight
+then fail, their outcome unknown; those failures are counted and never fail the script. The
+clients have no retries, so every loss shows; once a client is closed, no socket of this
+process may be connected to the server.
 
     python fuzz/connection_retire.py --seconds 15
     python fuzz/connection_retire.py --seconds 15 --callers 8 --connections 3
 
-Exits 1 when a call fails over HTTP/1.1.
+Exits 1 when a call fails but against Hypercorn over HTTP/2.
 """
 
 from __future__ import annotations
@@ -22,10 +27,14 @@ from __future__ import annotations
 import argparse
 import collections
 import logging
+import ssl
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import anyio
 import httpx
 import hypercorn.config
+import trustme
 
 import kalshi_anyio
 import kalshi_httpx
@@ -41,42 +51,78 @@ import kalshi_sync
 from fuzz._stress import Outcome, dropped_sockets, tally
 from kalshi_proto.errors import KalshiError
 from kalshi_proto.rest.retry import RetryPolicy
-from tests.adapters.server import ApiServer, running_server
+from tests.adapters.graceful_h2 import GracefulH2Server, Retire
+from tests.adapters.server import KeyPair, running_server
 from tests.helpers.sockets import sockets_to
 
-#: What a run is made with: a label and the client's kind ("sync", "httpx", "httpx-h2", "anyio").
+#: What a run is made with: a label, the client's kind ("sync", "anyio", "httpx", "httpx-h2",
+#: "httpx-async-h2") and the server ("hypercorn", or "graceful": `GracefulH2Server`).
 SETUPS = (
-    ("kalshi_sync", "sync"),
-    ("kalshi_anyio on asyncio", "anyio"),
-    ("kalshi_httpx, HTTP/1.1", "httpx"),
-    ("kalshi_httpx, HTTP/2", "httpx-h2"),
+    ("kalshi_sync", "sync", "hypercorn"),
+    ("kalshi_anyio on asyncio", "anyio", "hypercorn"),
+    ("kalshi_httpx, HTTP/1.1", "httpx", "hypercorn"),
+    ("kalshi_httpx, HTTP/2, a graceful server", "httpx-h2", "graceful"),
+    ("kalshi_httpx async on asyncio, HTTP/2, a graceful server", "httpx-async-h2", "graceful"),
+    ("kalshi_httpx, HTTP/2, Hypercorn", "httpx-h2", "hypercorn"),
 )
 
+#: How many requests the graceful server takes on a connection before it retires it.
+RETIRE_AFTER = 1000
 
-def new_client(server: ApiServer, kind: str, connections: int) -> Any:
+KEY = KeyPair.ed25519("connection-retire-key")
+
+
+@dataclass(frozen=True)
+class Target:
+    """The server a run calls: where, how to trust it, and how many connections it took."""
+
+    base_url: str
+    port: int
+    trust: Callable[[], ssl.SSLContext]
+    connections: Callable[[], int]
+
+
+@contextmanager
+def running_target(serving: str, folder: Path) -> Iterator[Target]:
+    """Hypercorn (``"hypercorn"``) or a `GracefulH2Server` (``"graceful"``), serving until the
+    block ends; certificates in ``folder``."""
+    if serving == "hypercorn":
+        with running_server(folder, http2=True) as server:
+            server.keys[KEY.key_id] = KEY.public_key
+            yield Target(server.base_url, server.port, server.ssl_context, server.connections)
+        return
+    ca = trustme.CA()
+    cert_file = folder / "graceful.pem"
+    ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(cert_file))
+    graceful = GracefulH2Server(ca, cert_file, otherwise=Retire(after=RETIRE_AFTER))
+    try:
+        yield Target(graceful.base_url, graceful.port, graceful.client_context, graceful.count)
+    finally:
+        graceful.stop()
+
+
+def new_client(target: Target, kind: str, connections: int) -> Any:
     """A client of ``kind`` with ``connections`` connections and no retries."""
     options: dict[str, Any] = {
-        "base_url": server.base_url,
-        "key_id": server.ed25519.key_id,
-        "private_key": server.ed25519.pem,
+        "base_url": target.base_url,
+        "key_id": KEY.key_id,
+        "private_key": KEY.pem,
         "retry": RetryPolicy.disabled(),
         "timeout": 5.0,
     }
     if kind.startswith("httpx"):
         limits = httpx.Limits(max_connections=connections)
-        verify = server.ssl_context()
-        return kalshi_httpx.KalshiClient(
-            verify=verify, http2=kind == "httpx-h2", limits=limits, **options
-        )
-    context = server.ssl_context()
+        cls = kalshi_httpx.AsyncKalshiClient if "async" in kind else kalshi_httpx.KalshiClient
+        return cls(verify=target.trust(), http2=kind.endswith("h2"), limits=limits, **options)
+    context = target.trust()
     context.set_alpn_protocols(["http/1.1"])  # the server offers h2 first
-    cls = kalshi_sync.KalshiClient if kind == "sync" else kalshi_anyio.AsyncKalshiClient
-    return cls(ssl_context=context, max_connections=connections, **options)
+    kinds = {"sync": kalshi_sync.KalshiClient, "anyio": kalshi_anyio.AsyncKalshiClient}
+    return kinds[kind](ssl_context=context, max_connections=connections, **options)
 
 
-def run(server: ApiServer, seconds: float, callers: int, connections: int, kind: str) -> Outcome:
-    """``callers`` threads (tasks for ``anyio``) call one client of ``kind`` for ``seconds``."""
-    server.reset()
+def run(target: Target, seconds: float, callers: int, connections: int, kind: str) -> Outcome:
+    """``callers`` threads (tasks for the async kinds) call one client of ``kind`` for
+    ``seconds``."""
     failures: collections.Counter[str] = collections.Counter()
     calls = [0]
 
@@ -84,9 +130,9 @@ def run(server: ApiServer, seconds: float, callers: int, connections: int, kind:
         failures[f"{type(exc).__name__}: {str(exc)[:70]}"] += 1
 
     with dropped_sockets() as dropped:
-        client = new_client(server, kind, connections)
+        client = new_client(target, kind, connections)
         stop = time.monotonic() + seconds
-        if kind == "anyio":
+        if kind in ("anyio", "httpx-async-h2"):
 
             async def tasks() -> None:
                 async def work() -> None:
@@ -118,10 +164,10 @@ def run(server: ApiServer, seconds: float, callers: int, connections: int, kind:
             for worker in workers:
                 worker.join()
             client.close()
-        still_open = sockets_to(server.port)
+        still_open = sockets_to(target.port)
     done = (
         f"{calls[0]:,} calls answered, {sum(failures.values())} failed, "
-        f"over {server.connections()} connections"
+        f"over {target.connections()} connections"
     )
     return tally(failures, still_open, done, dropped)
 
@@ -135,15 +181,14 @@ def main() -> int:
     # The server's event loop logs each TLS close that crosses a request of the client's.
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     retire = hypercorn.config.Config().keep_alive_max_requests
-    print(f"the server retires each connection after {retire} requests", flush=True)
+    print(f"each server retires each connection after {retire} requests", flush=True)
+    assert retire == RETIRE_AFTER
     failed = False
-    with (
-        tempfile.TemporaryDirectory() as folder,
-        running_server(Path(folder), http2=True) as server,
-    ):
-        for label, kind in SETUPS:
-            ok, line = run(server, args.seconds, args.callers, args.connections, kind)
-            compared = kind == "httpx-h2"
+    with tempfile.TemporaryDirectory() as folder:
+        for label, kind, serving in SETUPS:
+            with running_target(serving, Path(folder)) as target:
+                ok, line = run(target, args.seconds, args.callers, args.connections, kind)
+            compared = serving == "hypercorn" and kind == "httpx-h2"
             verdict = "(for comparison)" if compared else ("ok  " if ok else "FAIL")
             print(f"{verdict} {label}: {line}", flush=True)
             failed = failed or (not compared and not ok)

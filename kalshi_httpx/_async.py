@@ -39,6 +39,11 @@ import httpx
 from anyio import sleep as _sleep
 
 from kalshi_httpx import _pool
+
+# unasync: async only
+from kalshi_httpx._async_goaway import graceful_pools
+
+# unasync: end
 from kalshi_httpx._async_socks import AsyncSocksTransport
 from kalshi_httpx._body import aread_reply
 from kalshi_httpx._errors import library_failure, map_exceptions
@@ -241,7 +246,11 @@ class AsyncKalshiClient(AsyncClientBase):
                             http2=http2, limits=limits or _LIMITS, verify=verify, proxy=routed
                         )
                     # The blocking pool closes connections other threads use (see _guard).
+                    # Both flavours' HTTP/2 handlers take a server's GOAWAY as _goaway says.
                     # unasync: blocking only: guard_pools(made)
+                    # unasync: async only
+                    graceful_pools(made)
+                    # unasync: end
                     return made
 
                 self._new_pool = new_transport
@@ -259,6 +268,9 @@ class AsyncKalshiClient(AsyncClientBase):
                     cookies=_NoCookies(),
                 )
                 # unasync: blocking only: guard_pools(made)
+                # unasync: async only
+                graceful_pools(made)
+                # unasync: end
                 return made
 
             self._new_pool = new_client

@@ -76,6 +76,8 @@ import httpcore
 import httpx
 from httpcore._backends.sync import SyncStream
 
+from kalshi_httpx import _goaway
+from kalshi_httpx._sync_goaway import GracefulHTTP2Connection
 from kalshi_proto.tls_wrap import interrupted_tls_wrap
 
 __all__ = ["GuardedConnection", "guard_pools"]
@@ -218,11 +220,7 @@ def guard_pools(holder: httpx.BaseTransport | httpx.Client) -> None:
     through an HTTP proxy, or a `SocksTransport`) or its internal `httpx.Client`, whose pools
     are its transport's and those of the proxies it mounts. Call it before the first request.
     """
-    transports: list[object] = [holder]
-    if isinstance(holder, httpx.Client):
-        transports = [holder._transport, *holder._mounts.values()]
-    for transport in transports:
-        pool = getattr(transport, "_pool", None)
+    for pool in _goaway.pools_of(holder):
         if isinstance(pool, httpcore.ConnectionPool):
             _guard(pool)
 
@@ -468,7 +466,7 @@ def _wait_for(sock: socket.socket, readable: bool, seconds: float) -> None:
         select.select([], [sock], [sock], seconds)
 
 
-class _SafeHTTP2Connection(httpcore.HTTP2Connection):
+class _SafeHTTP2Connection(GracefulHTTP2Connection):
     # The class a guarded connection's HTTP/2 handler is given once made (`adopt`). httpcore
     # makes the handler's stream permits on its first request, as a threading.Semaphore of the
     # local stream limit (``Semaphore(n)``); they are swapped for `_Permits` as they are stored.
@@ -490,12 +488,9 @@ class _SafeHTTP2Connection(httpcore.HTTP2Connection):
     #
     # A Ctrl-C that cut a write short could garble what the other requests send after it; the
     # server may then end the connection having processed none of them (a GOAWAY naming stream
-    # 0). httpcore 1.0.9 sends a request to another connection on a GOAWAY naming a stream below
-    # its own, but not 0: such a request failed, as if the server might have taken it. Once an
-    # interrupt has passed through the connection, it is sent to another too (without one, a
-    # server that refused every connection so would be tried for good).
+    # 0). Such requests, and those of a connection the server retires gracefully, go to another
+    # connection as `_goaway` describes.
 
-    _interrupted = False
     _steps = 0  # units of work running in helper threads
     _closing = False  # closed, or to be as its last unit of work ends
     _close_after_steps = False
@@ -504,7 +499,7 @@ class _SafeHTTP2Connection(httpcore.HTTP2Connection):
     @classmethod
     def adopt(cls, handler: httpcore.HTTP2Connection) -> None:
         """Make ``handler``, made just now and not used yet, one of this class."""
-        handler.__class__ = cls
+        super().adopt(handler)
         assert isinstance(handler, cls)
         handler._steps_lock = threading.Lock()
         stream = handler._network_stream
@@ -513,19 +508,10 @@ class _SafeHTTP2Connection(httpcore.HTTP2Connection):
             handler._network_stream = _TakingTurns(stream, sock)
 
     def handle_request(self, request: httpcore.Request) -> httpcore.Response:
-        try:
-            response: httpcore.Response = self._apart(
-                super().handle_request, request, abandon=_close_response
-            )
-            return response
-        except httpcore.RemoteProtocolError as exc:
-            ended = self._connection_terminated
-            if self._interrupted and ended is not None and ended.last_stream_id == 0:
-                raise httpcore.ConnectionNotAvailable() from exc
-            raise
-        except BaseException as exc:
-            self._interrupted = self._interrupted or _interrupts(exc)
-            raise
+        response: httpcore.Response = self._apart(
+            super().handle_request, request, abandon=_close_response
+        )
+        return response
 
     def _receive_response_body(self, request: httpcore.Request, stream_id: int) -> Iterator[bytes]:
         # httpcore's reads the stream's events, and for each piece of data gives the server its
@@ -628,37 +614,20 @@ def _close_response(response: httpcore.Response) -> None:
     response.close()
 
 
-#: Each connection class httpcore's pools make, and its subclass that watches ``_connection``.
-_WATCHING: dict[type, type] = {}
-
-
 def _watch_handler(connection: httpcore.ConnectionInterface) -> None:
-    # httpcore's connections (direct, through a proxy's tunnel, through SOCKS) make their HTTP/2
-    # or HTTP/1.1 handler on their first request, store it in ``_connection`` and use it at
-    # once. The connection's locks become plain ones, and those of what it holds there already
-    # (a proxy's connection holds the one to the proxy); it is given a subclass whose
-    # ``_connection`` property makes the handler safe as it is stored, before its first use.
+    # The connection's locks become plain ones, and those of what it holds there already (a
+    # proxy's connection holds the one to the proxy); its handler is made safe as httpcore
+    # stores it, before its first use.
     _plain_locks(connection)
-    if "_connection" not in vars(connection):
-        return
-    _plain_locks(vars(connection)["_connection"])
-    cls = type(connection)
-    watching = _WATCHING.get(cls)
-    if watching is None:
-        attributes = {"_connection": property(_handler, _store_handler), "__module__": __name__}
-        watching = _WATCHING[cls] = type(cls.__name__, (cls,), attributes)
-    connection.__class__ = watching
+    if "_connection" in vars(connection):
+        _plain_locks(vars(connection)["_connection"])
+    _goaway.watch_handler(connection, _store_handler)
 
 
-def _handler(connection: Any) -> Any:
-    return connection.__dict__["_connection"]
-
-
-def _store_handler(connection: Any, handler: Any) -> None:
+def _store_handler(handler: Any) -> None:
     _plain_locks(handler)  # made just now, not used yet (None has no locks)
     if type(handler) is httpcore.HTTP2Connection:
         _SafeHTTP2Connection.adopt(handler)
-    connection.__dict__["_connection"] = handler
 
 
 def _plain_locks(owner: object) -> None:

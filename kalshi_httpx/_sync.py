@@ -39,6 +39,7 @@ import httpx
 from time import sleep as _sleep
 
 from kalshi_httpx import _pool
+
 from kalshi_httpx._sync_socks import SocksTransport
 from kalshi_httpx._body import read_reply
 from kalshi_httpx._errors import library_failure, map_exceptions
@@ -241,6 +242,7 @@ class KalshiClient(ClientBase):
                             http2=http2, limits=limits or _LIMITS, verify=verify, proxy=routed
                         )
                     # The blocking pool closes connections other threads use (see _guard).
+                    # Both flavours' HTTP/2 handlers take a server's GOAWAY as _goaway says.
                     guard_pools(made)
                     return made
 

@@ -24,6 +24,7 @@ PAIRS = (
     ("kalshi_anyio/rest.py", "kalshi_sync/rest.py"),
     ("kalshi_httpx/_async.py", "kalshi_httpx/_sync.py"),
     ("kalshi_httpx/_async_socks.py", "kalshi_httpx/_sync_socks.py"),
+    ("kalshi_httpx/_async_goaway.py", "kalshi_httpx/_sync_goaway.py"),
 )
 
 #: Ordered (pattern, replacement) rules, applied to every file. The first drops the lines that
@@ -40,6 +41,7 @@ RULES: tuple[tuple[str, str], ...] = (
     (r"\baclose\b", "close"),
     (r"\baread_reply\b", "read_reply"),
     (r"\basync for ", "for "),
+    (r"\basync with ", "with "),
     (r"\b__aiter__\b", "__iter__"),
     # The async flavour needs both kinds of iterable; the blocking one, one of each once.
     (
@@ -61,7 +63,10 @@ RULES: tuple[tuple[str, str], ...] = (
     (r"\bhttpx\.AsyncHTTPTransport\b", "httpx.HTTPTransport"),
     (r"\bhandle_async_request\b", "handle_request"),
     (r"\bhttpx\.AsyncByteStream\b", "httpx.SyncByteStream"),
-    (r"\bhttpcore\.Async(ConnectionPool|NetworkBackend|NetworkStream)\b", r"httpcore.\1"),
+    (
+        r"\bhttpcore\.Async(ConnectionPool|NetworkBackend|NetworkStream|HTTP2Connection)\b",
+        r"httpcore.\1",
+    ),
     (r"\bhttpcore\.AnyIOBackend\b", "httpcore.SyncBackend"),
     (r"\b(_?)Async(SocksTransport|SocksBackend|Body)\b", r"\1\2"),
     (r"\b_async_socks\b", "_sync_socks"),
