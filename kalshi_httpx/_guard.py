@@ -37,8 +37,8 @@ call hung until a second Ctrl-C; a thread sharing the connection would hang for 
 connection's locks, and its handler's as httpcore makes it, become plain ones, and an HTTP/2
 handler's permits a queue whose take and give run in C (`_Permits`). An HTTP/2 handler also runs
 a main-thread request's work on the connection's shared state in helper threads, where no Ctrl-C
-lands (`_SafeHTTP2Connection`, `_Helpers`), and its TLS reads and writes take turns, as OpenSSL
-requires (`_TakingTurns`).
+lands (`_SafeHTTP2Connection`, `_Helpers`), its TLS reads and writes take turns, as OpenSSL
+requires (`_TakingTurns`), and it loses no call to a server's GOAWAY (`_goaway`).
 
 A Ctrl-C inside the ``wrap_socket`` of httpcore's TLS start could leave two sockets owning one
 descriptor, both closed by the garbage collector (`kalshi_proto.tls_wrap`); a guarded
