@@ -1,7 +1,7 @@
-"""The HTTP/2 handler of a connection the server may retire (see `_goaway`), async flavour.
+"""The HTTP/2 handler of a connection the server may retire with a GOAWAY (see `_goaway`).
 
-``scripts/unasync.py`` writes the blocking twin, ``_sync_goaway.py``, from this file; the
-blocking pools' handler (``_guard._SafeHTTP2Connection``) builds on that twin.
+``scripts/unasync.py`` writes the blocking twin, ``_sync_goaway.py``, from this async source;
+the blocking pools' handler (``_guard._SafeHTTP2Connection``) builds on that twin.
 """
 
 from __future__ import annotations

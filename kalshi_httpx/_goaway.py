@@ -94,20 +94,21 @@ def _receive_goaway_frame(self: Any, frame: Any) -> tuple[list[Any], list[Any]]:
 
 
 class TurnedAway(httpcore.ConnectError):
-    """A request the server turned away on `MAX_REROUTES` connections in a row."""
+    """A request the server turned away on more than `MAX_REROUTES` connections in a row."""
 
 
 def reroute(connection: Any, request: httpcore.Request) -> None:
     """Send ``request``, which the server will not process on ``connection``, to another
     connection: raises `httpcore.ConnectionNotAvailable`, which httpcore's pool takes so, or
-    `TurnedAway` (a `httpcore.ConnectError`) once `MAX_REROUTES` connections in a row turned it away."""
+    `TurnedAway` (a `httpcore.ConnectError`) once it was turned away on more than
+    `MAX_REROUTES` connections in a row."""
     with _turned_away_lock:
         count = _turned_away[request] = _turned_away.get(request, 0) + 1
     connection._request_count -= 1  # as httpcore counts a request it sends elsewhere
     if count > MAX_REROUTES:
         raise TurnedAway(
-            f"the server turned the request away on {count} connections in a row (each ended "
-            "by a GOAWAY before processing it); it was not processed"
+            f"the server turned the request away on {count} connections in a row (a GOAWAY, "
+            "or a reset refusing its stream, before processing it); it was not processed"
         )
     raise httpcore.ConnectionNotAvailable()
 
