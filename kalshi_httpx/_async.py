@@ -41,7 +41,7 @@ from anyio import sleep as _sleep
 from kalshi_httpx import _pool
 
 # unasync: async only
-from kalshi_httpx._async_goaway import graceful_pools
+from kalshi_httpx._async_http2 import mend_pools
 
 # unasync: end
 from kalshi_httpx._async_socks import AsyncSocksTransport
@@ -249,7 +249,7 @@ class AsyncKalshiClient(AsyncClientBase):
                     # Both flavours' HTTP/2 handlers take a server's GOAWAY as _goaway says.
                     # unasync: blocking only: guard_pools(made)
                     # unasync: async only
-                    graceful_pools(made)
+                    mend_pools(made)
                     # unasync: end
                     return made
 
@@ -269,7 +269,7 @@ class AsyncKalshiClient(AsyncClientBase):
                 )
                 # unasync: blocking only: guard_pools(made)
                 # unasync: async only
-                graceful_pools(made)
+                mend_pools(made)
                 # unasync: end
                 return made
 

@@ -77,7 +77,7 @@ import httpx
 from httpcore._backends.sync import SyncStream
 
 from kalshi_httpx import _goaway
-from kalshi_httpx._sync_goaway import GracefulHTTP2Connection
+from kalshi_httpx._sync_http2 import MendedHTTP2Connection
 from kalshi_proto.tls_wrap import interrupted_tls_wrap
 
 __all__ = ["GuardedConnection", "guard_pools"]
@@ -466,7 +466,7 @@ def _wait_for(sock: socket.socket, readable: bool, seconds: float) -> None:
         select.select([], [sock], [sock], seconds)
 
 
-class _SafeHTTP2Connection(GracefulHTTP2Connection):
+class _SafeHTTP2Connection(MendedHTTP2Connection):
     # The class a guarded connection's HTTP/2 handler is given once made (`adopt`). httpcore
     # makes the handler's stream permits on its first request, as a threading.Semaphore of the
     # local stream limit (``Semaphore(n)``); they are swapped for `_Permits` as they are stored.

@@ -24,7 +24,7 @@ PAIRS = (
     ("kalshi_anyio/rest.py", "kalshi_sync/rest.py"),
     ("kalshi_httpx/_async.py", "kalshi_httpx/_sync.py"),
     ("kalshi_httpx/_async_socks.py", "kalshi_httpx/_sync_socks.py"),
-    ("kalshi_httpx/_async_goaway.py", "kalshi_httpx/_sync_goaway.py"),
+    ("kalshi_httpx/_async_http2.py", "kalshi_httpx/_sync_http2.py"),
 )
 
 #: Ordered (pattern, replacement) rules, applied to every file. The first drops the lines that

@@ -73,6 +73,7 @@ class GracefulH2Server:
     #: How many requests, the first to arrive, are reset with ``REFUSED_STREAM`` unprocessed.
     refuse_first: int = 0
     reset: int = 0  #: requests reset so
+    pings: int = 0  #: PING frames received
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stopping: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -145,10 +146,11 @@ class GracefulH2Server:
             self.reset += refuse
             return refuse
 
-    def _count(self, refused: int = 0, unanswered: int = 0) -> None:
+    def _count(self, refused: int = 0, unanswered: int = 0, pings: int = 0) -> None:
         with self._lock:
             self.refused += refused
             self.unanswered += unanswered
+            self.pings += pings
 
 
 class _Connection:
@@ -195,6 +197,8 @@ class _Connection:
                 assert event.stream_id is not None and event.headers is not None
                 self.heads[event.stream_id] = {str(k): str(v) for k, v in event.headers}
                 self.bodies[event.stream_id] = b""
+            elif isinstance(event, h2.events.PingReceived):
+                self.server._count(pings=1)
             elif isinstance(event, h2.events.DataReceived):
                 assert event.stream_id is not None and event.data is not None
                 self.bodies[event.stream_id] += event.data

@@ -22,7 +22,7 @@ import trustme
 
 import kalshi_httpx
 from kalshi_httpx import _goaway
-from kalshi_httpx._sync_goaway import GracefulHTTP2Connection
+from kalshi_httpx._sync_http2 import MendedHTTP2Connection
 from kalshi_proto.errors import ConnectError, KalshiError, ReadError
 from kalshi_proto.rest.retry import RetryPolicy
 from tests.adapters.graceful_h2 import GracefulH2Server, Processed, Retire
@@ -196,7 +196,7 @@ def test_a_request_that_picked_the_connection_before_its_goaway_is_not_sent_on_i
         assert client._transport is not None
         (pool,) = _goaway.pools_of(client._transport)
         handler = pool.connections[0]._connection._connection
-        assert isinstance(handler, GracefulHTTP2Connection)
+        assert isinstance(handler, MendedHTTP2Connection)
         assert handler.is_available()
         ended = h2.events.ConnectionTerminated()
         ended.last_stream_id = 1
@@ -224,7 +224,7 @@ def test_a_request_that_fails_on_a_stream_the_goaway_says_was_not_processed_is_s
         assert client._transport is not None
         (pool,) = _goaway.pools_of(client._transport)
         handler = pool.connections[0]._connection._connection
-        assert isinstance(handler, GracefulHTTP2Connection)
+        assert isinstance(handler, MendedHTTP2Connection)
 
         def body_write_fails(request: httpcore.Request, stream_id: int) -> None:
             assert stream_id == 3

@@ -1,0 +1,220 @@
+"""httpcore's HTTP/2 handler, mended: for a server's GOAWAY, and (async) for cancellation.
+
+A server retiring a connection costs no call it took or turned away: see `_goaway`.
+
+httpcore 1.0.9 breaks an async HTTP/2 connection when the first request on it is cancelled as
+the connection starts (encode/httpcore#1054, #1022), and the calls queued on it failed:
+
+* a cancellation as that request takes its stream permits (one at a checkpoint each, 99 of
+  them) left the connection marked as started with permits to spare, and the server's SETTINGS
+  then gave back more than there were: ``ValueError: semaphore released too many times``;
+* one as it sends the connection's preface closes the connection, and each request queued
+  behind it sent the preface again on the closed one: h2's ``ProtocolError``.
+
+Here a permit on hand is taken without a checkpoint (`_Permits`), so the first request takes
+its permits at once, and a request that finds the connection closed before its preface goes to
+another connection, as the blocking handler does.
+
+``scripts/unasync.py`` writes the blocking twin, ``_sync_http2.py``, from this async source;
+the blocking pools' handler (``_guard._SafeHTTP2Connection``) builds on that twin, with
+permits and a preface check of its own.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import anyio
+import httpcore
+import httpcore._synchronization
+import httpx
+
+from kalshi_httpx import _goaway
+
+__all__ = ["MendedHTTP2Connection"]
+
+
+class MendedHTTP2Connection(httpcore.AsyncHTTP2Connection):
+    """httpcore's HTTP/2 handler, given a connection the server retires (a GOAWAY) the way
+    `_goaway` describes: the streams the server took read on, the others are sent elsewhere.
+    A handler becomes one with `adopt`, made and not used yet."""
+
+    _sent: dict[httpcore.Request, int]  # the stream of each request sent, until its answer
+
+    @classmethod
+    def adopt(cls, handler: httpcore.AsyncHTTP2Connection) -> None:
+        """Make ``handler``, made just now and not used yet, one of this class."""
+        handler.__class__ = cls
+        assert isinstance(handler, cls)
+        handler._sent = {}
+        _goaway.graceful(handler._h2_state)
+
+    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
+        try:
+            response: httpcore.Response = await super().handle_async_request(request)
+            return response
+        except (httpcore.ConnectionNotAvailable, _goaway.TurnedAway):
+            raise
+        except Exception:
+            # A write to the connection the server closed, say: a GOAWAY read meanwhile may
+            # say it did not process the stream.
+            stream_id = self._sent.get(request)
+            if stream_id is not None and _goaway.turned_away(self, stream_id):
+                _goaway.reroute(self, request)
+            raise
+        finally:
+            self._sent.pop(request, None)
+
+    async def _send_request_headers(self, request: httpcore.Request, stream_id: int) -> None:
+        if self._connection_terminated is not None:  # it picked the connection before the GOAWAY
+            _goaway.reroute(self, request)
+        self._sent[request] = stream_id
+        await super()._send_request_headers(request, stream_id)
+
+    async def _receive_response(
+        self, request: httpcore.Request, stream_id: int
+    ) -> tuple[int, list[tuple[bytes, bytes]]]:
+        try:
+            return await super()._receive_response(request, stream_id)
+        except httpcore.RemoteProtocolError as exc:
+            if _goaway.refused(exc):
+                _goaway.reroute(self, request)
+            raise
+
+    async def _receive_events(
+        self, request: httpcore.Request, stream_id: int | None = None
+    ) -> None:
+        # httpcore's own, but after a GOAWAY a stream the server took reads on.
+        async with self._read_lock:
+            if stream_id is not None and _goaway.turned_away(self, stream_id):
+                _goaway.reroute(self, request)
+            if stream_id is None or not self._events.get(stream_id):
+                events = await self._read_incoming_data(request)
+                for change in _goaway.take_events(self, events):
+                    await self._receive_remote_settings_change(change)
+        await self._write_outgoing_data(request)
+
+    def is_available(self) -> bool:
+        return self._connection_terminated is None and super().is_available()
+
+    # unasync: async only
+    async def _send_connection_init(self, request: httpcore.Request) -> None:
+        if self.is_closed():  # by the request before, as a cancellation cut its preface short
+            raise httpcore.ConnectionNotAvailable()
+        await super()._send_connection_init(request)
+
+    async def _write_outgoing_data(self, request: httpcore.Request) -> None:
+        # The TLS stream encrypts what it is given before it sends it: a cancellation as it
+        # sends loses records the server's TLS then misses, and the connection failed for every
+        # stream on it. A write runs to its end (its write timeout bounds it); the request that
+        # was cancelled stops at its next checkpoint.
+        with anyio.CancelScope(shield=True):
+            await super()._write_outgoing_data(request)
+
+    @property
+    def _max_streams_semaphore(self) -> Any:
+        return self.__dict__["_max_streams_semaphore"]
+
+    @_max_streams_semaphore.setter
+    def _max_streams_semaphore(self, permits: Any) -> None:
+        # httpcore makes its permits on the first request, as an AsyncSemaphore of the local
+        # stream limit, and stores them here: they become `_Permits`.
+        if type(permits) is httpcore._synchronization.AsyncSemaphore:
+            permits = _Permits(permits._bound)
+        self.__dict__["_max_streams_semaphore"] = permits
+
+    # unasync: end
+
+
+# unasync: async only
+def mend_pools(holder: httpx.AsyncBaseTransport | httpx.AsyncClient) -> None:
+    """Make the HTTP/2 handlers of every httpcore pool behind ``holder`` (a transport or an
+    `httpx.AsyncClient` an `AsyncKalshiClient` built) `MendedHTTP2Connection`s. (The
+    blocking pools' guard does so for the blocking ones.) Call it before the first request."""
+    for pool in _goaway.pools_of(holder):
+        pool._network_backend = _ClosingBackend(pool._network_backend)
+        create = pool.create_connection
+
+        def create_watched(
+            origin: httpcore.Origin, create: Any = create
+        ) -> httpcore.AsyncConnectionInterface:
+            connection: httpcore.AsyncConnectionInterface = create(origin)
+            _goaway.watch_handler(connection, _adopt)
+            return connection
+
+        # The pool calls self.create_connection(origin) for each connection it opens.
+        pool.create_connection = create_watched
+
+
+class _ClosingBackend(httpcore.AsyncNetworkBackend):
+    """A pool's network backend whose connections close their socket when a cancellation cuts
+    their TLS handshake short: httpcore 1.0.9 closes it only on an `Exception`, and left it to
+    the garbage collector (a `ResourceWarning` each, the descriptor open until then)."""
+
+    def __init__(self, backend: httpcore.AsyncNetworkBackend) -> None:
+        self._backend = backend
+
+    async def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+        return _ClosingStream(await self._backend.connect_tcp(*args, **kwargs))
+
+    async def connect_unix_socket(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+        return _ClosingStream(await self._backend.connect_unix_socket(*args, **kwargs))
+
+    async def sleep(self, seconds: float) -> None:
+        await self._backend.sleep(seconds)
+
+
+class _ClosingStream(httpcore.AsyncNetworkStream):
+    # A plain connection, as `_ClosingBackend` makes it; what its TLS start returns is the
+    # backend's own.
+
+    def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
+        self._stream = stream
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await self._stream.read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._stream.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            return await self._stream.start_tls(ssl_context, server_hostname, timeout)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self._stream.aclose()
+            raise
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _Permits(httpcore._synchronization.AsyncSemaphore):
+    """httpcore's stream permits, but a permit on hand is taken at once, with no checkpoint
+    where a cancellation could land: only a take that has to wait is a checkpoint."""
+
+    async def acquire(self) -> None:
+        if not self._backend:
+            self.setup()
+        semaphore: Any = getattr(self, "_trio_semaphore", None) or self._anyio_semaphore
+        if semaphore.value > 0:
+            semaphore.acquire_nowait()
+            return
+        await super().acquire()
+
+
+def _adopt(handler: Any) -> None:
+    if type(handler) is httpcore.AsyncHTTP2Connection:
+        MendedHTTP2Connection.adopt(handler)
+
+
+# unasync: end
