@@ -11,9 +11,13 @@ the connection starts (encode/httpcore#1054, #1022), and the calls queued on it 
 * one as it sends the connection's preface closes the connection, and each request queued
   behind it sent the preface again on the closed one: h2's ``ProtocolError``.
 
+And a cancellation as any request wrote to the connection lost what TLS had encrypted of the
+write: the connection failed for every call on it.
+
 Here a permit on hand is taken without a checkpoint (`_Permits`), so the first request takes
-its permits at once, and a request that finds the connection closed before its preface goes to
-another connection, as the blocking handler does.
+its permits at once; a request that finds the connection closed before its preface goes to
+another connection, as the blocking handler does; and a write runs to its end, shielded. The
+pools also close a socket whose TLS handshake a cancellation cut short (`_ClosingBackend`).
 
 ``scripts/unasync.py`` writes the blocking twin, ``_sync_http2.py``, from this async source;
 the blocking pools' handler (``_guard._SafeHTTP2Connection``) builds on that twin, with
@@ -37,8 +41,9 @@ __all__ = ["MendedHTTP2Connection"]
 
 class MendedHTTP2Connection(httpcore.AsyncHTTP2Connection):
     """httpcore's HTTP/2 handler, given a connection the server retires (a GOAWAY) the way
-    `_goaway` describes: the streams the server took read on, the others are sent elsewhere.
-    A handler becomes one with `adopt`, made and not used yet."""
+    `_goaway` describes: the streams the server took read on, the others are sent elsewhere;
+    and, async, mended for cancellation as the module says. A handler becomes one with
+    `adopt`, made and not used yet."""
 
     _sent: dict[httpcore.Request, int]  # the stream of each request sent, until its answer
 
