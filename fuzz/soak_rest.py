@@ -133,12 +133,13 @@ SLACK = 10.0
 _ORDERS_PATH = "/portfolio/events/orders"
 #: Known bugs the soak tolerates, so that it goes on checking everything else.
 #:
-#: An upstream one (httpcore 1.0.9): a call cancelled during the TLS handshake leaves its socket
-#: to the garbage collector, as httpcore closes the TCP stream of a failed handshake on an
-#: Exception only (test_cancelled_tls_handshake_closes_the_socket in
-#: tests/adapters/test_rest_clients.py, a strict xfail). Only the async httpx clients, which
-#: the soak cancels, meet it.
-HTTPX_LEAKS = "httpx: a socket left to the garbage collector (a call cancelled in the TLS handshake)"
+#: An upstream one (httpcore 1.0.9): a call cancelled as its connection starts may leave the
+#: socket to the garbage collector. httpcore closes the TCP stream of a failed TLS handshake on
+#: an Exception only; the async httpx client's pools now close it on a cancellation too
+#: (test_cancelled_tls_handshake_closes_the_socket in tests/adapters/test_rest_clients.py), but
+#: a few are still left, from a place not found yet (fuzz/http2_cancel.py counts them). Only the
+#: async httpx clients, which the soak cancels, meet it.
+HTTPX_LEAKS = "httpx: a socket left to the garbage collector (a call cancelled as it connected)"
 KNOWN_BUGS = (HTTPX_LEAKS,)
 #: What the calls are, and how often each is made (orders: see `Plan.order_share`).
 _GETS = ("status", "markets", "markets_all", "balance", "orders")

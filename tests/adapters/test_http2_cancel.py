@@ -53,6 +53,16 @@ def client_of(server: GracefulH2Server) -> kalshi_httpx.AsyncKalshiClient:
     )
 
 
+async def connected_handler(client: kalshi_httpx.AsyncKalshiClient) -> MendedHTTP2Connection:
+    """The HTTP/2 handler of ``client``'s one connection, made by a call now."""
+    await client.exchange.status()
+    assert client._transport is not None
+    (connection,) = client._transport._pool.connections  # type: ignore[attr-defined]
+    handler = connection._connection
+    assert isinstance(handler, MendedHTTP2Connection)
+    return handler
+
+
 async def cancel_first_after(server: GracefulH2Server, steps: int) -> tuple[bool, object]:
     """Start two calls on a new client (one connection), cancel the first after ``steps``
     scheduler steps; whether the first ended before that, and what the second gave."""
@@ -123,11 +133,7 @@ def test_a_stream_permit_on_hand_is_taken_with_no_checkpoint(backend: str) -> No
 def test_a_new_http2_connection_takes_such_permits(server: GracefulH2Server) -> None:
     async def call() -> object:
         async with client_of(server) as client:
-            await client.exchange.status()
-            assert client._transport is not None
-            (connection,) = client._transport._pool.connections  # type: ignore[attr-defined]
-            handler = connection._connection
-            assert isinstance(handler, MendedHTTP2Connection)
+            handler = await connected_handler(client)
             return handler._max_streams_semaphore
 
     permits = anyio.run(call, backend="asyncio")
@@ -143,11 +149,7 @@ def test_a_write_on_a_shared_connection_runs_to_its_end_though_its_call_is_cance
     # and the connection's later frames garbled for every call on it.
     async def write_cancelled() -> object:
         async with client_of(server) as client:
-            await client.exchange.status()
-            assert client._transport is not None
-            (connection,) = client._transport._pool.connections  # type: ignore[attr-defined]
-            handler = connection._connection
-            assert isinstance(handler, MendedHTTP2Connection)
+            handler = await connected_handler(client)
             handler._h2_state.ping(b"cancel!!")
             request = httpcore.Request("GET", server.base_url)
             with anyio.CancelScope() as scope:
