@@ -246,7 +246,7 @@ class AsyncKalshiClient(AsyncClientBase):
                             http2=http2, limits=limits or _LIMITS, verify=verify, proxy=routed
                         )
                     # The blocking pool closes connections other threads use (see _guard).
-                    # Both flavours' HTTP/2 handlers take a server's GOAWAY as _goaway says.
+                    # Both flavours' HTTP/2 handlers are mended (see _async_http2).
                     # unasync: blocking only: guard_pools(made)
                     # unasync: async only
                     mend_pools(made)

@@ -545,11 +545,6 @@ class _SafeHTTP2Connection(MendedHTTP2Connection):
             raise httpcore.ReadError(f"stream {stream_id} was closed by its request")
         super()._receive_events(request, stream_id)
 
-    def _send_connection_init(self, request: httpcore.Request) -> None:
-        if self.is_closed():  # by the request before, as a Ctrl-C cut its preface short
-            raise httpcore.ConnectionNotAvailable()
-        super()._send_connection_init(request)
-
     def close(self) -> None:
         with self._steps_lock:
             self._closing = True

@@ -242,7 +242,7 @@ class KalshiClient(ClientBase):
                             http2=http2, limits=limits or _LIMITS, verify=verify, proxy=routed
                         )
                     # The blocking pool closes connections other threads use (see _guard).
-                    # Both flavours' HTTP/2 handlers take a server's GOAWAY as _goaway says.
+                    # Both flavours' HTTP/2 handlers are mended (see _async_http2).
                     guard_pools(made)
                     return made
 

@@ -17,12 +17,12 @@ write: the connection failed for every call on it.
 
 Here a permit on hand is taken without a checkpoint (`_Permits`), so the first request takes
 its permits at once; a request that finds the connection closed before its preface goes to
-another connection, as the blocking handler does; and a write runs to its end, shielded. The
+another connection (in both flavours); and a write runs to its end, shielded. The
 pools also close a socket whose TLS handshake a cancellation cut short (`_ClosingBackend`).
 
 ``scripts/unasync.py`` writes the blocking twin, ``_sync_http2.py``, from this async source;
 the blocking pools' handler (``_guard._SafeHTTP2Connection``) builds on that twin, with
-permits and a preface check of its own.
+permits of its own.
 """
 
 from __future__ import annotations
@@ -102,6 +102,13 @@ class MendedHTTP2Connection(httpcore.HTTP2Connection):
 
     def is_available(self) -> bool:
         return self._connection_terminated is None and super().is_available()
+
+    def _send_connection_init(self, request: httpcore.Request) -> None:
+        # Closed by the request before, as a cancellation (a Ctrl-C, blocking) cut its preface
+        # short: the requests queued behind it go to another connection, nothing sent.
+        if self.is_closed():
+            raise httpcore.ConnectionNotAvailable()
+        super()._send_connection_init(request)
 
 
 
