@@ -36,7 +36,46 @@ import httpx
 
 from kalshi_httpx import _goaway
 
-__all__ = ["MendedHTTP2Connection"]
+__all__ = ["ConnectOnce", "MendedHTTP2Connection"]
+
+
+class ConnectOnce(httpcore.AsyncHTTPConnection):
+    """httpcore's connection, which connects once: a request that finds its connect failed, or
+    cut short, goes to another connection, and only the request that connects marks it so.
+
+    With HTTP/2 on, httpcore 1.0.9's pool gives a connection still connecting to the requests
+    that come meanwhile, and they wait for its connect. It marks the connection failed when any
+    of them raises, or is cancelled, one that only waited as well; its pool then drops the
+    connection as closed, with no close. A request still waiting on it connected again, or the
+    connect under way went on: either way the connection served its requests out of the pool,
+    and nothing closed it but the garbage collector. A connection becomes one with `adopt`."""
+
+    @classmethod
+    def adopt(cls, connection: httpcore.AsyncConnectionInterface) -> None:
+        """Make ``connection``, made by a pool just now, one of this class; or the connection
+        to the proxy, made first, of a tunnel through an HTTP proxy."""
+        for each in (connection, vars(connection).get("_connection")):
+            if type(each) is httpcore.AsyncHTTPConnection:
+                each.__class__ = cls
+
+    @property
+    def _connect_failed(self) -> bool:
+        # httpcore's mark, read by its pool (a failed connection is closed to it). Its own
+        # handler sets it as any request on the connection raises: `_connect` sets it instead.
+        return bool(self.__dict__.get("_connect_failed"))
+
+    @_connect_failed.setter
+    def _connect_failed(self, failed: bool) -> None:
+        pass
+
+    async def _connect(self, request: httpcore.Request) -> httpcore.AsyncNetworkStream:
+        if self._connect_failed:  # another request's connect: the pool has dropped it
+            raise httpcore.ConnectionNotAvailable()
+        try:
+            return await super()._connect(request)
+        except BaseException:
+            self.__dict__["_connect_failed"] = True
+            raise
 
 
 class MendedHTTP2Connection(httpcore.AsyncHTTP2Connection):
@@ -147,6 +186,7 @@ def mend_pools(holder: httpx.AsyncBaseTransport | httpx.AsyncClient) -> None:
             origin: httpcore.Origin, create: Any = create
         ) -> httpcore.AsyncConnectionInterface:
             connection: httpcore.AsyncConnectionInterface = create(origin)
+            ConnectOnce.adopt(connection)
             _goaway.watch_handler(connection, _adopt)
             return connection
 

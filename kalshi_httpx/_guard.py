@@ -77,7 +77,7 @@ import httpx
 from httpcore._backends.sync import SyncStream
 
 from kalshi_httpx import _goaway
-from kalshi_httpx._sync_http2 import MendedHTTP2Connection
+from kalshi_httpx._sync_http2 import ConnectOnce, MendedHTTP2Connection
 from kalshi_proto.tls_wrap import interrupted_tls_wrap
 
 __all__ = ["GuardedConnection", "guard_pools"]
@@ -236,6 +236,7 @@ def _guard(pool: httpcore.ConnectionPool) -> None:
 
     def create_guarded(origin: httpcore.Origin) -> httpcore.ConnectionInterface:
         connection = create(origin)
+        ConnectOnce.adopt(connection)
         _watch_handler(connection)
         return GuardedConnection(connection)
 

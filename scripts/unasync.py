@@ -64,7 +64,8 @@ RULES: tuple[tuple[str, str], ...] = (
     (r"\bhandle_async_request\b", "handle_request"),
     (r"\bhttpx\.AsyncByteStream\b", "httpx.SyncByteStream"),
     (
-        r"\bhttpcore\.Async(ConnectionPool|NetworkBackend|NetworkStream|HTTP2Connection)\b",
+        r"\bhttpcore\.Async(ConnectionPool|ConnectionInterface|NetworkBackend|NetworkStream"
+        r"|HTTP2Connection|HTTPConnection)\b",
         r"httpcore.\1",
     ),
     (r"\bhttpcore\.AnyIOBackend\b", "httpcore.SyncBackend"),

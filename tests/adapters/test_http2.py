@@ -31,6 +31,7 @@ import httpcore._sync.connection
 import httpcore._sync.connection_pool
 import httpcore._sync.http2
 import httpcore._synchronization
+import httpx
 import pytest
 
 import kalshi_httpx
@@ -38,6 +39,7 @@ import kalshi_httpx._guard
 from kalshi_httpx._guard import GuardedConnection
 from kalshi_proto.errors import (
     ConfigurationError,
+    ConnectError,
     RateLimitError,
     ReadError,
     ReadTimeout,
@@ -445,13 +447,8 @@ CONNECTION_CODE = frozenset(
 
 
 #: What a request on a connection an interrupt left in a bad state may raise: a protocol error
-#: or a timeout, or ConnectionNotAvailable, which sends it to another connection of the pool.
-CONNECTION_ERRORS = (
-    httpcore.ProtocolError,
-    httpcore.NetworkError,
-    httpcore.TimeoutException,
-    httpcore.ConnectionNotAvailable,
-)
+#: or a timeout.
+CONNECTION_ERRORS = (httpcore.ProtocolError, httpcore.NetworkError, httpcore.TimeoutException)
 
 
 #: The guard's TLS reads and writes, which try again until the socket is ready: how many
@@ -718,7 +715,13 @@ async def test_an_interrupted_call_leaves_its_http2_connection_to_the_calls_shar
                 assert WAITS not in outcomes, f"{where}: the other request {WAITS}"
                 # Not taken by the server: it goes to another connection (ConnectionNotAvailable).
                 assert not any(map(unprocessed, outcomes)), f"{where}: {outcomes}"
-                failed.extend(type(each) for each in outcomes if each != 200)
+                # So does one on a connection whose connect the interrupt cut short
+                # (kalshi_httpx._sync_http2.ConnectOnce): the pool gives it another, no failure.
+                failed.extend(
+                    type(each)
+                    for each in outcomes
+                    if each != 200 and not isinstance(each, httpcore.ConnectionNotAvailable)
+                )
                 tried += len(outcomes)
                 client.close()
         finally:
@@ -733,6 +736,84 @@ async def test_an_interrupted_call_leaves_its_http2_connection_to_the_calls_shar
     assert len(failed) < tried // 10, failed
     assert all(issubclass(kind, CONNECTION_ERRORS) for kind in failed), failed
     assert open_sockets_to(kx.server.port) == 0
+
+
+def queued_on_one(pool: Any) -> bool:
+    """Whether ``pool`` has given its one connection to two calls (the first still connecting)."""
+    return sum(waiting.connection is not None for waiting in pool._requests) == 2
+
+
+class FailFirstConnect(httpcore.NetworkBackend):
+    """A pool's network backend whose first connect fails, once a second call waits on it."""
+
+    def __init__(self, pool: httpcore.ConnectionPool) -> None:
+        self._pool, self._backend = pool, pool._network_backend
+        self._failed = False
+
+    def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
+        if self._failed:
+            return self._backend.connect_tcp(*args, **kwargs)
+        self._failed = True
+        deadline = time.monotonic() + 5
+        while not queued_on_one(self._pool) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        raise httpcore.ConnectError("refused, as the test says")
+
+
+class AsyncFailFirstConnect(httpcore.AsyncNetworkBackend):
+    """`FailFirstConnect`, for an async pool."""
+
+    def __init__(self, pool: httpcore.AsyncConnectionPool) -> None:
+        self._pool, self._backend = pool, pool._network_backend
+        self._failed = False
+
+    async def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+        if self._failed:
+            return await self._backend.connect_tcp(*args, **kwargs)
+        self._failed = True
+        with anyio.move_on_after(5):
+            while not queued_on_one(self._pool):
+                await anyio.sleep(0.005)
+        raise httpcore.ConnectError("refused, as the test says")
+
+
+async def test_a_failed_connect_leaves_the_call_waiting_on_it_a_connection_its_pool_closes(
+    kx: Driver,
+) -> None:
+    # With HTTP/2 on, a call that comes while the pool's connection is connecting waits for
+    # that connect. httpcore 1.0.9's pool dropped the connection unclosed as the connect
+    # failed, and the waiting call connected again on it: a connection out of the pool, which
+    # nothing closed but the garbage collector (kalshi_httpx._async_http2.ConnectOnce).
+    async with kx.client(
+        http2=True, retry=RetryPolicy.disabled(), limits=httpx.Limits(max_connections=1)
+    ) as client:
+        assert isinstance(client, kalshi_httpx.KalshiClient | kalshi_httpx.AsyncKalshiClient)
+        transport: Any = client._transport
+        pool = transport._pool
+        outcomes: list[object] = []
+
+        async def call() -> None:
+            try:
+                outcomes.append(await maybe(client.portfolio.balance()))
+            except ConnectError as exc:
+                outcomes.append(exc)
+
+        if isinstance(pool, httpcore.AsyncConnectionPool):
+            pool._network_backend = AsyncFailFirstConnect(pool)
+            async with anyio.create_task_group() as group:
+                group.start_soon(call)
+                await anyio.sleep(0.05)  # the first call is connecting
+                group.start_soon(call)
+        else:
+            pool._network_backend = FailFirstConnect(pool)
+            first = threading.Thread(target=lambda: anyio.run(call))
+            first.start()
+            time.sleep(0.05)
+            await call()
+            first.join(10)
+        kinds = sorted(type(outcome).__name__ for outcome in outcomes)
+        assert kinds == ["ConnectError", "GetBalanceResponse"], outcomes
+        assert open_sockets_to(kx.server.port) == len(pool.connections) == 1
 
 
 async def test_http2_falls_back_to_http11(
