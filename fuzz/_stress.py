@@ -73,22 +73,29 @@ def exchange_apart(tls: bool, *, httpx: bool) -> Iterator[tuple[int, dict[str, A
             yield port, options
 
 
-def report(still_open: int, done: str, dropped: Sized) -> Outcome:
+def report(still_open: int, done: str, dropped: Sized, *, strict: bool = False) -> Outcome:
     """The outcome of a run that found no violation on the way: it fails if sockets are still
-    connected to the exchange after the client's close. ``done`` says what the run did."""
+    connected to the exchange after the client's close, or (``strict``) if the garbage
+    collector closed any (``dropped``). ``done`` says what the run did."""
     if still_open:
         return False, f"{still_open} socket(s) still connected after close"
-    return True, f"{done}; {len(dropped)} socket(s) closed by the garbage collector"
+    line = f"{done}; {len(dropped)} socket(s) closed by the garbage collector"
+    return not (strict and len(dropped)), line
 
 
 def tally(
-    failures: collections.Counter[str], still_open: int, done: str, dropped: Sized
+    failures: collections.Counter[str],
+    still_open: int,
+    done: str,
+    dropped: Sized,
+    *,
+    strict: bool = False,
 ) -> Outcome:
     """The outcome of a run that counted its failed calls by kind: it fails if any call failed,
     naming the three commonest kinds, and otherwise as `report` says."""
     if failures:
         return False, f"{done}: {commonest(failures)}"
-    return report(still_open, done, dropped)
+    return report(still_open, done, dropped, strict=strict)
 
 
 def commonest(kinds: collections.Counter[str]) -> str:

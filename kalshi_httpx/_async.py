@@ -373,16 +373,6 @@ class AsyncKalshiClient(AsyncClientBase):
                     raise
                 self._retire(busy)
                 raise library_failure(exc) from exc
-            # unasync: async only
-            except BaseException as exc:
-                if not isinstance(exc, Exception):
-                    # A cancellation (asyncio's, anyio's, trio's) that landed after httpcore
-                    # 1.0.9 connected and before its connection took the request leaves that
-                    # connection in the pool for good, neither usable nor closed
-                    # (encode/httpcore#1093): a pool built here is replaced.
-                    self._retire(busy)
-                raise
-            # unasync: end
             finally:
                 with self._pools_lock:
                     # (pop with a default: _renew may have cleared the counts meanwhile)

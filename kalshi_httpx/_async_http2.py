@@ -1,6 +1,8 @@
-"""httpcore's HTTP/2 handler, mended: for a server's GOAWAY, and (async) for cancellation.
+"""httpcore's HTTP/2 handler and its connections, mended: for a server's GOAWAY, for a connect
+that fails, and (async) for cancellation.
 
-A server retiring a connection costs no call it took or turned away: see `_goaway`.
+A server retiring a connection costs no call it took or turned away: see `_goaway`. A
+connection whose connect failed, or was cut short, is never connected again (`ConnectOnce`).
 
 httpcore 1.0.9 breaks an async HTTP/2 connection when the first request on it is cancelled as
 the connection starts (encode/httpcore#1054, #1022), and the calls queued on it failed:
@@ -17,7 +19,9 @@ write: the connection failed for every call on it.
 Here a permit on hand is taken without a checkpoint (`_Permits`), so the first request takes
 its permits at once; a request that finds the connection closed before its preface goes to
 another connection (in both flavours); and a write runs to its end, shielded. The
-pools also close a socket whose TLS handshake a cancellation cut short (`_ClosingBackend`).
+pools also close a socket whose TLS handshake a cancellation cut short (`_ClosingBackend`), and
+a connection a cancelled request left neither usable nor closed (`_reaping`), over HTTP/1.1 as
+well.
 
 ``scripts/unasync.py`` writes the blocking twin, ``_sync_http2.py``, from this async source;
 the blocking pools' handler (``_guard._SafeHTTP2Connection``) builds on that twin, with
@@ -27,6 +31,11 @@ permits of its own.
 from __future__ import annotations
 
 import ssl
+
+# unasync: async only
+from collections.abc import Callable
+
+# unasync: end
 from typing import Any
 
 import anyio
@@ -192,6 +201,32 @@ def mend_pools(holder: httpx.AsyncBaseTransport | httpx.AsyncClient) -> None:
 
         # The pool calls self.create_connection(origin) for each connection it opens.
         pool.create_connection = create_watched
+        # And self._assign_requests_to_connections() as each request comes and goes.
+        pool._assign_requests_to_connections = _reaping(pool)
+
+
+def _reaping(pool: httpcore.AsyncConnectionPool) -> Callable[[], list[Any]]:
+    # The pool's own assignment of requests to connections, which first takes out of the pool
+    # each connection no request holds that is neither idle nor closed, for the pool to close.
+    # A request cancelled after the pool gave it a connection, and before that connection
+    # took it, left the connection so in httpcore 1.0.9, for good (encode/httpcore#1093):
+    # never connected, or connected and never used (the cancellation landed at the lock it
+    # takes a request under). A request holds its connection until its response is closed, and
+    # the connection is idle by then.
+    assign = pool._assign_requests_to_connections
+
+    def assign_reaping() -> list[Any]:
+        held = {id(waiting.connection) for waiting in pool._requests}
+        lost = [
+            each
+            for each in pool._connections
+            if id(each) not in held and not each.is_idle() and not each.is_closed()
+        ]
+        for each in lost:
+            pool._connections.remove(each)
+        return lost + assign()
+
+    return assign_reaping
 
 
 class _ClosingBackend(httpcore.AsyncNetworkBackend):

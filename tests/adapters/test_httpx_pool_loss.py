@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import h11
 import httpcore
 import httpcore._synchronization
@@ -27,6 +28,7 @@ import httpx
 import pytest
 
 import kalshi_httpx
+from kalshi_proto.errors import ReadError
 from kalshi_proto.rest.generated.models import ExchangeStatus
 from kalshi_proto.rest.retry import RetryPolicy
 from tests.adapters.conftest import Driver, Flavour, backend_of, open_sockets_to
@@ -380,32 +382,56 @@ async def test_an_interrupt_that_leaves_a_lock_of_httpcore_held_hangs_no_later_c
     assert open_sockets_to(kx.server.port) == 0
 
 
-@pytest.mark.flavours("httpx_async-asyncio", "httpx_async-trio")
-async def test_a_call_cancelled_as_httpcore_connected_loses_no_connection(
-    kx: Driver, monkeypatch: pytest.MonkeyPatch
+def before_connecting(
+    monkeypatch: pytest.MonkeyPatch, hook: Callable[[], Awaitable[None]]
 ) -> None:
-    # encode/httpcore#1093: cancelled after the connection is made and before it takes the
-    # request, httpcore leaves it in the pool for good, neither usable nor closed. The
-    # cancellation lands at the lock the new connection takes the request under.
+    """Await ``hook`` each time a request of httpcore's pool has been given its connection, and
+    before it goes there: where a cancellation leaves a new connection in the pool for good,
+    never connected (encode/httpcore#1093)."""
+    wait = httpcore._async.connection_pool.AsyncPoolRequest.wait_for_connection
+
+    async def hooked(waiting: Any, timeout: float | None = None) -> Any:
+        connection = await wait(waiting, timeout)
+        await hook()
+        return connection
+
+    monkeypatch.setattr(
+        httpcore._async.connection_pool.AsyncPoolRequest, "wait_for_connection", hooked
+    )
+
+
+@pytest.mark.flavours("httpx_async-asyncio", "httpx_async-trio")
+@pytest.mark.parametrize("connected", [False, True], ids=["before connecting", "connected"])
+async def test_a_call_cancelled_as_httpcore_gave_it_a_new_connection_loses_no_connection(
+    kx: Driver, monkeypatch: pytest.MonkeyPatch, connected: bool
+) -> None:
+    # encode/httpcore#1093: cancelled after the pool gave it a new connection and before that
+    # connection took the request, httpcore 1.0.9 left the connection in the pool for good,
+    # neither usable nor closed: before it connected, or connected (the cancellation landed at
+    # the lock the connection takes the request under). With one connection, every later call
+    # waited for it until PoolTimeout. The client's pool takes such a connection out and closes
+    # it; the pool itself stays.
     scopes: list[anyio.CancelScope] = []
 
     async def cancel() -> None:
         scopes[0].cancel()
+        await anyio.lowlevel.checkpoint()
 
     async with kx.client(retry=NO_RETRY, timeout=2.0, limits=ONE_CONNECTION) as client:
         assert isinstance(client, kalshi_httpx.AsyncKalshiClient)
-        first_pool = client._transport
-        before_taking(monkeypatch, cancel)
+        pool = client._transport
+        (before_taking if connected else before_connecting)(monkeypatch, cancel)
         with anyio.CancelScope() as scope:
             scopes.append(scope)
             await client.exchange.status()
         monkeypatch.undo()
         assert scope.cancelled_caught
+        assert open_sockets_to(kx.server.port) == 0  # the lost connection was closed
         with anyio.fail_after(10):
             assert (await client.exchange.status()).trading_active is not None
-        assert client._transport is not first_pool
+        assert client._transport is pool
         assert client._retired == [] and client._busy == {}
-        assert open_sockets_to(kx.server.port) == 1  # the lost connection was closed
+        assert open_sockets_to(kx.server.port) == 1
     assert open_sockets_to(kx.server.port) == 0
 
 
@@ -413,16 +439,15 @@ async def test_a_call_cancelled_as_httpcore_connected_loses_no_connection(
 async def test_a_loss_on_a_pool_replaced_already_leaves_the_new_pool_in_place(
     kx: Driver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Two calls on the first pool. One is cancelled as httpcore connected, which replaces the
-    # pool; then the other is cancelled as it closes its response, which reports the loss of
-    # the first pool again: the pool that replaced it has lost nothing and stays.
+    # Two calls on the first pool. One meets a fault inside httpcore, which replaces the pool;
+    # then the other is cancelled as it closes its response, which reports the loss of the
+    # first pool again: the pool that replaced it has lost nothing and stays.
     close = httpx.Response.aclose
     closing, released = asyncio.Event(), asyncio.Event()
     tasks: dict[str, asyncio.Task[object]] = {}
-    scopes: list[anyio.CancelScope] = []
 
-    async def cancel() -> None:
-        scopes[0].cancel()  # the second call's
+    async def fault() -> None:
+        raise ValueError("a fault inside httpcore")
 
     async def wait_cancel_then_close(reply: httpx.Response) -> None:
         closing.set()
@@ -438,11 +463,9 @@ async def test_a_loss_on_a_pool_replaced_already_leaves_the_new_pool_in_place(
         tasks["closing"] = loop.create_task(client.exchange.status())
         await closing.wait()  # the first call waits at its close, its connection taken
         monkeypatch.setattr(httpx.Response, "aclose", close)
-        before_taking(monkeypatch, cancel)
-        with anyio.CancelScope() as scope:
-            scopes.append(scope)
+        before_taking(monkeypatch, fault)
+        with pytest.raises(ReadError):
             await client.exchange.status()
-        assert scope.cancelled_caught
         second_pool = client._transport
         assert second_pool is not first_pool and client._retired == [first_pool]
         released.set()
@@ -461,12 +484,13 @@ async def test_calls_that_end_after_the_close_on_a_replaced_pool_close_that_pool
     kx: Driver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # One connection. The first call holds it, paused just before its request goes out; two
-    # more calls wait for it in the pool. The last of them is cancelled, which replaces the
-    # pool; then the client is closed, which closes both pools. The two calls left still end
-    # on the old pool, as httpcore serves them there. Each, finding the client closed as it
-    # ends, closes the pool it ran on. It used to close the current pool instead, then its own
-    # connection's socket under the old pool's feet, where the second call had been given that
-    # connection already: the second call failed with a ReadError.
+    # more calls wait for it in the pool. The last of them is cancelled, and a loss replaces
+    # the pool (as a call cancelled as it closes its response reports one; see
+    # kalshi_httpx._body); then the client is closed, which closes both pools. The two calls
+    # left still end on the old pool, as httpcore serves them there. Each, finding the client
+    # closed as it ends, closes the pool it ran on. It used to close the current pool instead,
+    # then its own connection's socket under the old pool's feet, where the second call had
+    # been given that connection already: the second call failed with a ReadError.
     holding, released = anyio.Event(), anyio.Event()
     outcomes: dict[str, object] = {}
 
@@ -499,6 +523,8 @@ async def test_calls_that_end_after_the_close_on_a_replaced_pool_close_that_pool
             waiting.start_soon(call, "cancelled", client)
             await queued(first_pool, 3)
             waiting.cancel_scope.cancel()
+        assert first_pool is not None
+        client._pool_lost(first_pool)
         assert client._transport is not first_pool and client._retired == [first_pool]
         await client.aclose()
         released.set()
@@ -510,14 +536,13 @@ async def test_calls_that_end_after_the_close_on_a_replaced_pool_close_that_pool
 
 
 @pytest.mark.flavours("httpx_async-asyncio", "httpx_async-trio")
-async def test_a_call_cancelled_after_the_close_builds_no_new_pool(
+async def test_calls_cancelled_after_the_close_leave_nothing_open_and_build_no_pool(
     kx: Driver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A call holds the only connection, paused just before its request goes out, and a second
-    # waits for it in the pool; the client is closed, then both calls are cancelled. Their pool
-    # may have lost the connection, but a closed client makes no more calls: no pool is built
-    # to replace it. The pool is closed again as the last call ends, which closes the
-    # connection the first left behind, and nothing is left to close.
+    # waits for it in the pool; the client is closed, then both calls are cancelled. A closed
+    # client makes no more calls: no pool is built. The pool is closed again as the last call
+    # ends, which closes the connection the first left behind, and nothing is left to close.
     holding = anyio.Event()
 
     async def pause() -> None:
