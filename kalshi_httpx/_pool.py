@@ -6,17 +6,21 @@ it change since it built its pool forgets that pool (`forget`) and builds anothe
 
 Nor do they know of event loops: an async pool's connections work only on the asyncio loop that
 opened them, and a second ``asyncio.run`` would find them on a closed loop. A client that sees
-`current_loop` change builds another pool too, and drops the old one.
+`current_loop` change builds another pool too, and leaves the old one (`abandon`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import socket
+from typing import Any
 
 import httpx
 
-__all__ = ["FORKS", "current_loop", "forget"]
+from kalshi_httpx._goaway import pools_of
+
+__all__ = ["FORKS", "abandon", "current_loop", "forget"]
 
 #: How many ``os.fork()`` calls made this process, counted in the child.
 FORKS = 0
@@ -54,3 +58,36 @@ def forget(
         pool.close()
     else:
         _INHERITED.append(pool)
+
+
+def abandon(pool: httpx.AsyncBaseTransport | httpx.AsyncClient) -> None:
+    """Put out of use an async pool whose connections an asyncio event loop no longer running
+    opened (``asyncio.run`` has closed it): they cannot be closed through it.
+
+    The socket of each idle connection is shut down instead, so the server sees the connection
+    end at once, and the garbage collector frees its descriptor; asyncio then warns
+    ``ResourceWarning: unclosed transport``, which Python shows only in development mode and
+    under test runners. (A connection still in use belongs to a call on another loop, which
+    goes on: one client used from loops in several threads at once.)
+    """
+    for each in pools_of(pool):
+        for connection in each.connections:
+            if connection.is_idle():
+                _shut_down(connection)
+
+
+def _shut_down(connection: Any) -> None:
+    # The socket under a connection: that of its HTTP/1.1 or HTTP/2 handler, through a proxy's
+    # tunnel or not (httpcore stores each inner one in ``_connection``).
+    handler = connection
+    while getattr(handler, "_network_stream", None) is None:
+        handler = getattr(handler, "_connection", None)
+        if handler is None:
+            return
+    raw = handler._network_stream.get_extra_info("socket")
+    if raw is None:
+        return
+    try:
+        raw.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already ended by the peer

@@ -462,8 +462,8 @@ class KalshiClient(ClientBase):
         # The pool cannot serve this process or this event loop: after os.fork() its
         # connections are the parent's too, and on a new asyncio loop (a second asyncio.run,
         # say) those of the old loop do not work. A pool of our own is built anew; one passed
-        # in is left alone. An inherited pool is forgotten (see _pool.forget); an old loop's is
-        # dropped, and the garbage collector frees its sockets.
+        # in is left alone. An inherited pool is forgotten (see _pool.forget); an old loop's
+        # idle connections are shut down, and the garbage collector frees their sockets.
         forked = self._forks != _pool.FORKS
         if forked:
             self._guarded(self.rate_limiter)

@@ -5,9 +5,9 @@ An asyncio connection works only on the loop that opened it, and ``asyncio.run``
 loop at the end. A client kept from one run to the next used to reuse the old loop's idle
 connections: its first call on the new loop failed with ``RuntimeError: Event loop is closed``
 (not even a `TransportError`), and so did closing it. Now a client that finds itself on another
-asyncio loop leaves the old loop's connections (`kalshi_anyio` shuts them down at once;
-`kalshi_httpx` drops its pool and builds another) and opens new ones. trio's connections carry
-on from one ``trio.run`` to the next, so on trio the connection is simply reused.
+asyncio loop leaves the old loop's idle connections, shut down at once (`kalshi_httpx` builds
+another pool), and opens new ones. trio's connections carry on from one ``trio.run`` to the
+next, so on trio the connection is simply reused.
 """
 
 from __future__ import annotations
@@ -115,9 +115,10 @@ def test_a_client_built_outside_any_loop_closes_from_its_loop(adapter: str, back
 
 
 @ABANDONED
-def test_kalshi_anyio_shuts_the_old_loops_connections_down_at_once() -> None:
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_the_old_loops_idle_connections_are_shut_down_at_once(adapter: str) -> None:
     with serve_exchange_in_thread() as local:
-        client = build("kalshi_anyio", local)
+        client = build(adapter, local)
         port = local.server.port
 
         async def call() -> int:
