@@ -33,14 +33,15 @@ b. no ``client_order_id`` reached the exchange twice (a POST is never resent, an
 c. once the client is closed and garbage collected, no socket of this process is connected to
    the exchange; nor did the collector, or a socket freed unclosed, have to close one (a leak
    with a ResourceWarning, which the check after the collection no longer sees). The one
-   exception is documented behaviour: the idle connections an earlier asyncio loop left in a
-   kalshi_anyio client are shut down, and freed by the collector, when the client is used on
-   the round's loop;
-d. no call took longer than its total timeout, plus what httpx may add (docs/rest.md: it bounds
-   each connect, write and read, not the attempt), plus a generous slack; a cancelled call no
-   longer than its cancel delay plus the slack; no caller is still running long after the stop;
-   and once the faults stop, a call succeeds within a few total timeouts (a client the chaos left
-   unusable, with a pool that lost track of its connections say, fails this);
+   exception is documented behaviour: the idle connections an earlier asyncio loop left in an
+   async client are shut down, and freed by the collector, when the client is used on the
+   round's loop;
+d. no call took longer than its total timeout, plus what the blocking httpx client may add
+   (docs/rest.md: httpx bounds each connect, write and read, not the attempt), plus a generous
+   slack; a cancelled call no longer than its cancel delay plus the slack; no caller is still
+   running long after the stop; and once the faults stop, a call succeeds within a few total
+   timeouts (a client the chaos left unusable, with a pool that lost track of its connections
+   say, fails this);
 e. a call started after ``close()`` returned raises `LocalProtocolError`.
 
 Known bugs (`KNOWN_BUGS`, none now) are counted, not reported as violations, so the rest still
@@ -260,8 +261,9 @@ class Plan:
         """The longest one call (one page of a walk) may take before the slack."""
         total = self.retry.total_timeout
         assert total is not None
-        if flavour.httpx:
-            # The pool wait, connect, write and read each get the attempt's whole timeout.
+        if flavour.httpx and not flavour.is_async:
+            # The pool wait, connect, write and read each get the attempt's whole timeout. (The
+            # async client cuts httpx short at the attempt's deadline.)
             total += 4 * min(self.timeout, total)
         return total
 

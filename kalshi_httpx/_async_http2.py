@@ -123,6 +123,9 @@ class MendedHTTP2Connection(httpcore.AsyncHTTP2Connection):
         if self._connection_terminated is not None:  # it picked the connection before the GOAWAY
             _goaway.reroute(self, request)
         self._sent[request] = stream_id
+        # unasync: async only
+        request.extensions[SENDING] = True
+        # unasync: end
         await super()._send_request_headers(request, stream_id)
 
     async def _receive_response(
@@ -294,9 +297,24 @@ class _Permits(httpcore._synchronization.AsyncSemaphore):
         await super().acquire()
 
 
+#: The key a request's extensions get as its connection starts to send it: from then on, the
+#: server may have it (see `_body.bounded`).
+SENDING = "kalshi_httpx.sending"
+
+
+class _MarkingHTTP11Connection(httpcore.AsyncHTTP11Connection):
+    # httpcore's HTTP/1.1 handler, which marks each request as it starts to send it (SENDING).
+
+    async def _send_request_headers(self, request: httpcore.Request) -> None:
+        request.extensions[SENDING] = True
+        await super()._send_request_headers(request)
+
+
 def _adopt(handler: Any) -> None:
     if type(handler) is httpcore.AsyncHTTP2Connection:
         MendedHTTP2Connection.adopt(handler)
+    elif type(handler) is httpcore.AsyncHTTP11Connection:
+        handler.__class__ = _MarkingHTTP11Connection
 
 
 # unasync: end

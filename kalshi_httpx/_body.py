@@ -5,10 +5,11 @@ not the attempt: a server that sends a byte now and then never trips them. Both 
 the response body to the deadline: the async one with a cancel scope around reading it, the
 blocking one by checking the clock between chunks (it gives up when a chunk comes after the
 deadline and the body is not complete by its Content-Length, and keeps a body that is).
-Neither reaches inside httpx to cut the request or the response head short: cancelling
-httpcore 1.0.9 in the middle of a request (its pool wait, its TLS handshake) can leave its
+The async one also bounds the rest of the exchange (`bounded`) on a pool it built: cancelling
+httpcore 1.0.9 in the middle of a request (its pool wait, its TLS handshake) could leave its
 pool's connection slot taken for good, which the REST soak found
-(``fuzz/soak_rest.py --seed 1871146910``, a one-connection pool).
+(``fuzz/soak_rest.py --seed 1871146910``, a one-connection pool), and those pools are mended
+for it (`kalshi_httpx._async_http2`). A pool passed in is not cut short there.
 
 The body is read raw and decoded by `kalshi_proto.rest.http11.decode_body`, so a corrupt
 ``gzip`` body is reported like on every other adapter and no httpx stream is left half-iterated.
@@ -29,16 +30,17 @@ the event loop.)
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar, cast
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar, cast
 
 import anyio
 import httpx
 
-from kalshi_proto.errors import ReadTimeout, RemoteProtocolError
+from kalshi_httpx._async_http2 import SENDING
+from kalshi_proto.errors import ConnectTimeout, ReadTimeout, RemoteProtocolError
 from kalshi_proto.rest.http11 import body_too_large, decode_body, read_error
 
-__all__ = ["aread_reply", "read_reply"]
+__all__ = ["aread_reply", "bounded", "read_reply"]
 
 P = TypeVar("P")
 
@@ -56,6 +58,26 @@ def _check_size(encoding: str, received: int) -> None:
     error = body_too_large(encoding, received)
     if error is not None:
         raise read_error(error, "bad response body") from error
+
+
+async def bounded(
+    sending: Awaitable[httpx.Response], deadline: float, extensions: Mapping[str, Any]
+) -> httpx.Response:
+    """The response ``sending`` gets, by ``deadline`` (``time.monotonic()`` clock): the wait
+    for a connection, the connect, the request and the response head. Only for a pool the
+    client built: a cancellation inside httpx leaves each of its connections usable, or closed
+    (see `kalshi_httpx._async_http2`). ``extensions`` are the request's, which its connection
+    marks as it starts to send it (`SENDING`).
+
+    Raises:
+        ConnectTimeout: no connection took the request in time; nothing was sent.
+        ReadTimeout: the response did not come in time; the request may have gone out.
+    """
+    with anyio.CancelScope(deadline=anyio.current_time() + deadline - time.monotonic()):
+        return await sending
+    if extensions.get(SENDING):
+        raise ReadTimeout("no response came before the timeout")
+    raise ConnectTimeout("no connection took the request before the timeout; nothing was sent")
 
 
 async def aread_reply(

@@ -745,18 +745,60 @@ async def test_timeout_bounds_the_whole_attempt_not_each_read(kx: Driver) -> Non
             await maybe(client.orders.create_v2(order_request()))
 
 
-@pytest.mark.flavours("kalshi_sync", "kalshi_anyio")
+@pytest.mark.flavours("kalshi_sync", "kalshi_anyio", "httpx_async-asyncio", "httpx_async-trio")
 async def test_a_response_head_that_trickles_in_ends_the_attempt(kx: Driver) -> None:
     # A byte of the head every 0.05 s: no read ever waits long, and the head takes 4 s. The
-    # httpx clients do not cut httpx short and are left out (docs/rest.md says why).
+    # blocking httpx client does not cut httpx short and is left out (docs/rest.md says why).
+    # The attempt costs its connection, not the connection's slot: with one connection, the
+    # next call connects again (a lost slot would make it wait, a ConnectTimeout).
     head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Pad: " + b"p" * 60
+    one: dict[str, object] = (
+        {"limits": httpx.Limits(max_connections=1)}
+        if kx.flavour.family == "httpx"
+        else {"max_connections": 1}
+    )
     async with kx.raw_server(head, drip=0.05) as raw:
-        async with kx.client(base_url=raw.base_url, timeout=0.3, retry=NO_RETRY) as client:
+        async with kx.client(base_url=raw.base_url, timeout=0.3, retry=NO_RETRY, **one) as client:
+            elapsed = []
+            for _ in range(2):
+                start = kx.now()
+                with pytest.raises(ReadTimeout):
+                    await maybe(client.orders.create_v2(order_request()))
+                elapsed.append(kx.now() - start)
+        accepted = raw.accepted
+    assert max(elapsed) < 3.0  # each ends at 0.3 s, against the 4 s the head takes
+    assert accepted == 2
+
+
+@pytest.mark.flavours("async")
+async def test_a_call_that_finds_no_free_connection_in_time_is_a_connect_timeout(
+    kx: Driver,
+) -> None:
+    # One connection, which a slow call holds: the next call waits for it past its timeout,
+    # and fails saying nothing was sent (a ConnectTimeout), which the server confirms.
+    kx.server.script("/markets/KXSLOW", Fault(delay=1.0))
+    one: dict[str, object] = (
+        {"limits": httpx.Limits(max_connections=1)}
+        if kx.flavour.family == "httpx"
+        else {"max_connections": 1}
+    )
+    async with kx.client(timeout=5.0, retry=NO_RETRY, **one) as client:
+        quick = client.with_options(timeout=0.3)
+        outcomes: list[object] = []
+
+        async def slow() -> None:
+            outcomes.append(await maybe(client.markets.get("KXSLOW")))
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(slow)
+            await anyio.sleep(0.2)  # the slow call holds the connection
             start = kx.now()
-            with pytest.raises(ReadTimeout):
-                await maybe(client.orders.create_v2(order_request()))
+            with pytest.raises(ConnectTimeout):
+                await maybe(quick.orders.create_v2(order_request()))
             elapsed = kx.now() - start
-    assert elapsed < 3.0  # it ends at 0.3 s, against the 4 s the head takes
+    assert elapsed < 0.9  # its own timeout, not the slow call's end
+    assert len(outcomes) == 1
+    assert [seen.api_path for seen in kx.server.requests()] == ["/markets/KXSLOW"]
 
 
 async def test_total_timeout_caps_the_attempt_timeout(kx: Driver) -> None:
