@@ -45,12 +45,7 @@ from kalshi_httpx._async_http2 import mend_pools
 
 # unasync: end
 from kalshi_httpx._async_socks import AsyncSocksTransport
-
-# unasync: async only
-from kalshi_httpx._body import aread_reply, bounded
-
-# unasync: end
-# unasync: blocking only: from kalshi_httpx._body import read_reply
+from kalshi_httpx._body import aread_reply
 from kalshi_httpx._errors import library_failure, map_exceptions
 from kalshi_httpx._gate import AsyncGate
 
@@ -338,12 +333,15 @@ class AsyncKalshiClient(AsyncClientBase):
                             content=request.body or None,
                             extensions={"timeout": dict.fromkeys(_TIMEOUT_KEYS, timeout)},
                         )
-                        sending = self._transport.handle_async_request(outgoing)
-                        # unasync: async only
-                        if self._new_pool is not None:  # (see _body.bounded)
-                            sending = bounded(sending, deadline, outgoing.extensions)
-                        # unasync: end
-                        reply, body = await aread_reply(sending, deadline, self._pool_lost, busy)
+                        reply, body = await aread_reply(
+                            self._transport.handle_async_request(outgoing),
+                            deadline,
+                            self._pool_lost,
+                            busy,
+                            # unasync: async only
+                            extensions=outgoing.extensions if self._new_pool is not None else None,
+                            # unasync: end
+                        )
                     else:
                         assert self._http is not None
                         if self._http.is_closed and not self._owns_http:
@@ -360,12 +358,16 @@ class AsyncKalshiClient(AsyncClientBase):
                         )
                         # Never a redirect, whatever the client says: httpx would send the signed
                         # request, body and all, to the Location's host.
-                        sending = self._http.send(outgoing, stream=True, follow_redirects=False)
-                        # unasync: async only
-                        if self._new_pool is not None:
-                            sending = bounded(sending, deadline, outgoing.extensions)
-                        # unasync: end
-                        reply, body = await aread_reply(sending, deadline, self._pool_lost, busy)
+                        sent = self._http.send(outgoing, stream=True, follow_redirects=False)
+                        reply, body = await aread_reply(
+                            sent,
+                            deadline,
+                            self._pool_lost,
+                            busy,
+                            # unasync: async only
+                            extensions=outgoing.extensions if self._new_pool is not None else None,
+                            # unasync: end
+                        )
             except KeyboardInterrupt:
                 # Wherever it landed in httpx, a Ctrl-C may have left httpcore's pool broken:
                 # a connection taken for good, or a lock held (its locks are taken in a Python

@@ -5,11 +5,11 @@ not the attempt: a server that sends a byte now and then never trips them. Both 
 the response body to the deadline: the async one with a cancel scope around reading it, the
 blocking one by checking the clock between chunks (it gives up when a chunk comes after the
 deadline and the body is not complete by its Content-Length, and keeps a body that is).
-The async one also bounds the rest of the exchange (`bounded`) on a pool it built: cancelling
-httpcore 1.0.9 in the middle of a request (its pool wait, its TLS handshake) could leave its
-pool's connection slot taken for good, which the REST soak found
-(``fuzz/soak_rest.py --seed 1871146910``, a one-connection pool), and those pools are mended
-for it (`kalshi_httpx._async_http2`). A pool passed in is not cut short there.
+On a pool it built, the async one's scope bounds the whole exchange: the wait for a connection,
+the connect, the request and the response head too. Cancelling httpcore 1.0.9 there could leave
+its pool's connection slot taken for good, which the REST soak found
+(``fuzz/soak_rest.py --seed 1871146910``, a one-connection pool); those pools are mended for it
+(`kalshi_httpx._async_http2`). A pool passed in is not cut short before the body.
 
 The body is read raw and decoded by `kalshi_proto.rest.http11.decode_body`, so a corrupt
 ``gzip`` body is reported like on every other adapter and no httpx stream is left half-iterated.
@@ -40,7 +40,7 @@ from kalshi_httpx._async_http2 import SENDING
 from kalshi_proto.errors import ConnectTimeout, ReadTimeout, RemoteProtocolError
 from kalshi_proto.rest.http11 import body_too_large, decode_body, read_error
 
-__all__ = ["aread_reply", "bounded", "read_reply"]
+__all__ = ["aread_reply", "read_reply"]
 
 P = TypeVar("P")
 
@@ -60,51 +60,45 @@ def _check_size(encoding: str, received: int) -> None:
         raise read_error(error, "bad response body") from error
 
 
-async def bounded(
-    sending: Awaitable[httpx.Response], deadline: float, extensions: Mapping[str, Any]
-) -> httpx.Response:
-    """The response ``sending`` gets, by ``deadline`` (``time.monotonic()`` clock): the wait
-    for a connection, the connect, the request and the response head. Only for a pool the
-    client built: a cancellation inside httpx leaves each of its connections usable, or closed
-    (see `kalshi_httpx._async_http2`). ``extensions`` are the request's, which its connection
-    marks as it starts to send it (`SENDING`).
-
-    Raises:
-        ConnectTimeout: no connection took the request in time; nothing was sent.
-        ReadTimeout: the response did not come in time; the request may have gone out.
-    """
-    with anyio.CancelScope(deadline=anyio.current_time() + deadline - time.monotonic()):
-        return await sending
-    if extensions.get(SENDING):
-        raise ReadTimeout("no response came before the timeout")
-    raise ConnectTimeout("no connection took the request before the timeout; nothing was sent")
-
-
 async def aread_reply(
-    sending: Awaitable[httpx.Response], deadline: float, lost: Callable[[P], None], pool: P
+    sending: Awaitable[httpx.Response],
+    deadline: float,
+    lost: Callable[[P], None],
+    pool: P,
+    *,
+    extensions: Mapping[str, Any] | None = None,
 ) -> tuple[httpx.Response, bytes]:
     """The response ``sending`` gets and its decoded body, read by ``deadline``
     (``time.monotonic()`` clock). ``lost(pool)`` is called if closing the response fails (see
     the module docstring); ``pool`` is the one the response came from.
 
+    ``extensions``, the request's, are given for a pool the client built: the deadline then
+    bounds ``sending`` too (the wait for a connection, the connect, the request and the response
+    head), one cancel scope for all. A cancellation inside httpx leaves each connection of such
+    a pool usable, or closed (see `kalshi_httpx._async_http2`), and its connections mark a
+    request as they start to send it (`SENDING`).
+
     Raises:
-        ReadTimeout: the body did not finish in time.
+        ConnectTimeout: (``extensions``) no connection took the request in time; nothing was sent.
+        ReadTimeout: the response did not finish in time.
         ReadError: the body is corrupt or over the size limit.
     """
-    reply = await sending
-    if reply.is_stream_consumed:
+    reply = None if extensions is not None else await sending
+    if reply is not None and reply.is_stream_consumed:
         return reply, reply.content  # read and decoded already: an httpx.MockTransport's
     # The response's stream itself, not ``aiter_raw()``: its re-chunking and byte counting are
     # not needed here and cost more than the rest of the read (the transport's stream already
-    # turns httpcore's errors into httpx's). One cancel scope bounds the whole body.
-    stream = cast(httpx.AsyncByteStream, reply.stream)
-    encoding = reply.headers.get("content-encoding", "")
+    # turns httpcore's errors into httpx's).
     chunks: list[bytes] = []
     received = 0
-    pieces = aiter(stream)
+    pieces = None
     try:
         remaining = deadline - time.monotonic()
         with anyio.CancelScope(deadline=anyio.current_time() + remaining) as scope:
+            if reply is None:
+                reply = await sending
+            encoding = reply.headers.get("content-encoding", "")
+            pieces = aiter(cast(httpx.AsyncByteStream, reply.stream))
             async for chunk in pieces:
                 chunks.append(chunk)
                 received += len(chunk)
@@ -116,13 +110,19 @@ async def aread_reply(
             close = getattr(pieces, "aclose", None)
             if close is not None:
                 await close()
-            await reply.aclose()
+            if reply is not None:
+                await reply.aclose()
         except BaseException as exc:
             if not isinstance(exc, KeyboardInterrupt):  # the client's to handle (anywhere)
                 lost(pool)  # the pool may have lost the connection (see the module docstring)
             raise
     if scope.cancelled_caught:
+        if reply is None and extensions is not None and not extensions.get(SENDING):
+            raise ConnectTimeout("no connection took the request before the timeout")
+        if reply is None:
+            raise ReadTimeout("no response came before the timeout")
         raise ReadTimeout("the response did not finish before the timeout")
+    assert reply is not None
     return reply, _decoded(reply, b"".join(chunks))
 
 

@@ -41,7 +41,6 @@ from time import sleep as _sleep
 from kalshi_httpx import _pool
 
 from kalshi_httpx._sync_socks import SocksTransport
-
 from kalshi_httpx._body import read_reply
 from kalshi_httpx._errors import library_failure, map_exceptions
 from kalshi_httpx._gate import Gate
@@ -324,8 +323,12 @@ class KalshiClient(ClientBase):
                             content=request.body or None,
                             extensions={"timeout": dict.fromkeys(_TIMEOUT_KEYS, timeout)},
                         )
-                        sending = self._transport.handle_request(outgoing)
-                        reply, body = read_reply(sending, deadline, self._pool_lost, busy)
+                        reply, body = read_reply(
+                            self._transport.handle_request(outgoing),
+                            deadline,
+                            self._pool_lost,
+                            busy,
+                        )
                     else:
                         assert self._http is not None
                         if self._http.is_closed and not self._owns_http:
@@ -342,8 +345,13 @@ class KalshiClient(ClientBase):
                         )
                         # Never a redirect, whatever the client says: httpx would send the signed
                         # request, body and all, to the Location's host.
-                        sending = self._http.send(outgoing, stream=True, follow_redirects=False)
-                        reply, body = read_reply(sending, deadline, self._pool_lost, busy)
+                        sent = self._http.send(outgoing, stream=True, follow_redirects=False)
+                        reply, body = read_reply(
+                            sent,
+                            deadline,
+                            self._pool_lost,
+                            busy,
+                        )
             except KeyboardInterrupt:
                 # Wherever it landed in httpx, a Ctrl-C may have left httpcore's pool broken:
                 # a connection taken for good, or a lock held (its locks are taken in a Python
