@@ -745,6 +745,14 @@ async def test_timeout_bounds_the_whole_attempt_not_each_read(kx: Driver) -> Non
             await maybe(client.orders.create_v2(order_request()))
 
 
+def connection_limit(kx: Driver, count: int) -> dict[str, object]:
+    """The keyword arguments that give a client of ``kx``'s flavour at most ``count``
+    connections."""
+    if kx.flavour.family == "httpx":
+        return {"limits": httpx.Limits(max_connections=count, max_keepalive_connections=count)}
+    return {"max_connections": count}
+
+
 @pytest.mark.flavours("kalshi_sync", "kalshi_anyio", "httpx_async-asyncio", "httpx_async-trio")
 async def test_a_response_head_that_trickles_in_ends_the_attempt(kx: Driver) -> None:
     # A byte of the head every 0.05 s: no read ever waits long, and the head takes 4 s. The
@@ -752,11 +760,7 @@ async def test_a_response_head_that_trickles_in_ends_the_attempt(kx: Driver) -> 
     # The attempt costs its connection, not the connection's slot: with one connection, the
     # next call connects again (a lost slot would make it wait, a ConnectTimeout).
     head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Pad: " + b"p" * 60
-    one: dict[str, object] = (
-        {"limits": httpx.Limits(max_connections=1)}
-        if kx.flavour.family == "httpx"
-        else {"max_connections": 1}
-    )
+    one = connection_limit(kx, 1)
     async with kx.raw_server(head, drip=0.05) as raw:
         async with kx.client(base_url=raw.base_url, timeout=0.3, retry=NO_RETRY, **one) as client:
             elapsed = []
@@ -777,11 +781,7 @@ async def test_a_call_that_finds_no_free_connection_in_time_is_a_connect_timeout
     # One connection, which a slow call holds: the next call waits for it past its timeout,
     # and fails saying nothing was sent (a ConnectTimeout), which the server confirms.
     kx.server.script("/markets/KXSLOW", Fault(delay=1.0))
-    one: dict[str, object] = (
-        {"limits": httpx.Limits(max_connections=1)}
-        if kx.flavour.family == "httpx"
-        else {"max_connections": 1}
-    )
+    one = connection_limit(kx, 1)
     async with kx.client(timeout=5.0, retry=NO_RETRY, **one) as client:
         quick = client.with_options(timeout=0.3)
         outcomes: list[object] = []
@@ -1013,11 +1013,7 @@ async def test_cancelled_call_leaves_the_client_usable(kx: Driver) -> None:
 @pytest.mark.flavours("async")
 async def test_concurrent_calls_share_a_bounded_pool(kx: Driver) -> None:
     kx.server.script("/markets/KXSLOW", Fault(delay=0.1), times=6)
-    limit: dict[str, object] = (
-        {"limits": httpx.Limits(max_connections=2, max_keepalive_connections=2)}
-        if kx.flavour.family == "httpx"
-        else {"max_connections": 2}
-    )
+    limit = connection_limit(kx, 2)
     tickers: list[str] = []
 
     async def one(client: Client) -> None:
