@@ -41,7 +41,11 @@ import httpx
 
 from kalshi_httpx import _goaway
 
-__all__ = ["ConnectOnce", "MendedHTTP2Connection"]
+__all__ = ["SENDING", "ConnectOnce", "MendedHTTP2Connection"]
+
+#: The key a request's extensions get as its connection starts to send it: from then on, the
+#: server may have it (read by the async client: see `kalshi_httpx._body`).
+SENDING = "kalshi_httpx.sending"
 
 
 class ConnectOnce(httpcore.HTTPConnection):
