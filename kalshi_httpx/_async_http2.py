@@ -155,6 +155,23 @@ class MendedHTTP2Connection(httpcore.AsyncHTTP2Connection):
                     await self._receive_remote_settings_change(change)
         await self._write_outgoing_data(request)
 
+    async def _response_closed(self, stream_id: int) -> None:
+        # A stream closed before its end (a timeout, a cancellation, a body left unread) is
+        # reset. httpcore 1.0.9 only forgets it: the server went on sending the rest, which no
+        # one read, and the connection's flow-control window shrank by it for good, until the
+        # server could send nothing on it. The reset goes out with the connection's next write;
+        # h2 gives back the credit of what comes for the stream meanwhile.
+        import h2.errors
+        import h2.exceptions
+
+        stream = self._h2_state.streams.get(stream_id)
+        if stream is not None and not stream.closed:
+            try:
+                self._h2_state.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+            except h2.exceptions.ProtocolError:
+                pass  # the connection is closed: nothing more comes on it
+        await super()._response_closed(stream_id)
+
     def is_available(self) -> bool:
         return self._connection_terminated is None and super().is_available()
 

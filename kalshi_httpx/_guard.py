@@ -538,6 +538,15 @@ class _SafeHTTP2Connection(MendedHTTP2Connection):
             if isinstance(event, h2.events.StreamEnded):
                 return None
 
+    def _response_closed(self, stream_id: int) -> None:
+        # A stream closed before its end is reset (see MendedHTTP2Connection): a change to h2's
+        # shared state, run apart like the rest. One that ended changes nothing of h2's.
+        stream = self._h2_state.streams.get(stream_id)
+        if stream is not None and not stream.closed:
+            self._apart(super()._response_closed, stream_id)
+        else:
+            super()._response_closed(stream_id)
+
     def _receive_events(self, request: httpcore.Request, stream_id: int | None = None) -> None:
         # A request reads until its stream has an event. Once the request stopped waiting (a
         # Ctrl-C) and closed its stream, the work a helper goes on with for it would read for

@@ -187,6 +187,28 @@ async def test_timed_out_stream_leaves_the_client_usable(kx: Driver) -> None:
     assert [r.status for r in kx.server.requests(BALANCE)] == [200, 200]
 
 
+async def test_streams_cut_short_give_their_flow_control_credit_back(kx: Driver) -> None:
+    # Each answer is a 4 MB body sent in eight pieces 0.2 s apart, and each call times out
+    # after its first piece or two. Unless the client resets such a stream, the server sends
+    # the rest, which the client never reads: the connection's flow-control window (about
+    # 16.8 MB, which httpcore gives every connection) shrinks by it for good, and after a few
+    # such calls the server can send no call anything on the connection.
+    big = "/markets/KXBIG"
+    cut_short = 8
+    kx.server.script(big, Fault(trickle=0.2, pad=4_000_000), times=cut_short)
+    async with kx.client(http2=True, timeout=5, retry=RetryPolicy.disabled()) as client:
+        quick = client.with_options(timeout=0.3)
+        for _ in range(cut_short):
+            with pytest.raises(ReadTimeout):
+                await maybe(quick.markets.get("KXBIG"))
+        await kx.sleep(1.6)  # the server has sent what it would of every body by now
+        reply = await maybe(client.portfolio.balance())
+    assert isinstance(reply, GetBalanceResponse)
+    assert len(kx.server.requests(big)) == cut_short
+    # One connection carried every call: none was given up for a stalled window.
+    assert len({seen.client_port for seen in kx.server.requests()}) == 1
+
+
 @pytest.mark.flavours("httpx_async-asyncio", "httpx_async-trio")
 async def test_concurrent_calls_share_one_http2_connection(kx: Driver) -> None:
     replies: list[object] = []
