@@ -38,7 +38,8 @@ connection's locks, and its handler's as httpcore makes it, become plain ones, a
 handler's permits a queue whose take and give run in C (`_Permits`). An HTTP/2 handler also runs
 a main-thread request's work on the connection's shared state in helper threads, where no Ctrl-C
 lands (`_SafeHTTP2Connection`, `_Helpers`), its TLS reads and writes take turns, as OpenSSL
-requires (`_TakingTurns`), and it loses no call to a server's GOAWAY (`_goaway`).
+requires (`_TakingTurns`), its h2 state is changed by one thread at a time
+(`_one_thread_at_a_time`), and it loses no call to a server's GOAWAY (`_goaway`).
 
 A Ctrl-C inside the ``wrap_socket`` of httpcore's TLS start could leave two sockets owning one
 descriptor, both closed by the garbage collector (`kalshi_proto.tls_wrap`); a guarded
@@ -63,6 +64,7 @@ with no lock of httpcore's.
 from __future__ import annotations
 
 import contextlib
+import functools
 import queue
 import select
 import socket
@@ -503,6 +505,7 @@ class _SafeHTTP2Connection(MendedHTTP2Connection):
         super().adopt(handler)
         assert isinstance(handler, cls)
         handler._steps_lock = threading.Lock()
+        _one_thread_at_a_time(handler._h2_state)
         stream = handler._network_stream
         sock = stream.get_extra_info("socket")
         if isinstance(stream, SyncStream) and isinstance(sock, ssl.SSLSocket):
@@ -612,6 +615,83 @@ class _SafeHTTP2Connection(MendedHTTP2Connection):
         if isinstance(count, int):  # a fresh httpcore Semaphore: nothing taken from it yet
             permits = _Permits(count, self._events)
         self.__dict__["_max_streams_semaphore"] = permits
+
+
+# ---- HTTP/2: one thread at a time in h2 ----------------------------------------------------
+
+# httpcore 1.0.9's blocking HTTP/2 handler calls h2 from each thread with a request on the
+# connection, and h2 is not made for threads. Its locks cover reading (h2's ``receive_data``)
+# and taking what is to be sent (``data_to_send``, which copies h2's buffer, then empties it),
+# but not the calls that fill that buffer: headers (with the header compression state every
+# stream shares), data, flow-control credit, resets. Nor is a stream's number kept between the
+# call that picks it (``get_next_available_stream_id``: the number after the last stream
+# opened) and the headers that open it: two threads could pick the same number, or send their
+# headers in the other order, which the server takes for a protocol error. With four threads
+# sharing one client and the interpreter switching threads often, 1,200 calls broke 32
+# connections, and one call read an empty body. A connection the server ends so fails every
+# call on it (the stress test's "Server disconnected": stream 5's headers had reached
+# Hypercorn before stream 3's).
+#
+# So each public method of the connection's h2 state runs under one lock (`_safe_class`); each
+# request gets a stream number no other has had; and a request whose number is below that of a
+# stream opened meanwhile sends nothing and goes to a connection again (httpcore's pool takes
+# ConnectionNotAvailable for that), with a new number. No I/O runs under the lock, and no lock
+# is held from one call to the next: an interrupt anywhere leaves none held.
+
+
+def _one_thread_at_a_time(h2_state: Any) -> None:
+    """Make ``h2_state``, an h2 connection made just now and not used yet, safe for threads."""
+    cls = type(h2_state)
+    if cls not in _safe_classes.values():
+        if cls not in _safe_classes:
+            _safe_classes[cls] = _safe_class(cls)
+        h2_state.__class__ = _safe_classes[cls]
+    h2_state.kalshi_turn = threading.RLock()
+    h2_state.kalshi_last_given = -1  # the last stream number given out (-1: none yet)
+
+
+_safe_classes: dict[type, type] = {}
+
+
+class _Overtaken(httpcore.ConnectionNotAvailable):
+    """A stream with a higher number was opened since this request's was picked."""
+
+
+def _safe_class(cls: Any) -> type:
+    import h2.connection
+    import h2.exceptions
+
+    def in_turn(name: str) -> Callable[..., Any]:
+        @functools.wraps(getattr(cls, name))
+        def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with self.kalshi_turn:
+                return getattr(cls, name)(self, *args, **kwargs)  # (h2's, as it is now)
+
+        return run
+
+    def get_next_available_stream_id(self: Any) -> int:
+        # h2 gives the number after the last stream opened, again and again until it is.
+        with self.kalshi_turn:
+            stream_id: int = max(cls.get_next_available_stream_id(self), self.kalshi_last_given + 2)
+            if stream_id > cls.HIGHEST_ALLOWED_STREAM_ID:
+                raise h2.exceptions.NoAvailableStreamIDError("no stream numbers left")
+            self.kalshi_last_given = stream_id
+            return stream_id
+
+    def send_headers(self: Any, stream_id: int, *args: Any, **kwargs: Any) -> None:
+        with self.kalshi_turn:
+            if stream_id not in self.streams and stream_id < self.highest_outbound_stream_id:
+                raise _Overtaken(f"stream {stream_id} was overtaken by a higher one")
+            cls.send_headers(self, stream_id, *args, **kwargs)
+
+    members: dict[str, Any] = {
+        name: in_turn(name)
+        for name, value in vars(h2.connection.H2Connection).items()
+        if callable(value) and not name.startswith("_")
+    }
+    members["get_next_available_stream_id"] = get_next_available_stream_id
+    members["send_headers"] = send_headers
+    return type(cls.__name__, (cls,), members)
 
 
 def _close_response(response: httpcore.Response) -> None:
