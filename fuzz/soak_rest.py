@@ -257,14 +257,12 @@ class Plan:
             ),
         }
 
-    def call_bound(self, flavour: Flavour) -> float:
+    def call_bound(self) -> float:
         """The longest one call (one page of a walk) may take before the slack."""
+        # Every flavour holds each attempt to its deadline (the blocking httpx client, each
+        # connect, read and write of its pools: kalshi_httpx._deadline).
         total = self.retry.total_timeout
         assert total is not None
-        if flavour.httpx and not flavour.is_async:
-            # The pool wait, connect, write and read each get the attempt's whole timeout. (The
-            # async client cuts httpx short at the attempt's deadline.)
-            total += 4 * min(self.timeout, total)
         return total
 
 
@@ -399,7 +397,7 @@ class Round:
         self.stopping = False
         self.closed_at = float("inf")  #: when close() returned (monotonic)
         self.orders: dict[str, str] = {}  #: client_order_id -> the call's outcome
-        self.bound = plan.call_bound(flavour)
+        self.bound = plan.call_bound()
         #: How long the faults stay off while the soak waits for a call to succeed (d); only
         #: a timeout long enough for a busy machine is held to it.
         self.liveness = 3 * self.bound + slack if plan.timeout >= 0.3 else 0.2
@@ -725,7 +723,7 @@ def soak_round(flavour: Flavour, plan: Plan, *, slack: float = SLACK) -> Report:
         tickers = sorted(local.exchange.markets)  # read before any request: no race
         state = Round(flavour, plan, recorder, tickers, slack)
         state.proxy = None if tunnels is None else tunnels.url()
-        watchdog = plan.call_bound(flavour) * 3 + slack
+        watchdog = plan.call_bound() * 3 + slack
         if flavour.backend is not None:
             if plan.earlier_loop:
                 state.client = build_client(flavour, local, plan, state.proxy)

@@ -79,6 +79,7 @@ import httpx
 from httpcore._backends.sync import SyncStream
 
 from kalshi_httpx import _goaway
+from kalshi_httpx._deadline import ClampedStream, ClampingBackend
 from kalshi_httpx._sync_http2 import ConnectOnce, MendedHTTP2Connection
 from kalshi_proto.tls_wrap import interrupted_tls_wrap
 
@@ -234,6 +235,8 @@ def _guard(pool: httpcore.ConnectionPool) -> None:
     # and given back in C, with no such gap. The pool uses its lock in with statements only.
     if hasattr(pool, "_optional_thread_lock"):
         pool._optional_thread_lock = threading.Lock()  # type: ignore[assignment]
+    # Each connect, read and write held to the call's deadline (see _deadline).
+    pool._network_backend = ClampingBackend(pool._network_backend)
     create = pool.create_connection
 
     def create_guarded(origin: httpcore.Origin) -> httpcore.ConnectionInterface:
@@ -507,6 +510,8 @@ class _SafeHTTP2Connection(MendedHTTP2Connection):
         handler._steps_lock = threading.Lock()
         _one_thread_at_a_time(handler._h2_state)
         stream = handler._network_stream
+        if isinstance(stream, ClampedStream):  # its reads serve every call: not one's deadline
+            stream = handler._network_stream = stream.inner
         sock = stream.get_extra_info("socket")
         if isinstance(stream, SyncStream) and isinstance(sock, ssl.SSLSocket):
             handler._network_stream = _TakingTurns(stream, sock)

@@ -23,6 +23,7 @@ only past the server's limit of concurrent streams.
 
 from __future__ import annotations
 
+import contextlib
 import http.cookiejar
 import logging
 import os
@@ -45,6 +46,7 @@ from kalshi_httpx._body import read_reply
 from kalshi_httpx._errors import library_failure, map_exceptions
 from kalshi_httpx._gate import Gate
 
+from kalshi_httpx._deadline import bound as _held_to
 from kalshi_httpx._guard import guard_pools
 from kalshi_httpx._proxy import httpx_proxy, proxy_host
 from kalshi_proto.auth import Credentials, Passphrase, drop_secret_frames
@@ -69,6 +71,8 @@ _TIMEOUT_KEYS = ("connect", "read", "write", "pool")
 _Holder = httpx.BaseTransport | httpx.Client
 _URL_CACHE_SIZE = 256
 _ACCEPT = ("Accept-Encoding", ACCEPT_ENCODING)
+
+
 
 
 def _proxy_in_environment(scheme: str) -> bool:
@@ -314,7 +318,7 @@ class KalshiClient(ClientBase):
                 assert busy is not None
                 self._busy[busy] = self._busy.get(busy, 0) + 1
             try:
-                with map_exceptions(url):
+                with map_exceptions(url), _held_to(deadline):
                     if self._transport is not None:
                         outgoing = httpx.Request(
                             request.method,
