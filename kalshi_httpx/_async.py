@@ -50,7 +50,7 @@ from kalshi_httpx._body import aread_reply
 from kalshi_httpx._errors import library_failure, map_exceptions
 from kalshi_httpx._gate import AsyncGate
 
-# unasync: blocking only: from kalshi_httpx._deadline import bound as _held_to
+# unasync: blocking only: from kalshi_httpx._deadline import DEADLINE, bound as _held_to
 # unasync: blocking only: from kalshi_httpx._guard import guard_pools
 from kalshi_httpx._proxy import httpx_proxy, proxy_host
 from kalshi_proto.auth import Credentials, Passphrase, drop_secret_frames
@@ -345,6 +345,7 @@ class AsyncKalshiClient(AsyncClientBase):
                             content=request.body or None,
                             extensions={"timeout": dict.fromkeys(_TIMEOUT_KEYS, timeout)},
                         )
+                        # unasync: blocking only: outgoing.extensions[DEADLINE] = deadline
                         reply, body = await aread_reply(
                             self._transport.handle_async_request(outgoing),
                             deadline,
@@ -368,6 +369,7 @@ class AsyncKalshiClient(AsyncClientBase):
                             content=request.body or None,
                             timeout=timeout,
                         )
+                        # unasync: blocking only: outgoing.extensions[DEADLINE] = deadline
                         # Never a redirect, whatever the client says: httpx would send the signed
                         # request, body and all, to the Location's host.
                         sent = self._http.send(outgoing, stream=True, follow_redirects=False)

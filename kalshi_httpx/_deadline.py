@@ -10,6 +10,8 @@ connection is closed, its pool slot given back.
 
 An HTTP/2 connection is left unclamped: its reads and writes serve the calls of every thread
 sharing it, and httpcore takes a timeout there as the end of the connection, for all of them.
+Its calls carry their deadline in the request's extensions (`DEADLINE`) instead, and
+`kalshi_httpx._guard._SafeHTTP2Connection` ends a call whose deadline passed alone.
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ from typing import Any
 
 import httpcore
 
-__all__ = ["ClampedStream", "ClampingBackend", "bound"]
+__all__ = ["DEADLINE", "ClampedStream", "ClampingBackend", "bound"]
+
+#: The key of a request's extensions that holds its attempt's deadline (time.monotonic() clock).
+DEADLINE = "kalshi_httpx.deadline"
 
 _local = threading.local()
 

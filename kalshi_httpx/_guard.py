@@ -79,7 +79,7 @@ import httpx
 from httpcore._backends.sync import SyncStream
 
 from kalshi_httpx import _goaway
-from kalshi_httpx._deadline import ClampedStream, ClampingBackend
+from kalshi_httpx._deadline import DEADLINE, ClampedStream, ClampingBackend
 from kalshi_httpx._sync_http2 import ConnectOnce, MendedHTTP2Connection
 from kalshi_proto.tls_wrap import interrupted_tls_wrap
 
@@ -421,6 +421,13 @@ class _TakingTurns(httpcore.NetworkStream):
     def close(self) -> None:
         self._stream.close()
 
+    def readable_within(self, seconds: float) -> bool:
+        """Whether a read would find bytes within ``seconds`` (at once, if not positive)."""
+        with self._turn:
+            if self._sock.pending():  # decrypted already
+                return True
+        return _wait_for(self._sock, True, max(seconds, 0.0))
+
     def start_tls(
         self,
         ssl_context: ssl.SSLContext,
@@ -460,16 +467,16 @@ class _TakingTurns(httpcore.NetworkStream):
             _wait_for(self._sock, readable, left)
 
 
-def _wait_for(sock: socket.socket, readable: bool, seconds: float) -> None:
-    # Until ``sock`` is ready to read (or to write), or ``seconds`` have passed.
+def _wait_for(sock: socket.socket, readable: bool, seconds: float) -> bool:
+    # Until ``sock`` is ready to read (or to write), or ``seconds`` have passed: whether it is
+    # (or has failed: the read or write that follows says how).
     if hasattr(select, "poll"):
         poller = select.poll()
         poller.register(sock, select.POLLIN if readable else select.POLLOUT)
-        poller.poll(seconds * 1000)
-    elif readable:  # (Windows)
-        select.select([sock], [], [sock], seconds)
-    else:
-        select.select([], [sock], [sock], seconds)
+        return bool(poller.poll(seconds * 1000))
+    if readable:  # (Windows)
+        return any(select.select([sock], [], [sock], seconds))
+    return any(select.select([], [sock], [sock], seconds))
 
 
 class _SafeHTTP2Connection(MendedHTTP2Connection):
@@ -497,10 +504,13 @@ class _SafeHTTP2Connection(MendedHTTP2Connection):
     # 0). Such requests, and those of a connection the server retires gracefully, go to another
     # connection as `_goaway` describes.
 
+    _WAKE = 0.5  # the longest wait for another thread's read before looking again
     _steps = 0  # units of work running in helper threads
     _closing = False  # closed, or to be as its last unit of work ends
     _close_after_steps = False
     _steps_lock: threading.Lock
+    _read: threading.Event
+    _heard_at: float
 
     @classmethod
     def adopt(cls, handler: httpcore.HTTP2Connection) -> None:
@@ -508,6 +518,8 @@ class _SafeHTTP2Connection(MendedHTTP2Connection):
         super().adopt(handler)
         assert isinstance(handler, cls)
         handler._steps_lock = threading.Lock()
+        handler._read = threading.Event()  # set as a read ends, then replaced
+        handler._heard_at = time.monotonic()  # when bytes last came
         _one_thread_at_a_time(handler._h2_state)
         stream = handler._network_stream
         if isinstance(stream, ClampedStream):  # its reads serve every call: not one's deadline
@@ -561,7 +573,55 @@ class _SafeHTTP2Connection(MendedHTTP2Connection):
         # good, holding the connection's read lock the other requests need: it ends here.
         if stream_id is not None and stream_id not in self._events:
             raise httpcore.ReadError(f"stream {stream_id} was closed by its request")
-        super()._receive_events(request, stream_id)
+        deadline = request.extensions.get(DEADLINE)
+        if stream_id is not None and self._events_or_a_turn(stream_id, deadline):
+            return  # another thread's read brought them
+        try:
+            super()._receive_events(request, stream_id)
+        finally:
+            # Each read, or a reader's leaving, wakes the threads waiting for one.
+            read, self._read = self._read, threading.Event()
+            read.set()
+
+    def _events_or_a_turn(self, stream_id: int, deadline: float | None) -> bool:
+        # While another thread reads, wait for the events it brings: True once this stream has
+        # some; False once no one is reading, for this thread to read. httpcore's reader takes
+        # the read lock again at once after each read, so a thread waiting for that lock, its
+        # answer read and filed meanwhile, waited until the reader's own answer came (ten
+        # quick calls took as long as one slow call on the same connection).
+        reading: Any = self._read_lock  # (a plain lock: see _plain_locks)
+        while True:
+            read = self._read  # (taken first: a read that ends after the checks below sets it)
+            if self._events.get(stream_id):
+                return True
+            if not reading.locked():
+                return False
+            left = self._WAKE if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                raise httpcore.ReadTimeout("the call's timeout passed")
+            read.wait(min(left, self._WAKE))
+
+    def _read_incoming_data(self, request: httpcore.Request) -> list[Any]:
+        # Under the read lock, for every stream. httpcore reads with the call's whole timeout
+        # and takes a timeout for the end of the connection: the calls of the other threads
+        # fail with it. A call with a deadline (kalshi_httpx._deadline) waits for bytes until
+        # then, and fails alone, its stream reset; the connection goes on, unless it has said
+        # nothing for a whole read timeout, when it is taken for dead as httpcore would.
+        deadline = request.extensions.get(DEADLINE)
+        stream = self._network_stream
+        if deadline is not None and isinstance(stream, _TakingTurns):
+            if self._read_exception is None and not stream.readable_within(
+                deadline - time.monotonic()
+            ):
+                error = httpcore.ReadTimeout("the call's timeout passed")
+                full = request.extensions.get("timeout", {}).get("read")
+                if full is not None and time.monotonic() - self._heard_at >= full:
+                    self._read_exception = error
+                    self._connection_error = True
+                raise error
+        events: list[Any] = super()._read_incoming_data(request)
+        self._heard_at = time.monotonic()
+        return events
 
     def close(self) -> None:
         with self._steps_lock:

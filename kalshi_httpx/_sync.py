@@ -46,7 +46,7 @@ from kalshi_httpx._body import read_reply
 from kalshi_httpx._errors import library_failure, map_exceptions
 from kalshi_httpx._gate import Gate
 
-from kalshi_httpx._deadline import bound as _held_to
+from kalshi_httpx._deadline import DEADLINE, bound as _held_to
 from kalshi_httpx._guard import guard_pools
 from kalshi_httpx._proxy import httpx_proxy, proxy_host
 from kalshi_proto.auth import Credentials, Passphrase, drop_secret_frames
@@ -327,6 +327,7 @@ class KalshiClient(ClientBase):
                             content=request.body or None,
                             extensions={"timeout": dict.fromkeys(_TIMEOUT_KEYS, timeout)},
                         )
+                        outgoing.extensions[DEADLINE] = deadline
                         reply, body = read_reply(
                             self._transport.handle_request(outgoing),
                             deadline,
@@ -347,6 +348,7 @@ class KalshiClient(ClientBase):
                             content=request.body or None,
                             timeout=timeout,
                         )
+                        outgoing.extensions[DEADLINE] = deadline
                         # Never a redirect, whatever the client says: httpx would send the signed
                         # request, body and all, to the Location's host.
                         sent = self._http.send(outgoing, stream=True, follow_redirects=False)

@@ -668,6 +668,79 @@ async def test_threads_sharing_an_http2_connection_change_its_h2_state_one_at_a_
 
 
 @pytest.mark.flavours("httpx_sync")
+async def test_a_call_waiting_for_a_late_answer_holds_up_no_other_thread(kx: Driver) -> None:
+    # A thread whose answer comes late reads the connection for everyone meanwhile. httpcore's
+    # reader takes the read lock again at once after each read, so another thread whose answer
+    # that read brought waited for the lock until the late answer came: each quick call took as
+    # long as the slow one. Here ten quick calls must all end while the slow one still waits.
+    client = kx.build(http2=True, retry=RetryPolicy.disabled(), timeout=10.0)
+    assert isinstance(client, kalshi_httpx.KalshiClient)
+    kx.server.script("/markets/KXSLOW", Fault(delay=2.0))
+    ended: dict[str, float] = {}
+    with client:
+        client.portfolio.balance()  # the connection is made
+
+        def slow() -> None:
+            client.markets.get("KXSLOW")
+            ended["slow"] = time.monotonic()
+
+        def quick() -> None:
+            while not kx.server.requests("/markets/KXSLOW"):  # the slow call is out
+                time.sleep(0.01)
+            for _ in range(10):
+                client.exchange.status()
+            ended["quick"] = time.monotonic()
+
+        roles = [slow, quick]
+        errors = run_in_threads(lambda: roles.pop()(), 2)
+    assert errors == []
+    assert ended["quick"] < ended["slow"]
+    assert kx.server.connections() == 1
+
+
+@pytest.mark.flavours("httpx_sync")
+async def test_a_late_answer_on_a_busy_connection_ends_its_call_alone_at_its_deadline(
+    kx: Driver,
+) -> None:
+    # httpcore gives each HTTP/2 read the call's whole timeout: while other threads' answers
+    # kept the connection busy, a late answer's call went on past its deadline (it ended when
+    # the answer came, 1.5 s for a 0.5 s timeout); on a quiet connection, its read timed out
+    # and ended the connection for every call on it. Here the call ends at its deadline, alone.
+    client = kx.build(http2=True, retry=RetryPolicy.disabled(), timeout=10.0)
+    assert isinstance(client, kalshi_httpx.KalshiClient)
+    kx.server.script("/markets/KXSLOW", Fault(delay=1.5))
+    elapsed: list[float] = []
+    answers: list[object] = []
+    busy, done = threading.Event(), threading.Event()
+    with client:
+        client.portfolio.balance()  # the connection is made
+
+        def slow() -> None:
+            busy.wait(5)
+            start = time.monotonic()
+            try:
+                with pytest.raises(ReadTimeout):
+                    client.with_options(timeout=0.5).markets.get("KXSLOW")
+            finally:
+                elapsed.append(time.monotonic() - start)
+                done.set()
+
+        def quick() -> None:
+            busy.set()
+            while not done.is_set():
+                answers.append(client.exchange.status())
+
+        roles = [slow, quick]
+        errors = run_in_threads(lambda: roles.pop()(), 2)
+        assert errors == []
+        assert client.exchange.status().trading_active is not None
+    assert elapsed[0] < 1.4  # not the answer's 1.5 s
+    assert len(answers) > 10  # the quick calls went on meanwhile
+    assert all(isinstance(each, ExchangeStatus) for each in answers)
+    assert kx.server.connections() == 1
+
+
+@pytest.mark.flavours("httpx_sync")
 async def test_a_ctrl_c_as_a_read_takes_another_calls_answer_loses_nothing_of_it(
     kx: Driver,
 ) -> None:
