@@ -587,8 +587,8 @@ class _SafeHTTP2Connection(MendedHTTP2Connection):
         # While another thread reads, wait for the events it brings: True once this stream has
         # some; False once no one is reading, for this thread to read. httpcore's reader takes
         # the read lock again at once after each read, so a thread waiting for that lock, its
-        # answer read and filed meanwhile, waited until the reader's own answer came (ten
-        # quick calls took as long as one slow call on the same connection).
+        # answer read and filed meanwhile, waited until the reader's own answer came: another
+        # thread's quick calls each took as long as the slow call's wait.
         reading: Any = self._read_lock  # (a plain lock: see _plain_locks)
         while True:
             read = self._read  # (taken first: a read that ends after the checks below sets it)

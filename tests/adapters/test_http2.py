@@ -64,6 +64,7 @@ from tests.adapters.conftest import (
 from tests.adapters.server import PAGE_SIZE, PAGES, ApiServer, Fault, running_server
 from tests.adapters.test_httpx_guard import pools
 from tests.adapters.test_rest_clients import ORDER_JSON, ORDERS, order_request
+from tests.adapters.test_shared_clients import switching_often
 from tests.helpers.interrupts import Checkpoints
 from tests.helpers.proxy import tunnel_proxy
 from tests.helpers.socks import socks_proxy
@@ -621,18 +622,6 @@ async def test_threads_on_one_http2_connection_never_read_and_write_its_tls_at_o
     assert open_sockets_to(kx.server.port) == 0
 
 
-@contextlib.contextmanager
-def frequent_thread_switches() -> Iterator[None]:
-    """The interpreter switches threads every microsecond (every 5 ms by default), so a race
-    between threads shows in a few hundred calls."""
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(interval)
-
-
 @pytest.mark.flavours("httpx_sync")
 async def test_threads_sharing_an_http2_connection_change_its_h2_state_one_at_a_time(
     kx: Driver,
@@ -654,7 +643,7 @@ async def test_threads_sharing_an_http2_connection_change_its_h2_state_one_at_a_
 
     with client:
         client.portfolio.balance()
-        with frequent_thread_switches():
+        with switching_often():
             errors = run_in_threads(calls, 4)
     assert errors == []
     assert sorted(type(reply).__name__ for reply in replies) == sorted(
@@ -668,44 +657,17 @@ async def test_threads_sharing_an_http2_connection_change_its_h2_state_one_at_a_
 
 
 @pytest.mark.flavours("httpx_sync")
-async def test_a_call_waiting_for_a_late_answer_holds_up_no_other_thread(kx: Driver) -> None:
-    # A thread whose answer comes late reads the connection for everyone meanwhile. httpcore's
-    # reader takes the read lock again at once after each read, so another thread whose answer
-    # that read brought waited for the lock until the late answer came: each quick call took as
-    # long as the slow one. Here ten quick calls must all end while the slow one still waits.
-    client = kx.build(http2=True, retry=RetryPolicy.disabled(), timeout=10.0)
-    assert isinstance(client, kalshi_httpx.KalshiClient)
-    kx.server.script("/markets/KXSLOW", Fault(delay=2.0))
-    ended: dict[str, float] = {}
-    with client:
-        client.portfolio.balance()  # the connection is made
-
-        def slow() -> None:
-            client.markets.get("KXSLOW")
-            ended["slow"] = time.monotonic()
-
-        def quick() -> None:
-            while not kx.server.requests("/markets/KXSLOW"):  # the slow call is out
-                time.sleep(0.01)
-            for _ in range(10):
-                client.exchange.status()
-            ended["quick"] = time.monotonic()
-
-        roles = [slow, quick]
-        errors = run_in_threads(lambda: roles.pop()(), 2)
-    assert errors == []
-    assert ended["quick"] < ended["slow"]
-    assert kx.server.connections() == 1
-
-
-@pytest.mark.flavours("httpx_sync")
-async def test_a_late_answer_on_a_busy_connection_ends_its_call_alone_at_its_deadline(
+async def test_a_late_answer_holds_up_no_other_thread_and_ends_its_call_alone_at_its_deadline(
     kx: Driver,
 ) -> None:
-    # httpcore gives each HTTP/2 read the call's whole timeout: while other threads' answers
-    # kept the connection busy, a late answer's call went on past its deadline (it ended when
-    # the answer came, 1.5 s for a 0.5 s timeout); on a quiet connection, its read timed out
-    # and ended the connection for every call on it. Here the call ends at its deadline, alone.
+    # A thread whose answer comes late reads the connection for everyone meanwhile. httpcore's
+    # reader takes the read lock again at once after each read, so another thread whose answer
+    # that read brought waited for the lock until the late answer came or the read timed out
+    # (a quick call took as long as the slow one). And httpcore gives each read the reading
+    # call's whole timeout: while other answers kept the connection busy, the late answer's
+    # call went on past its deadline (1.5 s for a 0.5 s timeout); on a quiet connection, its
+    # read timed out and ended the connection for every call on it. Here the quick calls go on
+    # meanwhile, and the slow one ends at its deadline, alone.
     client = kx.build(http2=True, retry=RetryPolicy.disabled(), timeout=10.0)
     assert isinstance(client, kalshi_httpx.KalshiClient)
     kx.server.script("/markets/KXSLOW", Fault(delay=1.5))
