@@ -4,14 +4,15 @@ httpx bounds each connect, write and read to the full timeout, not the attempt: 
 sends a byte of a response head now and then never trips it, and holds the call as long as it
 goes on. The async client cancels httpx at the deadline; the blocking one cannot. Instead, the
 pools it builds reach the network through `ClampingBackend`: each connect, TLS handshake, read
-and write of a call's thread waits no longer than what is left of the call's attempt (`bound`);
-once it has passed, a connect or write fails at once, and a read takes only what has arrived. httpcore takes such a timeout as it takes its own: the
-connection is closed, its pool slot given back.
+and write of a call's thread waits no longer than what is left of the call's attempt (`bound`).
+Once it has passed, a connect or write fails at once, and a read takes only what has arrived.
+httpcore takes such a timeout as it takes its own: the connection is closed, its pool slot
+given back.
 
 An HTTP/2 connection is left unclamped: its reads and writes serve the calls of every thread
 sharing it, and httpcore takes a timeout there as the end of the connection, for all of them.
 Its calls carry their deadline in the request's extensions (`DEADLINE`) instead, and
-`kalshi_httpx._guard._SafeHTTP2Connection` ends a call whose deadline passed alone.
+`kalshi_httpx._guard._SafeHTTP2Connection` ends alone a call whose deadline has passed.
 """
 
 from __future__ import annotations
