@@ -22,7 +22,6 @@ only past the server's limit of concurrent streams.
 
 from __future__ import annotations
 
-import contextlib
 import http.cookiejar
 import logging
 import os
@@ -50,7 +49,7 @@ from kalshi_httpx._body import aread_reply
 from kalshi_httpx._errors import library_failure, map_exceptions
 from kalshi_httpx._gate import AsyncGate
 
-# unasync: blocking only: from kalshi_httpx._deadline import DEADLINE, bound as _held_to
+# unasync: blocking only: from kalshi_httpx._deadline import DEADLINE
 # unasync: blocking only: from kalshi_httpx._guard import guard_pools
 from kalshi_httpx._proxy import httpx_proxy, proxy_host
 from kalshi_proto.auth import Credentials, Passphrase, drop_secret_frames
@@ -75,16 +74,6 @@ _TIMEOUT_KEYS = ("connect", "read", "write", "pool")
 _Holder = httpx.AsyncBaseTransport | httpx.AsyncClient
 _URL_CACHE_SIZE = 256
 _ACCEPT = ("Accept-Encoding", ACCEPT_ENCODING)
-
-
-# unasync: async only
-def _held_to(deadline: float) -> AbstractContextManager[None]:
-    # Blocking: each connect, read and write of the pools built here is held to the attempt's
-    # deadline (kalshi_httpx._deadline). Here the client cancels httpx at the deadline (_send).
-    return contextlib.nullcontext()
-
-
-# unasync: end
 
 
 def _proxy_in_environment(scheme: str) -> bool:
@@ -336,7 +325,7 @@ class AsyncKalshiClient(AsyncClientBase):
                 assert busy is not None
                 self._busy[busy] = self._busy.get(busy, 0) + 1
             try:
-                with map_exceptions(url), _held_to(deadline):
+                with map_exceptions(url):
                     if self._transport is not None:
                         outgoing = httpx.Request(
                             request.method,

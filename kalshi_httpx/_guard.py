@@ -79,7 +79,7 @@ import httpx
 from httpcore._backends.sync import SyncStream
 
 from kalshi_httpx import _goaway
-from kalshi_httpx._deadline import DEADLINE, ClampedStream, ClampingBackend
+from kalshi_httpx._deadline import DEADLINE, ClampedStream, ClampingBackend, bound
 from kalshi_httpx._sync_http2 import ConnectOnce, MendedHTTP2Connection
 from kalshi_proto.tls_wrap import interrupted_tls_wrap
 
@@ -106,15 +106,17 @@ class GuardedConnection(httpcore.ConnectionInterface):
             if self._closing:
                 raise httpcore.ConnectionNotAvailable()
             self._running += 1
+        deadline = request.extensions.get(DEADLINE)  # (see _deadline)
         try:
-            response = self._connection.handle_request(request)
+            with bound(deadline):
+                response = self._connection.handle_request(request)
         except BaseException as exc:
             _settle_interrupted_wrap(exc)
             self._request_ended(_interrupts(exc))
             raise
         stream = response.stream
         assert isinstance(stream, Iterable)
-        response.stream = _Body(stream, self._request_ended)
+        response.stream = _Body(stream, self._request_ended, deadline)
         return response
 
     def close(self) -> None:
@@ -171,18 +173,31 @@ class GuardedConnection(httpcore.ConnectionInterface):
 
 class _Body:
     # A response's body stream, which tells its connection when the response is closed, and
-    # whether an interrupt passed through it.
+    # whether an interrupt passed through it; each chunk is read held to the call's deadline.
 
-    def __init__(self, chunks: Iterable[bytes], ended: Callable[[bool], None]) -> None:
+    def __init__(
+        self, chunks: Iterable[bytes], ended: Callable[[bool], None], deadline: float | None
+    ) -> None:
         self._chunks = chunks
         self._ended: Callable[[bool], None] | None = ended
         self._interrupted = False
+        self._deadline = deadline
 
     def __iter__(self) -> Iterator[bytes]:
+        chunks = iter(self._chunks)
         try:
-            yield from self._chunks
+            while True:
+                with bound(self._deadline):
+                    chunk = next(chunks, None)
+                if chunk is None:
+                    return
+                yield chunk
         except BaseException as exc:
             self._interrupted = self._interrupted or _interrupts(exc)
+            if isinstance(exc, GeneratorExit):  # closed part-read: so is httpcore's, at once
+                close = getattr(chunks, "close", None)
+                if close is not None:
+                    close()
             raise
 
     def close(self) -> None:
@@ -504,12 +519,11 @@ class _SafeHTTP2Connection(MendedHTTP2Connection):
     # 0). Such requests, and those of a connection the server retires gracefully, go to another
     # connection as `_goaway` describes.
 
-    _WAKE = 0.5  # the longest wait for another thread's read before looking again
+    _WAKE = _TakingTurns._WAKE  # the longest wait for another thread's read, between looks
     _steps = 0  # units of work running in helper threads
     _closing = False  # closed, or to be as its last unit of work ends
     _close_after_steps = False
     _steps_lock: threading.Lock
-    _read: threading.Event
     _heard_at: float
 
     @classmethod
@@ -518,7 +532,6 @@ class _SafeHTTP2Connection(MendedHTTP2Connection):
         super().adopt(handler)
         assert isinstance(handler, cls)
         handler._steps_lock = threading.Lock()
-        handler._read = threading.Event()  # set as a read ends, then replaced
         handler._heard_at = time.monotonic()  # when bytes last came
         _one_thread_at_a_time(handler._h2_state)
         stream = handler._network_stream
@@ -579,9 +592,11 @@ class _SafeHTTP2Connection(MendedHTTP2Connection):
         try:
             super()._receive_events(request, stream_id)
         finally:
-            # Each read, or a reader's leaving, wakes the threads waiting for one.
-            read, self._read = self._read, threading.Event()
-            read.set()
+            # Each read, or a reader's leaving, wakes the threads waiting for one (if any: the
+            # first of them made the event; a pop and a setdefault are each one step).
+            read = self.__dict__.pop("_read_done", None)
+            if read is not None:
+                read.set()
 
     def _events_or_a_turn(self, stream_id: int, deadline: float | None) -> bool:
         # While another thread reads, wait for the events it brings: True once this stream has
@@ -590,16 +605,20 @@ class _SafeHTTP2Connection(MendedHTTP2Connection):
         # answer read and filed meanwhile, waited until the reader's own answer came: another
         # thread's quick calls each took as long as the slow call's wait.
         reading: Any = self._read_lock  # (a plain lock: see _plain_locks)
+        read: threading.Event | None = None
         while True:
-            read = self._read  # (taken first: a read that ends after the checks below sets it)
             if self._events.get(stream_id):
                 return True
             if not reading.locked():
                 return False
+            if read is None:  # held, then looked at again: a read that ends from now on sets it
+                read = self.__dict__.setdefault("_read_done", threading.Event())
+                continue
             left = self._WAKE if deadline is None else deadline - time.monotonic()
             if left <= 0:
                 raise httpcore.ReadTimeout("the call's timeout passed")
             read.wait(min(left, self._WAKE))
+            read = None
 
     def _read_incoming_data(self, request: httpcore.Request) -> list[Any]:
         # Under the read lock, for every stream. httpcore reads with the call's whole timeout

@@ -23,7 +23,6 @@ only past the server's limit of concurrent streams.
 
 from __future__ import annotations
 
-import contextlib
 import http.cookiejar
 import logging
 import os
@@ -46,7 +45,7 @@ from kalshi_httpx._body import read_reply
 from kalshi_httpx._errors import library_failure, map_exceptions
 from kalshi_httpx._gate import Gate
 
-from kalshi_httpx._deadline import DEADLINE, bound as _held_to
+from kalshi_httpx._deadline import DEADLINE
 from kalshi_httpx._guard import guard_pools
 from kalshi_httpx._proxy import httpx_proxy, proxy_host
 from kalshi_proto.auth import Credentials, Passphrase, drop_secret_frames
@@ -71,8 +70,6 @@ _TIMEOUT_KEYS = ("connect", "read", "write", "pool")
 _Holder = httpx.BaseTransport | httpx.Client
 _URL_CACHE_SIZE = 256
 _ACCEPT = ("Accept-Encoding", ACCEPT_ENCODING)
-
-
 
 
 def _proxy_in_environment(scheme: str) -> bool:
@@ -318,7 +315,7 @@ class KalshiClient(ClientBase):
                 assert busy is not None
                 self._busy[busy] = self._busy.get(busy, 0) + 1
             try:
-                with map_exceptions(url), _held_to(deadline):
+                with map_exceptions(url):
                     if self._transport is not None:
                         outgoing = httpx.Request(
                             request.method,

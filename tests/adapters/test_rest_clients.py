@@ -773,6 +773,22 @@ async def test_a_response_head_that_trickles_in_ends_the_attempt(kx: Driver) -> 
     assert accepted == 2
 
 
+async def test_a_body_that_stops_coming_ends_the_attempt_at_its_deadline(kx: Driver) -> None:
+    # The head trickles in over about 0.8 s of the 1.2 s timeout, then the body stops after its
+    # first byte. The read that waits for the rest must end at the attempt's deadline, not a
+    # whole timeout after it began (about 2 s).
+    answer = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 64\r\n\r\n{"
+    )
+    async with kx.raw_server(answer, drip=0.01, keep_open=True) as raw:
+        async with kx.client(base_url=raw.base_url, timeout=1.2, retry=NO_RETRY) as client:
+            start = kx.now()
+            with pytest.raises(ReadTimeout):
+                await maybe(client.markets.get("KXSTALL"))
+            elapsed = kx.now() - start
+    assert elapsed < 1.7
+
+
 @pytest.mark.flavours("async")
 async def test_a_call_that_finds_no_free_connection_in_time_is_a_connect_timeout(
     kx: Driver,
