@@ -38,7 +38,7 @@ connection's locks, and its handler's as httpcore makes it, become plain ones, a
 handler's permits a queue whose take and give run in C (`_Permits`). An HTTP/2 handler also runs
 a main-thread request's work on the connection's shared state in helper threads, where no Ctrl-C
 lands (`_SafeHTTP2Connection`, `_Helpers`), its TLS reads and writes take turns, as OpenSSL
-requires (`_TakingTurns`), its h2 state is changed by one thread at a time
+requires (`_TakingTurns`; through an HTTPS proxy too, `_TunnelledTLS`), its h2 state is changed by one thread at a time
 (`_one_thread_at_a_time`), and it loses no call to a server's GOAWAY (`_goaway`).
 
 A Ctrl-C inside the ``wrap_socket`` of httpcore's TLS start could leave two sockets owning one
@@ -76,7 +76,7 @@ from typing import Any
 
 import httpcore
 import httpx
-from httpcore._backends.sync import SyncStream
+from httpcore._backends.sync import SyncStream, TLSinTLSStream
 
 from kalshi_httpx import _goaway
 from kalshi_httpx._deadline import DEADLINE, ClampedStream, ClampingBackend, bound
@@ -411,7 +411,7 @@ class _TakingTurns(httpcore.NetworkStream):
     #: 1.2 may take a record in while writing, which the socket's readiness would not show).
     _WAKE = 0.5
 
-    def __init__(self, stream: httpcore.NetworkStream, sock: ssl.SSLSocket) -> None:
+    def __init__(self, stream: httpcore.NetworkStream, sock: ssl.SSLSocket | _TunnelledTLS) -> None:
         self._stream = stream
         self._sock = sock
         self._turn = threading.Lock()
@@ -432,6 +432,10 @@ class _TakingTurns(httpcore.NetworkStream):
                 self._sock.send, view, deadline, httpcore.WriteTimeout, httpcore.WriteError, False
             )
             view = view[sent:]
+        if isinstance(self._sock, _TunnelledTLS):  # what it took, sent on before this returns
+            self._take_turn(
+                self._sock.drain, None, deadline, httpcore.WriteTimeout, httpcore.WriteError, False
+            )
 
     def close(self) -> None:
         self._stream.close()
@@ -482,7 +486,90 @@ class _TakingTurns(httpcore.NetworkStream):
             _wait_for(self._sock, readable, left)
 
 
-def _wait_for(sock: socket.socket, readable: bool, seconds: float) -> bool:
+class _TunnelledTLS:
+    """The TLS session to the API inside an HTTPS proxy's own TLS connection (httpcore's
+    `TLSinTLSStream`: an `ssl.SSLObject` over memory buffers, above the proxy's `ssl.SSLSocket`),
+    read and written as `_TakingTurns` reads and writes a non-blocking `ssl.SSLSocket`: a step
+    that would block raises as that socket's would, and the outer socket is the one waited on.
+    `_TakingTurns` calls it under its lock only.
+
+    httpcore's own stream is not safe to share: a read and a write in two threads ran the inner
+    and outer TLS at once, and each sends what it finds in the shared outgoing buffer, so two
+    threads could put records on the wire out of order. Here encrypted bytes the outer socket
+    has not taken yet wait in ``_unsent``, in order, ahead of any others."""
+
+    def __init__(self, stream: TLSinTLSStream) -> None:
+        self._outer: ssl.SSLSocket = stream._sock  # type: ignore[assignment]
+        self._tls = stream.ssl_obj
+        self._incoming = stream._incoming
+        self._outgoing = stream._outgoing
+        self._unsent = bytearray()
+
+    def fileno(self) -> int:
+        return self._outer.fileno()
+
+    def setblocking(self, flag: bool) -> None:
+        self._outer.setblocking(flag)
+
+    def pending(self) -> int:
+        # Bytes decrypted already, or received and not decrypted yet (perhaps a partial record,
+        # as the socket's readiness may show one).
+        return self._tls.pending() or self._incoming.pending or self._outer.pending()
+
+    def recv(self, max_bytes: int) -> bytes:
+        while True:
+            try:
+                data = self._tls.read(max_bytes)
+            except ssl.SSLWantReadError:
+                self._flush()  # (what the session must send before it can go on, if anything)
+                self._fill()
+                continue
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                return b""  # closed, as a socket's read says (suppress_ragged_eofs)
+            self._flush()
+            return data
+
+    def send(self, data: memoryview) -> int:
+        self._send_unsent()  # older bytes first
+        while True:
+            try:
+                taken = self._tls.write(data[: TLSinTLSStream.TLS_RECORD_SIZE])
+            except ssl.SSLWantReadError:
+                self._fill()
+                continue
+            self._flush()
+            return taken
+
+    def drain(self, _: None) -> None:
+        """Send what the outer socket has not taken yet (raising as it does while some is
+        left)."""
+        self._send_unsent()
+
+    def _send_unsent(self) -> None:
+        # Every encrypted byte waiting, sent; raises as the outer socket does when it takes no
+        # more (then the same bytes, and perhaps more after them, go again).
+        self._unsent += self._outgoing.read()
+        while self._unsent:
+            with memoryview(self._unsent) as view:
+                sent = self._outer.send(view)
+            del self._unsent[:sent]
+
+    def _flush(self) -> None:
+        # What can be sent without waiting.
+        with contextlib.suppress(ssl.SSLWantWriteError, ssl.SSLWantReadError, BlockingIOError):
+            self._send_unsent()
+
+    def _fill(self) -> None:
+        # Move what the outer socket has into the session's incoming buffer; raises as the
+        # outer socket does when it has nothing yet.
+        data = self._outer.recv(TLSinTLSStream.TLS_RECORD_SIZE)
+        if data:
+            self._incoming.write(data)
+        else:
+            self._incoming.write_eof()
+
+
+def _wait_for(sock: socket.socket | _TunnelledTLS, readable: bool, seconds: float) -> bool:
     # Until ``sock`` is ready to read (or to write), or ``seconds`` have passed: whether it is
     # (or has failed: the read or write that follows says how).
     if hasattr(select, "poll"):
@@ -540,6 +627,8 @@ class _SafeHTTP2Connection(MendedHTTP2Connection):
         sock = stream.get_extra_info("socket")
         if isinstance(stream, SyncStream) and isinstance(sock, ssl.SSLSocket):
             handler._network_stream = _TakingTurns(stream, sock)
+        elif isinstance(stream, TLSinTLSStream) and isinstance(sock, ssl.SSLSocket):
+            handler._network_stream = _TakingTurns(stream, _TunnelledTLS(stream))
 
     def handle_request(self, request: httpcore.Request) -> httpcore.Response:
         response: httpcore.Response = self._apart(

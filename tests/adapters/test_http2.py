@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -66,7 +67,7 @@ from tests.adapters.test_httpx_guard import pools
 from tests.adapters.test_rest_clients import ORDER_JSON, ORDERS, order_request
 from tests.adapters.test_shared_clients import switching_often
 from tests.helpers.interrupts import Checkpoints
-from tests.helpers.proxy import tunnel_proxy
+from tests.helpers.proxy import TunnelProxy, tunnel_proxy
 from tests.helpers.socks import socks_proxy
 
 pytestmark = [pytest.mark.anyio, pytest.mark.flavours("httpx")]
@@ -99,6 +100,30 @@ def kx(flavour: Flavour, h2_server: ApiServer, h2_files: Path) -> Iterator[Drive
     yield Driver(flavour, h2_server, h2_files / "server.pem")
     h2_server.reset()
     gc.collect()
+
+
+@pytest.fixture
+def https_proxy(
+    h2_server: ApiServer, h2_files: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[TunnelProxy]:
+    """A CONNECT proxy spoken to over TLS (``https://``), its certificate issued by the test CA,
+    which ``SSL_CERT_FILE`` makes trusted, as a company's CA would be."""
+    ca = h2_files / "ca.pem"
+    h2_server.ca.cert_pem.write_to_path(str(ca))
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(h2_files / "server.pem"))
+    with tunnel_proxy(tls=context) as proxy:
+        yield proxy
+
+
+def routed(kx: Driver, request: pytest.FixtureRequest, route: str) -> tuple[dict[str, Any], int]:
+    """The client options for ``route``, ``"direct"`` or ``"https_tunnel"`` (through the
+    `https_proxy`, TLS inside TLS), and the port the client's own sockets connect to."""
+    if route == "direct":
+        return {}, kx.server.port
+    proxy: TunnelProxy = request.getfixturevalue("https_proxy")
+    return {"proxy": proxy.url()}, proxy.port
 
 
 async def test_signed_get_goes_over_http2(kx: Driver) -> None:
@@ -328,17 +353,21 @@ def assert_http2_handler_is_safe(client: kalshi_httpx.KalshiClient) -> None:
 
 
 @pytest.mark.flavours("httpx_sync")
-@pytest.mark.parametrize("route", ["direct", "tunnel", "socks5"])
+@pytest.mark.parametrize("route", ["direct", "tunnel", "https_tunnel", "socks5"])
 async def test_every_http2_connection_of_a_blocking_client_is_made_interrupt_safe(
-    kx: Driver, route: str
+    kx: Driver, route: str, request: pytest.FixtureRequest
 ) -> None:
-    # httpcore makes the HTTP/2 handler inside the connection: direct, through an HTTP proxy's
-    # tunnel, or through SOCKS5 (kalshi_httpx._guard catches it as it is stored).
+    # httpcore makes the HTTP/2 handler inside the connection: direct, through an HTTP or HTTPS
+    # proxy's tunnel, or through SOCKS5 (kalshi_httpx._guard catches it as it is stored).
     with contextlib.ExitStack() as stack:
         options: dict[str, Any] = {"http2": True}
         tunnels: Callable[[], int] = lambda: 1  # noqa: E731
-        if route == "tunnel":
-            tunnel = stack.enter_context(tunnel_proxy())
+        if route in ("tunnel", "https_tunnel"):
+            tunnel = (
+                stack.enter_context(tunnel_proxy())
+                if route == "tunnel"
+                else request.getfixturevalue("https_proxy")
+            )
             options["proxy"], tunnels = tunnel.url(), lambda: len(tunnel.heads)
         elif route == "socks5":
             socks = stack.enter_context(socks_proxy())
@@ -582,7 +611,10 @@ class Recording:
     def send(self, *args: Any) -> Any:
         return self._step("send", args)
 
-    def _step(self, kind: str, args: tuple[Any, ...]) -> Any:
+    def sendall(self, *args: Any) -> Any:
+        return self._step("send", args, "sendall")
+
+    def _step(self, kind: str, args: tuple[Any, ...], method: str = "") -> Any:
         other = "send" if kind == "recv" else "recv"
         with self._lock:
             self._running[kind] += 1
@@ -590,20 +622,24 @@ class Recording:
             self.steps += 1
         try:
             time.sleep(0.002)
-            return getattr(self._sock, kind)(*args)
+            return getattr(self._sock, method or kind)(*args)
         finally:
             with self._lock:
                 self._running[kind] -= 1
 
 
 @pytest.mark.flavours("httpx_sync")
+@pytest.mark.parametrize("route", ["direct", "https_tunnel"])
 async def test_threads_on_one_http2_connection_never_read_and_write_its_tls_at_once(
-    kx: Driver,
+    kx: Driver, route: str, request: pytest.FixtureRequest
 ) -> None:
     # OpenSSL does not allow one TLS connection's read and write at the same time, and httpcore
     # 1.0.9 runs them so, in the threads sharing an HTTP/2 connection: about 1 call in 1,000
     # failed as "Server disconnected" with three threads (kalshi_httpx._guard._TakingTurns).
-    client = kx.build(http2=True, retry=RetryPolicy.disabled(), timeout=5.0)
+    # Through an HTTPS proxy (TLS inside TLS) both sessions are shared so, and the encrypted
+    # bytes of two threads could go out of order (kalshi_httpx._guard._TunnelledTLS).
+    options, port = routed(kx, request, route)
+    client = kx.build(http2=True, retry=RetryPolicy.disabled(), timeout=5.0, **options)
     assert isinstance(client, kalshi_httpx.KalshiClient)
     with client:
         client.portfolio.balance()
@@ -619,20 +655,22 @@ async def test_threads_on_one_http2_connection_never_read_and_write_its_tls_at_o
     assert all(isinstance(reply, GetBalanceResponse) for reply in replies), replies
     assert recording.steps > 4 * 15 * 2  # (each call read and wrote through it)
     assert recording.met == 0
-    assert open_sockets_to(kx.server.port) == 0
+    assert open_sockets_to(port) == 0
 
 
 @pytest.mark.flavours("httpx_sync")
+@pytest.mark.parametrize("route", ["direct", "https_tunnel"])
 async def test_threads_sharing_an_http2_connection_change_its_h2_state_one_at_a_time(
-    kx: Driver,
+    kx: Driver, route: str, request: pytest.FixtureRequest
 ) -> None:
     # httpcore 1.0.9 calls h2 from every thread with a request on the connection, with no lock
     # over most calls, and two threads could open streams with one number, or in the wrong
     # order: the server ended the connection, and a POST on it failed unretried
     # (kalshi_httpx._guard._one_thread_at_a_time). Without that, 400 calls here broke 8 to 12
     # connections; without any one of its three parts (the lock, numbers given once, a request
-    # overtaken sent again), the test fails.
-    client = kx.build(http2=True, retry=RetryPolicy.disabled(), timeout=10.0)
+    # overtaken sent again), the test fails. Through an HTTPS proxy, TLS inside TLS, too.
+    options, port = routed(kx, request, route)
+    client = kx.build(http2=True, retry=RetryPolicy.disabled(), timeout=10.0, **options)
     assert isinstance(client, kalshi_httpx.KalshiClient)
     replies: list[object] = []
 
@@ -653,12 +691,13 @@ async def test_threads_sharing_an_http2_connection_change_its_h2_state_one_at_a_
     orders = kx.server.requests(ORDERS)
     assert len(orders) == 200
     assert {(seen.http_version, seen.body) for seen in orders} == {("2", ORDER_JSON)}
-    assert open_sockets_to(kx.server.port) == 0
+    assert open_sockets_to(port) == 0
 
 
 @pytest.mark.flavours("httpx_sync")
+@pytest.mark.parametrize("route", ["direct", "https_tunnel"])
 async def test_a_late_answer_holds_up_no_other_thread_and_ends_its_call_alone_at_its_deadline(
-    kx: Driver,
+    kx: Driver, route: str, request: pytest.FixtureRequest
 ) -> None:
     # A thread whose answer comes late reads the connection for everyone meanwhile. httpcore's
     # reader takes the read lock again at once after each read, so another thread whose answer
@@ -667,8 +706,9 @@ async def test_a_late_answer_holds_up_no_other_thread_and_ends_its_call_alone_at
     # call's whole timeout: while other answers kept the connection busy, the late answer's
     # call went on past its deadline (1.5 s for a 0.5 s timeout); on a quiet connection, its
     # read timed out and ended the connection for every call on it. Here the quick calls go on
-    # meanwhile, and the slow one ends at its deadline, alone.
-    client = kx.build(http2=True, retry=RetryPolicy.disabled(), timeout=10.0)
+    # meanwhile, and the slow one ends at its deadline, alone; through an HTTPS proxy too.
+    options, _ = routed(kx, request, route)
+    client = kx.build(http2=True, retry=RetryPolicy.disabled(), timeout=10.0, **options)
     assert isinstance(client, kalshi_httpx.KalshiClient)
     kx.server.script("/markets/KXSLOW", Fault(delay=1.5))
     elapsed: list[float] = []

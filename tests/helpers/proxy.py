@@ -12,6 +12,7 @@ import base64
 import ipaddress
 import select
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -37,9 +38,12 @@ class TunnelProxy:
         most_open: the most tunnels open at once.
         upstream_ports: the local port of each tunnel's connection to its target: the client
             port the target sees for requests that came through the tunnel.
+        tls: a server-side TLS context: the proxy is then spoken to over TLS (an ``https://``
+            proxy), the client's TLS session with the target inside that one.
     """
 
     answer: bytes | None = None
+    tls: ssl.SSLContext | None = None
     silent: bool = False
     credentials: tuple[str, str] | None = None
     heads: list[bytes] = field(default_factory=list)
@@ -62,7 +66,8 @@ class TunnelProxy:
 
     def url(self, userinfo: str = "") -> str:
         """The proxy's URL, with ``userinfo`` (``"user:password@"``) if given."""
-        return f"http://{userinfo}127.0.0.1:{self.port}"
+        scheme = "http" if self.tls is None else "https"
+        return f"{scheme}://{userinfo}127.0.0.1:{self.port}"
 
     def headers(self, index: int = 0) -> dict[str, str]:
         """The headers of the ``index``-th request head, names lower-cased."""
@@ -142,6 +147,9 @@ class TunnelProxy:
 
     def _serve(self, client: socket.socket) -> None:
         try:
+            if self.tls is not None:
+                client.settimeout(5)
+                client = self._keep(self.tls.wrap_socket(client, server_side=True))
             self._answer(client)
         except OSError:
             pass  # the client left first: a proxy thread has nobody to tell
@@ -189,6 +197,8 @@ class TunnelProxy:
 
     def _pipe(self, client: socket.socket, upstream: socket.socket) -> None:
         peers = {client: upstream, upstream: client}
+        for sock in peers:  # each relayed piece goes on at once (Nagle would hold small ones)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         # poll, not select: a busy soak has file descriptors past select's limit of 1024.
         poller = select.poll()
         for sock in peers:
@@ -215,6 +225,8 @@ class TunnelProxy:
             sock = by_fd[fd]
             try:
                 data = sock.recv(65536)
+                while isinstance(sock, ssl.SSLSocket) and sock.pending():  # (poll cannot see)
+                    data += sock.recv(65536)
                 if data:
                     peers[sock].sendall(data)
             except OSError:
