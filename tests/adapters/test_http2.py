@@ -695,6 +695,36 @@ async def test_threads_sharing_an_http2_connection_change_its_h2_state_one_at_a_
 
 
 @pytest.mark.flavours("httpx_sync")
+async def test_large_answers_and_orders_of_threads_through_an_https_proxy_come_whole(
+    kx: Driver, request: pytest.FixtureRequest
+) -> None:
+    # TLS inside TLS over HTTP/2: answers of many records each (2 MB) read by several threads at
+    # once, between orders sent, on one connection (kalshi_httpx._guard._TunnelledTLS).
+    kx.server.script("/markets/KXBIG", Fault(pad=2_000_000), times=9)
+    options, port = routed(kx, request, "https_tunnel")
+    client = kx.build(http2=True, retry=RetryPolicy.disabled(), timeout=10.0, **options)
+    assert isinstance(client, kalshi_httpx.KalshiClient)
+    sizes: list[int] = []
+    orders: list[object] = []
+
+    def calls() -> None:
+        for _ in range(3):
+            raw = client.markets.get("KXBIG").model_extra or {}
+            sizes.append(len(raw.get("padding", "")))
+            orders.append(client.orders.create_v2(order_request()))
+
+    with client:
+        client.portfolio.balance()
+        errors = run_in_threads(calls, 3)
+    assert errors == []
+    assert sizes == [2_000_000] * 9
+    assert all(isinstance(each, CreateOrderV2Response) for each in orders)
+    assert {seen.body for seen in kx.server.requests(ORDERS)} == {ORDER_JSON}
+    assert kx.server.connections() == 1
+    assert open_sockets_to(port) == 0
+
+
+@pytest.mark.flavours("httpx_sync")
 @pytest.mark.parametrize("route", ["direct", "https_tunnel"])
 async def test_a_late_answer_holds_up_no_other_thread_and_ends_its_call_alone_at_its_deadline(
     kx: Driver, route: str, request: pytest.FixtureRequest
