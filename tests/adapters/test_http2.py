@@ -724,6 +724,39 @@ async def test_large_answers_and_orders_of_threads_through_an_https_proxy_come_w
     assert open_sockets_to(port) == 0
 
 
+@pytest.mark.flavours("httpx_async-asyncio", "httpx_async-trio")
+async def test_concurrent_calls_of_an_async_client_through_an_https_proxy_share_one_connection(
+    kx: Driver, request: pytest.FixtureRequest
+) -> None:
+    # The async clients' TLS inside TLS (httpcore over anyio's TLS streams), with tasks reading
+    # large answers while others send orders on the same HTTP/2 connection.
+    kx.server.script("/markets/KXBIG", Fault(pad=1_000_000), times=6)
+    options, port = routed(kx, request, "https_tunnel")
+    sizes: list[int] = []
+    orders: list[object] = []
+    options.update(http2=True, retry=RetryPolicy.disabled(), timeout=10.0)
+    async with kx.client(**options) as client:
+        await maybe(client.portfolio.balance())  # the connection is made
+
+        async def calls(reader: bool) -> None:
+            for _ in range(3):
+                if reader:
+                    raw = (await maybe(client.markets.get("KXBIG"))).model_extra or {}
+                    sizes.append(len(raw.get("padding", "")))
+                else:
+                    orders.append(await maybe(client.orders.create_v2(order_request())))
+
+        async with anyio.create_task_group() as group:
+            for task in range(6):
+                group.start_soon(calls, task < 2)
+    assert sizes == [1_000_000] * 6
+    assert len(orders) == 12
+    assert all(isinstance(each, CreateOrderV2Response) for each in orders)
+    assert {seen.body for seen in kx.server.requests(ORDERS)} == {ORDER_JSON}
+    assert kx.server.connections() == 1
+    assert open_sockets_to(port) == 0
+
+
 @pytest.mark.flavours("httpx_sync")
 @pytest.mark.parametrize("route", ["direct", "https_tunnel"])
 async def test_a_late_answer_holds_up_no_other_thread_and_ends_its_call_alone_at_its_deadline(
