@@ -128,7 +128,13 @@ class ClampedStream(httpcore.NetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> httpcore.NetworkStream:
-        timeout = _clamp(timeout, httpcore.ConnectTimeout)
+        try:
+            timeout = _clamp(timeout, httpcore.ConnectTimeout)
+        except httpcore.ConnectTimeout:
+            # A TLS start that fails closes its stream (httpcore's own do), and httpcore, which
+            # holds the stream in a local, closes nothing of it: this one was left open.
+            self.inner.close()
+            raise
         return ClampedStream(self.inner.start_tls(ssl_context, server_hostname, timeout))
 
     def get_extra_info(self, info: str) -> Any:
