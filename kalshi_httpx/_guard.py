@@ -112,7 +112,7 @@ class GuardedConnection(httpcore.ConnectionInterface):
                 response = self._connection.handle_request(request)
         except BaseException as exc:
             _settle_interrupted_wrap(exc)
-            self._request_ended(_interrupts(exc))
+            self._request_ended(_interrupts(exc), failed=True)
             raise
         stream = response.stream
         assert isinstance(stream, Iterable)
@@ -158,17 +158,27 @@ class GuardedConnection(httpcore.ConnectionInterface):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._connection!r}>"
 
-    def _request_ended(self, interrupted: bool = False) -> None:
+    def _request_ended(self, interrupted: bool = False, failed: bool = False) -> None:
         # An interrupt may have left the connection half-way through a change of state (httpcore
         # marks an HTTP/1.1 one idle before h11 is ready for the next request, and a request of
         # another thread given it then failed before sending anything): it takes no new request.
+        # A request that failed, with no other on the connection, may have left it neither idle
+        # nor closed, a state no request will end: httpcore's tunnel keeps its connection to the
+        # proxy, busy with the CONNECT, when the TLS start inside the tunnel fails, and the pool
+        # would keep that slot for good. Such a connection is closed.
         with self._lock:
             self._running -= 1
-            self._closing = self._closing or interrupted
+            stuck = failed and not self._running and not self._settled()
+            self._closing = self._closing or interrupted or stuck
             shut = self._closing and not self._running and not self._shut
             self._shut = self._shut or shut
         if shut:
             self._connection.close()
+
+    def _settled(self) -> bool:
+        # Whether the connection, with no request on it, is in a state a pool can go on from.
+        connection = self._connection
+        return connection.is_idle() or connection.is_closed()
 
 
 class _Body:

@@ -39,7 +39,7 @@ from tests.adapters.conftest import (
     maybe,
     run_without_loop,
 )
-from tests.adapters.test_rest_clients import order_request
+from tests.adapters.test_rest_clients import connection_limit, order_request
 from tests.helpers.proxy import TunnelProxy, tunnel_proxy
 
 pytestmark = pytest.mark.anyio
@@ -268,6 +268,24 @@ async def test_the_api_certificate_is_still_verified_inside_the_tunnel(kx: Drive
             with pytest.raises(CertificateError, match="certificate verify failed"):
                 await maybe(client.markets.get("KXTEST-1"))
         assert len(proxy.heads) == 1  # a certificate failure is not retried
+    assert kx.server.requests() == []
+
+
+async def test_a_tls_start_that_fails_inside_a_tunnel_costs_no_connection_slot(kx: Driver) -> None:
+    # httpcore's tunnel connection (1.0.9) keeps its connection to the proxy, the CONNECT
+    # answered, when the TLS start inside the tunnel fails; that connection looks busy for good,
+    # and the pool never gives its slot back. With one connection, every later call waited for
+    # it and failed as a ConnectTimeout (the REST soak found it). Each call here must fail on the
+    # certificate, through a tunnel of its own.
+    untrusting = ssl.create_default_context()  # the system CAs: not the test CA
+    one = connection_limit(kx, 1)
+    with tunnel_proxy() as proxy:
+        options = {**kx.tls(untrusting), **one}
+        async with kx.client(proxy=proxy.url(), timeout=2.0, retry=NO_RETRY, **options) as client:
+            for _ in range(3):
+                with pytest.raises(CertificateError, match="certificate verify failed"):
+                    await maybe(client.markets.get("KXTEST-1"))
+        assert len(proxy.heads) == 3
     assert kx.server.requests() == []
 
 
