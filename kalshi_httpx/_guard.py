@@ -93,10 +93,16 @@ class GuardedConnection(httpcore.ConnectionInterface):
         connection: the connection the pool made (an `httpcore.HTTPConnection`, or a proxy's).
     """
 
-    def __init__(self, connection: httpcore.ConnectionInterface) -> None:
+    def __init__(
+        self,
+        connection: httpcore.ConnectionInterface,
+        claimed: Callable[[GuardedConnection], bool] = lambda _: True,
+    ) -> None:
         self._connection = connection
+        self._claimed = claimed
         self._lock = threading.Lock()
         self._running = 0  # requests on the connection (HTTP/2 carries several at once)
+        self._started = False  # given a request once
         # Closed by the pool, or an interrupt passed through: shut when the last request ends.
         self._closing = False
         self._shut = False  # the connection itself closed, once
@@ -106,6 +112,7 @@ class GuardedConnection(httpcore.ConnectionInterface):
             if self._closing:
                 raise httpcore.ConnectionNotAvailable()
             self._running += 1
+            self._started = True
         deadline = request.extensions.get(DEADLINE)  # (see _deadline)
         try:
             with bound(deadline):
@@ -128,7 +135,14 @@ class GuardedConnection(httpcore.ConnectionInterface):
         self._connection.close()
 
     def has_expired(self) -> bool:
+        # The pool asks under its lock. A connection it made for a request that gave up before
+        # using it (its wait for a connection timed out as the connection was assigned, or the
+        # connection refused it) is no request's: httpcore 1.0.9 keeps such a connection, never
+        # connected, neither idle nor closed, and its slot is lost for good (with one
+        # connection, every later call waited for it). It expires, and the pool closes it.
         with self._lock:
+            if not self._started and not self._claimed(self):
+                return True
             return not self._running and self._connection.has_expired()
 
     def is_idle(self) -> bool:
@@ -147,7 +161,8 @@ class GuardedConnection(httpcore.ConnectionInterface):
         return self._connection.is_available()
 
     def is_closed(self) -> bool:
-        return self._connection.is_closed()
+        # (closed here: one never connected does not say so itself)
+        return self._shut or self._connection.is_closed()
 
     def can_handle_request(self, origin: httpcore.Origin) -> bool:
         return self._connection.can_handle_request(origin)
@@ -268,7 +283,11 @@ def _guard(pool: httpcore.ConnectionPool) -> None:
         connection = create(origin)
         ConnectOnce.adopt(connection)
         _watch_handler(connection)
-        return GuardedConnection(connection)
+        return GuardedConnection(connection, claimed)
+
+    def claimed(connection: GuardedConnection) -> bool:
+        # Whether a request in the pool holds ``connection`` (asked under the pool's lock).
+        return any(request.connection is connection for request in pool._requests)
 
     # The pool calls self.create_connection(origin) for each connection it opens.
     pool.create_connection = create_guarded  # type: ignore[method-assign]

@@ -19,6 +19,7 @@ from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import httpcore
+import httpcore._sync.connection_pool
 import httpx
 import pytest
 from httpcore._backends.sync import SyncStream
@@ -26,6 +27,8 @@ from httpcore._backends.sync import SyncStream
 import kalshi_httpx
 from fuzz import pool_race
 from kalshi_httpx._guard import GuardedConnection, _Helpers, _SafeHTTP2Connection
+from kalshi_proto.errors import ConnectTimeout
+from kalshi_proto.rest.retry import RetryPolicy
 from tests.adapters.conftest import Driver
 from tests.adapters.test_httpx_pool_loss import status_in_thread
 from tests.helpers.proxy import tunnel_proxy
@@ -370,6 +373,45 @@ def test_httpcore_still_names_the_pool_lock_that_the_guard_replaces() -> None:
     # Renamed, the guard would set a lock the pool never takes; this is where that shows.
     with httpcore.ConnectionPool() as pool:
         assert isinstance(pool._optional_thread_lock, httpcore._synchronization.ThreadLock)
+
+
+def test_httpcore_still_names_the_pool_requests_and_their_connection() -> None:
+    # The guard asks whether a request of the pool holds a connection (GuardedConnection
+    # .has_expired): renamed, every connection not yet given its request would look expired.
+    request = httpcore._sync.connection_pool.PoolRequest(httpcore.Request("GET", "https://x/"))
+    assert request.connection is None
+    with httpcore.ConnectionPool() as pool:
+        assert pool._requests == []
+
+
+@pytest.mark.flavours("httpx_sync")
+async def test_a_connection_made_for_a_request_that_gave_up_before_using_it_is_dropped(
+    kx: Driver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A request's wait for a connection times out just as the pool makes it one: httpcore 1.0.9
+    # keeps that connection, never connected, neither idle nor closed, and with one connection
+    # every later call waited for it in vain (a ConnectTimeout; the REST soak found it).
+    pool_request = httpcore._sync.connection_pool.PoolRequest
+    wait = pool_request.wait_for_connection
+    gave_up: list[object] = []
+
+    def wait_then_give_up(self: Any, timeout: float | None = None) -> Any:
+        connection = wait(self, timeout)
+        if not gave_up:
+            gave_up.append(connection)
+            raise httpcore.PoolTimeout("timed out as the connection came")
+        return connection
+
+    monkeypatch.setattr(pool_request, "wait_for_connection", wait_then_give_up)
+    one = {"limits": httpx.Limits(max_connections=1, max_keepalive_connections=1)}
+    async with kx.client(timeout=1.0, retry=RetryPolicy.disabled(), **one) as client:
+        assert isinstance(client, kalshi_httpx.KalshiClient)
+        with pytest.raises(ConnectTimeout):
+            client.exchange.status()
+        assert client.exchange.status().trading_active is not None
+        [pool] = pools(client)
+        assert gave_up[0] not in pool.connections
+    assert len(kx.server.requests()) == 1
 
 
 @pytest.mark.flavours("httpx_sync")
