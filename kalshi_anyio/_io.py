@@ -23,6 +23,7 @@ import anyio
 import anyio.abc
 from anyio.streams.tls import TLSAttribute, TLSStream
 
+from kalshi_proto.dropped_connect import dropped_connection
 from kalshi_proto.environ import unused_proxy_note
 from kalshi_proto.errors import (
     CertificateError,
@@ -323,6 +324,13 @@ async def _connect_tcp(host: str, port: int, what: str) -> anyio.abc.SocketStrea
         return await anyio.connect_tcp(host, port)
     except OSError as exc:
         raise ConnectError(f"cannot connect to {what}: {exc}") from exc
+    except BaseException as exc:
+        # A cancellation (the Deadline's, or the caller's) that landed as an attempt connected:
+        # anyio before 4.16 dropped that connection unclosed (`kalshi_proto.dropped_connect`).
+        dropped = dropped_connection(exc)
+        if isinstance(dropped, anyio.abc.SocketStream):
+            await anyio.aclose_forcefully(dropped)
+        raise
 
 
 async def _open_tunnel(tcp: anyio.abc.SocketStream, tunnel: Tunnel) -> None:

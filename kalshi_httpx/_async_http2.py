@@ -33,17 +33,19 @@ from __future__ import annotations
 import ssl
 
 # unasync: async only
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 # unasync: end
 from typing import Any
 
 import anyio
+import anyio.abc
 import httpcore
 import httpcore._synchronization
 import httpx
 
 from kalshi_httpx import _goaway
+from kalshi_proto.dropped_connect import dropped_connection
 
 __all__ = ["SENDING", "ConnectOnce", "MendedHTTP2Connection"]
 
@@ -212,7 +214,12 @@ def mend_pools(holder: httpx.AsyncBaseTransport | httpx.AsyncClient) -> None:
     `httpx.AsyncClient` an `AsyncKalshiClient` built) `MendedHTTP2Connection`s. (The
     blocking pools' guard does so for the blocking ones.) Call it before the first request."""
     for pool in _goaway.pools_of(holder):
-        pool._network_backend = _ClosingBackend(pool._network_backend)
+        backend = pool._network_backend
+        # httpcore's own backends connect through anyio.connect_tcp (or trio's); others, the
+        # SOCKS one among them, make their connections as they see fit.
+        pool._network_backend = _ClosingBackend(
+            backend, own_connect=type(backend).__module__.startswith("httpcore.")
+        )
         create = pool.create_connection
 
         def create_watched(
@@ -253,15 +260,47 @@ def _reaping(pool: httpcore.AsyncConnectionPool) -> Callable[[], list[Any]]:
     return assign_reaping
 
 
+async def connect_closing(
+    backend: httpcore.AsyncNetworkBackend,
+    host: str,
+    port: int,
+    timeout: float | None = None,
+    local_address: str | None = None,
+    socket_options: Iterable[Any] | None = None,
+) -> httpcore.AsyncNetworkStream:
+    """``backend.connect_tcp(...)`` (one of httpcore's backends), closing the connection that
+    anyio's connect dropped when a cancellation ended it as an attempt connected: anyio before
+    4.16 left it to the garbage collector (`kalshi_proto.dropped_connect`).
+
+    ``timeout`` bounds the connect from here, around httpcore's backend: a timeout inside it
+    became a `ConnectTimeout` that kept no trace of anyio's frame and its connection."""
+    try:
+        with anyio.fail_after(timeout):
+            try:
+                return await backend.connect_tcp(host, port, None, local_address, socket_options)
+            except BaseException as exc:
+                dropped = dropped_connection(exc)
+                if isinstance(dropped, anyio.abc.SocketStream):
+                    await anyio.aclose_forcefully(dropped)
+                raise
+    except TimeoutError:
+        raise httpcore.ConnectTimeout(f"connecting to {host}:{port} timed out") from None
+
+
 class _ClosingBackend(httpcore.AsyncNetworkBackend):
     """A pool's network backend whose connections close their socket when a cancellation cuts
     their TLS handshake short: httpcore 1.0.9 closes it only on an `Exception`, and left it to
-    the garbage collector (a `ResourceWarning` each, the descriptor open until then)."""
+    the garbage collector (a `ResourceWarning` each, the descriptor open until then). Over
+    httpcore's own backends (``own_connect``), a connect cut short closes what it had made too
+    (`connect_closing`)."""
 
-    def __init__(self, backend: httpcore.AsyncNetworkBackend) -> None:
+    def __init__(self, backend: httpcore.AsyncNetworkBackend, *, own_connect: bool) -> None:
         self._backend = backend
+        self._own_connect = own_connect
 
     async def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+        if self._own_connect:
+            return _ClosingStream(await connect_closing(self._backend, *args, **kwargs))
         return _ClosingStream(await self._backend.connect_tcp(*args, **kwargs))
 
     async def connect_unix_socket(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:

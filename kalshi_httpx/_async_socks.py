@@ -21,11 +21,16 @@ import ssl
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import httpcore
 import httpx
 
+# unasync: async only
+from kalshi_httpx._async_http2 import connect_closing
+
+# unasync: end
 from kalshi_proto.errors import ConnectError, ConnectTimeout
 from kalshi_proto.proxy import TUNNEL_READ_SIZE, ProxyUrl, Tunnel, tunnel_for
 
@@ -140,7 +145,11 @@ class _AsyncSocksBackend(httpcore.AsyncNetworkBackend):
         proxy = self._proxy
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            stream = await self._network.connect_tcp(
+            # unasync: async only
+            connect = partial(connect_closing, self._network)
+            # unasync: end
+            # unasync: blocking only: connect = self._network.connect_tcp
+            stream = await connect(
                 proxy.host,
                 proxy.port,
                 timeout=timeout,

@@ -35,11 +35,13 @@ import ssl
 
 from typing import Any
 
+import anyio.abc
 import httpcore
 import httpcore._synchronization
 import httpx
 
 from kalshi_httpx import _goaway
+from kalshi_proto.dropped_connect import dropped_connection
 
 __all__ = ["SENDING", "ConnectOnce", "MendedHTTP2Connection"]
 

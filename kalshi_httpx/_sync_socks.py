@@ -22,6 +22,7 @@ import ssl
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import httpcore
@@ -141,7 +142,8 @@ class _SocksBackend(httpcore.NetworkBackend):
         proxy = self._proxy
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            stream = self._network.connect_tcp(
+            connect = self._network.connect_tcp
+            stream = connect(
                 proxy.host,
                 proxy.port,
                 timeout=timeout,
