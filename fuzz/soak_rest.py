@@ -16,7 +16,8 @@ succeeds, start again, and the client is
 closed while calls are in flight (on an async client, half the time from a cancelled scope); the
 callers go on a moment longer, then stop. Some calls go through a ``client.with_options(...)``
 view with tighter timeouts, over the same connections; in some rounds every connection is a
-tunnel through a ``CONNECT`` or SOCKS5 proxy on loopback (``proxy=``).
+tunnel through a ``CONNECT`` proxy (``http://`` or ``https://``) or a SOCKS5 one on loopback
+(``proxy=``).
 
 What each round checks (a failure is a violation, and any violation makes the exit status 1):
 
@@ -57,11 +58,13 @@ plans, each caller's calls and the exchange's fault decisions come from it. The 
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import logging
 import os
 import random
+import ssl
 import sys
 import threading
 import time
@@ -80,6 +83,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import anyio
 import anyio.from_thread
 import httpx
+import trustme
 
 import kalshi_anyio
 import kalshi_httpx
@@ -199,6 +203,9 @@ class Plan:
     proxy: bool = False
     #: with ``proxy``, the proxy is a SOCKS5 one (`tests.helpers.socks.SocksProxy`)
     socks: bool = False
+    #: with ``proxy`` and not ``socks``, the proxy is spoken to over TLS (``https://``): the
+    #: exchange's TLS session, if it has one, runs inside the proxy's
+    proxy_tls: bool = False
 
     @classmethod
     def draw(cls, seed: int, seconds: float, *, is_async: bool) -> Plan:
@@ -240,6 +247,7 @@ class Plan:
             view_share=rng.choice([0.0, 0.2, 0.5]),
             proxy=rng.random() < 0.3,
             socks=rng.random() < 0.5,
+            proxy_tls=rng.random() < 0.5,
         )
 
     def view_options(self) -> dict[str, Any]:
@@ -274,6 +282,7 @@ class Report:
     rounds: int = 0
     tunnelled: int = 0  #: rounds whose connections went through a proxy
     socks: int = 0  #: of those, the rounds whose proxy was a SOCKS5 one
+    tls_proxies: int = 0  #: and those whose proxy was an https:// one
     calls: Counter[str] = field(default_factory=Counter)  #: by operation
     outcomes: Counter[str] = field(default_factory=Counter)  #: by result or exception type
     requests: int = 0  #: requests the exchange answered
@@ -296,7 +305,7 @@ class Report:
         """The figures, and each kind of violation with its first example."""
         lines = [
             f"{self.flavour}: {self.rounds} rounds ({self.tunnelled} through a proxy, "
-            f"{self.socks} of them SOCKS5), "
+            f"{self.socks} of them SOCKS5, {self.tls_proxies} HTTPS), "
             f"{self.calls.total()} calls, "
             f"{self.requests} requests reached the exchange, {self.orders_sent} orders did, "
             f"{self.orders_placed} placed",
@@ -626,6 +635,8 @@ def build_client(
         "rng": random.Random(plan.seed).random,
         "proxy": proxy,
     }
+    if proxy is not None and proxy.startswith("https://"):
+        options["proxy_ssl_context"] = _proxy_ca().client_context()
     if plan.rate_limit is not None:
         options["rate_limit"] = RateLimiter.from_limits(*plan.rate_limit, *plan.rate_limit)
     if flavour.httpx:
@@ -745,6 +756,7 @@ def soak_round(flavour: Flavour, plan: Plan, *, slack: float = SLACK) -> Report:
     report.rounds = 1
     report.tunnelled = int(state.proxy is not None)
     report.socks = int(state.proxy is not None and state.proxy.startswith("socks5"))
+    report.tls_proxies = int(state.proxy is not None and state.proxy.startswith("https://"))
     report.requests = local.app.requests
     report.server_errors = server_errors.counts
     return report
@@ -777,8 +789,31 @@ def _proxy_for(plan: Plan, flavour: Flavour) -> Iterator[TunnelProxy | None]:
     if flavour.httpx and not plan.tls:
         yield None
         return
-    with tunnel_proxy() as tunnels:
+    with tunnel_proxy(tls=_proxy_ca().server_context() if plan.proxy_tls else None) as tunnels:
         yield tunnels
+
+
+class _ProxyCA:
+    # The test CA of the https:// proxies: their certificate, and a client context trusting it.
+
+    def __init__(self) -> None:
+        self._ca = trustme.CA()
+        self._leaf = self._ca.issue_cert("127.0.0.1")
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self._leaf.configure_cert(context)
+        return context
+
+    def client_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        self._ca.configure_trust(context)
+        return context
+
+
+@functools.cache
+def _proxy_ca() -> _ProxyCA:
+    return _ProxyCA()
 
 
 def _unclosed_socket_to(port: int, warning: warnings.WarningMessage) -> bool:
@@ -885,6 +920,7 @@ def _merge(total: Report, part: Report) -> None:
     total.rounds += part.rounds
     total.tunnelled += part.tunnelled
     total.socks += part.socks
+    total.tls_proxies += part.tls_proxies
     total.calls += part.calls
     total.outcomes += part.outcomes
     total.requests += part.requests

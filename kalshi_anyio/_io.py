@@ -175,13 +175,16 @@ class Stream:
         # record at a time: a record that came after a response's last one (an answer nothing
         # asked for, a close_notify) waits there, where polling the socket cannot see it. The
         # buffer is not public (``_read_bio``); tests/adapters/test_rest_clients.py fails if it
-        # moves. Both are looked up once: ``extra()`` costs microseconds on every call.
-        self._tls: tuple[ssl.SSLObject, ssl.MemoryBIO | None] | None = None
-        if isinstance(stream, TLSStream):
-            self._tls = (
-                stream.extra(TLSAttribute.ssl_object),
-                getattr(stream, "_read_bio", None),
+        # moves. Both are looked up once: ``extra()`` costs microseconds on every call. Through
+        # an https:// proxy there are two sessions, the API's inside the proxy's: each has its
+        # buffers.
+        self._tls: list[tuple[ssl.SSLObject, ssl.MemoryBIO | None]] = []
+        layer: object = stream
+        while isinstance(layer, TLSStream):
+            self._tls.append(
+                (layer.extra(TLSAttribute.ssl_object), getattr(layer, "_read_bio", None))
             )
+            layer = layer.transport_stream
 
     async def send(self, data: bytes, deadline: float) -> None:
         """Write all of ``data``; the enclosing `Deadline` bounds the time."""
@@ -208,9 +211,9 @@ class Stream:
     def is_readable(self) -> bool:
         """True when the idle connection has bytes or EOF waiting: the server dropped it, or
         sent what no request asked for."""
-        tls = self._tls
-        if tls is not None and (tls[0].pending() or (tls[1] is not None and tls[1].pending)):
-            return True
+        for session, buffer in self._tls:
+            if session.pending() or (buffer is not None and buffer.pending):
+                return True
         fileno = getattr(self._raw, "fileno", None)
         if fileno is None:
             return False
@@ -306,12 +309,16 @@ async def connect(
     deadline: float,
     proxy: ProxyUrl | None = None,
     user_agent: str | None = None,
+    proxy_ssl_context: ssl.SSLContext | None = None,
 ) -> Stream:
     """Open a TCP connection (and a TLS session when ``ssl_context`` is given) before
     ``deadline``: to ``host:port``, or through a tunnel of ``proxy`` (an HTTP proxy's
-    ``CONNECT`` request carries ``user_agent``)."""
+    ``CONNECT`` request carries ``user_agent``; an ``https://`` proxy's TLS session takes
+    ``proxy_ssl_context``)."""
     try:
-        return await _connect(host, port, ssl_context, deadline, proxy, user_agent)
+        return await _connect(
+            host, port, ssl_context, deadline, proxy, user_agent, proxy_ssl_context
+        )
     except ConnectError as exc:
         note = unused_proxy_note("kalshi_anyio") if proxy is None else None
         if note is not None:
@@ -333,7 +340,7 @@ async def _connect_tcp(host: str, port: int, what: str) -> anyio.abc.SocketStrea
         raise
 
 
-async def _open_tunnel(tcp: anyio.abc.SocketStream, tunnel: Tunnel) -> None:
+async def _open_tunnel(tcp: anyio.abc.ByteStream, tunnel: Tunnel) -> None:
     # The tunnel's exchange on a fresh connection to the proxy (a CONNECT, or the SOCKS5
     # handshake's steps); the caller's Deadline bounds it.
     try:
@@ -348,8 +355,23 @@ async def _open_tunnel(tcp: anyio.abc.SocketStream, tunnel: Tunnel) -> None:
             step = tunnel.data_to_send()
             if step:
                 await tcp.send(step)
-    except (OSError, anyio.BrokenResourceError) as exc:
+    except (OSError, anyio.BrokenResourceError) as exc:  # ssl.SSLError is an OSError
         raise ConnectError(f"opening a tunnel through {tunnel.proxy} failed: {exc!r}") from exc
+
+
+async def _start_tls(
+    stream: anyio.abc.ByteStream, hostname: str, context: ssl.SSLContext, what: str
+) -> TLSStream:
+    # The TLS handshake with ``what`` (the API's host:port, or the proxy) over ``stream``; the
+    # caller closes ``stream`` if it fails.
+    try:
+        return await TLSStream.wrap(
+            stream, hostname=hostname, ssl_context=context, standard_compatible=False
+        )
+    except ssl.SSLCertVerificationError as exc:
+        raise CertificateError(f"TLS handshake with {what} failed: {exc}") from exc
+    except (OSError, anyio.BrokenResourceError, anyio.EndOfStream) as exc:
+        raise ConnectError(f"TLS handshake with {what} failed: {exc}") from exc
 
 
 async def _connect(
@@ -359,32 +381,35 @@ async def _connect(
     deadline: float,
     proxy: ProxyUrl | None,
     user_agent: str | None,
+    proxy_ssl_context: ssl.SSLContext | None,
 ) -> Stream:
     via = "" if proxy is None else f" through the proxy {proxy.address}"
     with Deadline(deadline, ConnectTimeout, f"connecting to {host}:{port}{via} timed out"):
         if proxy is None:
             tcp = await _connect_tcp(host, port, f"{host}:{port}")
+            carrier: anyio.abc.ByteStream = tcp
         else:
             tcp = await _connect_tcp(proxy.host, proxy.port, f"the proxy {proxy.address}")
             try:
-                await _open_tunnel(tcp, tunnel_for(proxy, host, port, user_agent=user_agent))
+                carrier = tcp
+                if proxy.is_tls:
+                    # The CONNECT, and then the API's TLS session, inside the proxy's.
+                    context = proxy_ssl_context or default_ssl_context(None)
+                    carrier = await _start_tls(
+                        tcp, proxy.host, context, f"the proxy {proxy.address}"
+                    )
+                await _open_tunnel(carrier, tunnel_for(proxy, host, port, user_agent=user_agent))
             except BaseException:
                 await anyio.aclose_forcefully(tcp)
                 raise
         raw = tcp.extra(anyio.abc.SocketAttribute.raw_socket)
         if ssl_context is None:
-            return Stream(tcp, raw)
+            return Stream(carrier, raw)
         try:
-            tls = await TLSStream.wrap(
-                tcp, hostname=host, ssl_context=ssl_context, standard_compatible=False
-            )
-        except BaseException as exc:
+            tls = await _start_tls(carrier, host, ssl_context, f"{host}:{port}")
+        except BaseException:
             # Failed, timed out or cancelled: the socket goes either way.
             await anyio.aclose_forcefully(tcp)
-            if isinstance(exc, ssl.SSLCertVerificationError):
-                raise CertificateError(f"TLS handshake with {host}:{port} failed: {exc}") from exc
-            if isinstance(exc, OSError | ssl.SSLError | anyio.BrokenResourceError | anyio.EndOfStream):
-                raise ConnectError(f"TLS handshake with {host}:{port} failed: {exc}") from exc
             raise
         chosen = tls.extra(TLSAttribute.alpn_protocol, None)
         if chosen not in (None, "http/1.1"):

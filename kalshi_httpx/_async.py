@@ -118,14 +118,17 @@ class AsyncKalshiClient(AsyncClientBase):
             or ``socks5h://`` URL, or a `kalshi_proto.proxy.ProxyUrl`. Given, it is used
             instead of any proxy the environment names; not with ``transport`` or
             ``http_client``, which connect as they are configured to.
+        proxy_ssl_context: the TLS context for the session with an ``https://`` ``proxy``
+            itself (otherwise httpx's default, which trusts certifi's certificates, or the file
+            ``SSL_CERT_FILE`` names).
 
     Raises:
         ConfigurationError: an argument is of the wrong type or out of range (``limits`` not
             an `httpx.Limits`, ``verify`` not a bool or an `ssl.SSLContext`, ``http2`` not a
             bool or without h2 installed, ``transport`` without ``handle_async_request``,
             ``http_client`` not an `httpx.AsyncClient` or already closed, ``proxy`` not a
-            usable proxy URL or given with ``transport`` or ``http_client``, and those of every
-            client).
+            usable proxy URL or given with ``transport`` or ``http_client``,
+            ``proxy_ssl_context`` not an `ssl.SSLContext`, and those of every client).
         CredentialsError: the key arguments are incomplete, contradictory or unusable.
     """
 
@@ -153,6 +156,7 @@ class AsyncKalshiClient(AsyncClientBase):
         transport: httpx.AsyncBaseTransport | None = None,
         http_client: httpx.AsyncClient | None = None,
         proxy: str | ProxyUrl | None = None,
+        proxy_ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if limits is not None and not isinstance(limits, httpx.Limits):
             raise ConfigurationError(
@@ -179,7 +183,7 @@ class AsyncKalshiClient(AsyncClientBase):
             )
         if http_client is not None and http_client.is_closed:
             raise ConfigurationError("http_client is closed: pass one that is open")
-        routed = httpx_proxy(proxy)
+        routed = httpx_proxy(proxy, proxy_ssl_context)
         if routed is not None and (transport is not None or http_client is not None):
             given = "transport" if transport is not None else "http_client"
             raise ConfigurationError(

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+import ssl
 
 import httpx
 
@@ -12,44 +12,30 @@ from kalshi_proto.proxy import ProxyUrl, check_proxy
 
 __all__ = ["httpx_proxy"]
 
-#: Schemes httpx tunnels through besides those `ProxyUrl.parse` reads.
-_OTHER_SCHEMES = ("https",)
 
-
-def httpx_proxy(value: object) -> httpx.Proxy | ProxyUrl | None:
+def httpx_proxy(value: object, ssl_context: object = None) -> httpx.Proxy | ProxyUrl | None:
     """``proxy=`` as the transport takes it: None, a `ProxyUrl`, or a URL with an ``http``,
     ``https``, ``socks5`` or ``socks5h`` scheme. A SOCKS5 proxy comes back as a `ProxyUrl`, for
-    `kalshi_httpx._async_socks`; the others as an `httpx.Proxy`.
+    `kalshi_httpx._async_socks`; the others as an `httpx.Proxy`, an ``https://`` one with
+    ``ssl_context`` for its own TLS session (httpx's default when None).
 
     Raises:
-        ConfigurationError: anything else, or a URL that cannot be used; the message never
-            quotes the URL, which may hold a password.
+        ConfigurationError: anything else, or a URL that cannot be used (the message never
+            quotes the URL, which may hold a password); ``ssl_context`` not an
+            `ssl.SSLContext` or None.
     """
-    if isinstance(value, str) and "://" in value:
-        scheme = value.partition("://")[0].lower()
-        if scheme in _OTHER_SCHEMES:
-            return _other(value, scheme)
+    if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
+        raise ConfigurationError(
+            f"proxy_ssl_context must be an ssl.SSLContext or None, got {type(ssl_context).__name__}"
+        )
     proxy = check_proxy(value)
     if proxy is None or proxy.is_socks:
         return proxy
     auth = (proxy.username, proxy.password) if proxy.username else None
-    return httpx.Proxy(f"http://{proxy.address}", auth=auth)
+    context = ssl_context if proxy.is_tls else None
+    return httpx.Proxy(f"{proxy.scheme}://{proxy.address}", auth=auth, ssl_context=context)
 
 
 def proxy_host(proxy: httpx.Proxy | ProxyUrl) -> str:
     """The host name or address of ``proxy``, as `kalshi_proto.proxy.check_route` takes it."""
     return proxy.host if isinstance(proxy, ProxyUrl) else proxy.url.host
-
-
-def _other(url: str, scheme: str) -> httpx.Proxy:
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 (reading it checks it)
-        if not parts.hostname or parts.path not in ("", "/") or parts.query or parts.fragment:
-            raise ValueError
-        return httpx.Proxy(url)
-    except ValueError:
-        raise ConfigurationError(
-            f"proxy is not a usable {scheme}:// URL; give one such as "
-            f"'{scheme}://proxy.example.com:1080'"
-        ) from None

@@ -1,11 +1,12 @@
 """Tunnels through a proxy: the proxy's URL, and the exchange that opens a tunnel through it.
 
 `kalshi_sync` and `kalshi_anyio` reach the API through a proxy when given ``proxy=``: they
-open a TCP connection to the proxy, run the exchange of a tunnel (`tunnel_for` picks it: an
-HTTP ``CONNECT`` for an ``http://`` proxy, the SOCKS5 handshake for a ``socks5://`` or
-``socks5h://`` one) until it is open, and then run TLS to the API host inside it, as they would
-on a direct connection. The proxy sees the host and port asked for, never the requests, keys or
-signatures inside the TLS session.
+open a TCP connection to the proxy (and a TLS session with it, for an ``https://`` proxy), run
+the exchange of a tunnel (`tunnel_for` picks it: an HTTP ``CONNECT`` for an ``http://`` or
+``https://`` proxy, the SOCKS5 handshake for a ``socks5://`` or ``socks5h://`` one) until it is
+open, and then run TLS to the API host inside it, as they would on a direct connection. The
+proxy sees the host and port asked for, never the requests, keys or signatures inside the TLS
+session.
 
 ```
 proxy = ProxyUrl.parse("http://user:secret@proxy.example.com:3128")
@@ -16,10 +17,12 @@ while not tunnel.receive_data(sock.recv(4096)):  # b"" at EOF raises ProxyError
 # now wrap ``sock`` in TLS for external-api.kalshi.com
 ```
 
-The connection to the proxy itself is not encrypted, as with curl's ``http://`` and
-``socks5://`` proxies; the API's TLS session runs inside it. A SOCKS5 proxy is given the API's
+The connection to an ``http://`` or ``socks5://`` proxy is not encrypted, as with curl's; the
+API's TLS session runs inside it. With an ``https://`` proxy the ``CONNECT`` (and the proxy's
+credentials) go inside a TLS session with the proxy, whose certificate is checked as a
+server's, and the API's TLS session runs inside that one. A SOCKS5 proxy is given the API's
 host name to resolve, with either scheme (as httpx does); no name is looked up on this machine.
-`kalshi_httpx` takes ``proxy=`` too, where httpx also tunnels through ``https://`` proxies.
+`kalshi_httpx` takes ``proxy=`` too, and hands ``http://`` and ``https://`` proxies to httpx.
 """
 
 from __future__ import annotations
@@ -50,10 +53,11 @@ __all__ = [
 
 _EXAMPLE = "http://proxy.example.com:3128"
 
-#: The kinds of proxy `ProxyUrl` holds: HTTP (a ``CONNECT`` tunnel) or SOCKS5.
-ProxyScheme: TypeAlias = Literal["http", "socks5", "socks5h"]
+#: The kinds of proxy `ProxyUrl` holds: HTTP (a ``CONNECT`` tunnel; over TLS for ``https``) or
+#: SOCKS5.
+ProxyScheme: TypeAlias = Literal["http", "https", "socks5", "socks5h"]
 #: The port of each scheme when its URL names none.
-_DEFAULT_PORTS: dict[str, int] = {"http": 80, "socks5": 1080, "socks5h": 1080}
+_DEFAULT_PORTS: dict[str, int] = {"http": 80, "https": 443, "socks5": 1080, "socks5h": 1080}
 #: How much to read at a time while a tunnel opens: a proxy's answer to ``CONNECT``, or to a
 #: SOCKS5 step, is a few hundred bytes at most, and nothing may follow it.
 TUNNEL_READ_SIZE: Final[int] = 4096
@@ -73,13 +77,14 @@ class ProxyUrl:
 
     Attributes:
         host: lower-case host name or IP address; IPv6 without brackets.
-        port: TCP port. Given as 0 (the default), the scheme's: 80 for ``http``, 1080 for
-            SOCKS5.
+        port: TCP port. Given as 0 (the default), the scheme's: 80 for ``http``, 443 for
+            ``https``, 1080 for SOCKS5.
         username: the user name of the URL, percent-decoded ("" for none): Basic credentials
             for an HTTP proxy, RFC 1929 ones for a SOCKS5 proxy.
         password: the password of the URL, percent-decoded ("" for none).
-        scheme: ``"http"``, or ``"socks5"`` / ``"socks5h"`` for a SOCKS5 proxy (both give the
-            proxy the API's host name to resolve).
+        scheme: ``"http"``; ``"https"`` for an HTTP proxy spoken to over TLS; or ``"socks5"`` /
+            ``"socks5h"`` for a SOCKS5 proxy (both give the proxy the API's host name to
+            resolve).
     """
 
     host: str
@@ -115,11 +120,11 @@ class ProxyUrl:
                 raise ConfigurationError(f"proxy {name} holds a control character")
         if self.password and not self.username:
             raise ConfigurationError("proxy password was given without a username")
-        if self.scheme == "http" and ":" in self.username:
+        if not self.is_socks and ":" in self.username:
             raise ConfigurationError(
                 "proxy username holds a ':', which Basic authentication cannot carry"
             )
-        if self.scheme != "http":
+        if self.is_socks:
             for name in ("username", "password"):
                 if len(getattr(self, name).encode()) > 255:
                     raise ConfigurationError(
@@ -129,14 +134,14 @@ class ProxyUrl:
     @classmethod
     def parse(cls, url: str) -> ProxyUrl:
         """Read a proxy URL: ``scheme://[user[:password]@]host[:port]``, the scheme ``http``,
-        ``socks5`` or ``socks5h``.
+        ``https``, ``socks5`` or ``socks5h``.
 
         The user name and password are percent-decoded (write ``%40`` for an ``@`` in a
         password). A trailing ``/`` is allowed; any other path, a query or a fragment is not.
 
         Raises:
             ConfigurationError: ``url`` is not a str, or not such a URL: another scheme
-                (``https://`` proxies are for `kalshi_httpx`), no scheme, no host, a bad port.
+                no scheme, no host, a bad port.
                 The message never quotes the URL, which may hold a password.
         """
         if not isinstance(url, str):
@@ -156,9 +161,8 @@ class ProxyUrl:
         scheme = parts.scheme.lower()
         if scheme not in _DEFAULT_PORTS:
             raise ConfigurationError(
-                f"a {scheme}:// proxy is not supported here, only http://, socks5:// and "
-                "socks5h:// proxies (the API's TLS session runs inside the tunnel either way); "
-                "kalshi_httpx's proxy= takes https:// proxies too"
+                f"a {scheme}:// proxy is not supported here, only http://, https://, socks5:// "
+                "and socks5h:// proxies (the API's TLS session runs inside the tunnel in each case)"
             )
         if parts.path not in ("", "/") or parts.query or parts.fragment or url.endswith(("?", "#")):
             raise _malformed("URL may not have a path, query or fragment")
@@ -190,7 +194,13 @@ class ProxyUrl:
     @property
     def is_socks(self) -> bool:
         """True for a SOCKS5 proxy (``socks5`` or ``socks5h``)."""
-        return self.scheme != "http"
+        return self.scheme in ("socks5", "socks5h")
+
+    @property
+    def is_tls(self) -> bool:
+        """True for an ``https://`` proxy: the client speaks TLS with the proxy itself, and the
+        API's TLS session runs inside that one."""
+        return self.scheme == "https"
 
     def _authorization(self) -> bytes | None:
         # The Proxy-Authorization value (RFC 7617: UTF-8, user and password joined by ':').
@@ -258,13 +268,14 @@ def _taken(data: bytes, *, is_open: bool, failed: bool) -> bytes:
 class ProxyTunnel:
     """The ``CONNECT`` exchange that asks an HTTP proxy for a tunnel to ``host:port``.
 
-    Send `data_to_send` once the TCP connection to the proxy is open, then feed every chunk
-    the proxy sends to `receive_data` until it returns True: the tunnel is open, and the
-    connection now carries bytes to and from ``host:port`` (start the TLS handshake). Any other
-    answer raises `ProxyError`, after which the connection is of no further use: close it.
+    Send `data_to_send` once the connection to the proxy is open (its TLS session too, for an
+    ``https://`` proxy), then feed every chunk the proxy sends to `receive_data` until it
+    returns True: the tunnel is open, and the connection now carries bytes to and from
+    ``host:port`` (start the TLS handshake). Any other answer raises `ProxyError`, after which
+    the connection is of no further use: close it.
 
     Args:
-        proxy: the proxy, an ``http://`` one.
+        proxy: the proxy, an ``http://`` or ``https://`` one.
         host: the host to reach through it (lower-case name or IP address, IPv6 without
             brackets), as in `BaseUrl.host`.
         port: the port to reach.
@@ -577,8 +588,9 @@ Tunnel: TypeAlias = ProxyTunnel | Socks5Tunnel
 def tunnel_for(
     proxy: ProxyUrl, host: str, port: int, *, user_agent: str | None = None
 ) -> Tunnel:
-    """The tunnel ``proxy`` opens to ``host:port``: a `ProxyTunnel` for an ``http://`` proxy
-    (whose ``CONNECT`` carries ``user_agent``), a `Socks5Tunnel` for a SOCKS5 one.
+    """The tunnel ``proxy`` opens to ``host:port``: a `ProxyTunnel` for an ``http://`` or
+    ``https://`` proxy (whose ``CONNECT`` carries ``user_agent``), a `Socks5Tunnel` for a SOCKS5
+    one.
 
     Raises:
         TypeError: ``proxy`` is not a `ProxyUrl`.

@@ -15,6 +15,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import TypeVar
 
 from kalshi_proto.environ import unused_proxy_note
@@ -231,12 +232,14 @@ def connect(
     deadline: float,
     proxy: ProxyUrl | None = None,
     user_agent: str | None = None,
+    proxy_ssl_context: ssl.SSLContext | None = None,
 ) -> Stream:
     """Open a TCP connection (and a TLS session when ``ssl_context`` is given) before
     ``deadline``: to ``host:port``, or through a tunnel of ``proxy`` (an HTTP proxy's
-    ``CONNECT`` request carries ``user_agent``)."""
+    ``CONNECT`` request carries ``user_agent``; an ``https://`` proxy's TLS session takes
+    ``proxy_ssl_context``)."""
     try:
-        return _connect(host, port, ssl_context, deadline, proxy, user_agent)
+        return _connect(host, port, ssl_context, deadline, proxy, user_agent, proxy_ssl_context)
     except ConnectError as exc:
         note = unused_proxy_note("kalshi_sync") if proxy is None else None
         if note is not None:
@@ -251,15 +254,20 @@ def _connect(
     deadline: float,
     proxy: ProxyUrl | None,
     user_agent: str | None,
+    proxy_ssl_context: ssl.SSLContext | None,
 ) -> Stream:
     if proxy is None:
         sock = _connect_tcp(host, port, deadline, f"{host}:{port}")
     else:
         sock = _connect_tcp(proxy.host, proxy.port, deadline, f"the proxy {proxy.address}")
         try:
+            if proxy.is_tls:
+                # The CONNECT, and then the API's TLS session, inside the proxy's.
+                context = proxy_ssl_context or default_ssl_context(None)
+                sock = _start_tls(sock, proxy.host, context, deadline, f"the proxy {proxy.address}")
             _open_tunnel(sock, tunnel_for(proxy, host, port, user_agent=user_agent), deadline)
         except BaseException:
-            sock.close()
+            sock.close()  # (closing a socket twice, or one a TLS socket took over, does nothing)
             raise
     if ssl_context is None:
         try:
@@ -267,24 +275,9 @@ def _connect(
         except BaseException:  # interrupted as it began (a Ctrl-C)
             sock.close()
             raise
-    # The handshake runs apart from the wrapping: ``wrap_socket`` takes over the descriptor
-    # from ``sock``, so only the wrapped socket can close it if the handshake is interrupted.
-    tls: ssl.SSLSocket | None = None
-    try:
-        sock.settimeout(_remaining(deadline, ConnectTimeout, f"connecting to {host}:{port}"))
-        tls = ssl_context.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
-        tls.do_handshake()
-    except BaseException as exc:
-        if tls is None:
-            _settle_interrupted_wrap(exc)
-        (sock if tls is None else tls).close()
-        if isinstance(exc, TimeoutError):
-            raise ConnectTimeout(f"the TLS handshake with {host}:{port} timed out") from None
-        if isinstance(exc, ssl.SSLCertVerificationError):
-            raise CertificateError(f"TLS handshake with {host}:{port} failed: {exc}") from exc
-        if isinstance(exc, OSError):  # ssl.SSLError among them
-            raise ConnectError(f"TLS handshake with {host}:{port} failed: {exc}") from exc
-        raise
+    if isinstance(sock, ssl.SSLSocket):
+        return _tunnelled_tls(sock, host, port, ssl_context, deadline)
+    tls = _start_tls(sock, host, ssl_context, deadline, f"{host}:{port}")
     chosen = tls.selected_alpn_protocol()
     if chosen not in (None, "http/1.1"):
         tls.close()
@@ -294,6 +287,140 @@ def _connect(
     except BaseException:  # interrupted as it began (a Ctrl-C)
         tls.close()
         raise
+
+
+def _start_tls(
+    sock: socket.socket, hostname: str, context: ssl.SSLContext, deadline: float, what: str
+) -> ssl.SSLSocket:
+    # The TLS handshake with ``what`` (the API's host:port, or the proxy) on ``sock``, closed if
+    # it fails. The handshake runs apart from the wrapping: ``wrap_socket`` takes over the
+    # descriptor from ``sock``, so only the wrapped socket can close it if the handshake is
+    # interrupted.
+    tls: ssl.SSLSocket | None = None
+    try:
+        sock.settimeout(_remaining(deadline, ConnectTimeout, f"connecting to {what}"))
+        tls = context.wrap_socket(sock, server_hostname=hostname, do_handshake_on_connect=False)
+        tls.do_handshake()
+    except BaseException as exc:
+        if tls is None:
+            _settle_interrupted_wrap(exc)
+        (sock if tls is None else tls).close()
+        _raise_handshake_error(exc, what)
+        raise
+    return tls
+
+
+def _raise_handshake_error(exc: BaseException, what: str) -> None:
+    # The SDK's error for ``exc``, which ended the TLS handshake with ``what``; returns for
+    # anything else (a Ctrl-C, or the SDK's own error), for the caller to raise as it is.
+    if isinstance(exc, TimeoutError):
+        raise ConnectTimeout(f"the TLS handshake with {what} timed out") from None
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        raise CertificateError(f"TLS handshake with {what} failed: {exc}") from exc
+    if isinstance(exc, OSError):  # ssl.SSLError among them
+        raise ConnectError(f"TLS handshake with {what} failed: {exc}") from exc
+
+
+def _tunnelled_tls(
+    outer: ssl.SSLSocket, host: str, port: int, context: ssl.SSLContext, deadline: float
+) -> Stream:
+    # The API's TLS session inside the proxy's (``outer``), its handshake run; ``outer`` is
+    # closed if it fails.
+    what = f"{host}:{port}"
+    try:
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        inner = context.wrap_bio(incoming, outgoing, server_hostname=host)
+        stream = _TunnelledTLS(outer, inner, incoming, outgoing)
+        stream.run(inner.do_handshake, deadline, ConnectTimeout, f"connecting to {what}")
+    except BaseException as exc:
+        outer.close()
+        _raise_handshake_error(exc, what)
+        raise
+    chosen = inner.selected_alpn_protocol()
+    if chosen not in (None, "http/1.1"):
+        outer.close()
+        raise ConfigurationError(http11_only(host, port, chosen))
+    return stream
+
+
+class _TunnelledTLS(Stream):
+    """The API's TLS session inside the TLS session with an ``https://`` proxy (the socket's).
+    The inner session runs on memory buffers (an `ssl.SSLObject`): its records go out and come
+    in through the outer one."""
+
+    def __init__(
+        self,
+        outer: ssl.SSLSocket,
+        inner: ssl.SSLObject,
+        incoming: ssl.MemoryBIO,
+        outgoing: ssl.MemoryBIO,
+    ) -> None:
+        super().__init__(outer)
+        self._outer = outer
+        self._inner = inner
+        self._incoming = incoming
+        self._outgoing = outgoing
+
+    def run(self, step: Callable[[], T], deadline: float, error: type[Exception], what: str) -> T:
+        """``step()``, a call of the inner session, fed the proxy's bytes until it needs no
+        more; what it wrote is sent before it returns. Raises ``error`` at ``deadline``."""
+        while True:
+            try:
+                result = step()
+            except ssl.SSLWantReadError:
+                self._flush(deadline, error, what)
+                self._outer.settimeout(_remaining(deadline, error, what))
+                data = self._outer.recv(_READ_SIZE)
+                if data:
+                    self._incoming.write(data)
+                else:
+                    self._incoming.write_eof()
+                continue
+            self._flush(deadline, error, what)
+            return result
+
+    def _flush(self, deadline: float, error: type[Exception], what: str) -> None:
+        data = self._outgoing.read()
+        if data:
+            self._outer.settimeout(_remaining(deadline, error, what))
+            self._outer.sendall(data)
+
+    def send(self, data: bytes, deadline: float) -> None:
+        """Write all of ``data`` before ``deadline``."""
+        view = memoryview(data)
+        try:
+            while view:
+                write = partial(self._inner.write, view)
+                written = self.run(write, deadline, ReadTimeout, "the request")
+                view = view[written:]
+        except TimeoutError:
+            raise ReadTimeout("the request timed out while it was being written") from None
+        except OSError as exc:
+            raise WriteError(f"writing the request failed: {exc!r}") from exc
+
+    def receive(self, deadline: float) -> bytes:
+        """Read some bytes before ``deadline``; ``b""`` when the peer closed the connection."""
+        try:
+            return self.run(
+                lambda: self._inner.read(_READ_SIZE), deadline, ReadTimeout, "reading the response"
+            )
+        except TimeoutError:
+            raise ReadTimeout("reading the response timed out") from None
+        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+            return b""  # closed, with or without a close_notify (as the socket's session)
+        except OSError as exc:
+            raise ReadError(f"reading the response failed: {exc!r}") from exc
+
+    def is_readable(self) -> bool:
+        """True when the idle connection has bytes or EOF waiting, in either session's buffers
+        or on the socket."""
+        return bool(
+            self._inner.pending()
+            or self._incoming.pending
+            or self._incoming.eof
+            or self._outer.pending()
+            or super().is_readable()
+        )
 
 
 def _settle_interrupted_wrap(error: BaseException) -> None:

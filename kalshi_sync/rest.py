@@ -70,16 +70,19 @@ class KalshiClient(ClientBase):
         keepalive_expiry: seconds an idle connection may wait for reuse before it is closed
             instead (5, as httpx does); None reuses idle connections however old.
         proxy: a proxy to reach the API through, as a URL (``"http://proxy.example.com:3128"``,
-            ``"socks5h://user:password@proxy.example.com:1080"``) or a
-            `kalshi_proto.proxy.ProxyUrl`; each connection is a tunnel (HTTP ``CONNECT`` or
-            the SOCKS5 handshake) with the API's TLS session inside. None (the default)
-            connects directly, whatever the environment says.
+            ``"https://proxy.example.com"``, ``"socks5h://user:password@proxy.example.com:1080"``)
+            or a `kalshi_proto.proxy.ProxyUrl`; each connection is a tunnel (HTTP ``CONNECT``,
+            inside a TLS session with an ``https://`` proxy, or the SOCKS5 handshake) with the
+            API's TLS session inside. None (the default) connects directly, whatever the
+            environment says.
+        proxy_ssl_context: the TLS context for the session with an ``https://`` proxy itself (a
+            verifying default otherwise, which trusts the system's certificate store).
 
     Raises:
         ConfigurationError: an argument is of the wrong type or out of range
             (``max_connections`` not an int of 0 or more, ``keepalive_expiry`` not a positive
-            number or None, ``proxy`` not an ``http://``, ``socks5://`` or ``socks5h://``
-            proxy URL, and those of every client).
+            number or None, ``proxy`` not an ``http://``, ``https://``, ``socks5://`` or
+            ``socks5h://`` proxy URL, and those of every client).
         CredentialsError: the key arguments are incomplete, contradictory or unusable.
     """
 
@@ -105,13 +108,16 @@ class KalshiClient(ClientBase):
         max_connections: int = 10,
         keepalive_expiry: float | None = 5.0,
         proxy: str | ProxyUrl | None = None,
+        proxy_ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         max_connections, keepalive_expiry = check_pool_options(max_connections, keepalive_expiry)
         self._proxy = check_proxy(proxy)
-        if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
-            raise ConfigurationError(
-                f"ssl_context must be an ssl.SSLContext or None, got {type(ssl_context).__name__}"
-            )
+        contexts = (("ssl_context", ssl_context), ("proxy_ssl_context", proxy_ssl_context))
+        for name, context in contexts:
+            if context is not None and not isinstance(context, ssl.SSLContext):
+                raise ConfigurationError(
+                    f"{name} must be an ssl.SSLContext or None, got {type(context).__name__}"
+                )
         super().__init__(
             key_id=key_id,
             private_key=private_key,
@@ -133,6 +139,11 @@ class KalshiClient(ClientBase):
         if self._proxy is not None:
             check_route(self._proxy.host, base)
         self._ssl = _io.default_ssl_context(ssl_context) if base.scheme == "https" else None
+        self._proxy_ssl = (
+            _io.default_ssl_context(proxy_ssl_context)
+            if self._proxy is not None and self._proxy.is_tls
+            else None
+        )
         self._host = base.host
         self._port = base.port
         self._host_header = base.host_header
@@ -276,7 +287,13 @@ class KalshiClient(ClientBase):
                 return connection
             connection.stream.close()
         stream = _io.connect(
-            self._host, self._port, self._ssl, deadline, self._proxy, self.config.user_agent
+            self._host,
+            self._port,
+            self._ssl,
+            deadline,
+            self._proxy,
+            self.config.user_agent,
+            self._proxy_ssl,
         )
         try:
             return _Connection(stream, self._host_header, self._loop)

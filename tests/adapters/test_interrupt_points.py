@@ -22,6 +22,7 @@ limiters' own walks, a waiting thread among them, are in ``test_limiters.py``.
 from __future__ import annotations
 
 import gc
+import ssl
 import warnings
 from collections.abc import Callable
 
@@ -32,6 +33,7 @@ from kalshi_proto.rest.ratelimit import BucketLimit, RateLimiter
 from kalshi_proto.rest.retry import RetryPolicy
 from tests.adapters.conftest import Driver, Flavour, backend_of, open_sockets_to
 from tests.helpers.interrupts import count_checkpoints, interrupt_at
+from tests.helpers.proxy import tunnel_proxy
 
 pytestmark = [pytest.mark.anyio, pytest.mark.flavours("kalshi_sync")]
 
@@ -116,3 +118,26 @@ async def test_an_interrupt_as_a_pooled_connection_is_checked_closes_it(
         assert open_sockets_to(kx.server.port) == 0
         assert_nothing_held(client, 1, "after the interrupt")
         assert client.exchange.status().exchange_active
+
+
+async def test_an_interrupt_anywhere_in_a_call_that_connects_through_an_https_proxy(
+    kx: Driver,
+) -> None:
+    # Two TLS sessions, the API's inside the proxy's (kalshi_sync._io._TunnelledTLS).
+    proxy_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    kx.server.ca.issue_cert("127.0.0.1").configure_cert(proxy_side)
+    with tunnel_proxy(tls=proxy_side) as proxy:
+        async with kx.client(
+            retry=RetryPolicy.disabled(),
+            max_connections=1,
+            proxy=proxy.url(),
+            proxy_ssl_context=kx.server.ssl_context(),
+        ) as client:
+            assert isinstance(client, kalshi_sync.KalshiClient)
+
+            def expire() -> None:
+                for connection in client._idle:
+                    connection.idle_since -= 3600.0
+
+            client.exchange.status()
+            walk(client, expire, proxy.port)

@@ -12,7 +12,7 @@ import pytest
 
 from kalshi_proto.environments import resolve_base_url
 from kalshi_proto.errors import ConfigurationError, ConnectError, LocalProtocolError, ProxyError
-from kalshi_proto.proxy import ProxyTunnel, ProxyUrl, check_proxy, check_route
+from kalshi_proto.proxy import ProxyTunnel, ProxyUrl, check_proxy, check_route, tunnel_for
 from tests.helpers.feed import chunks_bytewise, chunks_random
 
 OK = b"HTTP/1.1 200 Connection established\r\n\r\n"
@@ -50,8 +50,8 @@ def test_proxy_urls_are_read(url: str, host: str, port: int, username: str, pass
     ("url", "message"),
     [
         ("proxy.example.com:3128", "URL has no scheme (write http:// in front)"),
-        ("https://proxy.example.com", "a https:// proxy is not supported here"),
         ("socks4://proxy.example.com:1080", "a socks4:// proxy is not supported here"),
+        ("ftp://proxy.example.com", "a ftp:// proxy is not supported here"),
         ("http://", "URL has no host"),
         ("http://:3128", "URL has no host"),
         ("http://proxy.example.com:0", "port must be between 1 and 65535, got 0"),
@@ -79,6 +79,35 @@ def test_bad_proxy_urls_are_refused_without_quoting_them(url: str, message: str)
     assert "%FF" not in str(info.value) and "a%0Db" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("url", "port", "is_tls", "is_socks"),
+    [
+        ("http://proxy.example.com", 80, False, False),
+        ("https://proxy.example.com", 443, True, False),
+        ("HTTPS://proxy.example.com:8443", 8443, True, False),
+        ("socks5://proxy.example.com", 1080, False, True),
+        ("socks5h://proxy.example.com", 1080, False, True),
+    ],
+)
+def test_each_scheme_has_its_port_and_kind(
+    url: str, port: int, is_tls: bool, is_socks: bool
+) -> None:
+    proxy = ProxyUrl.parse(url)
+    assert (proxy.port, proxy.is_tls, proxy.is_socks) == (port, is_tls, is_socks)
+
+
+def test_an_https_proxy_opens_its_tunnel_with_a_connect_carrying_its_credentials() -> None:
+    proxy = ProxyUrl.parse("https://me:s%40cret@proxy.example.com")
+    tunnel = tunnel_for(proxy, "api.example.com", 443, user_agent="bot/1")
+    assert isinstance(tunnel, ProxyTunnel)
+    token = base64.b64encode(b"me:s@cret").decode()
+    assert tunnel.data_to_send() == (
+        b"CONNECT api.example.com:443 HTTP/1.1\r\nHost: api.example.com:443\r\n"
+        b"User-Agent: bot/1\r\nProxy-Authorization: Basic " + token.encode() + b"\r\n\r\n"
+    )
+    assert str(proxy) == "https://***@proxy.example.com:443"
+
+
 @pytest.mark.parametrize("value", [3128, b"http://proxy.example.com", ("proxy", 3128), True])
 def test_check_proxy_refuses_other_types(value: object) -> None:
     with pytest.raises(ConfigurationError, match=f"got {type(value).__name__}$"):
@@ -102,7 +131,10 @@ def test_check_proxy_takes_none_and_a_proxy_url() -> None:
         ({"username": b"me"}, "proxy username must be a str, got bytes"),
         ({"password": "x"}, "proxy password was given without a username"),
         ({"username": "me\r\nX-Evil: 1"}, "proxy username holds a control character"),
-        ({"scheme": "https"}, "proxy scheme must be one of 'http', 'socks5', 'socks5h', got"),
+        (
+            {"scheme": "ftp"},
+            "proxy scheme must be one of 'http', 'https', 'socks5', 'socks5h', got",
+        ),
         ({"scheme": "socks5", "username": "u" * 256}, "username is longer than the 255 bytes"),
         (
             {"scheme": "socks5h", "username": "u", "password": "é" * 128},
