@@ -63,7 +63,10 @@ class ConnectOnce(httpcore.AsyncHTTPConnection):
     of them raises, or is cancelled, one that only waited as well; its pool then drops the
     connection as closed, with no close. A request still waiting on it connected again, or the
     connect under way went on: either way the connection served its requests out of the pool,
-    and nothing closed it but the garbage collector. A connection becomes one with `adopt`."""
+    and nothing closed it but the garbage collector. A connection becomes one with `adopt`.
+
+    And a connection closed while it connects closes what its connect makes: httpcore's close
+    does nothing to a connection not connected yet, and its pool, closed, has let go of it."""
 
     @classmethod
     def adopt(cls, connection: httpcore.AsyncConnectionInterface) -> None:
@@ -87,10 +90,25 @@ class ConnectOnce(httpcore.AsyncHTTPConnection):
         if self._connect_failed:  # another request's connect: the pool has dropped it
             raise httpcore.ConnectionNotAvailable()
         try:
-            return await super()._connect(request)
+            stream = await super()._connect(request)
         except BaseException:
             self.__dict__["_connect_failed"] = True
             raise
+        if self.__dict__.get("_closed_early"):
+            self.__dict__["_connect_failed"] = True
+            # unasync: async only
+            with anyio.CancelScope(shield=True):
+                await stream.aclose()
+            # unasync: end
+            # unasync: blocking only: stream.close()
+            raise httpcore.ConnectError("the connection was closed as it connected")
+        return stream
+
+    async def aclose(self) -> None:
+        if self._connection is None:
+            # Not connected (yet): a connect under way closes what it makes (see _connect).
+            self.__dict__["_closed_early"] = True
+        await super().aclose()
 
 
 class MendedHTTP2Connection(httpcore.AsyncHTTP2Connection):

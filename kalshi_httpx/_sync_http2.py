@@ -59,7 +59,10 @@ class ConnectOnce(httpcore.HTTPConnection):
     of them raises, or is cancelled, one that only waited as well; its pool then drops the
     connection as closed, with no close. A request still waiting on it connected again, or the
     connect under way went on: either way the connection served its requests out of the pool,
-    and nothing closed it but the garbage collector. A connection becomes one with `adopt`."""
+    and nothing closed it but the garbage collector. A connection becomes one with `adopt`.
+
+    And a connection closed while it connects closes what its connect makes: httpcore's close
+    does nothing to a connection not connected yet, and its pool, closed, has let go of it."""
 
     @classmethod
     def adopt(cls, connection: httpcore.ConnectionInterface) -> None:
@@ -83,10 +86,21 @@ class ConnectOnce(httpcore.HTTPConnection):
         if self._connect_failed:  # another request's connect: the pool has dropped it
             raise httpcore.ConnectionNotAvailable()
         try:
-            return super()._connect(request)
+            stream = super()._connect(request)
         except BaseException:
             self.__dict__["_connect_failed"] = True
             raise
+        if self.__dict__.get("_closed_early"):
+            self.__dict__["_connect_failed"] = True
+            stream.close()
+            raise httpcore.ConnectError("the connection was closed as it connected")
+        return stream
+
+    def close(self) -> None:
+        if self._connection is None:
+            # Not connected (yet): a connect under way closes what it makes (see _connect).
+            self.__dict__["_closed_early"] = True
+        super().close()
 
 
 class MendedHTTP2Connection(httpcore.HTTP2Connection):
