@@ -65,8 +65,9 @@ class ConnectOnce(httpcore.AsyncHTTPConnection):
     connect under way went on: either way the connection served its requests out of the pool,
     and nothing closed it but the garbage collector. A connection becomes one with `adopt`.
 
-    And a connection closed while it connects closes what its connect makes: httpcore's close
-    does nothing to a connection not connected yet, and its pool, closed, has let go of it."""
+    And a connection closed while it connects is closed again if its request fails: httpcore's
+    close does nothing to a connection not connected yet, and its pool, closed, has let go of
+    it. (A request that succeeds goes on over it; `AsyncKalshiClient` closes it after.)"""
 
     @classmethod
     def adopt(cls, connection: httpcore.AsyncConnectionInterface) -> None:
@@ -90,23 +91,28 @@ class ConnectOnce(httpcore.AsyncHTTPConnection):
         if self._connect_failed:  # another request's connect: the pool has dropped it
             raise httpcore.ConnectionNotAvailable()
         try:
-            stream = await super()._connect(request)
+            return await super()._connect(request)
         except BaseException:
             self.__dict__["_connect_failed"] = True
             raise
-        if self.__dict__.get("_closed_early"):
-            self.__dict__["_connect_failed"] = True
-            # unasync: async only
-            with anyio.CancelScope(shield=True):
-                await stream.aclose()
-            # unasync: end
-            # unasync: blocking only: stream.close()
-            raise httpcore.ConnectError("the connection was closed as it connected")
-        return stream
+
+    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
+        try:
+            response: httpcore.Response = await super().handle_async_request(request)
+            return response
+        except BaseException:
+            if self.__dict__.get("_closed_early"):
+                # Closed as it connected, and now no request's: closed for good.
+                # unasync: async only
+                with anyio.CancelScope(shield=True):
+                    await self.aclose()
+                # unasync: end
+                # unasync: blocking only: self.close()
+            raise
 
     async def aclose(self) -> None:
         if self._connection is None:
-            # Not connected (yet): a connect under way closes what it makes (see _connect).
+            # Not connected (yet): the request connecting closes it if it fails (above).
             self.__dict__["_closed_early"] = True
         await super().aclose()
 

@@ -61,8 +61,9 @@ class ConnectOnce(httpcore.HTTPConnection):
     connect under way went on: either way the connection served its requests out of the pool,
     and nothing closed it but the garbage collector. A connection becomes one with `adopt`.
 
-    And a connection closed while it connects closes what its connect makes: httpcore's close
-    does nothing to a connection not connected yet, and its pool, closed, has let go of it."""
+    And a connection closed while it connects is closed again if its request fails: httpcore's
+    close does nothing to a connection not connected yet, and its pool, closed, has let go of
+    it. (A request that succeeds goes on over it; `KalshiClient` closes it after.)"""
 
     @classmethod
     def adopt(cls, connection: httpcore.ConnectionInterface) -> None:
@@ -86,19 +87,24 @@ class ConnectOnce(httpcore.HTTPConnection):
         if self._connect_failed:  # another request's connect: the pool has dropped it
             raise httpcore.ConnectionNotAvailable()
         try:
-            stream = super()._connect(request)
+            return super()._connect(request)
         except BaseException:
             self.__dict__["_connect_failed"] = True
             raise
-        if self.__dict__.get("_closed_early"):
-            self.__dict__["_connect_failed"] = True
-            stream.close()
-            raise httpcore.ConnectError("the connection was closed as it connected")
-        return stream
+
+    def handle_request(self, request: httpcore.Request) -> httpcore.Response:
+        try:
+            response: httpcore.Response = super().handle_request(request)
+            return response
+        except BaseException:
+            if self.__dict__.get("_closed_early"):
+                # Closed as it connected, and now no request's: closed for good.
+                self.close()
+            raise
 
     def close(self) -> None:
         if self._connection is None:
-            # Not connected (yet): a connect under way closes what it makes (see _connect).
+            # Not connected (yet): the request connecting closes it if it fails (above).
             self.__dict__["_closed_early"] = True
         super().close()
 
