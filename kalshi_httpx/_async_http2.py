@@ -240,9 +240,13 @@ def mend_pools(holder: httpx.AsyncBaseTransport | httpx.AsyncClient) -> None:
     for pool in _goaway.pools_of(holder):
         backend = pool._network_backend
         # httpcore's own backends connect through anyio.connect_tcp (or trio's); others, the
-        # SOCKS one among them, make their connections as they see fit.
+        # SOCKS one among them, make their connections as they see fit. Through an https://
+        # proxy, the API's TLS session starts inside the proxy's.
+        proxy_url = getattr(pool, "_proxy_url", None)
         pool._network_backend = _ClosingBackend(
-            backend, own_connect=type(backend).__module__.startswith("httpcore.")
+            backend,
+            own_connect=type(backend).__module__.startswith("httpcore."),
+            nested_tls=proxy_url is not None and proxy_url.scheme == b"https",
         )
         create = pool.create_connection
 
@@ -316,16 +320,22 @@ class _ClosingBackend(httpcore.AsyncNetworkBackend):
     their TLS handshake short: httpcore 1.0.9 closes it only on an `Exception`, and left it to
     the garbage collector (a `ResourceWarning` each, the descriptor open until then). Over
     httpcore's own backends (``own_connect``), a connect cut short closes what it had made too
-    (`connect_closing`)."""
+    (`connect_closing`). With ``nested_tls`` (an https:// proxy's pool), so do the TLS starts
+    inside a TLS session."""
 
-    def __init__(self, backend: httpcore.AsyncNetworkBackend, *, own_connect: bool) -> None:
+    def __init__(
+        self, backend: httpcore.AsyncNetworkBackend, *, own_connect: bool, nested_tls: bool = False
+    ) -> None:
         self._backend = backend
         self._own_connect = own_connect
+        self._nested_tls = nested_tls
 
     async def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
         if self._own_connect:
-            return _ClosingStream(await connect_closing(self._backend, *args, **kwargs))
-        return _ClosingStream(await self._backend.connect_tcp(*args, **kwargs))
+            stream = await connect_closing(self._backend, *args, **kwargs)
+        else:
+            stream = await self._backend.connect_tcp(*args, **kwargs)
+        return _ClosingStream(stream, nested_tls=self._nested_tls)
 
     async def connect_unix_socket(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
         return _ClosingStream(await self._backend.connect_unix_socket(*args, **kwargs))
@@ -336,10 +346,11 @@ class _ClosingBackend(httpcore.AsyncNetworkBackend):
 
 class _ClosingStream(httpcore.AsyncNetworkStream):
     # A plain connection, as `_ClosingBackend` makes it; what its TLS start returns is the
-    # backend's own.
+    # backend's own, unless a TLS session is to start inside that one (``nested_tls``).
 
-    def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
+    def __init__(self, stream: httpcore.AsyncNetworkStream, *, nested_tls: bool = False) -> None:
         self._stream = stream
+        self._nested_tls = nested_tls
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         return await self._stream.read(max_bytes, timeout)
@@ -357,11 +368,12 @@ class _ClosingStream(httpcore.AsyncNetworkStream):
         timeout: float | None = None,
     ) -> httpcore.AsyncNetworkStream:
         try:
-            return await self._stream.start_tls(ssl_context, server_hostname, timeout)
+            started = await self._stream.start_tls(ssl_context, server_hostname, timeout)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self._stream.aclose()
             raise
+        return _ClosingStream(started) if self._nested_tls else started
 
     def get_extra_info(self, info: str) -> Any:
         return self._stream.get_extra_info(info)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import socket
+import ssl
 import types
 import warnings
 from collections.abc import Iterable, Iterator
@@ -36,7 +37,8 @@ from kalshi_proto.dropped_connect import (
     dropped_connection,
 )
 from kalshi_proto.errors import KalshiError
-from tests.adapters.conftest import Driver, Flavour, backend_of, maybe
+from tests.adapters.conftest import Driver, Flavour, backend_of, maybe, open_sockets_to
+from tests.helpers.proxy import tunnel_proxy
 
 pytestmark = [pytest.mark.anyio, pytest.mark.flavours("async")]
 
@@ -49,10 +51,11 @@ def anyio_backend(flavour: Flavour) -> str | None:
     return backend_of(flavour)
 
 
-async def cancel_after(kx: Driver, steps: int) -> bool:
-    """Cancel a call on a new client after ``steps`` scheduler steps; whether it had ended."""
+async def cancel_after(kx: Driver, steps: int, **options: Any) -> bool:
+    """Cancel a call on a new client (built with ``options``) after ``steps`` scheduler steps;
+    whether it had ended."""
     ended = False
-    async with kx.client() as client:
+    async with kx.client(**options) as client:
         with anyio.CancelScope() as scope:
             async with anyio.create_task_group() as group:
 
@@ -220,3 +223,29 @@ def test_the_async_pools_connect_through_connect_closing_over_httpcores_backends
         anyio.run(client.aclose)
     # The SOCKS backend connects to its proxy through connect_closing itself.
     assert own == {"plain": [True], "socks": [False]}
+
+
+async def test_a_call_cancelled_at_any_step_of_a_connect_through_an_https_proxy(
+    kx: Driver,
+) -> None:
+    # Three starts: TCP to the proxy, TLS with it, and the API's TLS inside that one. httpcore
+    # closes a stream whose TLS start fails on an Exception only: a cancellation in the inner
+    # start left the connection to the proxy open (the REST soak found it, with 20 ms timeouts).
+    proxy_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    kx.server.ca.issue_cert("127.0.0.1").configure_cert(proxy_side)
+    dropped: list[tuple[int, str]] = []
+    with tunnel_proxy(tls=proxy_side) as proxy:
+        options = {"proxy": proxy.url(), "proxy_ssl_context": kx.server.ssl_context()}
+        for steps in range(MOST_STEPS):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ResourceWarning)
+                ended = await cancel_after(kx, steps, **options)
+                gc.collect()
+            dropped += [(steps, str(w.message)[:70]) for w in caught]
+            if ended:
+                break
+        else:
+            raise AssertionError(f"the call did not end within {MOST_STEPS} steps")
+        assert open_sockets_to(proxy.port) == 0
+    assert dropped == []
+    assert len(proxy.heads) > 3  # the walk went through the tunnel's start, not around it
