@@ -52,7 +52,8 @@ Run ``python fuzz/soak_rest.py --seconds 60 [--seed N] [--flavour NAME]``. The e
 listens on 127.0.0.1 and proxies named in the environment are ignored, so nothing leaves the
 machine. The same runs are repeatable from the seed as far as thread scheduling allows: the
 plans, each caller's calls and the exchange's fault decisions come from it. The short version is
-``tests/adapters/test_soak.py``.
+``tests/adapters/test_soak.py``. ``--plan PLAN_SEED --rounds N --flavour NAME`` runs one round's
+plan (``--verbose`` prints each round's seed) N times, to reproduce what a long run found.
 """
 
 from __future__ import annotations
@@ -956,7 +957,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flavour", choices=sorted(FLAVOURS_BY_NAME), help="only this flavour")
     parser.add_argument("--slack", type=float, default=SLACK, help="seconds past a call's bound")
     parser.add_argument("--verbose", action="store_true", help="print each round's plan and figures")
+    parser.add_argument(
+        "--plan",
+        type=int,
+        metavar="PLAN_SEED",
+        help="run only the round of this plan seed (--verbose prints each round's), --rounds times",
+    )
+    parser.add_argument("--rounds", type=int, default=10, help="with --plan: how many rounds")
+    parser.add_argument(
+        "--round-seconds", type=float, default=1.5, help="with --plan: each round's length"
+    )
     args = parser.parse_args(argv)
+    if args.plan is not None:
+        return _replay(args)
     seed = args.seed if args.seed is not None else random.randrange(2**32)
     flavours = [FLAVOURS_BY_NAME[args.flavour]] if args.flavour else list(FLAVOURS)
     print(f"soak_rest: seed {seed}, {args.seconds:g}s over {len(flavours)} flavour(s)", flush=True)
@@ -973,6 +986,23 @@ def main(argv: list[str] | None = None) -> int:
             print(report.text(), flush=True)
             failed = failed or bool(report.violations)
     print(f"soak_rest: {'FAILED' if failed else 'passed'} (seed {seed})")
+    return 1 if failed else 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    # One plan's round, again and again: a failure a long run found, reproduced.
+    flavours = [FLAVOURS_BY_NAME[args.flavour]] if args.flavour else list(FLAVOURS)
+    failed = 0
+    with without_proxies():
+        for flavour in flavours:
+            for number in range(args.rounds):
+                plan = Plan.draw(args.plan, args.round_seconds, is_async=flavour.is_async)
+                report = soak_round(flavour, plan, slack=args.slack)
+                if report.violations:
+                    failed += 1
+                    print(f"{flavour.name} round {number}: {dict(report.violations)}", flush=True)
+            print(f"{flavour.name}: plan {args.plan}, {args.rounds} rounds", flush=True)
+    print(f"soak_rest: {failed} round(s) with violations (plan {args.plan})")
     return 1 if failed else 0
 
 
