@@ -74,20 +74,25 @@ async def cancel_after(kx: Driver, steps: int, **options: Any) -> bool:
     return ended
 
 
-async def test_a_call_cancelled_at_any_step_of_its_connect_leaves_no_socket_open(
-    kx: Driver,
-) -> None:
+async def walk(kx: Driver, **options: Any) -> tuple[int, list[tuple[int, str]]]:
+    """Cancel a call on a new client at each step in turn until it ends on its own; the steps
+    it took, and the sockets left to the garbage collector (step, warning) on the way."""
     dropped: list[tuple[int, str]] = []
     for steps in range(MOST_STEPS):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ResourceWarning)
-            ended = await cancel_after(kx, steps)
+            ended = await cancel_after(kx, steps, **options)
             gc.collect()
         dropped += [(steps, str(w.message)[:70]) for w in caught]
         if ended:
-            break
-    else:
-        raise AssertionError(f"the call did not end within {MOST_STEPS} steps")
+            return steps, dropped
+    raise AssertionError(f"the call did not end within {MOST_STEPS} steps")
+
+
+async def test_a_call_cancelled_at_any_step_of_its_connect_leaves_no_socket_open(
+    kx: Driver,
+) -> None:
+    steps, dropped = await walk(kx)
     assert dropped == []
     assert steps > 3  # the walk went through the connect, not around it
 
@@ -233,19 +238,8 @@ async def test_a_call_cancelled_at_any_step_of_a_connect_through_an_https_proxy(
     # start left the connection to the proxy open (the REST soak found it, with 20 ms timeouts).
     proxy_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     kx.server.ca.issue_cert("127.0.0.1").configure_cert(proxy_side)
-    dropped: list[tuple[int, str]] = []
     with tunnel_proxy(tls=proxy_side) as proxy:
-        options = {"proxy": proxy.url(), "proxy_ssl_context": kx.server.ssl_context()}
-        for steps in range(MOST_STEPS):
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", ResourceWarning)
-                ended = await cancel_after(kx, steps, **options)
-                gc.collect()
-            dropped += [(steps, str(w.message)[:70]) for w in caught]
-            if ended:
-                break
-        else:
-            raise AssertionError(f"the call did not end within {MOST_STEPS} steps")
+        _, dropped = await walk(kx, proxy=proxy.url(), proxy_ssl_context=kx.server.ssl_context())
         assert open_sockets_to(proxy.port) == 0
     assert dropped == []
     assert len(proxy.heads) > 3  # the walk went through the tunnel's start, not around it
