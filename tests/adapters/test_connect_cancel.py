@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import gc
 import socket
-import ssl
 import types
 import warnings
 from collections.abc import Iterable, Iterator
@@ -38,7 +37,7 @@ from kalshi_proto.dropped_connect import (
 )
 from kalshi_proto.errors import KalshiError
 from tests.adapters.conftest import Driver, Flavour, backend_of, maybe, open_sockets_to
-from tests.helpers.proxy import tunnel_proxy
+from tests.helpers.proxy import proxy_tls_context, tunnel_proxy
 
 pytestmark = [pytest.mark.anyio, pytest.mark.flavours("async")]
 
@@ -236,9 +235,7 @@ async def test_a_call_cancelled_at_any_step_of_a_connect_through_an_https_proxy(
     # Three starts: TCP to the proxy, TLS with it, and the API's TLS inside that one. httpcore
     # closes a stream whose TLS start fails on an Exception only: a cancellation in the inner
     # start left the connection to the proxy open (the REST soak found it, with 20 ms timeouts).
-    proxy_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    kx.server.ca.issue_cert("127.0.0.1").configure_cert(proxy_side)
-    with tunnel_proxy(tls=proxy_side) as proxy:
+    with tunnel_proxy(tls=proxy_tls_context(kx.server.ca)) as proxy:
         _, dropped = await walk(kx, proxy=proxy.url(), proxy_ssl_context=kx.server.ssl_context())
         assert open_sockets_to(proxy.port) == 0
     assert dropped == []

@@ -22,7 +22,6 @@ limiters' own walks, a waiting thread among them, are in ``test_limiters.py``.
 from __future__ import annotations
 
 import gc
-import ssl
 import warnings
 from collections.abc import Callable
 
@@ -33,7 +32,7 @@ from kalshi_proto.rest.ratelimit import BucketLimit, RateLimiter
 from kalshi_proto.rest.retry import RetryPolicy
 from tests.adapters.conftest import Driver, Flavour, backend_of, open_sockets_to
 from tests.helpers.interrupts import count_checkpoints, interrupt_at
-from tests.helpers.proxy import tunnel_proxy
+from tests.helpers.proxy import proxy_tls_context, tunnel_proxy
 
 pytestmark = [pytest.mark.anyio, pytest.mark.flavours("kalshi_sync")]
 
@@ -124,9 +123,7 @@ async def test_an_interrupt_anywhere_in_a_call_that_connects_through_an_https_pr
     kx: Driver,
 ) -> None:
     # Two TLS sessions, the API's inside the proxy's (kalshi_sync._io._TunnelledTLS).
-    proxy_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    kx.server.ca.issue_cert("127.0.0.1").configure_cert(proxy_side)
-    with tunnel_proxy(tls=proxy_side) as proxy:
+    with tunnel_proxy(tls=proxy_tls_context(kx.server.ca)) as proxy:
         async with kx.client(
             retry=RetryPolicy.disabled(),
             max_connections=1,

@@ -41,7 +41,7 @@ from tests.adapters.conftest import (
 )
 from tests.adapters.server import Fault
 from tests.adapters.test_rest_clients import connection_limit, order_request
-from tests.helpers.proxy import TunnelProxy, tunnel_proxy
+from tests.helpers.proxy import TunnelProxy, proxy_tls_context, tunnel_proxy
 
 pytestmark = pytest.mark.anyio
 
@@ -392,9 +392,7 @@ async def test_kalshi_httpx_goes_through_the_same_proxy_with_an_httpx_client(kx:
 @pytest.fixture
 def proxy_tls(kx: Driver) -> ssl.SSLContext:
     """The proxy's side of its TLS session: a certificate for 127.0.0.1 from the test CA."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    kx.server.ca.issue_cert("127.0.0.1").configure_cert(context)
-    return context
+    return proxy_tls_context(kx.server.ca)
 
 
 def trusting_the_proxy(kx: Driver) -> dict[str, Any]:

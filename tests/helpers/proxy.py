@@ -19,7 +19,9 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-__all__ = ["TunnelProxy", "running", "tunnel_proxy"]
+import trustme
+
+__all__ = ["TunnelProxy", "proxy_tls_context", "running", "tunnel_proxy"]
 
 _HEAD_LIMIT = 64 * 1024
 
@@ -251,3 +253,11 @@ def running(proxy: P) -> Iterator[P]:
 def tunnel_proxy(**settings: object) -> AbstractContextManager[TunnelProxy]:
     """A running `TunnelProxy` with ``settings``; stopped, every socket closed, after."""
     return running(TunnelProxy(**settings))  # type: ignore[arg-type]
+
+
+def proxy_tls_context(ca: trustme.CA) -> ssl.SSLContext:
+    """The proxy's side of an ``https://`` proxy's TLS session (`TunnelProxy`'s ``tls``): a
+    certificate for 127.0.0.1 issued by ``ca``."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    return context
