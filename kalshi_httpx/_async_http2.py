@@ -43,18 +43,49 @@ import anyio.abc
 import httpcore
 import httpcore._synchronization
 import httpx
+from httpcore._async.http_proxy import AsyncTunnelHTTPConnection
 
 from kalshi_httpx import _goaway
 from kalshi_proto.dropped_connect import dropped_connection
 
-__all__ = ["SENDING", "ConnectOnce", "MendedHTTP2Connection"]
+__all__ = ["SENDING", "ConnectOnce", "MendedHTTP2Connection", "TunnelOnce"]
 
 #: The key a request's extensions get as its connection starts to send it: from then on, the
 #: server may have it (read by the async client: see `kalshi_httpx._body`).
 SENDING = "kalshi_httpx.sending"
 
 
-class ConnectOnce(httpcore.AsyncHTTPConnection):
+class _ClosedEarly(httpcore.AsyncConnectionInterface):
+    """A connection closed before it has connected is closed again if its request fails:
+    httpcore's close does nothing to a connection not connected yet, and its pool, closed, has
+    let go of it. (A request that succeeds goes on over it; `AsyncKalshiClient` closes it
+    after.) Each class below says when it is connected."""
+
+    def _connecting(self) -> bool:
+        raise NotImplementedError
+
+    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
+        try:
+            response: httpcore.Response = await super().handle_async_request(request)
+            return response
+        except BaseException:
+            if self.__dict__.get("_closed_early"):
+                # Closed as it connected, and now no request's: closed for good.
+                # unasync: async only
+                with anyio.CancelScope(shield=True):
+                    await self.aclose()
+                # unasync: end
+                # unasync: blocking only: self.close()
+            raise
+
+    async def aclose(self) -> None:
+        if self._connecting():
+            # Not connected (yet): the request connecting closes it if it fails (above).
+            self.__dict__["_closed_early"] = True
+        await super().aclose()
+
+
+class ConnectOnce(_ClosedEarly, httpcore.AsyncHTTPConnection):
     """httpcore's connection, which connects once: a request that finds its connect failed, or
     cut short, goes to another connection, and only the request that connects marks it so.
 
@@ -65,17 +96,22 @@ class ConnectOnce(httpcore.AsyncHTTPConnection):
     connect under way went on: either way the connection served its requests out of the pool,
     and nothing closed it but the garbage collector. A connection becomes one with `adopt`.
 
-    And a connection closed while it connects is closed again if its request fails: httpcore's
-    close does nothing to a connection not connected yet, and its pool, closed, has let go of
-    it. (A request that succeeds goes on over it; `AsyncKalshiClient` closes it after.)"""
+    And a connection closed while it connects is closed for good if its request fails
+    (`_ClosedEarly`)."""
 
     @classmethod
     def adopt(cls, connection: httpcore.AsyncConnectionInterface) -> None:
-        """Make ``connection``, made by a pool just now, one of this class; or the connection
-        to the proxy, made first, of a tunnel through an HTTP proxy."""
+        """Make ``connection``, made by a pool just now, one of this class; or, for a tunnel
+        through an HTTP proxy, make it a `TunnelOnce` and the connection to the proxy, made
+        first, one of this class."""
+        if type(connection) is AsyncTunnelHTTPConnection:
+            connection.__class__ = TunnelOnce
         for each in (connection, vars(connection).get("_connection")):
             if type(each) is httpcore.AsyncHTTPConnection:
                 each.__class__ = cls
+
+    def _connecting(self) -> bool:
+        return self._connection is None
 
     @property
     def _connect_failed(self) -> bool:
@@ -96,25 +132,16 @@ class ConnectOnce(httpcore.AsyncHTTPConnection):
             self.__dict__["_connect_failed"] = True
             raise
 
-    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
-        try:
-            response: httpcore.Response = await super().handle_async_request(request)
-            return response
-        except BaseException:
-            if self.__dict__.get("_closed_early"):
-                # Closed as it connected, and now no request's: closed for good.
-                # unasync: async only
-                with anyio.CancelScope(shield=True):
-                    await self.aclose()
-                # unasync: end
-                # unasync: blocking only: self.close()
-            raise
 
-    async def aclose(self) -> None:
-        if self._connection is None:
-            # Not connected (yet): the request connecting closes it if it fails (above).
-            self.__dict__["_closed_early"] = True
-        await super().aclose()
+class TunnelOnce(_ClosedEarly, AsyncTunnelHTTPConnection):
+    """httpcore's tunnel through an HTTP proxy, closed for good if it was closed before its
+    tunnel was up and its request then fails (`_ClosedEarly`). Closing it early closes its
+    connection to the proxy, a `ConnectOnce`, which does the same; but when the CONNECT went
+    through and the request failed after (cancelled at the lock of the HTTP/1.1 handler the
+    tunnel had just made over it), that handler was no pool's and never closed."""
+
+    def _connecting(self) -> bool:
+        return not self._connected
 
 
 class MendedHTTP2Connection(httpcore.AsyncHTTP2Connection):

@@ -69,6 +69,8 @@ RULES: tuple[tuple[str, str], ...] = (
         r"httpcore.\1",
     ),
     (r"\bhttpcore\.AnyIOBackend\b", "httpcore.SyncBackend"),
+    (r"\bhttpcore\._async\.http_proxy\b", "httpcore._sync.http_proxy"),
+    (r"\bAsyncTunnelHTTPConnection\b", "TunnelHTTPConnection"),
     (r"\b(_?)Async(SocksTransport|SocksBackend|Body)\b", r"\1\2"),
     (r"\b_async_socks\b", "_sync_socks"),
     (r"\bAsyncGate\b", "Gate"),

@@ -130,3 +130,69 @@ def test_a_blocking_pool_closed_as_a_connection_connects_closes_it_as_the_call_e
     caller.join(10)
     assert outcome == [200]  # answered, on the connection it made
     assert [stream._closed for stream in held.streams] == [True]
+
+
+class _CancellingTLSStream(httpcore.AsyncMockStream):
+    # A stand-in connection whose TLS start (the API's, inside a proxy's tunnel) cancels
+    # ``scope`` as it returns: the cancellation lands at the request's next checkpoint, the
+    # lock of the HTTP/1.1 handler the tunnel has just made.
+    def __init__(self, buffer: list[bytes], scope: anyio.CancelScope | None) -> None:
+        super().__init__(buffer)
+        self.scope = scope
+
+    async def start_tls(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+        if self.scope is not None:
+            self.scope.cancel()
+        return self
+
+
+class _HeldProxyConnect(_HeldAsyncConnect):
+    # A proxy that tunnels: its connection answers the CONNECT, then the request.
+    async def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+        self.entered.set()
+        await self.release.wait()
+        tunnel = [b"HTTP/1.1 200 Connection established\r\n\r\n", *ANSWER]
+        stream = _CancellingTLSStream(tunnel, self.scope)
+        self.streams.append(stream)
+        return stream
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("cancelled", [True, False], ids=["cancelled", "answered"])
+def test_a_tunnel_closed_as_it_connects_is_closed_when_its_request_fails(
+    backend: str, cancelled: bool
+) -> None:
+    # The same through a proxy's tunnel: closing the pool closed the tunnel while its connection
+    # to the proxy was connecting. The CONNECT went through and the API's TLS started; then the
+    # request was cancelled, at the new HTTP/1.1 handler's lock. That handler, over the tunnel,
+    # was no pool's and never closed (the REST soak's https:// proxy rounds found it).
+    async def scenario() -> tuple[str, list[bool]]:
+        scope = anyio.CancelScope()
+        transport = httpx.AsyncHTTPTransport(proxy="http://proxy.test:8080")
+        held = _HeldProxyConnect(scope if cancelled else None)
+        transport._pool._network_backend = held
+        mend_pools(transport)
+        outcome = "cancelled"
+
+        async def call() -> None:
+            nonlocal outcome
+            with scope:
+                response = await transport.handle_async_request(
+                    httpx.Request("GET", "https://api.test/")
+                )
+                await response.aread()
+                await response.aclose()
+                outcome = "answered"
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(call)
+            await held.entered.wait()
+            await transport.aclose()
+            held.release.set()
+        return outcome, [stream._closed for stream in held.streams]
+
+    outcome, closed = anyio.run(scenario, backend=backend)
+    if cancelled:
+        assert (outcome, closed) == ("cancelled", [True])
+    else:
+        assert (outcome, closed) == ("answered", [False])
