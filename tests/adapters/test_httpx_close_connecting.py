@@ -6,7 +6,8 @@ answered, and `AsyncKalshiClient` closes that connection after (``test_soak.py``
 cancelled before it began on the new connection (at the HTTP/1.1 handler's lock) left it open,
 no pool's, for the garbage collector (the REST soak found it: closing the async httpx client
 while calls with 20 ms timeouts were in their TLS handshakes). `kalshi_httpx._async_http2.
-ConnectOnce` closes such a connection as its request fails. The blocking pools' guard holds a
+ConnectOnce` closes such a connection as its request fails, and `TunnelOnce` a proxy's tunnel
+closed so (the soak's https:// proxy rounds found that one). The blocking pools' guard holds a
 close back until the request on the connection ends, and then closes it.
 
 Here the connect waits, in a stand-in network backend, until the pool has been closed.
@@ -26,6 +27,8 @@ from kalshi_httpx._async_http2 import mend_pools
 from kalshi_httpx._guard import guard_pools
 
 ANSWER = [b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"]
+#: A proxy's answer to a CONNECT that opened its tunnel.
+TUNNEL_UP = b"HTTP/1.1 200 Connection established\r\n\r\n"
 
 
 class _HeldAsyncConnect(httpcore.AsyncMockBackend):
@@ -50,8 +53,8 @@ class _HeldAsyncConnect(httpcore.AsyncMockBackend):
 
 class _HeldConnect(httpcore.MockBackend):
     # The blocking twin: connects once ``release`` is set.
-    def __init__(self) -> None:
-        super().__init__(list(ANSWER))
+    def __init__(self, answers: list[bytes]) -> None:
+        super().__init__(answers)
         self.entered = threading.Event()
         self.release = threading.Event()
         self.streams: list[Any] = []
@@ -103,19 +106,24 @@ def test_an_async_connection_closed_as_it_connects_is_closed_when_its_request_fa
         assert (outcome, closed) == ("answered", [False])
 
 
-def test_a_blocking_pool_closed_as_a_connection_connects_closes_it_as_the_call_ends() -> None:
+@pytest.mark.parametrize("proxy", [None, "http://proxy.test:8080"], ids=["direct", "tunnel"])
+def test_a_blocking_pool_closed_as_a_connection_connects_closes_it_as_the_call_ends(
+    proxy: str | None,
+) -> None:
     # The blocking pools' guard holds a close back while a request runs on the connection
     # (`kalshi_httpx._guard.GuardedConnection`): the call gets its answer, and the connection
-    # closes as its response ends. (This passes without ConnectOnce's mend too.)
-    transport = httpx.HTTPTransport()
-    held = _HeldConnect()
+    # closes as its response ends; through a proxy's tunnel too. (This passes without
+    # ConnectOnce's and TunnelOnce's mend too.)
+    transport = httpx.HTTPTransport(proxy=proxy)
+    held = _HeldConnect(list(ANSWER) if proxy is None else [TUNNEL_UP, *ANSWER])
     transport._pool._network_backend = held
     guard_pools(transport)
     outcome: list[object] = []
 
     def call() -> None:
         try:
-            response = transport.handle_request(httpx.Request("GET", "http://api.test/"))
+            url = "http://api.test/" if proxy is None else "https://api.test/"
+            response = transport.handle_request(httpx.Request("GET", url))
             response.read()
             response.close()
             outcome.append(response.status_code)
@@ -151,8 +159,7 @@ class _HeldProxyConnect(_HeldAsyncConnect):
     async def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
         self.entered.set()
         await self.release.wait()
-        tunnel = [b"HTTP/1.1 200 Connection established\r\n\r\n", *ANSWER]
-        stream = _CancellingTLSStream(tunnel, self.scope)
+        stream = _CancellingTLSStream([TUNNEL_UP, *ANSWER], self.scope)
         self.streams.append(stream)
         return stream
 
