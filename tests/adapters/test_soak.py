@@ -201,6 +201,15 @@ def test_a_client_that_stops_working_is_a_violation(monkeypatch: pytest.MonkeyPa
     assert any("no call succeeded" in each for each in summaries(report))
 
 
+def test_only_attempts_of_0_3_s_or_more_are_held_to_liveness() -> None:
+    # A call must succeed once the faults stop only when each attempt may take 0.3 s: the
+    # per-attempt timeout and the whole call's total_timeout both bound it.
+    assert calm_plan().live
+    assert calm_plan(retry=RetryPolicy(max_attempts=1, total_timeout=0.3)).live
+    assert not calm_plan(timeout=0.1).live
+    assert not calm_plan(retry=RetryPolicy(max_attempts=1, total_timeout=0.1)).live
+
+
 # ---- bugs the soak found ---------------------------------------------------------------------
 
 
