@@ -29,6 +29,8 @@ from kalshi_httpx._guard import guard_pools
 ANSWER = [b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"]
 #: A proxy's answer to a CONNECT that opened its tunnel.
 TUNNEL_UP = b"HTTP/1.1 200 Connection established\r\n\r\n"
+#: The stand-in proxy, and the API reached through its tunnel.
+PROXY, API = "http://proxy.test:8080", "https://api.test/"
 
 
 class _HeldAsyncConnect(httpcore.AsyncMockBackend):
@@ -67,79 +69,6 @@ class _HeldConnect(httpcore.MockBackend):
         return stream
 
 
-@pytest.mark.parametrize("backend", ["asyncio", "trio"])
-@pytest.mark.parametrize("cancelled", [True, False], ids=["cancelled", "answered"])
-def test_an_async_connection_closed_as_it_connects_is_closed_when_its_request_fails(
-    backend: str, cancelled: bool
-) -> None:
-    async def scenario() -> tuple[str, list[bool]]:
-        scope = anyio.CancelScope()
-        transport = httpx.AsyncHTTPTransport()
-        held = _HeldAsyncConnect(scope if cancelled else None)
-        transport._pool._network_backend = held
-        mend_pools(transport)
-        outcome = "cancelled"
-
-        async def call() -> None:
-            nonlocal outcome
-            with scope:
-                response = await transport.handle_async_request(
-                    httpx.Request("GET", "http://api.test/")
-                )
-                await response.aread()
-                await response.aclose()
-                outcome = "answered"
-
-        async with anyio.create_task_group() as group:
-            group.start_soon(call)
-            await held.entered.wait()
-            await transport.aclose()
-            held.release.set()
-        return outcome, [stream._closed for stream in held.streams]
-
-    outcome, closed = anyio.run(scenario, backend=backend)
-    if cancelled:
-        assert (outcome, closed) == ("cancelled", [True])
-    else:
-        # Answered over it, as httpx lets a call in flight through; the client closes such a
-        # connection after the call (test_soak.py), the bare transport does not.
-        assert (outcome, closed) == ("answered", [False])
-
-
-@pytest.mark.parametrize("proxy", [None, "http://proxy.test:8080"], ids=["direct", "tunnel"])
-def test_a_blocking_pool_closed_as_a_connection_connects_closes_it_as_the_call_ends(
-    proxy: str | None,
-) -> None:
-    # The blocking pools' guard holds a close back while a request runs on the connection
-    # (`kalshi_httpx._guard.GuardedConnection`): the call gets its answer, and the connection
-    # closes as its response ends; through a proxy's tunnel too. (This passes without
-    # ConnectOnce's and TunnelOnce's mend too.)
-    transport = httpx.HTTPTransport(proxy=proxy)
-    held = _HeldConnect(list(ANSWER) if proxy is None else [TUNNEL_UP, *ANSWER])
-    transport._pool._network_backend = held
-    guard_pools(transport)
-    outcome: list[object] = []
-
-    def call() -> None:
-        try:
-            url = "http://api.test/" if proxy is None else "https://api.test/"
-            response = transport.handle_request(httpx.Request("GET", url))
-            response.read()
-            response.close()
-            outcome.append(response.status_code)
-        except httpx.HTTPError as exc:
-            outcome.append(exc)
-
-    caller = threading.Thread(target=call)
-    caller.start()
-    assert held.entered.wait(10)
-    transport.close()
-    held.release.set()
-    caller.join(10)
-    assert outcome == [200]  # answered, on the connection it made
-    assert [stream._closed for stream in held.streams] == [True]
-
-
 class _CancellingTLSStream(httpcore.AsyncMockStream):
     # A stand-in connection whose TLS start (the API's, inside a proxy's tunnel) cancels
     # ``scope`` as it returns: the cancellation lands at the request's next checkpoint, the
@@ -166,17 +95,20 @@ class _HeldProxyConnect(_HeldAsyncConnect):
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 @pytest.mark.parametrize("cancelled", [True, False], ids=["cancelled", "answered"])
-def test_a_tunnel_closed_as_it_connects_is_closed_when_its_request_fails(
-    backend: str, cancelled: bool
+@pytest.mark.parametrize("proxy", [None, PROXY], ids=["direct", "tunnel"])
+def test_an_async_connection_closed_as_it_connects_is_closed_when_its_request_fails(
+    backend: str, cancelled: bool, proxy: str | None
 ) -> None:
-    # The same through a proxy's tunnel: closing the pool closed the tunnel while its connection
-    # to the proxy was connecting. The CONNECT went through and the API's TLS started; then the
-    # request was cancelled, at the new HTTP/1.1 handler's lock. That handler, over the tunnel,
-    # was no pool's and never closed (the REST soak's https:// proxy rounds found it).
+    # Through a proxy's tunnel, closing the pool closed the tunnel while its connection to the
+    # proxy was connecting. The CONNECT went through and the API's TLS started; then the request
+    # was cancelled, at the new HTTP/1.1 handler's lock. That handler, over the tunnel, was no
+    # pool's and never closed (the REST soak's https:// proxy rounds found it).
     async def scenario() -> tuple[str, list[bool]]:
         scope = anyio.CancelScope()
-        transport = httpx.AsyncHTTPTransport(proxy="http://proxy.test:8080")
-        held = _HeldProxyConnect(scope if cancelled else None)
+        transport = httpx.AsyncHTTPTransport(proxy=proxy)
+        held = (_HeldAsyncConnect if proxy is None else _HeldProxyConnect)(
+            scope if cancelled else None
+        )
         transport._pool._network_backend = held
         mend_pools(transport)
         outcome = "cancelled"
@@ -185,7 +117,7 @@ def test_a_tunnel_closed_as_it_connects_is_closed_when_its_request_fails(
             nonlocal outcome
             with scope:
                 response = await transport.handle_async_request(
-                    httpx.Request("GET", "https://api.test/")
+                    httpx.Request("GET", "http://api.test/" if proxy is None else API)
                 )
                 await response.aread()
                 await response.aclose()
@@ -202,4 +134,40 @@ def test_a_tunnel_closed_as_it_connects_is_closed_when_its_request_fails(
     if cancelled:
         assert (outcome, closed) == ("cancelled", [True])
     else:
+        # Answered over it, as httpx lets a call in flight through; the client closes such a
+        # connection after the call (test_soak.py), the bare transport does not.
         assert (outcome, closed) == ("answered", [False])
+
+
+@pytest.mark.parametrize("proxy", [None, PROXY], ids=["direct", "tunnel"])
+def test_a_blocking_pool_closed_as_a_connection_connects_closes_it_as_the_call_ends(
+    proxy: str | None,
+) -> None:
+    # The blocking pools' guard holds a close back while a request runs on the connection
+    # (`kalshi_httpx._guard.GuardedConnection`): the call gets its answer, and the connection
+    # closes as its response ends; through a proxy's tunnel too. (This passes without
+    # ConnectOnce's and TunnelOnce's mend too.)
+    transport = httpx.HTTPTransport(proxy=proxy)
+    held = _HeldConnect(list(ANSWER) if proxy is None else [TUNNEL_UP, *ANSWER])
+    transport._pool._network_backend = held
+    guard_pools(transport)
+    outcome: list[object] = []
+
+    def call() -> None:
+        try:
+            url = "http://api.test/" if proxy is None else API
+            response = transport.handle_request(httpx.Request("GET", url))
+            response.read()
+            response.close()
+            outcome.append(response.status_code)
+        except httpx.HTTPError as exc:
+            outcome.append(exc)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    assert held.entered.wait(10)
+    transport.close()
+    held.release.set()
+    caller.join(10)
+    assert outcome == [200]  # answered, on the connection it made
+    assert [stream._closed for stream in held.streams] == [True]
