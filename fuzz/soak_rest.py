@@ -54,6 +54,7 @@ machine. The same runs are repeatable from the seed as far as thread scheduling 
 plans, each caller's calls and the exchange's fault decisions come from it. The short version is
 ``tests/adapters/test_soak.py``. ``--plan PLAN_SEED --rounds N --flavour NAME`` runs one round's
 plan (``--verbose`` prints each round's seed) N times, to reproduce what a long run found.
+``--proxy KIND`` runs only rounds through that kind of proxy (`Plan.proxy_kind`).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ from __future__ import annotations
 import argparse
 import functools
 import gc
+import itertools
 import json
 import logging
 import os
@@ -74,7 +76,7 @@ import warnings
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -273,6 +275,19 @@ class Plan:
         total = self.retry.total_timeout
         assert total is not None
         return total
+
+    def proxy_kind(self, flavour: Flavour) -> str | None:
+        """The proxy a round of this plan on ``flavour`` goes through: ``"socks5"``,
+        ``"https"``, ``"http"`` or None. httpx sends a plain-http request to an HTTP proxy as it
+        is, to be forwarded, rather than through a tunnel, and the test proxy tunnels only: no
+        HTTP proxy for httpx against a plain exchange. Every client tunnels through SOCKS5."""
+        if not self.proxy:
+            return None
+        if self.socks:
+            return "socks5"
+        if flavour.httpx and not self.tls:
+            return None
+        return "https" if self.proxy_tls else "http"
 
     @property
     def live(self) -> bool:
@@ -788,20 +803,15 @@ def _idle_connections(client: object) -> int:
 @contextmanager
 def _proxy_for(plan: Plan, flavour: Flavour) -> Iterator[TunnelProxy | None]:
     # The plan's proxy on loopback, stopped (its sockets closed) after the round; or none.
-    # httpx sends a plain-http request to an HTTP proxy as it is, to be forwarded, rather than
-    # through a tunnel, and the test proxy tunnels only: no HTTP proxy for httpx against a plain
-    # exchange. Every client tunnels through a SOCKS5 proxy.
-    if not plan.proxy:
+    kind = plan.proxy_kind(flavour)
+    if kind is None:
         yield None
         return
-    if plan.socks:
+    if kind == "socks5":
         with socks_proxy() as socks:
             yield socks
         return
-    if flavour.httpx and not plan.tls:
-        yield None
-        return
-    with tunnel_proxy(tls=_proxy_ca().server_context() if plan.proxy_tls else None) as tunnels:
+    with tunnel_proxy(tls=_proxy_ca().server_context() if kind == "https" else None) as tunnels:
         yield tunnels
 
 
@@ -903,21 +913,24 @@ def soak_flavour(
     slack: float = SLACK,
     round_seconds: tuple[float, float] = (0.3, 3.0),
     log: Callable[[str], None] | None = None,
+    proxy: str | None = None,
 ) -> Report:
     """Rounds on ``flavour`` until ``seconds`` are spent (one at least); the figures of all.
 
     Each round's plan is drawn from ``seed``, the flavour and the round's number, and its
     callers run for a random time within ``round_seconds`` (less if the budget runs out).
-    ``log``, when given, gets each round's plan and figures.
+    ``log``, when given, gets each round's plan and figures. With ``proxy`` (a
+    `Plan.proxy_kind`, or ``"none"``), only plans whose rounds go through that kind of proxy
+    are run: the others are drawn again.
     """
     total = Report(flavour.name)
     spent = 0.0
     number = 0
     while number == 0 or spent < seconds:
-        plan_seed = random.Random(f"{seed}/{flavour.name}/{number}").randrange(2**32)
-        length = random.Random(plan_seed).uniform(*round_seconds)
+        plan = _draw_plan(flavour, seed, number, proxy)
+        length = random.Random(plan.seed).uniform(*round_seconds)
         length = max(round_seconds[0], min(length, seconds - spent))
-        plan = Plan.draw(plan_seed, length, is_async=flavour.is_async)
+        plan = replace(plan, seconds=length)
         started = time.monotonic()
         part = soak_round(flavour, plan, slack=slack)
         if log is not None:
@@ -926,6 +939,18 @@ def soak_flavour(
         spent += time.monotonic() - started
         number += 1
     return total
+
+
+def _draw_plan(flavour: Flavour, seed: int, number: int, proxy: str | None) -> Plan:
+    # Round ``number``'s plan; with ``proxy``, the first of its draws that goes through that
+    # kind of proxy (the first draw is the one a run without ``proxy`` makes).
+    for attempt in itertools.count():
+        name = f"{seed}/{flavour.name}/{number}" + (f"/{attempt}" if attempt else "")
+        plan_seed = random.Random(name).randrange(2**32)
+        plan = Plan.draw(plan_seed, 0.0, is_async=flavour.is_async)
+        if proxy is None or (plan.proxy_kind(flavour) or "none") == proxy:
+            return plan
+    raise AssertionError("unreachable")
 
 
 def _merge(total: Report, part: Report) -> None:
@@ -969,6 +994,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slack", type=float, default=SLACK, help="seconds past a call's bound")
     parser.add_argument("--verbose", action="store_true", help="print each round's plan and figures")
     parser.add_argument(
+        "--proxy",
+        choices=["none", "http", "https", "socks5"],
+        help="only rounds through this kind of proxy (or none)",
+    )
+    parser.add_argument(
         "--plan",
         type=int,
         metavar="PLAN_SEED",
@@ -993,6 +1023,7 @@ def main(argv: list[str] | None = None) -> int:
                 seed,
                 slack=args.slack,
                 log=print if args.verbose else None,
+                proxy=args.proxy,
             )
             print(report.text(), flush=True)
             failed = failed or bool(report.violations)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
+import random
 import socket
 import threading
 import time
@@ -29,6 +30,7 @@ from fuzz.soak_rest import (
     FLAVOURS_BY_NAME,
     Plan,
     Report,
+    _draw_plan,
     soak_flavour,
     soak_round,
     sockets_to,
@@ -199,6 +201,32 @@ def test_a_client_that_stops_working_is_a_violation(monkeypatch: pytest.MonkeyPa
     plan = calm_plan(retry=RetryPolicy(max_attempts=1, total_timeout=0.3))
     report = soak_round(BLOCKING, plan, slack=0.2)
     assert any("no call succeeded" in each for each in summaries(report))
+
+
+@pytest.mark.parametrize("kind", ["none", "http", "https", "socks5"])
+def test_a_run_can_keep_to_one_kind_of_proxy(kind: str) -> None:
+    # --proxy KIND: each round's plan is the first of its draws through that kind of proxy.
+    for name in ("kalshi_sync", "httpx_async-trio"):
+        flavour = FLAVOURS_BY_NAME[name]
+        plans = [_draw_plan(flavour, SEED, number, kind) for number in range(6)]
+        assert {plan.proxy_kind(flavour) or "none" for plan in plans} == {kind}
+        assert len({plan.seed for plan in plans}) == 6
+    # Without it, the plans are those a run has always drawn.
+    first = random.Random(f"{SEED}/kalshi_sync/0").randrange(2**32)
+    unfiltered = _draw_plan(FLAVOURS_BY_NAME["kalshi_sync"], SEED, 0, None)
+    assert unfiltered == Plan.draw(first, 0.0, is_async=False)
+
+
+def test_a_run_through_https_proxies_only() -> None:
+    report = soak_flavour(
+        FLAVOURS_BY_NAME["httpx_async-asyncio"],
+        seconds=0.3,
+        seed=SEED,
+        round_seconds=(0.3, 0.3),
+        proxy="https",
+    )
+    assert report.violations == Counter(), report.text()
+    assert report.rounds == report.tls_proxies >= 1
 
 
 def test_only_attempts_of_0_3_s_or_more_are_held_to_liveness() -> None:
