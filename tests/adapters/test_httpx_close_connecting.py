@@ -33,23 +33,45 @@ TUNNEL_UP = b"HTTP/1.1 200 Connection established\r\n\r\n"
 PROXY, API = "http://proxy.test:8080", "https://api.test/"
 
 
+class _CancellingTLSStream(httpcore.AsyncMockStream):
+    # A stand-in connection whose TLS start (the API's, inside a proxy's tunnel) cancels
+    # ``scope`` as it returns: the cancellation lands at the request's next checkpoint, the
+    # lock of the HTTP/1.1 handler the tunnel has just made.
+    def __init__(self, buffer: list[bytes], scope: anyio.CancelScope | None) -> None:
+        super().__init__(buffer)
+        self.scope = scope
+
+    async def start_tls(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+        if self.scope is not None:
+            self.scope.cancel()
+        return self
+
+
 class _HeldAsyncConnect(httpcore.AsyncMockBackend):
     # Connects once ``release`` is set, then cancels ``scope`` (with no checkpoint: the
-    # cancellation lands at the request's next one); keeps every stream it made.
-    def __init__(self, scope: anyio.CancelScope | None) -> None:
+    # cancellation lands at the request's next one); keeps every stream it made. As a proxy
+    # that tunnels (``tunnel``), its connection answers the CONNECT, then the request, and
+    # cancels ``scope`` as the API's TLS starts inside the tunnel instead.
+    def __init__(self, scope: anyio.CancelScope | None, *, tunnel: bool = False) -> None:
         super().__init__(list(ANSWER))
         self.entered = anyio.Event()
         self.release = anyio.Event()
         self.scope = scope
+        self.tunnel = tunnel
         self.streams: list[Any] = []
 
     async def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
         self.entered.set()
         await self.release.wait()
-        stream = await super().connect_tcp(*args, **kwargs)
+        if self.tunnel:
+            stream: httpcore.AsyncNetworkStream = _CancellingTLSStream(
+                [TUNNEL_UP, *ANSWER], self.scope
+            )
+        else:
+            stream = await super().connect_tcp(*args, **kwargs)
+            if self.scope is not None:
+                self.scope.cancel()
         self.streams.append(stream)
-        if self.scope is not None:
-            self.scope.cancel()
         return stream
 
 
@@ -69,30 +91,6 @@ class _HeldConnect(httpcore.MockBackend):
         return stream
 
 
-class _CancellingTLSStream(httpcore.AsyncMockStream):
-    # A stand-in connection whose TLS start (the API's, inside a proxy's tunnel) cancels
-    # ``scope`` as it returns: the cancellation lands at the request's next checkpoint, the
-    # lock of the HTTP/1.1 handler the tunnel has just made.
-    def __init__(self, buffer: list[bytes], scope: anyio.CancelScope | None) -> None:
-        super().__init__(buffer)
-        self.scope = scope
-
-    async def start_tls(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
-        if self.scope is not None:
-            self.scope.cancel()
-        return self
-
-
-class _HeldProxyConnect(_HeldAsyncConnect):
-    # A proxy that tunnels: its connection answers the CONNECT, then the request.
-    async def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
-        self.entered.set()
-        await self.release.wait()
-        stream = _CancellingTLSStream([TUNNEL_UP, *ANSWER], self.scope)
-        self.streams.append(stream)
-        return stream
-
-
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 @pytest.mark.parametrize("cancelled", [True, False], ids=["cancelled", "answered"])
 @pytest.mark.parametrize("proxy", [None, PROXY], ids=["direct", "tunnel"])
@@ -106,9 +104,7 @@ def test_an_async_connection_closed_as_it_connects_is_closed_when_its_request_fa
     async def scenario() -> tuple[str, list[bool]]:
         scope = anyio.CancelScope()
         transport = httpx.AsyncHTTPTransport(proxy=proxy)
-        held = (_HeldAsyncConnect if proxy is None else _HeldProxyConnect)(
-            scope if cancelled else None
-        )
+        held = _HeldAsyncConnect(scope if cancelled else None, tunnel=proxy is not None)
         transport._pool._network_backend = held
         mend_pools(transport)
         outcome = "cancelled"
