@@ -1012,7 +1012,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.plan is not None:
         return _replay(args)
     seed = args.seed if args.seed is not None else random.randrange(2**32)
-    flavours = [FLAVOURS_BY_NAME[args.flavour]] if args.flavour else list(FLAVOURS)
+    flavours = _flavours(args)
     print(f"soak_rest: seed {seed}, {args.seconds:g}s over {len(flavours)} flavour(s)", flush=True)
     failed = False
     with without_proxies():
@@ -1031,9 +1031,14 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
+def _flavours(args: argparse.Namespace) -> list[Flavour]:
+    # The flavour --flavour names, or all six.
+    return [FLAVOURS_BY_NAME[args.flavour]] if args.flavour else list(FLAVOURS)
+
+
 def _replay(args: argparse.Namespace) -> int:
     # One plan's round, again and again: a failure a long run found, reproduced.
-    flavours = [FLAVOURS_BY_NAME[args.flavour]] if args.flavour else list(FLAVOURS)
+    flavours = _flavours(args)
     failed = 0
     with without_proxies():
         for flavour in flavours:
