@@ -12,6 +12,10 @@ Rows, each timed in rounds that run every row once (so a busy machine slows them
 * ``json.loads`` and ``pydantic_core.from_json``: bytes to plain dicts and lists, no types.
 * the SDK's model, ``GetMarketsResponse.model_validate_json``, with the garbage collector on and
   paused (the client pauses it for bodies over 256 KiB; see ``kalshi_proto.rest.call``).
+* the same page with the fixed-point money and count fields (``Dollars``, ``Count``) typed
+  ``str``, every other field as in the SDK: what the exact ``Decimal`` values cost. Kalshi's
+  ``kalshi_python_sync`` 3.34 keeps these fields as strings (``StrictStr``); this SDK does not
+  (no float money, and no arithmetic on strings), so the row is for scale only.
 * the same page with every ``Market`` field typed ``Any``: what building 1,000 pydantic
   instances costs before any field is converted (no Decimal, no datetime, no enum check). No
   pydantic response model of this shape can be faster.
@@ -47,6 +51,7 @@ import pydantic
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, create_model
 
+from kalshi_proto import types as types_
 from kalshi_proto.rest.generated import models
 
 TARGET_MS = 40 / 3
@@ -63,6 +68,38 @@ def untyped_page() -> type[BaseModel]:
     market = create_model("UntypedMarket", __config__=config, **fields)
     return create_model(
         "UntypedPage", __config__=config, markets=(list[market], ...), cursor=(str | None, None)
+    )
+
+
+def money_as_str_page() -> type[BaseModel]:
+    """``GetMarketsResponse`` with every ``Dollars`` and ``Count`` field of ``Market`` typed
+    ``str`` (``str | None`` where optional); the rest, ``Number`` fields included, unchanged."""
+
+    def money(annotation: Any, metadata: list[Any]) -> bool:
+        # Dollars and Count are Decimal serialised by decimal_to_wire; Number is Decimal too,
+        # serialised by number_to_wire (a JSON number on the wire, not a string).
+        def to_wire(items: Any) -> bool:
+            return any(getattr(item, "func", None) is types_.decimal_to_wire for item in items)
+
+        if annotation is decimal.Decimal:
+            return to_wire(metadata)
+        return any(
+            typing.get_origin(arg) is typing.Annotated
+            and typing.get_args(arg)[0] is decimal.Decimal
+            and to_wire(arg.__metadata__)
+            for arg in typing.get_args(annotation)
+        )
+
+    fields: dict[str, Any] = {}
+    for name, info in models.Market.model_fields.items():
+        annotation: Any = info.annotation
+        if money(annotation, info.metadata):
+            annotation = str if info.is_required() else str | None
+        fields[name] = (annotation, ... if info.is_required() else info.default)
+    config = ConfigDict(extra="allow", populate_by_name=True)
+    market = create_model("MoneyAsStrMarket", __config__=config, **fields)
+    return create_model(
+        "MoneyAsStrPage", __config__=config, markets=(list[market], ...), cursor=(str | None, None)
     )
 
 
@@ -148,12 +185,16 @@ def run(quick: bool) -> int:
     body = responses.markets
     page_model = models.GetMarketsResponse
     untyped = untyped_page()
+    money_as_str = money_as_str_page()
     decode_structs = msgspec_page()
 
     page = page_model.model_validate_json(body)
     assert len(page.markets) == responses.market_count
     assert isinstance(page.markets[0].yes_bid_dollars, decimal.Decimal)
     assert len(untyped.model_validate_json(body).markets) == responses.market_count  # type: ignore[attr-defined]
+    as_str: Any = money_as_str.model_validate_json(body)
+    assert as_str.markets[0].yes_bid_dollars == page.markets[0].yes_bid_dollars.to_eng_string()
+    assert isinstance(as_str.markets[0].created_time, type(page.markets[0].created_time))
 
     def gc_on() -> object:
         gc.enable()
@@ -174,6 +215,7 @@ def run(quick: bool) -> int:
         "pydantic_core.from_json (dicts, no types)": lambda: pydantic_core.from_json(body),
         "GetMarketsResponse, collector on": gc_on,
         "GetMarketsResponse, collector paused (SDK)": lambda: page_model.model_validate_json(body),
+        "Dollars and Count fields as str": lambda: money_as_str.model_validate_json(body),
         "every Market field Any (pydantic's floor)": lambda: untyped.model_validate_json(body),
     }
     if decode_structs is not None:
