@@ -11,6 +11,9 @@ run this from (they need only pydantic, urllib3 and python-dateutil)::
     pip install kalshi_python_sync kalshi-python
     python bench/reference_sdk.py [--quick]
 
+Every ``kalshi_python_sync`` release but 3.2.0 requires Python 3.13, so on 3.11 and 3.12 pip
+installs 3.2.0 (December 2025), generated from an older spec (see below).
+
 Any that is missing is skipped. What is measured, for each pair:
 
 * ours: `kalshi_sync.KalshiClient` with the socket replaced, exactly as in ``rest_overhead.py``.
