@@ -73,6 +73,8 @@ _REQUEST_TARGET = re.compile(r"/[\x21-\x7e]*")
 # A Host header value (RFC 9110, section 7.2): a host name or address, an IPv6 address in
 # brackets, and an optional port.
 _HOST_HEADER = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(?::[0-9]{1,5})?")
+# The response headers the fast path acts on; the others it only keeps.
+_FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "content-encoding"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", *_BODY_METHODS})
 _VALID_NAMES: set[str] = set()  # header names already checked against _TOKEN
@@ -216,6 +218,8 @@ def _decoder_for(encoding: str, max_body_size: int) -> _Decoder | None:
     # The decoder a Content-Encoding value needs: None for an unencoded body; an encoding this
     # client did not offer in Accept-Encoding is refused.
     # ``identity`` is no encoding at all, wherever it stands in the list.
+    if not encoding:
+        return None
     listed = (coding.strip().lower() for coding in encoding.split(","))
     codings = [coding for coding in listed if coding not in ("", "identity")]
     if not codings:
@@ -592,11 +596,15 @@ class Http11Connection:
         if not _HEADER_BLOCK.fullmatch(block):
             return False
         headers = []
+        encodings = []
         length = -1
         for line in block.decode("latin-1").split("\r\n")[:-1]:
             name, _, value = line.partition(":")
             key = name.lower()
             value = value.strip(" \t")
+            headers.append((key, value))
+            if key not in _FRAMING_HEADERS:
+                continue
             if key == "content-length":
                 # h11 refuses a length of more than 20 digits (and int() one of over 4,300).
                 if length >= 0 or len(value) > 20 or not (value.isascii() and value.isdigit()):
@@ -604,13 +612,16 @@ class Http11Connection:
                 length = int(value)
             elif key == "transfer-encoding":
                 return False
-            elif key == "connection" and "close" in (t.strip() for t in value.lower().split(",")):
-                self._closing = True
-            headers.append((key, value))
+            elif key == "connection":
+                tokens = value.lower()
+                if "close" in tokens and "close" in [t.strip() for t in tokens.split(",")]:
+                    self._closing = True
+            else:  # content-encoding: several lines make one list (RFC 9110, section 5.3)
+                encodings.append(value)
         if length < 0:
             return False
         self._status = code
-        self._set_headers(tuple(headers))
+        self._set_headers(tuple(headers), ", ".join(encodings))
         # A plain body is refused before it arrives. An encoded one is limited as it decodes,
         # but it is kept whole until its last byte: its encoded size is refused here too.
         too_large = _over_limit(length, self._max_body, encoded=self._decoder is not None)
@@ -659,12 +670,12 @@ class Http11Connection:
                 return
             if isinstance(event, h11.Response):
                 self._status = event.status_code
-                self._set_headers(
-                    tuple(
-                        (bytes(k).decode("latin-1"), bytes(v).decode("latin-1"))
-                        for k, v in event.headers
-                    )
+                headers = tuple(
+                    (bytes(k).decode("latin-1"), bytes(v).decode("latin-1"))
+                    for k, v in event.headers
                 )
+                encoding = ", ".join(v for k, v in headers if k == "content-encoding")
+                self._set_headers(headers, encoding)
             elif isinstance(event, h11.Data):
                 self._add_body(bytes(event.data))
             elif isinstance(event, h11.EndOfMessage):
@@ -678,10 +689,9 @@ class Http11Connection:
 
     # ---- shared ----------------------------------------------------------------------------
 
-    def _set_headers(self, headers: tuple[tuple[str, str], ...]) -> None:
+    def _set_headers(self, headers: tuple[tuple[str, str], ...], encoding: str) -> None:
+        # ``encoding``: the Content-Encoding lines joined into one list (RFC 9110, section 5.3).
         self._headers = headers
-        # Several Content-Encoding lines make one list (RFC 9110, section 5.3).
-        encoding = ", ".join(v for k, v in headers if k == "content-encoding")
         try:
             self._decoder = _decoder_for(encoding, self._max_body)
         except RemoteProtocolError as exc:
