@@ -21,7 +21,7 @@ from typing import TypeVar
 
 import trustme
 
-__all__ = ["TunnelProxy", "proxy_tls_context", "running", "tunnel_proxy"]
+__all__ = ["TunnelProxy", "peer_closed", "proxy_tls_context", "running", "tunnel_proxy"]
 
 _HEAD_LIMIT = 64 * 1024
 
@@ -37,7 +37,9 @@ class TunnelProxy:
         credentials: ``(user, password)`` the proxy demands (407 otherwise), or None.
         heads: the request heads received (everything up to the blank line), in order.
         accepted: how many connections it accepted.
-        most_open: the most tunnels open at once.
+        most_open: the most tunnels open at once. A tunnel stops counting as soon as its
+            client has closed its end, even if the thread relaying it has not seen that yet: a
+            client that closes a connection and opens another at once has one open, not two.
         upstream_ports: the local port of each tunnel's connection to its target: the client
             port the target sees for requests that came through the tunnel.
         tls: a server-side TLS context: the proxy is then spoken to over TLS (an ``https://``
@@ -53,6 +55,7 @@ class TunnelProxy:
     accepted: int = 0
     most_open: int = 0
     _open: int = 0
+    _tunnels: set[socket.socket] = field(default_factory=set)  # client sockets, counted open
     _listener: socket.socket = field(init=False)
     _threads: list[threading.Thread] = field(default_factory=list)
     _sockets: list[socket.socket] = field(default_factory=list)
@@ -188,14 +191,19 @@ class TunnelProxy:
             return
         with self._lock:
             self.upstream_ports.append(upstream.getsockname()[1])
-            self._open += 1
+            # A tunnel whose client has closed but whose relay has not noticed yet (on a busy
+            # machine it may take a while to be scheduled) is not open any more.
+            self._tunnels = {sock for sock in self._tunnels if not peer_closed(sock)}
+            self._tunnels.add(client)
+            self._open = len(self._tunnels)
             self.most_open = max(self.most_open, self._open)
         try:
             client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
             self._pipe(client, upstream)
         finally:
             with self._lock:
-                self._open -= 1
+                self._tunnels.discard(client)
+                self._open = len(self._tunnels)
 
     def _pipe(self, client: socket.socket, upstream: socket.socket) -> None:
         peers = {client: upstream, upstream: client}
@@ -236,6 +244,22 @@ class TunnelProxy:
             if not data:
                 return False
         return True
+
+
+def peer_closed(sock: socket.socket) -> bool:
+    """True when the peer has closed its end of ``sock`` and every byte it sent has been read.
+
+    Looks without reading or waiting. A TLS socket cannot be looked at so (its records are not
+    its bytes): it counts as open until it is read to its end.
+    """
+    if isinstance(sock, ssl.SSLSocket):
+        return False
+    try:
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except (BlockingIOError, TimeoutError):
+        return False  # open, nothing to read (a socket with a timeout waits for it first)
+    except OSError:
+        return True  # reset, or closed here
 
 
 P = TypeVar("P", bound=TunnelProxy)

@@ -19,7 +19,7 @@ import socket
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
-from tests.helpers.proxy import TunnelProxy, running
+from tests.helpers.proxy import TunnelProxy, peer_closed, running
 
 __all__ = ["SocksProxy", "SocksRequest", "socks_proxy"]
 
@@ -228,7 +228,10 @@ class SocksProxy(TunnelProxy):
         bound_port = upstream.getsockname()[1]
         with self._lock:
             self.upstream_ports.append(bound_port)
-            self._open += 1
+            # As TunnelProxy counts: a tunnel whose client has closed is not open any more.
+            self._tunnels = {sock for sock in self._tunnels if not peer_closed(sock)}
+            self._tunnels.add(client)
+            self._open = len(self._tunnels)
             self.most_open = max(self.most_open, self._open)
         try:
             address_type, address = self.bound or (_IPV4, b"\x7f\x00\x00\x01")
@@ -238,7 +241,8 @@ class SocksProxy(TunnelProxy):
             self._pipe(client, upstream)
         finally:
             with self._lock:
-                self._open -= 1
+                self._tunnels.discard(client)
+                self._open = len(self._tunnels)
 
     @staticmethod
     def _refuse(client: socket.socket, code: int) -> None:
