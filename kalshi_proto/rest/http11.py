@@ -74,7 +74,9 @@ _REQUEST_TARGET = re.compile(r"/[\x21-\x7e]*")
 # brackets, and an optional port.
 _HOST_HEADER = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(?::[0-9]{1,5})?")
 # The response headers the fast path acts on; the others it only keeps.
-_FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "content-encoding"})
+_FRAMING_HEADERS = frozenset(
+    {"content-length", "transfer-encoding", "connection", "content-encoding"}
+)
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", *_BODY_METHODS})
 _VALID_NAMES: set[str] = set()  # header names already checked against _TOKEN

@@ -1,4 +1,4 @@
-"""The CONNECT proxy helper counts the tunnels its clients hold, not those its threads still relay."""
+"""The CONNECT proxy helper counts the tunnels its clients hold, not those it still relays."""
 
 from __future__ import annotations
 
@@ -68,7 +68,9 @@ def test_a_tunnel_its_client_closed_does_not_count_though_its_relay_has_not_seen
     go = threading.Event()
 
     def held_relay(
-        peers: dict[socket.socket, socket.socket], poller: select.poll, by_fd: dict[int, socket.socket]
+        peers: dict[socket.socket, socket.socket],
+        poller: select.poll,
+        by_fd: dict[int, socket.socket],
     ) -> bool:
         go.wait(10)
         return TunnelProxy._relay(peers, poller, by_fd)
