@@ -124,7 +124,7 @@ def test_a_connection_a_request_of_the_pool_holds_is_not_idle() -> None:
     assert guarded.has_expired()  # (the inner connection's answer, once it was used)
 
 
-def test_a_connection_made_for_a_request_that_never_came_expires() -> None:
+def test_an_unused_connection_expires_unless_a_request_of_the_pool_holds_it() -> None:
     guarded = GuardedConnection(Scripted(), lambda connection: False)
     assert guarded.has_expired() and guarded.is_idle()
     looked = Scripted()
