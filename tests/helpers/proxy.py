@@ -189,6 +189,14 @@ class TunnelProxy:
             client.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
             client.shutdown(socket.SHUT_RDWR)
             return
+        self._tunnel_opened(client, upstream)
+        try:
+            client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            self._pipe(client, upstream)
+        finally:
+            self._tunnel_closed(client)
+
+    def _tunnel_opened(self, client: socket.socket, upstream: socket.socket) -> None:
         with self._lock:
             self.upstream_ports.append(upstream.getsockname()[1])
             # A tunnel whose client has closed but whose relay has not noticed yet (on a busy
@@ -197,13 +205,11 @@ class TunnelProxy:
             self._tunnels.add(client)
             self._open = len(self._tunnels)
             self.most_open = max(self.most_open, self._open)
-        try:
-            client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-            self._pipe(client, upstream)
-        finally:
-            with self._lock:
-                self._tunnels.discard(client)
-                self._open = len(self._tunnels)
+
+    def _tunnel_closed(self, client: socket.socket) -> None:
+        with self._lock:
+            self._tunnels.discard(client)
+            self._open = len(self._tunnels)
 
     def _pipe(self, client: socket.socket, upstream: socket.socket) -> None:
         peers = {client: upstream, upstream: client}

@@ -19,7 +19,7 @@ import socket
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
-from tests.helpers.proxy import TunnelProxy, peer_closed, running
+from tests.helpers.proxy import TunnelProxy, running
 
 __all__ = ["SocksProxy", "SocksRequest", "socks_proxy"]
 
@@ -226,13 +226,7 @@ class SocksProxy(TunnelProxy):
             self._refuse(client, _REFUSED)
             return
         bound_port = upstream.getsockname()[1]
-        with self._lock:
-            self.upstream_ports.append(bound_port)
-            # As TunnelProxy counts: a tunnel whose client has closed is not open any more.
-            self._tunnels = {sock for sock in self._tunnels if not peer_closed(sock)}
-            self._tunnels.add(client)
-            self._open = len(self._tunnels)
-            self.most_open = max(self.most_open, self._open)
+        self._tunnel_opened(client, upstream)
         try:
             address_type, address = self.bound or (_IPV4, b"\x7f\x00\x00\x01")
             client.sendall(
@@ -240,9 +234,7 @@ class SocksProxy(TunnelProxy):
             )
             self._pipe(client, upstream)
         finally:
-            with self._lock:
-                self._tunnels.discard(client)
-                self._open = len(self._tunnels)
+            self._tunnel_closed(client)
 
     @staticmethod
     def _refuse(client: socket.socket, code: int) -> None:
